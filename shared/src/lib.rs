@@ -1,0 +1,27 @@
+//! rotor's rotation core: everything the rotation functions share.
+//!
+//! Secrets Manager drives a rotation in four steps (createSecret, setSecret,
+//! testSecret, finishSecret). This crate owns the parts that must be right for
+//! every target: parsing the event ([`event`]), the staging-label rules
+//! ([`labels`]), the secret store port and its adapters ([`store`]), the step
+//! driver ([`rotation`]), password generation ([`password`]), errors ([`error`])
+//! and the Lambda edge ([`lambda`]). It knows no database or identity provider.
+//!
+//! It must never put a secret value in a log line, an error message or Debug
+//! output: values live in [`secrecy::SecretString`] from the moment they are read.
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod event;
+pub mod labels;
+pub mod lambda;
+pub mod password;
+pub mod rotation;
+pub mod store;
+
+pub use error::Error;
+pub use event::{RotationEvent, Step};
+pub use rotation::{Driver, Outcome, Rotator, StepContext, StepReport};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use store::{SecretStore, aws::AwsStore, memory::MemoryStore};

@@ -1,0 +1,302 @@
+//! The four-step driver: the service's pre-checks, then one `match` over the step.
+//!
+//! A rotation function supplies only what differs between targets through
+//! [`Rotator`]: how to make the new value and how to set and test it at the
+//! target. Everything that keeps a working credential in the secret at every
+//! instant lives here: createSecret never regenerates a value already stored for
+//! the token, finishSecret only moves labels, and every step can run twice.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::event::{RotationEvent, Step};
+use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Precheck};
+use crate::store::{
+    NewVersion, SecretDescription, SecretStore, StoreError, StoredValue, VersionSelector,
+};
+
+/// How many values createSecret draws before giving up on one that differs from
+/// the current and previous values (only a tiny password space ever needs two).
+const DISTINCT_ATTEMPTS: u32 = 8;
+
+/// What a rotation function does at its target.
+pub trait Rotator: Send + Sync {
+    /// Makes the new value (createSecret). The driver stores it as pending and
+    /// checks that it differs from the current and previous values.
+    fn create_value<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+    ) -> impl Future<Output = Result<SecretString, Error>> + Send;
+
+    /// Makes the target accept the pending value (setSecret). Must be idempotent.
+    fn set_value<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Proves the pending value works at the target (testSecret).
+    fn test_value<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Runs after finishSecret promoted the value (for example to revoke the old
+    /// one where the target keeps several). Does nothing by default.
+    fn after_finish<S: SecretStore>(
+        &self,
+        _ctx: &StepContext<'_, S>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What a step sees: the event, the secret's description, and the values it
+/// needs, each read from the store at most once and only when asked for.
+pub struct StepContext<'a, S> {
+    store: &'a S,
+    /// The event being handled.
+    pub event: &'a RotationEvent,
+    /// The secret as DescribeSecret returned it at the start of the step.
+    pub secret: &'a SecretDescription,
+    /// The label the rotation is staged under (AWSPENDING unless configured).
+    pub pending_label: &'a str,
+    current: OnceCell<StoredValue>,
+    pending: OnceCell<StoredValue>,
+}
+
+impl<'a, S: SecretStore> StepContext<'a, S> {
+    /// The secret's ARN, for messages and logs.
+    pub fn secret_arn(&self) -> &str {
+        &self.secret.arn
+    }
+
+    /// The AWSCURRENT value.
+    pub async fn current(&self) -> Result<&StoredValue, Error> {
+        self.current
+            .get_or_try_init(|| async {
+                self.read(VersionSelector::Label(AWSCURRENT))
+                    .await?
+                    .ok_or_else(|| Error::NoCurrentVersion {
+                        secret: self.secret.arn.clone(),
+                    })
+            })
+            .await
+    }
+
+    /// The value stored for the event's token under the pending label.
+    pub async fn pending(&self) -> Result<&StoredValue, Error> {
+        self.pending
+            .get_or_try_init(|| async {
+                self.read_pending()
+                    .await?
+                    .ok_or_else(|| Error::NoPendingValue {
+                        secret: self.secret.arn.clone(),
+                        token: self.event.token.clone(),
+                    })
+            })
+            .await
+    }
+
+    /// The AWSPREVIOUS value, if the secret has one.
+    pub async fn previous(&self) -> Result<Option<StoredValue>, Error> {
+        if self.secret.versions.previous().is_none() {
+            return Ok(None);
+        }
+        self.read(VersionSelector::Label(AWSPREVIOUS)).await
+    }
+
+    async fn read_pending(&self) -> Result<Option<StoredValue>, Error> {
+        self.read(VersionSelector::Id(
+            &self.event.token,
+            Some(self.pending_label),
+        ))
+        .await
+    }
+
+    async fn read(&self, selector: VersionSelector<'_>) -> Result<Option<StoredValue>, Error> {
+        self.store
+            .get_value(&self.secret.arn, selector)
+            .await
+            .map_err(|source| self.store_error("GetSecretValue", source))
+    }
+
+    fn store_error(&self, operation: &'static str, source: StoreError) -> Error {
+        Error::Store {
+            secret: self.secret.arn.clone(),
+            operation,
+            source,
+        }
+    }
+}
+
+/// What a step did, returned to the caller (and shown by the local runner).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The step did its work.
+    Done,
+    /// createSecret found a value already stored for the token and kept it.
+    PendingKept,
+    /// The token is already AWSCURRENT: nothing left to do.
+    AlreadyCurrent,
+}
+
+/// The result a step returns to Secrets Manager (which ignores it) and to the
+/// local runner (which prints it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// The step that ran.
+    pub step: &'static str,
+    /// The secret's ARN.
+    pub secret: String,
+    /// The version rotated to.
+    pub version: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// Runs rotation steps for one function: a store, a rotator and the label that
+/// marks the version being rotated to.
+pub struct Driver<S, R> {
+    store: S,
+    rotator: R,
+    pending_label: String,
+}
+
+impl<S: SecretStore, R: Rotator> Driver<S, R> {
+    /// A driver that stages rotations under AWSPENDING.
+    pub fn new(store: S, rotator: R) -> Self {
+        Driver {
+            store,
+            rotator,
+            pending_label: AWSPENDING.to_owned(),
+        }
+    }
+
+    /// Stages rotations under another label, such as `MyPendingLabel`, for
+    /// rotations that are staged now and promoted later.
+    pub fn with_pending_label(mut self, label: impl Into<String>) -> Self {
+        self.pending_label = label.into();
+        self
+    }
+
+    /// The store, for callers that share it.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs one step: the service's checks, then the step itself.
+    pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, Error> {
+        let secret = self
+            .store
+            .describe(&event.secret_id)
+            .await
+            .map_err(|source| Error::Store {
+                secret: event.secret_id.clone(),
+                operation: "DescribeSecret",
+                source,
+            })?;
+        if !secret.rotation_enabled {
+            return Err(Error::RotationDisabled { secret: secret.arn });
+        }
+        let precheck = secret
+            .versions
+            .precheck(&secret.arn, &event.token, &self.pending_label)?;
+        let ctx = StepContext {
+            store: &self.store,
+            event,
+            secret: &secret,
+            pending_label: &self.pending_label,
+            current: OnceCell::new(),
+            pending: OnceCell::new(),
+        };
+        let outcome = match (event.step, precheck) {
+            // A finished rotation may still carry the pending label: tidy it.
+            (Step::FinishSecret, _) => self.finish(&ctx).await?,
+            (_, Precheck::AlreadyCurrent) => Outcome::AlreadyCurrent,
+            (Step::CreateSecret, Precheck::Pending) => self.create(&ctx).await?,
+            (Step::SetSecret, Precheck::Pending) => {
+                self.rotator.set_value(&ctx).await?;
+                Outcome::Done
+            }
+            (Step::TestSecret, Precheck::Pending) => {
+                self.rotator.test_value(&ctx).await?;
+                Outcome::Done
+            }
+        };
+        info!(secret = %secret.arn, step = %event.step, version = %event.token, ?outcome, "step finished");
+        Ok(StepReport {
+            step: event.step.as_str(),
+            secret: secret.arn.clone(),
+            version: event.token.clone(),
+            outcome,
+        })
+    }
+
+    async fn create(&self, ctx: &StepContext<'_, S>) -> Result<Outcome, Error> {
+        let current = ctx.current().await?;
+        if ctx.read_pending().await?.is_some() {
+            return Ok(Outcome::PendingKept);
+        }
+        let previous = ctx.previous().await?;
+        let mut attempts = 0;
+        let value = loop {
+            attempts += 1;
+            let candidate = self.rotator.create_value(ctx).await?;
+            let seen = |old: &StoredValue| old.value.expose_secret() == candidate.expose_secret();
+            if !seen(current) && !previous.as_ref().is_some_and(seen) {
+                break candidate;
+            }
+            if attempts == DISTINCT_ATTEMPTS {
+                return Err(Error::NoDistinctValue {
+                    secret: ctx.secret.arn.clone(),
+                    attempts,
+                });
+            }
+        };
+        let put = self
+            .store
+            .put_value(
+                &ctx.secret.arn,
+                NewVersion {
+                    token: &ctx.event.token,
+                    value: &value,
+                    labels: &[&self.pending_label],
+                    rotation_token: ctx.event.rotation_token.as_deref(),
+                },
+            )
+            .await;
+        match put {
+            Ok(()) => Ok(Outcome::Done),
+            // Another invocation of createSecret for this token stored its value
+            // between our read and our write: that value stands.
+            Err(StoreError::Rejected(_)) if ctx.read_pending().await?.is_some() => {
+                warn!(secret = %ctx.secret.arn, version = %ctx.event.token, "a concurrent createSecret stored the pending value first; keeping it");
+                Ok(Outcome::PendingKept)
+            }
+            Err(source) => Err(ctx.store_error("PutSecretValue", source)),
+        }
+    }
+
+    async fn finish(&self, ctx: &StepContext<'_, S>) -> Result<Outcome, Error> {
+        let plan = ctx
+            .secret
+            .versions
+            .finish_plan(&ctx.event.token, &self.pending_label);
+        let was_current = ctx.secret.versions.current() == Some(ctx.event.token.as_str());
+        for change in &plan {
+            self.store
+                .move_label(&ctx.secret.arn, change)
+                .await
+                .map_err(|source| ctx.store_error("UpdateSecretVersionStage", source))?;
+        }
+        if was_current {
+            return Ok(Outcome::AlreadyCurrent);
+        }
+        self.rotator.after_finish(ctx).await?;
+        Ok(Outcome::Done)
+    }
+}

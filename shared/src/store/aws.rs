@@ -1,0 +1,267 @@
+//! The secret store on the AWS SDK: Secrets Manager itself, or any endpoint that
+//! speaks its API (moto in the tests, a VPC endpoint in production).
+
+use std::time::SystemTime;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::Tag;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    NewVersion, RotationService, SecretDescription, SecretStore, StoreError, StoredValue,
+    VersionSelector,
+};
+use crate::labels::{LabelMove, Versions};
+
+/// Secrets Manager through the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct AwsStore {
+    client: Client,
+}
+
+/// The endpoint variable of AWS's official rotation functions; the SDK's own
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (and `AWS_ENDPOINT_URL`) take precedence.
+pub const LEGACY_ENDPOINT_VAR: &str = "SECRETS_MANAGER_ENDPOINT";
+
+impl AwsStore {
+    /// Wraps a client built elsewhere (the tests point one at moto).
+    pub fn new(client: Client) -> Self {
+        AwsStore { client }
+    }
+
+    /// Builds the client once per process from the environment: region,
+    /// credentials and endpoint as the SDK resolves them, plus
+    /// `SECRETS_MANAGER_ENDPOINT` for users of AWS's official functions.
+    pub async fn from_env() -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let sdk_endpoint_set = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+        if let Ok(endpoint) = std::env::var(LEGACY_ENDPOINT_VAR)
+            && !sdk_endpoint_set
+            && !endpoint.is_empty()
+        {
+            loader = loader.endpoint_url(endpoint);
+        }
+        AwsStore::new(Client::new(&loader.load().await))
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Sorts an SDK failure into what the caller can do about it.
+pub fn classify<E>(error: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let describe = |code: &str, message: Option<&str>| match message {
+        Some(message) => format!("{code}: {message}"),
+        None => code.to_owned(),
+    };
+    match &error {
+        SdkError::ServiceError(context) => {
+            let err = context.err();
+            let code = err.code().unwrap_or("UnknownError");
+            let text = describe(code, err.message());
+            let status = context.raw().status().as_u16();
+            match code {
+                "ResourceNotFoundException" => StoreError::NotFound(text),
+                "AccessDeniedException"
+                | "AccessDenied"
+                | "DecryptionFailure"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException" => StoreError::AccessDenied(text),
+                "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+                    StoreError::Throttled(text)
+                }
+                "InternalServiceError" | "InternalFailure" | "ServiceUnavailable" => {
+                    StoreError::Unavailable(text)
+                }
+                _ if status == 429 => StoreError::Throttled(text),
+                _ if status >= 500 => StoreError::Unavailable(text),
+                _ => StoreError::Rejected(text),
+            }
+        }
+        SdkError::TimeoutError(_) => StoreError::Unavailable("the request timed out".into()),
+        SdkError::DispatchFailure(failure) => StoreError::Unavailable(format!(
+            "could not reach the endpoint: {}",
+            source_chain(
+                failure
+                    .as_connector_error()
+                    .map(|e| e as &(dyn std::error::Error + 'static))
+            )
+        )),
+        SdkError::ResponseError(_) => {
+            StoreError::Unavailable("the response could not be read".into())
+        }
+        _ => StoreError::Unavailable(source_chain(Some(&error))),
+    }
+}
+
+fn source_chain(error: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut parts = Vec::new();
+    let mut next = error;
+    while let Some(e) = next {
+        parts.push(e.to_string());
+        next = e.source();
+    }
+    if parts.is_empty() {
+        "unknown error".into()
+    } else {
+        parts.join(": ")
+    }
+}
+
+impl SecretStore for AwsStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretDescription, StoreError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(SecretDescription {
+            arn: out.arn().unwrap_or(secret_id).to_owned(),
+            name: out.name().unwrap_or_default().to_owned(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            versions: Versions::new(
+                out.version_ids_to_stages()
+                    .into_iter()
+                    .flatten()
+                    .map(|(id, labels)| (id.clone(), labels.clone())),
+            ),
+            tags: out
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+                .collect(),
+        })
+    }
+
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        selector: VersionSelector<'_>,
+    ) -> Result<Option<StoredValue>, StoreError> {
+        let request = self.client.get_secret_value().secret_id(secret_id);
+        let request = match selector {
+            VersionSelector::Label(label) => request.version_stage(label),
+            VersionSelector::Id(id, label) => request
+                .version_id(id)
+                .set_version_stage(label.map(str::to_owned)),
+        };
+        let out = match request.send().await.map_err(classify) {
+            Ok(out) => out,
+            // A version staged by RotateSecret has no value yet: the service
+            // answers ResourceNotFoundException, which here means "none yet".
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let version_id = out.version_id().unwrap_or_default().to_owned();
+        let created = out
+            .created_date()
+            .and_then(|d| SystemTime::try_from(*d).ok());
+        match out.secret_string {
+            Some(text) => Ok(Some(StoredValue {
+                version_id,
+                value: SecretString::from(text),
+                created,
+            })),
+            None if out.secret_binary.is_some() => Err(StoreError::Unsupported(format!(
+                "version {version_id} holds SecretBinary; rotor rotates SecretString values"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_value(&self, secret_id: &str, new: NewVersion<'_>) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(new.token)
+            .secret_string(new.value.expose_secret())
+            .set_rotation_token(new.rotation_token.map(str::to_owned));
+        for label in new.labels {
+            request = request.version_stages(*label);
+        }
+        request.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn move_label(&self, secret_id: &str, change: &LabelMove) -> Result<(), StoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(&change.label)
+            .set_move_to_version_id(change.to.clone())
+            .set_remove_from_version_id(change.from.clone())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl RotationService for AwsStore {
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+        tags: &[(&str, &str)],
+    ) -> Result<String, StoreError> {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        let out = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(value.expose_secret())
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.arn().unwrap_or(name).to_owned())
+    }
+
+    /// RotateSecret with a function ARN that the endpoint cannot invoke: AWS and
+    /// moto then stage the value-less AWSPENDING version and turn rotation on, and
+    /// answer that the function is not found, which here is the expected outcome.
+    /// The version is checked afterwards, so an endpoint that does not stage it
+    /// gives an error rather than a silent half-start.
+    async fn begin_rotation(&self, secret_id: &str, token: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .rotate_secret()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .rotation_lambda_arn(STAGING_ONLY_FUNCTION)
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let staged = self.describe(secret_id).await?;
+        if staged.versions.has_label(token, crate::labels::AWSPENDING) {
+            Ok(())
+        } else {
+            Err(StoreError::Rejected(format!(
+                "RotateSecret did not stage version {token} as AWSPENDING on this endpoint"
+            )))
+        }
+    }
+}
+
+/// A function ARN that exists nowhere, so RotateSecret stages but invokes nothing.
+const STAGING_ONLY_FUNCTION: &str =
+    "arn:aws:lambda:us-east-1:000000000000:function:rotor-local-runner";
