@@ -68,6 +68,11 @@ pub struct StepContext<'a, S> {
 }
 
 impl<'a, S: SecretStore> StepContext<'a, S> {
+    /// The store, for reading other secrets (a signing key, a master secret).
+    pub fn store(&self) -> &S {
+        self.store
+    }
+
     /// The secret's ARN, for messages and logs.
     pub fn secret_arn(&self) -> &str {
         &self.secret.arn

@@ -1,0 +1,545 @@
+//! What to generate for a secret, and how to register it: environment defaults
+//! (read once per process) overridden per secret by its tags, so that a secret's
+//! rotation can change without redeploying the function.
+//!
+//! Tag values may hold only letters, digits, spaces and `_ . : / = + - @`, so the
+//! syntax is space-separated words: `rotor:fields` = `password api_key`,
+//! `rotor:generate:api_key` = `hex bytes=32`. A webhook from a tag must start with
+//! one of the prefixes the deployment allows: whoever may tag a secret must not be
+//! able to send its new value elsewhere.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rotor_core::Error;
+use rotor_core::password::{PasswordPolicy, parse_bool};
+
+/// Tag and variable names.
+pub mod names {
+    /// Space- or comma-separated JSON fields to regenerate.
+    pub const FIELDS_TAG: &str = "rotor:fields";
+    /// The generator for every field (`password ...`, `hex bytes=N`, `base64 bytes=N`, `base64url bytes=N`).
+    pub const GENERATE_TAG: &str = "rotor:generate";
+    /// Prefix of a per-field generator tag: `rotor:generate:<field>`.
+    pub const GENERATE_FIELD_TAG_PREFIX: &str = "rotor:generate:";
+    /// `single` (default) or `multi`.
+    pub const MODE_TAG: &str = "rotor:mode";
+    /// The webhook URL.
+    pub const WEBHOOK_TAG: &str = "rotor:webhook";
+    /// The secret (ARN or name) whose value is the webhook's signing key.
+    pub const WEBHOOK_KEY_TAG: &str = "rotor:webhook-key-secret";
+    /// How long a multi-call rotation may wait for validation, such as `24h`.
+    pub const VALIDATION_WINDOW_TAG: &str = "rotor:validation-window";
+
+    /// Environment defaults for the tags above.
+    pub const FIELDS_VAR: &str = "ROTOR_FIELDS";
+    /// Default generator.
+    pub const GENERATE_VAR: &str = "ROTOR_GENERATE";
+    /// Default mode.
+    pub const MODE_VAR: &str = "ROTOR_MODE";
+    /// Default webhook.
+    pub const WEBHOOK_VAR: &str = "ROTOR_WEBHOOK_URL";
+    /// Default webhook key secret.
+    pub const WEBHOOK_KEY_VAR: &str = "ROTOR_WEBHOOK_KEY_SECRET";
+    /// Default validation window.
+    pub const VALIDATION_WINDOW_VAR: &str = "ROTOR_VALIDATION_WINDOW";
+    /// Comma-separated URL prefixes that a `rotor:webhook` tag may name.
+    pub const WEBHOOK_PREFIXES_VAR: &str = "ROTOR_WEBHOOK_ALLOWED_PREFIXES";
+}
+
+use names::*;
+
+/// How one value is generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// A password under a GetRandomPassword-style policy.
+    Password(PasswordPolicy),
+    /// N random bytes, hex encoded.
+    Hex(usize),
+    /// N random bytes, standard base64 with padding.
+    Base64(usize),
+    /// N random bytes, URL-safe base64 without padding.
+    Base64Url(usize),
+}
+
+/// Whether the new value becomes current in one rotation or waits for an
+/// external system to register and validate it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Generate, store, promote.
+    Single,
+    /// Generate, store, register with the webhook, wait for its validation, promote.
+    Multi,
+}
+
+/// A webhook that registers and validates new values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where to POST.
+    pub url: String,
+    /// The secret whose value signs the requests.
+    pub key_secret: String,
+}
+
+/// The settings for one secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Fields to regenerate; `None` means the default (whole value, or `password`).
+    pub fields: Option<Vec<String>>,
+    /// The generator of every field without its own.
+    pub generator: Generator,
+    /// Per-field generators.
+    pub field_generators: BTreeMap<String, Generator>,
+    /// Single- or multi-call.
+    pub mode: Mode,
+    /// The webhook, required in multi-call mode.
+    pub webhook: Option<Webhook>,
+    /// How long a staged value may wait for validation.
+    pub validation_window: Duration,
+}
+
+/// The deployment's defaults, read from the environment once per process.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    policy: PasswordPolicy,
+    values: BTreeMap<&'static str, String>,
+    allowed_webhook_prefixes: Vec<String>,
+}
+
+/// The default validation window of multi-call rotations.
+pub const DEFAULT_VALIDATION_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl Defaults {
+    /// Reads the environment; bad values are reported at the first step, naming the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let policy =
+            PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup).map_err(|source| {
+                Error::PasswordPolicy {
+                    secret: "(every secret: environment)".into(),
+                    source,
+                }
+            })?;
+        let values = [
+            FIELDS_VAR,
+            GENERATE_VAR,
+            MODE_VAR,
+            WEBHOOK_VAR,
+            WEBHOOK_KEY_VAR,
+            VALIDATION_WINDOW_VAR,
+        ]
+        .into_iter()
+        .filter_map(|var| Some((var, lookup(var).filter(|v| !v.trim().is_empty())?)))
+        .collect();
+        let allowed_webhook_prefixes = lookup(WEBHOOK_PREFIXES_VAR)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Defaults {
+            policy,
+            values,
+            allowed_webhook_prefixes,
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// The password policy of the environment.
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
+    /// Resolves a secret's settings: its tags over these defaults.
+    pub fn resolve(
+        &self,
+        secret: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Settings, Error> {
+        let setting = |tag: &'static str, var: &'static str| -> Option<(&'static str, &str)> {
+            match tags.get(tag) {
+                Some(value) => Some((tag, value.as_str())),
+                None => self.values.get(var).map(|v| (var, v.as_str())),
+            }
+        };
+        let invalid = |setting: &str, problem: String| Error::InvalidSettings {
+            secret: secret.to_owned(),
+            setting: setting.to_owned(),
+            problem,
+        };
+
+        let fields = setting(FIELDS_TAG, FIELDS_VAR).map(|(_, v)| {
+            v.split([' ', ','])
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        if fields.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                FIELDS_TAG,
+                "names no field; list the JSON fields to regenerate, separated by spaces".into(),
+            ));
+        }
+
+        let generator = match setting(GENERATE_TAG, GENERATE_VAR) {
+            Some((name, spec)) => {
+                parse_generator(spec, &self.policy).map_err(|p| invalid(name, p))?
+            }
+            None => Generator::Password(self.policy.clone()),
+        };
+        let mut field_generators = BTreeMap::new();
+        for (tag, spec) in tags {
+            if let Some(field) = tag.strip_prefix(GENERATE_FIELD_TAG_PREFIX) {
+                let generator = parse_generator(spec, &self.policy).map_err(|p| invalid(tag, p))?;
+                field_generators.insert(field.to_owned(), generator);
+            }
+        }
+
+        let mode = match setting(MODE_TAG, MODE_VAR) {
+            None => Mode::Single,
+            Some((_, "single")) => Mode::Single,
+            Some((_, "multi")) => Mode::Multi,
+            Some((name, other)) => {
+                return Err(invalid(
+                    name,
+                    format!("{other:?} is not a mode; use single or multi"),
+                ));
+            }
+        };
+
+        let url = match (tags.get(WEBHOOK_TAG), self.values.get(WEBHOOK_VAR)) {
+            (Some(url), _) => {
+                if !self
+                    .allowed_webhook_prefixes
+                    .iter()
+                    .any(|p| url.starts_with(p.as_str()))
+                {
+                    return Err(invalid(
+                        WEBHOOK_TAG,
+                        format!(
+                            "{url} is not under a prefix listed in {WEBHOOK_PREFIXES_VAR}; add its prefix to that variable of the function, or set {WEBHOOK_VAR}"
+                        ),
+                    ));
+                }
+                Some((WEBHOOK_TAG, url.clone()))
+            }
+            (None, Some(url)) => Some((WEBHOOK_VAR, url.clone())),
+            (None, None) => None,
+        };
+        let webhook = match url {
+            None => None,
+            Some((name, url)) => {
+                check_webhook_url(&url).map_err(|p| invalid(name, p))?;
+                let key_secret = setting(WEBHOOK_KEY_TAG, WEBHOOK_KEY_VAR)
+                    .map(|(_, v)| v.to_owned())
+                    .ok_or_else(|| {
+                        invalid(
+                            WEBHOOK_KEY_TAG,
+                            format!(
+                                "a webhook needs a signing key so its receiver can authenticate rotor; store a random key in a secret and name it in the {WEBHOOK_KEY_TAG} tag or {WEBHOOK_KEY_VAR}"
+                            ),
+                        )
+                    })?;
+                Some(Webhook { url, key_secret })
+            }
+        };
+        if mode == Mode::Multi && webhook.is_none() {
+            return Err(invalid(
+                MODE_TAG,
+                format!(
+                    "multi-call rotation needs a webhook to register and validate the new value; set the {WEBHOOK_TAG} tag or {WEBHOOK_VAR}"
+                ),
+            ));
+        }
+
+        let validation_window = match setting(VALIDATION_WINDOW_TAG, VALIDATION_WINDOW_VAR) {
+            None => DEFAULT_VALIDATION_WINDOW,
+            Some((name, text)) => parse_duration(text).map_err(|p| invalid(name, p))?,
+        };
+
+        Ok(Settings {
+            fields,
+            generator,
+            field_generators,
+            mode,
+            webhook,
+            validation_window,
+        })
+    }
+}
+
+impl Settings {
+    /// The generator of a field.
+    pub fn generator_for(&self, field: &str) -> &Generator {
+        self.field_generators.get(field).unwrap_or(&self.generator)
+    }
+}
+
+/// The most random bytes a token may have: 4 KiB of entropy is far past any use.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Parses `password [length=N] [numbers=false] ...`, `hex bytes=N`, `base64 bytes=N`
+/// or `base64url bytes=N`; password options start from the environment's policy.
+pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, String> {
+    let mut words = spec.split_whitespace();
+    let kind = words.next().unwrap_or("");
+    let options: Vec<(&str, &str)> = words
+        .map(|w| {
+            w.split_once('=')
+                .ok_or_else(|| format!("{w:?} is not of the form option=value"))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes = || -> Result<usize, String> {
+        let mut bytes = 32;
+        for (key, value) in &options {
+            match *key {
+                "bytes" => {
+                    bytes = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_TOKEN_BYTES).contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "bytes={value} must be a whole number from 1 to {MAX_TOKEN_BYTES}"
+                            )
+                        })?;
+                }
+                other => return Err(format!("{kind} takes only bytes=N, not {other}")),
+            }
+        }
+        Ok(bytes)
+    };
+    match kind {
+        "hex" => Ok(Generator::Hex(bytes()?)),
+        "base64" => Ok(Generator::Base64(bytes()?)),
+        "base64url" => Ok(Generator::Base64Url(bytes()?)),
+        "password" => {
+            let mut policy = base.clone();
+            for (key, value) in options {
+                let flag = |name| parse_bool(name, value).map_err(|e| e.to_string());
+                match key {
+                    "length" => {
+                        policy.length = value
+                            .parse()
+                            .map_err(|_| format!("length={value} is not a whole number"))?
+                    }
+                    "exclude" => policy.exclude_characters = value.to_owned(),
+                    "numbers" => policy.exclude_numbers = !flag("numbers")?,
+                    "punctuation" => policy.exclude_punctuation = !flag("punctuation")?,
+                    "uppercase" => policy.exclude_uppercase = !flag("uppercase")?,
+                    "lowercase" => policy.exclude_lowercase = !flag("lowercase")?,
+                    "space" => policy.include_space = flag("space")?,
+                    "require-each" => policy.require_each_included_type = flag("require-each")?,
+                    other => {
+                        return Err(format!(
+                            "unknown password option {other}; use length, exclude, numbers, punctuation, uppercase, lowercase, space or require-each"
+                        ));
+                    }
+                }
+            }
+            policy.validate().map_err(|e| e.to_string())?;
+            Ok(Generator::Password(policy))
+        }
+        other => Err(format!(
+            "{other:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
+        )),
+    }
+}
+
+/// Parses `30m`, `24h`, `7d` or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration; write a number with s, m, h or d, such as 24h"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is not a positive duration such as 24h"))
+}
+
+/// HTTPS, or plain HTTP to this machine only (a local receiver in tests and demos).
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let loopback = [
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+        "http://localhost:",
+        "http://localhost/",
+        "http://[::1]:",
+    ];
+    if loopback.iter().any(|p| url.starts_with(p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{url} is not an https:// URL; rotor sends new secret values only over TLS (plain http is allowed to 127.0.0.1 and localhost only)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults(env: &[(&str, &str)]) -> Defaults {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Defaults::from_lookup(|k| env.get(k).cloned()).unwrap()
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_settings_means_a_password_from_the_environment_policy() {
+        let settings = defaults(&[("PASSWORD_LENGTH", "20")])
+            .resolve("s", &tags(&[]))
+            .unwrap();
+        assert_eq!(settings.fields, None);
+        assert_eq!(settings.mode, Mode::Single);
+        match settings.generator {
+            Generator::Password(p) => assert_eq!(p.length, 20),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tags_override_the_environment() {
+        let d = defaults(&[
+            ("ROTOR_FIELDS", "password"),
+            ("ROTOR_GENERATE", "hex bytes=8"),
+        ]);
+        let s = d
+            .resolve(
+                "s",
+                &tags(&[
+                    ("rotor:fields", "password api_key"),
+                    ("rotor:generate:api_key", "base64url bytes=24"),
+                    (
+                        "rotor:generate:password",
+                        "password length=12 punctuation=false",
+                    ),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(
+            s.fields.as_deref(),
+            Some(&["password".to_string(), "api_key".to_string()][..])
+        );
+        assert_eq!(s.generator, Generator::Hex(8));
+        assert_eq!(s.generator_for("api_key"), &Generator::Base64Url(24));
+        match s.generator_for("password") {
+            Generator::Password(p) => assert!(p.length == 12 && p.exclude_punctuation),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let d = defaults(&[]);
+        let cases = [
+            (tags(&[("rotor:generate", "rot13")]), "rotor:generate"),
+            (
+                tags(&[("rotor:generate:k", "hex bytes=0")]),
+                "rotor:generate:k",
+            ),
+            (
+                tags(&[("rotor:generate", "password length=3 require-each=true")]),
+                "rotor:generate",
+            ),
+            (
+                tags(&[("rotor:generate", "password numbers=perhaps")]),
+                "rotor:generate",
+            ),
+            (tags(&[("rotor:mode", "double")]), "rotor:mode"),
+            (tags(&[("rotor:mode", "multi")]), "rotor:mode"),
+            (tags(&[("rotor:fields", " ")]), "rotor:fields"),
+            (
+                tags(&[("rotor:webhook", "https://evil.example/")]),
+                "rotor:webhook",
+            ),
+            (
+                tags(&[("rotor:validation-window", "soon")]),
+                "rotor:validation-window",
+            ),
+        ];
+        for (tags, setting) in cases {
+            let error = d.resolve("my-secret", &tags).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains(setting) && text.contains("my-secret"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhooks_must_be_allowed_signed_and_encrypted() {
+        let d = defaults(&[(
+            "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
+            "https://hooks.example.com/, http://127.0.0.1:",
+        )]);
+        let ok = d
+            .resolve(
+                "s",
+                &tags(&[
+                    ("rotor:mode", "multi"),
+                    ("rotor:webhook", "https://hooks.example.com/rotor"),
+                    ("rotor:webhook-key-secret", "hook-key"),
+                    ("rotor:validation-window", "2h"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(ok.webhook.unwrap().key_secret, "hook-key");
+        assert_eq!(ok.validation_window, Duration::from_secs(7200));
+        let unsigned = d.resolve(
+            "s",
+            &tags(&[("rotor:webhook", "https://hooks.example.com/x")]),
+        );
+        assert!(unsigned.unwrap_err().to_string().contains("signing key"));
+        let plain = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "http://hooks.example.com/"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "k"),
+        ])
+        .resolve("s", &tags(&[]));
+        assert!(plain.unwrap_err().to_string().contains("https://"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert!(parse_duration("0h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("1w").is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! The webhook that registers a new value with an external system (setSecret)
+//! and reports whether that system has validated it (testSecret).
+//!
+//! Every request is signed so its receiver can authenticate rotor:
+//! `X-Rotor-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>` with the
+//! Unix time in `X-Rotor-Timestamp`; receivers should refuse stale timestamps.
+//! The key is the AWSCURRENT value of the secret the settings name. Messages name
+//! the webhook's origin and path, never the secret value or the query string.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use rotor_core::Error;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+/// Header with the request's Unix time.
+pub const TIMESTAMP_HEADER: &str = "X-Rotor-Timestamp";
+/// Header with the request's signature.
+pub const SIGNATURE_HEADER: &str = "X-Rotor-Signature";
+
+/// What the receiver said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 or 204: done (registered, or validated).
+    Done,
+    /// 202: accepted, but not validated yet.
+    NotYet,
+}
+
+/// The signature of a body at a time under a key.
+pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The HTTPS client, built on first use so functions without a webhook never pay for it.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// The URL without its query string or credentials, for messages.
+pub fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            format!(
+                "{}://{}{}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or(""),
+                parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + parsed.path()
+        }
+        Err(_) => "(an unparsable webhook URL)".into(),
+    }
+}
+
+/// POSTs a signed JSON body and sorts the answer.
+pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<Reply, Error> {
+    let target = format!("webhook {}", display_url(url));
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let signature = sign(
+        key.expose_secret().as_bytes(),
+        timestamp,
+        body.expose_secret().as_bytes(),
+    );
+    let response = client()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
+        .header(SIGNATURE_HEADER, signature)
+        .body(body.expose_secret().to_owned())
+        .send()
+        .await
+        .map_err(|e| {
+            let what = if e.is_timeout() {
+                "did not answer in time"
+            } else if e.is_connect() {
+                "could not be reached (connection refused, DNS or TLS failure)"
+            } else {
+                "failed"
+            };
+            Error::Target {
+                target: target.clone(),
+                problem: format!(
+                    "{what}: {}; check the URL and that the receiver is up",
+                    error_chain(&e.without_url())
+                ),
+                retryable: true,
+            }
+        })?;
+    let status = response.status().as_u16();
+    match status {
+        200 | 204 => Ok(Reply::Done),
+        202 => Ok(Reply::NotYet),
+        401 | 403 => Err(Error::Target {
+            target,
+            problem: format!(
+                "refused rotor's signature (HTTP {status}); the receiver and the key secret must hold the same key"
+            ),
+            retryable: false,
+        }),
+        408 | 429 | 500..=599 => Err(Error::Target {
+            target,
+            problem: format!("answered HTTP {status}; the step can be retried"),
+            retryable: true,
+        }),
+        _ => Err(Error::Target {
+            target,
+            problem: format!("refused the new value (HTTP {status}); see the receiver's logs"),
+            retryable: false,
+        }),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // RFC 4231 test case 2 shape: key "Jefe"; we check a fixed known value of our format.
+        let a = sign(b"Jefe", 1, b"{}");
+        assert!(a.starts_with("v1=") && a.len() == 3 + 64);
+        assert_eq!(a, sign(b"Jefe", 1, b"{}"));
+        assert_ne!(a, sign(b"Jefe", 2, b"{}"));
+        assert_ne!(a, sign(b"Jeff", 1, b"{}"));
+    }
+
+    #[test]
+    fn urls_in_messages_lose_query_and_credentials() {
+        assert_eq!(
+            display_url("https://u:p@h.example:8443/a/b?token=x"),
+            "https://h.example:8443/a/b"
+        );
+    }
+}
