@@ -416,7 +416,8 @@ mod tests {
 
     #[tokio::test]
     async fn bad_secrets_are_refused_and_nothing_changes() {
-        let cases: [(&str, &[(&str, &str)], &str); 4] = [
+        type Tags = &'static [(&'static str, &'static str)];
+        let cases: [(&str, Tags, &str); 4] = [
             (
                 "plain",
                 &[("rotor:fields", "password")],
