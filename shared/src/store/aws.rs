@@ -149,12 +149,12 @@ impl SecretStore for AwsStore {
         secret_id: &str,
         selector: VersionSelector<'_>,
     ) -> Result<Option<StoredValue>, StoreError> {
+        // By id, the label is checked here rather than sent: AWS and moto answer a
+        // mismatched id and label with an error, where "no such value" is meant.
         let request = self.client.get_secret_value().secret_id(secret_id);
-        let request = match selector {
-            VersionSelector::Label(label) => request.version_stage(label),
-            VersionSelector::Id(id, label) => request
-                .version_id(id)
-                .set_version_stage(label.map(str::to_owned)),
+        let (request, wanted_label) = match selector {
+            VersionSelector::Label(label) => (request.version_stage(label), None),
+            VersionSelector::Id(id, label) => (request.version_id(id), label),
         };
         let out = match request.send().await.map_err(classify) {
             Ok(out) => out,
@@ -163,6 +163,11 @@ impl SecretStore for AwsStore {
             Err(StoreError::NotFound(_)) => return Ok(None),
             Err(other) => return Err(other),
         };
+        if let Some(label) = wanted_label
+            && !out.version_stages().iter().any(|l| l == label)
+        {
+            return Ok(None);
+        }
         let version_id = out.version_id().unwrap_or_default().to_owned();
         let created = out
             .created_date()
@@ -232,11 +237,12 @@ impl RotationService for AwsStore {
         Ok(out.arn().unwrap_or(name).to_owned())
     }
 
-    /// RotateSecret with a function ARN that the endpoint cannot invoke: AWS and
-    /// moto then stage the value-less AWSPENDING version and turn rotation on, and
-    /// answer that the function is not found, which here is the expected outcome.
-    /// The version is checked afterwards, so an endpoint that does not stage it
-    /// gives an error rather than a silent half-start.
+    /// RotateSecret with a function ARN that the endpoint cannot invoke: moto then
+    /// stages the value-less AWSPENDING version, turns rotation on, and answers
+    /// that the function is not found, which here is the expected outcome. The
+    /// version is checked afterwards, so an endpoint that does not stage it gives
+    /// an error rather than a silent half-start. For emulators only: against AWS
+    /// it would point the secret's rotation at a function that does not exist.
     async fn begin_rotation(&self, secret_id: &str, token: &str) -> Result<(), StoreError> {
         let result = self
             .client
@@ -244,6 +250,13 @@ impl RotationService for AwsStore {
             .secret_id(secret_id)
             .client_request_token(token)
             .rotation_lambda_arn(STAGING_ONLY_FUNCTION)
+            // moto turns rotation on only when a schedule comes with the request
+            // (AWS turns it on for any RotateSecret); the schedule is moto's only.
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
             .send()
             .await
             .map_err(classify);

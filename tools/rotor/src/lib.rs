@@ -1,1 +1,13 @@
+//! The local side of rotor: everything that plays AWS's part on a developer's
+//! machine. A minimal Lambda Runtime API ([`runtime_api`]) to run a function
+//! binary as a warm local process ([`function`]), Secrets Manager's part of a
+//! rotation ([`rotate`]), a throwaway moto server ([`moto`]), a webhook receiver
+//! for generic-rotation's registration flow ([`webhook_receiver`]) and the demo
+//! that the README's first command runs ([`demo`]).
 
+pub mod demo;
+pub mod function;
+pub mod moto;
+pub mod rotate;
+pub mod runtime_api;
+pub mod webhook_receiver;

@@ -1,0 +1,109 @@
+//! A throwaway moto server: Secrets Manager on 127.0.0.1 at a free port, for the
+//! demo and the tests. It runs `scripts/moto_server.py` in the project's venv
+//! (made by `scripts/setup.sh`) and stops when this handle is dropped or this
+//! process exits, whichever comes first.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running moto server.
+pub struct Moto {
+    endpoint: String,
+    // Dropping the child closes its stdin, which tells the launcher to stop;
+    // kill_on_drop makes sure of it.
+    _child: Child,
+}
+
+/// The workspace root, where `.venv` and `scripts/` live.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
+}
+
+impl Moto {
+    /// Starts moto and waits until it listens.
+    pub async fn start() -> anyhow::Result<Moto> {
+        let root = workspace_root();
+        let python = std::env::var_os("ROTOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        if !python.exists() {
+            bail!(
+                "{} is missing: run scripts/setup.sh to install moto's server",
+                python.display()
+            );
+        }
+        let mut child = Command::new(&python)
+            .arg(root.join("scripts/moto_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting moto with {}", python.display()))?;
+        let stdout = child.stdout.take().context("moto's stdout")?;
+        let mut first_line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            BufReader::new(stdout).read_line(&mut first_line),
+        )
+        .await
+        .context("moto did not start within 60 s")?
+        .context("reading moto's port")?;
+        let port: u16 = first_line
+            .trim()
+            .parse()
+            .with_context(|| format!("moto printed {first_line:?} instead of its port; is moto[server] installed in the venv?"))?;
+        Ok(Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: child,
+        })
+    }
+
+    /// The endpoint URL, for `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A Secrets Manager client for this server, with throwaway credentials.
+    pub fn client(&self) -> aws_sdk_secretsmanager::Client {
+        local_client(&self.endpoint)
+    }
+}
+
+/// The environment a function process needs to talk to a local endpoint.
+pub fn local_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "rotor-local"),
+        ("AWS_SECRET_ACCESS_KEY", "rotor-local"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A client for a local endpoint, with throwaway credentials and region.
+pub fn local_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "rotor-local",
+            "rotor-local",
+            None,
+            None,
+            "rotor",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}

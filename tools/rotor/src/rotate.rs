@@ -1,0 +1,245 @@
+//! Secrets Manager's part of a rotation, played locally: stage the pending
+//! version, invoke the four steps in one warm function process, and report.
+//!
+//! It follows the service's rules: a ClientRequestToken that already names a
+//! finished version is a success with nothing done; a token that names the
+//! pending version resumes that rotation (every step is idempotent); a rotation
+//! in flight on another version is refused rather than stranded.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rotor_core::labels::{AWSPENDING, LabelMove};
+use rotor_core::store::{NewVersion, RotationService, SecretDescription, VersionSelector};
+use rotor_core::{AwsStore, SecretStore, Step};
+use serde_json::{Value, json};
+
+use crate::function::LocalFunction;
+use crate::runtime_api::Outcome;
+
+/// What to rotate and how.
+#[derive(Clone, Debug)]
+pub struct RotateOptions {
+    /// The secret's ARN or name.
+    pub secret_id: String,
+    /// The ClientRequestToken; a new UUID when absent.
+    pub token: Option<String>,
+    /// Run only testSecret, as RotateSecret with RotateImmediately=false does.
+    pub test_only: bool,
+    /// How long each step may take.
+    pub step_timeout: Duration,
+}
+
+/// One step as it ran.
+#[derive(Clone, Debug)]
+pub struct StepRun {
+    /// The step.
+    pub step: Step,
+    /// The function's answer: its report, or the error type and message.
+    pub result: Result<Value, (String, String)>,
+    /// How long the invocation took.
+    pub duration: Duration,
+}
+
+/// How a rotation request ended.
+#[derive(Clone, Debug)]
+pub struct RotationRun {
+    /// The secret's ARN.
+    pub secret: String,
+    /// The version rotated to.
+    pub token: String,
+    /// Why nothing was done, when nothing was.
+    pub nothing_to_do: Option<String>,
+    /// The steps that ran, in order; the last one failed if any did.
+    pub steps: Vec<StepRun>,
+    /// The secret's versions and labels afterwards.
+    pub after: SecretDescription,
+}
+
+impl RotationRun {
+    /// Whether every step that ran succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.steps.iter().all(|s| s.result.is_ok())
+    }
+}
+
+/// Plays one RotateSecret request against `store` with `function`.
+pub async fn rotate(
+    store: &AwsStore,
+    function: &LocalFunction,
+    options: &RotateOptions,
+) -> anyhow::Result<RotationRun> {
+    let secret = store
+        .describe(&options.secret_id)
+        .await
+        .with_context(|| format!("describing secret {}", options.secret_id))?;
+    let token = options
+        .token
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut run = RotationRun {
+        secret: secret.arn.clone(),
+        token: token.clone(),
+        nothing_to_do: None,
+        steps: Vec::new(),
+        after: secret.clone(),
+    };
+    match secret.versions.labels_of(&token) {
+        Some(labels) if labels.iter().any(|l| l == AWSPENDING) && !options.test_only => {
+            // The same request again after a failure: resume the rotation.
+        }
+        Some(labels) => {
+            run.nothing_to_do = Some(format!(
+                "version {token} already exists (labels: {}); a repeated request is a success with nothing done",
+                if labels.is_empty() {
+                    "none".into()
+                } else {
+                    labels.join(", ")
+                }
+            ));
+            return Ok(run);
+        }
+        None => {
+            if let Some(other) = secret.versions.rotation_in_progress(&token, AWSPENDING) {
+                bail!(
+                    "a rotation of {} is already in progress: version {other} is AWSPENDING. Finish it by rotating again with --token {other}, or cancel it by removing AWSPENDING from that version",
+                    secret.arn
+                );
+            }
+            store
+                .begin_rotation(&secret.arn, &token)
+                .await
+                .with_context(|| format!("staging version {token} of {}", secret.arn))?;
+        }
+    }
+
+    if options.test_only {
+        // RotateImmediately=false: testSecret runs against a pending copy of the
+        // current value, which is removed afterwards.
+        let current = store
+            .get_value(
+                &secret.arn,
+                VersionSelector::Label(rotor_core::labels::AWSCURRENT),
+            )
+            .await?
+            .context("the secret has no AWSCURRENT value")?;
+        store
+            .put_value(
+                &secret.arn,
+                NewVersion {
+                    token: &token,
+                    value: &current.value,
+                    labels: &[AWSPENDING],
+                    rotation_token: None,
+                },
+            )
+            .await?;
+        run.steps.push(
+            invoke(
+                function,
+                &secret.arn,
+                &token,
+                Step::TestSecret,
+                options.step_timeout,
+            )
+            .await,
+        );
+        store
+            .move_label(
+                &secret.arn,
+                &LabelMove {
+                    label: AWSPENDING.into(),
+                    to: None,
+                    from: Some(token.clone()),
+                },
+            )
+            .await?;
+    } else {
+        for step in Step::ALL {
+            let ran = invoke(function, &secret.arn, &token, step, options.step_timeout).await;
+            let failed = ran.result.is_err();
+            run.steps.push(ran);
+            if failed {
+                break;
+            }
+        }
+    }
+    run.after = store.describe(&secret.arn).await?;
+    Ok(run)
+}
+
+async fn invoke(
+    function: &LocalFunction,
+    secret: &str,
+    token: &str,
+    step: Step,
+    timeout: Duration,
+) -> StepRun {
+    let event = json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step.as_str() });
+    match function.invoke(&event, timeout).await {
+        Ok(invocation) => StepRun {
+            step,
+            duration: invocation.duration,
+            result: match invocation.outcome {
+                Outcome::Response(value) => Ok(value),
+                Outcome::Error {
+                    error_type,
+                    error_message,
+                } => Err((error_type, error_message)),
+            },
+        },
+        Err(e) => StepRun {
+            step,
+            duration: timeout,
+            result: Err(("Local.InvokeFailed".into(), e.to_string())),
+        },
+    }
+}
+
+/// The secret's versions and labels as a small table.
+pub fn label_table(secret: &SecretDescription) -> String {
+    let mut table = String::new();
+    for (version, labels) in secret.versions.iter() {
+        let _ = writeln!(table, "    {version:<38} {}", labels.join(" "));
+    }
+    table
+}
+
+/// A step-by-step account of a run, ending with the label table.
+pub fn report(run: &RotationRun) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  secret  {}", run.secret);
+    let _ = writeln!(out, "  version {}", run.token);
+    if let Some(reason) = &run.nothing_to_do {
+        let _ = writeln!(out, "  nothing to do: {reason}");
+    }
+    for step in &run.steps {
+        let millis = step.duration.as_secs_f64() * 1000.0;
+        match &step.result {
+            Ok(value) => {
+                let outcome = value
+                    .get("outcome")
+                    .and_then(Value::as_str)
+                    .unwrap_or("done");
+                let _ = writeln!(
+                    out,
+                    "  {:<13} {:<16} {millis:>7.1} ms",
+                    step.step.as_str(),
+                    outcome
+                );
+            }
+            Err((kind, message)) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<13} {:<16} {millis:>7.1} ms\n    {kind}: {message}",
+                    step.step.as_str(),
+                    "FAILED"
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "  labels:");
+    out.push_str(&label_table(&run.after));
+    out
+}
