@@ -1,1 +1,8 @@
+//! rotor's integration tests, against real components started here: moto's
+//! Secrets Manager, the real function binaries over the Lambda Runtime API, and
+//! a local webhook receiver. Build the binaries first (`cargo build --workspace`);
+//! `scripts/test.sh` does.
 
+mod contract;
+mod generic;
+mod runner;

@@ -1,1 +1,110 @@
+//! What the integration tests share: one moto server per test binary, the real
+//! function binaries started behind our Runtime API, and helpers that read a
+//! secret's state without ever printing a value.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rotor_cli::function::{LocalFunction, function_binary};
+use rotor_cli::moto::{Moto, local_env};
+use rotor_cli::runtime_api::Outcome;
+use rotor_core::store::{RotationService, VersionSelector};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use serde_json::{Value, json};
+
+/// The moto server of this test binary, started on first use. It stops when the
+/// binary exits (its launcher watches its stdin).
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| match Moto::start() {
+        Ok(moto) => moto,
+        Err(e) => panic!("cannot start moto: {e:#}"),
+    })
+}
+
+/// A store on the shared moto server. A client per test: SDK clients keep
+/// connections on the runtime that made them, and each test has its own.
+pub fn moto_store() -> AwsStore {
+    AwsStore::new(moto().client())
+}
+
+/// A secret name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Starts a function binary against moto with extra environment.
+pub async fn start_function(name: &str, extra: &[(&str, &str)]) -> LocalFunction {
+    let mut env = local_env(moto().endpoint());
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    match LocalFunction::start(&function_binary(name), &env).await {
+        Ok(function) => function,
+        Err(e) => panic!("cannot start {name}: {e:#}; build it first with cargo build --workspace"),
+    }
+}
+
+/// A rotation event.
+pub fn event(secret: &str, token: &str, step: &str) -> Value {
+    json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step })
+}
+
+/// Invokes a step; Ok(outcome field) or Err((error type, message)).
+pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (String, String)> {
+    let invocation = function
+        .invoke(event, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("invocation failed: {e}; function output:\n{}", function.output()));
+    match invocation.outcome {
+        Outcome::Response(value) => Ok(value["outcome"].as_str().unwrap_or("").to_owned()),
+        Outcome::Error { error_type, error_message } => Err((error_type, error_message)),
+    }
+}
+
+/// Creates a secret and stages a rotation to `token`, as RotateSecret does.
+pub async fn staged_secret(store: &AwsStore, value: &str, tags: &[(&str, &str)], token: &str) -> String {
+    let arn = store
+        .create_secret(&unique("it"), &SecretString::from(value), tags)
+        .await
+        .expect("create secret");
+    store.begin_rotation(&arn, token).await.expect("stage rotation");
+    arn
+}
+
+/// The value under a label, exposed for comparison. Tests compare values with
+/// `assert!(a == b)`, never `assert_eq!`, so a failure cannot print one.
+pub async fn value(store: &AwsStore, arn: &str, label: &str) -> Option<SecretString> {
+    store
+        .get_value(arn, VersionSelector::Label(label))
+        .await
+        .expect("get value")
+        .map(|v| v.value)
+}
+
+/// Whether two optional secrets hold the same value.
+pub fn same(a: &Option<SecretString>, b: &Option<SecretString>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The secret's labels, by version.
+pub async fn labels(store: &AwsStore, arn: &str) -> BTreeMap<String, Vec<String>> {
+    let described = store.describe(arn).await.expect("describe");
+    described
+        .versions
+        .iter()
+        .map(|(id, labels)| {
+            let mut labels = labels.to_vec();
+            labels.sort();
+            (id.to_owned(), labels)
+        })
+        .collect()
+}
+
+/// A fresh random token (version id).
+pub fn token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

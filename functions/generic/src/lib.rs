@@ -243,7 +243,7 @@ async fn signing_key<S: SecretStore>(
         .ok_or_else(|| Error::InvalidSettings {
             secret: ctx.secret_arn().to_owned(),
             setting: settings::names::WEBHOOK_KEY_TAG.into(),
-            problem: format!("the key secret {key_secret} has no AWSCURRENT value"),
+            problem: format!("the key secret {key_secret} does not exist or has no AWSCURRENT value; create it with a random key shared with the receiver"),
         })
 }
 

@@ -132,7 +132,9 @@ impl SecretStore for MemoryStore {
         secret_id: &str,
         selector: VersionSelector<'_>,
     ) -> Result<Option<StoredValue>, StoreError> {
-        self.with_secret(secret_id, |s| {
+        // The service answers ResourceNotFoundException for a missing secret and
+        // a missing value alike, so the AWS adapter cannot tell them apart.
+        let found = self.with_secret(secret_id, |s| {
             let found = s.versions.iter().find(|v| match selector {
                 VersionSelector::Label(label) => v.labels.iter().any(|l| l == label),
                 VersionSelector::Id(id, label) => {
@@ -147,7 +149,11 @@ impl SecretStore for MemoryStore {
                     created: Some(v.created),
                 })
             }))
-        })
+        });
+        match found {
+            Err(StoreError::NotFound(_)) => Ok(None),
+            other => other,
+        }
     }
 
     async fn put_value(&self, secret_id: &str, new: NewVersion<'_>) -> Result<(), StoreError> {

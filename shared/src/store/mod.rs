@@ -106,8 +106,9 @@ pub trait SecretStore: Send + Sync {
         secret_id: &str,
     ) -> impl Future<Output = Result<SecretDescription, StoreError>> + Send;
 
-    /// GetSecretValue; `Ok(None)` when the version exists without a value or the
-    /// selector matches no version.
+    /// GetSecretValue; `Ok(None)` when the selector matches no version, the
+    /// version has no value yet, or there is no such secret (the service gives
+    /// one answer for all three).
     fn get_value(
         &self,
         secret_id: &str,

@@ -28,7 +28,7 @@ struct Sample {
 /// Runs the demo and returns its report; fails if any rotation did not complete.
 pub async fn run() -> anyhow::Result<String> {
     let mut out = String::new();
-    let moto = Moto::start().await?;
+    let moto = Moto::start()?;
     let store = AwsStore::new(moto.client());
     let hook_key = SecretString::from(random_hex());
     let receiver = WebhookReceiver::start(SecretString::from(hook_key.expose_secret())).await?;

@@ -5,18 +5,22 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
 
 /// A running moto server.
 pub struct Moto {
     endpoint: String,
-    // Dropping the child closes its stdin, which tells the launcher to stop;
-    // kill_on_drop makes sure of it.
-    _child: Child,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The workspace root, where `.venv` and `scripts/` live.
@@ -28,8 +32,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 impl Moto {
-    /// Starts moto and waits until it listens.
-    pub async fn start() -> anyhow::Result<Moto> {
+    /// Starts moto and waits until it listens (about a second). It blocks: moto
+    /// is started with std's process API so that a handle kept in a static (one
+    /// server shared by a test binary) does not depend on any async runtime.
+    pub fn start() -> anyhow::Result<Moto> {
         let root = workspace_root();
         let python = std::env::var_os("ROTOR_PYTHON")
             .map(PathBuf::from)
@@ -45,25 +51,24 @@ impl Moto {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting moto with {}", python.display()))?;
-        let stdout = child.stdout.take().context("moto's stdout")?;
         let mut first_line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            BufReader::new(stdout).read_line(&mut first_line),
-        )
-        .await
-        .context("moto did not start within 60 s")?
-        .context("reading moto's port")?;
-        let port: u16 = first_line
-            .trim()
-            .parse()
-            .with_context(|| format!("moto printed {first_line:?} instead of its port; is moto[server] installed in the venv?"))?;
+        let stdout = child.stdout.take().context("moto's stdout")?;
+        // moto prints its port once it listens, or exits (EOF) if it cannot start.
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .context("reading moto's port")?;
+        let port: u16 = match first_line.trim().parse() {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("moto printed {first_line:?} instead of its port; run scripts/setup.sh to (re)install moto[server]");
+            }
+        };
         Ok(Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
-            _child: child,
+            child,
         })
     }
 
