@@ -17,7 +17,11 @@ enum Backend {
 
 async fn secret<S: RotationService>(store: &S, value: &str) -> String {
     store
-        .create_secret(&unique("contract"), &SecretString::from(value), &[("team", "payments"), ("rotor:fields", "password")])
+        .create_secret(
+            &unique("contract"),
+            &SecretString::from(value),
+            &[("team", "payments"), ("rotor:fields", "password")],
+        )
         .await
         .unwrap()
 }
@@ -33,45 +37,104 @@ async fn describe_shows_current_labels_and_tags<S: RotationService>(store: S, _:
     assert!(!described.rotation_enabled);
     assert_eq!(described.versions.iter().count(), 1);
     assert!(described.versions.current().is_some());
-    assert_eq!(described.tags.get("team").map(String::as_str), Some("payments"));
-    assert_eq!(described.tags.get("rotor:fields").map(String::as_str), Some("password"));
+    assert_eq!(
+        described.tags.get("team").map(String::as_str),
+        Some("payments")
+    );
+    assert_eq!(
+        described.tags.get("rotor:fields").map(String::as_str),
+        Some("password")
+    );
     let by_name = store.describe(&described.name).await.unwrap();
     assert_eq!(by_name.arn, arn);
 }
 
 async fn unknown_secrets_are_not_found<S: RotationService>(store: S, _: Backend) {
     let missing = unique("missing");
-    assert!(matches!(store.describe(&missing).await, Err(StoreError::NotFound(_))));
-    assert!(store.get_value(&missing, VersionSelector::Label(AWSCURRENT)).await.unwrap().is_none());
+    assert!(matches!(
+        store.describe(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .get_value(&missing, VersionSelector::Label(AWSCURRENT))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
-async fn begin_rotation_stages_a_pending_version_without_value<S: RotationService>(store: S, _: Backend) {
+async fn begin_rotation_stages_a_pending_version_without_value<S: RotationService>(
+    store: S,
+    _: Backend,
+) {
     let arn = secret(&store, "v1").await;
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
     let described = store.describe(&arn).await.unwrap();
     assert!(described.rotation_enabled);
     assert_eq!(described.versions.with_label(AWSPENDING), Some(t.as_str()));
-    assert!(store.get_value(&arn, VersionSelector::Label(AWSPENDING)).await.unwrap().is_none());
-    assert!(store.get_value(&arn, VersionSelector::Id(&t, Some(AWSPENDING))).await.unwrap().is_none());
-    assert_eq!(text(store.get_value(&arn, VersionSelector::Label(AWSCURRENT)).await.unwrap()).as_deref(), Some("v1"));
+    assert!(
+        store
+            .get_value(&arn, VersionSelector::Label(AWSPENDING))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_value(&arn, VersionSelector::Id(&t, Some(AWSPENDING)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        text(
+            store
+                .get_value(&arn, VersionSelector::Label(AWSCURRENT))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("v1")
+    );
 }
 
-async fn put_value_fills_the_pending_version_idempotently<S: RotationService>(store: S, backend: Backend) {
+async fn put_value_fills_the_pending_version_idempotently<S: RotationService>(
+    store: S,
+    backend: Backend,
+) {
     let arn = secret(&store, "v1").await;
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
     let new = SecretString::from("v2");
-    let put = NewVersion { token: &t, value: &new, labels: &[AWSPENDING], rotation_token: None };
+    let put = NewVersion {
+        token: &t,
+        value: &new,
+        labels: &[AWSPENDING],
+        rotation_token: None,
+    };
     store.put_value(&arn, put).await.unwrap();
     store.put_value(&arn, put).await.unwrap(); // the same request again succeeds
-    let read = store.get_value(&arn, VersionSelector::Id(&t, Some(AWSPENDING))).await.unwrap().unwrap();
+    let read = store
+        .get_value(&arn, VersionSelector::Id(&t, Some(AWSPENDING)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.version_id, t);
     assert_eq!(read.value.expose_secret(), "v2");
     assert!(read.created.is_some());
 
     let other = SecretString::from("v3");
-    let conflicting = store.put_value(&arn, NewVersion { value: &other, ..put }).await;
+    let conflicting = store
+        .put_value(
+            &arn,
+            NewVersion {
+                value: &other,
+                ..put
+            },
+        )
+        .await;
     match backend {
         // AWS refuses a different value under an existing version id
         // (ResourceExistsException): a version's value never changes.
@@ -81,47 +144,133 @@ async fn put_value_fills_the_pending_version_idempotently<S: RotationService>(st
     }
 }
 
-async fn reading_an_id_under_the_wrong_label_finds_nothing<S: RotationService>(store: S, _: Backend) {
+async fn reading_an_id_under_the_wrong_label_finds_nothing<S: RotationService>(
+    store: S,
+    _: Backend,
+) {
     let arn = secret(&store, "v1").await;
-    let current = store.describe(&arn).await.unwrap().versions.current().unwrap().to_owned();
-    assert!(store.get_value(&arn, VersionSelector::Id(&current, Some(AWSPENDING))).await.unwrap().is_none());
-    assert!(store.get_value(&arn, VersionSelector::Id(&current, None)).await.unwrap().is_some());
-    assert!(store.get_value(&arn, VersionSelector::Id(&token(), None)).await.unwrap().is_none());
+    let current = store
+        .describe(&arn)
+        .await
+        .unwrap()
+        .versions
+        .current()
+        .unwrap()
+        .to_owned();
+    assert!(
+        store
+            .get_value(&arn, VersionSelector::Id(&current, Some(AWSPENDING)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_value(&arn, VersionSelector::Id(&current, None))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_value(&arn, VersionSelector::Id(&token(), None))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn moving_current_leaves_previous_behind<S: RotationService>(store: S, _: Backend) {
     let arn = secret(&store, "v1").await;
-    let old = store.describe(&arn).await.unwrap().versions.current().unwrap().to_owned();
+    let old = store
+        .describe(&arn)
+        .await
+        .unwrap()
+        .versions
+        .current()
+        .unwrap()
+        .to_owned();
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
     let new = SecretString::from("v2");
     store
-        .put_value(&arn, NewVersion { token: &t, value: &new, labels: &[AWSPENDING], rotation_token: None })
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &t,
+                value: &new,
+                labels: &[AWSPENDING],
+                rotation_token: None,
+            },
+        )
         .await
         .unwrap();
 
     // Moving AWSCURRENT without naming where it is attached is refused.
-    let unnamed = LabelMove { label: AWSCURRENT.into(), to: Some(t.clone()), from: None };
-    assert!(matches!(store.move_label(&arn, &unnamed).await, Err(StoreError::Rejected(_))));
+    let unnamed = LabelMove {
+        label: AWSCURRENT.into(),
+        to: Some(t.clone()),
+        from: None,
+    };
+    assert!(matches!(
+        store.move_label(&arn, &unnamed).await,
+        Err(StoreError::Rejected(_))
+    ));
     // So is taking it from a version that does not carry it.
-    let wrong = LabelMove { label: AWSCURRENT.into(), to: Some(t.clone()), from: Some(t.clone()) };
-    assert!(matches!(store.move_label(&arn, &wrong).await, Err(StoreError::Rejected(_))));
+    let wrong = LabelMove {
+        label: AWSCURRENT.into(),
+        to: Some(t.clone()),
+        from: Some(t.clone()),
+    };
+    assert!(matches!(
+        store.move_label(&arn, &wrong).await,
+        Err(StoreError::Rejected(_))
+    ));
 
-    let promote = LabelMove { label: AWSCURRENT.into(), to: Some(t.clone()), from: Some(old.clone()) };
+    let promote = LabelMove {
+        label: AWSCURRENT.into(),
+        to: Some(t.clone()),
+        from: Some(old.clone()),
+    };
     store.move_label(&arn, &promote).await.unwrap();
     let versions = store.describe(&arn).await.unwrap().versions;
     assert_eq!(versions.current(), Some(t.as_str()));
     assert_eq!(versions.previous(), Some(old.as_str()));
     assert!(versions.has_label(&t, AWSPENDING));
 
-    let tidy = LabelMove { label: AWSPENDING.into(), to: None, from: Some(t.clone()) };
+    let tidy = LabelMove {
+        label: AWSPENDING.into(),
+        to: None,
+        from: Some(t.clone()),
+    };
     store.move_label(&arn, &tidy).await.unwrap();
     // Removing a label from a version that no longer has it is refused.
-    assert!(matches!(store.move_label(&arn, &tidy).await, Err(StoreError::Rejected(_))));
+    assert!(matches!(
+        store.move_label(&arn, &tidy).await,
+        Err(StoreError::Rejected(_))
+    ));
     let versions = store.describe(&arn).await.unwrap().versions;
     assert_eq!(versions.with_label(AWSPENDING), None);
-    assert_eq!(text(store.get_value(&arn, VersionSelector::Label(AWSPREVIOUS)).await.unwrap()).as_deref(), Some("v1"));
-    assert_eq!(text(store.get_value(&arn, VersionSelector::Label(AWSCURRENT)).await.unwrap()).as_deref(), Some("v2"));
+    assert_eq!(
+        text(
+            store
+                .get_value(&arn, VersionSelector::Label(AWSPREVIOUS))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        text(
+            store
+                .get_value(&arn, VersionSelector::Label(AWSCURRENT))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("v2")
+    );
 }
 
 async fn a_second_rotation_moves_previous_on<S: RotationService>(store: S, _: Backend) {
@@ -131,7 +280,15 @@ async fn a_second_rotation_moves_previous_on<S: RotationService>(store: S, _: Ba
         store.begin_rotation(&arn, &t).await.unwrap();
         let value = SecretString::from(value);
         store
-            .put_value(&arn, NewVersion { token: &t, value: &value, labels: &[AWSPENDING], rotation_token: None })
+            .put_value(
+                &arn,
+                NewVersion {
+                    token: &t,
+                    value: &value,
+                    labels: &[AWSPENDING],
+                    rotation_token: None,
+                },
+            )
             .await
             .unwrap();
         let versions = store.describe(&arn).await.unwrap().versions;
@@ -144,13 +301,29 @@ async fn a_second_rotation_moves_previous_on<S: RotationService>(store: S, _: Ba
         assert_eq!(after.previous(), Some(current.as_str()));
         assert_eq!(after.with_label(AWSPENDING), None);
     }
-    assert_eq!(text(store.get_value(&arn, VersionSelector::Label(AWSPREVIOUS)).await.unwrap()).as_deref(), Some("v2"));
+    assert_eq!(
+        text(
+            store
+                .get_value(&arn, VersionSelector::Label(AWSPREVIOUS))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("v2")
+    );
 }
 
 async fn unknown_versions_are_not_found<S: RotationService>(store: S, _: Backend) {
     let arn = secret(&store, "v1").await;
-    let change = LabelMove { label: "Custom".into(), to: Some(token()), from: None };
-    assert!(matches!(store.move_label(&arn, &change).await, Err(StoreError::NotFound(_) | StoreError::Rejected(_))));
+    let change = LabelMove {
+        label: "Custom".into(),
+        to: Some(token()),
+        from: None,
+    };
+    assert!(matches!(
+        store.move_label(&arn, &change).await,
+        Err(StoreError::NotFound(_) | StoreError::Rejected(_))
+    ));
 }
 
 /// Runs each check against both adapters, as separate tests.

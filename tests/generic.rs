@@ -2,8 +2,8 @@
 
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_cli::webhook_receiver::{Behaviour, WebhookReceiver};
-use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::SecretStore;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{ExposeSecret, SecretString};
 use rotor_tests::*;
@@ -13,7 +13,10 @@ const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecr
 
 /// Every step run twice in a row gives the same result, and the rotation ends
 /// with exactly the expected labels.
-async fn rotate_with_replays(initial: &str, tags: &[(&str, &str)]) -> (Option<SecretString>, Option<SecretString>) {
+async fn rotate_with_replays(
+    initial: &str,
+    tags: &[(&str, &str)],
+) -> (Option<SecretString>, Option<SecretString>) {
     let store = moto_store();
     let function = start_function("generic-rotation", &[]).await;
     let t = token();
@@ -25,7 +28,11 @@ async fn rotate_with_replays(initial: &str, tags: &[(&str, &str)]) -> (Option<Se
         match name {
             "createSecret" => {
                 assert_eq!(first.as_deref(), Ok("done"));
-                assert_eq!(second.as_deref(), Ok("pending_kept"), "createSecret must keep the staged value");
+                assert_eq!(
+                    second.as_deref(),
+                    Ok("pending_kept"),
+                    "createSecret must keep the staged value"
+                );
                 staged = value(&store, &arn, AWSPENDING).await;
                 assert!(staged.is_some());
             }
@@ -33,17 +40,39 @@ async fn rotate_with_replays(initial: &str, tags: &[(&str, &str)]) -> (Option<Se
                 assert_eq!(first.as_deref(), Ok("done"));
                 assert_eq!(second.as_deref(), Ok("already_current"));
             }
-            _ => assert!(first == second && first.is_ok(), "{name}: {first:?} then {second:?}"),
+            _ => assert!(
+                first == second && first.is_ok(),
+                "{name}: {first:?} then {second:?}"
+            ),
         }
     }
     let labels = labels(&store, &arn).await;
     assert_eq!(labels.get(&t), Some(&vec![AWSCURRENT.to_owned()]));
-    assert_eq!(labels.values().filter(|l| l.contains(&AWSPREVIOUS.to_owned())).count(), 1);
-    assert_eq!(labels.values().filter(|l| l.contains(&AWSPENDING.to_owned())).count(), 0);
+    assert_eq!(
+        labels
+            .values()
+            .filter(|l| l.contains(&AWSPREVIOUS.to_owned()))
+            .count(),
+        1
+    );
+    assert_eq!(
+        labels
+            .values()
+            .filter(|l| l.contains(&AWSPENDING.to_owned()))
+            .count(),
+        0
+    );
     let current = value(&store, &arn, AWSCURRENT).await;
-    assert!(same(&current, &staged), "the value staged by the first createSecret became current");
+    assert!(
+        same(&current, &staged),
+        "the value staged by the first createSecret became current"
+    );
     let previous = value(&store, &arn, AWSPREVIOUS).await;
-    assert!(previous.as_ref().is_some_and(|p| p.expose_secret() == initial));
+    assert!(
+        previous
+            .as_ref()
+            .is_some_and(|p| p.expose_secret() == initial)
+    );
     (current, previous)
 }
 
@@ -57,7 +86,10 @@ async fn plain_string_secret_full_rotation_with_replays() {
 #[tokio::test]
 async fn json_secret_full_rotation_keeps_other_fields() {
     let initial = r#"{"username":"app","password":"old","host":"db.internal","port":5432,"options":{"ssl":true},"api_key":"k0"}"#;
-    let tags = [("rotor:fields", "password api_key"), ("rotor:generate:api_key", "base64 bytes=24")];
+    let tags = [
+        ("rotor:fields", "password api_key"),
+        ("rotor:generate:api_key", "base64 bytes=24"),
+    ];
     let (current, _) = rotate_with_replays(initial, &tags).await;
     let new: Value = serde_json::from_str(current.unwrap().expose_secret()).unwrap();
     let old: Value = serde_json::from_str(initial).unwrap();
@@ -73,22 +105,47 @@ async fn the_legacy_endpoint_variable_is_honoured() {
     let store = moto_store();
     let endpoint = moto().endpoint().to_owned();
     // Only SECRETS_MANAGER_ENDPOINT, as AWS's official functions are configured.
-    let function = start_function("generic-rotation", &[("AWS_ENDPOINT_URL_SECRETS_MANAGER", ""), ("SECRETS_MANAGER_ENDPOINT", &endpoint)]).await;
+    let function = start_function(
+        "generic-rotation",
+        &[
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", ""),
+            ("SECRETS_MANAGER_ENDPOINT", &endpoint),
+        ],
+    )
+    .await;
     let t = token();
     let arn = staged_secret(&store, "old", &[], &t).await;
     for name in STEPS {
-        assert!(step(&function, &event(&arn, &t, name)).await.is_ok(), "{name}");
+        assert!(
+            step(&function, &event(&arn, &t, name)).await.is_ok(),
+            "{name}"
+        );
     }
-    assert_eq!(labels(&store, &arn).await.get(&t), Some(&vec![AWSCURRENT.to_owned()]));
+    assert_eq!(
+        labels(&store, &arn).await.get(&t),
+        Some(&vec![AWSCURRENT.to_owned()])
+    );
 }
 
 #[tokio::test]
 async fn a_refused_set_secret_is_resumed_on_the_same_pending_version() {
     let store = moto_store();
     let key = SecretString::from(token());
-    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret())).await.unwrap();
-    let key_secret = store.create_secret(&unique("hook-key"), &key, &[]).await.unwrap();
-    let function = start_function("generic-rotation", &[("ROTOR_WEBHOOK_URL", &receiver.url()), ("ROTOR_WEBHOOK_KEY_SECRET", &key_secret)]).await;
+    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret()))
+        .await
+        .unwrap();
+    let key_secret = store
+        .create_secret(&unique("hook-key"), &key, &[])
+        .await
+        .unwrap();
+    let function = start_function(
+        "generic-rotation",
+        &[
+            ("ROTOR_WEBHOOK_URL", &receiver.url()),
+            ("ROTOR_WEBHOOK_KEY_SECRET", &key_secret),
+        ],
+    )
+    .await;
     let t = token();
     let arn = staged_secret(&store, r#"{"user":"svc","password":"old"}"#, &[], &t).await;
     let options = RotateOptions {
@@ -104,20 +161,42 @@ async fn a_refused_set_secret_is_resumed_on_the_same_pending_version() {
     let (kind, message) = failed.result.as_ref().unwrap_err();
     assert_eq!(failed.step.as_str(), "setSecret");
     assert_eq!(kind, "Retryable.Target");
-    assert!(message.contains("HTTP 503") && message.contains("/rotor") && message.contains(&arn), "{message}");
+    assert!(
+        message.contains("HTTP 503") && message.contains("/rotor") && message.contains(&arn),
+        "{message}"
+    );
     let staged = value(&store, &arn, AWSPENDING).await;
     assert!(staged.is_some());
     let before_current = value(&store, &arn, AWSCURRENT).await;
 
     receiver.set_behaviour("setSecret", Behaviour::Accept);
     let second = rotate(&store, &function, &options).await.unwrap();
-    assert!(second.succeeded(), "{:?}", second.steps.iter().map(|s| &s.result).collect::<Vec<_>>());
-    assert_eq!(second.steps[0].result.as_ref().unwrap()["outcome"], "pending_kept");
+    assert!(
+        second.succeeded(),
+        "{:?}",
+        second.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        second.steps[0].result.as_ref().unwrap()["outcome"],
+        "pending_kept"
+    );
     let current = value(&store, &arn, AWSCURRENT).await;
-    assert!(same(&current, &staged), "the value staged the first time became current");
-    assert!(same(&value(&store, &arn, AWSPREVIOUS).await, &before_current));
-    assert!(same(&receiver.registered(&t), &staged), "the receiver registered the same value");
-    assert!(receiver.seen().iter().all(|s| s.signature_ok), "every request was signed with the key");
+    assert!(
+        same(&current, &staged),
+        "the value staged the first time became current"
+    );
+    assert!(same(
+        &value(&store, &arn, AWSPREVIOUS).await,
+        &before_current
+    ));
+    assert!(
+        same(&receiver.registered(&t), &staged),
+        "the receiver registered the same value"
+    );
+    assert!(
+        receiver.seen().iter().all(|s| s.signature_ok),
+        "every request was signed with the key"
+    );
 
     // A third identical request is a success with nothing done.
     let third = rotate(&store, &function, &options).await.unwrap();
@@ -128,41 +207,91 @@ async fn a_refused_set_secret_is_resumed_on_the_same_pending_version() {
 async fn multi_call_rotation_waits_for_validation() {
     let store = moto_store();
     let key = SecretString::from(token());
-    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret())).await.unwrap();
-    let key_secret = store.create_secret(&unique("hook-key"), &key, &[]).await.unwrap();
-    let function = start_function("generic-rotation", &[("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:")]).await;
+    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret()))
+        .await
+        .unwrap();
+    let key_secret = store
+        .create_secret(&unique("hook-key"), &key, &[])
+        .await
+        .unwrap();
+    let function = start_function(
+        "generic-rotation",
+        &[("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:")],
+    )
+    .await;
     let t = token();
     let url = receiver.url();
-    let tags = [("rotor:mode", "multi"), ("rotor:webhook", url.as_str()), ("rotor:webhook-key-secret", key_secret.as_str())];
+    let tags = [
+        ("rotor:mode", "multi"),
+        ("rotor:webhook", url.as_str()),
+        ("rotor:webhook-key-secret", key_secret.as_str()),
+    ];
     let arn = staged_secret(&store, "old", &tags, &t).await;
     receiver.set_behaviour("testSecret", Behaviour::Defer);
     for name in ["createSecret", "setSecret"] {
         assert!(step(&function, &event(&arn, &t, name)).await.is_ok());
     }
-    let waiting = step(&function, &event(&arn, &t, "testSecret")).await.unwrap_err();
+    let waiting = step(&function, &event(&arn, &t, "testSecret"))
+        .await
+        .unwrap_err();
     assert_eq!(waiting.0, "Retryable.Target");
-    assert!(waiting.1.contains("has not validated") && waiting.1.contains("same ClientRequestToken"), "{}", waiting.1);
-    assert!(value(&store, &arn, AWSCURRENT).await.is_some_and(|v| v.expose_secret() == "old"));
+    assert!(
+        waiting.1.contains("has not validated") && waiting.1.contains("same ClientRequestToken"),
+        "{}",
+        waiting.1
+    );
+    assert!(
+        value(&store, &arn, AWSCURRENT)
+            .await
+            .is_some_and(|v| v.expose_secret() == "old")
+    );
 
     receiver.set_behaviour("testSecret", Behaviour::Accept);
     for name in STEPS {
-        assert!(step(&function, &event(&arn, &t, name)).await.is_ok(), "{name}");
+        assert!(
+            step(&function, &event(&arn, &t, name)).await.is_ok(),
+            "{name}"
+        );
     }
-    assert!(same(&value(&store, &arn, AWSCURRENT).await, &receiver.registered(&t)));
+    assert!(same(
+        &value(&store, &arn, AWSCURRENT).await,
+        &receiver.registered(&t)
+    ));
 }
 
 #[tokio::test]
 async fn a_webhook_that_refuses_the_signature_is_a_permanent_error() {
     let store = moto_store();
-    let receiver = WebhookReceiver::start(SecretString::from("the receiver's key")).await.unwrap();
-    let key_secret = store.create_secret(&unique("hook-key"), &SecretString::from("another key"), &[]).await.unwrap();
-    let function = start_function("generic-rotation", &[("ROTOR_WEBHOOK_URL", &receiver.url()), ("ROTOR_WEBHOOK_KEY_SECRET", &key_secret)]).await;
+    let receiver = WebhookReceiver::start(SecretString::from("the receiver's key"))
+        .await
+        .unwrap();
+    let key_secret = store
+        .create_secret(&unique("hook-key"), &SecretString::from("another key"), &[])
+        .await
+        .unwrap();
+    let function = start_function(
+        "generic-rotation",
+        &[
+            ("ROTOR_WEBHOOK_URL", &receiver.url()),
+            ("ROTOR_WEBHOOK_KEY_SECRET", &key_secret),
+        ],
+    )
+    .await;
     let t = token();
     let arn = staged_secret(&store, "old", &[], &t).await;
-    assert!(step(&function, &event(&arn, &t, "createSecret")).await.is_ok());
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret")).await.unwrap_err();
+    assert!(
+        step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .is_ok()
+    );
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
     assert_eq!(kind, "NotRetryable.Target");
-    assert!(message.contains("HTTP 401") && message.contains("same key"), "{message}");
+    assert!(
+        message.contains("HTTP 401") && message.contains("same key"),
+        "{message}"
+    );
 }
 
 /// Bad input is refused with a clear error and changes nothing.
@@ -174,11 +303,31 @@ async fn bad_input_is_refused_and_nothing_changes() {
     let arn = staged_secret(&store, "plain value", &[], &t).await;
     let unknown_version: [&str; 2] = ["no version no-such-version", &arn];
     let cases: Vec<(Value, &str, &[&str])> = vec![
-        (json!("createSecret"), "NotRetryable.InvalidEvent", &["JSON object", "check what invoked"]),
-        (json!({"SecretId": arn, "Step": "createSecret"}), "NotRetryable.InvalidEvent", &["ClientRequestToken is missing"]),
-        (json!({"SecretId": arn, "ClientRequestToken": t, "Step": "rotateSecret"}), "NotRetryable.InvalidEvent", &["\"rotateSecret\" is not one of"]),
-        (event(&arn, "no-such-version", "createSecret"), "NotRetryable.UnknownVersion", &unknown_version),
-        (event(&unique("missing"), &t, "createSecret"), "NotRetryable.SecretsManager", &["DescribeSecret", "not found"]),
+        (
+            json!("createSecret"),
+            "NotRetryable.InvalidEvent",
+            &["JSON object", "check what invoked"],
+        ),
+        (
+            json!({"SecretId": arn, "Step": "createSecret"}),
+            "NotRetryable.InvalidEvent",
+            &["ClientRequestToken is missing"],
+        ),
+        (
+            json!({"SecretId": arn, "ClientRequestToken": t, "Step": "rotateSecret"}),
+            "NotRetryable.InvalidEvent",
+            &["\"rotateSecret\" is not one of"],
+        ),
+        (
+            event(&arn, "no-such-version", "createSecret"),
+            "NotRetryable.UnknownVersion",
+            &unknown_version,
+        ),
+        (
+            event(&unique("missing"), &t, "createSecret"),
+            "NotRetryable.SecretsManager",
+            &["DescribeSecret", "not found"],
+        ),
     ];
     let before = labels(&store, &arn).await;
     for (payload, kind, expected) in cases {
@@ -201,46 +350,106 @@ async fn a_version_that_is_not_pending_is_refused() {
     let stray = token();
     let value2 = SecretString::from("stray");
     store
-        .put_value(&arn, NewVersion { token: &stray, value: &value2, labels: &["Custom"], rotation_token: None })
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &stray,
+                value: &value2,
+                labels: &["Custom"],
+                rotation_token: None,
+            },
+        )
         .await
         .unwrap();
-    let (kind, message) = step(&function, &event(&arn, &stray, "setSecret")).await.unwrap_err();
+    let (kind, message) = step(&function, &event(&arn, &stray, "setSecret"))
+        .await
+        .unwrap_err();
     assert_eq!(kind, "NotRetryable.NotPending");
-    assert!(message.contains(&stray) && message.contains("AWSPENDING") && message.contains("Custom"), "{message}");
+    assert!(
+        message.contains(&stray) && message.contains("AWSPENDING") && message.contains("Custom"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn rotation_disabled_is_refused() {
     let store = moto_store();
     let function = start_function("generic-rotation", &[]).await;
-    let arn = store.create_secret(&unique("norot"), &SecretString::from("v1"), &[]).await.unwrap();
+    let arn = store
+        .create_secret(&unique("norot"), &SecretString::from("v1"), &[])
+        .await
+        .unwrap();
     let current = labels(&store, &arn).await.into_keys().next().unwrap();
-    let (kind, message) = step(&function, &event(&arn, &current, "createSecret")).await.unwrap_err();
+    let (kind, message) = step(&function, &event(&arn, &current, "createSecret"))
+        .await
+        .unwrap_err();
     assert_eq!(kind, "NotRetryable.RotationDisabled");
-    assert!(message.contains("rotation is not enabled") && message.contains(&arn), "{message}");
+    assert!(
+        message.contains("rotation is not enabled") && message.contains(&arn),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn bad_secret_values_and_policies_are_refused_and_nothing_changes() {
     let store = moto_store();
-    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        &'a str,
+    );
     let cases: [Case; 4] = [
-        ("not json", &[("rotor:fields", "password")], &[], "NotRetryable.InvalidSecretValue", "not a JSON object"),
-        (r#"{"username":"u"}"#, &[], &[], "NotRetryable.InvalidSecretValue", "no field \"password\""),
-        ("plain", &[], &[("PASSWORD_LENGTH", "3")], "NotRetryable.PasswordPolicy", "PASSWORD_LENGTH"),
-        ("plain", &[("rotor:generate", "password length=5000")], &[], "NotRetryable.InvalidSettings", "rotor:generate"),
+        (
+            "not json",
+            &[("rotor:fields", "password")],
+            &[],
+            "NotRetryable.InvalidSecretValue",
+            "not a JSON object",
+        ),
+        (
+            r#"{"username":"u"}"#,
+            &[],
+            &[],
+            "NotRetryable.InvalidSecretValue",
+            "no field \"password\"",
+        ),
+        (
+            "plain",
+            &[],
+            &[("PASSWORD_LENGTH", "3")],
+            "NotRetryable.PasswordPolicy",
+            "PASSWORD_LENGTH",
+        ),
+        (
+            "plain",
+            &[("rotor:generate", "password length=5000")],
+            &[],
+            "NotRetryable.InvalidSettings",
+            "rotor:generate",
+        ),
     ];
     for (initial, tags, env, kind, expected) in cases {
         let function = start_function("generic-rotation", env).await;
         let t = token();
         let arn = staged_secret(&store, initial, tags, &t).await;
         let before = labels(&store, &arn).await;
-        let (got, message) = step(&function, &event(&arn, &t, "createSecret")).await.unwrap_err();
+        let (got, message) = step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap_err();
         assert_eq!(got, kind, "{message}");
-        assert!(message.contains(expected) && message.contains(&arn), "{message:?} lacks {expected:?}");
+        assert!(
+            message.contains(expected) && message.contains(&arn),
+            "{message:?} lacks {expected:?}"
+        );
         assert_eq!(labels(&store, &arn).await, before);
         assert!(value(&store, &arn, AWSPENDING).await.is_none());
-        assert!(value(&store, &arn, AWSCURRENT).await.is_some_and(|v| v.expose_secret() == initial));
+        assert!(
+            value(&store, &arn, AWSCURRENT)
+                .await
+                .is_some_and(|v| v.expose_secret() == initial)
+        );
     }
 }
 
@@ -250,26 +459,46 @@ async fn bad_secret_values_and_policies_are_refused_and_nothing_changes() {
 async fn no_secret_value_reaches_the_logs() {
     let store = moto_store();
     let key = SecretString::from(format!("hook-key-{}", token()));
-    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret())).await.unwrap();
-    let key_secret = store.create_secret(&unique("hook-key"), &key, &[]).await.unwrap();
+    let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret()))
+        .await
+        .unwrap();
+    let key_secret = store
+        .create_secret(&unique("hook-key"), &key, &[])
+        .await
+        .unwrap();
     let function = start_function(
         "generic-rotation",
-        &[("AWS_LAMBDA_LOG_LEVEL", "trace"), ("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:")],
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+            ("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:"),
+        ],
     )
     .await;
     let url = receiver.url();
-    let webhook_tags = [("rotor:webhook", url.as_str()), ("rotor:webhook-key-secret", key_secret.as_str())];
+    let webhook_tags = [
+        ("rotor:webhook", url.as_str()),
+        ("rotor:webhook-key-secret", key_secret.as_str()),
+    ];
     let initial_values = [
         ("plain-initial-value-0123456789", &[][..]),
-        (r#"{"username":"app","password":"json-initial-password-xyz"}"#, &[][..]),
-        (r#"{"password":"hooked-initial-password-abc"}"#, &webhook_tags[..]),
+        (
+            r#"{"username":"app","password":"json-initial-password-xyz"}"#,
+            &[][..],
+        ),
+        (
+            r#"{"password":"hooked-initial-password-abc"}"#,
+            &webhook_tags[..],
+        ),
     ];
     let mut values = vec![SecretString::from(key.expose_secret())];
     for (initial, tags) in initial_values {
         let t = token();
         let arn = staged_secret(&store, initial, tags, &t).await;
         for name in STEPS {
-            assert!(step(&function, &event(&arn, &t, name)).await.is_ok(), "{name}");
+            assert!(
+                step(&function, &event(&arn, &t, name)).await.is_ok(),
+                "{name}"
+            );
         }
         // A failing step too: its error path must not leak either.
         let _ = step(&function, &event(&arn, "not-a-version", "testSecret")).await;
@@ -280,11 +509,23 @@ async fn no_secret_value_reaches_the_logs() {
     for v in &values {
         needles.push(v.expose_secret().to_owned());
         if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(v.expose_secret()) {
-            needles.extend(fields.values().filter_map(Value::as_str).filter(|s| s.len() >= 8).map(str::to_owned));
+            needles.extend(
+                fields
+                    .values()
+                    .filter_map(Value::as_str)
+                    .filter(|s| s.len() >= 8)
+                    .map(str::to_owned),
+            );
         }
     }
     let logs = function.output();
-    assert!(logs.lines().count() > 20, "trace logging produced output to search");
+    assert!(
+        logs.lines().count() > 20,
+        "trace logging produced output to search"
+    );
     let hits = needles.iter().filter(|n| logs.contains(n.as_str())).count();
-    assert!(hits == 0, "{hits} secret values found in the function's logs");
+    assert!(
+        hits == 0,
+        "{hits} secret values found in the function's logs"
+    );
 }

@@ -10,21 +10,38 @@ use rotor_core::{ExposeSecret, SecretString};
 use rotor_tests::*;
 
 fn options(secret_id: &str, token: Option<String>) -> RotateOptions {
-    RotateOptions { secret_id: secret_id.into(), token, test_only: false, step_timeout: Duration::from_secs(30) }
+    RotateOptions {
+        secret_id: secret_id.into(),
+        token,
+        test_only: false,
+        step_timeout: Duration::from_secs(30),
+    }
 }
 
 #[tokio::test]
 async fn a_repeated_token_is_a_success_with_nothing_done() {
     let store = moto_store();
     let function = start_function("generic-rotation", &[]).await;
-    let arn = store.create_secret(&unique("runner"), &SecretString::from("v1"), &[]).await.unwrap();
+    let arn = store
+        .create_secret(&unique("runner"), &SecretString::from("v1"), &[])
+        .await
+        .unwrap();
     let t = token();
-    let first = rotate(&store, &function, &options(&arn, Some(t.clone()))).await.unwrap();
+    let first = rotate(&store, &function, &options(&arn, Some(t.clone())))
+        .await
+        .unwrap();
     assert!(first.succeeded() && first.steps.len() == 4);
     let current = value(&store, &arn, AWSCURRENT).await;
-    let again = rotate(&store, &function, &options(&arn, Some(t.clone()))).await.unwrap();
+    let again = rotate(&store, &function, &options(&arn, Some(t.clone())))
+        .await
+        .unwrap();
     assert!(again.steps.is_empty());
-    assert!(again.nothing_to_do.as_deref().is_some_and(|r| r.contains(&t)));
+    assert!(
+        again
+            .nothing_to_do
+            .as_deref()
+            .is_some_and(|r| r.contains(&t))
+    );
     assert!(same(&value(&store, &arn, AWSCURRENT).await, &current));
 }
 
@@ -34,9 +51,14 @@ async fn a_rotation_in_progress_elsewhere_is_not_stranded() {
     let function = start_function("generic-rotation", &[]).await;
     let first = token();
     let arn = staged_secret(&store, "v1", &[], &first).await;
-    let error = rotate(&store, &function, &options(&arn, Some(token()))).await.unwrap_err();
+    let error = rotate(&store, &function, &options(&arn, Some(token())))
+        .await
+        .unwrap_err();
     let message = format!("{error:#}");
-    assert!(message.contains("already in progress") && message.contains(&first), "{message}");
+    assert!(
+        message.contains("already in progress") && message.contains(&first),
+        "{message}"
+    );
     assert_eq!(store.describe_versions_pending(&arn).await, Some(first));
 }
 
@@ -44,7 +66,14 @@ async fn a_rotation_in_progress_elsewhere_is_not_stranded() {
 async fn test_only_runs_test_secret_and_leaves_the_secret_as_it_was() {
     let store = moto_store();
     let function = start_function("generic-rotation", &[]).await;
-    let arn = store.create_secret(&unique("runner"), &SecretString::from(r#"{"password":"p"}"#), &[]).await.unwrap();
+    let arn = store
+        .create_secret(
+            &unique("runner"),
+            &SecretString::from(r#"{"password":"p"}"#),
+            &[],
+        )
+        .await
+        .unwrap();
     let before = value(&store, &arn, AWSCURRENT).await;
     let mut opts = options(&arn, None);
     opts.test_only = true;
@@ -60,14 +89,21 @@ async fn test_only_runs_test_secret_and_leaves_the_secret_as_it_was() {
 async fn the_rotor_command_rotates_and_prints_the_label_table() {
     let store = moto_store();
     let name = unique("cli");
-    store.create_secret(&name, &SecretString::from("cli-initial"), &[]).await.unwrap();
+    store
+        .create_secret(&name, &SecretString::from("cli-initial"), &[])
+        .await
+        .unwrap();
     let output = tokio::process::Command::new(function_binary("rotor"))
         .args(["rotate", &name, "--endpoint", moto().endpoint()])
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for expected in ["createSecret", "finishSecret", "AWSCURRENT", "AWSPREVIOUS"] {
         assert!(stdout.contains(expected), "{stdout}");
     }

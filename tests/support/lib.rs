@@ -54,20 +54,36 @@ pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (St
     let invocation = function
         .invoke(event, Duration::from_secs(30))
         .await
-        .unwrap_or_else(|e| panic!("invocation failed: {e}; function output:\n{}", function.output()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "invocation failed: {e}; function output:\n{}",
+                function.output()
+            )
+        });
     match invocation.outcome {
         Outcome::Response(value) => Ok(value["outcome"].as_str().unwrap_or("").to_owned()),
-        Outcome::Error { error_type, error_message } => Err((error_type, error_message)),
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => Err((error_type, error_message)),
     }
 }
 
 /// Creates a secret and stages a rotation to `token`, as RotateSecret does.
-pub async fn staged_secret(store: &AwsStore, value: &str, tags: &[(&str, &str)], token: &str) -> String {
+pub async fn staged_secret(
+    store: &AwsStore,
+    value: &str,
+    tags: &[(&str, &str)],
+    token: &str,
+) -> String {
     let arn = store
         .create_secret(&unique("it"), &SecretString::from(value), tags)
         .await
         .expect("create secret");
-    store.begin_rotation(&arn, token).await.expect("stage rotation");
+    store
+        .begin_rotation(&arn, token)
+        .await
+        .expect("stage rotation");
     arn
 }
 

@@ -63,7 +63,9 @@ impl Moto {
             Ok(port) => port,
             Err(_) => {
                 let _ = child.kill();
-                bail!("moto printed {first_line:?} instead of its port; run scripts/setup.sh to (re)install moto[server]");
+                bail!(
+                    "moto printed {first_line:?} instead of its port; run scripts/setup.sh to (re)install moto[server]"
+                );
             }
         };
         Ok(Moto {
