@@ -88,14 +88,19 @@ where
             }
         }
         SdkError::TimeoutError(_) => StoreError::Unavailable("the request timed out".into()),
-        SdkError::DispatchFailure(failure) => StoreError::Unavailable(format!(
-            "could not reach the endpoint: {}",
-            source_chain(
+        SdkError::DispatchFailure(failure) => {
+            let chain = source_chain(
                 failure
                     .as_connector_error()
-                    .map(|e| e as &(dyn std::error::Error + 'static))
-            )
-        )),
+                    .map(|e| e as &(dyn std::error::Error + 'static)),
+            );
+            // The SDK reports missing credentials as a failure to send.
+            if chain.contains("loading credentials") || chain.contains("no credentials") {
+                StoreError::NoCredentials(chain)
+            } else {
+                StoreError::Unavailable(format!("could not reach the endpoint: {chain}"))
+            }
+        }
         SdkError::ResponseError(_) => {
             StoreError::Unavailable("the response could not be read".into())
         }

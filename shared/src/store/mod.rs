@@ -77,6 +77,11 @@ pub enum StoreError {
         "access denied ({0}); grant the function's role this action on the secret (and kms:Decrypt on its key)"
     )]
     AccessDenied(String),
+    /// No AWS credentials could be found to sign the request.
+    #[error(
+        "no AWS credentials could be loaded ({0}); run the function with an execution role, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials(String),
     /// The service refused the request as invalid in the secret's current state.
     #[error("refused ({0})")]
     Rejected(String),
