@@ -3,8 +3,10 @@
 //! binary as a warm local process ([`function`]), Secrets Manager's part of a
 //! rotation ([`rotate`]), a throwaway moto server ([`moto`]), a webhook receiver
 //! for generic-rotation's registration flow ([`webhook_receiver`]) and the demo
-//! that the README's first command runs ([`demo`]).
+//! that the README's first command runs ([`demo`]), and a benchmark of a function
+//! on this machine ([`bench`]).
 
+pub mod bench;
 pub mod demo;
 pub mod function;
 pub mod moto;

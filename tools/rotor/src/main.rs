@@ -21,6 +21,16 @@ struct Cli {
 enum Command {
     /// Rotate sample secrets end to end against a throwaway moto server.
     Demo,
+    /// Measure a rotation function against a throwaway moto server: cold start,
+    /// step latencies, peak memory and Secrets Manager calls, as a Markdown table.
+    Bench {
+        /// The function binary [default: generic-rotation beside rotor].
+        #[arg(long)]
+        function: Option<PathBuf>,
+        /// How many runs, each a fresh process doing one full rotation.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
     /// Rotate one secret: stage the pending version, then run the function's
     /// four steps in one warm process over the Lambda Runtime API.
     Rotate {
@@ -55,6 +65,24 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
+/// This process's command line, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
@@ -71,6 +99,15 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Demo => {
             print!("{}", rotor_cli::demo::run().await?);
+            Ok(true)
+        }
+        Command::Bench { function, runs } => {
+            let options = rotor_cli::bench::BenchOptions {
+                function: function.unwrap_or_else(|| function_binary("generic-rotation")),
+                runs,
+                command_line: command_line(),
+            };
+            print!("{}", rotor_cli::bench::run(&options).await?);
             Ok(true)
         }
         Command::Rotate {

@@ -1,0 +1,519 @@
+//! `rotor bench`: measures a rotation function (generic-rotation by default) on
+//! this machine and prints a Markdown table for the README. It is a benchmark,
+//! not a test: it asserts nothing about timings, only that every rotation
+//! completed.
+//!
+//! One moto server plays Secrets Manager. Each run spawns a fresh function
+//! process and rotates one secret (a plain string and a JSON secret in turn)
+//! with [`rotate`], as Secrets Manager would: cold start, time to the first
+//! response, each step, the whole rotation and the process's peak RSS. The
+//! function, and only the function, reaches moto through a counting proxy that
+//! tallies its Secrets Manager calls by `X-Amz-Target`; rotor's own staging
+//! calls go to moto directly. No secret value is ever printed.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rotor_core::store::RotationService;
+use rotor_core::{AwsStore, SecretString, Step};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::function::LocalFunction;
+use crate::moto::{Moto, local_env, workspace_root};
+use crate::rotate::{RotateOptions, RotationRun, report, rotate};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// The function binary.
+    pub function: PathBuf,
+    /// How many runs, each with a fresh process and one rotation.
+    pub runs: u32,
+    /// The command line, as printed with the results.
+    pub command_line: String,
+}
+
+/// The two kinds of secret the runs alternate between.
+const KINDS: [(&str, &str); 2] = [
+    ("bench/plain-string", "plain string"),
+    ("bench/json", "JSON"),
+];
+
+/// What one run measured.
+struct Run {
+    kind: usize,
+    cold_start: Duration,
+    first_response: Duration,
+    steps: [Duration; 4],
+    peak_rss_kb: u64,
+    calls: BTreeMap<String, u32>,
+}
+
+/// Runs the benchmark and returns the Markdown report; fails if any run's
+/// rotation did not complete.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
+    ensure!(options.runs > 0, "--runs must be at least 1");
+    let binary_size = std::fs::metadata(&options.function)
+        .with_context(|| {
+            format!(
+                "{} (build it with cargo build --release -p generic-rotation)",
+                options.function.display()
+            )
+        })?
+        .len();
+
+    let moto = Moto::start()?;
+    let store = AwsStore::new(moto.client());
+    let proxy = CountingProxy::start(moto.endpoint()).await?;
+    let values = [
+        SecretString::from(format!("bench-{}", uuid::Uuid::new_v4().simple())),
+        SecretString::from(r#"{"username":"app","password":"x","host":"h"}"#),
+    ];
+    for ((name, _), value) in KINDS.iter().zip(&values) {
+        store
+            .create_secret(name, value, &[])
+            .await
+            .with_context(|| format!("creating {name}"))?;
+    }
+    let mut env = local_env(proxy.endpoint());
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+
+    // One unmeasured rotation of each secret first, so that every measured one
+    // is a steady-state rotation (the secret already has an AWSPREVIOUS version,
+    // which createSecret reads) and moto has served each operation once.
+    let warm_up = LocalFunction::start(&options.function, &env).await?;
+    for (name, _) in KINDS {
+        rotate_completely(&store, &warm_up, name)
+            .await
+            .with_context(|| format!("warm-up rotation of {name}"))?;
+    }
+    drop(warm_up);
+
+    let mut runs = Vec::new();
+    for i in 0..options.runs {
+        let kind = i as usize % KINDS.len();
+        let run = run_once(&store, &proxy, &options.function, &env, kind)
+            .await
+            .with_context(|| format!("run {} of {} ({})", i + 1, options.runs, KINDS[kind].0))?;
+        eprintln!(
+            "rotor bench: run {:>3}/{}  {:<12}  cold start {:>6.1} ms  first response {:>6.1} ms  rotation {:>6.1} ms  peak RSS {:>5.1} MiB",
+            i + 1,
+            options.runs,
+            KINDS[kind].1,
+            ms(run.cold_start),
+            ms(run.first_response),
+            ms(run.steps.iter().sum()),
+            run.peak_rss_kb as f64 / 1024.0
+        );
+        runs.push(run);
+    }
+    ensure!(
+        proxy.failures() == 0,
+        "the counting proxy failed to forward {} request(s) to moto",
+        proxy.failures()
+    );
+    Ok(render(options, binary_size, &runs))
+}
+
+async fn run_once(
+    store: &AwsStore,
+    proxy: &CountingProxy,
+    binary: &Path,
+    env: &[(String, String)],
+    kind: usize,
+) -> anyhow::Result<Run> {
+    let secret_id = KINDS[kind].0;
+    proxy.reset();
+    let spawned = Instant::now();
+    let function = LocalFunction::start(binary, env).await?;
+    let started = spawned.elapsed();
+    let cold_start = function
+        .cold_start()
+        .context("the function never polled the Runtime API")?;
+    let rotation = rotate_completely(store, &function, secret_id).await?;
+    let pid = function.pid().context("the function process has exited")?;
+    let peak_rss_kb = peak_rss_kb(pid)?;
+    let calls = proxy.take();
+    drop(function);
+
+    let mut steps = [Duration::ZERO; 4];
+    for (slot, step) in steps.iter_mut().zip(&rotation.steps) {
+        *slot = step.duration;
+    }
+    Ok(Run {
+        kind,
+        cold_start,
+        // Spawn until the first poll, then from queueing createSecret to its
+        // answer. Between the two, rotate() stages the version with rotor's own
+        // calls while the function idles in its long poll; that wait is rotor's,
+        // not the function's, so it is left out — as if createSecret had been
+        // queued when the process started, as Lambda does on a cold invocation.
+        first_response: started + steps[0],
+        steps,
+        peak_rss_kb,
+        calls,
+    })
+}
+
+/// One rotation of `secret_id` to a new version with [`rotate`]; an error
+/// unless all four steps succeeded and the new version is AWSCURRENT.
+async fn rotate_completely(
+    store: &AwsStore,
+    function: &LocalFunction,
+    secret_id: &str,
+) -> anyhow::Result<RotationRun> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let options = RotateOptions {
+        secret_id: secret_id.into(),
+        token: Some(token.clone()),
+        test_only: false,
+        step_timeout: Duration::from_secs(30),
+    };
+    let rotation = match rotate(store, function, &options).await {
+        Ok(rotation) => rotation,
+        Err(error) => bail!("{error:#}\nthe function's output:\n{}", function.output()),
+    };
+    let ran: Vec<&str> = rotation.steps.iter().map(|s| s.step.as_str()).collect();
+    let all: Vec<&str> = Step::ALL.iter().map(|s| s.as_str()).collect();
+    if !rotation.succeeded()
+        || ran != all
+        || rotation.after.versions.current() != Some(token.as_str())
+    {
+        bail!(
+            "the rotation did not complete:\n{}the function's output:\n{}",
+            report(&rotation),
+            function.output()
+        );
+    }
+    Ok(rotation)
+}
+
+/// The process's peak resident set size (`VmHWM`), in kB.
+fn peak_rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmHWM line in {path}"))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median, min and max; the median of an even count is the mean of the middle two.
+fn summary(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
+}
+
+fn render(options: &BenchOptions, binary_size: u64, runs: &[Run]) -> String {
+    let mut out = String::new();
+    let per_kind: Vec<usize> = (0..KINDS.len())
+        .map(|k| runs.iter().filter(|r| r.kind == k).count())
+        .collect();
+    let _ = writeln!(
+        out,
+        "`{}`\n\n{} runs, each a fresh `{}` process doing one full rotation, alternating a plain-string secret ({} runs) and a JSON secret ({} runs), against moto {} on 127.0.0.1. Each secret was rotated once beforehand, unmeasured, so every run is a steady-state rotation.\n",
+        options.command_line,
+        runs.len(),
+        options
+            .function
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        per_kind[0],
+        per_kind[1],
+        moto_version(),
+    );
+
+    let _ = writeln!(out, "| Measure | median | min | max |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let mut row = |label: &str, values: Vec<f64>, decimals: usize| {
+        let (median, min, max) = summary(values);
+        let _ = writeln!(
+            out,
+            "| {label} | {median:.decimals$} | {min:.decimals$} | {max:.decimals$} |"
+        );
+    };
+    row(
+        "Cold start: spawn → first Runtime API poll (ms)",
+        runs.iter().map(|r| ms(r.cold_start)).collect(),
+        1,
+    );
+    row(
+        "Spawn → first response, createSecret answered (ms)",
+        runs.iter().map(|r| ms(r.first_response)).collect(),
+        1,
+    );
+    for (i, step) in Step::ALL.iter().enumerate() {
+        row(
+            &format!("`{}` (ms)", step.as_str()),
+            runs.iter().map(|r| ms(r.steps[i])).collect(),
+            1,
+        );
+    }
+    row(
+        "Whole rotation, four steps (ms)",
+        runs.iter().map(|r| ms(r.steps.iter().sum())).collect(),
+        1,
+    );
+    row(
+        "Peak RSS, `VmHWM` (MiB)",
+        runs.iter().map(|r| r.peak_rss_kb as f64 / 1024.0).collect(),
+        1,
+    );
+
+    // Calls per rotation, by operation and kind of secret; a range if runs differed.
+    let operations: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .flat_map(|r| r.calls.keys().map(String::as_str))
+        .collect();
+    let cell = |kind: usize, count: &dyn Fn(&Run) -> u32| {
+        let counts: Vec<u32> = runs.iter().filter(|r| r.kind == kind).map(count).collect();
+        match (counts.iter().min(), counts.iter().max()) {
+            (Some(min), Some(max)) if min == max => min.to_string(),
+            (Some(min), Some(max)) => format!("{min}–{max}"),
+            _ => "–".into(),
+        }
+    };
+    let _ = writeln!(
+        out,
+        "\n| Secrets Manager calls per rotation (by the function) | {} | {} |",
+        KINDS[0].1, KINDS[1].1
+    );
+    let _ = writeln!(out, "|---|---:|---:|");
+    for operation in &operations {
+        let count = |r: &Run| r.calls.get(*operation).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| `{operation}` | {} | {} |",
+            cell(0, &count),
+            cell(1, &count)
+        );
+    }
+    let total = |r: &Run| r.calls.values().sum::<u32>();
+    let _ = writeln!(
+        out,
+        "| **total** | **{}** | **{}** |",
+        cell(0, &total),
+        cell(1, &total)
+    );
+
+    let (cpus, model) = machine();
+    let _ = writeln!(out, "\n| Setup | |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| Function binary | `{}`: {} bytes ({:.2} MiB) |",
+        options.function.display(),
+        binary_size,
+        binary_size as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(out, "| Machine | {cpus} CPUs (`nproc`), {model} |");
+    let _ = writeln!(
+        out,
+        "\nSpawn → first response is the time to the first poll plus createSecret's invocation (queued → answered); rotor's own staging calls in between, while the function idles in its poll, are left out. Step times are from queueing the invocation to the function's answer. The function reaches moto through a local counting proxy, which adds a little to each of its calls."
+    );
+    out
+}
+
+/// `nproc` and the CPU model from /proc/cpuinfo.
+fn machine() -> (String, String) {
+    let cpus = std::process::Command::new("nproc")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    (cpus, model)
+}
+
+/// moto's version, from the interpreter [`Moto::start`] uses.
+fn moto_version() -> String {
+    let python = std::env::var_os("ROTOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    std::process::Command::new(python)
+        .args(["-c", "import moto; print(moto.__version__)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "(version unknown)".into())
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+#[derive(Default)]
+struct Tally {
+    calls: Mutex<BTreeMap<String, u32>>,
+    failures: AtomicU32,
+}
+
+/// A reverse proxy in front of moto that counts requests by operation.
+struct CountingProxy {
+    endpoint: String,
+    tally: Arc<Tally>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl CountingProxy {
+    /// Listens on 127.0.0.1 at a free port and forwards every request to `upstream`.
+    async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+        let client: Client<HttpConnector, Incoming> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let tally = Arc::new(Tally::default());
+        let shared = tally.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (client, tally, upstream) = (client.clone(), shared.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        forward(request, client.clone(), tally.clone(), upstream.clone())
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(CountingProxy {
+            endpoint,
+            tally,
+            server,
+        })
+    }
+
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
+        self.tally
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reset(&self) {
+        self.calls().clear();
+    }
+
+    /// The counts since the last reset, and a reset.
+    fn take(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut *self.calls())
+    }
+
+    fn failures(&self) -> u32 {
+        self.tally.failures.load(Ordering::Relaxed)
+    }
+}
+
+async fn forward(
+    mut request: Request<Incoming>,
+    client: Client<HttpConnector, Incoming>,
+    tally: Arc<Tally>,
+    upstream: Arc<str>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
+        .unwrap_or_else(|| {
+            format!(
+                "(no X-Amz-Target: {} {})",
+                request.method(),
+                request.uri().path()
+            )
+        });
+    *tally
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(operation)
+        .or_default() += 1;
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let forwarded = match format!("{upstream}{path}").parse::<Uri>() {
+        Ok(uri) => {
+            *request.uri_mut() = uri;
+            client.request(request).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(match forwarded {
+        Ok(response) => response.map(BodyExt::boxed),
+        Err(error) => {
+            tally.failures.fetch_add(1, Ordering::Relaxed);
+            let body = Full::new(Bytes::from(format!("rotor bench proxy: {error}")))
+                .map_err(|never| match never {})
+                .boxed();
+            let mut response = Response::new(body);
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            response
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(summary(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(summary(vec![4.0, 1.0, 3.0, 2.0]), (2.5, 1.0, 4.0));
+    }
+}
