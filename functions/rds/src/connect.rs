@@ -1,0 +1,177 @@
+//! Why a connection failed, in words an operator can act on. Drivers report
+//! failures as text; this sorts that text into the few causes that have
+//! different fixes (name resolution, nothing listening, no answer, TLS,
+//! credentials) and says the fix with the host and port at fault.
+
+use rotor_core::Error;
+
+use crate::secret::Engine;
+
+/// What kind of failure a connection attempt met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens at the address.
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// The TLS handshake or certificate check failed, or the server has no TLS.
+    Tls,
+    /// The server refused the user name or password.
+    Credentials,
+    /// Anything else.
+    Other,
+}
+
+/// A failed connection attempt.
+#[derive(Debug)]
+pub struct ConnectError {
+    /// The cause.
+    pub cause: Cause,
+    /// The driver's account of it (never holds a password).
+    pub detail: String,
+}
+
+impl ConnectError {
+    /// Sorts a driver error's text; `credentials` says whether the driver itself
+    /// already recognised an authentication failure.
+    pub fn classify(detail: String, credentials: bool) -> ConnectError {
+        let text = detail.to_ascii_lowercase();
+        let cause = if credentials {
+            Cause::Credentials
+        } else if [
+            "failed to lookup address",
+            "name or service not known",
+            "no such host",
+            "temporary failure in name resolution",
+            "nodename nor servname",
+        ]
+        .iter()
+        .any(|n| text.contains(n))
+        {
+            Cause::Dns
+        } else if text.contains("connection refused") {
+            Cause::Refused
+        } else if text.contains("timed out") || text.contains("timeout") {
+            Cause::Timeout
+        } else if [
+            "certificate",
+            "tls",
+            "ssl",
+            "handshake",
+            "unknownissuer",
+            "notvalidforname",
+            "expired",
+        ]
+        .iter()
+        .any(|n| text.contains(n))
+        {
+            Cause::Tls
+        } else if [
+            "password authentication failed",
+            "access denied",
+            "authentication failed",
+            "28p01",
+            "28000",
+        ]
+        .iter()
+        .any(|n| text.contains(n))
+        {
+            Cause::Credentials
+        } else {
+            Cause::Other
+        };
+        ConnectError { cause, detail }
+    }
+
+    /// The rotation error, naming the engine, address and user, and the fix.
+    pub fn into_error(self, engine: Engine, address: &str, user: &str) -> Error {
+        let (problem, retryable) = match self.cause {
+            Cause::Dns => (
+                format!(
+                    "could not resolve the host name ({}); check the secret's host field and DNS in the function's VPC",
+                    self.detail
+                ),
+                true,
+            ),
+            Cause::Refused => (
+                format!(
+                    "refused the connection ({}); check that the database runs and that the secret's port is right",
+                    self.detail
+                ),
+                true,
+            ),
+            Cause::Timeout => (
+                format!(
+                    "did not answer in time ({}); check the security groups, the function's VPC subnets and that the database runs",
+                    self.detail
+                ),
+                true,
+            ),
+            Cause::Tls => (
+                format!(
+                    "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it (for RDS, the global bundle). Plaintext is used only when the secret says \"ssl\": false",
+                    self.detail
+                ),
+                false,
+            ),
+            Cause::Credentials => (
+                format!("refused the credentials of user {user:?} ({})", self.detail),
+                false,
+            ),
+            Cause::Other => (self.detail, false),
+        };
+        Error::Target {
+            target: format!("{engine} at {address}"),
+            problem,
+            retryable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_driver_messages() {
+        let cases = [
+            (
+                "error connecting to server: failed to lookup address information: Name or service not known",
+                Cause::Dns,
+            ),
+            (
+                "error connecting to server: Connection refused (os error 111)",
+                Cause::Refused,
+            ),
+            ("timeout waiting for server", Cause::Timeout),
+            (
+                "error performing TLS handshake: invalid peer certificate: UnknownIssuer",
+                Cause::Tls,
+            ),
+            (
+                "db error: FATAL: password authentication failed for user \"app\"",
+                Cause::Credentials,
+            ),
+            (
+                "Server error: `ERROR 28000 (1045): Access denied for user 'app'@'127.0.0.1' (using password: YES)'",
+                Cause::Credentials,
+            ),
+            ("something odd", Cause::Other),
+        ];
+        for (text, cause) in cases {
+            assert_eq!(
+                ConnectError::classify(text.into(), false).cause,
+                cause,
+                "{text}"
+            );
+        }
+        let error = ConnectError::classify("Connection refused".into(), false).into_error(
+            Engine::Postgres,
+            "db:5432",
+            "app",
+        );
+        assert!(error.is_retryable() && error.to_string().contains("PostgreSQL at db:5432"));
+    }
+}

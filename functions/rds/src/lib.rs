@@ -1,0 +1,489 @@
+//! `rds-rotation`: rotates database credentials kept in the RDS secret format,
+//! for MySQL, MariaDB and PostgreSQL (Aurora included), with AWS's two
+//! strategies: a single user whose password changes, or two users that take
+//! turns (`u` and `u_clone`) so the previous credentials keep working while the
+//! new ones spread.
+//!
+//! One deployment replaces AWS's six SecretsManagerRDS* functions: the engine
+//! comes from the secret, the strategy from `ROTATION_STRATEGY`.
+
+use std::time::Duration;
+
+use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::password::PasswordPolicy;
+use rotor_core::store::VersionSelector;
+use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
+use tracing::{info, warn};
+
+pub mod connect;
+pub mod mysql;
+pub mod postgres;
+pub mod secret;
+pub mod tls;
+
+use connect::{Cause, ConnectError};
+use secret::{DbSecret, Engine, alternate_username, base_username};
+
+/// The environment variable choosing the strategy.
+pub const STRATEGY_VAR: &str = "ROTATION_STRATEGY";
+/// The master secret to use when a secret has no `masterarn`.
+pub const MASTER_SECRET_VAR: &str = "MASTER_SECRET_ARN";
+/// The longest MySQL user name (AWS's MySQL functions default to 16).
+pub const USERNAME_LIMIT_VAR: &str = "USERNAME_CHARACTER_LIMIT";
+
+/// How a secret's credentials change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// One user; its password changes.
+    Single,
+    /// Two users take turns; the master secret manages them.
+    Alternating,
+}
+
+/// The deployment's settings, read once per process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    strategy: Strategy,
+    master_secret: Option<String>,
+    mysql_username_limit: usize,
+    mysql_policy: PasswordPolicy,
+    postgres_policy: PasswordPolicy,
+    test_attempts: u32,
+}
+
+impl Config {
+    /// Reads the settings from any lookup (the environment, or a test's map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let strategy = match lookup(STRATEGY_VAR).as_deref().map(str::trim) {
+            None | Some("") | Some("single") | Some("single-user") => Strategy::Single,
+            Some("alternating")
+            | Some("alternating-users")
+            | Some("multi-user")
+            | Some("multiuser") => Strategy::Alternating,
+            Some(other) => {
+                return Err(format!(
+                    "{STRATEGY_VAR}={other:?} is not a strategy; use single or alternating"
+                ));
+            }
+        };
+        let policy = |engine: Engine| {
+            let defaults = PasswordPolicy {
+                exclude_characters: engine.default_excluded_characters().to_owned(),
+                ..PasswordPolicy::default()
+            };
+            PasswordPolicy::from_lookup(defaults, &lookup).map_err(|e| e.to_string())
+        };
+        let mysql_username_limit = match lookup(USERNAME_LIMIT_VAR) {
+            None => 16,
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=80).contains(n))
+                .ok_or_else(|| {
+                    format!("{USERNAME_LIMIT_VAR}={text:?} must be a whole number from 1 to 80")
+                })?,
+        };
+        Ok(Config {
+            strategy,
+            master_secret: lookup(MASTER_SECRET_VAR).filter(|v| !v.trim().is_empty()),
+            mysql_username_limit,
+            mysql_policy: policy(Engine::MySql)?,
+            postgres_policy: policy(Engine::Postgres)?,
+            test_attempts: 5,
+        })
+    }
+
+    fn username_limit(&self, engine: Engine) -> usize {
+        match engine {
+            Engine::MySql => self.mysql_username_limit,
+            Engine::MariaDb => 80,
+            Engine::Postgres => 63,
+        }
+    }
+
+    fn policy(&self, engine: Engine) -> &PasswordPolicy {
+        match engine {
+            Engine::Postgres => &self.postgres_policy,
+            _ => &self.mysql_policy,
+        }
+    }
+}
+
+/// Rotates database credentials.
+pub struct RdsRotator {
+    config: Result<Config, String>,
+}
+
+impl RdsRotator {
+    /// Reads the environment once; a bad variable fails every step with a
+    /// message naming it rather than crashing the process.
+    pub fn from_env() -> Self {
+        RdsRotator {
+            config: Config::from_lookup(|var| std::env::var(var).ok()),
+        }
+    }
+
+    /// With settings given by the caller.
+    pub fn new(config: Config) -> Self {
+        RdsRotator { config: Ok(config) }
+    }
+
+    fn config(&self, secret: &str) -> Result<&Config, Error> {
+        self.config
+            .as_ref()
+            .map_err(|problem| Error::InvalidSettings {
+                secret: secret.to_owned(),
+                setting: "the function's environment".into(),
+                problem: problem.clone(),
+            })
+    }
+}
+
+fn parse(secret: &str, label: &str, value: &SecretString) -> Result<DbSecret, Error> {
+    DbSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
+        secret: secret.to_owned(),
+        label: label.to_owned(),
+        problem,
+    })
+}
+
+/// An open session with either engine.
+enum Session {
+    Postgres(tokio_postgres::Client),
+    MySql(mysql::Session),
+}
+
+impl Session {
+    async fn open(
+        secret: &DbSecret,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<Session, ConnectError> {
+        if secret.engine.is_mysql_family() {
+            mysql::connect(secret, user, password)
+                .await
+                .map(Session::MySql)
+        } else {
+            postgres::connect(secret, user, password)
+                .await
+                .map(Session::Postgres)
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        match self {
+            Session::Postgres(client) => postgres::ping(client).await,
+            Session::MySql(session) => session.ping().await,
+        }
+    }
+
+    async fn set_own_password(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        match self {
+            Session::Postgres(client) => postgres::set_password(client, user, password).await,
+            Session::MySql(session) => session.set_own_password(password).await,
+        }
+    }
+
+    async fn set_alternate(
+        &mut self,
+        current: &str,
+        pending: &str,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        match self {
+            Session::Postgres(client) => {
+                postgres::set_alternate(client, base_username(current), pending, password).await
+            }
+            Session::MySql(session) => session.set_alternate(current, pending, password).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Session::Postgres(client) => drop(client),
+            Session::MySql(session) => session.close().await,
+        }
+    }
+}
+
+/// Logs in with a secret's own credentials: `Ok(None)` when the server
+/// refuses them, an error for anything else (network, TLS), which no other
+/// credential would get past either.
+async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
+    match Session::open(secret, &secret.username, &secret.password).await {
+        Ok(session) => Ok(Some(session)),
+        Err(e) if e.cause == Cause::Credentials => Ok(None),
+        Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
+    }
+}
+
+fn refused(secret: &DbSecret, problem: String) -> Error {
+    Error::Target {
+        target: format!("{} at {}", secret.engine, secret.address()),
+        problem,
+        retryable: false,
+    }
+}
+
+fn failed(secret: &DbSecret, what: &str, detail: String) -> Error {
+    Error::Target {
+        target: format!("{} at {}", secret.engine, secret.address()),
+        problem: format!("{what} failed: {detail}"),
+        retryable: false,
+    }
+}
+
+impl Rotator for RdsRotator {
+    async fn create_value<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+    ) -> Result<SecretString, Error> {
+        let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
+        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
+        let username = match config.strategy {
+            Strategy::Single => current.username.clone(),
+            Strategy::Alternating => alternate_username(
+                &current.username,
+                config.username_limit(current.engine),
+                current.engine,
+            )
+            .map_err(|problem| Error::InvalidSecretValue {
+                secret: arn.to_owned(),
+                label: AWSCURRENT.into(),
+                problem,
+            })?,
+        };
+        let password =
+            config
+                .policy(current.engine)
+                .generate()
+                .map_err(|source| Error::PasswordPolicy {
+                    secret: arn.to_owned(),
+                    source,
+                })?;
+        Ok(current.with_credentials(&username, &password))
+    }
+
+    async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
+        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
+        if let Some(session) = login(&pending).await? {
+            session.close().await;
+            info!(secret = %arn, user = %pending.username, "the pending password already works");
+            return Ok(());
+        }
+        if (pending.host.as_str(), pending.port, pending.engine)
+            != (current.host.as_str(), current.port, current.engine)
+        {
+            return Err(Error::InvalidSecretValue {
+                secret: arn.to_owned(),
+                label: ctx.pending_label.to_owned(),
+                problem: format!(
+                    "names {} {}, but AWSCURRENT names {} {}; rotation changes credentials, not databases",
+                    pending.engine,
+                    pending.address(),
+                    current.engine,
+                    current.address()
+                ),
+            });
+        }
+        match config.strategy {
+            Strategy::Single => self.set_single(ctx, &current, &pending).await,
+            Strategy::Alternating => self.set_alternating(ctx, config, &current, &pending).await,
+        }
+    }
+
+    async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let attempts = self.config(arn)?.test_attempts;
+        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1..=attempts {
+            match Session::open(&pending, &pending.username, &pending.password).await {
+                Ok(mut session) => {
+                    let result = session.ping().await;
+                    session.close().await;
+                    return result.map_err(|detail| failed(&pending, "the test query", detail));
+                }
+                // A new password can take a moment to reach every node (Aurora
+                // readers, proxies): retry briefly with backoff before failing.
+                Err(e)
+                    if attempt < attempts
+                        && matches!(
+                            e.cause,
+                            Cause::Credentials | Cause::Timeout | Cause::Refused
+                        ) =>
+                {
+                    warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    return Err(e.into_error(pending.engine, &pending.address(), &pending.username));
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+}
+
+impl RdsRotator {
+    async fn set_single<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        if pending.username != current.username {
+            return Err(Error::InvalidSecretValue {
+                secret: arn.to_owned(),
+                label: ctx.pending_label.to_owned(),
+                problem: format!(
+                    "names user {:?}, but AWSCURRENT names {:?}; single-user rotation changes one user's password",
+                    pending.username, current.username
+                ),
+            });
+        }
+        // The current password, else the previous one (a rotation that changed
+        // the database but did not finish), must still log in.
+        let mut session = login(current).await?;
+        if session.is_none()
+            && let Some(previous) = ctx.previous().await?
+        {
+            let previous = parse(arn, AWSPREVIOUS, &previous.value)?;
+            if previous.username == pending.username && previous.host == pending.host {
+                session = login(&previous).await?;
+            }
+        }
+        let Some(mut session) = session else {
+            return Err(refused(
+                pending,
+                format!(
+                    "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, then rotate again",
+                    pending.username
+                ),
+            ));
+        };
+        let result = session
+            .set_own_password(&pending.username, &pending.password)
+            .await;
+        session.close().await;
+        result.map_err(|detail| {
+            failed(
+                pending,
+                &format!("changing the password of user {:?}", pending.username),
+                detail,
+            )
+        })?;
+        info!(secret = %arn, user = %pending.username, "password changed");
+        Ok(())
+    }
+
+    async fn set_alternating<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        config: &Config,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let expected = alternate_username(
+            &current.username,
+            config.username_limit(current.engine),
+            current.engine,
+        )
+        .ok();
+        if expected.as_deref() != Some(pending.username.as_str()) {
+            return Err(Error::InvalidSecretValue {
+                secret: arn.to_owned(),
+                label: ctx.pending_label.to_owned(),
+                problem: format!(
+                    "names user {:?}, which is not the alternate of the current user {:?}",
+                    pending.username, current.username
+                ),
+            });
+        }
+        match login(current).await? {
+            Some(session) => session.close().await,
+            None => {
+                return Err(refused(
+                    current,
+                    format!(
+                        "refused the AWSCURRENT credentials of user {:?}; fix them before rotating",
+                        current.username
+                    ),
+                ));
+            }
+        }
+        let master_arn = current.masterarn.clone().or_else(|| config.master_secret.clone()).ok_or_else(|| Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: AWSCURRENT.into(),
+            problem: format!("has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"),
+        })?;
+        let stored = ctx
+            .store()
+            .get_value(&master_arn, VersionSelector::Label(AWSCURRENT))
+            .await
+            .map_err(|source| Error::Store {
+                secret: master_arn.clone(),
+                operation: "GetSecretValue (master secret)",
+                source,
+            })?
+            .ok_or_else(|| Error::InvalidSettings {
+                secret: arn.to_owned(),
+                setting: "masterarn".into(),
+                problem: format!(
+                    "the master secret {master_arn} does not exist or has no AWSCURRENT value"
+                ),
+            })?;
+        let master = parse(&master_arn, AWSCURRENT, &stored.value)?;
+        if master.host != current.host {
+            return Err(Error::InvalidSettings {
+                secret: arn.to_owned(),
+                setting: "masterarn".into(),
+                problem: format!(
+                    "the master secret names host {}, but this secret names {}; they must be the same database",
+                    master.host, current.host
+                ),
+            });
+        }
+        // The master logs in to the user's database, over the user's transport.
+        let admin = DbSecret::parse(&current.with_credentials(&master.username, &master.password))
+            .map_err(|problem| Error::InvalidSecretValue {
+                secret: master_arn.clone(),
+                label: AWSCURRENT.into(),
+                problem,
+            })?;
+        let Some(mut session) = login(&admin).await? else {
+            return Err(refused(
+                &admin,
+                format!(
+                    "refused the master credentials of user {:?} from {master_arn}",
+                    master.username
+                ),
+            ));
+        };
+        let result = session
+            .set_alternate(&current.username, &pending.username, &pending.password)
+            .await;
+        session.close().await;
+        result.map_err(|detail| {
+            failed(
+                pending,
+                &format!("setting up user {:?}", pending.username),
+                detail,
+            )
+        })?;
+        info!(secret = %arn, user = %pending.username, "alternate user set");
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! The RDS secret format of AWS's official rotation functions: `engine`, `host`,
+//! `username`, `password`, optional `port`, `dbname`, `ssl` and `masterarn`.
+//! Every other field is kept as it is. Parsing says which field is wrong and
+//! never echoes a value; the password goes straight into a `SecretString`.
+
+use std::fmt;
+
+use rotor_core::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+/// The database engines rds-rotation speaks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// MySQL and Aurora MySQL.
+    MySql,
+    /// MariaDB.
+    MariaDb,
+    /// PostgreSQL and Aurora PostgreSQL.
+    Postgres,
+}
+
+impl Engine {
+    /// Parses the `engine` field as AWS's functions and RDS write it.
+    pub fn parse(text: &str) -> Option<Engine> {
+        match text {
+            "mysql" | "aurora-mysql" | "aurora" => Some(Engine::MySql),
+            "mariadb" => Some(Engine::MariaDb),
+            "postgres" | "postgresql" | "aurora-postgresql" => Some(Engine::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The port used when the secret has none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            _ => 3306,
+        }
+    }
+
+    /// The characters AWS's official functions exclude from passwords by
+    /// default: those that break connection strings or shell quoting.
+    pub fn default_excluded_characters(self) -> &'static str {
+        match self {
+            Engine::Postgres => ":/@\"'\\",
+            _ => "/@\"'\\",
+        }
+    }
+
+    /// Whether it speaks the MySQL protocol.
+    pub fn is_mysql_family(self) -> bool {
+        !matches!(self, Engine::Postgres)
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::MySql => "MySQL",
+            Engine::MariaDb => "MariaDB",
+            Engine::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Whether to use TLS. There is no third, "try TLS then fall back" mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS with the certificate and host name verified (the default).
+    VerifiedTls,
+    /// Plaintext, only because the secret says `"ssl": false`.
+    Plaintext,
+}
+
+/// A parsed database secret.
+pub struct DbSecret {
+    /// The engine.
+    pub engine: Engine,
+    /// The host name or address.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: SecretString,
+    /// The database to connect to, if named.
+    pub dbname: Option<String>,
+    /// TLS or not.
+    pub transport: Transport,
+    /// The ARN of the secret with the master (admin) credentials, if any.
+    pub masterarn: Option<String>,
+    /// Every field in order, `password` blanked, to write the secret back.
+    fields: Map<String, Value>,
+}
+
+impl fmt::Debug for DbSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSecret")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("dbname", &self.dbname)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest host or user name accepted: far beyond any engine's limit.
+const MAX_NAME: usize = 1024;
+
+impl DbSecret {
+    /// Parses a secret value; the error names the field at fault and the fix.
+    pub fn parse(value: &SecretString) -> Result<DbSecret, String> {
+        let mut fields = match serde_json::from_str::<Value>(value.expose_secret()) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err("is JSON but not an object; RDS secrets are JSON objects with engine, host, username and password".into()),
+            Err(_) => return Err("is not JSON; RDS secrets are JSON objects with engine, host, username and password".into()),
+        };
+        // The password leaves the map (a placeholder keeps its position).
+        let password = match fields.insert("password".into(), Value::Null) {
+            Some(Value::String(p)) => SecretString::from(p),
+            Some(_) => return Err("has a password field that is not a string".into()),
+            None => return Err("has no password field".into()),
+        };
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match fields.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.len() > MAX_NAME => {
+                    Err(format!("has a {name} field longer than {MAX_NAME} bytes"))
+                }
+                Some(Value::String(s)) if s.contains('\0') => {
+                    Err(format!("has a {name} field with a NUL character"))
+                }
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("has a {name} field that is not a string")),
+            }
+        };
+        let required = |name: &str| -> Result<String, String> {
+            text(name)?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("has no {name} field (or it is empty); RDS secrets need engine, host, username and password"))
+        };
+        let engine_text = required("engine")?;
+        let engine = Engine::parse(&engine_text).ok_or_else(|| {
+            format!("has engine {engine_text:?}, which rds-rotation does not rotate; use mysql, aurora-mysql, mariadb, postgres or aurora-postgresql")
+        })?;
+        let host = required("host")?;
+        let username = required("username")?;
+        let port = match fields.get("port") {
+            None | Some(Value::Null) => engine.default_port(),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|p| *p > 0)
+                .ok_or("has a port outside 1-65535")?,
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or("has a port that is not a number from 1 to 65535")?,
+            Some(_) => return Err("has a port that is neither a number nor a string".into()),
+        };
+        let transport = match fields.get("ssl") {
+            None | Some(Value::Null) | Some(Value::Bool(true)) => Transport::VerifiedTls,
+            Some(Value::Bool(false)) => Transport::Plaintext,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Transport::VerifiedTls,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Transport::Plaintext,
+            Some(_) => return Err("has an ssl field that is neither true nor false; leave it out (TLS, verified) or set it to false for plaintext".into()),
+        };
+        Ok(DbSecret {
+            engine,
+            dbname: text("dbname")?.filter(|s| !s.is_empty()),
+            masterarn: text("masterarn")?.filter(|s| !s.is_empty()),
+            host,
+            port,
+            username,
+            password,
+            transport,
+            fields,
+        })
+    }
+
+    /// The database to connect to: `dbname`, or PostgreSQL's `postgres`.
+    pub fn database(&self) -> Option<&str> {
+        match (&self.dbname, self.engine) {
+            (Some(name), _) => Some(name),
+            (None, Engine::Postgres) => Some("postgres"),
+            (None, _) => None,
+        }
+    }
+
+    /// The secret with another user name and password, every other field kept.
+    pub fn with_credentials(&self, username: &str, password: &SecretString) -> SecretString {
+        let mut fields = self.fields.clone();
+        fields.insert("username".into(), Value::String(username.to_owned()));
+        fields.insert(
+            "password".into(),
+            Value::String(password.expose_secret().to_owned()),
+        );
+        SecretString::from(Value::Object(fields).to_string())
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The suffix that marks the alternate user of the alternating-users strategy.
+pub const CLONE_SUFFIX: &str = "_clone";
+
+/// The other user of an alternating pair: `u` ↔ `u_clone`, within the engine's
+/// name limit (counted in characters for MySQL and MariaDB, bytes for PostgreSQL).
+pub fn alternate_username(current: &str, limit: usize, engine: Engine) -> Result<String, String> {
+    if let Some(base) = current.strip_suffix(CLONE_SUFFIX) {
+        return Ok(base.to_owned());
+    }
+    let clone = format!("{current}{CLONE_SUFFIX}");
+    let length = match engine {
+        Engine::Postgres => clone.len(),
+        _ => clone.chars().count(),
+    };
+    if length > limit {
+        return Err(format!(
+            "the alternate user {clone:?} would be {length} long, over {engine}'s limit of {limit}; use a shorter user name{}",
+            if engine == Engine::MySql {
+                " or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(clone)
+}
+
+/// The first user of an alternating pair (without the suffix).
+pub fn base_username(name: &str) -> &str {
+    name.strip_suffix(CLONE_SUFFIX).unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<DbSecret, String> {
+        DbSecret::parse(&SecretString::from(json))
+    }
+
+    #[test]
+    fn parses_the_official_format_with_defaults() {
+        let s =
+            parse(r#"{"engine":"postgres","host":"db","username":"app","password":"pw"}"#).unwrap();
+        assert_eq!(
+            (s.engine, s.port, s.database(), s.transport),
+            (
+                Engine::Postgres,
+                5432,
+                Some("postgres"),
+                Transport::VerifiedTls
+            )
+        );
+        let s = parse(r#"{"engine":"aurora-mysql","host":"db","username":"app","password":"pw","port":"3307","ssl":"FALSE","dbname":"x","masterarn":"arn:m"}"#).unwrap();
+        assert_eq!(
+            (s.engine, s.port, s.database(), s.transport),
+            (Engine::MySql, 3307, Some("x"), Transport::Plaintext)
+        );
+        assert_eq!(s.masterarn.as_deref(), Some("arn:m"));
+        assert_eq!(
+            parse(r#"{"engine":"mariadb","host":"h","username":"u","password":"p"}"#)
+                .unwrap()
+                .database(),
+            None
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_the_password() {
+        let cases = [
+            ("nope", "not JSON"),
+            ("[1]", "not an object"),
+            (
+                r#"{"engine":"postgres","host":"h","username":"u"}"#,
+                "no password",
+            ),
+            (
+                r#"{"engine":"oracle","host":"h","username":"u","password":"p4ss"}"#,
+                "oracle",
+            ),
+            (
+                r#"{"host":"h","username":"u","password":"p4ss"}"#,
+                "no engine",
+            ),
+            (
+                r#"{"engine":"mysql","username":"u","password":"p4ss"}"#,
+                "no host",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"","password":"p4ss"}"#,
+                "no username",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"p4ss","port":70000}"#,
+                "port outside",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"p4ss","port":"x"}"#,
+                "port that is not",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"p4ss","ssl":"maybe"}"#,
+                "ssl field",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":5,"password":"p4ss"}"#,
+                "username field that is not a string",
+            ),
+        ];
+        for (json, expected) in cases {
+            let error = parse(json).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("p4ss"));
+        }
+    }
+
+    #[test]
+    fn writes_back_every_other_field_in_order() {
+        let s = parse(r#"{"password":"old","engine":"mysql","host":"h","username":"u","port":3306,"extra":{"k":[1,2]},"big":123456789012345678901234567890}"#).unwrap();
+        let out = s.with_credentials("u_clone", &SecretString::from("new"));
+        assert_eq!(
+            out.expose_secret(),
+            r#"{"password":"new","engine":"mysql","host":"h","username":"u_clone","port":3306,"extra":{"k":[1,2]},"big":123456789012345678901234567890}"#
+        );
+        assert!(!format!("{s:?}").contains("old"));
+    }
+
+    #[test]
+    fn alternates_users_within_limits() {
+        assert_eq!(
+            alternate_username("app", 16, Engine::MySql).unwrap(),
+            "app_clone"
+        );
+        assert_eq!(
+            alternate_username("app_clone", 16, Engine::MySql).unwrap(),
+            "app"
+        );
+        assert!(
+            alternate_username("a_sixteen_chars_", 16, Engine::MySql)
+                .unwrap_err()
+                .contains("USERNAME_CHARACTER_LIMIT")
+        );
+        // PostgreSQL counts bytes: 28 two-byte letters + "_clone" = 62 bytes.
+        assert!(alternate_username(&"é".repeat(28), 63, Engine::Postgres).is_ok());
+        assert!(alternate_username(&"é".repeat(29), 63, Engine::Postgres).is_err());
+        assert_eq!(base_username("x_clone"), "x");
+    }
+}

@@ -1,0 +1,100 @@
+//! The certificates rds-rotation trusts: the system's CA bundle plus the bundle
+//! named by `SSL_CERT_FILE` (for example Amazon RDS's global bundle, or a test
+//! CA). Loaded once, on the first TLS connection, never on the cold path.
+//!
+//! There is no "try TLS, then plaintext" here: a certificate that does not
+//! verify is an error, and plaintext happens only when the secret says
+//! `"ssl": false`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// The variable naming an extra CA bundle (PEM).
+pub const CA_FILE_VAR: &str = "SSL_CERT_FILE";
+
+/// Where Linux distributions keep their CA bundle; the first that exists is used.
+const SYSTEM_BUNDLES: [&str; 5] = [
+    "/etc/pki/tls/certs/ca-bundle.crt", // Amazon Linux (Lambda), Fedora
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem", // openSUSE
+    "/etc/ssl/cert.pem",
+];
+
+/// The trusted roots, as DER certificates.
+pub struct Roots {
+    /// The certificates.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// Where they came from, for messages.
+    pub sources: Vec<String>,
+}
+
+/// The roots, loaded on first use; an unreadable SSL_CERT_FILE is an error
+/// every time it is asked for, with the path and the fix.
+pub fn roots() -> Result<&'static Roots, String> {
+    static ROOTS: OnceLock<Result<Roots, String>> = OnceLock::new();
+    ROOTS.get_or_init(load).as_ref().map_err(Clone::clone)
+}
+
+fn load() -> Result<Roots, String> {
+    let mut certs = Vec::new();
+    let mut sources = Vec::new();
+    if let Some(system) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
+        // A broken system bundle is not fatal: SSL_CERT_FILE may be all that is needed.
+        if let Ok(found) = read_bundle(system) {
+            certs.extend(found);
+            sources.push((*system).to_owned());
+        }
+    }
+    if let Some(extra) = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()) {
+        let path = Path::new(&extra);
+        let found = read_bundle(path).map_err(|e| {
+            format!("{CA_FILE_VAR}={} could not be read as a PEM bundle: {e}; point it at the database's CA bundle", path.display())
+        })?;
+        if found.is_empty() {
+            return Err(format!(
+                "{CA_FILE_VAR}={} holds no certificate; point it at the database's CA bundle",
+                path.display()
+            ));
+        }
+        certs.extend(found);
+        sources.push(path.display().to_string());
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "no CA certificates found (looked in {} and {CA_FILE_VAR}); set {CA_FILE_VAR} to the database's CA bundle",
+            SYSTEM_BUNDLES.join(", ")
+        ));
+    }
+    Ok(Roots { certs, sources })
+}
+
+fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path.as_ref())
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// A rustls client configuration over the roots, built once.
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = roots()?;
+            let mut store = RootCertStore::empty();
+            let (_added, _ignored) = store.add_parsable_certificates(roots.certs.iter().cloned());
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(store)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
