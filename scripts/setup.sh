@@ -31,3 +31,8 @@ if ! "$venv/bin/python" -c 'import moto.server, flask' >/dev/null 2>&1; then
   say "installing $moto_spec into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$moto_spec"
 fi
+# cargo-lambda's Lambda emulator serves the Invoke API the runner's --invoke mode speaks.
+if [ ! -x "$venv/bin/cargo-lambda" ]; then
+  say "installing cargo-lambda into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda>=1.8,<2'
+fi

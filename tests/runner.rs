@@ -123,3 +123,37 @@ impl PendingVersion for rotor_core::AwsStore {
         described.versions.with_label(AWSPENDING).map(str::to_owned)
     }
 }
+
+#[tokio::test]
+async fn steps_can_run_through_the_lambda_invoke_api() {
+    let store = moto_store();
+    let emulator = CargoLambda::start().await;
+    let _function = emulator.run_function("generic-rotation");
+    let remote =
+        rotor_cli::rotate::LambdaFunction::local(&emulator.endpoint(), CargoLambda::FUNCTION);
+    let arn = store
+        .create_secret(&unique("invoke"), &SecretString::from("v1"), &[])
+        .await
+        .unwrap();
+    let run = rotate(&store, &remote, &options(&arn, None)).await.unwrap();
+    assert!(
+        run.succeeded(),
+        "{:?}",
+        run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert_eq!(run.steps.len(), 4);
+    assert_eq!(run.after.versions.current(), Some(run.token.as_str()));
+    // A step's error comes back through the Invoke API with its type and message.
+    let bad = store
+        .create_secret(
+            &unique("invoke"),
+            &SecretString::from("plain"),
+            &[("rotor:fields", "password")],
+        )
+        .await
+        .unwrap();
+    let failed = rotate(&store, &remote, &options(&bad, None)).await.unwrap();
+    let (kind, message) = failed.steps[0].result.as_ref().unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+    assert!(message.contains("not a JSON object"), "{message}");
+}

@@ -124,3 +124,80 @@ pub async fn labels(store: &AwsStore, arn: &str) -> BTreeMap<String, Vec<String>
 pub fn token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// cargo-lambda's Lambda emulator, serving the Invoke API (and a Runtime API
+/// that a function process polls) on 127.0.0.1; killed when dropped.
+pub struct CargoLambda {
+    /// The emulator's port.
+    pub port: u16,
+    _child: tokio::process::Child,
+}
+
+impl CargoLambda {
+    /// The function name the emulator answers to when it runs no build of its own.
+    pub const FUNCTION: &'static str = "_";
+
+    /// Starts `cargo lambda watch --only-lambda-apis`.
+    pub async fn start() -> CargoLambda {
+        let root = rotor_cli::moto::workspace_root();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(root.join(".venv/bin/cargo-lambda"))
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cargo-lambda is missing: run scripts/setup.sh");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return CargoLambda {
+                    port,
+                    _child: child,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cargo lambda watch did not listen on port {port} within 10 s");
+    }
+
+    /// The Invoke API endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a function binary against the emulator's Runtime API.
+    pub fn run_function(&self, name: &str) -> tokio::process::Child {
+        tokio::process::Command::new(function_binary(name))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt", self.port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", Self::FUNCTION)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .envs(local_env(moto().endpoint()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("function binary")
+    }
+}

@@ -327,7 +327,11 @@ impl Rotator for RdsRotator {
                     delay *= 2;
                 }
                 Err(e) => {
-                    return Err(e.into_error(pending.engine, &pending.address(), &pending.username));
+                    return Err(e.into_error(
+                        pending.engine,
+                        &pending.address(),
+                        &pending.username,
+                    ));
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use rotor_cli::function::{LocalFunction, function_binary};
-use rotor_cli::rotate::{RotateOptions, report, rotate};
+use rotor_cli::rotate::{LambdaFunction, RotateOptions, report, rotate};
 use rotor_core::AwsStore;
 
 /// Rotate AWS Secrets Manager secrets with rotor's functions, locally.
@@ -43,6 +43,15 @@ enum Command {
         /// The function binary, or the name of one beside rotor.
         #[arg(long, default_value = "generic-rotation")]
         function: String,
+        /// Invoke this function (name or ARN) through the Lambda Invoke API
+        /// instead of running a binary: one served by `sam local start-lambda`
+        /// or `cargo lambda watch`, or deployed in AWS.
+        #[arg(long, value_name = "FUNCTION")]
+        invoke: Option<String>,
+        /// The Lambda Invoke endpoint for --invoke, such as http://127.0.0.1:3001
+        /// for `sam local start-lambda`; AWS's when absent.
+        #[arg(long, requires = "invoke")]
+        lambda_endpoint: Option<String>,
         /// The Secrets Manager endpoint (an emulator such as moto); passed to the
         /// function too. Without it, AWS_ENDPOINT_URL_SECRETS_MANAGER is used.
         #[arg(long)]
@@ -114,6 +123,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             secret_id,
             token,
             function,
+            invoke,
+            lambda_endpoint,
             endpoint,
             test_only,
             env,
@@ -127,24 +138,32 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 );
             };
             let store = AwsStore::new(rotor_cli::moto::local_client(&endpoint));
-            let binary = if function.contains('/') {
-                PathBuf::from(function)
-            } else {
-                function_binary(&function)
-            };
-            let mut function_env = rotor_cli::moto::local_env(&endpoint);
-            function_env.extend(env);
-            let function = LocalFunction::start(&binary, &function_env).await?;
             let options = RotateOptions {
                 secret_id,
                 token,
                 test_only,
                 step_timeout: Duration::from_secs(step_timeout),
             };
-            let outcome = rotate(&store, &function, &options).await;
-            // The function's own log lines, then our account of the rotation.
-            eprint!("{}", function.output());
-            let run = outcome?;
+            let run = if let Some(name) = invoke {
+                let remote = match lambda_endpoint {
+                    Some(url) => LambdaFunction::local(&url, &name),
+                    None => LambdaFunction::from_env(&name).await,
+                };
+                rotate(&store, &remote, &options).await?
+            } else {
+                let binary = if function.contains('/') {
+                    PathBuf::from(function)
+                } else {
+                    function_binary(&function)
+                };
+                let mut function_env = rotor_cli::moto::local_env(&endpoint);
+                function_env.extend(env);
+                let function = LocalFunction::start(&binary, &function_env).await?;
+                let outcome = rotate(&store, &function, &options).await;
+                // The function's own log lines, then our account of the rotation.
+                eprint!("{}", function.output());
+                outcome?
+            };
             print!("{}", report(&run));
             Ok(run.succeeded())
         }

@@ -64,12 +64,139 @@ impl RotationRun {
     }
 }
 
+/// Where the steps run.
+#[derive(Clone, Copy)]
+pub enum Invoker<'a> {
+    /// A local process behind rotor's own Runtime API.
+    Local(&'a LocalFunction),
+    /// A function behind the Lambda Invoke API.
+    Lambda(&'a LambdaFunction),
+}
+
+impl<'a> From<&'a LocalFunction> for Invoker<'a> {
+    fn from(function: &'a LocalFunction) -> Self {
+        Invoker::Local(function)
+    }
+}
+
+impl<'a> From<&'a LambdaFunction> for Invoker<'a> {
+    fn from(function: &'a LambdaFunction) -> Self {
+        Invoker::Lambda(function)
+    }
+}
+
+/// A function reached through the Lambda Invoke API: one served by
+/// `sam local start-lambda` or `cargo lambda watch`, or deployed in AWS.
+pub struct LambdaFunction {
+    client: aws_sdk_lambda::Client,
+    name: String,
+}
+
+impl LambdaFunction {
+    /// The function `name` (or ARN) at a local Invoke endpoint, with throwaway credentials.
+    pub fn local(endpoint: &str, name: &str) -> Self {
+        use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new(
+                "rotor-local",
+                "rotor-local",
+                None,
+                None,
+                "rotor",
+            ))
+            .build();
+        LambdaFunction {
+            client: aws_sdk_lambda::Client::from_conf(config),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The function `name` (or ARN) in AWS, with the environment's credentials and region.
+    pub async fn from_env(name: &str) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        LambdaFunction {
+            client: aws_sdk_lambda::Client::new(&config),
+            name: name.to_owned(),
+        }
+    }
+
+    async fn invoke(
+        &self,
+        event: &Value,
+        timeout: Duration,
+    ) -> (Result<Value, (String, String)>, Duration) {
+        let started = std::time::Instant::now();
+        let payload = aws_sdk_lambda::primitives::Blob::new(event.to_string());
+        let call = self
+            .client
+            .invoke()
+            .function_name(&self.name)
+            .payload(payload)
+            .send();
+        let result = match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err((
+                "Lambda.Timeout".into(),
+                format!("{} did not answer within {timeout:?}", self.name),
+            )),
+            // AWS answers a function error with 200 and X-Amz-Function-Error;
+            // cargo lambda's emulator answers 500 with the same error body.
+            Ok(Err(e)) => match e
+                .raw_response()
+                .and_then(|raw| raw.body().bytes())
+                .and_then(function_error)
+            {
+                Some(error) => Err(error),
+                None => Err((
+                    "Lambda.InvokeFailed".into(),
+                    format!(
+                        "invoking {}: {}",
+                        self.name,
+                        aws_sdk_lambda::error::DisplayErrorContext(&e)
+                    ),
+                )),
+            },
+            Ok(Ok(out)) => {
+                let body: Value = out
+                    .payload()
+                    .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+                    .unwrap_or(Value::Null);
+                match out.function_error() {
+                    None => Ok(body),
+                    Some(kind) => Err(function_error(
+                        &serde_json::to_vec(&body).unwrap_or_default(),
+                    )
+                    .unwrap_or_else(|| {
+                        (
+                            kind.to_owned(),
+                            "the function failed without a message".to_owned(),
+                        )
+                    })),
+                }
+            }
+        };
+        (result, started.elapsed())
+    }
+}
+
+/// A function error body, `{"errorType": ..., "errorMessage": ...}`.
+fn function_error(body: &[u8]) -> Option<(String, String)> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    Some((
+        body["errorType"].as_str()?.to_owned(),
+        body["errorMessage"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
 /// Plays one RotateSecret request against `store` with `function`.
-pub async fn rotate(
+pub async fn rotate<'a>(
     store: &AwsStore,
-    function: &LocalFunction,
+    function: impl Into<Invoker<'a>>,
     options: &RotateOptions,
 ) -> anyhow::Result<RotationRun> {
+    let function = function.into();
     let secret = store
         .describe(&options.secret_id)
         .await
@@ -170,30 +297,33 @@ pub async fn rotate(
 }
 
 async fn invoke(
-    function: &LocalFunction,
+    function: Invoker<'_>,
     secret: &str,
     token: &str,
     step: Step,
     timeout: Duration,
 ) -> StepRun {
     let event = json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step.as_str() });
-    match function.invoke(&event, timeout).await {
-        Ok(invocation) => StepRun {
-            step,
-            duration: invocation.duration,
-            result: match invocation.outcome {
-                Outcome::Response(value) => Ok(value),
-                Outcome::Error {
-                    error_type,
-                    error_message,
-                } => Err((error_type, error_message)),
-            },
+    let (result, duration) = match function {
+        Invoker::Lambda(remote) => remote.invoke(&event, timeout).await,
+        Invoker::Local(local) => match local.invoke(&event, timeout).await {
+            Ok(invocation) => (
+                match invocation.outcome {
+                    Outcome::Response(value) => Ok(value),
+                    Outcome::Error {
+                        error_type,
+                        error_message,
+                    } => Err((error_type, error_message)),
+                },
+                invocation.duration,
+            ),
+            Err(e) => (Err(("Local.InvokeFailed".into(), e.to_string())), timeout),
         },
-        Err(e) => StepRun {
-            step,
-            duration: timeout,
-            result: Err(("Local.InvokeFailed".into(), e.to_string())),
-        },
+    };
+    StepRun {
+        step,
+        result,
+        duration,
     }
 }
 
