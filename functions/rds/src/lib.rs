@@ -199,7 +199,11 @@ impl Session {
             Session::Postgres(client) => {
                 postgres::set_alternate(client, base_username(current), pending, password).await
             }
-            Session::MySql(session) => session.set_alternate(current, pending, password).await,
+            Session::MySql(session) => {
+                session
+                    .set_alternate(base_username(current), pending, password)
+                    .await
+            }
         }
     }
 

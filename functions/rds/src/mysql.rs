@@ -103,24 +103,26 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
-    /// Through a master session: gives `pending` an account on every host
-    /// `current` has, with `password`, exactly `current`'s privileges (grants
-    /// added since the last rotation are copied, grants `current` no longer has
-    /// are revoked) and `current`'s TLS requirements.
+    /// Through a master session: gives `pending` an account on every host the
+    /// original user `base` has, with `password`. When `pending` is the clone,
+    /// it also gets exactly `base`'s privileges (grants added to `base` since the
+    /// last rotation are copied, grants `base` no longer has are revoked) and
+    /// `base`'s TLS requirements. Privileges always flow from the original user,
+    /// never back, so they cannot drift between the two.
     pub async fn set_alternate(
         &mut self,
-        current: &str,
+        base: &str,
         pending: &str,
         password: &SecretString,
     ) -> Result<(), String> {
         let hosts: Vec<String> = self
             .conn
-            .exec("SELECT Host FROM mysql.user WHERE User = ?", (current,))
+            .exec("SELECT Host FROM mysql.user WHERE User = ?", (base,))
             .await
             .map_err(|e| e.to_string())?;
         if hosts.is_empty() {
             return Err(format!(
-                "user {current:?} has no account on this server; the AWSCURRENT user must exist"
+                "user {base:?} has no account on this server; the original user must exist"
             ));
         }
         let existing: Vec<String> = self
@@ -138,17 +140,20 @@ impl Session {
                 self.run(format!("CREATE USER {account} IDENTIFIED BY {secret}"))
                     .await?;
             }
+            if pending == base {
+                continue; // the original keeps its own privileges
+            }
             self.run(format!(
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
             ))
             .await?;
             let grants: Vec<String> = self
                 .conn
-                .query(format!("SHOW GRANTS FOR {}", self.account(current, host)))
+                .query(format!("SHOW GRANTS FOR {}", self.account(base, host)))
                 .await
                 .map_err(|e| e.to_string())?;
             for grant in grants {
-                if let Some(statement) = retarget_grant(&grant, current, &account) {
+                if let Some(statement) = retarget_grant(&grant, base, &account) {
                     self.run(statement).await?;
                 }
             }
@@ -156,7 +161,7 @@ impl Session {
                 .conn
                 .exec_first(
                     "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
-                    (current, host),
+                    (base, host),
                 )
                 .await
                 .map_err(|e| e.to_string())?;
