@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rotor's demo and tests need on a fresh machine, idempotently:
-# the Rust components (rustfmt, clippy) and a Python venv with moto's server.
+# the Rust components (rustfmt, clippy), a Python venv with moto's server, and,
+# when missing, the PostgreSQL 15 and MariaDB packages the database tests use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,4 +36,58 @@ fi
 if [ ! -x "$venv/bin/cargo-lambda" ]; then
   say "installing cargo-lambda into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda>=1.8,<2'
+fi
+
+# PostgreSQL 15 and MariaDB, whose throwaway servers the database tests start
+# themselves (tests/support/db.rs), with their CLI clients. Only the packages are
+# wanted: the system services they bring are neither started nor enabled.
+db_missing=()
+for tool in /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/psql /usr/sbin/mariadbd /usr/bin/mariadb-install-db; do
+  [ -x "$tool" ] || db_missing+=("$tool")
+done
+for tool in psql mariadb; do
+  command -v "$tool" >/dev/null 2>&1 || db_missing+=("$tool")
+done
+if [ ${#db_missing[@]} -gt 0 ]; then
+  db_packages="postgresql-15 postgresql-client-15 mariadb-server mariadb-client"
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+  else
+    echo "missing: ${db_missing[*]}" >&2
+    echo "install them as root (Debian 12 packages), then run this again:" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends $db_packages" >&2
+    exit 1
+  fi
+  # The services of packages installed only now get disabled afterwards; ones
+  # that were already there keep their state.
+  new_services=""
+  dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'ok installed' || new_services+=" postgresql"
+  dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q 'ok installed' || new_services+=" mariadb"
+  # policy-rc.d answering 101 keeps the maintainer scripts from starting services.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# rotor scripts/setup.sh: start no services while installing\nexit 101\n' |
+      $as_root tee "$policy" >/dev/null
+    $as_root chmod 755 "$policy"
+    own_policy=1
+    trap '$as_root rm -f "$policy"' EXIT
+  fi
+  say "installing $db_packages (missing: ${db_missing[*]})"
+  $as_root apt-get update
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $db_packages
+  if [ -n "$own_policy" ]; then
+    $as_root rm -f "$policy"
+    trap - EXIT
+  fi
+  for service in $new_services; do
+    if command -v systemctl >/dev/null 2>&1; then
+      $as_root systemctl disable "$service" >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1 && [ -e "/etc/init.d/$service" ]; then
+      $as_root update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+  done
 fi

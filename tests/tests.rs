@@ -4,5 +4,6 @@
 //! `scripts/test.sh` does.
 
 mod contract;
+mod db_bed;
 mod generic;
 mod runner;

@@ -2,6 +2,8 @@
 //! function binaries started behind our Runtime API, and helpers that read a
 //! secret's state without ever printing a value.
 
+pub mod db;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
