@@ -6,4 +6,5 @@
 mod contract;
 mod db_bed;
 mod generic;
+mod rds;
 mod runner;

@@ -1,0 +1,572 @@
+//! The real `rds-rotation` binary, over the Lambda Runtime API, against moto and
+//! throwaway PostgreSQL and MariaDB servers with password authentication and
+//! TLS required. After each rotation an independent client (psql, mariadb)
+//! proves which credentials log in.
+
+use std::time::Duration;
+
+use rotor_cli::function::LocalFunction;
+use rotor_cli::rotate::{RotateOptions, rotate};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::store::RotationService;
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_tests::db::{
+    ClientLogin, ClientTls, MariaDb, Postgres, TestCa, TlsMode, random_password,
+};
+use rotor_tests::*;
+use serde_json::{Value, json};
+
+/// A throwaway server of either engine.
+enum Db {
+    Postgres(Postgres),
+    MariaDb(MariaDb),
+}
+
+impl Db {
+    fn start(engine: &str, tls: TlsMode) -> Db {
+        let started = match engine {
+            "postgres" => Postgres::start(tls).map(Db::Postgres),
+            _ => MariaDb::start(tls).map(Db::MariaDb),
+        };
+        started.unwrap_or_else(|e| panic!("cannot start {engine}: {e:#}"))
+    }
+
+    fn engine(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgres",
+            Db::MariaDb(_) => "mariadb",
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Db::Postgres(db) => db.port(),
+            Db::MariaDb(db) => db.port(),
+        }
+    }
+
+    fn ca_path(&self) -> String {
+        let path = match self {
+            Db::Postgres(db) => db.ca_path(),
+            Db::MariaDb(db) => db.ca_path(),
+        };
+        path.display().to_string()
+    }
+
+    fn admin(&self, sql: &str) -> String {
+        let result = match self {
+            Db::Postgres(db) => db.psql(sql),
+            Db::MariaDb(db) => db.sql(sql),
+        };
+        result.unwrap_or_else(|e| panic!("admin SQL failed: {e:#}"))
+    }
+
+    fn admin_user(&self) -> String {
+        match self {
+            Db::Postgres(db) => db.admin_user().to_owned(),
+            Db::MariaDb(db) => db.admin_user().to_owned(),
+        }
+    }
+
+    fn admin_password(&self) -> SecretString {
+        match self {
+            Db::Postgres(db) => db.admin_password(),
+            Db::MariaDb(db) => db.admin_password(),
+        }
+    }
+
+    /// Runs a query as `user` over verified TLS; Err holds the client's message.
+    fn query_as(&self, user: &str, password: &SecretString, sql: &str) -> Result<String, String> {
+        let login = ClientLogin::new(
+            user,
+            SecretString::from(password.expose_secret()),
+            ClientTls::Verify(self.ca_path().into()),
+        );
+        let result = match self {
+            Db::Postgres(db) => db.psql_with(&login, "postgres", sql),
+            Db::MariaDb(db) => db.sql_with(&login, sql),
+        };
+        result.map_err(|e| format!("{e:#}"))
+    }
+
+    fn logs_in(&self, user: &str, password: &SecretString) -> bool {
+        self.query_as(user, password, "SELECT 1").is_ok()
+    }
+
+    /// Creates a login user with a password and a table it owns or can use.
+    fn create_user(&self, user: &str, password: &SecretString) {
+        let pw = password.expose_secret();
+        match self {
+            Db::Postgres(_) => self.admin(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD {}",
+                pg_ident(user),
+                pg_literal(pw)
+            )),
+            Db::MariaDb(_) => self.admin(&format!(
+                "CREATE USER {account} IDENTIFIED BY {}; CREATE DATABASE IF NOT EXISTS shop; GRANT SELECT, INSERT ON shop.* TO {account}",
+                my_literal(pw),
+                account = my_account(user)
+            )),
+        };
+    }
+
+    fn secret(&self, user: &str, password: &SecretString, extra: Value) -> String {
+        let mut secret = json!({
+            "engine": self.engine(),
+            "host": "127.0.0.1",
+            "port": self.port(),
+            "username": user,
+            "password": password.expose_secret(),
+        });
+        if let (Some(object), Value::Object(extra)) = (secret.as_object_mut(), extra) {
+            object.extend(extra);
+        }
+        secret.to_string()
+    }
+}
+
+fn pg_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn pg_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn my_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn my_account(user: &str) -> String {
+    format!("{}@'%'", my_literal(user))
+}
+
+async fn function(db: &Db, strategy: &str, extra: &[(&str, &str)]) -> LocalFunction {
+    let ca = db.ca_path();
+    let mut env = vec![
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("ROTATION_STRATEGY", strategy),
+    ];
+    env.extend_from_slice(extra);
+    start_function("rds-rotation", &env).await
+}
+
+fn options(arn: &str, token: &str) -> RotateOptions {
+    RotateOptions {
+        secret_id: arn.into(),
+        token: Some(token.into()),
+        test_only: false,
+        step_timeout: Duration::from_secs(60),
+    }
+}
+
+async fn field(store: &AwsStore, arn: &str, label: &str, name: &str) -> Option<String> {
+    let value = value(store, arn, label).await?;
+    let parsed: Value = serde_json::from_str(value.expose_secret()).ok()?;
+    parsed[name].as_str().map(str::to_owned)
+}
+
+async fn password(store: &AwsStore, arn: &str, label: &str) -> SecretString {
+    SecretString::from(
+        field(store, arn, label, "password")
+            .await
+            .expect("password"),
+    )
+}
+
+/// Single user: the password changes; the old one is refused afterwards.
+async fn single_user_rotation(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let old = random_password();
+    db.create_user("app", &old);
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &db.secret("app", &old, json!({"dbname": null, "note": "kept"})),
+        &[],
+        &t,
+    )
+    .await;
+    let function = function(&db, "single", &[]).await;
+
+    let mut staged = None;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let first = step(&function, &event(&arn, &t, name)).await;
+        let second = step(&function, &event(&arn, &t, name)).await;
+        assert!(
+            first.is_ok() && second.is_ok(),
+            "{name}: {first:?} / {second:?}\n{}",
+            function.output()
+        );
+        if name == "createSecret" {
+            staged = value(&store, &arn, AWSPENDING).await;
+        }
+    }
+    let new = password(&store, &arn, AWSCURRENT).await;
+    assert!(
+        same(&value(&store, &arn, AWSCURRENT).await, &staged),
+        "the staged value became current"
+    );
+    assert!(db.logs_in("app", &new), "the new password logs in");
+    assert!(!db.logs_in("app", &old), "the old password is refused");
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "note").await.as_deref(),
+        Some("kept")
+    );
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("app")
+    );
+    assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == old.expose_secret());
+    // Excluded by default, as in AWS's functions.
+    let excluded = if engine == "postgres" {
+        ":/@\"'\\"
+    } else {
+        "/@\"'\\"
+    };
+    assert!(!new.expose_secret().chars().any(|c| excluded.contains(c)));
+}
+
+#[tokio::test]
+async fn postgres_single_user_rotation() {
+    single_user_rotation("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_single_user_rotation() {
+    single_user_rotation("mariadb").await;
+}
+
+/// Alternating users: the clone is created with the original's privileges, takes
+/// over, and the previous user still logs in; the next rotation swaps back.
+async fn alternating_users_rotation(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let old = random_password();
+    db.create_user("svc", &old);
+    if engine == "postgres" {
+        db.admin("CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO svc; GRANT CREATE ON SCHEMA public TO svc");
+    }
+    let function = function(&db, "alternating", &[]).await;
+    let arn = store
+        .create_secret(
+            &unique("alt"),
+            &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let first = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(
+        first.succeeded(),
+        "{:?}\n{}",
+        first.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+        function.output()
+    );
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc_clone")
+    );
+    let clone_password = password(&store, &arn, AWSCURRENT).await;
+    assert!(
+        db.logs_in("svc_clone", &clone_password),
+        "the clone logs in"
+    );
+    assert!(db.logs_in("svc", &old), "the previous user still logs in");
+    match engine {
+        "postgres" => {
+            // The clone acts as the original role: it can use and create objects
+            // that stay usable by both.
+            db.query_as(
+                "svc_clone",
+                &clone_password,
+                "INSERT INTO orders VALUES (1); CREATE TABLE made_by_clone (x int)",
+            )
+            .unwrap();
+            db.query_as("svc", &old, "SELECT count(*) FROM made_by_clone")
+                .unwrap();
+        }
+        _ => {
+            db.query_as(
+                "svc_clone",
+                &clone_password,
+                "CREATE TABLE IF NOT EXISTS shop.t (x int)",
+            )
+            .expect_err("no CREATE privilege");
+            db.query_as(
+                "svc_clone",
+                &clone_password,
+                "SELECT 1 FROM information_schema.tables LIMIT 1",
+            )
+            .unwrap();
+        }
+    }
+
+    // Privileges changed on the original since: the next rotations carry them over.
+    if engine == "mariadb" {
+        db.admin("GRANT UPDATE ON shop.* TO 'svc'@'%'; REVOKE INSERT ON shop.* FROM 'svc'@'%'");
+    }
+    let second = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(
+        second.succeeded(),
+        "{:?}",
+        second.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc")
+    );
+    let svc_password = password(&store, &arn, AWSCURRENT).await;
+    assert!(db.logs_in("svc", &svc_password) && !db.logs_in("svc", &old));
+    assert!(
+        db.logs_in("svc_clone", &clone_password),
+        "the previous (clone) user still logs in"
+    );
+    if engine == "mariadb" {
+        let grants = db.admin("SHOW GRANTS FOR 'svc'@'%'");
+        assert!(
+            grants.contains("UPDATE"),
+            "the original keeps its own privileges: {grants}"
+        );
+    }
+    let third = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(third.succeeded());
+    if engine == "mariadb" {
+        let grants = db.admin("SHOW GRANTS FOR 'svc_clone'@'%'");
+        assert!(
+            grants.contains("UPDATE") && !grants.contains("INSERT"),
+            "grants re-synchronised: {grants}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_alternating_users_rotation() {
+    alternating_users_rotation("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_alternating_users_rotation() {
+    alternating_users_rotation("mariadb").await;
+}
+
+/// Names with quotes, backslashes and non-ASCII letters; passwords drawn from
+/// every printable character.
+async fn hostile_names_and_passwords(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let user = r#"o'bri\en"ž"#;
+    let old = SecretString::from(r#"it's a \"pass\word\"#);
+    db.create_user(user, &old);
+    let function = function(
+        &db,
+        "single",
+        &[("EXCLUDE_CHARACTERS", ""), ("PASSWORD_LENGTH", "64")],
+    )
+    .await;
+    let arn = store
+        .create_secret(
+            &unique("hostile"),
+            &SecretString::from(db.secret(user, &old, json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "round {round}: {:?}\n{}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+            function.output()
+        );
+        let new = password(&store, &arn, AWSCURRENT).await;
+        assert!(
+            db.logs_in(user, &new),
+            "round {round}: the new password logs in"
+        );
+    }
+    assert!(!db.logs_in(user, &old));
+}
+
+#[tokio::test]
+async fn postgres_hostile_names_and_passwords() {
+    hostile_names_and_passwords("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_hostile_names_and_passwords() {
+    hostile_names_and_passwords("mariadb").await;
+}
+
+/// A failed setSecret (master credentials wrong) is re-attempted on the same
+/// pending version and completes with the value staged the first time.
+#[tokio::test]
+async fn a_failed_set_secret_resumes_with_the_staged_value() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let wrong = SecretString::from(db.secret(&db.admin_user(), &random_password(), json!({})));
+    let master = store
+        .create_secret(&unique("master"), &wrong, &[])
+        .await
+        .unwrap();
+    let old = random_password();
+    db.create_user("svc", &old);
+    let function = function(&db, "alternating", &[]).await;
+    let arn = store
+        .create_secret(
+            &unique("alt"),
+            &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let t = token();
+    let first = rotate(&store, &function, &options(&arn, &t)).await.unwrap();
+    let failed = first.steps.last().unwrap();
+    assert_eq!(failed.step.as_str(), "setSecret");
+    let (kind, message) = failed.result.as_ref().unwrap_err();
+    assert_eq!(kind, "NotRetryable.Target");
+    assert!(
+        message.contains("master credentials") && message.contains(&master),
+        "{message}"
+    );
+    let staged = value(&store, &arn, AWSPENDING).await;
+    assert!(db.logs_in("svc", &old), "nothing changed in the database");
+
+    let right = SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({})));
+    store
+        .put_value(
+            &master,
+            rotor_core::store::NewVersion {
+                token: &token(),
+                value: &right,
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .unwrap();
+    let second = rotate(&store, &function, &options(&arn, &t)).await.unwrap();
+    assert!(
+        second.succeeded(),
+        "{:?}",
+        second.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert!(same(&value(&store, &arn, AWSCURRENT).await, &staged));
+}
+
+/// An unreachable host, a wrong CA and plaintext to a server that requires TLS
+/// each give a clear error and change nothing.
+#[tokio::test]
+async fn connection_failures_are_clear_and_change_nothing() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let old = random_password();
+    db.create_user("app", &old);
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let other_ca = TestCa::new();
+    let other_ca_dir = std::env::temp_dir().join(unique("ca"));
+    std::fs::create_dir_all(&other_ca_dir).unwrap();
+    let other_ca_path = other_ca.write_ca(&other_ca_dir).display().to_string();
+
+    type Case<'a> = (Value, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 3] = [
+        (
+            json!({"port": closed_port}),
+            vec![],
+            "Retryable.Target",
+            "refused the connection",
+        ),
+        (
+            json!({}),
+            vec![("SSL_CERT_FILE", other_ca_path.as_str())],
+            "NotRetryable.Target",
+            "TLS failed",
+        ),
+        (
+            json!({"ssl": false}),
+            vec![],
+            "NotRetryable.Target",
+            "PostgreSQL at 127.0.0.1",
+        ),
+    ];
+    for (extra, env, kind, expected) in cases {
+        let function = match env.is_empty() {
+            true => function(&db, "single", &[]).await,
+            false => start_function("rds-rotation", &env).await,
+        };
+        let t = token();
+        let arn = staged_secret(&store, &db.secret("app", &old, extra), &[], &t).await;
+        let run = rotate(&store, &function, &options(&arn, &t)).await.unwrap();
+        let failed = run.steps.last().unwrap();
+        assert_eq!(failed.step.as_str(), "setSecret");
+        let (got, message) = failed.result.as_ref().unwrap_err();
+        assert_eq!(got, kind, "{message}");
+        assert!(
+            message.contains(expected) && message.contains(&arn),
+            "{message:?} lacks {expected:?}"
+        );
+        assert!(
+            db.logs_in("app", &old),
+            "the database password did not change"
+        );
+        assert_eq!(
+            run.after.versions.current().map(str::to_owned),
+            labels(&store, &arn)
+                .await
+                .into_iter()
+                .find(|(_, l)| l.contains(&AWSCURRENT.to_owned()))
+                .map(|(v, _)| v)
+        );
+    }
+}
+
+/// Plaintext only when the secret says so, and then it works.
+#[tokio::test]
+async fn plaintext_only_when_the_secret_says_so() {
+    let db = Db::start("mariadb", TlsMode::Optional);
+    let store = moto_store();
+    let old = random_password();
+    db.create_user("plain", &old);
+    let function = function(&db, "single", &[]).await;
+    let arn = store
+        .create_secret(
+            &unique("plain"),
+            &SecretString::from(db.secret("plain", &old, json!({"ssl": false}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let run = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(
+        run.succeeded(),
+        "{:?}",
+        run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert!(db.logs_in("plain", &password(&store, &arn, AWSCURRENT).await));
+}
