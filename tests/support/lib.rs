@@ -2,7 +2,7 @@
 //! function binaries started behind our Runtime API, and helpers that read a
 //! secret's state without ever printing a value.
 
-pub mod db;
+pub use rotor_cli::db;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

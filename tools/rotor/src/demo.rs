@@ -1,8 +1,10 @@
 //! The README's main job: rotate sample secrets end to end on this machine, with
-//! no AWS account. moto plays Secrets Manager, the real `generic-rotation` binary
-//! runs as a warm Lambda process behind our Runtime API, and a local webhook
-//! receiver plays the external system of a multi-call rotation. The report shows
-//! steps, timings, labels and what changed, never a secret value.
+//! no AWS account. moto plays Secrets Manager; the real `generic-rotation` and
+//! `rds-rotation` binaries run as warm Lambda processes behind our Runtime API; a
+//! local webhook receiver plays the external system of a multi-call rotation;
+//! throwaway PostgreSQL and MariaDB servers (TLS required) hold the database
+//! users. The report shows steps, timings, labels and what changed, and what an
+//! independent client could log in with afterwards, never a secret value.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,9 +15,10 @@ use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use serde_json::Value;
 
+use crate::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
 use crate::function::{LocalFunction, function_binary};
 use crate::moto::{Moto, local_env};
-use crate::rotate::{RotateOptions, RotationRun, report, rotate};
+use crate::rotate::{RotateOptions, RotationRun, rotate};
 use crate::webhook_receiver::{Behaviour, WebhookReceiver};
 
 struct Sample {
@@ -86,20 +89,17 @@ pub async fn run() -> anyhow::Result<String> {
     let function = LocalFunction::start(&function_binary("generic-rotation"), &env).await?;
     let _ = writeln!(
         out,
-        "rotor demo: {} sample secrets rotated by {} against moto at {}\n  cold start to first Runtime API poll: {:.1} ms\n",
-        samples.len(),
-        function.name(),
+        "rotor demo: rotations against moto at {}, functions run as local Lambda processes\n\ngeneric-rotation (cold start to first Runtime API poll: {:.1} ms)",
         moto.endpoint(),
         function.cold_start().unwrap_or_default().as_secs_f64() * 1000.0
     );
-
     let mut completed = 0;
     for sample in &samples {
         let tags: Vec<(&str, &str)> = sample.tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
         store
             .create_secret(sample.name, &SecretString::from(sample.value), &tags)
             .await?;
-        let _ = writeln!(out, "{} ({})", sample.name, sample.what);
+        let _ = writeln!(out, "  {} ({})", sample.name, sample.what);
         let options = RotateOptions {
             secret_id: sample.name.into(),
             token: Some(uuid::Uuid::new_v4().to_string()),
@@ -114,38 +114,243 @@ pub async fn run() -> anyhow::Result<String> {
             // First call: the partner has the value but has not validated it yet.
             receiver.set_behaviour("testSecret", Behaviour::Defer);
             let first = rotate(&store, &function, &options).await?;
-            out.push_str(&report(&first));
+            out.push_str(&summary(&first));
             let _ = writeln!(
                 out,
-                "  -> the partner validates the new value; the same request is repeated"
+                "    the partner validates the new value; the same request is repeated:"
             );
             receiver.set_behaviour("testSecret", Behaviour::Accept);
         }
         let run = rotate(&store, &function, &options).await?;
-        out.push_str(&report(&run));
+        out.push_str(&summary(&run));
         let changed = describe_change(&store, &run).await?;
-        let _ = writeln!(out, "  {changed}\n");
+        let _ = writeln!(out, "    {changed}");
         if run.succeeded() && run.after.versions.current() == Some(run.token.as_str()) {
             completed += 1;
         }
     }
-    let leaked = samples.iter().any(|s| function.output().contains(s.value))
-        || function.output().contains(hook_key.expose_secret());
+    let generic_logs = function.output();
+    let mut leaked = samples.iter().any(|s| generic_logs.contains(s.value))
+        || generic_logs.contains(hook_key.expose_secret());
+    let databases = rotate_databases(&moto, &store, &mut out).await?;
+    completed += databases.completed;
+    leaked |= databases.leaked;
+    let total = samples.len() + databases.total;
     let _ = writeln!(
         out,
-        "{completed} of {} rotations completed; function log lines checked for the sample values: {}",
-        samples.len(),
+        "\n{completed} of {total} rotations completed; function logs searched for every value used: {}",
         if leaked {
             "FOUND (a bug)"
         } else {
             "none found"
         }
     );
-    ensure!(
-        completed == samples.len() && !leaked,
-        "the demo failed:\n{out}"
-    );
+    ensure!(completed == total && !leaked, "the demo failed:\n{out}");
     Ok(out)
+}
+
+/// One line of steps and timings, then the labels.
+fn summary(run: &RotationRun) -> String {
+    let steps: Vec<String> = run
+        .steps
+        .iter()
+        .map(|s| {
+            let ms = s.duration.as_secs_f64() * 1000.0;
+            match &s.result {
+                Ok(v) => match v.get("outcome").and_then(Value::as_str) {
+                    Some("done") | None => format!("{} {ms:.0} ms", s.step),
+                    Some(outcome) => format!("{} {ms:.0} ms ({outcome})", s.step),
+                },
+                Err((kind, _)) => format!("{} FAILED ({kind})", s.step),
+            }
+        })
+        .collect();
+    let labels: Vec<String> = run
+        .after
+        .versions
+        .iter()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(v, l)| format!("{} {}", l.join("+"), &v[..v.len().min(8)]))
+        .collect();
+    let mut line = format!(
+        "    {}\n    labels: {}\n",
+        steps.join(", "),
+        labels.join(", ")
+    );
+    if let Some(Err((_, message))) = run.steps.last().map(|s| &s.result) {
+        line.push_str(&format!("    why: {message}\n"));
+    }
+    line
+}
+
+struct DatabaseRuns {
+    completed: usize,
+    total: usize,
+    leaked: bool,
+}
+
+/// A PostgreSQL user rotated single-user, a MariaDB user alternating with its
+/// clone; an independent client then checks who can log in.
+async fn rotate_databases(
+    moto: &Moto,
+    store: &AwsStore,
+    out: &mut String,
+) -> anyhow::Result<DatabaseRuns> {
+    let postgres = Postgres::start(TlsMode::Required)?;
+    let mariadb = MariaDb::start(TlsMode::Required)?;
+    // One bundle holding both test CAs, as SSL_CERT_FILE would hold RDS's.
+    let bundle = postgres.dir().join("demo-ca-bundle.pem");
+    std::fs::write(&bundle, postgres.ca_pem() + &mariadb.ca_pem())?;
+    let bundle_text = bundle.display().to_string();
+
+    let app_password = random_password();
+    postgres.psql(&format!(
+        "CREATE ROLE app LOGIN PASSWORD '{}'",
+        app_password.expose_secret()
+    ))?;
+    let svc_password = random_password();
+    mariadb.sql(&format!(
+        "CREATE DATABASE shop; CREATE USER 'svc'@'%' IDENTIFIED BY '{}'; GRANT SELECT, INSERT ON shop.* TO 'svc'@'%'",
+        svc_password.expose_secret()
+    ))?;
+    let secret = |engine: &str, port: u16, user: &str, password: &SecretString, extra: Value| {
+        let mut value = serde_json::json!({"engine": engine, "host": "127.0.0.1", "port": port, "username": user, "password": password.expose_secret()});
+        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), extra) {
+            object.extend(extra);
+        }
+        SecretString::from(value.to_string())
+    };
+    let master = store
+        .create_secret(
+            "demo/mariadb-master",
+            &secret(
+                "mariadb",
+                mariadb.port(),
+                mariadb.admin_user(),
+                &mariadb.admin_password(),
+                Value::Null,
+            ),
+            &[],
+        )
+        .await?;
+    store
+        .create_secret(
+            "demo/postgres-app",
+            &secret(
+                "postgres",
+                postgres.port(),
+                "app",
+                &app_password,
+                serde_json::json!({"dbname": "postgres"}),
+            ),
+            &[],
+        )
+        .await?;
+    store
+        .create_secret(
+            "demo/mariadb-svc",
+            &secret(
+                "mariadb",
+                mariadb.port(),
+                "svc",
+                &svc_password,
+                serde_json::json!({"masterarn": master}),
+            ),
+            &[],
+        )
+        .await?;
+
+    let mut runs = DatabaseRuns {
+        completed: 0,
+        total: 2,
+        leaked: false,
+    };
+    for (name, strategy) in [
+        ("demo/postgres-app", "single"),
+        ("demo/mariadb-svc", "alternating"),
+    ] {
+        let mut env = local_env(moto.endpoint());
+        env.push(("SSL_CERT_FILE".into(), bundle_text.clone()));
+        env.push(("ROTATION_STRATEGY".into(), strategy.into()));
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+        let function = LocalFunction::start(&function_binary("rds-rotation"), &env).await?;
+        let engine = if name.contains("postgres") {
+            "PostgreSQL 15"
+        } else {
+            "MariaDB 10.11"
+        };
+        let _ = writeln!(
+            out,
+            "\nrds-rotation, {strategy} (cold start {:.1} ms)\n  {name} ({engine} on 127.0.0.1, TLS required and verified)",
+            function.cold_start().unwrap_or_default().as_secs_f64() * 1000.0
+        );
+        let options = RotateOptions {
+            secret_id: name.into(),
+            token: None,
+            test_only: false,
+            step_timeout: Duration::from_secs(60),
+        };
+        let run = rotate(store, &function, &options).await?;
+        out.push_str(&summary(&run));
+        let read = |label| store.get_value(name, VersionSelector::Label(label));
+        let (Some(current), Some(previous)) = (read(AWSCURRENT).await?, read(AWSPREVIOUS).await?)
+        else {
+            continue;
+        };
+        let credentials = |v: &SecretString| -> Option<(String, SecretString)> {
+            let value: Value = serde_json::from_str(v.expose_secret()).ok()?;
+            Some((
+                value["username"].as_str()?.to_owned(),
+                SecretString::from(value["password"].as_str()?),
+            ))
+        };
+        let (Some((new_user, new_password)), Some((old_user, old_password))) =
+            (credentials(&current.value), credentials(&previous.value))
+        else {
+            continue;
+        };
+        let logs_in = |user: &str, password: &SecretString| {
+            let ca = if engine.starts_with("PostgreSQL") {
+                postgres.ca_path()
+            } else {
+                mariadb.ca_path()
+            };
+            let login = ClientLogin::new(
+                user,
+                SecretString::from(password.expose_secret()),
+                ClientTls::Verify(ca.to_path_buf()),
+            );
+            if engine.starts_with("PostgreSQL") {
+                postgres.psql_with(&login, "postgres", "SELECT 1").is_ok()
+            } else {
+                mariadb.sql_with(&login, "SELECT 1").is_ok()
+            }
+        };
+        let new_ok = logs_in(&new_user, &new_password);
+        let old_ok = logs_in(&old_user, &old_password);
+        let verdict = |ok: bool| if ok { "logs in" } else { "refused" };
+        let _ = writeln!(
+            out,
+            "    checked with {}: AWSCURRENT ({new_user}) {}, AWSPREVIOUS ({old_user}) {}",
+            if engine.starts_with("PostgreSQL") {
+                "psql"
+            } else {
+                "the mariadb client"
+            },
+            verdict(new_ok),
+            verdict(old_ok)
+        );
+        // Single user: only the new password works. Alternating: both users do.
+        let expected_old = strategy == "alternating";
+        if run.succeeded() && new_ok && old_ok == expected_old {
+            runs.completed += 1;
+        }
+        let logs = function.output();
+        runs.leaked |= [&new_password, &old_password]
+            .iter()
+            .any(|p| logs.contains(p.expose_secret()));
+    }
+    Ok(runs)
 }
 
 /// What changed between AWSPREVIOUS and AWSCURRENT, by field name and length only.

@@ -7,6 +7,7 @@
 //! on this machine ([`bench`]).
 
 pub mod bench;
+pub mod db;
 pub mod demo;
 pub mod function;
 pub mod moto;

@@ -1,4 +1,4 @@
-//! Throwaway database servers for the tests: PostgreSQL 15 and MariaDB 10.11 from
+//! Throwaway database servers for the demo and the tests: PostgreSQL 15 and MariaDB 10.11 from
 //! Debian's packages, each on 127.0.0.1 at a free port, in its own temp dir, with
 //! password authentication enforced and TLS from a test CA made here.
 //!
