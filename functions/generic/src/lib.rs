@@ -504,3 +504,76 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod custom_label_tests {
+    use rotor_core::labels::{AWSPENDING, LabelMove};
+    use rotor_core::store::{NewVersion, RotationService};
+    use rotor_core::{Driver, MemoryStore, Outcome, RotationEvent, Step};
+
+    use super::*;
+
+    /// A value staged under a custom label (as Alibaba's multi-call rotation
+    /// does) is kept by createSecret and promoted by finishSecret, which also
+    /// takes the custom label off.
+    #[tokio::test]
+    async fn a_value_staged_under_a_custom_label_is_promoted_later() {
+        let store = MemoryStore::new();
+        let arn = store
+            .create_secret("s", &SecretString::from("v1"), &[])
+            .await
+            .unwrap();
+        // Turn rotation on the way the service does, then clear its pending label.
+        store.begin_rotation(&arn, "ignored").await.unwrap();
+        let clear = LabelMove {
+            label: AWSPENDING.into(),
+            to: None,
+            from: Some("ignored".into()),
+        };
+        store.move_label(&arn, &clear).await.unwrap();
+        let staged = SecretString::from("staged-by-someone-else");
+        let put = NewVersion {
+            token: "v2",
+            value: &staged,
+            labels: &["MyPendingLabel"],
+            rotation_token: None,
+        };
+        store.put_value(&arn, put).await.unwrap();
+
+        let defaults = settings::Defaults::from_lookup(|_| None).unwrap();
+        let driver = Driver::new(store, GenericRotator::with_defaults(defaults))
+            .with_pending_label("MyPendingLabel");
+        let event = |step| RotationEvent {
+            secret_id: arn.clone(),
+            token: "v2".into(),
+            step,
+            rotation_token: None,
+        };
+        let outcomes: Vec<Outcome> = {
+            let mut outcomes = Vec::new();
+            for step in Step::ALL {
+                outcomes.push(driver.run(&event(step)).await.unwrap().outcome);
+            }
+            outcomes
+        };
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::PendingKept,
+                Outcome::Done,
+                Outcome::Done,
+                Outcome::Done
+            ]
+        );
+        let versions = driver.store().describe(&arn).await.unwrap().versions;
+        assert_eq!(versions.current(), Some("v2"));
+        assert_eq!(versions.with_label("MyPendingLabel"), None);
+        let current = driver
+            .store()
+            .get_value(&arn, VersionSelector::Label(AWSCURRENT))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.value.expose_secret(), "staged-by-someone-else");
+    }
+}
