@@ -255,26 +255,39 @@ async fn alternating_users_rotation(engine: &str) {
     db.create_user("svc", &old);
     if engine == "postgres" {
         db.admin("CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO svc; GRANT CREATE ON SCHEMA public TO svc");
+    } else {
+        // The clone must inherit the original's TLS requirement.
+        db.admin("ALTER USER 'svc'@'%' REQUIRE SSL");
     }
-    let function = function(&db, "alternating", &[]).await;
-    let arn = store
-        .create_secret(
-            &unique("alt"),
-            &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
-            &[],
-        )
-        .await
-        .unwrap();
-
-    let first = rotate(&store, &function, &options(&arn, &token()))
-        .await
-        .unwrap();
-    assert!(
-        first.succeeded(),
-        "{:?}\n{}",
-        first.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
-        function.output()
-    );
+    // PostgreSQL takes the master secret from MASTER_SECRET_ARN, MariaDB from masterarn.
+    let (function, extra) = match engine {
+        "postgres" => (
+            function(
+                &db,
+                "alternating",
+                &[("MASTER_SECRET_ARN", master.as_str())],
+            )
+            .await,
+            json!({}),
+        ),
+        _ => (
+            function(&db, "alternating", &[]).await,
+            json!({"masterarn": master}),
+        ),
+    };
+    let t = token();
+    let arn = staged_secret(&store, &db.secret("svc", &old, extra), &[], &t).await;
+    // The first rotation creates the clone; every step is replayed.
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        for attempt in 0..2 {
+            let result = step(&function, &event(&arn, &t, name)).await;
+            assert!(
+                result.is_ok(),
+                "{name} #{attempt}: {result:?}\n{}",
+                function.output()
+            );
+        }
+    }
     assert_eq!(
         field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
         Some("svc_clone")
@@ -353,6 +366,8 @@ async fn alternating_users_rotation(engine: &str) {
             grants.contains("UPDATE") && !grants.contains("INSERT"),
             "grants re-synchronised: {grants}"
         );
+        let require = db.admin("SELECT ssl_type FROM mysql.user WHERE User = 'svc_clone'");
+        assert_eq!(require.trim(), "ANY", "REQUIRE SSL copied to the clone");
     }
 }
 
@@ -569,4 +584,58 @@ async fn plaintext_only_when_the_secret_says_so() {
         run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
     );
     assert!(db.logs_in("plain", &password(&store, &arn, AWSCURRENT).await));
+}
+
+/// Accounts whose host is not `%` rotate too, in both strategies; the clone gets
+/// an account on the same host.
+#[tokio::test]
+async fn mariadb_accounts_on_a_specific_host() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    for (user, strategy) in [("local1", "single"), ("local2", "alternating")] {
+        let old = random_password();
+        db.admin(&format!(
+            "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{}'; GRANT SELECT ON mysql.* TO '{user}'@'127.0.0.1'",
+            old.expose_secret()
+        ));
+        let function = function(&db, strategy, &[]).await;
+        let arn = store
+            .create_secret(
+                &unique("host"),
+                &SecretString::from(db.secret(user, &old, json!({"masterarn": master}))),
+                &[],
+            )
+            .await
+            .unwrap();
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "{strategy}: {:?}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+        );
+        let new_user = field(&store, &arn, AWSCURRENT, "username").await.unwrap();
+        assert!(db.logs_in(&new_user, &password(&store, &arn, AWSCURRENT).await));
+        let hosts = db.admin(&format!(
+            "SELECT Host FROM mysql.user WHERE User = '{new_user}'"
+        ));
+        assert_eq!(
+            hosts.trim(),
+            "127.0.0.1",
+            "{strategy}: the account stays on its host"
+        );
+        if strategy == "alternating" {
+            let grants = db.admin(&format!("SHOW GRANTS FOR '{new_user}'@'127.0.0.1'"));
+            assert!(grants.contains("GRANT SELECT ON `mysql`.*"), "{grants}");
+        }
+    }
 }
