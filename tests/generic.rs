@@ -529,3 +529,40 @@ async fn no_secret_value_reaches_the_logs() {
         "{hits} secret values found in the function's logs"
     );
 }
+
+#[tokio::test]
+async fn logs_are_json_when_lambda_asks_for_json() {
+    let store = moto_store();
+    let function = start_function(
+        "generic-rotation",
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "json"),
+            ("AWS_LAMBDA_LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    let t = token();
+    let arn = staged_secret(&store, "old", &[], &t).await;
+    for name in STEPS {
+        assert!(step(&function, &event(&arn, &t, name)).await.is_ok());
+    }
+    let _ = step(&function, &event(&arn, "not-a-version", "testSecret")).await;
+    let logs = function.output();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 5, "{logs}");
+    for line in &lines {
+        let parsed: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(
+            parsed.get("level").is_some() && parsed.get("fields").is_some(),
+            "{line}"
+        );
+    }
+    // The step's own fields are structured, so a log query can filter on them.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"step\":\"finishSecret\"") && l.contains(&arn)),
+        "{logs}"
+    );
+}
