@@ -14,6 +14,8 @@
 
 pub mod error;
 pub mod event;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod labels;
 pub mod lambda;
 pub mod password;

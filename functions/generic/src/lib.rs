@@ -192,7 +192,7 @@ impl Rotator for GenericRotator {
         let window_end = pending.created.map(|t| t + settings.validation_window);
         if settings.mode == Mode::Multi && window_end.is_some_and(|end| SystemTime::now() > end) {
             return Err(Error::Target {
-                target: format!("webhook {}", webhook::display_url(&hook.url)),
+                target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
                 problem: format!(
                     "did not validate version {} within the validation window ({} s); cancel this rotation (remove {} from that version) and start a new one",
                     ctx.event.token,
@@ -208,7 +208,7 @@ impl Rotator for GenericRotator {
             Reply::NotYet if settings.mode == Mode::Multi => {
                 info!(secret = %ctx.secret_arn(), version = %ctx.event.token, "awaiting validation");
                 Err(Error::Target {
-                    target: format!("webhook {}", webhook::display_url(&hook.url)),
+                    target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
                     problem: format!(
                         "has not validated version {} yet; it stays staged as {}: rotate again with the same ClientRequestToken once it is validated",
                         ctx.event.token, ctx.pending_label
@@ -217,7 +217,7 @@ impl Rotator for GenericRotator {
                 })
             }
             Reply::NotYet => Err(Error::Target {
-                target: format!("webhook {}", webhook::display_url(&hook.url)),
+                target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
                 problem: "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation".into(),
                 retryable: false,
             }),

@@ -233,7 +233,7 @@ impl Defaults {
         let webhook = match url {
             None => None,
             Some((name, url)) => {
-                check_webhook_url(&url).map_err(|p| invalid(name, p))?;
+                rotor_core::http::require_tls(&url).map_err(|p| invalid(name, p))?;
                 let key_secret = setting(WEBHOOK_KEY_TAG, WEBHOOK_KEY_VAR)
                     .map(|(_, v)| v.to_owned())
                     .ok_or_else(|| {
@@ -375,26 +375,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .filter(|s| *s > 0)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is not a positive duration such as 24h"))
-}
-
-/// HTTPS, or plain HTTP to this machine only (a local receiver in tests and demos).
-fn check_webhook_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let loopback = [
-        "http://127.0.0.1:",
-        "http://127.0.0.1/",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]:",
-    ];
-    if loopback.iter().any(|p| url.starts_with(p)) {
-        return Ok(());
-    }
-    Err(format!(
-        "{url} is not an https:// URL; rotor sends new secret values only over TLS (plain http is allowed to 127.0.0.1 and localhost only)"
-    ))
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 //! The key is the AWSCURRENT value of the secret the settings name. Messages name
 //! the webhook's origin and path, never the secret value or the query string.
 
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use rotor_core::Error;
+use rotor_core::http::{client, describe, display_url};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -39,34 +39,6 @@ pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The HTTPS client, built on first use so functions without a webhook never pay for it.
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
-}
-
-/// The URL without its query string or credentials, for messages.
-pub fn display_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) => {
-            format!(
-                "{}://{}{}",
-                parsed.scheme(),
-                parsed.host_str().unwrap_or(""),
-                parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
-            ) + parsed.path()
-        }
-        Err(_) => "(an unparsable webhook URL)".into(),
-    }
-}
-
 /// POSTs a signed JSON body and sorts the answer.
 pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<Reply, Error> {
     let target = format!("webhook {}", display_url(url));
@@ -87,22 +59,10 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .body(body.expose_secret().to_owned())
         .send()
         .await
-        .map_err(|e| {
-            let what = if e.is_timeout() {
-                "did not answer in time"
-            } else if e.is_connect() {
-                "could not be reached (connection refused, DNS or TLS failure)"
-            } else {
-                "failed"
-            };
-            Error::Target {
-                target: target.clone(),
-                problem: format!(
-                    "{what}: {}; check the URL and that the receiver is up",
-                    error_chain(&e.without_url())
-                ),
-                retryable: true,
-            }
+        .map_err(|e| Error::Target {
+            target: target.clone(),
+            problem: describe(&e),
+            retryable: true,
         })?;
     let status = response.status().as_u16();
     match status {
@@ -128,17 +88,6 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,13 +100,5 @@ mod tests {
         assert_eq!(a, sign(b"Jefe", 1, b"{}"));
         assert_ne!(a, sign(b"Jefe", 2, b"{}"));
         assert_ne!(a, sign(b"Jeff", 1, b"{}"));
-    }
-
-    #[test]
-    fn urls_in_messages_lose_query_and_credentials() {
-        assert_eq!(
-            display_url("https://u:p@h.example:8443/a/b?token=x"),
-            "https://h.example:8443/a/b"
-        );
     }
 }
