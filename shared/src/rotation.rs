@@ -44,7 +44,10 @@ pub trait Rotator: Send + Sync {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Runs after finishSecret promoted the value (for example to revoke the old
-    /// one where the target keeps several). Does nothing by default.
+    /// one where the target keeps several). The labels have moved by then:
+    /// AWSCURRENT is the new value and AWSPREVIOUS the old one, so read them
+    /// afresh through `ctx.store()`, not through the context's cached reads.
+    /// Runs once, on the invocation that moves AWSCURRENT. Does nothing by default.
     fn after_finish<S: SecretStore>(
         &self,
         _ctx: &StepContext<'_, S>,

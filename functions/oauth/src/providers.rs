@@ -1,0 +1,543 @@
+//! What each provider needs to issue, install and retire client secrets.
+//!
+//! | provider | who makes the secret | old and new overlap |
+//! | --- | --- | --- |
+//! | rfc7592  | the server, on PUT to the registration URI | no: the old one is retired at once |
+//! | keycloak | rotor (admin API PUT of the client's `secret`) | no |
+//! | okta     | rotor (client secrets API, up to two active) | yes, until finishSecret retires the old |
+//! | entra    | the provider (Graph `addPassword`) | yes, until finishSecret calls `removePassword` |
+//! | auth0    | rotor (Management API PATCH of `client_secret`) | no |
+//!
+//! Management credentials live in another secret (`management_secret_arn`),
+//! never in the client's own: `{"token": ...}` (a bearer token),
+//! `{"okta_api_token": ...}` (Okta's SSWS token), or a client of its own,
+//! `{"client_id", "client_secret", "token_endpoint", "scope"?, "audience"?}`.
+
+use reqwest::{Method, RequestBuilder};
+use rotor_core::http::{client, describe, display_url};
+use rotor_core::labels::AWSCURRENT;
+use rotor_core::store::VersionSelector;
+use rotor_core::{Error, ExposeSecret, SecretStore, SecretString, StepContext};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::client::{AuthMethod, Client, Provider};
+use crate::token::{Grant, client_credentials};
+
+/// A new secret made by the provider, with the fields that go with it.
+pub struct Issued {
+    /// The new client secret.
+    pub secret: SecretString,
+    /// Plain fields to store with it (a key id).
+    pub fields: Vec<(&'static str, Value)>,
+    /// A new registration access token, when the server rotated it too.
+    pub registration_access_token: Option<SecretString>,
+}
+
+/// The `Authorization` header value for management calls.
+pub struct Management(SecretString);
+
+fn invalid(ctx_secret: &str, label: &str, problem: String) -> Error {
+    Error::InvalidSecretValue {
+        secret: ctx_secret.to_owned(),
+        label: label.to_owned(),
+        problem,
+    }
+}
+
+/// Reads the management secret and turns it into an Authorization header.
+pub async fn management<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    client: &Client,
+) -> Result<Management, Error> {
+    let arn = client
+        .require("management_secret_arn")
+        .map_err(|p| invalid(ctx.secret_arn(), AWSCURRENT, p))?
+        .to_owned();
+    let stored = ctx
+        .store()
+        .get_value(&arn, VersionSelector::Label(AWSCURRENT))
+        .await
+        .map_err(|source| Error::Store {
+            secret: arn.clone(),
+            operation: "GetSecretValue (management secret)",
+            source,
+        })?
+        .ok_or_else(|| Error::InvalidSettings {
+            secret: ctx.secret_arn().to_owned(),
+            setting: "management_secret_arn".into(),
+            problem: format!(
+                "the management secret {arn} does not exist or has no AWSCURRENT value"
+            ),
+        })?;
+    let bad = |problem: &str| Error::InvalidSecretValue {
+        secret: arn.clone(),
+        label: AWSCURRENT.into(),
+        problem: problem.to_owned(),
+    };
+    let value: Value = serde_json::from_str(stored.value.expose_secret())
+        .map_err(|_| bad("is not a JSON object"))?;
+    if let Some(token) = value["token"].as_str() {
+        return Ok(Management(SecretString::from(format!("Bearer {token}"))));
+    }
+    if let Some(token) = value["okta_api_token"].as_str() {
+        return Ok(Management(SecretString::from(format!("SSWS {token}"))));
+    }
+    let (Some(id), Some(secret), Some(endpoint)) = (
+        value["client_id"].as_str(),
+        value["client_secret"].as_str(),
+        value["token_endpoint"].as_str(),
+    ) else {
+        return Err(bad(
+            "has neither token, okta_api_token, nor client_id + client_secret + token_endpoint",
+        ));
+    };
+    rotor_core::http::require_tls(endpoint).map_err(|p| bad(&p))?;
+    let secret = SecretString::from(secret);
+    let grant = Grant {
+        endpoint,
+        client_id: id,
+        secret: &secret,
+        method: AuthMethod::Basic,
+        scope: value["scope"].as_str(),
+        audience: value["audience"].as_str(),
+    };
+    let token = client_credentials(&grant)
+        .await
+        .map_err(|e| Error::Target {
+            target: format!("management token endpoint {}", display_url(endpoint)),
+            problem: e.text().to_owned(),
+            retryable: matches!(e, crate::token::GrantError::Unavailable(_)),
+        })?;
+    Ok(Management(SecretString::from(format!(
+        "Bearer {}",
+        token.expose_secret()
+    ))))
+}
+
+/// Sends a JSON API call and sorts the answer.
+async fn call(
+    provider: Provider,
+    request: RequestBuilder,
+    url: &str,
+    what: &str,
+) -> Result<Value, Error> {
+    let target = format!("{provider} at {}", display_url(url));
+    let response = request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| Error::Target {
+            target: target.clone(),
+            problem: format!("{what}: {}", describe(&e)),
+            retryable: true,
+        })?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let detail = || {
+        let message = ["error_description", "errorSummary", "message", "error"]
+            .iter()
+            .find_map(|k| body[k].as_str().or_else(|| body["error"][k].as_str()))
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        format!("{what} answered HTTP {status}{message}")
+    };
+    match status {
+        200..=299 => Ok(body),
+        401 | 403 => Err(Error::Target {
+            target,
+            problem: format!(
+                "{}; the management credentials were refused or lack the permission (see the README's provider table)",
+                detail()
+            ),
+            retryable: false,
+        }),
+        404 => Err(Error::Target {
+            target,
+            problem: format!("{}; check the ids in the secret", detail()),
+            retryable: false,
+        }),
+        408 | 429 | 500..=599 => Err(Error::Target {
+            target,
+            problem: format!("{}; the step can be retried", detail()),
+            retryable: true,
+        }),
+        _ => Err(Error::Target {
+            target,
+            problem: detail(),
+            retryable: false,
+        }),
+    }
+}
+
+fn with_auth(method: Method, url: &str, auth: &Management) -> RequestBuilder {
+    client()
+        .request(method, url)
+        .header("Authorization", auth.0.expose_secret())
+}
+
+fn trimmed(base: &str) -> &str {
+    base.trim_end_matches('/')
+}
+
+/// RFC 7592: read the client, PUT it back without its secret; the server
+/// answers with a new secret (and perhaps a new registration access token).
+pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
+    let uri = client
+        .require("registration_client_uri")
+        .map_err(|p| Error::Target {
+            target: "rfc7592".into(),
+            problem: p,
+            retryable: false,
+        })?;
+    let token = client
+        .registration_access_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .unwrap_or_default();
+    let auth = Management(SecretString::from(format!("Bearer {token}")));
+    let mut metadata = call(
+        Provider::Rfc7592,
+        with_auth(Method::GET, uri, &auth),
+        uri,
+        "reading the registration",
+    )
+    .await?;
+    let Some(object) = metadata.as_object_mut() else {
+        return Err(Error::Target {
+            target: display_url(uri),
+            problem: "the registration is not a JSON object".into(),
+            retryable: false,
+        });
+    };
+    // RFC 7592 §2.2: these are the server's, not the client's to send back.
+    for field in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+        "client_secret",
+    ] {
+        object.remove(field);
+    }
+    object.insert("client_id".into(), Value::String(client.client_id.clone()));
+    let updated = call(
+        Provider::Rfc7592,
+        with_auth(Method::PUT, uri, &auth).json(&metadata),
+        uri,
+        "updating the registration",
+    )
+    .await?;
+    let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| Error::Target {
+        target: format!("rfc7592 at {}", display_url(uri)),
+        problem: "the update answered without a client_secret; this server does not issue new secrets through RFC 7592".into(),
+        retryable: false,
+    })?;
+    if secret == client.client_secret.expose_secret() {
+        return Err(Error::Target {
+            target: format!("rfc7592 at {}", display_url(uri)),
+            problem: "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)".into(),
+            retryable: false,
+        });
+    }
+    let mut fields = Vec::new();
+    if let Some(new_uri) = updated["registration_client_uri"]
+        .as_str()
+        .filter(|u| *u != uri)
+    {
+        fields.push(("registration_client_uri", Value::String(new_uri.to_owned())));
+    }
+    Ok(Issued {
+        secret: SecretString::from(secret),
+        fields,
+        registration_access_token: updated["registration_access_token"]
+            .as_str()
+            .filter(|t| *t != token)
+            .map(SecretString::from),
+    })
+}
+
+/// Entra ID: remove what an earlier, unrecorded attempt for this version left,
+/// then `addPassword` (the provider makes the secret).
+pub async fn entra_issue(
+    client: &Client,
+    auth: &Management,
+    version: &str,
+) -> Result<Issued, Error> {
+    let (graph, app) = entra_app(client)?;
+    let display_name = format!("rotor {version}");
+    let listing_url = format!("{graph}/v1.0/applications/{app}?$select=passwordCredentials");
+    let listing = call(
+        Provider::Entra,
+        with_auth(Method::GET, &listing_url, auth),
+        &listing_url,
+        "listing passwords",
+    )
+    .await?;
+    for stale in listing["passwordCredentials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if stale["displayName"] == display_name.as_str()
+            && let Some(key) = stale["keyId"].as_str()
+        {
+            warn!(
+                key_id = key,
+                "removing a password left by an earlier attempt at this version"
+            );
+            entra_remove(client, auth, key).await?;
+        }
+    }
+    let url = format!("{graph}/v1.0/applications/{app}/addPassword");
+    let body = json!({"passwordCredential": {"displayName": display_name}});
+    let added = call(
+        Provider::Entra,
+        with_auth(Method::POST, &url, auth).json(&body),
+        &url,
+        "adding a password",
+    )
+    .await?;
+    let (Some(secret), Some(key)) = (added["secretText"].as_str(), added["keyId"].as_str()) else {
+        return Err(Error::Target {
+            target: format!("entra at {}", display_url(&url)),
+            problem: "addPassword answered without secretText and keyId".into(),
+            retryable: false,
+        });
+    };
+    Ok(Issued {
+        secret: SecretString::from(secret),
+        fields: vec![("key_id", Value::String(key.to_owned()))],
+        registration_access_token: None,
+    })
+}
+
+fn entra_app(client: &Client) -> Result<(String, String), Error> {
+    let graph = trimmed(
+        client
+            .field("graph_url")
+            .unwrap_or("https://graph.microsoft.com"),
+    )
+    .to_owned();
+    rotor_core::http::require_tls(&graph).map_err(|p| Error::Target {
+        target: "entra".into(),
+        problem: p,
+        retryable: false,
+    })?;
+    let app = client
+        .require("application_object_id")
+        .map_err(|p| Error::Target {
+            target: "entra".into(),
+            problem: p,
+            retryable: false,
+        })?
+        .to_owned();
+    Ok((graph, app))
+}
+
+async fn entra_remove(client: &Client, auth: &Management, key: &str) -> Result<(), Error> {
+    let (graph, app) = entra_app(client)?;
+    let url = format!("{graph}/v1.0/applications/{app}/removePassword");
+    call(
+        Provider::Entra,
+        with_auth(Method::POST, &url, auth).json(&json!({"keyId": key})),
+        &url,
+        "removing a password",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Installs a secret rotor made (setSecret); idempotent.
+pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Result<(), Error> {
+    let bad = |p: String| Error::Target {
+        target: client.provider.to_string(),
+        problem: p,
+        retryable: false,
+    };
+    match client.provider {
+        Provider::Keycloak => {
+            let base = trimmed(client.require("keycloak_url").map_err(bad)?);
+            rotor_core::http::require_tls(base).map_err(bad)?;
+            let realm = client.require("realm").map_err(bad)?;
+            let id = client.require("client_uuid").map_err(bad)?;
+            let url = format!("{base}/admin/realms/{realm}/clients/{id}");
+            let mut representation = call(
+                Provider::Keycloak,
+                with_auth(Method::GET, &url, auth),
+                &url,
+                "reading the client",
+            )
+            .await?;
+            if representation["secret"] == pending.client_secret.expose_secret() {
+                return Ok(());
+            }
+            representation["secret"] =
+                Value::String(pending.client_secret.expose_secret().to_owned());
+            call(
+                Provider::Keycloak,
+                with_auth(Method::PUT, &url, auth).json(&representation),
+                &url,
+                "setting the client secret",
+            )
+            .await?;
+        }
+        Provider::Auth0 => {
+            let domain = trimmed(client.require("auth0_domain").map_err(bad)?);
+            rotor_core::http::require_tls(domain).map_err(bad)?;
+            let url = format!("{domain}/api/v2/clients/{}", client.client_id);
+            let body = json!({"client_secret": pending.client_secret.expose_secret()});
+            call(
+                Provider::Auth0,
+                with_auth(Method::PATCH, &url, auth).json(&body),
+                &url,
+                "setting the client secret",
+            )
+            .await?;
+        }
+        Provider::Okta => {
+            let url = okta_secrets_url(client)?;
+            let listed = call(
+                Provider::Okta,
+                with_auth(Method::GET, &url, auth),
+                &url,
+                "listing client secrets",
+            )
+            .await?;
+            let secrets = listed.as_array().cloned().unwrap_or_default();
+            let value_of = |s: &Value| s["client_secret"].as_str().map(str::to_owned);
+            if secrets
+                .iter()
+                .any(|s| value_of(s).as_deref() == Some(pending.client_secret.expose_secret()))
+            {
+                return Ok(());
+            }
+            // Okta keeps at most two: make room, never touching the current one.
+            if secrets.len() >= 2 {
+                for stale in secrets.iter().filter(|s| {
+                    value_of(s).as_deref() != Some(client.client_secret.expose_secret())
+                }) {
+                    okta_delete(client, auth, stale).await?;
+                }
+            }
+            let body =
+                json!({"client_secret": pending.client_secret.expose_secret(), "status": "ACTIVE"});
+            call(
+                Provider::Okta,
+                with_auth(Method::POST, &url, auth).json(&body),
+                &url,
+                "adding a client secret",
+            )
+            .await?;
+        }
+        Provider::Rfc7592 | Provider::Entra => {}
+    }
+    Ok(())
+}
+
+fn okta_secrets_url(client: &Client) -> Result<String, Error> {
+    let bad = |p: String| Error::Target {
+        target: "okta".into(),
+        problem: p,
+        retryable: false,
+    };
+    let domain = trimmed(client.require("okta_domain").map_err(bad)?);
+    rotor_core::http::require_tls(domain).map_err(bad)?;
+    Ok(format!(
+        "{domain}/api/v1/apps/{}/credentials/secrets",
+        client.client_id
+    ))
+}
+
+async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Result<(), Error> {
+    let Some(id) = secret["id"].as_str() else {
+        return Ok(());
+    };
+    let base = okta_secrets_url(client)?;
+    if secret["status"] == "ACTIVE" {
+        let url = format!("{base}/{id}/lifecycle/deactivate");
+        call(
+            Provider::Okta,
+            with_auth(Method::POST, &url, auth),
+            &url,
+            "deactivating a client secret",
+        )
+        .await?;
+    }
+    let url = format!("{base}/{id}");
+    call(
+        Provider::Okta,
+        with_auth(Method::DELETE, &url, auth),
+        &url,
+        "deleting a client secret",
+    )
+    .await?;
+    info!(secret_id = id, "retired an Okta client secret");
+    Ok(())
+}
+
+/// After promotion, retires the secrets the provider still holds besides the
+/// current one (`keep_previous` keeps the previous one too, until the next
+/// rotation: a grace period of one rotation interval).
+pub async fn retire(
+    current: &Client,
+    previous: Option<&Client>,
+    auth: &Management,
+    keep_previous: bool,
+) -> Result<(), Error> {
+    let keep = |value: Option<&str>, key: Option<&str>| {
+        let matches = |c: &Client| {
+            value == Some(c.client_secret.expose_secret())
+                || (key.is_some() && key == c.field("key_id"))
+        };
+        matches(current) || (keep_previous && previous.is_some_and(matches))
+    };
+    match current.provider {
+        Provider::Okta => {
+            let url = okta_secrets_url(current)?;
+            let listed = call(
+                Provider::Okta,
+                with_auth(Method::GET, &url, auth),
+                &url,
+                "listing client secrets",
+            )
+            .await?;
+            for secret in listed.as_array().into_iter().flatten() {
+                if !keep(secret["client_secret"].as_str(), None) {
+                    okta_delete(current, auth, secret).await?;
+                }
+            }
+        }
+        Provider::Entra => {
+            let (graph, app) = entra_app(current)?;
+            let url = format!("{graph}/v1.0/applications/{app}?$select=passwordCredentials");
+            let listed = call(
+                Provider::Entra,
+                with_auth(Method::GET, &url, auth),
+                &url,
+                "listing passwords",
+            )
+            .await?;
+            for credential in listed["passwordCredentials"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let key = credential["keyId"].as_str();
+                // Only passwords rotor made, or the one the previous version used.
+                let ours = credential["displayName"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("rotor "))
+                    || previous.is_some_and(|p| key.is_some() && key == p.field("key_id"));
+                if let Some(key) = key
+                    && ours
+                    && !keep(None, Some(key))
+                {
+                    entra_remove(current, auth, key).await?;
+                }
+            }
+        }
+        Provider::Rfc7592 | Provider::Keycloak | Provider::Auth0 => {}
+    }
+    Ok(())
+}
