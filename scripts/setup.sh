@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rotor's demo and tests need on a fresh machine, idempotently:
 # the Rust components (rustfmt, clippy), a Python venv with moto's server, and,
-# when missing, the PostgreSQL 15 and MariaDB packages the database tests use.
+# when missing, the PostgreSQL 15 and MariaDB packages the database tests use
+# and the glewlwyd package the OAuth tests use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -38,9 +39,67 @@ if [ ! -x "$venv/bin/cargo-lambda" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda>=1.8,<2'
 fi
 
-# PostgreSQL 15 and MariaDB, whose throwaway servers the database tests start
-# themselves (tests/support/db.rs), with their CLI clients. Only the packages are
+# Debian packages are installed as root (or with sudo), and only the packages are
 # wanted: the system services they bring are neither started nor enabled.
+# root_or_explain MISSING PACKAGES [FIRST]: sets as_root ("" or "sudo"), or says
+# what to run as root (FIRST, if given, before apt-get) and stops.
+as_root=""
+root_or_explain() {
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+  else
+    echo "missing: $1" >&2
+    echo "install them as root (Debian 12 packages), then run this again:" >&2
+    [ -z "${3:-}" ] || echo "  $3" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends $2" >&2
+    exit 1
+  fi
+}
+# install_without_services "PACKAGE:SERVICE ..." PACKAGE...: installs the packages
+# with a policy-rc.d answering 101, which keeps the maintainer scripts from
+# starting services; afterwards it disables the services of packages installed
+# only now (ones that were already there keep their state). apt-get update runs
+# once per run of this script.
+apt_updated=""
+policy=/usr/sbin/policy-rc.d
+install_without_services() {
+  local services=$1 pair new_services=""
+  shift
+  for pair in $services; do
+    dpkg-query -W -f='${Status}' "${pair%%:*}" 2>/dev/null | grep -q 'ok installed' || new_services+=" ${pair#*:}"
+  done
+  local own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# rotor scripts/setup.sh: start no services while installing\nexit 101\n' |
+      $as_root tee "$policy" >/dev/null
+    $as_root chmod 755 "$policy"
+    own_policy=1
+    trap '$as_root rm -f "$policy"' EXIT
+  fi
+  if [ -z "$apt_updated" ]; then
+    $as_root apt-get update
+    apt_updated=1
+  fi
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+  if [ -n "$own_policy" ]; then
+    $as_root rm -f "$policy"
+    trap - EXIT
+  fi
+  local service
+  for service in $new_services; do
+    if command -v systemctl >/dev/null 2>&1; then
+      $as_root systemctl disable "$service" >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1 && [ -e "/etc/init.d/$service" ]; then
+      $as_root update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+  done
+}
+
+# PostgreSQL 15 and MariaDB, whose throwaway servers the database tests start
+# themselves (tools/rotor/src/db.rs), with their CLI clients.
 db_missing=()
 for tool in /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/psql /usr/sbin/mariadbd /usr/bin/mariadb-install-db; do
   [ -x "$tool" ] || db_missing+=("$tool")
@@ -50,44 +109,23 @@ for tool in psql mariadb; do
 done
 if [ ${#db_missing[@]} -gt 0 ]; then
   db_packages="postgresql-15 postgresql-client-15 mariadb-server mariadb-client"
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
-    as_root=""
-  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
-    as_root="sudo"
-  else
-    echo "missing: ${db_missing[*]}" >&2
-    echo "install them as root (Debian 12 packages), then run this again:" >&2
-    echo "  apt-get update && apt-get install -y --no-install-recommends $db_packages" >&2
-    exit 1
-  fi
-  # The services of packages installed only now get disabled afterwards; ones
-  # that were already there keep their state.
-  new_services=""
-  dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'ok installed' || new_services+=" postgresql"
-  dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q 'ok installed' || new_services+=" mariadb"
-  # policy-rc.d answering 101 keeps the maintainer scripts from starting services.
-  policy=/usr/sbin/policy-rc.d
-  own_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# rotor scripts/setup.sh: start no services while installing\nexit 101\n' |
-      $as_root tee "$policy" >/dev/null
-    $as_root chmod 755 "$policy"
-    own_policy=1
-    trap '$as_root rm -f "$policy"' EXIT
-  fi
+  root_or_explain "${db_missing[*]}" "$db_packages"
   say "installing $db_packages (missing: ${db_missing[*]})"
-  $as_root apt-get update
-  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $db_packages
-  if [ -n "$own_policy" ]; then
-    $as_root rm -f "$policy"
-    trap - EXIT
-  fi
-  for service in $new_services; do
-    if command -v systemctl >/dev/null 2>&1; then
-      $as_root systemctl disable "$service" >/dev/null 2>&1 || true
-    fi
-    if command -v update-rc.d >/dev/null 2>&1 && [ -e "/etc/init.d/$service" ]; then
-      $as_root update-rc.d "$service" disable >/dev/null 2>&1 || true
-    fi
-  done
+  install_without_services "postgresql-15:postgresql mariadb-server:mariadb" $db_packages
+fi
+
+# glewlwyd, the OAuth 2.0 authorization server whose throwaway instances the
+# OAuth tests start themselves (tools/rotor/src/oauth_server.rs), with the SQLite
+# CLI and the SQL init script they use. debconf is told "No configuration", so
+# that the package sets up no database of its own (dbconfig-common) either.
+oauth_missing=()
+for path in /usr/bin/glewlwyd /usr/bin/sqlite3 /usr/share/dbconfig-common/data/glewlwyd/install/sqlite3; do
+  [ -e "$path" ] || oauth_missing+=("$path")
+done
+if [ ${#oauth_missing[@]} -gt 0 ]; then
+  preseed="glewlwyd glewlwyd/config_type select No configuration"
+  root_or_explain "${oauth_missing[*]}" glewlwyd "echo '$preseed' | debconf-set-selections"
+  say "installing glewlwyd (missing: ${oauth_missing[*]})"
+  echo "$preseed" | $as_root debconf-set-selections
+  install_without_services "glewlwyd:glewlwyd" glewlwyd
 fi

@@ -6,5 +6,6 @@
 mod contract;
 mod db_bed;
 mod generic;
+mod oauth_bed;
 mod rds;
 mod runner;

@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod function;
 pub mod moto;
+pub mod oauth_server;
 pub mod rotate;
 pub mod runtime_api;
 pub mod webhook_receiver;
