@@ -6,6 +6,7 @@
 mod contract;
 mod db_bed;
 mod generic;
+mod oauth;
 mod oauth_bed;
 mod rds;
 mod runner;

@@ -221,6 +221,16 @@ pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
         object.remove(field);
     }
     object.insert("client_id".into(), Value::String(client.client_id.clone()));
+    // RFC 7591 makes this a string; some servers (glewlwyd) list it as an array
+    // on read, and a server that gets none may make the client public.
+    let method = match client.auth_method {
+        AuthMethod::Basic => "client_secret_basic",
+        AuthMethod::Post => "client_secret_post",
+    };
+    object.insert(
+        "token_endpoint_auth_method".into(),
+        Value::String(method.into()),
+    );
     let updated = call(
         Provider::Rfc7592,
         with_auth(Method::PUT, uri, &auth).json(&metadata),

@@ -105,7 +105,8 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
             .ok_or_else(|| {
                 GrantError::Other(format!("{where_} answered 200 without an access_token"))
             }),
-        401 => Err(GrantError::Refused(oauth_error())),
+        // 403: some servers (glewlwyd) refuse a wrong secret so, with no body.
+        401 | 403 => Err(GrantError::Refused(oauth_error())),
         400 if parsed["error"] == "invalid_client" || parsed["error"] == "unauthorized_client" => {
             Err(GrantError::Refused(oauth_error()))
         }
