@@ -1,10 +1,11 @@
 //! The README's main job: rotate sample secrets end to end on this machine, with
-//! no AWS account. moto plays Secrets Manager; the real `generic-rotation` and
-//! `rds-rotation` binaries run as warm Lambda processes behind our Runtime API; a
-//! local webhook receiver plays the external system of a multi-call rotation;
-//! throwaway PostgreSQL and MariaDB servers (TLS required) hold the database
-//! users, and a local glewlwyd (HTTPS) holds an OAuth client. The report shows steps, timings, labels and what changed, and what an
-//! independent client could log in with afterwards, never a secret value.
+//! no AWS account. moto plays Secrets Manager; the real `generic-rotation`,
+//! `rds-rotation` and `oauth-rotation` binaries run as warm Lambda processes
+//! behind our Runtime API; a local webhook receiver plays the external system of
+//! a multi-call rotation; throwaway PostgreSQL and MariaDB servers (TLS
+//! required) hold database users, and a local glewlwyd (HTTPS) an OAuth client.
+//! The report shows steps, timings, labels, what changed and what an independent
+//! client could log in with afterwards, never a secret value.
 
 use std::fmt::Write as _;
 use std::time::Duration;
