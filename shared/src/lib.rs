@@ -20,6 +20,7 @@ pub mod labels;
 pub mod lambda;
 pub mod password;
 pub mod rotation;
+pub mod settings;
 pub mod store;
 
 pub use error::Error;

@@ -13,6 +13,7 @@ use base64::Engine;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use rotor_core::labels::AWSCURRENT;
+use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
 use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
 use serde_json::{Map, Value};
@@ -26,7 +27,7 @@ use webhook::Reply;
 
 /// Rotates generated values.
 pub struct GenericRotator {
-    defaults: Result<Defaults, String>,
+    defaults: EnvSettings<Defaults>,
 }
 
 impl GenericRotator {
@@ -34,26 +35,19 @@ impl GenericRotator {
     /// with a message naming it, rather than crashing the process.
     pub fn from_env() -> Self {
         GenericRotator {
-            defaults: Defaults::from_env().map_err(|e| e.to_string()),
+            defaults: EnvSettings::new(Defaults::from_env().map_err(|e| e.to_string())),
         }
     }
 
     /// With defaults given by the caller (tests).
     pub fn with_defaults(defaults: Defaults) -> Self {
         GenericRotator {
-            defaults: Ok(defaults),
+            defaults: EnvSettings::new(Ok(defaults)),
         }
     }
 
     fn settings<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<Settings, Error> {
-        let defaults = self
-            .defaults
-            .as_ref()
-            .map_err(|problem| Error::InvalidSettings {
-                secret: ctx.secret_arn().to_owned(),
-                setting: "the function's environment".into(),
-                problem: problem.clone(),
-            })?;
+        let defaults = self.defaults.get(ctx.secret_arn())?;
         defaults.resolve(ctx.secret_arn(), &ctx.secret.tags)
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 use tracing::warn;
@@ -57,30 +58,26 @@ impl Config {
 
 /// Rotates OAuth client secrets.
 pub struct OAuthRotator {
-    config: Result<Config, String>,
+    config: EnvSettings<Config>,
 }
 
 impl OAuthRotator {
     /// Reads the environment once.
     pub fn from_env() -> Self {
         OAuthRotator {
-            config: Config::from_lookup(|v| std::env::var(v).ok()),
+            config: EnvSettings::new(Config::from_lookup(|v| std::env::var(v).ok())),
         }
     }
 
     /// With settings given by the caller.
     pub fn new(config: Config) -> Self {
-        OAuthRotator { config: Ok(config) }
+        OAuthRotator {
+            config: EnvSettings::new(Ok(config)),
+        }
     }
 
     fn config(&self, secret: &str) -> Result<&Config, Error> {
-        self.config
-            .as_ref()
-            .map_err(|problem| Error::InvalidSettings {
-                secret: secret.to_owned(),
-                setting: "the function's environment".into(),
-                problem: problem.clone(),
-            })
+        self.config.get(secret)
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::password::PasswordPolicy;
+use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 use tracing::{info, warn};
@@ -112,7 +113,7 @@ impl Config {
 
 /// Rotates database credentials.
 pub struct RdsRotator {
-    config: Result<Config, String>,
+    config: EnvSettings<Config>,
 }
 
 impl RdsRotator {
@@ -120,23 +121,19 @@ impl RdsRotator {
     /// message naming it rather than crashing the process.
     pub fn from_env() -> Self {
         RdsRotator {
-            config: Config::from_lookup(|var| std::env::var(var).ok()),
+            config: EnvSettings::new(Config::from_lookup(|var| std::env::var(var).ok())),
         }
     }
 
     /// With settings given by the caller.
     pub fn new(config: Config) -> Self {
-        RdsRotator { config: Ok(config) }
+        RdsRotator {
+            config: EnvSettings::new(Ok(config)),
+        }
     }
 
     fn config(&self, secret: &str) -> Result<&Config, Error> {
-        self.config
-            .as_ref()
-            .map_err(|problem| Error::InvalidSettings {
-                secret: secret.to_owned(),
-                setting: "the function's environment".into(),
-                problem: problem.clone(),
-            })
+        self.config.get(secret)
     }
 }
 

@@ -1,0 +1,43 @@
+//! A function's settings, read from the environment once per process.
+//!
+//! A bad variable must not crash the process (Lambda would only say
+//! `Runtime.ExitError`); instead every step fails with an error that names the
+//! secret, the variable and the fix, which Secrets Manager shows the operator.
+
+use crate::error::Error;
+
+/// Settings, or why the environment could not be read into them.
+#[derive(Clone, Debug)]
+pub struct EnvSettings<T>(Result<T, String>);
+
+impl<T> EnvSettings<T> {
+    /// Wraps the outcome of reading the environment.
+    pub fn new(read: Result<T, String>) -> Self {
+        EnvSettings(read)
+    }
+
+    /// The settings, or an error for the step on `secret`.
+    pub fn get(&self, secret: &str) -> Result<&T, Error> {
+        self.0.as_ref().map_err(|problem| Error::InvalidSettings {
+            secret: secret.to_owned(),
+            setting: "the function's environment".into(),
+            problem: problem.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_environment_fails_each_step_naming_the_secret() {
+        let bad: EnvSettings<u8> =
+            EnvSettings::new(Err("ROTATION_STRATEGY=\"x\" is not a strategy".into()));
+        let error = bad.get("arn:s").unwrap_err();
+        assert!(
+            error.to_string().contains("arn:s") && error.to_string().contains("ROTATION_STRATEGY")
+        );
+        assert_eq!(EnvSettings::new(Ok(7)).get("s").ok(), Some(&7));
+    }
+}
