@@ -191,7 +191,7 @@ async fn rotate_oauth_client(
     moto: &Moto,
     store: &AwsStore,
     out: &mut String,
-) -> anyhow::Result<DatabaseRuns> {
+) -> anyhow::Result<Checked> {
     use crate::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
     let server = OAuthServer::start()?;
     let client = server
@@ -266,7 +266,7 @@ async fn rotate_oauth_client(
         verdict(old_ok)
     );
     let logs = function.output();
-    Ok(DatabaseRuns {
+    Ok(Checked {
         completed: usize::from(run.succeeded() && new_ok && !old_ok),
         total: 1,
         leaked: [
@@ -279,7 +279,9 @@ async fn rotate_oauth_client(
     })
 }
 
-struct DatabaseRuns {
+/// Rotations checked with an independent client: how many completed and whether
+/// any value reached the function's logs.
+struct Checked {
     completed: usize,
     total: usize,
     leaked: bool,
@@ -291,7 +293,7 @@ async fn rotate_databases(
     moto: &Moto,
     store: &AwsStore,
     out: &mut String,
-) -> anyhow::Result<DatabaseRuns> {
+) -> anyhow::Result<Checked> {
     let postgres = Postgres::start(TlsMode::Required)?;
     let mariadb = MariaDb::start(TlsMode::Required)?;
     // One bundle holding both test CAs, as SSL_CERT_FILE would hold RDS's.
@@ -356,7 +358,7 @@ async fn rotate_databases(
         )
         .await?;
 
-    let mut runs = DatabaseRuns {
+    let mut runs = Checked {
         completed: 0,
         total: 2,
         leaked: false,
