@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
-# Benchmarks generic-rotation on this machine and prints a Markdown table for the
-# README: cold start, step latencies, peak RSS, Secrets Manager calls per
-# rotation, binary size. RUNS (default 20) sets the number of runs; extra
-# arguments go to `rotor bench`. A benchmark, not a test: it asserts no timings.
+# Benchmarks the rotation functions on this machine and prints a Markdown table
+# for each target, for the README: generic-rotation, then rds-rotation (single
+# user) on a throwaway PostgreSQL and on a throwaway MariaDB server. Each table
+# has cold start, step latencies, peak RSS, Secrets Manager calls per rotation
+# and binary size. RUNS (default 20) sets the number of runs per target; extra
+# arguments go to every `rotor bench`. A benchmark, not a test: it asserts no
+# timings.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/setup.sh
 printf '==> %s\n' "building release binaries" >&2
-cargo build --release -p generic-rotation -p rotor-cli
-exec target/release/rotor bench --function target/release/generic-rotation --runs "${RUNS:-20}" "$@"
+cargo build --release -p generic-rotation -p rds-rotation -p rotor-cli
+
+first=1
+for target in generic rds-postgres rds-mariadb; do
+  case $target in
+    generic) function=generic-rotation ;;
+    *) function=rds-rotation ;;
+  esac
+  [ "$first" = 1 ] || printf '\n'
+  first=0
+  printf '==> %s\n' "rotor bench --target $target" >&2
+  target/release/rotor bench --target "$target" --function "target/release/$function" \
+    --runs "${RUNS:-20}" "$@"
+done

@@ -1,15 +1,21 @@
-//! `rotor bench`: measures a rotation function (generic-rotation by default) on
-//! this machine and prints a Markdown table for the README. It is a benchmark,
-//! not a test: it asserts nothing about timings, only that every rotation
-//! completed.
+//! `rotor bench`: measures a rotation function on this machine and prints a
+//! Markdown table for the README. It is a benchmark, not a test: it asserts
+//! nothing about timings, only that every rotation completed (and, for the
+//! database targets, really changed the password).
 //!
-//! One moto server plays Secrets Manager. Each run spawns a fresh function
-//! process and rotates one secret (a plain string and a JSON secret in turn)
-//! with [`rotate`], as Secrets Manager would: cold start, time to the first
-//! response, each step, the whole rotation and the process's peak RSS. The
-//! function, and only the function, reaches moto through a counting proxy that
-//! tallies its Secrets Manager calls by `X-Amz-Target`; rotor's own staging
-//! calls go to moto directly. No secret value is ever printed.
+//! A [`Target`] says what is measured, and only supplies the setup: the secrets
+//! (created in moto), the function's environment and a check after each
+//! rotation. `generic` runs generic-rotation on a plain string and a JSON secret
+//! in turn; `rds-postgres` and `rds-mariadb` run rds-rotation (single user) on an
+//! RDS-format secret whose user lives on a throwaway server with TLS required.
+//!
+//! The measuring is the same for every target. One moto server plays Secrets
+//! Manager. Each run spawns a fresh function process and rotates one secret with
+//! [`rotate`], as Secrets Manager would: cold start, time to the first response,
+//! each step, the whole rotation and the process's peak RSS. The function, and
+//! only the function, reaches moto through a counting proxy that tallies its
+//! Secrets Manager calls by `X-Amz-Target`; rotor's own staging calls go to moto
+//! directly. No secret value is ever printed.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -30,18 +36,46 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, SecretString, Step};
+use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::store::{RotationService, VersionSelector};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString, Step};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
 use crate::function::LocalFunction;
 use crate::moto::{Moto, local_env, workspace_root};
 use crate::rotate::{RotateOptions, RotationRun, report, rotate};
 
+/// What `rotor bench` measures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// generic-rotation: a plain-string and a JSON secret in turn.
+    #[default]
+    Generic,
+    /// rds-rotation, single user: a PostgreSQL 15 user on a throwaway server (TLS required).
+    RdsPostgres,
+    /// rds-rotation, single user: a MariaDB 10.11 user on a throwaway server (TLS required).
+    #[value(name = "rds-mariadb")]
+    RdsMariaDb,
+}
+
+impl Target {
+    /// The function binary this target measures.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Target::Generic => "generic-rotation",
+            Target::RdsPostgres | Target::RdsMariaDb => "rds-rotation",
+        }
+    }
+}
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
+    /// What the function rotates.
+    pub target: Target,
     /// The function binary.
     pub function: PathBuf,
     /// How many runs, each with a fresh process and one rotation.
@@ -50,11 +84,235 @@ pub struct BenchOptions {
     pub command_line: String,
 }
 
-/// The two kinds of secret the runs alternate between.
-const KINDS: [(&str, &str); 2] = [
-    ("bench/plain-string", "plain string"),
-    ("bench/json", "JSON"),
-];
+/// One secret the runs rotate (runs take the kinds in turn).
+struct Kind {
+    secret: &'static str,
+    /// For the progress lines and the calls table.
+    label: &'static str,
+    /// For the description above the tables.
+    noun: &'static str,
+}
+
+/// What a target supplies: its secrets, already created in moto, the function's
+/// environment, and the database whose user the secret holds, if any.
+struct Fixture {
+    kinds: Vec<Kind>,
+    env: Vec<(String, String)>,
+    database: Option<Database>,
+}
+
+/// The login user the database targets rotate.
+const DB_USER: &str = "bench_app";
+
+impl Fixture {
+    /// generic-rotation's secrets: a plain string, and JSON with other fields.
+    async fn generic(store: &AwsStore, endpoint: &str) -> anyhow::Result<Fixture> {
+        let kinds = vec![
+            Kind {
+                secret: "bench/plain-string",
+                label: "plain string",
+                noun: "a plain-string secret",
+            },
+            Kind {
+                secret: "bench/json",
+                label: "JSON",
+                noun: "a JSON secret",
+            },
+        ];
+        let values = [
+            SecretString::from(format!("bench-{}", uuid::Uuid::new_v4().simple())),
+            SecretString::from(r#"{"username":"app","password":"x","host":"h"}"#),
+        ];
+        for (kind, value) in kinds.iter().zip(&values) {
+            store
+                .create_secret(kind.secret, value, &[])
+                .await
+                .with_context(|| format!("creating {}", kind.secret))?;
+        }
+        let mut env = local_env(endpoint);
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+        Ok(Fixture {
+            kinds,
+            env,
+            database: None,
+        })
+    }
+
+    /// rds-rotation's: a throwaway server (TLS required), a login user with a
+    /// random password, and its RDS-format secret.
+    async fn rds(store: &AwsStore, endpoint: &str, target: Target) -> anyhow::Result<Fixture> {
+        let database = Database::start(target)?;
+        let password = random_password();
+        database.create_user(DB_USER, &password)?;
+        let value = serde_json::json!({
+            "engine": database.engine(),
+            "host": "127.0.0.1",
+            "port": database.port(),
+            "username": DB_USER,
+            "password": password.expose_secret(),
+        });
+        let kind = match database {
+            Database::Postgres(_) => Kind {
+                secret: "bench/postgres-app",
+                label: "PostgreSQL",
+                noun: "an RDS-format secret for a PostgreSQL user",
+            },
+            Database::MariaDb(_) => Kind {
+                secret: "bench/mariadb-app",
+                label: "MariaDB",
+                noun: "an RDS-format secret for a MariaDB user",
+            },
+        };
+        store
+            .create_secret(kind.secret, &SecretString::from(value.to_string()), &[])
+            .await
+            .with_context(|| format!("creating {}", kind.secret))?;
+        let mut env = local_env(endpoint);
+        env.push((
+            "SSL_CERT_FILE".into(),
+            database.ca_path().display().to_string(),
+        ));
+        env.push(("ROTATION_STRATEGY".into(), "single".into()));
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+        Ok(Fixture {
+            kinds: vec![kind],
+            env,
+            database: Some(database),
+        })
+    }
+
+    /// After a rotation of `secret`, for a database target: the AWSCURRENT
+    /// password differs from AWSPREVIOUS's and logs in, and neither shows in the
+    /// function's `output`. Nothing to check for generic.
+    async fn check(&self, store: &AwsStore, secret: &str, output: &str) -> anyhow::Result<()> {
+        let Some(database) = &self.database else {
+            return Ok(());
+        };
+        let credentials = |label: &'static str| async move {
+            let stored = store
+                .get_value(secret, VersionSelector::Label(label))
+                .await
+                .with_context(|| format!("reading {secret}'s {label} value"))?
+                .with_context(|| format!("{secret} has no {label} value"))?;
+            let value: Value = serde_json::from_str(stored.value.expose_secret())
+                .map_err(|_| anyhow::anyhow!("{secret}'s {label} value is not JSON"))?;
+            match (value["username"].as_str(), value["password"].as_str()) {
+                (Some(user), Some(password)) => {
+                    anyhow::Ok((user.to_owned(), SecretString::from(password)))
+                }
+                _ => bail!("{secret}'s {label} value has no username or password"),
+            }
+        };
+        let (user, new) = credentials(AWSCURRENT).await?;
+        let (_, old) = credentials(AWSPREVIOUS).await?;
+        ensure!(
+            new.expose_secret() != old.expose_secret(),
+            "the rotation of {secret} left the password as it was"
+        );
+        ensure!(
+            !output.contains(new.expose_secret()) && !output.contains(old.expose_secret()),
+            "the function's output holds a password of {secret}"
+        );
+        database.logs_in(&user, &new).with_context(|| {
+            format!(
+                "{} could not log in as {user} with {secret}'s new AWSCURRENT password",
+                database.client()
+            )
+        })
+    }
+}
+
+/// The server a database target's secret points at.
+enum Database {
+    Postgres(Postgres),
+    MariaDb(MariaDb),
+}
+
+impl Database {
+    fn start(target: Target) -> anyhow::Result<Database> {
+        Ok(match target {
+            Target::RdsPostgres => Database::Postgres(Postgres::start(TlsMode::Required)?),
+            Target::RdsMariaDb => Database::MariaDb(MariaDb::start(TlsMode::Required)?),
+            Target::Generic => bail!("the generic target has no database"),
+        })
+    }
+
+    /// The secret's `engine`.
+    fn engine(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::MariaDb(_) => "mariadb",
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Database::Postgres(db) => db.port(),
+            Database::MariaDb(db) => db.port(),
+        }
+    }
+
+    fn ca_path(&self) -> &Path {
+        match self {
+            Database::Postgres(db) => db.ca_path(),
+            Database::MariaDb(db) => db.ca_path(),
+        }
+    }
+
+    /// The CLI client that checks logins.
+    fn client(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "psql",
+            Database::MariaDb(_) => "the mariadb client",
+        }
+    }
+
+    /// Creates a login user (no other privileges) as the admin.
+    fn create_user(&self, user: &str, password: &SecretString) -> anyhow::Result<()> {
+        match self {
+            Database::Postgres(db) => db.psql(&format!(
+                "CREATE ROLE {user} LOGIN PASSWORD '{}'",
+                password.expose_secret()
+            )),
+            Database::MariaDb(db) => db.sql(&format!(
+                "CREATE USER '{user}'@'%' IDENTIFIED BY '{}'",
+                password.expose_secret()
+            )),
+        }
+        .with_context(|| format!("creating the database user {user}"))?;
+        Ok(())
+    }
+
+    /// Whether `user` logs in with `password` (verified TLS), as an error if not.
+    fn logs_in(&self, user: &str, password: &SecretString) -> anyhow::Result<()> {
+        let login = ClientLogin::new(
+            user,
+            SecretString::from(password.expose_secret()),
+            ClientTls::Verify(self.ca_path().to_path_buf()),
+        );
+        match self {
+            Database::Postgres(db) => db.psql_with(&login, "postgres", "SELECT 1"),
+            Database::MariaDb(db) => db.sql_with(&login, "SELECT 1"),
+        }
+        .map(drop)
+    }
+
+    /// The server's name and version, as it reports them.
+    fn version(&self) -> String {
+        let reported = match self {
+            Database::Postgres(db) => db.psql("SHOW server_version"),
+            Database::MariaDb(db) => db.sql("SELECT VERSION()"),
+        };
+        let name = match self {
+            Database::Postgres(_) => "PostgreSQL",
+            Database::MariaDb(_) => "MariaDB",
+        };
+        match reported {
+            Ok(version) => format!("{name} {}", version.trim()),
+            Err(_) => format!("{name} (version unknown)"),
+        }
+    }
+}
 
 /// What one run measured.
 struct Run {
@@ -73,8 +331,9 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
     let binary_size = std::fs::metadata(&options.function)
         .with_context(|| {
             format!(
-                "{} (build it with cargo build --release -p generic-rotation)",
-                options.function.display()
+                "{} (build it with cargo build --release -p {})",
+                options.function.display(),
+                options.target.function_name()
             )
         })?
         .len();
@@ -82,41 +341,44 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
     let moto = Moto::start()?;
     let store = AwsStore::new(moto.client());
     let proxy = CountingProxy::start(moto.endpoint()).await?;
-    let values = [
-        SecretString::from(format!("bench-{}", uuid::Uuid::new_v4().simple())),
-        SecretString::from(r#"{"username":"app","password":"x","host":"h"}"#),
-    ];
-    for ((name, _), value) in KINDS.iter().zip(&values) {
-        store
-            .create_secret(name, value, &[])
-            .await
-            .with_context(|| format!("creating {name}"))?;
-    }
-    let mut env = local_env(proxy.endpoint());
-    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+    let fixture = match options.target {
+        Target::Generic => Fixture::generic(&store, proxy.endpoint()).await?,
+        target => Fixture::rds(&store, proxy.endpoint(), target).await?,
+    };
 
     // One unmeasured rotation of each secret first, so that every measured one
     // is a steady-state rotation (the secret already has an AWSPREVIOUS version,
     // which createSecret reads) and moto has served each operation once.
-    let warm_up = LocalFunction::start(&options.function, &env).await?;
-    for (name, _) in KINDS {
-        rotate_completely(&store, &warm_up, name)
+    let warm_up = LocalFunction::start(&options.function, &fixture.env).await?;
+    for kind in &fixture.kinds {
+        rotate_completely(&store, &warm_up, kind.secret)
             .await
-            .with_context(|| format!("warm-up rotation of {name}"))?;
+            .with_context(|| format!("warm-up rotation of {}", kind.secret))?;
+        fixture
+            .check(&store, kind.secret, &warm_up.output())
+            .await
+            .with_context(|| format!("warm-up rotation of {}", kind.secret))?;
     }
     drop(warm_up);
 
     let mut runs = Vec::new();
     for i in 0..options.runs {
-        let kind = i as usize % KINDS.len();
-        let run = run_once(&store, &proxy, &options.function, &env, kind)
+        let kind = i as usize % fixture.kinds.len();
+        let run = run_once(&store, &proxy, &options.function, &fixture, kind)
             .await
-            .with_context(|| format!("run {} of {} ({})", i + 1, options.runs, KINDS[kind].0))?;
+            .with_context(|| {
+                format!(
+                    "run {} of {} ({})",
+                    i + 1,
+                    options.runs,
+                    fixture.kinds[kind].secret
+                )
+            })?;
         eprintln!(
             "rotor bench: run {:>3}/{}  {:<12}  cold start {:>6.1} ms  first response {:>6.1} ms  rotation {:>6.1} ms  peak RSS {:>5.1} MiB",
             i + 1,
             options.runs,
-            KINDS[kind].1,
+            fixture.kinds[kind].label,
             ms(run.cold_start),
             ms(run.first_response),
             ms(run.steps.iter().sum()),
@@ -129,20 +391,22 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
         "the counting proxy failed to forward {} request(s) to moto",
         proxy.failures()
     );
-    Ok(render(options, binary_size, &runs))
+    Ok(render(options, &fixture, binary_size, &runs))
 }
 
+/// One measured run: a fresh process rotates `fixture.kinds[kind]` once; then,
+/// unmeasured, the fixture checks the result.
 async fn run_once(
     store: &AwsStore,
     proxy: &CountingProxy,
     binary: &Path,
-    env: &[(String, String)],
+    fixture: &Fixture,
     kind: usize,
 ) -> anyhow::Result<Run> {
-    let secret_id = KINDS[kind].0;
+    let secret_id = fixture.kinds[kind].secret;
     proxy.reset();
     let spawned = Instant::now();
-    let function = LocalFunction::start(binary, env).await?;
+    let function = LocalFunction::start(binary, &fixture.env).await?;
     let started = spawned.elapsed();
     let cold_start = function
         .cold_start()
@@ -151,7 +415,9 @@ async fn run_once(
     let pid = function.pid().context("the function process has exited")?;
     let peak_rss_kb = peak_rss_kb(pid)?;
     let calls = proxy.take();
+    let output = function.output();
     drop(function);
+    fixture.check(store, secret_id, &output).await?;
 
     let mut steps = [Duration::ZERO; 4];
     for (slot, step) in steps.iter_mut().zip(&rotation.steps) {
@@ -232,14 +498,45 @@ fn summary(mut values: Vec<f64>) -> (f64, f64, f64) {
     (median, values[0], values[n - 1])
 }
 
-fn render(options: &BenchOptions, binary_size: u64, runs: &[Run]) -> String {
+fn render(options: &BenchOptions, fixture: &Fixture, binary_size: u64, runs: &[Run]) -> String {
     let mut out = String::new();
-    let per_kind: Vec<usize> = (0..KINDS.len())
-        .map(|k| runs.iter().filter(|r| r.kind == k).count())
-        .collect();
+    let kinds = &fixture.kinds;
+    let subject = match kinds.as_slice() {
+        [only] => format!(" of {}", only.noun),
+        _ => {
+            let each: Vec<String> = kinds
+                .iter()
+                .enumerate()
+                .map(|(k, kind)| {
+                    let n = runs.iter().filter(|r| r.kind == k).count();
+                    format!("{} ({n} runs)", kind.noun)
+                })
+                .collect();
+            format!(", alternating {}", each.join(" and "))
+        }
+    };
+    let (strategy, against, checked) = match &fixture.database {
+        None => (
+            String::new(),
+            format!("against moto {} on 127.0.0.1", moto_version()),
+            String::new(),
+        ),
+        Some(database) => (
+            " (`ROTATION_STRATEGY=single`)".to_owned(),
+            format!(
+                "against moto {} and a throwaway {} server on 127.0.0.1 with TLS required (the function verifies its certificate against the server's test CA, given as `SSL_CERT_FILE`)",
+                moto_version(),
+                database.version()
+            ),
+            format!(
+                " After each run, {} logs in with the new AWSCURRENT password, which differs from the previous one.",
+                database.client()
+            ),
+        ),
+    };
     let _ = writeln!(
         out,
-        "`{}`\n\n{} runs, each a fresh `{}` process doing one full rotation, alternating a plain-string secret ({} runs) and a JSON secret ({} runs), against moto {} on 127.0.0.1. Each secret was rotated once beforehand, unmeasured, so every run is a steady-state rotation.\n",
+        "`{}`\n\n{} runs, each a fresh `{}` process doing one full rotation{strategy}{subject}, {against}. Each secret was rotated once beforehand, unmeasured, so every run is a steady-state rotation.{checked}\n",
         options.command_line,
         runs.len(),
         options
@@ -247,9 +544,6 @@ fn render(options: &BenchOptions, binary_size: u64, runs: &[Run]) -> String {
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default(),
-        per_kind[0],
-        per_kind[1],
-        moto_version(),
     );
 
     let _ = writeln!(out, "| Measure | median | min | max |");
@@ -302,28 +596,28 @@ fn render(options: &BenchOptions, binary_size: u64, runs: &[Run]) -> String {
             _ => "–".into(),
         }
     };
+    let cells = |count: &dyn Fn(&Run) -> u32, bold: bool| {
+        (0..kinds.len())
+            .map(|k| {
+                let text = cell(k, count);
+                if bold { format!("**{text}**") } else { text }
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let labels: Vec<&str> = kinds.iter().map(|k| k.label).collect();
     let _ = writeln!(
         out,
-        "\n| Secrets Manager calls per rotation (by the function) | {} | {} |",
-        KINDS[0].1, KINDS[1].1
+        "\n| Secrets Manager calls per rotation (by the function) | {} |",
+        labels.join(" | ")
     );
-    let _ = writeln!(out, "|---|---:|---:|");
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(kinds.len()));
     for operation in &operations {
         let count = |r: &Run| r.calls.get(*operation).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "| `{operation}` | {} | {} |",
-            cell(0, &count),
-            cell(1, &count)
-        );
+        let _ = writeln!(out, "| `{operation}` | {} |", cells(&count, false));
     }
     let total = |r: &Run| r.calls.values().sum::<u32>();
-    let _ = writeln!(
-        out,
-        "| **total** | **{}** | **{}** |",
-        cell(0, &total),
-        cell(1, &total)
-    );
+    let _ = writeln!(out, "| **total** | {} |", cells(&total, true));
 
     let (cpus, model) = machine();
     let _ = writeln!(out, "\n| Setup | |\n|---|---|");

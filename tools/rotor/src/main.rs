@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use rotor_cli::bench::Target;
 use rotor_cli::function::{LocalFunction, function_binary};
 use rotor_cli::rotate::{LambdaFunction, RotateOptions, report, rotate};
 use rotor_core::AwsStore;
@@ -21,10 +22,15 @@ struct Cli {
 enum Command {
     /// Rotate sample secrets end to end against a throwaway moto server.
     Demo,
-    /// Measure a rotation function against a throwaway moto server: cold start,
-    /// step latencies, peak memory and Secrets Manager calls, as a Markdown table.
+    /// Measure a rotation function against a throwaway moto server (and, for the
+    /// rds targets, a throwaway database server): cold start, step latencies,
+    /// peak memory and Secrets Manager calls, as a Markdown table.
     Bench {
-        /// The function binary [default: generic-rotation beside rotor].
+        /// What to measure.
+        #[arg(long, value_enum, default_value_t = Target::Generic)]
+        target: Target,
+        /// The function binary [default: the target's, generic-rotation or
+        /// rds-rotation, beside rotor].
         #[arg(long)]
         function: Option<PathBuf>,
         /// How many runs, each a fresh process doing one full rotation.
@@ -110,9 +116,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             print!("{}", rotor_cli::demo::run().await?);
             Ok(true)
         }
-        Command::Bench { function, runs } => {
+        Command::Bench {
+            target,
+            function,
+            runs,
+        } => {
             let options = rotor_cli::bench::BenchOptions {
-                function: function.unwrap_or_else(|| function_binary("generic-rotation")),
+                target,
+                function: function.unwrap_or_else(|| function_binary(target.function_name())),
                 runs,
                 command_line: command_line(),
             };
