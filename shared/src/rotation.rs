@@ -68,6 +68,60 @@ pub struct StepContext<'a, S> {
     pub pending_label: &'a str,
     current: OnceCell<StoredValue>,
     pending: OnceCell<StoredValue>,
+    cache: &'a ValueCache,
+}
+
+/// Values this process has already read or written, by secret ARN and version
+/// id. A stored version's value never changes (Secrets Manager refuses a
+/// different value under an existing version id), so a cached value is always
+/// the stored one, and a warm process skips reading it again in a later step.
+/// Small and bounded; values stay in `SecretString`s.
+#[derive(Default)]
+pub struct ValueCache(std::sync::Mutex<Vec<Cached>>);
+
+struct Cached {
+    secret: String,
+    version: String,
+    value: SecretString,
+    created: Option<std::time::SystemTime>,
+}
+
+/// Enough for the current, previous and pending values of a few secrets.
+const CACHE_LIMIT: usize = 32;
+
+impl ValueCache {
+    fn get(&self, secret: &str, version: &str) -> Option<StoredValue> {
+        let entries = self.0.lock().ok()?;
+        entries
+            .iter()
+            .find(|c| c.secret == secret && c.version == version)
+            .map(|c| StoredValue {
+                version_id: c.version.clone(),
+                value: SecretString::from(c.value.expose_secret()),
+                created: c.created,
+            })
+    }
+
+    fn put(&self, secret: &str, stored: &StoredValue) {
+        let Ok(mut entries) = self.0.lock() else {
+            return;
+        };
+        if entries
+            .iter()
+            .any(|c| c.secret == secret && c.version == stored.version_id)
+        {
+            return;
+        }
+        if entries.len() >= CACHE_LIMIT {
+            entries.remove(0);
+        }
+        entries.push(Cached {
+            secret: secret.to_owned(),
+            version: stored.version_id.clone(),
+            value: SecretString::from(stored.value.expose_secret()),
+            created: stored.created,
+        });
+    }
 }
 
 impl<'a, S: SecretStore> StepContext<'a, S> {
@@ -85,7 +139,8 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
     pub async fn current(&self) -> Result<&StoredValue, Error> {
         self.current
             .get_or_try_init(|| async {
-                self.read(VersionSelector::Label(AWSCURRENT))
+                let id = self.secret.versions.current().unwrap_or_default();
+                self.cached_or_read(id, VersionSelector::Label(AWSCURRENT))
                     .await?
                     .ok_or_else(|| Error::NoCurrentVersion {
                         secret: self.secret.arn.clone(),
@@ -110,18 +165,34 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
 
     /// The AWSPREVIOUS value, if the secret has one.
     pub async fn previous(&self) -> Result<Option<StoredValue>, Error> {
-        if self.secret.versions.previous().is_none() {
-            return Ok(None);
+        match self.secret.versions.previous() {
+            None => Ok(None),
+            Some(id) => {
+                self.cached_or_read(id, VersionSelector::Label(AWSPREVIOUS))
+                    .await
+            }
         }
-        self.read(VersionSelector::Label(AWSPREVIOUS)).await
     }
 
     async fn read_pending(&self) -> Result<Option<StoredValue>, Error> {
-        self.read(VersionSelector::Id(
-            &self.event.token,
-            Some(self.pending_label),
-        ))
-        .await
+        let selector = VersionSelector::Id(&self.event.token, Some(self.pending_label));
+        self.cached_or_read(&self.event.token, selector).await
+    }
+
+    /// The value of version `id`, from this process's cache or the store.
+    async fn cached_or_read(
+        &self,
+        id: &str,
+        selector: VersionSelector<'_>,
+    ) -> Result<Option<StoredValue>, Error> {
+        if let Some(cached) = self.cache.get(&self.secret.arn, id) {
+            return Ok(Some(cached));
+        }
+        let read = self.read(selector).await?;
+        if let Some(stored) = &read {
+            self.cache.put(&self.secret.arn, stored);
+        }
+        Ok(read)
     }
 
     async fn read(&self, selector: VersionSelector<'_>) -> Result<Option<StoredValue>, Error> {
@@ -172,6 +243,7 @@ pub struct Driver<S, R> {
     store: S,
     rotator: R,
     pending_label: String,
+    cache: ValueCache,
 }
 
 impl<S: SecretStore, R: Rotator> Driver<S, R> {
@@ -181,6 +253,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             store,
             rotator,
             pending_label: AWSPENDING.to_owned(),
+            cache: ValueCache::default(),
         }
     }
 
@@ -220,6 +293,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             pending_label: &self.pending_label,
             current: OnceCell::new(),
             pending: OnceCell::new(),
+            cache: &self.cache,
         };
         let outcome = match (event.step, precheck) {
             // A finished rotation may still carry the pending label: tidy it.
@@ -278,7 +352,15 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             )
             .await;
         match put {
-            Ok(()) => Ok(Outcome::Done),
+            Ok(()) => {
+                let stored = StoredValue {
+                    version_id: ctx.event.token.clone(),
+                    value,
+                    created: Some(std::time::SystemTime::now()),
+                };
+                self.cache.put(&ctx.secret.arn, &stored);
+                Ok(Outcome::Done)
+            }
             // Another invocation of createSecret for this token stored its value
             // between our read and our write: that value stands.
             Err(StoreError::Rejected(_)) if ctx.read_pending().await?.is_some() => {

@@ -449,6 +449,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_warm_process_does_not_read_what_it_already_holds() {
+        let driver = Driver::new(MemoryStore::new(), rotator(&[]));
+        let arn = secret(driver.store(), "old", &[]).await;
+        driver.run(&event(&arn, Step::CreateSecret)).await.unwrap();
+        let after_create = driver.store().reads();
+        for step in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+            driver.run(&event(&arn, step)).await.unwrap();
+        }
+        assert_eq!(
+            driver.store().reads(),
+            after_create,
+            "the pending value stored by createSecret is not read again"
+        );
+        // A second rotation knows the (new) current value already.
+        driver.store().begin_rotation(&arn, "v3").await.unwrap();
+        let before = driver.store().reads();
+        let mut e = event(&arn, Step::CreateSecret);
+        e.token = "v3".into();
+        driver.run(&e).await.unwrap();
+        // Only the pending check (a miss) reaches the store: the new current and
+        // the previous value were written or read by this process before.
+        assert_eq!(
+            driver.store().reads() - before,
+            1,
+            "current and previous come from the cache"
+        );
+    }
+
+    #[tokio::test]
     async fn impossible_environment_policy_fails_every_step_clearly() {
         let driver = Driver::new(MemoryStore::new(), rotator(&[("PASSWORD_LENGTH", "2")]));
         let arn = secret(driver.store(), "old", &[]).await;

@@ -19,6 +19,7 @@ use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, LabelMove, Versions};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     secrets: Mutex<Vec<Secret>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -82,6 +83,11 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// How many GetSecretValue calls this store has answered.
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Secret>> {
         // A panic while holding the lock cannot leave a half-made change behind:
         // every change is applied after its checks pass.
@@ -132,6 +138,8 @@ impl SecretStore for MemoryStore {
         secret_id: &str,
         selector: VersionSelector<'_>,
     ) -> Result<Option<StoredValue>, StoreError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The service answers ResourceNotFoundException for a missing secret and
         // a missing value alike, so the AWS adapter cannot tell them apart.
         let found = self.with_secret(secret_id, |s| {
