@@ -8,5 +8,6 @@ mod db_bed;
 mod generic;
 mod oauth;
 mod oauth_bed;
+mod oauth_providers;
 mod rds;
 mod runner;

@@ -93,12 +93,23 @@ pub async fn management<S: SecretStore>(
         ));
     };
     rotor_core::http::require_tls(endpoint).map_err(|p| bad(&p))?;
+    // As the management client is configured at its provider (Auth0's machine-to-machine
+    // applications default to client_secret_post, and providers enforce the method).
+    let method = match value["token_endpoint_auth_method"].as_str() {
+        None | Some("client_secret_basic") => AuthMethod::Basic,
+        Some("client_secret_post") => AuthMethod::Post,
+        Some(_) => {
+            return Err(bad(
+                "has a token_endpoint_auth_method other than client_secret_basic or client_secret_post",
+            ));
+        }
+    };
     let secret = SecretString::from(secret);
     let grant = Grant {
         endpoint,
         client_id: id,
         secret: &secret,
-        method: AuthMethod::Basic,
+        method,
         scope: value["scope"].as_str(),
         audience: value["audience"].as_str(),
     };
@@ -135,12 +146,31 @@ async fn call(
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let detail = || {
-        let message = ["error_description", "errorSummary", "message", "error"]
-            .iter()
-            .find_map(|k| body[k].as_str().or_else(|| body["error"][k].as_str()))
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        format!("{what} answered HTTP {status}{message}")
+        // OAuth, Okta, Auth0, Keycloak's ErrorRepresentation, Graph's {"error": {"message"}}.
+        let message = [
+            "error_description",
+            "errorSummary",
+            "message",
+            "errorMessage",
+            "error",
+        ]
+        .iter()
+        .find_map(|k| body[k].as_str().or_else(|| body["error"][k].as_str()))
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+        // Okta puts the reason for a validation failure in errorCauses.
+        let causes: Vec<&str> = body["errorCauses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["errorSummary"].as_str())
+            .collect();
+        let causes = if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join("; "))
+        };
+        format!("{what} answered HTTP {status}{message}{causes}")
     };
     match status {
         200..=299 => Ok(body),
@@ -315,9 +345,15 @@ pub async fn entra_issue(
             retryable: false,
         });
     };
+    // The password this one replaces, so that it can still be retired one
+    // rotation later (REVOKE_PREVIOUS=next-rotation), after its own value is gone.
+    let replaced = client.field("key_id").map_or(Value::Null, Value::from);
     Ok(Issued {
         secret: SecretString::from(secret),
-        fields: vec![("key_id", Value::String(key.to_owned()))],
+        fields: vec![
+            ("key_id", Value::String(key.to_owned())),
+            ("previous_key_id", replaced),
+        ],
         registration_access_token: None,
     })
 }
@@ -424,6 +460,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             }
             // Okta keeps at most two: make room, never touching the current one.
             if secrets.len() >= 2 {
+                okta_require_current(client, &secrets)?;
                 for stale in secrets.iter().filter(|s| {
                     value_of(s).as_deref() != Some(client.client_secret.expose_secret())
                 }) {
@@ -453,10 +490,27 @@ fn okta_secrets_url(client: &Client) -> Result<String, Error> {
     };
     let domain = trimmed(client.require("okta_domain").map_err(bad)?);
     rotor_core::http::require_tls(domain).map_err(bad)?;
-    Ok(format!(
-        "{domain}/api/v1/apps/{}/credentials/secrets",
-        client.client_id
-    ))
+    // The path names the application's id, which is the client_id unless the
+    // app was created with a client_id of its own.
+    let app = client.field("okta_app_id").unwrap_or(&client.client_id);
+    Ok(format!("{domain}/api/v1/apps/{app}/credentials/secrets"))
+}
+
+/// Refuses to delete anything from a listing that does not show the current
+/// secret: deleting "everything else" would then lock the client out.
+fn okta_require_current(client: &Client, listed: &[Value]) -> Result<(), Error> {
+    let current = client.client_secret.expose_secret();
+    if listed
+        .iter()
+        .any(|s| s["client_secret"].as_str() == Some(current))
+    {
+        return Ok(());
+    }
+    Err(Error::Target {
+        target: format!("okta app {}", client.client_id),
+        problem: "Okta lists no client secret equal to AWSCURRENT's, so rotor cannot tell which secrets are safe to retire; it deleted nothing. Check that AWSCURRENT holds a secret the app has".into(),
+        retryable: false,
+    })
 }
 
 async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Result<(), Error> {
@@ -512,7 +566,9 @@ pub async fn retire(
                 "listing client secrets",
             )
             .await?;
-            for secret in listed.as_array().into_iter().flatten() {
+            let listed = listed.as_array().cloned().unwrap_or_default();
+            okta_require_current(current, &listed)?;
+            for secret in &listed {
                 if !keep(secret["client_secret"].as_str(), None) {
                     okta_delete(current, auth, secret).await?;
                 }
@@ -534,11 +590,15 @@ pub async fn retire(
                 .flatten()
             {
                 let key = credential["keyId"].as_str();
-                // Only passwords rotor made, or the one the previous version used.
+                // Only passwords rotor made, or ones the previous versions used.
+                let recorded = |c: &Client| {
+                    key.is_some() && (key == c.field("key_id") || key == c.field("previous_key_id"))
+                };
                 let ours = credential["displayName"]
                     .as_str()
                     .is_some_and(|n| n.starts_with("rotor "))
-                    || previous.is_some_and(|p| key.is_some() && key == p.field("key_id"));
+                    || previous.is_some_and(recorded)
+                    || (key.is_some() && key == current.field("previous_key_id"));
                 if let Some(key) = key
                     && ours
                     && !keep(None, Some(key))

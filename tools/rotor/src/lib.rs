@@ -12,6 +12,7 @@ pub mod demo;
 pub mod function;
 pub mod moto;
 pub mod oauth_server;
+pub mod provider_emulator;
 pub mod rotate;
 pub mod runtime_api;
 pub mod webhook_receiver;

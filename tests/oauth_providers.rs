@@ -1,0 +1,746 @@
+//! The real `oauth-rotation` binary's Keycloak, Okta, Entra ID and Auth0 adapters,
+//! over the Lambda Runtime API, against moto and the provider emulator
+//! (`rotor_cli::provider_emulator`), which holds every call to the provider's
+//! documented API and whose token endpoints accept exactly the secrets the
+//! provider holds as active.
+
+use rotor_cli::function::LocalFunction;
+use rotor_cli::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::store::RotationService;
+use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_tests::*;
+use serde_json::{Value, json};
+
+use Provider::{Auth0, Entra, Keycloak, Okta};
+use TokenAuth::{Basic, Post};
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+/// Keycloak's realm, Entra's tenant.
+const REALM: &str = "rotor-test";
+
+/// One client at an emulated provider, with its secret in moto.
+struct Case {
+    provider: Provider,
+    method: TokenAuth,
+    admin_id: String,
+    client_id: String,
+    endpoint: String,
+    initial: SecretString,
+    arn: String,
+}
+
+impl Case {
+    /// Whether `secret` gets a token for the client now.
+    async fn gets_token(&self, emulator: &ProviderEmulator, secret: &SecretString) -> bool {
+        let extra: &[(&str, &str)] = match self.provider {
+            Okta => &[("scope", "rotor.test")],
+            Entra => &[("scope", "api://rotor-test/.default")],
+            Auth0 => &[("audience", "https://api.rotor.test/")],
+            Keycloak => &[],
+        };
+        let status = emulator
+            .grant(&self.endpoint, &self.client_id, secret, self.method, extra)
+            .await;
+        status == 200
+    }
+
+    /// How many credentials the provider holds as active for the client.
+    fn active(&self, emulator: &ProviderEmulator) -> usize {
+        let held = emulator.credentials(self.provider, &self.admin_id);
+        held.iter().filter(|c| c.active).count()
+    }
+}
+
+fn name(provider: Provider) -> &'static str {
+    match provider {
+        Keycloak => "keycloak",
+        Okta => "okta",
+        Entra => "entra",
+        Auth0 => "auth0",
+    }
+}
+
+/// Registers a client at the emulator, stores its management secret (refused
+/// by the provider unless `management_works`) and its client secret in moto,
+/// and stages a rotation; returns the case and the rotation's token.
+async fn setup(
+    emulator: &ProviderEmulator,
+    store: &AwsStore,
+    provider: Provider,
+    method: TokenAuth,
+    management_works: bool,
+) -> (Case, String) {
+    let initial = SecretString::from(unique("initial-secret"));
+    let (admin_id, client_id) = match provider {
+        Keycloak | Entra => (token(), unique("client")),
+        // An Okta app whose client_id is not its app id.
+        Okta => (unique("0oa"), unique("client")),
+        Auth0 => (unique("auth0"), String::new()),
+    };
+    let client_id = if client_id.is_empty() {
+        admin_id.clone()
+    } else {
+        client_id
+    };
+    let mut client = EmulatedClient::new(provider, REALM, &admin_id, &client_id, &initial);
+    if matches!(provider, Okta | Auth0) {
+        client.method = Some(method); // these providers enforce the configured method
+    }
+    let initial_id = emulator.add_client(client);
+    let granted = unique("management-token");
+    let presented = if management_works {
+        granted.clone()
+    } else {
+        unique("not-the-token")
+    };
+    let management = match provider {
+        Keycloak | Entra => {
+            emulator.allow_management(provider, &format!("Bearer {granted}"));
+            json!({ "token": presented })
+        }
+        Okta => {
+            emulator.allow_management(provider, &format!("SSWS {granted}"));
+            json!({ "okta_api_token": presented })
+        }
+        // A machine-to-machine client with a client grant on the Management API.
+        Auth0 if management_works => {
+            let m2m = unique("m2m");
+            let m2m_secret = unique("m2m-secret");
+            let mut client = EmulatedClient::new(
+                Auth0,
+                "",
+                &m2m,
+                &m2m,
+                &SecretString::from(m2m_secret.as_str()),
+            );
+            client.method = Some(Post);
+            client.management_scopes = vec!["update:client_keys".into()];
+            emulator.add_client(client);
+            json!({
+                "client_id": m2m, "client_secret": m2m_secret,
+                "token_endpoint": emulator.token_endpoint(Auth0, ""),
+                "audience": emulator.auth0_management_audience(),
+                "token_endpoint_auth_method": "client_secret_post",
+            })
+        }
+        Auth0 => json!({ "token": presented }),
+    };
+    let management_arn = store
+        .create_secret(
+            &unique("management"),
+            &SecretString::from(management.to_string()),
+            &[],
+        )
+        .await
+        .expect("create the management secret");
+    let endpoint = emulator.token_endpoint(provider, REALM);
+    let url = emulator.url();
+    let mut secret = json!({
+        "provider": name(provider), "client_id": client_id,
+        "client_secret": initial.expose_secret(), "token_endpoint": endpoint,
+        "token_endpoint_auth_method": method.as_str(),
+        "management_secret_arn": management_arn, "owner": "team-payments",
+    });
+    let fields = match provider {
+        Keycloak => json!({"keycloak_url": url, "realm": REALM, "client_uuid": admin_id}),
+        Okta => json!({"okta_domain": url, "okta_app_id": admin_id, "scope": "rotor.test"}),
+        Entra => json!({
+            "graph_url": url, "application_object_id": admin_id, "key_id": initial_id,
+            "scope": "api://rotor-test/.default",
+        }),
+        Auth0 => json!({"auth0_domain": url, "audience": "https://api.rotor.test/"}),
+    };
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        secret[k] = v.clone();
+    }
+    let t = token();
+    let arn = staged_secret(store, &secret.to_string(), &[], &t).await;
+    let case = Case {
+        provider,
+        method,
+        admin_id,
+        client_id,
+        endpoint,
+        initial,
+        arn,
+    };
+    (case, t)
+}
+
+async fn client_secret(store: &AwsStore, arn: &str, label: &str) -> Option<SecretString> {
+    let value = value(store, arn, label).await?;
+    let parsed: Value = serde_json::from_str(value.expose_secret()).ok()?;
+    parsed["client_secret"].as_str().map(SecretString::from)
+}
+
+fn same_secret(a: &Option<SecretString>, b: &SecretString) -> bool {
+    a.as_ref()
+        .is_some_and(|a| a.expose_secret() == b.expose_secret())
+}
+
+/// Runs the remaining steps of a rotation once each; each must succeed.
+async fn complete(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
+    for name in steps {
+        let result = step(function, &event(arn, t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+}
+
+/// Every step twice, with the same result; the old secret works exactly as
+/// long as the provider documents, and is refused at the end.
+async fn rotation_with_replays(provider: Provider, method: TokenAuth) {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let (case, t) = setup(&emulator, &store, provider, method, true).await;
+    let function = start_function("oauth-rotation", &[]).await;
+    // Okta and Entra hold the old and the new secret until finishSecret.
+    let overlap = matches!(provider, Okta | Entra);
+    let mut staged = None;
+    for name in STEPS {
+        let first = step(&function, &event(&case.arn, &t, name)).await;
+        let second = step(&function, &event(&case.arn, &t, name)).await;
+        let replayed = match name {
+            "createSecret" => "pending_kept",
+            "finishSecret" => "already_current",
+            _ => "done",
+        };
+        assert_eq!(
+            (first.as_deref().ok(), second.as_deref().ok()),
+            (Some("done"), Some(replayed)),
+            "{provider:?} {name}: {first:?} then {second:?}\n{}",
+            function.output()
+        );
+        if name == "createSecret" {
+            staged = client_secret(&store, &case.arn, AWSPENDING).await;
+        }
+        let new = staged.as_ref().expect("a staged client secret");
+        let (new_works, old_works) = (
+            case.gets_token(&emulator, new).await,
+            case.gets_token(&emulator, &case.initial).await,
+        );
+        let expected = match name {
+            // rotor's secret is stored before the provider knows it; Entra made its own.
+            "createSecret" => (provider == Entra, true),
+            "setSecret" | "testSecret" => (true, overlap),
+            _ => (true, false),
+        };
+        assert_eq!(
+            (new_works, old_works),
+            expected,
+            "{provider:?} after {name}: (new, old) get a token"
+        );
+    }
+    let current = client_secret(&store, &case.arn, AWSCURRENT).await;
+    let staged = staged.expect("staged");
+    assert!(
+        same_secret(&current, &staged),
+        "the value staged first became current"
+    );
+    let previous = client_secret(&store, &case.arn, AWSPREVIOUS).await;
+    assert!(
+        same_secret(&previous, &case.initial),
+        "AWSPREVIOUS holds the old secret"
+    );
+    assert_eq!(
+        case.active(&emulator),
+        1,
+        "{:?}",
+        emulator.credentials(provider, &case.admin_id)
+    );
+    let kept: Value = serde_json::from_str(
+        value(&store, &case.arn, AWSCURRENT)
+            .await
+            .unwrap()
+            .expose_secret(),
+    )
+    .unwrap();
+    assert_eq!(kept["owner"], "team-payments", "other fields are kept");
+    // The adapter spoke the documented API: no management call was refused.
+    let refused: Vec<_> = emulator
+        .seen()
+        .into_iter()
+        .filter(|s| !s.path.ends_with("/token") && !(200..300).contains(&s.status))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    let output = function.output();
+    let leaked = [&case.initial, &staged]
+        .iter()
+        .filter(|s| output.contains(s.expose_secret()))
+        .count();
+    assert!(
+        leaked == 0,
+        "{leaked} client secrets in the function's logs"
+    );
+}
+
+#[tokio::test]
+async fn keycloak_rotation_with_replays() {
+    rotation_with_replays(Keycloak, Basic).await;
+}
+
+#[tokio::test]
+async fn okta_rotation_with_replays() {
+    rotation_with_replays(Okta, Post).await;
+}
+
+#[tokio::test]
+async fn entra_rotation_with_replays() {
+    rotation_with_replays(Entra, Post).await;
+}
+
+#[tokio::test]
+async fn auth0_rotation_with_replays() {
+    rotation_with_replays(Auth0, Basic).await;
+}
+
+#[tokio::test]
+async fn revoke_previous_next_rotation_keeps_the_old_secret_one_more_rotation() {
+    let function = start_function("oauth-rotation", &[("REVOKE_PREVIOUS", "next-rotation")]).await;
+    for provider in [Okta, Entra] {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t1) = setup(&emulator, &store, provider, Basic, true).await;
+        complete(&function, &case.arn, &t1, &STEPS).await;
+        let first = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        assert!(
+            case.gets_token(&emulator, &case.initial).await,
+            "{provider:?}: the old secret still works"
+        );
+        assert!(case.gets_token(&emulator, &first).await);
+        let t2 = token();
+        store
+            .begin_rotation(&case.arn, &t2)
+            .await
+            .expect("stage the second rotation");
+        complete(&function, &case.arn, &t2, &STEPS).await;
+        let second = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        assert!(
+            !case.gets_token(&emulator, &case.initial).await,
+            "{provider:?}: the oldest secret is retired"
+        );
+        assert!(
+            case.gets_token(&emulator, &first).await,
+            "{provider:?}: the previous secret still works"
+        );
+        assert!(case.gets_token(&emulator, &second).await);
+        assert_eq!(
+            case.active(&emulator),
+            2,
+            "{:?}",
+            emulator.credentials(provider, &case.admin_id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_set_secret_is_retried_on_the_same_version() {
+    let function = start_function("oauth-rotation", &[]).await;
+    // (provider, method, path, whether the change was made before the 503)
+    let failures = [
+        (Keycloak, "PUT", "/admin/realms/", false),
+        (Okta, "POST", "/credentials/secrets", true),
+        (Auth0, "PATCH", "/api/v2/clients/", false),
+    ];
+    for (provider, method, path, made) in failures {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t) = setup(&emulator, &store, provider, Basic, true).await;
+        complete(&function, &case.arn, &t, &["createSecret"]).await;
+        let staged = client_secret(&store, &case.arn, AWSPENDING).await.unwrap();
+        if made {
+            emulator.lose_next_response(method, path, 503);
+        } else {
+            emulator.fail_next(method, path, 1, 503);
+        }
+        let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "Retryable.Target", "{provider:?}: {message}");
+        assert!(message.contains("HTTP 503"), "{message}");
+        assert!(
+            case.gets_token(&emulator, &case.initial).await,
+            "{provider:?}: AWSCURRENT still works"
+        );
+        // Secrets Manager retries the same version.
+        complete(
+            &function,
+            &case.arn,
+            &t,
+            &["setSecret", "testSecret", "finishSecret"],
+        )
+        .await;
+        let current = client_secret(&store, &case.arn, AWSCURRENT).await;
+        assert!(
+            same_secret(&current, &staged),
+            "{provider:?}: the value staged first became current"
+        );
+        assert!(case.gets_token(&emulator, &staged).await);
+        assert!(!case.gets_token(&emulator, &case.initial).await);
+        assert_eq!(
+            case.active(&emulator),
+            1,
+            "{:?}",
+            emulator.credentials(provider, &case.admin_id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn entra_removes_a_password_whose_add_response_was_lost() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let (case, t) = setup(&emulator, &store, Entra, Basic, true).await;
+    let function = start_function("oauth-rotation", &[]).await;
+    emulator.lose_next_response("POST", "/addPassword", 503);
+    let (kind, message) = step(&function, &event(&case.arn, &t, "createSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "Retryable.Target", "{message}");
+    assert!(value(&store, &case.arn, AWSPENDING).await.is_none());
+    let held = emulator.credentials(Entra, &case.admin_id);
+    let stale: Vec<_> = held
+        .iter()
+        .filter(|c| c.display_name.as_deref() == Some(&format!("rotor {t}")))
+        .collect();
+    assert_eq!(stale.len(), 1, "{held:?}");
+    complete(&function, &case.arn, &t, &STEPS).await;
+    let held = emulator.credentials(Entra, &case.admin_id);
+    assert!(held.len() == 1 && held[0].id != stale[0].id, "{held:?}");
+    let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+    assert!(case.gets_token(&emulator, &current).await);
+    assert!(!case.gets_token(&emulator, &case.initial).await);
+}
+
+#[tokio::test]
+async fn refused_management_credentials_are_not_retryable_and_change_nothing() {
+    let function = start_function("oauth-rotation", &[]).await;
+    for provider in [Keycloak, Okta, Entra, Auth0] {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t) = setup(&emulator, &store, provider, Basic, false).await;
+        let created = step(&function, &event(&case.arn, &t, "createSecret")).await;
+        // Entra's createSecret calls Graph; the others' first management call is setSecret's.
+        let failed = match provider {
+            Entra => created,
+            _ => {
+                assert!(created.is_ok(), "{provider:?}: {created:?}");
+                step(&function, &event(&case.arn, &t, "setSecret")).await
+            }
+        };
+        let (kind, message) = failed.unwrap_err();
+        assert_eq!(kind, "NotRetryable.Target", "{provider:?}: {message}");
+        assert!(
+            message.contains("HTTP 401") && message.contains("management credentials were refused"),
+            "{provider:?}: {message}"
+        );
+        let current = client_secret(&store, &case.arn, AWSCURRENT).await;
+        assert!(
+            same_secret(&current, &case.initial),
+            "{provider:?}: AWSCURRENT is unchanged"
+        );
+        assert!(
+            case.gets_token(&emulator, &case.initial).await,
+            "{provider:?}: and still works"
+        );
+        assert_eq!(emulator.credentials(provider, &case.admin_id).len(), 1);
+    }
+}
+
+/// (token endpoint, client_id, secret, method, other parameters, expected status)
+type GrantCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a SecretString,
+    TokenAuth,
+    &'a [(&'a str, &'a str)],
+    u16,
+);
+
+/// The emulator itself refuses what the providers' references rule out.
+#[tokio::test]
+async fn the_emulator_holds_calls_to_the_documented_shapes() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let secret = SecretString::from("emulator-self-test-secret");
+    let add = |provider, id: &str, method| {
+        let mut client = EmulatedClient::new(provider, REALM, id, id, &secret);
+        client.method = method;
+        emulator.add_client(client);
+    };
+    add(Keycloak, "kc", None);
+    add(Okta, "0oa-app", Some(Post));
+    add(Entra, "00000000-0000-0000-0000-00000000e0e0", None);
+    add(Auth0, "a0", Some(Post));
+    add(Auth0, "m2m-without-grant", Some(Post));
+    for (provider, auth) in [
+        (Keycloak, "Bearer kt"),
+        (Okta, "SSWS ot"),
+        (Entra, "Bearer gt"),
+        (Auth0, "Bearer at"),
+    ] {
+        emulator.allow_management(provider, auth);
+    }
+    let json = "application/json";
+    let (kc, okta, graph, auth0) = (
+        format!("/admin/realms/{REALM}/clients/kc"),
+        "/api/v1/apps/0oa-app/credentials/secrets".to_owned(),
+        "/v1.0/applications/00000000-0000-0000-0000-00000000e0e0".to_owned(),
+        "/api/v2/clients/a0".to_owned(),
+    );
+    let add_password = format!("{graph}/addPassword");
+    let remove_password = format!("{graph}/removePassword");
+    let select_unknown = format!("{graph}?$select=secrets");
+    let new_secret = r#"{"client_secret":"a-second-secret-of-okta"}"#;
+    // (method, target, Authorization, Content-Type, body, expected status)
+    let calls: &[(&str, &str, &str, &str, &str, u16)] = &[
+        ("GET", &kc, "", "", "", 401),
+        ("GET", &kc, "SSWS kt", "", "", 401),
+        ("GET", &kc, "Bearer kt", "", "", 200),
+        (
+            "PUT",
+            &kc,
+            "Bearer kt",
+            "text/plain",
+            r#"{"secret":"x"}"#,
+            415,
+        ),
+        ("PUT", &kc, "Bearer kt", json, r#"{"secret":5}"#, 400),
+        ("PUT", &kc, "Bearer kt", json, r#"{"id":"another"}"#, 400),
+        ("GET", &okta, "Bearer ot", "", "", 401),
+        (
+            "POST",
+            &okta,
+            "SSWS ot",
+            json,
+            r#"{"client_secret":"short"}"#,
+            400,
+        ),
+        (
+            "POST",
+            &okta,
+            "SSWS ot",
+            json,
+            r#"{"status":"SUSPENDED"}"#,
+            400,
+        ),
+        ("POST", &okta, "SSWS ot", json, new_secret, 201),
+        ("POST", &okta, "SSWS ot", json, "{}", 400), // a third secret
+        ("GET", &select_unknown, "Bearer gt", "", "", 400),
+        ("POST", &add_password, "Bearer gt", "", "{}", 415),
+        (
+            "POST",
+            &add_password,
+            "Bearer gt",
+            json,
+            r#"{"passwordCredential":{"secretText":"mine"}}"#,
+            400,
+        ),
+        (
+            "POST",
+            &add_password,
+            "Bearer gt",
+            json,
+            r#"{"displayName":"x"}"#,
+            400,
+        ),
+        ("POST", &remove_password, "Bearer gt", json, "{}", 400),
+        (
+            "POST",
+            &remove_password,
+            "Bearer gt",
+            json,
+            r#"{"keyId":"not-a-guid"}"#,
+            400,
+        ),
+        ("PATCH", &auth0, "", json, r#"{"client_secret":"abc"}"#, 401),
+        (
+            "PATCH",
+            &auth0,
+            "Bearer at",
+            json,
+            r#"{"client_id":"other"}"#,
+            400,
+        ),
+        (
+            "PATCH",
+            &auth0,
+            "Bearer at",
+            json,
+            r#"{"client_secret":7}"#,
+            400,
+        ),
+        (
+            "PATCH",
+            &auth0,
+            "Bearer at",
+            json,
+            r#"{"client_secret":""}"#,
+            400,
+        ),
+    ];
+    for (method, target, auth, content_type, body, expected) in calls {
+        let mut headers = Vec::new();
+        if !auth.is_empty() {
+            headers.push(("Authorization", *auth));
+        }
+        if !content_type.is_empty() {
+            headers.push(("Content-Type", *content_type));
+        }
+        let (status, reply) = emulator.send(method, target, &headers, body).await;
+        assert_eq!(status, *expected, "{method} {target} {body}");
+        let described = [
+            "error_description",
+            "errorSummary",
+            "message",
+            "errorMessage",
+            "error",
+        ]
+        .iter()
+        .any(|k| reply[k].is_string() || reply["error"][k].is_string());
+        assert!(
+            status < 300 || described,
+            "{method} {target}: the error says why"
+        );
+    }
+    // Okta: an active secret is not deleted; the last active one is not deactivated.
+    let (_, listed) = emulator
+        .send("GET", &okta, &[("Authorization", "SSWS ot")], "")
+        .await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    let auth = [("Authorization", "SSWS ot")];
+    let sequence = [
+        ("DELETE", format!("{okta}/{}", ids[1]), 400),
+        (
+            "POST",
+            format!("{okta}/{}/lifecycle/deactivate", ids[1]),
+            200,
+        ),
+        (
+            "POST",
+            format!("{okta}/{}/lifecycle/deactivate", ids[0]),
+            400,
+        ),
+        ("DELETE", format!("{okta}/{}", ids[1]), 204),
+    ];
+    for (method, target, expected) in sequence {
+        assert_eq!(
+            emulator.send(method, &target, &auth, "").await.0,
+            expected,
+            "{method} {target}"
+        );
+    }
+    // Token endpoints.
+    let kc_token = emulator.token_endpoint(Keycloak, REALM);
+    let okta_token = emulator.token_endpoint(Okta, REALM);
+    let entra_token = emulator.token_endpoint(Entra, REALM);
+    let auth0_token = emulator.token_endpoint(Auth0, REALM);
+    let entra = "00000000-0000-0000-0000-00000000e0e0";
+    let wrong = SecretString::from("not-the-secret");
+    let m2m = [("audience", emulator.auth0_management_audience())];
+    let m2m: Vec<(&str, &str)> = m2m.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let grants: &[GrantCase] = &[
+        (&kc_token, "kc", &secret, Basic, &[], 200),
+        (&kc_token, "kc", &secret, Post, &[], 200),
+        (&kc_token, "kc", &wrong, Basic, &[], 401),
+        (
+            &kc_token,
+            "kc",
+            &secret,
+            Basic,
+            &[("client_secret", "x")],
+            400,
+        ), // two methods
+        (
+            &kc_token,
+            "kc",
+            &secret,
+            Basic,
+            &[("scope", "a"), ("scope", "b")],
+            400,
+        ), // repeated
+        (
+            &okta_token,
+            "0oa-app",
+            &secret,
+            Post,
+            &[("scope", "s")],
+            200,
+        ),
+        (
+            &okta_token,
+            "0oa-app",
+            &secret,
+            Basic,
+            &[("scope", "s")],
+            401,
+        ), // configured for post
+        (&okta_token, "0oa-app", &secret, Post, &[], 400), // no scope
+        (
+            &entra_token,
+            entra,
+            &secret,
+            Basic,
+            &[("scope", "api://x/.default")],
+            200,
+        ),
+        (
+            &entra_token,
+            entra,
+            &secret,
+            Basic,
+            &[("scope", "api://x/read")],
+            400,
+        ),
+        (
+            &auth0_token,
+            "a0",
+            &secret,
+            Post,
+            &[("audience", "https://api/")],
+            200,
+        ),
+        (&auth0_token, "a0", &secret, Post, &[], 403), // no audience
+        (
+            &auth0_token,
+            "a0",
+            &wrong,
+            Post,
+            &[("audience", "https://api/")],
+            401,
+        ),
+        (
+            &auth0_token,
+            "m2m-without-grant",
+            &secret,
+            Post,
+            m2m.as_slice(),
+            403,
+        ),
+    ];
+    for (endpoint, client, secret, method, extra, expected) in grants {
+        let status = emulator
+            .grant(endpoint, client, secret, *method, extra)
+            .await;
+        assert_eq!(
+            status, *expected,
+            "{endpoint} {client} {method:?} {extra:?}"
+        );
+    }
+    let refused = emulator
+        .send(
+            "POST",
+            &format!("/realms/{REALM}/protocol/openid-connect/token"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            "grant_type=password&client_id=kc&client_secret=emulator-self-test-secret",
+        )
+        .await;
+    assert_eq!(
+        (refused.0, refused.1["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+}

@@ -1,0 +1,1459 @@
+//! A local stand-in for the identity providers whose client-secret APIs
+//! `oauth-rotation` calls, for the tests. It is written from each provider's
+//! public API reference, not from rotor's adapters, and holds every request to
+//! what that reference documents: method, path, authentication scheme and body
+//! shape, answered with the documented status and error body.
+//!
+//! | provider | management API (auth) | token endpoint |
+//! | --- | --- | --- |
+//! | Keycloak | `GET`/`PUT /admin/realms/{realm}/clients/{id}`: a ClientRepresentation, 204 on PUT (`Bearer`) | `/realms/{realm}/protocol/openid-connect/token` |
+//! | Okta | `/api/v1/apps/{appId}/credentials/secrets[/{secretId}[/lifecycle/(de)activate]]`: at most two secrets, only INACTIVE ones deleted (`SSWS` or `Bearer`) | `/oauth2/{server}/v1/token`, scope required |
+//! | Entra ID | Graph `GET /v1.0/applications/{id}`, `POST …/addPassword` (200), `POST …/removePassword` (204) (`Bearer`) | `/{tenant}/oauth2/v2.0/token`, scope `…/.default` required |
+//! | Auth0 | `PATCH /api/v2/clients/{id}`; `client_secret` needs `update:client_keys` (`Bearer`) | `/oauth/token`, audience required; `https://{domain}/api/v2/` mints management tokens |
+//!
+//! A token endpoint accepts exactly the secrets the provider holds as active:
+//! Keycloak's and Auth0's one secret, Okta's ACTIVE secrets, every Entra
+//! password. Okta and Auth0 clients must use the authentication method they are
+//! configured with; Keycloak and Entra take `client_secret_basic` and
+//! `client_secret_post`. A refused secret is a 401.
+//!
+//! Knobs: fail the next requests to a path with a status, lose a response after
+//! the change was made, and read which credentials a client holds (never their
+//! values). Plain HTTP on 127.0.0.1, which rotor allows for loopback only.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The emulated providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// Keycloak's admin REST API.
+    Keycloak,
+    /// Okta's client secrets API.
+    Okta,
+    /// Microsoft Entra ID through Microsoft Graph.
+    Entra,
+    /// Auth0's Management API.
+    Auth0,
+}
+
+/// How a client authenticates at a token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAuth {
+    /// `client_secret_basic`.
+    Basic,
+    /// `client_secret_post`.
+    Post,
+}
+
+impl TokenAuth {
+    /// The OAuth metadata name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuth::Basic => "client_secret_basic",
+            TokenAuth::Post => "client_secret_post",
+        }
+    }
+}
+
+/// A client for the emulator to hold.
+pub struct EmulatedClient {
+    /// Its provider.
+    pub provider: Provider,
+    /// Keycloak's realm or Entra's tenant; unused by Okta and Auth0.
+    pub realm: String,
+    /// The id in management paths: Keycloak's client UUID, Okta's app id,
+    /// Entra's application object id, Auth0's client_id.
+    pub admin_id: String,
+    /// The OAuth client_id.
+    pub client_id: String,
+    /// Its first secret.
+    pub secret: SecretString,
+    /// The one token endpoint method it is configured with; `None`: either.
+    pub method: Option<TokenAuth>,
+    /// Auth0: the Management API scopes its client grant allows.
+    pub management_scopes: Vec<String>,
+}
+
+impl EmulatedClient {
+    /// A client that may use either method and has no management grant.
+    pub fn new(
+        provider: Provider,
+        realm: &str,
+        admin_id: &str,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Self {
+        EmulatedClient {
+            provider,
+            realm: realm.to_owned(),
+            admin_id: admin_id.to_owned(),
+            client_id: client_id.to_owned(),
+            secret: SecretString::from(secret.expose_secret()),
+            method: None,
+            management_scopes: Vec::new(),
+        }
+    }
+}
+
+/// One credential a client holds, without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialState {
+    /// Okta's secret id, Entra's keyId, or the client id (Keycloak, Auth0).
+    pub id: String,
+    /// Whether the token endpoint accepts it.
+    pub active: bool,
+    /// Entra's displayName.
+    pub display_name: Option<String>,
+}
+
+/// One request the emulator answered.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The method.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+struct Credential {
+    id: String,
+    value: SecretString,
+    active: bool,
+    display_name: Option<String>,
+    created: u64,
+}
+
+impl Credential {
+    fn new(id: String, value: &str, display_name: Option<String>) -> Self {
+        Credential {
+            id,
+            value: SecretString::from(value),
+            active: true,
+            display_name,
+            created: now(),
+        }
+    }
+}
+
+struct App {
+    provider: Provider,
+    realm: String,
+    admin_id: String,
+    client_id: String,
+    method: Option<TokenAuth>,
+    scopes: Vec<String>,
+    credentials: Vec<Credential>,
+    /// Keycloak's and Auth0's other client fields, as last written.
+    fields: Map<String, Value>,
+}
+
+impl App {
+    fn accepts(&self, secret: &str) -> bool {
+        self.credentials
+            .iter()
+            .any(|c| c.active && c.value.expose_secret() == secret)
+    }
+}
+
+struct Grant {
+    provider: Provider,
+    scheme: &'static str,
+    token: String,
+    /// `None`: every scope.
+    scopes: Option<Vec<String>>,
+}
+
+struct Failure {
+    method: String,
+    path: String,
+    times: u32,
+    status: u16,
+    after_applying: bool,
+}
+
+struct State {
+    base: String,
+    apps: Vec<App>,
+    grants: Vec<Grant>,
+    failures: Vec<Failure>,
+    seen: Vec<Seen>,
+}
+
+/// A running emulator; dropping it stops the server.
+pub struct ProviderEmulator {
+    address: SocketAddr,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for ProviderEmulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl ProviderEmulator {
+    /// Listens on 127.0.0.1 at a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            base: format!("http://{address}"),
+            apps: Vec::new(),
+            grants: Vec::new(),
+            failures: Vec::new(),
+            seen: Vec::new(),
+        }));
+        let shared = state.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(req, state.clone()));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(ProviderEmulator {
+            address,
+            state,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the Keycloak URL, Okta domain, Graph URL and
+    /// Auth0 domain alike.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The provider's token endpoint (`realm`: Keycloak's realm, Entra's tenant).
+    pub fn token_endpoint(&self, provider: Provider, realm: &str) -> String {
+        let base = self.url();
+        match provider {
+            Provider::Keycloak => format!("{base}/realms/{realm}/protocol/openid-connect/token"),
+            Provider::Okta => format!("{base}/oauth2/default/v1/token"),
+            Provider::Entra => format!("{base}/{realm}/oauth2/v2.0/token"),
+            Provider::Auth0 => format!("{base}/oauth/token"),
+        }
+    }
+
+    /// The audience of Auth0's Management API: `https://{domain}/api/v2/`.
+    pub fn auth0_management_audience(&self) -> String {
+        format!("https://{}/api/v2/", self.address)
+    }
+
+    /// Holds a client; returns its first credential's id (Okta's secret id,
+    /// Entra's keyId).
+    pub fn add_client(&self, client: EmulatedClient) -> String {
+        let id = match client.provider {
+            Provider::Okta => okta_id(),
+            Provider::Entra => uuid::Uuid::new_v4().to_string(),
+            Provider::Keycloak | Provider::Auth0 => client.client_id.clone(),
+        };
+        let display_name = (client.provider == Provider::Entra).then(|| "initial".to_owned());
+        let credential = Credential::new(id.clone(), client.secret.expose_secret(), display_name);
+        let mut fields = Map::new();
+        if client.provider == Provider::Keycloak {
+            fields.insert("clientId".into(), Value::from(client.client_id.clone()));
+            fields.insert("enabled".into(), Value::Bool(true));
+            fields.insert("publicClient".into(), Value::Bool(false));
+            fields.insert("clientAuthenticatorType".into(), "client-secret".into());
+            fields.insert("serviceAccountsEnabled".into(), Value::Bool(true));
+            fields.insert("protocol".into(), "openid-connect".into());
+        }
+        self.with_state(|s| {
+            s.apps.push(App {
+                provider: client.provider,
+                realm: client.realm,
+                admin_id: client.admin_id,
+                client_id: client.client_id,
+                method: client.method,
+                scopes: client.management_scopes,
+                credentials: vec![credential],
+                fields,
+            })
+        });
+        id
+    }
+
+    /// Accepts `authorization` (`Bearer <token>`, or Okta's `SSWS <token>`) for
+    /// the provider's management API, with every scope.
+    pub fn allow_management(&self, provider: Provider, authorization: &str) {
+        let (scheme, token) = authorization.split_once(' ').unwrap_or(("", authorization));
+        let scheme = if scheme.eq_ignore_ascii_case("SSWS") {
+            "SSWS"
+        } else {
+            "Bearer"
+        };
+        self.with_state(|s| {
+            s.grants.push(Grant {
+                provider,
+                scheme,
+                token: token.to_owned(),
+                scopes: None,
+            })
+        });
+    }
+
+    /// Answers the next `times` requests whose method is `method` and whose path
+    /// contains `path` with `status`, changing nothing.
+    pub fn fail_next(&self, method: &str, path: &str, times: u32, status: u16) {
+        self.add_failure(method, path, times, status, false);
+    }
+
+    /// Makes the next such request's change, then answers `status`: a response
+    /// lost on the way back.
+    pub fn lose_next_response(&self, method: &str, path: &str, status: u16) {
+        self.add_failure(method, path, 1, status, true);
+    }
+
+    fn add_failure(&self, method: &str, path: &str, times: u32, status: u16, after: bool) {
+        self.with_state(|s| {
+            s.failures.push(Failure {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                times,
+                status,
+                after_applying: after,
+            })
+        });
+    }
+
+    /// The credentials a client holds (by its management id), without values.
+    pub fn credentials(&self, provider: Provider, admin_id: &str) -> Vec<CredentialState> {
+        self.with_state(|s| {
+            s.apps
+                .iter()
+                .filter(|a| a.provider == provider && a.admin_id == admin_id)
+                .flat_map(|a| &a.credentials)
+                .map(|c| CredentialState {
+                    id: c.id.clone(),
+                    active: c.active,
+                    display_name: c.display_name.clone(),
+                })
+                .collect()
+        })
+    }
+
+    /// Every request answered so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.with_state(|s| s.seen.clone())
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut state)
+    }
+
+    /// Sends one HTTP/1.1 request; returns the status and the JSON body (Null
+    /// when there is none), or status 0 when the connection failed.
+    pub async fn send(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let mut request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        let mut response = Vec::new();
+        let exchanged = async {
+            let mut stream = TcpStream::connect(self.address).await?;
+            stream.write_all(request.as_bytes()).await?;
+            stream.read_to_end(&mut response).await
+        };
+        if exchanged.await.is_err() {
+            return (0, Value::Null);
+        }
+        let text = String::from_utf8_lossy(&response);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// A `client_credentials` grant at `endpoint` (one of this emulator's);
+    /// returns the status: 200 when a token was issued.
+    pub async fn grant(
+        &self,
+        endpoint: &str,
+        client_id: &str,
+        secret: &SecretString,
+        auth: TokenAuth,
+        extra: &[(&str, &str)],
+    ) -> u16 {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let basic;
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        match auth {
+            TokenAuth::Basic => {
+                let pair = format!(
+                    "{}:{}",
+                    form_encode(client_id),
+                    form_encode(secret.expose_secret())
+                );
+                basic = format!("Basic {}", base64_encode(pair.as_bytes(), false));
+                headers.push(("Authorization", basic.as_str()));
+            }
+            TokenAuth::Post => {
+                form.push(("client_id", client_id));
+                form.push(("client_secret", secret.expose_secret()));
+            }
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let target = endpoint.strip_prefix(&self.url()).unwrap_or(endpoint);
+        self.send("POST", target, &headers, &body).await.0
+    }
+}
+
+struct Call {
+    method: String,
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+        }
+    }
+
+    fn empty(status: u16) -> Reply {
+        Reply { status, body: None }
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (authorization, content_type) = (header("authorization"), header("content-type"));
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let reply = match request.into_body().collect().await {
+        Ok(body) => {
+            let call = Call {
+                method,
+                path,
+                query,
+                authorization,
+                content_type,
+                body: body.to_bytes(),
+            };
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            let reply = state.serve(&call);
+            state.seen.push(Seen {
+                method: call.method,
+                path: call.path,
+                status: reply.status,
+            });
+            reply
+        }
+        Err(_) => Reply::empty(400),
+    };
+    let mut response = Response::new(Full::new(match &reply.body {
+        Some(body) => Bytes::from(body.to_string()),
+        None => Bytes::new(),
+    }));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if reply.body.is_some() {
+        response.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    Ok(response)
+}
+
+/// Which API a path belongs to, for its error shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Keycloak,
+    Okta,
+    Graph,
+    Auth0,
+    Token(Provider),
+    Unknown,
+}
+
+impl Api {
+    fn of(path: &str) -> Api {
+        if path.starts_with("/admin/realms/") {
+            Api::Keycloak
+        } else if path.starts_with("/api/v1/") {
+            Api::Okta
+        } else if path.starts_with("/v1.0/") {
+            Api::Graph
+        } else if path.starts_with("/api/v2/") {
+            Api::Auth0
+        } else if path == "/oauth/token" {
+            Api::Token(Provider::Auth0)
+        } else if path.starts_with("/realms/") && path.ends_with("/protocol/openid-connect/token") {
+            Api::Token(Provider::Keycloak)
+        } else if path.starts_with("/oauth2/") && path.ends_with("/v1/token") {
+            Api::Token(Provider::Okta)
+        } else if path.ends_with("/oauth2/v2.0/token") {
+            Api::Token(Provider::Entra)
+        } else {
+            Api::Unknown
+        }
+    }
+
+    /// The error body each API documents.
+    fn error(self, status: u16, code: &str, message: &str) -> Reply {
+        self.error_with(status, code, message, &[])
+    }
+
+    fn error_with(self, status: u16, code: &str, message: &str, causes: &[&str]) -> Reply {
+        let body = match self {
+            Api::Keycloak if status == 401 => json!({"error": "HTTP 401 Unauthorized"}),
+            Api::Keycloak => json!({"error": code, "errorMessage": message}),
+            Api::Okta => json!({
+                "errorCode": code, "errorSummary": message, "errorLink": code,
+                "errorId": format!("oae{}", &uuid::Uuid::new_v4().simple().to_string()[..22]),
+                "errorCauses": causes.iter().map(|c| json!({"errorSummary": c})).collect::<Vec<_>>(),
+            }),
+            Api::Graph => json!({"error": {
+                "code": code, "message": message,
+                "innerError": {"date": rfc3339(now()), "request-id": uuid::Uuid::new_v4().to_string()},
+            }}),
+            Api::Auth0 => json!({
+                "statusCode": status, "message": message, "errorCode": code,
+                "error": StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
+            }),
+            Api::Token(_) | Api::Unknown => json!({"error": code, "error_description": message}),
+        };
+        Reply::json(status, body)
+    }
+
+    /// An injected failure, in the API's own shape.
+    fn failure(self, status: u16) -> Reply {
+        let code = match (self, status) {
+            (Api::Okta, 401) => "E0000011",
+            (Api::Okta, 429) => "E0000047",
+            (Api::Okta, _) => "E0000009",
+            (Api::Graph, 401) => "InvalidAuthenticationToken",
+            (Api::Graph, _) => "serviceNotAvailable",
+            (Api::Token(_), 401) => "invalid_client",
+            (Api::Token(_), _) => "temporarily_unavailable",
+            _ => "unavailable",
+        };
+        self.error(status, code, "failure injected by the provider emulator")
+    }
+}
+
+impl State {
+    fn serve(&mut self, call: &Call) -> Reply {
+        let api = Api::of(&call.path);
+        let failure = self
+            .failures
+            .iter_mut()
+            .find(|f| f.times > 0 && f.method == call.method && call.path.contains(&f.path));
+        if let Some(failure) = failure {
+            failure.times -= 1;
+            let (status, after) = (failure.status, failure.after_applying);
+            if after {
+                self.route(call, api);
+            }
+            return api.failure(status);
+        }
+        self.route(call, api)
+    }
+
+    fn route(&mut self, call: &Call, api: Api) -> Reply {
+        let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+        match api {
+            Api::Keycloak => self.keycloak(call, &segments),
+            Api::Okta => self.okta(call, &segments),
+            Api::Graph => self.graph(call, &segments),
+            Api::Auth0 => self.auth0(call, &segments),
+            Api::Token(provider) => self.token(call, provider, &segments),
+            Api::Unknown => api.error(404, "not_found", "no such endpoint"),
+        }
+    }
+
+    /// Checks the management credentials; returns the grant's scopes.
+    fn authenticate(
+        &self,
+        api: Api,
+        provider: Provider,
+        call: &Call,
+    ) -> Result<Option<Vec<String>>, Reply> {
+        let refused = |message: &str| match api {
+            Api::Okta => api.error(401, "E0000011", "Invalid token provided"),
+            Api::Graph => api.error(401, "InvalidAuthenticationToken", message),
+            _ => api.error(401, "invalid_token", message),
+        };
+        let Some(header) = &call.authorization else {
+            return Err(refused("Access token is empty."));
+        };
+        let (scheme, token) = header.split_once(' ').unwrap_or(("", ""));
+        self.grants
+            .iter()
+            .find(|g| {
+                g.provider == provider && g.scheme.eq_ignore_ascii_case(scheme) && g.token == token
+            })
+            .map(|g| g.scopes.clone())
+            .ok_or_else(|| refused("Invalid token"))
+    }
+
+    fn app_mut(&mut self, provider: Provider, realm: Option<&str>, id: &str) -> Option<&mut App> {
+        self.apps.iter_mut().find(|a| {
+            a.provider == provider && a.admin_id == id && realm.is_none_or(|r| r == a.realm)
+        })
+    }
+
+    // --- Keycloak: admin REST API, ClientRepresentation ---------------------
+
+    fn keycloak(&mut self, call: &Call, s: &[&str]) -> Reply {
+        let api = Api::Keycloak;
+        let ["admin", "realms", realm, "clients", id] = s else {
+            return api.error(404, "not_found", "HTTP 404 Not Found");
+        };
+        if let Err(reply) = self.authenticate(api, Provider::Keycloak, call) {
+            return reply;
+        }
+        let body = (call.method == "PUT").then(|| json_body(api, call));
+        let Some(app) = self.app_mut(Provider::Keycloak, Some(realm), id) else {
+            return api.error(404, "Could not find client", "Could not find client");
+        };
+        match (call.method.as_str(), body) {
+            ("GET", _) => {
+                let mut representation = app.fields.clone();
+                representation.insert("id".into(), Value::from(app.admin_id.clone()));
+                let secret = app.credentials.first().map(|c| c.value.expose_secret());
+                representation.insert("secret".into(), Value::from(secret.unwrap_or_default()));
+                Reply::json(200, Value::Object(representation))
+            }
+            ("PUT", Some(Err(reply))) => reply,
+            ("PUT", Some(Ok(Value::Object(rep)))) => {
+                let wrong = |m: &str| api.error(400, "invalid_request", m);
+                if rep.get("id").is_some_and(|v| v.as_str() != Some(id)) {
+                    return wrong("the id in the body is not the client's id in the path");
+                }
+                if rep.get("secret").is_some_and(|v| !v.is_string()) {
+                    return wrong("secret must be a string");
+                }
+                if rep
+                    .get("clientId")
+                    .is_some_and(|v| v.as_str().is_none_or(str::is_empty))
+                {
+                    return wrong("clientId must be a non-empty string");
+                }
+                if rep.get("publicClient") == Some(&Value::Bool(true)) {
+                    return wrong("a public client has no secret");
+                }
+                for (name, value) in rep {
+                    match name.as_str() {
+                        "id" => {}
+                        "secret" => {
+                            let secret = value.as_str().unwrap_or_default();
+                            app.credentials =
+                                vec![Credential::new(app.client_id.clone(), secret, None)];
+                        }
+                        "clientId" => {
+                            app.client_id = value.as_str().unwrap_or_default().to_owned();
+                            app.fields.insert(name, value);
+                        }
+                        _ => {
+                            app.fields.insert(name, value);
+                        }
+                    }
+                }
+                Reply::empty(204)
+            }
+            ("PUT", Some(Ok(_))) => api.error(
+                400,
+                "invalid_request",
+                "the body must be a ClientRepresentation object",
+            ),
+            _ => api.error(405, "method_not_allowed", "HTTP 405 Method Not Allowed"),
+        }
+    }
+
+    // --- Okta: application client secrets ---------------------------------
+
+    fn okta(&mut self, call: &Call, s: &[&str]) -> Reply {
+        let api = Api::Okta;
+        let (app_id, secret_id, action) = match s {
+            ["api", "v1", "apps", app, "credentials", "secrets"] => (*app, None, None),
+            ["api", "v1", "apps", app, "credentials", "secrets", id] => (*app, Some(*id), None),
+            [
+                "api",
+                "v1",
+                "apps",
+                app,
+                "credentials",
+                "secrets",
+                id,
+                "lifecycle",
+                action,
+            ] => (*app, Some(*id), Some(*action)),
+            _ => {
+                return api.error(
+                    404,
+                    "E0000022",
+                    "The endpoint does not support the provided HTTP method",
+                );
+            }
+        };
+        if let Err(reply) = self.authenticate(api, Provider::Okta, call) {
+            return reply;
+        }
+        let body = (call.method == "POST" && secret_id.is_none()).then(|| json_body(api, call));
+        let base = format!("{}/api/v1/apps/{app_id}/credentials/secrets", self.base);
+        let Some(app) = self.app_mut(Provider::Okta, None, app_id) else {
+            return api.error(
+                404,
+                "E0000007",
+                &format!("Not found: Resource not found: {app_id} (AppInstance)"),
+            );
+        };
+        let shown = |c: &Credential| okta_secret(&base, c);
+        let invalid = |cause: &str| {
+            api.error_with(
+                400,
+                "E0000001",
+                "Api validation failed: OAuth2ClientSecretMediated",
+                &[cause],
+            )
+        };
+        let index = secret_id.map(|id| app.credentials.iter().position(|c| c.id == id));
+        match (call.method.as_str(), index, action) {
+            ("GET", None, None) => Reply::json(200, app.credentials.iter().map(shown).collect()),
+            ("POST", None, None) => {
+                let request = match body {
+                    Some(Ok(Value::Object(request))) => request,
+                    Some(Err(reply)) => return reply,
+                    _ => {
+                        return api.error(400, "E0000003", "The request body was not well-formed.");
+                    }
+                };
+                let secret = match request.get("client_secret") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(secret)) => Some(secret.clone()),
+                    Some(_) => {
+                        return api.error(400, "E0000003", "The request body was not well-formed.");
+                    }
+                };
+                if let Some(problem) = secret.as_deref().and_then(okta_secret_problem) {
+                    return api.error_with(
+                        400,
+                        "E0000001",
+                        "Api validation failed: client_secret",
+                        &[problem],
+                    );
+                }
+                let active = match request.get("status") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::String(s)) if s == "ACTIVE" => true,
+                    Some(Value::String(s)) if s == "INACTIVE" => false,
+                    Some(_) => {
+                        return api.error(400, "E0000003", "The request body was not well-formed.");
+                    }
+                };
+                if app.credentials.len() >= 2 {
+                    return invalid(
+                        "You've reached the maximum number of client secrets per client.",
+                    );
+                }
+                let value = secret.unwrap_or_else(|| random_text(40));
+                let mut credential = Credential::new(okta_id(), &value, None);
+                credential.active = active;
+                let reply = Reply::json(201, shown(&credential));
+                app.credentials.push(credential);
+                reply
+            }
+            (_, Some(None), _) => api.error(
+                404,
+                "E0000007",
+                &format!(
+                    "Not found: Resource not found: {} (ClientSecret)",
+                    secret_id.unwrap_or("")
+                ),
+            ),
+            ("GET", Some(Some(i)), None) => Reply::json(200, shown(&app.credentials[i])),
+            ("DELETE", Some(Some(i)), None) => {
+                if app.credentials[i].active {
+                    return invalid(
+                        "You can't delete an active client secret. Deactivate the secret before deleting it.",
+                    );
+                }
+                app.credentials.remove(i);
+                Reply::empty(204)
+            }
+            ("POST", Some(Some(i)), Some("deactivate")) => {
+                let others_active = app
+                    .credentials
+                    .iter()
+                    .enumerate()
+                    .any(|(j, c)| j != i && c.active);
+                if app.credentials[i].active && !others_active {
+                    return invalid("You can't deactivate the only active client secret.");
+                }
+                app.credentials[i].active = false;
+                Reply::json(200, shown(&app.credentials[i]))
+            }
+            _ => api.error(
+                405,
+                "E0000022",
+                "The endpoint does not support the provided HTTP method",
+            ),
+        }
+    }
+
+    // --- Microsoft Graph: application passwords ---------------------------
+
+    fn graph(&mut self, call: &Call, s: &[&str]) -> Reply {
+        let api = Api::Graph;
+        let (target, action) = match s {
+            ["v1.0", "applications", id] => (*id, None),
+            ["v1.0", "applications", id, action] => (*id, Some(*action)),
+            _ => return api.error(400, "BadRequest", "Resource not found for the segment."),
+        };
+        if let Err(reply) = self.authenticate(api, Provider::Entra, call) {
+            return reply;
+        }
+        let body = (call.method == "POST").then(|| json_body(api, call));
+        let query = parse_form(&call.query);
+        let base = self.base.clone();
+        let Some(app) = self.app_mut(Provider::Entra, None, target) else {
+            return api.error(404, "Request_ResourceNotFound", &format!("Resource '{target}' does not exist or one of its queried reference-property objects are not present."));
+        };
+        let bad = |m: &str| api.error(400, "Request_BadRequest", m);
+        match (call.method.as_str(), action, body) {
+            ("GET", None, _) => {
+                let mut full = Map::new();
+                full.insert("id".into(), Value::from(app.admin_id.clone()));
+                full.insert("appId".into(), Value::from(app.client_id.clone()));
+                full.insert(
+                    "displayName".into(),
+                    Value::from(format!("app {}", app.client_id)),
+                );
+                let listed = app.credentials.iter().map(|c| graph_password(c, false));
+                full.insert("passwordCredentials".into(), listed.collect());
+                let Ok(query) = query else {
+                    return bad("the query string is not valid");
+                };
+                let Some(select) = query.get("$select") else {
+                    return Reply::json(200, Value::Object(full));
+                };
+                let mut out = Map::new();
+                out.insert(
+                    "@odata.context".into(),
+                    Value::from(format!(
+                        "{base}/v1.0/$metadata#applications({select})/$entity"
+                    )),
+                );
+                for property in select.split(',').map(str::trim) {
+                    let Some(value) = full.get(property) else {
+                        return bad(&format!(
+                            "Could not find a property named '{property}' on type 'microsoft.graph.application'."
+                        ));
+                    };
+                    out.insert(property.to_owned(), value.clone());
+                }
+                Reply::json(200, Value::Object(out))
+            }
+            ("POST", Some(_), Some(Err(reply))) => reply,
+            ("POST", Some("addPassword"), Some(Ok(Value::Object(request)))) => {
+                if let Some(other) = request.keys().find(|k| *k != "passwordCredential") {
+                    return bad(&format!(
+                        "Property '{other}' does not exist as a declared property or extension property."
+                    ));
+                }
+                let credential = match request.get("passwordCredential") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(c)) => c.clone(),
+                    Some(_) => return bad("passwordCredential must be an object"),
+                };
+                for (name, value) in &credential {
+                    let allowed = matches!(
+                        name.as_str(),
+                        "displayName" | "startDateTime" | "endDateTime"
+                    );
+                    if !allowed {
+                        return bad(&format!(
+                            "Property '{name}' is read-only or unknown on passwordCredential; only displayName, startDateTime and endDateTime may be given."
+                        ));
+                    }
+                    if !(value.is_string() || value.is_null()) {
+                        return bad(&format!("passwordCredential.{name} must be a string"));
+                    }
+                }
+                let display_name = credential
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let secret = format!("{}8Q~{}", random_text(3), random_text(34));
+                let key_id = uuid::Uuid::new_v4().to_string();
+                let added = Credential::new(key_id, &secret, display_name);
+                let reply = Reply::json(200, graph_password(&added, true));
+                app.credentials.push(added);
+                reply
+            }
+            ("POST", Some("removePassword"), Some(Ok(Value::Object(request)))) => {
+                if let Some(other) = request.keys().find(|k| *k != "keyId") {
+                    return bad(&format!(
+                        "Property '{other}' does not exist as a declared property or extension property."
+                    ));
+                }
+                let Some(key_id) = request.get("keyId").and_then(Value::as_str) else {
+                    return bad("keyId is required.");
+                };
+                if uuid::Uuid::parse_str(key_id).is_err() {
+                    return bad(&format!("Invalid GUID: '{key_id}'"));
+                }
+                let Some(i) = app.credentials.iter().position(|c| c.id == key_id) else {
+                    return bad(&format!(
+                        "No password credential found with keyId {key_id}."
+                    ));
+                };
+                app.credentials.remove(i);
+                Reply::empty(204)
+            }
+            ("POST", Some("addPassword" | "removePassword"), _) => {
+                bad("The request body must be a JSON object.")
+            }
+            ("POST", Some(other), _) => api.error(
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{other}'."),
+            ),
+            _ => api.error(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            ),
+        }
+    }
+
+    // --- Auth0: Management API clients ------------------------------------
+
+    fn auth0(&mut self, call: &Call, s: &[&str]) -> Reply {
+        let api = Api::Auth0;
+        let ["api", "v2", "clients", id] = s else {
+            return api.error(404, "inexistent_route", "Not Found");
+        };
+        let scopes = match self.authenticate(api, Provider::Auth0, call) {
+            Ok(scopes) => scopes,
+            Err(reply) => return reply,
+        };
+        let granted = |needed: &[&str]| {
+            scopes
+                .as_ref()
+                .is_none_or(|have| needed.iter().any(|n| have.iter().any(|h| h == n)))
+        };
+        let insufficient = |needed: &[&str]| {
+            api.error(
+                403,
+                "insufficient_scope",
+                &format!("Insufficient scope, expected any of: {}", needed.join(",")),
+            )
+        };
+        let body = (call.method == "PATCH").then(|| json_body(api, call));
+        let Some(app) = self.app_mut(Provider::Auth0, None, id) else {
+            return api.error(404, "inexistent_client", "The client does not exist");
+        };
+        let shown = |app: &App| {
+            let mut client = app.fields.clone();
+            let method = app.method.unwrap_or(TokenAuth::Post).as_str();
+            client.insert("client_id".into(), Value::from(app.client_id.clone()));
+            client.insert("token_endpoint_auth_method".into(), Value::from(method));
+            let secret = app.credentials.first().map(|c| c.value.expose_secret());
+            client.insert(
+                "client_secret".into(),
+                Value::from(secret.unwrap_or_default()),
+            );
+            Value::Object(client)
+        };
+        match (call.method.as_str(), body) {
+            ("PATCH", Some(Err(reply))) => reply,
+            ("PATCH", Some(Ok(Value::Object(update)))) => {
+                let invalid = |m: String| {
+                    api.error(
+                        400,
+                        "invalid_body",
+                        &format!("Payload validation error: {m}"),
+                    )
+                };
+                for read_only in ["client_id", "tenant", "global"] {
+                    if update.contains_key(read_only) {
+                        return invalid(format!(
+                            "'Additional properties not allowed: {read_only}'."
+                        ));
+                    }
+                }
+                match update.get("client_secret") {
+                    None => {}
+                    Some(Value::String(s)) if !s.is_empty() => {}
+                    Some(Value::String(_)) => return invalid("'String is too short (0 chars), minimum 1' on property client_secret (The secret used to sign tokens for the client).".into()),
+                    Some(other) => return invalid(format!("'Expected type string but found type {}' on property client_secret.", json_type(other))),
+                }
+                let keys =
+                    update.contains_key("client_secret") || update.contains_key("signing_keys");
+                let needed: &[&str] = if keys {
+                    &["update:client_keys"]
+                } else {
+                    &["update:clients", "update:client_keys"]
+                };
+                if !granted(needed) {
+                    return insufficient(needed);
+                }
+                for (name, value) in update {
+                    if let ("client_secret", Value::String(secret)) = (name.as_str(), &value) {
+                        app.credentials =
+                            vec![Credential::new(app.client_id.clone(), secret, None)];
+                    } else {
+                        app.fields.insert(name, value);
+                    }
+                }
+                Reply::json(200, shown(&*app))
+            }
+            ("PATCH", Some(Ok(other))) => api.error(
+                400,
+                "invalid_body",
+                &format!(
+                    "Payload validation error: 'Expected type object but found type {}'.",
+                    json_type(&other)
+                ),
+            ),
+            _ => api.error(405, "method_not_allowed", "Method Not Allowed"),
+        }
+    }
+
+    // --- Token endpoints: client_credentials (RFC 6749 §4.4) --------------
+
+    fn token(&mut self, call: &Call, provider: Provider, s: &[&str]) -> Reply {
+        let api = Api::Token(provider);
+        if call.method != "POST" {
+            return api.error(405, "invalid_request", "the token endpoint takes POST");
+        }
+        let invalid = |m: &str| api.error(400, "invalid_request", m);
+        let content_type = call.content_type.as_deref().unwrap_or("");
+        let params = if content_type.starts_with("application/x-www-form-urlencoded") {
+            match std::str::from_utf8(&call.body)
+                .map_err(|_| ())
+                .and_then(parse_form)
+            {
+                Ok(params) => params,
+                Err(()) => {
+                    return invalid(
+                        "the body is not valid application/x-www-form-urlencoded, or repeats a parameter (RFC 6749 §3.2)",
+                    );
+                }
+            }
+        } else if provider == Provider::Auth0 && content_type.starts_with("application/json") {
+            match serde_json::from_slice::<BTreeMap<String, String>>(&call.body) {
+                Ok(params) => params,
+                Err(_) => return invalid("the body is not a JSON object of strings"),
+            }
+        } else {
+            return invalid("the Content-Type must be application/x-www-form-urlencoded");
+        };
+        let param = |name: &str| params.get(name).map(String::as_str);
+        let refused = |why: &str| match provider {
+            Provider::Auth0 => api.error(401, "access_denied", "Unauthorized"),
+            _ => api.error(401, "invalid_client", why),
+        };
+        // RFC 6749 §2.3.1; one method per request (§2.3).
+        let basic = call.authorization.as_deref().map(parse_basic);
+        let (client_id, secret, used) = match (basic, param("client_secret")) {
+            (Some(_), Some(_)) => {
+                return invalid("the client used more than one authentication method");
+            }
+            (Some(None), None) => {
+                return refused("the Authorization header is not valid HTTP Basic");
+            }
+            (Some(Some((id, secret))), None) => {
+                if param("client_id").is_some_and(|body_id| body_id != id) {
+                    return invalid("client_id in the body is not the client that authenticated");
+                }
+                (id, secret, TokenAuth::Basic)
+            }
+            (None, Some(secret)) => match param("client_id") {
+                Some(id) => (id.to_owned(), secret.to_owned(), TokenAuth::Post),
+                None => return invalid("client_id is missing"),
+            },
+            (None, None) => return refused("client authentication failed: no client credentials"),
+        };
+        match param("grant_type") {
+            Some("client_credentials") => {}
+            None => return invalid("grant_type is missing"),
+            Some(_) => {
+                return api.error(
+                    400,
+                    "unsupported_grant_type",
+                    "only client_credentials is emulated",
+                );
+            }
+        }
+        let realm = match (provider, s) {
+            (Provider::Keycloak, ["realms", realm, ..]) | (Provider::Entra, [realm, ..]) => {
+                Some(*realm)
+            }
+            _ => None,
+        };
+        let Some(app) = self.apps.iter().find(|a| {
+            a.provider == provider && a.client_id == client_id && realm.is_none_or(|r| r == a.realm)
+        }) else {
+            return refused("client authentication failed: unknown client");
+        };
+        if app.method.is_some_and(|m| m != used) {
+            return refused(&format!(
+                "client authentication failed: this client is configured for {}",
+                app.method.map_or("", TokenAuth::as_str)
+            ));
+        }
+        if !app.accepts(&secret) {
+            return refused("client authentication failed: the client secret is not valid");
+        }
+        let scope = param("scope");
+        match provider {
+            Provider::Okta if scope.is_none() => {
+                return api.error(400, "invalid_scope", "The authorization server resource does not have any configured default scopes, 'scope' must be provided.");
+            }
+            Provider::Entra if !scope.is_some_and(|s| s.ends_with("/.default")) => {
+                return api.error(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).");
+            }
+            Provider::Auth0 if param("audience").is_none() => {
+                return api.error(403, "access_denied", "No audience parameter was provided, and no default audience has been configured");
+            }
+            _ => {}
+        }
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let management = format!(
+            "https://{}/api/v2/",
+            self.base.trim_start_matches("http://")
+        );
+        if provider == Provider::Auth0 && param("audience") == Some(management.as_str()) {
+            if app.scopes.is_empty() {
+                return api.error(403, "access_denied", &format!("Client \"{client_id}\" is not authorized to access \"{management}\". You need to create a \"client-grant\" associated to this API."));
+            }
+            let scopes = Some(app.scopes.clone());
+            self.grants.push(Grant {
+                provider,
+                scheme: "Bearer",
+                token: token.clone(),
+                scopes,
+            });
+        }
+        let mut issued = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600});
+        if let Some(scope) = scope {
+            issued["scope"] = Value::from(scope);
+        }
+        Reply::json(200, issued)
+    }
+}
+
+/// The JSON body of a management call: `Content-Type: application/json` and
+/// well-formed JSON, or the API's error.
+fn json_body(api: Api, call: &Call) -> Result<Value, Reply> {
+    let content_type = call.content_type.as_deref().unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(api.error(
+            415,
+            "unsupported_media_type",
+            "the Content-Type must be application/json",
+        ));
+    }
+    serde_json::from_slice(&call.body)
+        .map_err(|_| api.error(400, "invalid_body", "The request body was not well-formed."))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Okta's documented constraints on a caller-chosen secret.
+fn okta_secret_problem(secret: &str) -> Option<&'static str> {
+    if !secret.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        Some("client_secret: 'client_secret' must only contain printable ASCII: [x20-x7E]+")
+    } else if secret.len() < 14 {
+        Some("client_secret: 'client_secret' must be at least '14' characters long.")
+    } else if secret.len() > 100 {
+        Some("client_secret: 'client_secret' can't be more than '100' characters long.")
+    } else {
+        None
+    }
+}
+
+/// Okta's OAuth2ClientSecret object.
+fn okta_secret(base: &str, c: &Credential) -> Value {
+    let href = format!("{base}/{}", c.id);
+    let post = |path: String| json!({"href": path, "hints": {"allow": ["POST"]}});
+    let links = if c.active {
+        json!({"deactivate": post(format!("{href}/lifecycle/deactivate"))})
+    } else {
+        json!({"activate": post(format!("{href}/lifecycle/activate")),
+               "delete": {"href": href, "hints": {"allow": ["DELETE"]}}})
+    };
+    let digest = Sha256::digest(c.value.expose_secret().as_bytes());
+    json!({
+        "id": c.id,
+        "status": if c.active { "ACTIVE" } else { "INACTIVE" },
+        "client_secret": c.value.expose_secret(),
+        "secret_hash": base64_encode(&digest[..16], true),
+        "created": rfc3339(c.created),
+        "lastUpdated": rfc3339(c.created),
+        "_links": links,
+    })
+}
+
+/// Graph's passwordCredential; `secretText` only in addPassword's answer.
+fn graph_password(c: &Credential, with_secret: bool) -> Value {
+    let secret = c.value.expose_secret();
+    json!({
+        "customKeyIdentifier": null,
+        "displayName": c.display_name,
+        "endDateTime": rfc3339(c.created + 2 * 365 * 86_400),
+        "hint": secret.chars().take(3).collect::<String>(),
+        "keyId": c.id,
+        "secretText": if with_secret { Value::from(secret) } else { Value::Null },
+        "startDateTime": rfc3339(c.created),
+    })
+}
+
+fn okta_id() -> String {
+    format!("ocs{}", &uuid::Uuid::new_v4().simple().to_string()[..17])
+}
+
+fn random_text(len: usize) -> String {
+    let mut text = String::new();
+    while text.len() < len {
+        text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    text.truncate(len);
+    text
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` (days to civil date: Howard Hinnant's algorithm).
+fn rfc3339(secs: u64) -> String {
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// `application/x-www-form-urlencoded` parameters; Err on bad escapes or a
+/// repeated name.
+fn parse_form(text: &str) -> Result<BTreeMap<String, String>, ()> {
+    let mut out = BTreeMap::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if out
+            .insert(form_decode(name)?, form_decode(value)?)
+            .is_some()
+        {
+            return Err(());
+        }
+    }
+    Ok(out)
+}
+
+fn form_decode(text: &str) -> Result<String, ()> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(())?;
+                let hex = std::str::from_utf8(hex).map_err(|_| ())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// `Basic base64(form(id) ":" form(secret))` (RFC 6749 §2.3.1); None when the
+/// header is not that.
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id).ok()?, form_decode(secret).ok()?))
+}
+
+const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64: standard with padding, or URL-safe without.
+fn base64_encode(bytes: &[u8], url_safe: bool) -> String {
+    let alphabet = if url_safe { URL_SAFE } else { STANDARD };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if !url_safe {
+            out.push_str(&"=="[..3 - chunk.len()]);
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.as_bytes();
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for chunk in text.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|b| **b == b'=').count();
+        if pad > 2 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, b) in chunk[..4 - pad].iter().enumerate() {
+            let v = STANDARD.iter().position(|a| a == b)? as u32;
+            n |= v << (18 - 6 * i);
+        }
+        out.extend(n.to_be_bytes()[1..4 - pad].iter());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_round_trip() {
+        for text in ["", "a", "ab", "abc", "client:s3cr~t.+/"] {
+            let encoded = base64_encode(text.as_bytes(), false);
+            assert_eq!(base64_decode(&encoded).as_deref(), Some(text.as_bytes()));
+        }
+        assert_eq!(
+            base64_encode(b"any carnal pleas", false),
+            "YW55IGNhcm5hbCBwbGVhcw=="
+        );
+        assert_eq!(base64_encode(&[0xfb, 0xff], true), "-_8");
+        assert_eq!(
+            form_decode(&form_encode("a b+c/d:é~")),
+            Ok("a b+c/d:é~".to_owned())
+        );
+        assert_eq!(parse_form("a=1&a=2"), Err(()));
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400 + 3_661), "2000-02-29T01:01:01Z");
+    }
+}
