@@ -11,3 +11,4 @@ mod oauth_bed;
 mod oauth_providers;
 mod rds;
 mod runner;
+mod scheduler;

@@ -1,0 +1,378 @@
+//! The scheduler's settings, read once from the environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::hourly::DEFAULT_MAX_PER_HOUR;
+use crate::policy::Policy;
+
+/// The tag that selects secrets: `TAG_FILTER`.
+pub const TAG_FILTER_VAR: &str = "TAG_FILTER";
+/// The tag on each secret that holds its policy: `POLICY_TAG`.
+pub const POLICY_TAG_VAR: &str = "POLICY_TAG";
+/// The policy of secrets without the policy tag: `DEFAULT_POLICY`.
+pub const DEFAULT_POLICY_VAR: &str = "DEFAULT_POLICY";
+/// The hourly limit per secret: `MAX_ROTATIONS_PER_SECRET_PER_HOUR`.
+pub const MAX_PER_HOUR_VAR: &str = "MAX_ROTATIONS_PER_SECRET_PER_HOUR";
+/// How many secrets are worked on at once: `MAX_CONCURRENCY`.
+pub const MAX_CONCURRENCY_VAR: &str = "MAX_CONCURRENCY";
+/// RotateSecret calls per second: `RATE_PER_SECOND`.
+pub const RATE_VAR: &str = "RATE_PER_SECOND";
+/// The rotation function passed to RotateSecret: `ROTATION_LAMBDA_ARN`.
+pub const ROTATION_LAMBDA_ARN_VAR: &str = "ROTATION_LAMBDA_ARN";
+
+/// The policy tag when `POLICY_TAG` is unset.
+pub const DEFAULT_POLICY_TAG: &str = "rotor:rotation-policy";
+/// `MAX_CONCURRENCY` when unset.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+/// `RATE_PER_SECOND` when unset: a tenth of Secrets Manager's RotateSecret quota
+/// (50 a second, shared with the account's other writes).
+pub const DEFAULT_RATE_PER_SECOND: f64 = 5.0;
+
+const MAX_CONCURRENCY_LIMIT: usize = 64;
+const MAX_RATE: f64 = 1000.0;
+const MAX_PER_HOUR_LIMIT: u32 = 3600;
+
+/// Everything the scheduler is configured with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Which secrets the scheduler looks after.
+    pub tag_filter: TagFilter,
+    /// The tag on a secret that holds its policy.
+    pub policy_tag: String,
+    /// The policy of a secret without the policy tag; without one, such a
+    /// secret is skipped.
+    pub default_policy: Option<Policy>,
+    /// The most rotations of one secret that may start in an hour.
+    pub max_per_hour: u32,
+    /// How many secrets are worked on at once.
+    pub max_concurrency: usize,
+    /// The most RotateSecret calls a second.
+    pub rate_per_second: f64,
+    /// The rotation function to pass to RotateSecret, if not the secret's own.
+    pub rotation_lambda_arn: Option<String>,
+}
+
+/// A setting that cannot be used; the message names the variable and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+/// A tag that selects secrets: a key, and a value unless any value will do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagFilter {
+    /// The tag key, matched exactly.
+    pub key: String,
+    /// The tag value, matched exactly; `None` matches any value.
+    pub value: Option<String>,
+}
+
+impl TagFilter {
+    /// Parses `key=value` or `key`. The key ends at the first `=`, so a key
+    /// cannot contain one. Keys and values may hold what Secrets Manager allows
+    /// in tags: letters, digits, spaces and `_ . : / = + - @`.
+    pub fn parse(text: &str) -> Result<TagFilter, String> {
+        let (key, value) = match text.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (text, None),
+        };
+        if key.trim().is_empty() {
+            return Err(format!(
+                "{text:?} has no tag key; write key=value, such as rotor:fleet=payments, or a key alone"
+            ));
+        }
+        if key.chars().count() > 128 {
+            return Err("the tag key is longer than 128 characters".to_owned());
+        }
+        if value.is_some_and(|v| v.chars().count() > 256) {
+            return Err("the tag value is longer than 256 characters".to_owned());
+        }
+        let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
+        if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
+            return Err(format!(
+                "{text:?} contains {bad:?}; tags hold only letters, digits, spaces and _ . : / = + - @"
+            ));
+        }
+        Ok(TagFilter {
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+        })
+    }
+
+    /// Whether a secret with these tags is selected.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        match (tags.get(&self.key), &self.value) {
+            (Some(_), None) => true,
+            (Some(actual), Some(wanted)) => actual == wanted,
+            (None, _) => false,
+        }
+    }
+}
+
+impl fmt::Display for TagFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={value}", self.key),
+            None => f.write_str(&self.key),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    /// An empty variable counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let error = |variable: &'static str, problem: String| ConfigError { variable, problem };
+
+        let tag_filter = match get(TAG_FILTER_VAR) {
+            Some(text) => TagFilter::parse(&text).map_err(|p| error(TAG_FILTER_VAR, p))?,
+            None => {
+                return Err(error(
+                    TAG_FILTER_VAR,
+                    "it is not set; set it to the tag that selects the secrets to rotate, such as rotor:fleet=payments".to_owned(),
+                ));
+            }
+        };
+        let policy_tag = get(POLICY_TAG_VAR).unwrap_or_else(|| DEFAULT_POLICY_TAG.to_owned());
+        let default_policy = get(DEFAULT_POLICY_VAR)
+            .map(|text| Policy::parse(&text))
+            .transpose()
+            .map_err(|e| error(DEFAULT_POLICY_VAR, e.to_string()))?;
+        let max_per_hour = match get(MAX_PER_HOUR_VAR) {
+            None => DEFAULT_MAX_PER_HOUR,
+            Some(text) => parse_whole(&text, 1, u64::from(MAX_PER_HOUR_LIMIT))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    error(
+                        MAX_PER_HOUR_VAR,
+                        format!("{text:?} is not a whole number from 1 to {MAX_PER_HOUR_LIMIT}"),
+                    )
+                })?,
+        };
+        let max_concurrency = match get(MAX_CONCURRENCY_VAR) {
+            None => DEFAULT_MAX_CONCURRENCY,
+            Some(text) => parse_whole(&text, 1, MAX_CONCURRENCY_LIMIT as u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    error(
+                        MAX_CONCURRENCY_VAR,
+                        format!("{text:?} is not a whole number from 1 to {MAX_CONCURRENCY_LIMIT}"),
+                    )
+                })?,
+        };
+        let rate_per_second = match get(RATE_VAR) {
+            None => DEFAULT_RATE_PER_SECOND,
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.01 && *r <= MAX_RATE)
+                .ok_or_else(|| {
+                    error(
+                        RATE_VAR,
+                        format!(
+                            "{text:?} is not a number of RotateSecret calls a second from 0.01 to {MAX_RATE}"
+                        ),
+                    )
+                })?,
+        };
+        let rotation_lambda_arn = get(ROTATION_LAMBDA_ARN_VAR).map(|arn| arn.trim().to_owned());
+        if let Some(arn) = &rotation_lambda_arn
+            && !arn.starts_with("arn:")
+        {
+            return Err(error(
+                ROTATION_LAMBDA_ARN_VAR,
+                format!(
+                    "{arn:?} is not an ARN; give the rotation function's ARN, such as arn:aws:lambda:us-east-1:123456789012:function:generic-rotation, or unset it to use each secret's own"
+                ),
+            ));
+        }
+        Ok(Config {
+            tag_filter,
+            policy_tag,
+            default_policy,
+            max_per_hour,
+            max_concurrency,
+            rate_per_second,
+            rotation_lambda_arn,
+        })
+    }
+}
+
+/// A whole number in `min..=max`, written with ASCII digits only.
+fn parse_whole(text: &str, min: u64, max: u64) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("TAG_FILTER", "rotor:fleet=payments")]).unwrap();
+        assert_eq!(
+            c.tag_filter,
+            TagFilter {
+                key: "rotor:fleet".into(),
+                value: Some("payments".into())
+            }
+        );
+        assert_eq!(c.policy_tag, "rotor:rotation-policy");
+        assert_eq!(c.default_policy, None);
+        assert_eq!(c.max_per_hour, 50);
+        assert_eq!(c.max_concurrency, 4);
+        assert_eq!(c.rate_per_second, 5.0);
+        assert_eq!(c.rotation_lambda_arn, None);
+    }
+
+    #[test]
+    fn every_setting() {
+        let c = config(&[
+            ("TAG_FILTER", "team"),
+            ("POLICY_TAG", "policy"),
+            ("DEFAULT_POLICY", "90d"),
+            ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "3"),
+            ("MAX_CONCURRENCY", "8"),
+            ("RATE_PER_SECOND", "0.5"),
+            (
+                "ROTATION_LAMBDA_ARN",
+                "arn:aws:lambda:us-east-1:1:function:f",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.tag_filter.value, None);
+        assert_eq!(c.policy_tag, "policy");
+        assert_eq!(c.default_policy.unwrap().interval_secs(), 90 * 86_400);
+        assert_eq!((c.max_per_hour, c.max_concurrency), (3, 8));
+        assert_eq!(c.rate_per_second, 0.5);
+        assert!(c.rotation_lambda_arn.is_some());
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case; 10] = [
+            (&[], "TAG_FILTER", "is not set"),
+            (&[("TAG_FILTER", "=payments")], "TAG_FILTER", "no tag key"),
+            (&[("TAG_FILTER", "fleet!=x")], "TAG_FILTER", "'!'"),
+            (
+                &[("TAG_FILTER", "a"), ("DEFAULT_POLICY", "167h")],
+                "DEFAULT_POLICY",
+                "6d 23h",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "0"),
+                ],
+                "MAX_ROTATIONS_PER_SECRET_PER_HOUR",
+                "from 1",
+            ),
+            (
+                &[("TAG_FILTER", "a"), ("MAX_CONCURRENCY", "-1")],
+                "MAX_CONCURRENCY",
+                "from 1 to 64",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    ("MAX_CONCURRENCY", "99999999999999999999999"),
+                ],
+                "MAX_CONCURRENCY",
+                "whole number",
+            ),
+            (
+                &[("TAG_FILTER", "a"), ("RATE_PER_SECOND", "0")],
+                "RATE_PER_SECOND",
+                "0.01",
+            ),
+            (
+                &[("TAG_FILTER", "a"), ("RATE_PER_SECOND", "inf")],
+                "RATE_PER_SECOND",
+                "0.01",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    ("ROTATION_LAMBDA_ARN", "generic-rotation"),
+                ],
+                "ROTATION_LAMBDA_ARN",
+                "not an ARN",
+            ),
+        ];
+        for (vars, variable, expected) in cases {
+            let error = config(vars).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+            let message = error.to_string();
+            assert!(
+                message.contains(variable) && message.contains(expected),
+                "{message:?} lacks {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let c = config(&[
+            ("TAG_FILTER", "a=b"),
+            ("DEFAULT_POLICY", ""),
+            ("ROTATION_LAMBDA_ARN", " "),
+            ("MAX_CONCURRENCY", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.default_policy, None);
+        assert_eq!(c.rotation_lambda_arn, None);
+        assert_eq!(c.max_concurrency, 4);
+    }
+
+    #[test]
+    fn tag_filters_match_exactly() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let fleet = TagFilter::parse("rotor:fleet=payments").unwrap();
+        assert!(fleet.matches(&tags(&[("rotor:fleet", "payments"), ("x", "y")])));
+        // ListSecrets' tag filters match prefixes; the scheduler does not.
+        assert!(!fleet.matches(&tags(&[("rotor:fleet", "payments-eu")])));
+        assert!(!fleet.matches(&tags(&[("rotor:fleet-2", "payments")])));
+        assert!(!fleet.matches(&tags(&[("other", "payments")])));
+        let key_only = TagFilter::parse("rotor:fleet").unwrap();
+        assert!(key_only.matches(&tags(&[("rotor:fleet", "")])));
+        assert!(key_only.matches(&tags(&[("rotor:fleet", "anything")])));
+        assert!(!key_only.matches(&tags(&[])));
+        let empty_value = TagFilter::parse("k=").unwrap();
+        assert!(empty_value.matches(&tags(&[("k", "")])));
+        assert!(!empty_value.matches(&tags(&[("k", "v")])));
+        let with_equals = TagFilter::parse("k=a=b").unwrap();
+        assert_eq!(with_equals.value.as_deref(), Some("a=b"));
+        assert_eq!(with_equals.to_string(), "k=a=b");
+        assert_eq!(key_only.to_string(), "rotor:fleet");
+    }
+}

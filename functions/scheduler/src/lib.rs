@@ -1,0 +1,771 @@
+//! `rotation-scheduler`: starts the rotations that are due.
+//!
+//! An EventBridge Scheduler schedule invokes the function. Each run:
+//!
+//! 1. lists the secrets that carry the tag `TAG_FILTER` (ListSecrets, with the
+//!    service's prefix filter narrowed to exact matches here);
+//! 2. decides about each one from the listing ([`plan::evaluate`]): its policy
+//!    (the `POLICY_TAG` tag, else `DEFAULT_POLICY`), whether a rotation is in
+//!    progress, and whether it is due (last rotation plus the policy's interval);
+//! 3. for each due secret, at most `MAX_CONCURRENCY` at a time: looks again
+//!    (DescribeSecret, since ListSecrets is eventually consistent), counts the
+//!    rotations started in the last hour (ListSecretVersionIds, see [`hourly`]),
+//!    and calls RotateSecret, at most `RATE_PER_SECOND` a second, with a
+//!    ClientRequestToken of its own so that a retried call never starts a
+//!    second rotation;
+//! 4. answers with a [`Report`] of what it started, skipped (and why) and could
+//!    not start, and logs the same as structured events.
+//!
+//! Throttling and server errors are retried with exponential backoff and
+//! jitter, a bounded number of times ([`retry`]). An event such as
+//! `{"dry_run": true}` reports what would start, and starts nothing.
+//!
+//! Settings, read once from the environment ([`Config`]):
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `TAG_FILTER` | required | `key=value` or `key`: the tag that selects secrets |
+//! | `POLICY_TAG` | `rotor:rotation-policy` | the tag holding a secret's policy, such as `30d` |
+//! | `DEFAULT_POLICY` | none | the policy of a secret without the tag; none: it is skipped |
+//! | `MAX_ROTATIONS_PER_SECRET_PER_HOUR` | 50 | rotations of one secret that may start in an hour |
+//! | `MAX_CONCURRENCY` | 4 | secrets worked on at once |
+//! | `RATE_PER_SECOND` | 5 | RotateSecret calls a second, retries included |
+//! | `ROTATION_LAMBDA_ARN` | none | passed to RotateSecret, which also makes it the secret's rotation function; none: each secret's own |
+//!
+//! The function's role needs `secretsmanager:ListSecrets`, and
+//! `DescribeSecret`, `ListSecretVersionIds` and `RotateSecret` on the selected
+//! secrets. It never reads a secret value and never writes a tag.
+//!
+//! "Started" means that RotateSecret staged the run's new version as
+//! AWSPENDING: its answer said so, or, after an error, a DescribeSecret shows
+//! it. In the second case the entry carries a `note` with the error, because
+//! the rotation is in progress although its function may not have run.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod hourly;
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod retry;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::primitives::DateTime;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use rotor_core::labels::{AWSPENDING, Versions};
+use rotor_core::store::StoreError;
+use rotor_core::store::aws::classify;
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+pub use config::{Config, ConfigError, TagFilter};
+pub use plan::{Decision, SecretFacts, Skip, Timestamp, evaluate};
+pub use policy::{Policy, PolicyError};
+pub use report::{Failed, Report, Skipped, Started};
+
+/// How long before the function's deadline the run stops starting rotations:
+/// enough for one secret's calls, with their retries, to finish.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long one attempt of one call may take before it counts as failed (and
+/// is retried).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pages of ListSecrets (100 secrets each) a run reads at most: a guard against
+/// a service that keeps answering with a next page.
+const MAX_LIST_PAGES: usize = 10_000;
+/// Pages of ListSecretVersionIds (100 versions each) read at most per secret.
+const MAX_VERSION_PAGES: usize = 50;
+
+/// A call that failed, after [`retry::MAX_ATTEMPTS`] attempts at most.
+#[derive(Debug, thiserror::Error)]
+#[error("Secrets Manager {operation} failed after {attempts} attempt(s): {source}")]
+pub struct CallError {
+    /// The API operation.
+    pub operation: &'static str,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// The last attempt's failure.
+    #[source]
+    pub source: StoreError,
+}
+
+/// Why a whole run failed (a secret's failure only fails that secret).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The function's settings are unusable.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The event's overrides are unusable.
+    #[error(
+        "the event's {field} {problem}; the scheduler accepts any JSON event, with optional overrides such as {{\"dry_run\": true}}"
+    )]
+    InvalidEvent {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The secrets could not be listed.
+    #[error("listing the secrets tagged {filter} failed: {source}")]
+    List {
+        /// The tag filter.
+        filter: String,
+        /// The failed call.
+        #[source]
+        source: CallError,
+    },
+}
+
+impl RunError {
+    /// The Lambda error type: `Retryable.<Kind>` or `NotRetryable.<Kind>`, as the
+    /// rotation functions report theirs.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RunError::Config(_) => "NotRetryable.InvalidSettings",
+            RunError::InvalidEvent { .. } => "NotRetryable.InvalidEvent",
+            RunError::List { source, .. } if source.source.is_retryable() => {
+                "Retryable.SecretsManager"
+            }
+            RunError::List { .. } => "NotRetryable.SecretsManager",
+        }
+    }
+}
+
+impl From<RunError> for Diagnostic {
+    fn from(error: RunError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// One invocation's options: the event's overrides and the deadline.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Report what would start, and start nothing.
+    pub dry_run: bool,
+    /// When the function must have answered.
+    pub deadline: Option<SystemTime>,
+}
+
+impl RunOptions {
+    /// Reads the overrides of an event: any JSON; in an object, `dry_run` must
+    /// be `true` or `false` when present (a misspelt dry run must not rotate).
+    /// Other fields are ignored.
+    pub fn from_event(event: &Value, deadline: Option<SystemTime>) -> Result<Self, RunError> {
+        let dry_run = match event.get("dry_run") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => *flag,
+            Some(other) => {
+                return Err(RunError::InvalidEvent {
+                    field: "dry_run",
+                    problem: format!("is {other}, not true or false"),
+                });
+            }
+        };
+        Ok(RunOptions { dry_run, deadline })
+    }
+}
+
+/// The scheduler: a Secrets Manager client, the settings and the rate limiter,
+/// built once per process.
+#[derive(Debug)]
+pub struct Scheduler {
+    client: Client,
+    config: Config,
+    limiter: retry::RateLimiter,
+}
+
+impl Scheduler {
+    /// Builds the scheduler on a copy of `client` whose own retries are off
+    /// (every attempt is the scheduler's, counted and paced) and whose attempts
+    /// time out after [`ATTEMPT_TIMEOUT`].
+    pub fn new(client: &Client, config: Config) -> Self {
+        let sdk_config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        Scheduler {
+            client: Client::from_conf(sdk_config),
+            limiter: retry::RateLimiter::new(config.rate_per_second),
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One run over every selected secret.
+    pub async fn run(self: &Arc<Self>, options: RunOptions) -> Result<Report, RunError> {
+        let now = epoch_secs(SystemTime::now());
+        let run = Arc::new(Run {
+            scheduler: self.clone(),
+            now,
+            dry_run: options.dry_run,
+            stop_at: options
+                .deadline
+                .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(UNIX_EPOCH)),
+            retries: AtomicU32::new(0),
+        });
+        let filter = self.config.tag_filter.to_string();
+        info!(tag_filter = %filter, dry_run = options.dry_run, "run started");
+        let listed = run.list().await.map_err(|source| RunError::List {
+            filter: filter.clone(),
+            source,
+        })?;
+        let mut report = Report {
+            dry_run: options.dry_run,
+            tag_filter: filter,
+            ..Report::default()
+        };
+        let mut due = Vec::new();
+        for facts in listed {
+            // ListSecrets filters by prefix: keep exact matches only.
+            if !self.config.tag_filter.matches(&facts.tags) {
+                continue;
+            }
+            report.selected += 1;
+            match evaluate(&facts, &self.config, now) {
+                Decision::Due { due_at, .. } => due.push((due_at, facts)),
+                Decision::Skip(reason) => {
+                    let outcome = Outcome::skipped(&facts, reason);
+                    log(&outcome, run.dry_run);
+                    record(&mut report, outcome);
+                }
+            }
+        }
+        // The most overdue first, should the deadline or the limits cut the run short.
+        due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.arn.cmp(&b.1.arn)));
+        let queue = Arc::new(Mutex::new(
+            due.into_iter().map(|(_, f)| f).collect::<VecDeque<_>>(),
+        ));
+        let workers = self.config.max_concurrency.min(lock(&queue).len());
+        let mut tasks = JoinSet::new();
+        for _ in 0..workers {
+            let (run, queue) = (run.clone(), queue.clone());
+            tasks.spawn(async move {
+                let mut outcomes = Vec::new();
+                loop {
+                    let next = lock(&queue).pop_front();
+                    let Some(facts) = next else { break };
+                    let outcome = Box::pin(run.process(facts)).await;
+                    log(&outcome, run.dry_run);
+                    outcomes.push(outcome);
+                }
+                outcomes
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(outcomes) => outcomes.into_iter().for_each(|o| record(&mut report, o)),
+                Err(e) => error!(error = %e, "a worker stopped unexpectedly"),
+            }
+        }
+        report.retries = run.retries.load(Ordering::Relaxed);
+        report.sort();
+        info!(
+            selected = report.selected,
+            started = if report.dry_run {
+                0
+            } else {
+                report.started.len()
+            },
+            would_start = if report.dry_run {
+                report.started.len()
+            } else {
+                0
+            },
+            skipped = report.skipped.len(),
+            failed = report.failed.len(),
+            retries = report.retries,
+            dry_run = report.dry_run,
+            "run finished"
+        );
+        Ok(report)
+    }
+}
+
+/// One run's state, shared by its workers.
+struct Run {
+    scheduler: Arc<Scheduler>,
+    now: i64,
+    dry_run: bool,
+    stop_at: Option<SystemTime>,
+    retries: AtomicU32,
+}
+
+/// What happened to one secret.
+enum Outcome {
+    Started(Started),
+    Skipped(Skipped),
+    Failed(Failed),
+}
+
+impl Outcome {
+    fn skipped(facts: &SecretFacts, reason: Skip) -> Outcome {
+        Outcome::Skipped(Skipped {
+            arn: facts.arn.clone(),
+            name: facts.name.clone(),
+            reason,
+        })
+    }
+
+    fn failed(facts: &SecretFacts, error: &CallError) -> Outcome {
+        Outcome::Failed(Failed {
+            arn: facts.arn.clone(),
+            name: facts.name.clone(),
+            error: error.to_string(),
+            attempts: error.attempts,
+        })
+    }
+}
+
+/// Logs an outcome as a structured event, as soon as it is known (a run cut
+/// short by a timeout still leaves a record of what it started).
+fn log(outcome: &Outcome, dry_run: bool) {
+    match outcome {
+        Outcome::Started(s) => match (&s.note, dry_run) {
+            (_, true) => info!(secret = %s.arn, name = %s.name, policy = %s.policy,
+                due_at = %s.due_at, "would start rotation (dry run)"),
+            (None, false) => info!(secret = %s.arn, name = %s.name, version = %s.version,
+                policy = %s.policy, due_at = %s.due_at, "started rotation"),
+            (Some(note), false) => warn!(secret = %s.arn, name = %s.name,
+                version = %s.version, policy = %s.policy, due_at = %s.due_at, note = %note,
+                "started rotation: the version is staged, but RotateSecret answered with an error; check that the rotation function exists and Secrets Manager may invoke it"),
+        },
+        Outcome::Skipped(s) => info!(secret = %s.arn, name = %s.name,
+            reason = s.reason.code(), detail = %s.reason, "skipped"),
+        Outcome::Failed(f) => error!(secret = %f.arn, name = %f.name, attempts = f.attempts,
+            error = %f.error, "could not start rotation"),
+    }
+}
+
+/// Adds an outcome to the report.
+fn record(report: &mut Report, outcome: Outcome) {
+    match outcome {
+        Outcome::Started(s) => report.started.push(s),
+        Outcome::Skipped(s) => report.skipped.push(s),
+        Outcome::Failed(f) => report.failed.push(f),
+    }
+}
+
+impl Run {
+    /// Calls `attempt` until it succeeds, fails for good, or has been tried
+    /// [`retry::MAX_ATTEMPTS`] times; throttling and server errors are retried
+    /// after an exponential, jittered wait.
+    async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        secret: &str,
+        mut attempt: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(source) if source.is_retryable() && attempts < retry::MAX_ATTEMPTS => {
+                    let wait = retry::backoff(attempts - 1);
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    warn!(operation, secret, attempt = attempts, wait_ms = wait.as_millis() as u64,
+                        error = %source, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(source) => {
+                    return Err(CallError {
+                        operation,
+                        attempts,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn client(&self) -> &Client {
+        &self.scheduler.client
+    }
+
+    fn config(&self) -> &Config {
+        &self.scheduler.config
+    }
+
+    /// Every secret ListSecrets returns for the tag filter (a superset of the
+    /// selected ones: the service matches prefixes).
+    async fn list(&self) -> Result<Vec<SecretFacts>, CallError> {
+        let filter = &self.config().tag_filter;
+        let mut filters = Vec::new();
+        // The service accepts ASCII filter values only; past that, the exact
+        // match here does all the filtering.
+        if filter.key.is_ascii() {
+            filters.push(
+                Filter::builder()
+                    .key(FilterNameStringType::TagKey)
+                    .values(&filter.key)
+                    .build(),
+            );
+        }
+        if let Some(value) = filter
+            .value
+            .as_deref()
+            .filter(|v| !v.is_empty() && v.is_ascii())
+        {
+            filters.push(
+                Filter::builder()
+                    .key(FilterNameStringType::TagValue)
+                    .values(value)
+                    .build(),
+            );
+        }
+        let mut secrets = Vec::new();
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self
+                .call("ListSecrets", "", || {
+                    self.client()
+                        .list_secrets()
+                        .set_filters(Some(filters.clone()))
+                        .max_results(100)
+                        .set_next_token(next_token.clone())
+                        .send()
+                        .map_output(|r| r.map_err(classify))
+                })
+                .await?;
+            secrets.extend(page.secret_list().iter().map(|entry| SecretFacts {
+                arn: entry.arn().unwrap_or_default().to_owned(),
+                name: entry.name().unwrap_or_default().to_owned(),
+                tags: tag_map(entry.tags()),
+                last_rotated: entry.last_rotated_date().map(DateTime::secs),
+                created: entry.created_date().map(DateTime::secs),
+                versions: versions(entry.secret_versions_to_stages()),
+            }));
+            next_token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// DescribeSecret, as facts.
+    async fn describe(&self, arn: &str) -> Result<SecretFacts, CallError> {
+        let out = self
+            .call("DescribeSecret", arn, || {
+                self.client()
+                    .describe_secret()
+                    .secret_id(arn)
+                    .send()
+                    .map_output(|r| r.map_err(classify))
+            })
+            .await?;
+        Ok(SecretFacts {
+            arn: out.arn().unwrap_or(arn).to_owned(),
+            name: out.name().unwrap_or_default().to_owned(),
+            tags: tag_map(out.tags()),
+            last_rotated: out.last_rotated_date().map(DateTime::secs),
+            created: out.created_date().map(DateTime::secs),
+            versions: versions(out.version_ids_to_stages()),
+        })
+    }
+
+    /// The creation time of every version, deprecated ones included. A version
+    /// without a date counts as created now, so it counts toward the limit.
+    async fn version_dates(&self, arn: &str) -> Result<Vec<i64>, CallError> {
+        let mut dates = Vec::new();
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_VERSION_PAGES {
+            let page = self
+                .call("ListSecretVersionIds", arn, || {
+                    self.client()
+                        .list_secret_version_ids()
+                        .secret_id(arn)
+                        .include_deprecated(true)
+                        .max_results(100)
+                        .set_next_token(next_token.clone())
+                        .send()
+                        .map_output(|r| r.map_err(classify))
+                })
+                .await?;
+            dates.extend(
+                page.versions()
+                    .iter()
+                    .map(|v| v.created_date().map_or(self.now, DateTime::secs)),
+            );
+            next_token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(dates)
+    }
+
+    /// RotateSecret for `token`, paced by the rate limit (every attempt).
+    async fn rotate(&self, arn: &str, token: &str) -> Result<(), CallError> {
+        let function = self.config().rotation_lambda_arn.clone();
+        self.call("RotateSecret", arn, || {
+            let function = function.clone();
+            async move {
+                self.scheduler.limiter.acquire().await;
+                self.client()
+                    .rotate_secret()
+                    .secret_id(arn)
+                    // The same token on every attempt: a retry after a lost
+                    // answer cannot start a second rotation.
+                    .client_request_token(token)
+                    .set_rotation_lambda_arn(function)
+                    .rotate_immediately(true)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            }
+        })
+        .await
+    }
+
+    /// Looks again at a due secret and starts its rotation if it still is due
+    /// and under the hourly limit.
+    async fn process(&self, listed: SecretFacts) -> Outcome {
+        if self.stop_at.is_some_and(|stop| SystemTime::now() >= stop) {
+            let reason = Skip::Deadline {
+                secret: listed.label().to_owned(),
+            };
+            return Outcome::skipped(&listed, reason);
+        }
+        let facts = match self.describe(&listed.arn).await {
+            Ok(facts) => facts,
+            Err(e) => return Outcome::failed(&listed, &e),
+        };
+        let (policy, due_at) = match evaluate(&facts, self.config(), self.now) {
+            Decision::Due { policy, due_at } => (policy, due_at),
+            Decision::Skip(reason) => return Outcome::skipped(&facts, reason),
+        };
+        let dates = match self.version_dates(&facts.arn).await {
+            Ok(dates) => dates,
+            Err(e) => return Outcome::failed(&facts, &e),
+        };
+        let recent = hourly::starts_in_last_hour(dates, self.now);
+        let limit = self.config().max_per_hour;
+        if !hourly::may_start(recent, limit) {
+            let reason = Skip::HourlyLimit {
+                secret: facts.label().to_owned(),
+                recent,
+                limit,
+            };
+            return Outcome::skipped(&facts, reason);
+        }
+        let mut started = Started {
+            arn: facts.arn.clone(),
+            name: facts.name.clone(),
+            version: String::new(),
+            policy: policy.to_string(),
+            due_at,
+            note: None,
+        };
+        if self.dry_run {
+            return Outcome::Started(started);
+        }
+        let token = retry::new_version_id();
+        started.version = token.clone();
+        match self.rotate(&facts.arn, &token).await {
+            Ok(()) => Outcome::Started(started),
+            Err(error) => {
+                // Did the call stage the version before it failed? (An emulator
+                // that cannot invoke the function does so; so may a lost answer.)
+                match self.describe(&facts.arn).await {
+                    Ok(after) if after.versions.has_label(&token, AWSPENDING) => {
+                        started.note = Some(error.to_string());
+                        Outcome::Started(started)
+                    }
+                    _ => Outcome::failed(&facts, &error),
+                }
+            }
+        }
+    }
+}
+
+/// A future's output mapped, without pulling in a futures crate.
+trait MapOutput: Future + Sized {
+    fn map_output<T>(self, f: impl FnOnce(Self::Output) -> T) -> impl Future<Output = T> {
+        async move { f(self.await) }
+    }
+}
+
+impl<F: Future> MapOutput for F {}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn versions(map: Option<&std::collections::HashMap<String, Vec<String>>>) -> Versions {
+    Versions::new(
+        map.into_iter()
+            .flatten()
+            .map(|(id, labels)| (id.clone(), labels.clone())),
+    )
+}
+
+fn epoch_secs(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// Serves runs over the Lambda Runtime API until the process ends. `config` is
+/// read once at start; if it is unusable, every invocation fails with an error
+/// that names the variable.
+pub async fn serve(
+    client: &Client,
+    config: Result<Config, ConfigError>,
+) -> Result<(), lambda_runtime::Error> {
+    let scheduler = match config {
+        Ok(config) => {
+            info!(tag_filter = %config.tag_filter, policy_tag = %config.policy_tag,
+                default_policy = config.default_policy.as_ref().map(Policy::as_str),
+                max_per_hour = config.max_per_hour, max_concurrency = config.max_concurrency,
+                rate_per_second = config.rate_per_second,
+                rotation_lambda_arn = config.rotation_lambda_arn.as_deref(),
+                "configured");
+            Ok(Arc::new(Scheduler::new(client, config)))
+        }
+        Err(e) => {
+            error!(error = %e, "invalid configuration: every invocation will fail until it is fixed");
+            Err(e)
+        }
+    };
+    let scheduler = &scheduler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(scheduler, &event.payload, event.context.deadline()).await
+    }))
+    .await
+}
+
+/// Runs one invocation.
+pub async fn handle(
+    scheduler: &Result<Arc<Scheduler>, ConfigError>,
+    event: &Value,
+    deadline: SystemTime,
+) -> Result<Value, Diagnostic> {
+    let outcome = async {
+        let scheduler = scheduler
+            .as_ref()
+            .map_err(|e| RunError::Config(e.clone()))?;
+        let options = RunOptions::from_event(event, Some(deadline))?;
+        // Boxed: the run's future is deep, and the runtime's is deeper still.
+        Box::pin(scheduler.run(options)).await
+    }
+    .await;
+    match outcome {
+        Ok(report) => Ok(report.to_json()),
+        Err(e) => {
+            error!(error_type = e.error_type(), error = %e, "run failed");
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_carry_optional_overrides() {
+        for event in [
+            json!({}),
+            json!(null),
+            json!("tick"),
+            json!([1]),
+            json!({"dry_run": null}),
+        ] {
+            assert!(
+                !RunOptions::from_event(&event, None).unwrap().dry_run,
+                "{event}"
+            );
+        }
+        assert!(
+            RunOptions::from_event(&json!({"dry_run": true}), None)
+                .unwrap()
+                .dry_run
+        );
+        let error = RunOptions::from_event(&json!({"dry_run": "yes"}), None).unwrap_err();
+        assert_eq!(error.error_type(), "NotRetryable.InvalidEvent");
+        assert!(error.to_string().contains("dry_run is \"yes\""), "{error}");
+    }
+
+    #[test]
+    fn run_errors_say_whether_a_retry_helps() {
+        let throttled = RunError::List {
+            filter: "a=b".into(),
+            source: CallError {
+                operation: "ListSecrets",
+                attempts: 6,
+                source: StoreError::Throttled("Rate exceeded".into()),
+            },
+        };
+        assert_eq!(throttled.error_type(), "Retryable.SecretsManager");
+        let message = throttled.to_string();
+        assert!(
+            message.contains("a=b") && message.contains("6 attempt"),
+            "{message}"
+        );
+        let denied = RunError::List {
+            filter: "a=b".into(),
+            source: CallError {
+                operation: "ListSecrets",
+                attempts: 1,
+                source: StoreError::AccessDenied("no".into()),
+            },
+        };
+        assert_eq!(denied.error_type(), "NotRetryable.SecretsManager");
+    }
+
+    #[test]
+    fn epoch_seconds_never_panic() {
+        assert_eq!(epoch_secs(UNIX_EPOCH), 0);
+        assert_eq!(epoch_secs(UNIX_EPOCH - Duration::from_secs(5)), -5);
+    }
+}

@@ -1,0 +1,391 @@
+//! What to do with one secret, decided from what Secrets Manager says about it,
+//! with no I/O: [`evaluate`] turns a secret's [`SecretFacts`] into a
+//! [`Decision`], either due (with its policy and due date) or skipped (with a
+//! [`Skip`] that says why and names the secret).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+use rotor_core::labels::{AWSPENDING, Versions};
+
+use crate::config::Config;
+use crate::policy::{Policy, PolicyError, is_due, last_rotation};
+
+/// What the scheduler knows about a secret, from ListSecrets or DescribeSecret.
+#[derive(Clone, Debug, Default)]
+pub struct SecretFacts {
+    /// The secret's ARN.
+    pub arn: String,
+    /// The secret's name.
+    pub name: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// `LastRotatedDate`, in seconds since the Unix epoch.
+    pub last_rotated: Option<i64>,
+    /// `CreatedDate`, in seconds since the Unix epoch.
+    pub created: Option<i64>,
+    /// Its versions and their staging labels.
+    pub versions: Versions,
+}
+
+impl SecretFacts {
+    /// The name to show in messages: the name, else the ARN.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            &self.arn
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// A moment, in seconds since the Unix epoch, shown as RFC 3339.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DateTime::from_secs(self.0).fmt(DateTimeFormat::DateTime) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{} seconds after 1970-01-01", self.0),
+        }
+    }
+}
+
+/// Why a secret's rotation is not started. Each message names the secret and,
+/// where there is one, the fix.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Skip {
+    /// No policy tag, and no `DEFAULT_POLICY`.
+    #[error(
+        "secret {secret} has no {tag} tag and DEFAULT_POLICY is not set; tag the secret with a policy such as {tag}=30d, or set DEFAULT_POLICY"
+    )]
+    NoPolicy {
+        /// The secret's name.
+        secret: String,
+        /// The policy tag.
+        tag: String,
+    },
+    /// The policy tag holds no valid policy.
+    #[error("invalid rotation policy for secret {secret} (tag {tag}): {source}")]
+    BadPolicy {
+        /// The secret's name.
+        secret: String,
+        /// The policy tag.
+        tag: String,
+        /// What is wrong with it.
+        #[source]
+        source: PolicyError,
+    },
+    /// Another rotation has not finished.
+    #[error(
+        "a rotation of secret {secret} is in progress: version {version} is AWSPENDING and not AWSCURRENT; it is left to finish (or, if it failed, to be cleared by removing AWSPENDING from that version)"
+    )]
+    InProgress {
+        /// The secret's name.
+        secret: String,
+        /// The pending version.
+        version: String,
+    },
+    /// The rotation is not due yet.
+    #[error("secret {secret} is not due until {due_at} (policy {policy})")]
+    NotDue {
+        /// The secret's name.
+        secret: String,
+        /// Its policy.
+        policy: String,
+        /// When it is due.
+        due_at: Timestamp,
+    },
+    /// The hourly limit is reached.
+    #[error(
+        "{recent} rotations of secret {secret} started in the last hour, and MAX_ROTATIONS_PER_SECRET_PER_HOUR allows {limit}; a later run starts it"
+    )]
+    HourlyLimit {
+        /// The secret's name.
+        secret: String,
+        /// Versions created in the last hour.
+        recent: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// Secrets Manager gave no date to count from.
+    #[error(
+        "Secrets Manager gave neither LastRotatedDate nor CreatedDate for secret {secret}, so its due date is unknown"
+    )]
+    NoDates {
+        /// The secret's name.
+        secret: String,
+    },
+    /// The secret lost the selecting tag between listing and looking again.
+    #[error("secret {secret} no longer carries the tag {filter}")]
+    NotSelected {
+        /// The secret's name.
+        secret: String,
+        /// The tag filter.
+        filter: String,
+    },
+    /// The function's deadline came first.
+    #[error(
+        "secret {secret} was not reached before the function's deadline; the next run picks it up (raise the function's timeout or RATE_PER_SECOND if this repeats)"
+    )]
+    Deadline {
+        /// The secret's name.
+        secret: String,
+    },
+}
+
+impl Skip {
+    /// A short code for the reason, for the report and for log queries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Skip::NoPolicy { .. } => "no_policy",
+            Skip::BadPolicy { .. } => "bad_policy",
+            Skip::InProgress { .. } => "in_progress",
+            Skip::NotDue { .. } => "not_due",
+            Skip::HourlyLimit { .. } => "hourly_limit",
+            Skip::NoDates { .. } => "no_dates",
+            Skip::NotSelected { .. } => "not_selected",
+            Skip::Deadline { .. } => "deadline",
+        }
+    }
+}
+
+/// What to do with a secret.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// Its rotation is due: start it (subject to the hourly limit).
+    Due {
+        /// Its policy.
+        policy: Policy,
+        /// When it became due.
+        due_at: Timestamp,
+    },
+    /// Leave it, for this reason.
+    Skip(Skip),
+}
+
+/// Decides about one secret at `now`. In order: it must carry the tag filter's
+/// tag, have a valid policy (its tag, else `DEFAULT_POLICY`), have no rotation
+/// in progress, and be due.
+pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
+    let secret = facts.label().to_owned();
+    if !config.tag_filter.matches(&facts.tags) {
+        return Decision::Skip(Skip::NotSelected {
+            secret,
+            filter: config.tag_filter.to_string(),
+        });
+    }
+    let tag = &config.policy_tag;
+    let policy = match facts.tags.get(tag) {
+        Some(text) => match Policy::parse(text) {
+            Ok(policy) => policy,
+            Err(source) => {
+                return Decision::Skip(Skip::BadPolicy {
+                    secret,
+                    tag: tag.clone(),
+                    source,
+                });
+            }
+        },
+        None => match &config.default_policy {
+            Some(policy) => policy.clone(),
+            None => {
+                return Decision::Skip(Skip::NoPolicy {
+                    secret,
+                    tag: tag.clone(),
+                });
+            }
+        },
+    };
+    if let Some(version) = facts.versions.rotation_in_progress("", AWSPENDING) {
+        return Decision::Skip(Skip::InProgress {
+            secret,
+            version: version.to_owned(),
+        });
+    }
+    let Some(last) = last_rotation(facts.last_rotated, facts.created) else {
+        return Decision::Skip(Skip::NoDates { secret });
+    };
+    match policy.due_at(last) {
+        Some(due_at) if is_due(due_at, now) => Decision::Due {
+            policy,
+            due_at: Timestamp(due_at),
+        },
+        due_at => Decision::Skip(Skip::NotDue {
+            secret,
+            policy: policy.to_string(),
+            due_at: Timestamp(due_at.unwrap_or(i64::MAX)),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TagFilter;
+    use rotor_core::labels::AWSCURRENT;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_750_000_000;
+
+    fn config(default_policy: Option<&str>) -> Config {
+        Config {
+            tag_filter: TagFilter::parse("rotor:fleet=payments").unwrap(),
+            policy_tag: "rotor:rotation-policy".into(),
+            default_policy: default_policy.map(|p| Policy::parse(p).unwrap()),
+            max_per_hour: 50,
+            max_concurrency: 4,
+            rate_per_second: 5.0,
+            rotation_lambda_arn: None,
+        }
+    }
+
+    fn facts(policy: Option<&str>, created_days_ago: i64) -> SecretFacts {
+        let mut tags = BTreeMap::from([("rotor:fleet".to_owned(), "payments".to_owned())]);
+        if let Some(policy) = policy {
+            tags.insert("rotor:rotation-policy".into(), policy.into());
+        }
+        SecretFacts {
+            arn: "arn:aws:secretsmanager:us-east-1:1:secret:app-AbCdEf".into(),
+            name: "app".into(),
+            tags,
+            last_rotated: None,
+            created: Some(NOW - created_days_ago * DAY),
+            versions: Versions::new([("v1".to_owned(), vec![AWSCURRENT.to_owned()])]),
+        }
+    }
+
+    fn skip_code(decision: &Decision) -> Option<&'static str> {
+        match decision {
+            Decision::Skip(skip) => Some(skip.code()),
+            Decision::Due { .. } => None,
+        }
+    }
+
+    #[test]
+    fn due_from_the_creation_when_never_rotated() {
+        let c = config(None);
+        assert!(matches!(
+            evaluate(&facts(Some("30d"), 31), &c, NOW),
+            Decision::Due { .. }
+        ));
+        assert!(matches!(
+            evaluate(&facts(Some("30d"), 30), &c, NOW),
+            Decision::Due {
+                due_at: Timestamp(NOW),
+                ..
+            }
+        ));
+        let not_due = evaluate(&facts(Some("30d"), 29), &c, NOW);
+        assert_eq!(skip_code(&not_due), Some("not_due"));
+        let Decision::Skip(skip) = not_due else {
+            unreachable!()
+        };
+        assert!(
+            skip.to_string().contains(&Timestamp(NOW + DAY).to_string()),
+            "{skip}"
+        );
+    }
+
+    #[test]
+    fn the_last_rotation_wins_over_the_creation() {
+        let c = config(None);
+        let mut f = facts(Some("30d"), 400);
+        f.last_rotated = Some(NOW - 10 * DAY);
+        assert_eq!(skip_code(&evaluate(&f, &c, NOW)), Some("not_due"));
+        f.last_rotated = Some(NOW - 40 * DAY);
+        assert!(matches!(evaluate(&f, &c, NOW), Decision::Due { .. }));
+    }
+
+    #[test]
+    fn policy_from_the_tag_else_the_default_else_skipped() {
+        assert_eq!(
+            skip_code(&evaluate(&facts(None, 400), &config(None), NOW)),
+            Some("no_policy")
+        );
+        assert!(matches!(
+            evaluate(&facts(None, 400), &config(Some("90d")), NOW),
+            Decision::Due { .. }
+        ));
+        assert_eq!(
+            skip_code(&evaluate(&facts(None, 80), &config(Some("90d")), NOW)),
+            Some("not_due")
+        );
+        // The tag overrides the default.
+        assert_eq!(
+            skip_code(&evaluate(
+                &facts(Some("365d"), 100),
+                &config(Some("7d")),
+                NOW
+            )),
+            Some("not_due")
+        );
+    }
+
+    #[test]
+    fn a_bad_policy_names_the_secret() {
+        for policy in ["167h", "366d", "99999999999999999999d", "30x", ""] {
+            let decision = evaluate(&facts(Some(policy), 400), &config(Some("30d")), NOW);
+            let Decision::Skip(skip) = decision else {
+                panic!("{policy} accepted")
+            };
+            assert_eq!(skip.code(), "bad_policy");
+            let message = skip.to_string();
+            assert!(
+                message.contains("secret app") && message.contains("rotor:rotation-policy"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rotation_in_progress_is_left_alone() {
+        let mut f = facts(Some("30d"), 400);
+        f.versions = Versions::new([
+            ("v1".to_owned(), vec![AWSCURRENT.to_owned()]),
+            ("v2".to_owned(), vec![AWSPENDING.to_owned()]),
+        ]);
+        let decision = evaluate(&f, &config(None), NOW);
+        assert_eq!(skip_code(&decision), Some("in_progress"));
+        // AWSPENDING left on the current version is no rotation in flight.
+        f.versions = Versions::new([(
+            "v1".to_owned(),
+            vec![AWSCURRENT.to_owned(), AWSPENDING.to_owned()],
+        )]);
+        assert!(matches!(
+            evaluate(&f, &config(None), NOW),
+            Decision::Due { .. }
+        ));
+    }
+
+    #[test]
+    fn secrets_outside_the_filter_and_without_dates() {
+        let mut f = facts(Some("30d"), 400);
+        f.tags.insert("rotor:fleet".into(), "payments-eu".into());
+        assert_eq!(
+            skip_code(&evaluate(&f, &config(None), NOW)),
+            Some("not_selected")
+        );
+        let mut f = facts(Some("30d"), 400);
+        f.created = None;
+        assert_eq!(
+            skip_code(&evaluate(&f, &config(None), NOW)),
+            Some("no_dates")
+        );
+        // A date at the end of time is never due, and does not panic.
+        f.created = Some(i64::MAX);
+        assert_eq!(
+            skip_code(&evaluate(&f, &config(None), NOW)),
+            Some("not_due")
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(1_750_000_000).to_string(), "2025-06-15T15:06:40Z");
+        assert!(!Timestamp(i64::MAX).to_string().is_empty());
+    }
+}

@@ -1,0 +1,216 @@
+//! What a run did: the function's JSON response.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::plan::{Skip, Timestamp};
+
+/// A rotation the run started (or, in a dry run, would have started).
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// The secret's ARN.
+    pub arn: String,
+    /// The secret's name.
+    pub name: String,
+    /// The new version's id (the ClientRequestToken), staged as AWSPENDING.
+    /// Empty in a dry run.
+    pub version: String,
+    /// The policy that made it due.
+    pub policy: String,
+    /// When it became due.
+    pub due_at: Timestamp,
+    /// Set when RotateSecret answered with an error although it staged the
+    /// version: the rotation is in progress, but its function may not have
+    /// been invoked. The error, for the operator.
+    pub note: Option<String>,
+}
+
+/// A secret left alone, and why.
+#[derive(Clone, Debug)]
+pub struct Skipped {
+    /// The secret's ARN.
+    pub arn: String,
+    /// The secret's name.
+    pub name: String,
+    /// Why.
+    pub reason: Skip,
+}
+
+/// A secret whose rotation could not be started, after bounded retries.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    /// The secret's ARN.
+    pub arn: String,
+    /// The secret's name.
+    pub name: String,
+    /// What failed.
+    pub error: String,
+    /// How many attempts the failing call made.
+    pub attempts: u32,
+}
+
+/// One run's outcome for every selected secret.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Whether this was a dry run (nothing started).
+    pub dry_run: bool,
+    /// The tag filter, as configured.
+    pub tag_filter: String,
+    /// How many secrets the tag filter selected.
+    pub selected: usize,
+    /// Rotations started (in a dry run: those that would start).
+    pub started: Vec<Started>,
+    /// Secrets left alone.
+    pub skipped: Vec<Skipped>,
+    /// Secrets whose rotation could not be started.
+    pub failed: Vec<Failed>,
+    /// Calls retried after throttling or a server error, over the whole run.
+    pub retries: u32,
+}
+
+impl Report {
+    /// Orders every list by secret name, then ARN, so that reports compare.
+    pub fn sort(&mut self) {
+        self.started
+            .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+        self.skipped
+            .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+        self.failed
+            .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+    }
+
+    /// The function's response. In a dry run the rotations that would start are
+    /// under `would_start` and `started` is empty.
+    pub fn to_json(&self) -> Value {
+        let started: Vec<Value> = self
+            .started
+            .iter()
+            .map(|s| {
+                let mut entry = json!({
+                    "secret": s.arn,
+                    "name": s.name,
+                    "policy": s.policy,
+                    "due_at": s.due_at.to_string(),
+                });
+                if !self.dry_run {
+                    entry["version"] = json!(s.version);
+                }
+                if let Some(note) = &s.note {
+                    entry["note"] = json!(note);
+                }
+                entry
+            })
+            .collect();
+        let skipped: Vec<Value> = self
+            .skipped
+            .iter()
+            .map(|s| {
+                json!({
+                    "secret": s.arn,
+                    "name": s.name,
+                    "reason": s.reason.code(),
+                    "detail": s.reason.to_string(),
+                })
+            })
+            .collect();
+        let failed: Vec<Value> = self
+            .failed
+            .iter()
+            .map(|f| {
+                json!({
+                    "secret": f.arn,
+                    "name": f.name,
+                    "error": f.error,
+                    "attempts": f.attempts,
+                })
+            })
+            .collect();
+        let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &self.skipped {
+            *by_reason.entry(s.reason.code()).or_default() += 1;
+        }
+        let (started, would_start) = if self.dry_run {
+            (Vec::new(), started)
+        } else {
+            (started, Vec::new())
+        };
+        json!({
+            "dry_run": self.dry_run,
+            "tag_filter": self.tag_filter,
+            "selected": self.selected,
+            "counts": {
+                "started": started.len(),
+                "would_start": would_start.len(),
+                "skipped": skipped.len(),
+                "failed": failed.len(),
+                "skipped_by_reason": by_reason,
+            },
+            "retries": self.retries,
+            "started": started,
+            "would_start": would_start,
+            "skipped": skipped,
+            "failed": failed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(dry_run: bool) -> Report {
+        Report {
+            dry_run,
+            tag_filter: "rotor:fleet=payments".into(),
+            selected: 3,
+            started: vec![Started {
+                arn: "arn:b".into(),
+                name: "b".into(),
+                version: "v".into(),
+                policy: "30d".into(),
+                due_at: Timestamp(0),
+                note: None,
+            }],
+            skipped: vec![Skipped {
+                arn: "arn:a".into(),
+                name: "a".into(),
+                reason: Skip::NoDates { secret: "a".into() },
+            }],
+            failed: vec![Failed {
+                arn: "arn:c".into(),
+                name: "c".into(),
+                error: "RotateSecret failed".into(),
+                attempts: 6,
+            }],
+            retries: 7,
+        }
+    }
+
+    #[test]
+    fn the_response_lists_what_started_what_was_skipped_and_why() {
+        let value = report(false).to_json();
+        assert_eq!(value["started"][0]["version"], "v");
+        assert_eq!(value["started"][0]["due_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(value["would_start"], json!([]));
+        assert_eq!(value["skipped"][0]["reason"], "no_dates");
+        assert!(
+            value["skipped"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("secret a")
+        );
+        assert_eq!(value["failed"][0]["attempts"], 6);
+        assert_eq!(value["counts"]["skipped_by_reason"]["no_dates"], 1);
+        assert_eq!(value["retries"], 7);
+    }
+
+    #[test]
+    fn a_dry_run_lists_what_would_start() {
+        let value = report(true).to_json();
+        assert_eq!(value["started"], json!([]));
+        assert_eq!(value["would_start"][0]["name"], "b");
+        assert!(value["would_start"][0].get("version").is_none());
+        assert_eq!(value["counts"]["would_start"], 1);
+    }
+}
