@@ -47,7 +47,8 @@ pub trait Rotator: Send + Sync {
     /// one where the target keeps several). The labels have moved by then:
     /// AWSCURRENT is the new value and AWSPREVIOUS the old one, so read them
     /// afresh through `ctx.store()`, not through the context's cached reads.
-    /// Runs once, on the invocation that moves AWSCURRENT. Does nothing by default.
+    /// Runs on every finishSecret, replays included, so it must be idempotent.
+    /// Does nothing by default.
     fn after_finish<S: SecretStore>(
         &self,
         _ctx: &StepContext<'_, S>,
@@ -383,10 +384,13 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 .await
                 .map_err(|source| ctx.store_error("UpdateSecretVersionStage", source))?;
         }
-        if was_current {
-            return Ok(Outcome::AlreadyCurrent);
-        }
+        // Also on a replay: if retiring the old value failed after AWSCURRENT
+        // moved, the service's retry of finishSecret gets to finish the job.
         self.rotator.after_finish(ctx).await?;
-        Ok(Outcome::Done)
+        Ok(if was_current {
+            Outcome::AlreadyCurrent
+        } else {
+            Outcome::Done
+        })
     }
 }
