@@ -28,21 +28,21 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use secrecy::{ExposeSecret, SecretString};
+
+pub use crate::local_server::{HOST, SERVER_NAMES, ServerCert, TestCa, process_alive};
+use crate::local_server::{
+    OsUser, ServerCommand, ServerProcess, TlsFiles, chown, free_port, make_dir, os_user, path_str,
+    retry_on_port_clash, run_as, scrub_env, spawn_with_input, tail_lines, write_private,
+};
 
 /// Where Debian's PostgreSQL 15 server binaries live.
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -55,131 +55,6 @@ const MARIADB_SQL_DIR: &str = "/usr/share/mysql";
 
 /// The superuser every test server is made with.
 pub const ADMIN_USER: &str = "rotor_admin";
-/// The only address the servers listen on.
-pub const HOST: &str = "127.0.0.1";
-/// The names the server certificates are issued for.
-pub const SERVER_NAMES: &[&str] = &["127.0.0.1", "localhost"];
-
-/// How long a server may take to accept connections before `start` gives up.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often `start` retries when another process took the free port first.
-const START_ATTEMPTS: usize = 4;
-
-// ---------------------------------------------------------------------------
-// Test CA
-// ---------------------------------------------------------------------------
-
-/// A certificate authority made for one test: a self-signed CA certificate and its
-/// key, which issues server certificates. Every `TestCa::new()` is a different CA
-/// (its own key and name), so a certificate from one fails verification against
-/// any other: that is how a test proves a "wrong CA" refusal.
-///
-/// Keys are ECDSA P-256, which OpenSSL (both servers, both CLI clients) and
-/// rustls accept.
-pub struct TestCa {
-    id: String,
-    cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Default for TestCa {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TestCa {
-    /// A new CA, valid from the start of last year to the start of the year after next.
-    pub fn new() -> TestCa {
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("rotor test CA {id}"));
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "rotor tests");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = rcgen::date_time_ymd(this_year() - 1, 1, 1);
-        params.not_after = rcgen::date_time_ymd(this_year() + 2, 1, 1);
-        let key = KeyPair::generate().expect("generate the test CA's key");
-        let cert = params.self_signed(&key).expect("self-sign the test CA");
-        TestCa {
-            id,
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// The CA certificate, PEM.
-    pub fn ca_pem(&self) -> String {
-        self.cert_pem.clone()
-    }
-
-    /// Writes the CA certificate into `dir` as `rotor-test-ca-<id>.pem` (a name no
-    /// other `TestCa` uses) and returns its path. Panics if it cannot write.
-    pub fn write_ca(&self, dir: &Path) -> PathBuf {
-        let path = dir.join(format!("rotor-test-ca-{}.pem", self.id));
-        fs::write(&path, &self.cert_pem)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        path
-    }
-
-    /// A server certificate and its key, PEM: `(cert_pem, key_pem)`. `names` become
-    /// the subject alternative names (IP addresses where they parse as one, DNS
-    /// names otherwise; the first is also the common name). Valid from the start of
-    /// last year to the start of next year. Panics on a name that is neither.
-    pub fn server_cert(&self, names: &[&str]) -> (String, String) {
-        self.issue(names, -1, 1)
-    }
-
-    /// Like [`server_cert`](Self::server_cert), but expired: its validity ended
-    /// at the start of last year.
-    pub fn expired_server_cert(&self, names: &[&str]) -> (String, String) {
-        self.issue(names, -3, -1)
-    }
-
-    /// Issues a certificate valid from January 1st of this year plus `from` years
-    /// to January 1st of this year plus `to` years.
-    fn issue(&self, names: &[&str], from: i32, to: i32) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone())
-            .unwrap_or_else(|e| panic!("bad certificate names {names:?}: {e}"));
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        if let Some(first) = names.first() {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, first.as_str());
-        }
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = rcgen::date_time_ymd(this_year() + from, 1, 1);
-        params.not_after = rcgen::date_time_ymd(this_year() + to, 1, 1);
-        let key = KeyPair::generate().expect("generate a server key");
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("sign a server certificate");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// The current year (UTC, give or take a day at New Year: certificate validity
-/// here is measured in whole years).
-fn this_year() -> i32 {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    1970 + (seconds / 31_556_952) as i32
-}
 
 // ---------------------------------------------------------------------------
 // Shared vocabulary
@@ -196,15 +71,6 @@ pub enum TlsMode {
     /// TLS only (PostgreSQL: `hostssl` lines and `hostnossl ... reject`; MariaDB:
     /// `--require-secure-transport=ON`).
     Required,
-}
-
-/// Which certificate a server presents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerCert {
-    /// Issued by the server's test CA for 127.0.0.1 and localhost, valid now.
-    Valid,
-    /// The same, but expired (see [`TestCa::expired_server_cert`]).
-    Expired,
 }
 
 /// How a CLI client connects.
@@ -244,6 +110,135 @@ pub fn random_password() -> SecretString {
     SecretString::from(uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// What a running database server holds, whatever its engine.
+struct DbServer {
+    server: ServerProcess,
+    port: u16,
+    tls: TlsMode,
+    password: SecretString,
+    ca: TestCa,
+    ca_path: PathBuf,
+}
+
+impl DbServer {
+    /// The steps that end both engines' start, once the datadir is in place: the
+    /// TLS files (from a new test CA), the server itself, and the wait until
+    /// `ready()` holds and the port accepts TCP connections.
+    fn launch(
+        mut server: ServerProcess,
+        port: u16,
+        tls: TlsMode,
+        password: SecretString,
+        cert: ServerCert,
+        user: Option<&OsUser>,
+        ready: impl Fn() -> bool,
+    ) -> anyhow::Result<DbServer> {
+        let tls_files = TlsFiles::in_dir(&server.dir);
+        let ca = tls_files.write(cert, user)?;
+        server.go()?;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        server.wait_until(&format!("accept connections on {HOST}:{port}"), || {
+            Ok(ready() && TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok())
+        })?;
+        Ok(DbServer {
+            server,
+            port,
+            tls,
+            password,
+            ca,
+            ca_path: tls_files.ca_path,
+        })
+    }
+}
+
+/// The part of the API that [`Postgres`] and [`MariaDb`] share: the same methods
+/// over the same [`DbServer`], where only a few doc lines differ. Each type
+/// provides its own `try_start`.
+macro_rules! db_server_api {
+    (
+        engine: $engine:literal,
+        start: $start:literal,
+        ca_path: $ca_path:literal,
+        pid: $pid:literal,
+        log_tail: $log_tail:literal,
+    ) => {
+        #[doc = $start]
+        pub fn start(tls: TlsMode) -> anyhow::Result<Self> {
+            Self::start_with(tls, ServerCert::Valid)
+        }
+
+        /// Starts a server that presents the given kind of certificate.
+        pub fn start_with(tls: TlsMode, cert: ServerCert) -> anyhow::Result<Self> {
+            retry_on_port_clash(concat!("a test ", $engine, " server"), || {
+                Self::try_start(tls, cert)
+            })
+        }
+
+        pub fn host(&self) -> &str {
+            HOST
+        }
+
+        pub fn port(&self) -> u16 {
+            self.db.port
+        }
+
+        pub fn tls(&self) -> TlsMode {
+            self.db.tls
+        }
+
+        pub fn admin_user(&self) -> &str {
+            ADMIN_USER
+        }
+
+        pub fn admin_password(&self) -> SecretString {
+            self.db.password.clone()
+        }
+
+        /// The admin's login: verified TLS, or plaintext when TLS is off.
+        pub fn admin_login(&self) -> ClientLogin {
+            ClientLogin::new(ADMIN_USER, self.admin_password(), self.client_tls())
+        }
+
+        /// Verified TLS against this server's CA, or plaintext when TLS is off.
+        pub fn client_tls(&self) -> ClientTls {
+            match self.db.tls {
+                TlsMode::Off => ClientTls::Plaintext,
+                _ => ClientTls::Verify(self.db.ca_path.clone()),
+            }
+        }
+
+        /// The CA that issued the server's certificate.
+        pub fn ca(&self) -> &TestCa {
+            &self.db.ca
+        }
+
+        pub fn ca_pem(&self) -> String {
+            self.db.ca.ca_pem()
+        }
+
+        #[doc = $ca_path]
+        pub fn ca_path(&self) -> &Path {
+            &self.db.ca_path
+        }
+
+        /// The server's temp dir (removed when the server stops); tests may put files
+        /// in it.
+        pub fn dir(&self) -> &Path {
+            &self.db.server.dir
+        }
+
+        #[doc = $pid]
+        pub fn pid(&self) -> u32 {
+            self.db.server.pid
+        }
+
+        #[doc = $log_tail]
+        pub fn log_tail(&self) -> String {
+            self.db.server.log_tail()
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // PostgreSQL
 // ---------------------------------------------------------------------------
@@ -252,27 +247,10 @@ pub fn random_password() -> SecretString {
 /// (scram-sha-256); the superuser is `rotor_admin` with a random password; fsync
 /// is off. Dropping it stops the server and removes its temp dir.
 pub struct Postgres {
-    server: Server,
-    port: u16,
-    tls: TlsMode,
-    password: SecretString,
-    ca: TestCa,
-    ca_path: PathBuf,
+    db: DbServer,
 }
 
 impl Postgres {
-    /// Starts a server with a valid certificate. The first start in a test process
-    /// also runs `initdb` into a template datadir (under a second); every server
-    /// then starts from a copy of it.
-    pub fn start(tls: TlsMode) -> anyhow::Result<Postgres> {
-        Self::start_with(tls, ServerCert::Valid)
-    }
-
-    /// Starts a server that presents the given kind of certificate.
-    pub fn start_with(tls: TlsMode, cert: ServerCert) -> anyhow::Result<Postgres> {
-        retry_on_port_clash("PostgreSQL", || Self::try_start(tls, cert))
-    }
-
     fn try_start(tls: TlsMode, cert: ServerCert) -> anyhow::Result<Postgres> {
         let user = os_user("postgres")?;
         let postgres = Path::new(PG_BIN).join("postgres");
@@ -289,13 +267,12 @@ impl Postgres {
         let dir = make_dir("pg", user.as_ref())?;
         let data = dir.join("data");
         let log = dir.join("server.log");
-        let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
-        let ca_path = dir.join("ca.pem");
+        let tls_files = TlsFiles::in_dir(&dir);
         let mut args: Vec<OsString> = vec!["-D".into(), data.clone().into()];
         let settings = [
             ("port", port.to_string()),
             ("listen_addresses", HOST.to_owned()),
-            ("unix_socket_directories", path_str(&dir)?),
+            ("unix_socket_directories", path_str(&dir)?.to_owned()),
             ("password_encryption", "scram-sha-256".to_owned()),
             ("fsync", "off".to_owned()),
             ("full_page_writes", "off".to_owned()),
@@ -308,15 +285,14 @@ impl Postgres {
                 "ssl",
                 if tls == TlsMode::Off { "off" } else { "on" }.to_owned(),
             ),
-            ("ssl_cert_file", path_str(&cert_path)?),
-            ("ssl_key_file", path_str(&key_path)?),
+            ("ssl_cert_file", path_str(&tls_files.cert_path)?.to_owned()),
+            ("ssl_key_file", path_str(&tls_files.key_path)?.to_owned()),
         ];
         for (name, value) in settings {
             args.push("-c".into());
             args.push(format!("{name}={value}").into());
         }
-        let mut server = Server::prepare(dir, log, user.clone(), "QUIT", &postgres, &args)?;
-        let dir = server.dir.clone();
+        let server = prepare_server(dir.clone(), log, user.as_ref(), "QUIT", &postgres, &args)?;
         copy_dir(&template, &data)?;
 
         // Who may connect, and how: only from 127.0.0.1 (and the socket), always
@@ -334,110 +310,55 @@ impl Postgres {
         );
         write_private(&data.join("pg_hba.conf"), &hba, user.as_ref())?;
 
-        let ca = write_tls_files(cert, &ca_path, &cert_path, &key_path, user.as_ref())?;
-
-        server.go()?;
         let pid_file = data.join("postmaster.pid");
-        server.wait_ready(port, || {
-            // The 8th line of postmaster.pid becomes "ready" once the server
-            // accepts connections.
-            fs::read_to_string(&pid_file)
-                .map(|text| text.lines().nth(7).map(str::trim) == Some("ready"))
-                .unwrap_or(false)
-        })?;
+        let db = DbServer::launch(
+            server,
+            port,
+            tls,
+            random_password(),
+            cert,
+            user.as_ref(),
+            || {
+                // The 8th line of postmaster.pid becomes "ready" once the server
+                // accepts connections.
+                fs::read_to_string(&pid_file)
+                    .map(|text| text.lines().nth(7).map(str::trim) == Some("ready"))
+                    .unwrap_or(false)
+            },
+        )?;
 
-        // This server's own admin password, set over the Unix socket (in the 0700
-        // temp dir) with the template's, before anyone else is told the port.
-        let password = random_password();
+        // This server's own admin password (made above), set over the Unix socket
+        // (in the 0700 temp dir) with the template's, before anyone else is told
+        // the port.
         let socket = format!(
             "host={} port={port} user={ADMIN_USER} dbname=postgres",
-            conninfo_quote(&path_str(&dir)?)
+            conninfo_quote(path_str(&dir)?)
         );
         run_psql(
             &socket,
             &template_password,
             &format!(
                 "ALTER ROLE {ADMIN_USER} PASSWORD '{}'",
-                password.expose_secret()
+                db.password.expose_secret()
             ),
         )
         .with_context(|| {
             format!(
                 "setting the admin password; the log ends:\n{}",
-                server.log_tail()
+                db.server.log_tail()
             )
         })?;
-        Ok(Postgres {
-            server,
-            port,
-            tls,
-            password,
-            ca,
-            ca_path,
-        })
+        Ok(Postgres { db })
     }
 
-    pub fn host(&self) -> &str {
-        HOST
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn tls(&self) -> TlsMode {
-        self.tls
-    }
-
-    pub fn admin_user(&self) -> &str {
-        ADMIN_USER
-    }
-
-    pub fn admin_password(&self) -> SecretString {
-        self.password.clone()
-    }
-
-    /// The admin's login: verified TLS, or plaintext when TLS is off.
-    pub fn admin_login(&self) -> ClientLogin {
-        ClientLogin::new(ADMIN_USER, self.admin_password(), self.client_tls())
-    }
-
-    /// Verified TLS against this server's CA, or plaintext when TLS is off.
-    pub fn client_tls(&self) -> ClientTls {
-        match self.tls {
-            TlsMode::Off => ClientTls::Plaintext,
-            _ => ClientTls::Verify(self.ca_path.clone()),
-        }
-    }
-
-    /// The CA that issued the server's certificate.
-    pub fn ca(&self) -> &TestCa {
-        &self.ca
-    }
-
-    pub fn ca_pem(&self) -> String {
-        self.ca.ca_pem()
-    }
-
-    /// The CA certificate's file, for `sslrootcert`.
-    pub fn ca_path(&self) -> &Path {
-        &self.ca_path
-    }
-
-    /// The server's temp dir (removed when the server stops); tests may put files
-    /// in it.
-    pub fn dir(&self) -> &Path {
-        &self.server.dir
-    }
-
-    /// The postmaster's process id.
-    pub fn pid(&self) -> u32 {
-        self.server.pid
-    }
-
-    /// The last lines of the server's log.
-    pub fn log_tail(&self) -> String {
-        self.server.log_tail()
+    db_server_api! {
+        engine: "PostgreSQL",
+        start: "Starts a server with a valid certificate. The first start in a test \
+                process also runs `initdb` into a template datadir (under a second); \
+                every server then starts from a copy of it.",
+        ca_path: "The CA certificate's file, for `sslrootcert`.",
+        pid: "The postmaster's process id.",
+        log_tail: "The last lines of the server's log.",
     }
 
     /// Runs SQL as the admin with psql over TCP (verified TLS unless TLS is off) in
@@ -458,14 +379,14 @@ impl Postgres {
         let tls = match &login.tls {
             ClientTls::Verify(ca) => format!(
                 "sslmode=verify-full sslrootcert={}",
-                conninfo_quote(&path_str(ca)?)
+                conninfo_quote(path_str(ca)?)
             ),
             ClientTls::Unverified => "sslmode=require".to_owned(),
             ClientTls::Plaintext => "sslmode=disable".to_owned(),
         };
         let conninfo = format!(
             "host={HOST} port={} user={} dbname={} {tls}",
-            self.port,
+            self.db.port,
             conninfo_quote(&login.user),
             conninfo_quote(database),
         );
@@ -510,27 +431,10 @@ fn conninfo_quote(value: &str) -> String {
 /// the locked `mariadb.sys`; no root, no anonymous users, no test database.
 /// Dropping it stops the server and removes its temp dir.
 pub struct MariaDb {
-    server: Server,
-    port: u16,
-    tls: TlsMode,
-    password: SecretString,
-    ca: TestCa,
-    ca_path: PathBuf,
+    db: DbServer,
 }
 
 impl MariaDb {
-    /// Starts a server with a valid certificate. The first start in a test process
-    /// also bootstraps the system tables into a template datadir (under a second);
-    /// every server then starts from a copy of it.
-    pub fn start(tls: TlsMode) -> anyhow::Result<MariaDb> {
-        Self::start_with(tls, ServerCert::Valid)
-    }
-
-    /// Starts a server that presents the given kind of certificate.
-    pub fn start_with(tls: TlsMode, cert: ServerCert) -> anyhow::Result<MariaDb> {
-        retry_on_port_clash("MariaDB", || Self::try_start(tls, cert))
-    }
-
     fn try_start(tls: TlsMode, cert: ServerCert) -> anyhow::Result<MariaDb> {
         let user = os_user("mysql")?;
         for tool in [MARIADBD, MARIADB_CLIENT] {
@@ -546,8 +450,7 @@ impl MariaDb {
         let data = dir.join("data");
         let log = dir.join("server.log");
         let init = dir.join("init.sql");
-        let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
-        let ca_path = dir.join("ca.pem");
+        let tls_files = TlsFiles::in_dir(&dir);
         let mut args: Vec<OsString> = vec!["--no-defaults".into()];
         args.extend(
             [
@@ -568,17 +471,17 @@ impl MariaDb {
             .map(OsString::from),
         );
         if tls != TlsMode::Off {
-            args.push(format!("--ssl-ca={}", path_str(&ca_path)?).into());
-            args.push(format!("--ssl-cert={}", path_str(&cert_path)?).into());
-            args.push(format!("--ssl-key={}", path_str(&key_path)?).into());
+            args.push(format!("--ssl-ca={}", path_str(&tls_files.ca_path)?).into());
+            args.push(format!("--ssl-cert={}", path_str(&tls_files.cert_path)?).into());
+            args.push(format!("--ssl-key={}", path_str(&tls_files.key_path)?).into());
         }
         if tls == TlsMode::Required {
             args.push("--require-secure-transport=ON".into());
         }
-        let mut server = Server::prepare(
+        let server = prepare_server(
             dir.clone(),
             log,
-            user.clone(),
+            user.as_ref(),
             "KILL",
             Path::new(MARIADBD),
             &args,
@@ -591,95 +494,32 @@ impl MariaDb {
         let password = random_password();
         write_private(
             &init,
-            &format!(
+            format!(
                 "CREATE USER '{ADMIN_USER}'@'%' IDENTIFIED BY '{}';\n\
                  GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION;\n",
                 password.expose_secret()
             ),
             user.as_ref(),
         )?;
-        let ca = write_tls_files(cert, &ca_path, &cert_path, &key_path, user.as_ref())?;
-
-        server.go()?;
         let log = server.log.clone();
-        server.wait_ready(port, || {
+        let db = DbServer::launch(server, port, tls, password, cert, user.as_ref(), || {
             fs::read_to_string(&log)
                 .map(|text| text.contains("ready for connections"))
                 .unwrap_or(false)
         })?;
         // The password was only needed at start-up.
         let _ = fs::remove_file(&init);
-        Ok(MariaDb {
-            server,
-            port,
-            tls,
-            password,
-            ca,
-            ca_path,
-        })
+        Ok(MariaDb { db })
     }
 
-    pub fn host(&self) -> &str {
-        HOST
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn tls(&self) -> TlsMode {
-        self.tls
-    }
-
-    pub fn admin_user(&self) -> &str {
-        ADMIN_USER
-    }
-
-    pub fn admin_password(&self) -> SecretString {
-        self.password.clone()
-    }
-
-    /// The admin's login: verified TLS, or plaintext when TLS is off.
-    pub fn admin_login(&self) -> ClientLogin {
-        ClientLogin::new(ADMIN_USER, self.admin_password(), self.client_tls())
-    }
-
-    /// Verified TLS against this server's CA, or plaintext when TLS is off.
-    pub fn client_tls(&self) -> ClientTls {
-        match self.tls {
-            TlsMode::Off => ClientTls::Plaintext,
-            _ => ClientTls::Verify(self.ca_path.clone()),
-        }
-    }
-
-    /// The CA that issued the server's certificate.
-    pub fn ca(&self) -> &TestCa {
-        &self.ca
-    }
-
-    pub fn ca_pem(&self) -> String {
-        self.ca.ca_pem()
-    }
-
-    /// The CA certificate's file, for `--ssl-ca`.
-    pub fn ca_path(&self) -> &Path {
-        &self.ca_path
-    }
-
-    /// The server's temp dir (removed when the server stops); tests may put files
-    /// in it.
-    pub fn dir(&self) -> &Path {
-        &self.server.dir
-    }
-
-    /// mariadbd's process id.
-    pub fn pid(&self) -> u32 {
-        self.server.pid
-    }
-
-    /// The last lines of the server's error log.
-    pub fn log_tail(&self) -> String {
-        self.server.log_tail()
+    db_server_api! {
+        engine: "MariaDB",
+        start: "Starts a server with a valid certificate. The first start in a test \
+                process also bootstraps the system tables into a template datadir \
+                (under a second); every server then starts from a copy of it.",
+        ca_path: "The CA certificate's file, for `--ssl-ca`.",
+        pid: "mariadbd's process id.",
+        log_tail: "The last lines of the server's error log.",
     }
 
     /// Runs SQL as the admin with the `mariadb` client over TCP (verified TLS
@@ -703,7 +543,7 @@ impl MariaDb {
                 "--skip-column-names",
             ])
             .arg(format!("--host={HOST}"))
-            .arg(format!("--port={}", self.port))
+            .arg(format!("--port={}", self.db.port))
             .arg(format!("--user={}", login.user))
             .arg("--connect-timeout=10");
         match &login.tls {
@@ -795,19 +635,16 @@ fn mariadb_template(user: Option<&OsUser>) -> anyhow::Result<PathBuf> {
             "--net-buffer-length=16K",
         ])
         .args(mariadb_fast_flags())
-        .stdin(Stdio::piped())
         .stdout(log_file.try_clone()?)
         .stderr(log_file);
-    run_as(&mut command, user, &dir);
-    let mut child = command.spawn().context("starting mariadbd --bootstrap")?;
-    let mut stdin = child.stdin.take().context("mariadbd's stdin")?;
-    let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
+    run_as(&mut command, user, &dir, CLIENT_ENV);
+    let (mut child, writer) = spawn_with_input(&mut command, "mariadbd --bootstrap", sql)?;
     let status = wait_timeout(&mut child, Duration::from_secs(60))?;
     let _ = writer.join();
     match status {
         Some(status) if status.success() => {}
         status => {
-            let tail = tail_lines(&log, 30);
+            let tail = tail_lines(&log, 30, &[]);
             bail!(
                 "bootstrapping MariaDB's system tables failed ({}); its log ends:\n{tail}",
                 status.map_or("timed out after 60 s".to_owned(), |s| s.to_string())
@@ -877,7 +714,7 @@ fn postgres_template(user: Option<&OsUser>) -> anyhow::Result<(PathBuf, SecretSt
             "--no-instructions",
         ])
         .stdin(Stdio::null());
-    run_as(&mut command, user, &dir);
+    run_as(&mut command, user, &dir, CLIENT_ENV);
     let output = command
         .output()
         .with_context(|| format!("running {}", initdb.display()))?;
@@ -892,27 +729,6 @@ fn postgres_template(user: Option<&OsUser>) -> anyhow::Result<(PathBuf, SecretSt
     }
     *template = Some((dir, password.clone(), janitor));
     Ok((data, password))
-}
-
-/// Makes a test CA and writes its certificate, and a server certificate and key
-/// it issued, for the server's user (the key 0600, as PostgreSQL insists).
-fn write_tls_files(
-    cert: ServerCert,
-    ca_path: &Path,
-    cert_path: &Path,
-    key_path: &Path,
-    user: Option<&OsUser>,
-) -> anyhow::Result<TestCa> {
-    let ca = TestCa::new();
-    let (cert_pem, key_pem) = match cert {
-        ServerCert::Valid => ca.server_cert(SERVER_NAMES),
-        ServerCert::Expired => ca.expired_server_cert(SERVER_NAMES),
-    };
-    write_private(ca_path, &ca.ca_pem(), user)?;
-    fs::set_permissions(ca_path, fs::Permissions::from_mode(0o644))?;
-    write_private(cert_path, &cert_pem, user)?;
-    write_private(key_path, &key_pem, user)?;
-    Ok(ca)
 }
 
 /// Copies a template datadir, keeping owners and modes (`cp -a`).
@@ -936,303 +752,35 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------
-// The server process and its wrapper
+// The server process and small helpers
 // ---------------------------------------------------------------------------
 
-/// The wrapper every server runs under. Arguments: the temp dir, the signal that
-/// stops the server, the log file, then the server's command line. It waits for a
-/// "go" line, starts the server, prints its pid, and then reads its stdin to the
-/// end: when this process closes it (drop or exit), it stops the server, waits
-/// for it (SIGKILL after 10 s), and removes the temp dir. If stdin closes before
-/// "go", it only removes the temp dir. The watchdog that sends SIGKILL takes its
-/// `sleep` with it when it is cancelled, so nothing is left behind.
-const WRAPPER: &str = r#"
-dir=$1 sig=$2 log=$3
-shift 3
-if ! read -r _go; then rm -rf "$dir"; exit 0; fi
-"$@" </dev/null >>"$log" 2>&1 &
-pid=$!
-echo "$pid"
-exec >/dev/null 2>&1
-cat
-kill -"$sig" "$pid"
-(
-  sleep 10 &
-  nap=$!
-  trap 'kill "$nap"; wait "$nap"; exit 0' TERM
-  wait "$nap"
-  kill -KILL "$pid"
-) </dev/null &
-watchdog=$!
-wait "$pid"
-kill "$watchdog"
-wait "$watchdog"
-rm -rf "$dir"
-"#;
+/// The prefixes of the environment variables that the engines' servers and
+/// clients read (PGHOST, MYSQL_TCP_PORT, ...): none reaches them from this
+/// process's environment, so a developer's settings cannot redirect them.
+const CLIENT_ENV: &[&str] = &["PG", "MYSQL", "MARIADB"];
 
-struct Server {
+/// Starts the wrapper a database server runs under (see
+/// [`ServerProcess::prepare`]): as the engine's OS user, with [`CLIENT_ENV`]
+/// scrubbed.
+fn prepare_server(
     dir: PathBuf,
     log: PathBuf,
-    wrapper: Child,
-    pid: u32,
-}
-
-impl Server {
-    /// Starts the wrapper, which waits for `go` (or removes `dir` if this handle
-    /// is dropped first).
-    fn prepare(
-        dir: PathBuf,
-        log: PathBuf,
-        user: Option<OsUser>,
-        stop_signal: &str,
-        program: &Path,
-        args: &[OsString],
-    ) -> anyhow::Result<Server> {
-        let mut command = Command::new("sh");
-        command
-            .args(["-c", WRAPPER, "rotor-db-server"])
-            .arg(&dir)
-            .arg(stop_signal)
-            .arg(&log)
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        run_as(&mut command, user.as_ref(), &dir);
-        let wrapper = match command.spawn() {
-            Ok(wrapper) => wrapper,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(e).context("starting sh");
-            }
-        };
-        Ok(Server {
-            dir,
-            log,
-            wrapper,
-            pid: 0,
-        })
-    }
-
-    /// Starts the server; learns its pid.
-    fn go(&mut self) -> anyhow::Result<()> {
-        let stdin = self.wrapper.stdin.as_mut().context("the wrapper's stdin")?;
-        stdin
-            .write_all(b"go\n")
-            .and_then(|()| stdin.flush())
-            .context("starting the server")?;
-        let stdout = self.wrapper.stdout.take().context("the wrapper's stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .context("reading the server's pid")?;
-        self.pid = line
-            .trim()
-            .parse()
-            .with_context(|| format!("the wrapper printed {line:?} instead of a pid"))?;
-        Ok(())
-    }
-
-    /// Waits until `ready()` holds and the port accepts TCP connections; fails
-    /// with the log's tail if the server exits or does not get there in time.
-    fn wait_ready(&mut self, port: u16, ready: impl Fn() -> bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if !self.server_alive() {
-                bail!(
-                    "the server exited during start-up; its log ends:\n{}",
-                    self.log_tail()
-                );
-            }
-            let address = SocketAddr::from(([127, 0, 0, 1], port));
-            if ready() && TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the server did not accept connections on {HOST}:{port} within {} s; its log ends:\n{}",
-                    READY_TIMEOUT.as_secs(),
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(15));
-        }
-    }
-
-    /// Whether the server process runs (not gone, not a zombie).
-    fn server_alive(&mut self) -> bool {
-        if matches!(self.wrapper.try_wait(), Ok(Some(_))) {
-            return false;
-        }
-        process_alive(self.pid)
-    }
-
-    fn log_tail(&self) -> String {
-        tail_lines(&self.log, 40)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Closing the wrapper's stdin stops the server and removes the temp dir.
-        drop(self.wrapper.stdin.take());
-        let _ = self.wrapper.wait();
-        if self.dir.exists() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// Whether `pid` is a live process (Linux: /proc; a zombie counts as dead).
-pub fn process_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses.
-        Ok(stat) => match stat.rfind(')') {
-            Some(end) => !matches!(stat[end + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
-
-/// Runs `attempt` again (up to a few times) when the server could not bind its
-/// port because another process took it between our check and its bind.
-fn retry_on_port_clash<T>(
-    engine: &str,
-    attempt: impl Fn() -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let mut n = 1;
-    loop {
-        match attempt() {
-            Ok(server) => return Ok(server),
-            Err(e) if n < START_ATTEMPTS && format!("{e:#}").contains("Address already in use") => {
-                n += 1;
-            }
-            Err(e) => return Err(e).with_context(|| format!("starting a test {engine} server")),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Small helpers
-// ---------------------------------------------------------------------------
-
-/// The OS user a server runs as, when this process is root.
-#[derive(Clone, Debug)]
-struct OsUser {
-    uid: u32,
-    gid: u32,
-}
-
-/// `name`'s uid and gid when this process runs as root (the servers refuse root),
-/// None otherwise (the servers then run as the current user).
-fn os_user(name: &str) -> anyhow::Result<Option<OsUser>> {
-    static ROOT: OnceLock<bool> = OnceLock::new();
-    let root = *ROOT.get_or_init(|| {
-        fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            })
-            .unwrap_or(false)
-    });
-    if !root {
-        return Ok(None);
-    }
-    let passwd = fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
-    for line in passwd.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() > 3 && fields[0] == name {
-            return Ok(Some(OsUser {
-                uid: fields[2].parse().context("a uid in /etc/passwd")?,
-                gid: fields[3].parse().context("a gid in /etc/passwd")?,
-            }));
-        }
-    }
-    bail!(
-        "this process runs as root and there is no `{name}` OS user to run the server as; install the server package (scripts/setup.sh does)"
-    )
-}
-
-/// Makes `command` run as `user` (if any) in `dir`, with a neutral environment.
-fn run_as(command: &mut Command, user: Option<&OsUser>, dir: &Path) {
-    scrub_env(command, &["PG", "MYSQL", "MARIADB"]);
-    command
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("LC_ALL", "C.UTF-8");
-    if let Some(user) = user {
-        // std clears the supplementary groups when a root process sets the uid.
-        command.uid(user.uid).gid(user.gid);
-    }
-}
-
-/// Removes inherited environment variables with these prefixes (PGHOST,
-/// MYSQL_TCP_PORT, ...) so a developer's settings cannot redirect a client.
-fn scrub_env(command: &mut Command, prefixes: &[&str]) {
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if prefixes.iter().any(|p| text.starts_with(p)) {
-            command.env_remove(&name);
-        }
-    }
-}
-
-/// A new 0700 temp dir owned by `user`.
-fn make_dir(kind: &str, user: Option<&OsUser>) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "rotor-{kind}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    ));
-    fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-    if let Err(e) = chown(&dir, user) {
-        let _ = fs::remove_dir_all(&dir);
-        return Err(e);
-    }
-    Ok(dir)
-}
-
-fn chown(path: &Path, user: Option<&OsUser>) -> anyhow::Result<()> {
-    if let Some(user) = user {
-        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
-            .with_context(|| format!("chown {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Writes a 0600 file owned by `user`.
-fn write_private(path: &Path, contents: &str, user: Option<&OsUser>) -> anyhow::Result<()> {
-    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    chown(path, user)
-}
-
-fn path_str(path: &Path) -> anyhow::Result<String> {
-    path.to_str()
-        .map(str::to_owned)
-        .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((HOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn tail_lines(path: &Path, lines: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(no log at {}: {e})", path.display()),
-    }
+    user: Option<&OsUser>,
+    stop_signal: &str,
+    program: &Path,
+    args: &[OsString],
+) -> anyhow::Result<ServerProcess> {
+    let command = ServerCommand {
+        name: "rotor-db-server",
+        program,
+        args,
+        stop_signal,
+        user,
+        scrub_env: CLIENT_ENV,
+        log_noise: &[],
+    };
+    ServerProcess::prepare(dir, log, &command)
 }
 
 fn wait_timeout(
@@ -1257,15 +805,8 @@ fn wait_timeout(
 /// and no password in one, shows in `ps`); its stdout on success, an error with
 /// its stderr otherwise.
 fn run_client(name: &str, mut command: Command, sql: &str) -> anyhow::Result<String> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let input = format!("{sql}\n");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (mut child, writer) = spawn_with_input(&mut command, name, format!("{sql}\n"))?;
     let read_all = |mut from: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod db;
 pub mod demo;
 pub mod function;
+mod local_server;
 pub mod moto;
 pub mod oauth_server;
 pub mod provider_emulator;

@@ -57,12 +57,10 @@
 //!   for good (401, then 401 at its own URI too).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -70,7 +68,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
-use crate::db::{HOST, SERVER_NAMES, TestCa, process_alive};
+use crate::db::{HOST, TestCa};
+use crate::local_server::{
+    ServerCert, ServerCommand, ServerProcess, TlsFiles, free_port, make_dir, path_str,
+    retry_on_port_clash, spawn_with_input, write_private,
+};
 
 /// glewlwyd's binary (Debian package `glewlwyd`).
 pub const GLEWLWYD: &str = "/usr/bin/glewlwyd";
@@ -91,10 +93,6 @@ pub const CLIENT_SCOPE: &str = "rotor";
 /// The redirect URI registrations carry, because glewlwyd requires one.
 pub const REDIRECT_URI: &str = "https://rotor.invalid/callback";
 
-/// How long the server may take to answer its discovery document.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often `start` retries when another process took the free port first.
-const START_ATTEMPTS: usize = 4;
 /// The limit of every request the helpers send.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -208,7 +206,7 @@ impl HttpReply {
 
 /// A running glewlwyd. Dropping it stops the server and removes its temp dir.
 pub struct OAuthServer {
-    process: Process,
+    process: ServerProcess,
     port: u16,
     ca: TestCa,
     ca_path: PathBuf,
@@ -220,19 +218,7 @@ impl OAuthServer {
     /// Starts a server and waits until its discovery document answers over
     /// HTTPS. It blocks (no async runtime needed, and none disturbed).
     pub fn start() -> anyhow::Result<OAuthServer> {
-        let mut attempt = 1;
-        loop {
-            match Self::try_start() {
-                Ok(server) => return Ok(server),
-                Err(e)
-                    if attempt < START_ATTEMPTS
-                        && format!("{e:#}").contains("Address already in use") =>
-                {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e).context("starting a test OAuth server (glewlwyd)"),
-            }
-        }
+        retry_on_port_clash("a test OAuth server (glewlwyd)", Self::try_start)
     }
 
     fn try_start() -> anyhow::Result<OAuthServer> {
@@ -243,16 +229,31 @@ impl OAuthServer {
         }
         let template = database_template()?;
         let port = free_port()?;
-        let dir = make_dir("oauth")?;
+        let dir = make_dir("oauth", None)?;
         // From here on the wrapper owns the dir: dropping `process` removes it.
         let log = dir.join("server.log");
         let config = dir.join("glewlwyd.conf");
-        let mut process = Process::prepare(dir.clone(), log, &config)?;
+        let mut process = ServerProcess::prepare(
+            dir.clone(),
+            log,
+            &ServerCommand {
+                name: "rotor-oauth-server",
+                program: Path::new(GLEWLWYD),
+                args: &[format!("--config-file={}", path_str(&config)?).into()],
+                // Its state is a SQLite file that goes with its temp dir.
+                stop_signal: "KILL",
+                user: None,
+                scrub_env: &[],
+                // glewlwyd logs each endpoint as it adds it and again as it
+                // removes it, which would bury the error of a failed start.
+                log_noise: &["INFO: Add endpoint ", "INFO: Remove endpoint "],
+            },
+        )?;
 
         let base = format!("https://{HOST}:{port}");
         let issuer = format!("{base}/api/{PLUGIN}");
         let database = dir.join("glewlwyd.db");
-        write_private(&database, &template)?;
+        write_private(&database, template.as_slice(), None)?;
         let api_key = SecretString::from(random_hex());
         run_sqlite(
             &database,
@@ -267,20 +268,22 @@ impl OAuthServer {
             ),
         )?;
 
-        let ca = TestCa::new();
-        let (cert_pem, key_pem) = ca.server_cert(SERVER_NAMES);
-        let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
-        let ca_path = dir.join("ca.pem");
-        write_private(&cert_path, cert_pem.as_bytes())?;
-        write_private(&key_path, key_pem.as_bytes())?;
-        write_private(&ca_path, ca.ca_pem().as_bytes())?;
-        fs::set_permissions(&ca_path, fs::Permissions::from_mode(0o644))?;
+        let tls_files = TlsFiles::in_dir(&dir);
+        let ca = tls_files.write(ServerCert::Valid, None)?;
 
         let no_modules = dir.join("no-modules");
         fs::create_dir(&no_modules).context("creating an empty module dir")?;
         write_private(
             &config,
-            server_config(port, &base, &database, &cert_path, &key_path, &no_modules)?.as_bytes(),
+            server_config(
+                port,
+                &base,
+                &database,
+                &tls_files.cert_path,
+                &tls_files.key_path,
+                &no_modules,
+            )?,
+            None,
         )?;
 
         let http = reqwest::Client::builder()
@@ -297,12 +300,12 @@ impl OAuthServer {
 
         process.go()?;
         let discovery = format!("{issuer}/.well-known/openid-configuration");
-        process.wait_ready(port, &http, &discovery, &issuer)?;
+        wait_ready(&mut process, &http, &discovery, &issuer)?;
         Ok(OAuthServer {
             process,
             port,
             ca,
-            ca_path,
+            ca_path: tls_files.ca_path,
             api_key,
             http,
         })
@@ -726,7 +729,7 @@ fn database_template() -> anyhow::Result<Arc<Vec<u8>>> {
     }
     let init = fs::read_to_string(INIT_SQL)
         .with_context(|| format!("reading {INIT_SQL}: install glewlwyd (scripts/setup.sh does)"))?;
-    let dir = make_dir("oauth-template")?;
+    let dir = make_dir("oauth-template", None)?;
     let database = dir.join("glewlwyd.db");
     let made = run_sqlite(
         &database,
@@ -747,18 +750,14 @@ fn database_template() -> anyhow::Result<Arc<Vec<u8>>> {
 
 /// Runs SQL with the SQLite CLI (stop at the first error), from stdin.
 fn run_sqlite(database: &Path, sql: &str) -> anyhow::Result<()> {
-    let mut child = Command::new(SQLITE3)
+    let mut command = Command::new(SQLITE3);
+    command
         .arg("-bail")
         .arg("-batch")
         .arg(database)
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {SQLITE3}"))?;
-    let mut stdin = child.stdin.take().context("sqlite3's stdin")?;
-    let input = sql.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        .stderr(Stdio::piped());
+    let (child, writer) = spawn_with_input(&mut command, SQLITE3, sql.to_owned())?;
     let output = child.wait_with_output().context("running sqlite3")?;
     let _ = writer.join();
     if !output.status.success() {
@@ -771,167 +770,47 @@ fn run_sqlite(database: &Path, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// The server process and its wrapper
-// ---------------------------------------------------------------------------
-
-/// The wrapper glewlwyd runs under (as in `db.rs`). Arguments: the temp dir, the
-/// log file, then glewlwyd's command line. It waits for a "go" line, starts
-/// glewlwyd, prints its pid, and then reads its stdin to the end: when this
-/// process closes it (drop or exit), it kills glewlwyd, waits for it and removes
-/// the temp dir. If stdin closes before "go", it only removes the temp dir.
-const WRAPPER: &str = r#"
-dir=$1 log=$2
-shift 2
-if ! read -r _go; then rm -rf "$dir"; exit 0; fi
-"$@" </dev/null >>"$log" 2>&1 &
-pid=$!
-echo "$pid"
-exec >/dev/null 2>&1
-cat
-kill -KILL "$pid"
-wait "$pid"
-rm -rf "$dir"
-"#;
-
-struct Process {
-    dir: PathBuf,
-    log: PathBuf,
-    wrapper: Child,
-    pid: u32,
-}
-
-impl Process {
-    /// Starts the wrapper, which waits for `go` (or removes `dir` if this handle
-    /// is dropped first).
-    fn prepare(dir: PathBuf, log: PathBuf, config: &Path) -> anyhow::Result<Process> {
-        let mut command = Command::new("sh");
-        command
-            .args(["-c", WRAPPER, "rotor-oauth-server"])
-            .arg(&dir)
-            .arg(&log)
-            .arg(GLEWLWYD)
-            .arg(format!("--config-file={}", path_str(config)?))
-            .current_dir(&dir)
-            .env("HOME", &dir)
-            .env("LC_ALL", "C.UTF-8")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let wrapper = match command.spawn() {
-            Ok(wrapper) => wrapper,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(e).context("starting sh");
-            }
-        };
-        Ok(Process {
-            dir,
-            log,
-            wrapper,
-            pid: 0,
-        })
-    }
-
-    /// Starts glewlwyd; learns its pid.
-    fn go(&mut self) -> anyhow::Result<()> {
-        let stdin = self.wrapper.stdin.as_mut().context("the wrapper's stdin")?;
-        stdin
-            .write_all(b"go\n")
-            .and_then(|()| stdin.flush())
-            .context("starting glewlwyd")?;
-        let stdout = self.wrapper.stdout.take().context("the wrapper's stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .context("reading glewlwyd's pid")?;
-        self.pid = line
-            .trim()
-            .parse()
-            .with_context(|| format!("the wrapper printed {line:?} instead of a pid"))?;
-        Ok(())
-    }
-
-    /// Waits until the discovery document answers 200 over HTTPS verified against
-    /// this server's CA, with this server's issuer. A TCP connection alone would
-    /// not do: glewlwyd logs "started" before it binds, and another process may
-    /// hold the port. The requests run on a runtime of their own, in a thread of
-    /// their own, so that this works inside or outside a Tokio runtime.
-    fn wait_ready(
-        &mut self,
-        port: u16,
-        http: &reqwest::Client,
-        discovery: &str,
-        issuer: &str,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let pid = self.pid;
-        let answered = std::thread::scope(|scope| {
-            scope
-                .spawn(|| -> anyhow::Result<bool> {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .context("building a Tokio runtime for the readiness probe")?;
+/// Waits until the discovery document answers 200 over HTTPS verified against
+/// this server's CA, with this server's issuer. A TCP connection alone would
+/// not do: glewlwyd logs "started" before it binds, and another process may
+/// hold the port. The requests run on a runtime of their own, in a thread of
+/// their own, so that this works inside or outside a Tokio runtime.
+fn wait_ready(
+    process: &mut ServerProcess,
+    http: &reqwest::Client,
+    discovery: &str,
+    issuer: &str,
+) -> anyhow::Result<()> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("building a Tokio runtime for the readiness probe")?;
+                process.wait_until(&format!("answer {discovery}"), || {
                     runtime.block_on(async {
-                        loop {
-                            if !process_alive(pid) {
-                                return Ok(false);
+                        let probe = http
+                            .get(discovery)
+                            .timeout(Duration::from_secs(2))
+                            .send()
+                            .await;
+                        if let Ok(response) = probe
+                            && response.status().as_u16() == 200
+                            && let Ok(document) = response.json::<Value>().await
+                        {
+                            if document["issuer"] == issuer {
+                                return Ok(true);
                             }
-                            let probe = http
-                                .get(discovery)
-                                .timeout(Duration::from_secs(2))
-                                .send()
-                                .await;
-                            if let Ok(response) = probe
-                                && response.status().as_u16() == 200
-                                && let Ok(document) = response.json::<Value>().await
-                            {
-                                if document["issuer"] == issuer {
-                                    return Ok(true);
-                                }
-                                bail!("{discovery} names another issuer: {}", document["issuer"]);
-                            }
-                            if Instant::now() > deadline {
-                                bail!(
-                                    "glewlwyd did not answer {discovery} within {} s",
-                                    READY_TIMEOUT.as_secs()
-                                );
-                            }
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            bail!("{discovery} names another issuer: {}", document["issuer"]);
                         }
+                        Ok(false)
                     })
                 })
-                .join()
-                .unwrap_or_else(|_| bail!("the readiness probe panicked"))
-        });
-        match answered {
-            Ok(true) => Ok(()),
-            Ok(false) => bail!(
-                "glewlwyd exited during start-up (port {port}); its log ends:\n{}",
-                self.log_tail()
-            ),
-            Err(e) => Err(e).with_context(|| format!("its log ends:\n{}", self.log_tail())),
-        }
-    }
-
-    /// The last 40 lines of the log, without the lines that list endpoints
-    /// (glewlwyd logs each one as it adds it and again as it removes it, which
-    /// would bury the error of a failed start).
-    fn log_tail(&self) -> String {
-        tail_lines(&self.log, 40)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // Closing the wrapper's stdin stops glewlwyd and removes the temp dir.
-        drop(self.wrapper.stdin.take());
-        let _ = self.wrapper.wait();
-        if self.dir.exists() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("the readiness probe panicked"))
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -942,29 +821,6 @@ impl Drop for Process {
 /// keys must be 32 characters long.
 fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// A new 0700 temp dir.
-fn make_dir(kind: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "rotor-{kind}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    ));
-    fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-    Ok(dir)
-}
-
-/// Writes a 0600 file.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    Ok(())
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// A libconfig string literal.
@@ -1009,29 +865,6 @@ fn percent_encode(value: &str, space_as_plus: bool) -> String {
         }
     }
     out
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind((HOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn tail_lines(path: &Path, lines: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text
-                .lines()
-                .filter(|line| {
-                    !line.contains("INFO: Add endpoint ")
-                        && !line.contains("INFO: Remove endpoint ")
-                })
-                .collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(no log at {}: {e})", path.display()),
-    }
 }
 
 #[cfg(test)]
