@@ -639,3 +639,45 @@ async fn mariadb_accounts_on_a_specific_host() {
         }
     }
 }
+
+/// A server whose certificate has expired is refused, on both engines, and the
+/// password stays as it was.
+#[tokio::test]
+async fn an_expired_server_certificate_is_refused() {
+    use rotor_tests::db::ServerCert;
+    let store = moto_store();
+    let servers = [
+        Db::Postgres(Postgres::start_with(TlsMode::Required, ServerCert::Expired).unwrap()),
+        Db::MariaDb(MariaDb::start_with(TlsMode::Required, ServerCert::Expired).unwrap()),
+    ];
+    for db in &servers {
+        let old = random_password();
+        // The admin's client connects without verifying the certificate, to set up the user.
+        let admin = ClientLogin::new(&db.admin_user(), db.admin_password(), ClientTls::Unverified);
+        let create = format!("CREATE USER app PASSWORD '{}'", old.expose_secret());
+        match db {
+            Db::Postgres(pg) => pg.psql_with(&admin, "postgres", &create).map(drop),
+            Db::MariaDb(maria) => maria
+                .sql_with(&admin, &create.replace("PASSWORD", "IDENTIFIED BY"))
+                .map(drop),
+        }
+        .unwrap();
+        let function = function(db, "single", &[]).await;
+        let t = token();
+        let arn = staged_secret(&store, &db.secret("app", &old, json!({})), &[], &t).await;
+        let run = rotate(&store, &function, &options(&arn, &t)).await.unwrap();
+        let failed = run.steps.last().unwrap();
+        assert_eq!(failed.step.as_str(), "setSecret", "{}", db.engine());
+        let (kind, message) = failed.result.as_ref().unwrap_err();
+        assert_eq!(kind, "NotRetryable.Target", "{message}");
+        assert!(
+            message.contains("TLS failed") && message.to_ascii_lowercase().contains("expired"),
+            "{message}"
+        );
+        assert!(
+            value(&store, &arn, AWSCURRENT)
+                .await
+                .is_some_and(|v| v.expose_secret().contains(old.expose_secret()))
+        );
+    }
+}
