@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what rotor's demo and tests need on a fresh machine, idempotently:
-# the Rust components (rustfmt, clippy), a Python venv with moto's server, and,
-# when missing, the PostgreSQL 15 and MariaDB packages the database tests use
-# and the glewlwyd package the OAuth tests use.
+# the Rust components (rustfmt, clippy) and the aarch64 target, a Python venv
+# with moto's server, cargo-lambda and Zig, the template's checkers (SAM CLI,
+# cfn-lint, checkov) in venvs under .venv-iac, and, when missing, the
+# PostgreSQL 15 and MariaDB packages the database tests use and the glewlwyd
+# package the OAuth tests use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,6 +39,34 @@ fi
 if [ ! -x "$venv/bin/cargo-lambda" ]; then
   say "installing cargo-lambda into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda>=1.8,<2'
+fi
+
+# sam build cross-compiles the functions for arm64 (Graviton): cargo-lambda links
+# with Zig (PyPI's ziglang), and rustc needs the aarch64 standard library.
+if ! "$venv/bin/python" -c 'import ziglang' >/dev/null 2>&1; then
+  say "installing ziglang into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ziglang>=0.13,<0.18'
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || {
+    say "installing the Rust target aarch64-unknown-linux-gnu"
+    rustup target add aarch64-unknown-linux-gnu
+  }
+fi
+
+# The template's tools (scripts/check-template.sh): SAM CLI with cfn-lint, and
+# checkov. Each pins boto3 to a series that the other, and moto above, refuse,
+# so each gets a venv of its own under .venv-iac.
+iac="$root/.venv-iac"
+if [ ! -x "$iac/sam/bin/sam" ] || [ ! -x "$iac/sam/bin/cfn-lint" ]; then
+  say "installing aws-sam-cli and cfn-lint into $iac/sam"
+  [ -x "$iac/sam/bin/python" ] || python3 -m venv "$iac/sam"
+  "$iac/sam/bin/pip" install --quiet --disable-pip-version-check 'aws-sam-cli>=1.170,<2' 'cfn-lint>=1.52,<2'
+fi
+if [ ! -x "$iac/checkov/bin/checkov" ]; then
+  say "installing checkov into $iac/checkov"
+  [ -x "$iac/checkov/bin/python" ] || python3 -m venv "$iac/checkov"
+  "$iac/checkov/bin/pip" install --quiet --disable-pip-version-check 'checkov>=3.3,<4'
 fi
 
 # Debian packages are installed as root (or with sudo), and only the packages are

@@ -12,6 +12,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+"$root/scripts/check-template.sh" # cfn-lint, sam validate, checkov, events/, sam build of every function (arm64)
 echo "==> building the function binaries the integration tests run"
 cargo build --workspace --bins --locked
 echo "==> cargo test"
