@@ -216,6 +216,11 @@ pub const CLONE_SUFFIX: &str = "_clone";
 /// name limit (counted in characters for MySQL and MariaDB, bytes for PostgreSQL).
 pub fn alternate_username(current: &str, limit: usize, engine: Engine) -> Result<String, String> {
     if let Some(base) = current.strip_suffix(CLONE_SUFFIX) {
+        if base.is_empty() {
+            return Err(format!(
+                "the user name {current:?} has no original user before {CLONE_SUFFIX:?}; alternating users need a name such as app and app{CLONE_SUFFIX}"
+            ));
+        }
         return Ok(base.to_owned());
     }
     let clone = format!("{current}{CLONE_SUFFIX}");
@@ -355,5 +360,7 @@ mod tests {
         assert!(alternate_username(&"é".repeat(28), 63, Engine::Postgres).is_ok());
         assert!(alternate_username(&"é".repeat(29), 63, Engine::Postgres).is_err());
         assert_eq!(base_username("x_clone"), "x");
+        // Found by reading the fuzz target: an empty original user is refused.
+        assert!(alternate_username("_clone", 16, Engine::MySql).is_err());
     }
 }
