@@ -16,6 +16,9 @@
 //! only the function, reaches moto through a counting proxy that tallies its
 //! Secrets Manager calls by `X-Amz-Target`; rotor's own staging calls go to moto
 //! directly. No secret value is ever printed.
+//!
+//! `fleet` is different: it measures `rotation-scheduler`, not a rotation
+//! function. See [`run_fleet`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -36,7 +39,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString, Step};
 use serde_json::Value;
@@ -59,6 +62,9 @@ pub enum Target {
     /// rds-rotation, single user: a MariaDB 10.11 user on a throwaway server (TLS required).
     #[value(name = "rds-mariadb")]
     RdsMariaDb,
+    /// rotation-scheduler: one run starting rotations for a fleet of due secrets
+    /// (1,000 by default) at `--rate` a second.
+    Fleet,
 }
 
 impl Target {
@@ -67,6 +73,7 @@ impl Target {
         match self {
             Target::Generic => "generic-rotation",
             Target::RdsPostgres | Target::RdsMariaDb => "rds-rotation",
+            Target::Fleet => "rotation-scheduler",
         }
     }
 }
@@ -82,6 +89,10 @@ pub struct BenchOptions {
     pub runs: u32,
     /// The command line, as printed with the results.
     pub command_line: String,
+    /// fleet: how many secrets.
+    pub secrets: u32,
+    /// fleet: the scheduler's `RATE_PER_SECOND`.
+    pub rate: f64,
 }
 
 /// One secret the runs rotate (runs take the kinds in turn).
@@ -233,7 +244,7 @@ impl Database {
         Ok(match target {
             Target::RdsPostgres => Database::Postgres(Postgres::start(TlsMode::Required)?),
             Target::RdsMariaDb => Database::MariaDb(MariaDb::start(TlsMode::Required)?),
-            Target::Generic => bail!("the generic target has no database"),
+            Target::Generic | Target::Fleet => bail!("this target has no database"),
         })
     }
 
@@ -327,6 +338,9 @@ struct Run {
 /// Runs the benchmark and returns the Markdown report; fails if any run's
 /// rotation did not complete.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
+    if options.target == Target::Fleet {
+        return run_fleet(options).await;
+    }
     ensure!(options.runs > 0, "--runs must be at least 1");
     let binary_size = std::fs::metadata(&options.function)
         .with_context(|| {
@@ -675,12 +689,393 @@ fn moto_version() -> String {
         .unwrap_or_else(|| "(version unknown)".into())
 }
 
+/// The tag that puts a secret in the benchmark's fleet: `TAG_FILTER`.
+const FLEET_FILTER: &str = "rotor:fleet=bench";
+/// The scheduler's default `POLICY_TAG`, and every secret's policy.
+const FLEET_POLICY_TAG: (&str, &str) = ("rotor:rotation-policy", "30d");
+/// How long ago, by moto's shifted clock, the secrets were created: 31 days, so
+/// that a 30-day policy makes every one of them due.
+const FLEET_AGE_SECS: i64 = 31 * 86_400;
+/// The scheduler's `MAX_CONCURRENCY`.
+const FLEET_CONCURRENCY: usize = 4;
+/// A rotation function that exists nowhere: moto's RotateSecret then stages
+/// AWSPENDING and answers ResourceNotFoundException (see tests/scheduler.rs).
+const FLEET_NOWHERE: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:rotor-bench-fleet-nowhere";
+/// The invocation's timeout, Lambda's maximum.
+const FLEET_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// moto with a clock rotor can move, as in tests/scheduler.rs: secrets created
+/// while it is set back have a CreatedDate in the past. ListSecretVersionIds
+/// answers with each version's real creation time, as AWS does (moto's own
+/// gives the current time), which the scheduler's hourly limit counts.
+const SHIFTED_MOTO: &str = r#"
+import json, os, sys, time
+
+from moto.server import ThreadedMotoServer
+import moto.secretsmanager.models as models
+
+
+class ShiftedClock:
+    offset = 0
+
+    @staticmethod
+    def time():
+        return time.time() + ShiftedClock.offset
+
+
+models.time = ShiftedClock
+_list_versions = models.SecretsManagerBackend.list_secret_version_ids
+
+
+def list_secret_version_ids(self, secret_id):
+    answer = json.loads(_list_versions(self, secret_id))
+    versions = self.secrets[secret_id].versions
+    for entry in answer["Versions"]:
+        entry["CreatedDate"] = versions[entry["VersionId"]]["createdate"]
+    return json.dumps(answer)
+
+
+models.SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
+
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+for line in sys.stdin:
+    command, _, argument = line.strip().partition(" ")
+    if command == "offset":
+        ShiftedClock.offset = int(argument)
+        print("ok", flush=True)
+server.stop()
+os._exit(0)
+"#;
+
+/// A moto server whose clock can be shifted; killed when dropped.
+struct ShiftedMoto {
+    endpoint: String,
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for ShiftedMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ShiftedMoto {
+    fn start() -> anyhow::Result<ShiftedMoto> {
+        use std::io::BufRead as _;
+        use std::process::{Command, Stdio};
+        let python = std::env::var_os("ROTOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+        ensure!(
+            python.exists(),
+            "{} is missing: run scripts/setup.sh to install moto's server",
+            python.display()
+        );
+        let mut child = Command::new(&python)
+            .args(["-c", SHIFTED_MOTO])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting moto with {}", python.display()))?;
+        let stdin = child.stdin.take().context("moto's stdin")?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().context("moto's stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line).context("reading moto's port")?;
+        let port: u16 = match line.trim().parse() {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("moto printed {line:?} instead of its port; run scripts/setup.sh");
+            }
+        };
+        Ok(ShiftedMoto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Sets moto's clock to the real time plus `offset` seconds.
+    fn set_clock(&mut self, offset: i64) -> anyhow::Result<()> {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.stdin, "offset {offset}").context("writing to moto")?;
+        self.stdin.flush().context("writing to moto")?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .context("reading moto's answer")?;
+        ensure!(
+            line.trim() == "ok",
+            "moto did not shift its clock: {line:?}"
+        );
+        Ok(())
+    }
+}
+
+/// The `fleet` target: `options.secrets` secrets, all due, and one run of the
+/// real `rotation-scheduler` over the Runtime API at `RATE_PER_SECOND =
+/// options.rate` with `MAX_CONCURRENCY=4`, reaching moto through the counting
+/// proxy. What "started" means is as in tests/scheduler.rs: the rotation
+/// function named in `ROTATION_LAMBDA_ARN` exists nowhere, so moto's
+/// RotateSecret stages the new version as AWSPENDING and answers
+/// ResourceNotFoundException; the scheduler sees the version staged and reports
+/// the rotation started, with a note. Afterwards rotor checks, in moto, that each
+/// reported version really is AWSPENDING. Fails only if the run could not be
+/// made; failures of the scheduler are reported, not raised.
+pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
+    ensure!(options.secrets > 0, "--secrets must be at least 1");
+    ensure!(
+        options.rate.is_finite() && options.rate > 0.0,
+        "--rate must be a positive number"
+    );
+    let binary_size = std::fs::metadata(&options.function)
+        .with_context(|| {
+            format!(
+                "{} (build it with cargo build --release -p rotation-scheduler)",
+                options.function.display()
+            )
+        })?
+        .len();
+
+    let mut moto = ShiftedMoto::start()?;
+    let store = AwsStore::new(crate::moto::local_client(&moto.endpoint));
+    let (fleet_key, fleet_value) = FLEET_FILTER.split_once('=').unwrap_or((FLEET_FILTER, ""));
+    let tags = [(fleet_key, fleet_value), FLEET_POLICY_TAG];
+    moto.set_clock(-FLEET_AGE_SECS)?;
+    let creating = Instant::now();
+    for i in 0..options.secrets {
+        let name = format!("bench/fleet/secret-{i:04}");
+        let value = SecretString::from(format!("fleet-{}", uuid::Uuid::new_v4().simple()));
+        store
+            .create_secret(&name, &value, &tags)
+            .await
+            .with_context(|| format!("creating {name}"))?;
+        if (i + 1) % 250 == 0 || i + 1 == options.secrets {
+            eprintln!(
+                "rotor bench: created {}/{} secrets ({:.1} s)",
+                i + 1,
+                options.secrets,
+                creating.elapsed().as_secs_f64()
+            );
+        }
+    }
+    moto.set_clock(0)?;
+
+    let proxy = CountingProxy::start(&moto.endpoint).await?;
+    let mut env = local_env(proxy.endpoint());
+    for (name, value) in [
+        ("TAG_FILTER", FLEET_FILTER.to_owned()),
+        ("RATE_PER_SECOND", options.rate.to_string()),
+        ("MAX_CONCURRENCY", FLEET_CONCURRENCY.to_string()),
+        ("ROTATION_LAMBDA_ARN", FLEET_NOWHERE.to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()),
+    ] {
+        env.push((name.to_owned(), value));
+    }
+    let function = LocalFunction::start(&options.function, &env).await?;
+    proxy.reset();
+    eprintln!(
+        "rotor bench: invoking rotation-scheduler ({} secrets at {} a second)",
+        options.secrets, options.rate
+    );
+    let invocation = match function.invoke(&serde_json::json!({}), FLEET_TIMEOUT).await {
+        Ok(invocation) => invocation,
+        Err(error) => bail!("{error}\nthe function's output:\n{}", function.output()),
+    };
+    let calls = proxy.take();
+    let window = proxy.rotate_window();
+    let pid = function.pid().context("the function process has exited")?;
+    let peak_rss_kb = peak_rss_kb(pid)?;
+    drop(function);
+    ensure!(
+        proxy.failures() == 0,
+        "the counting proxy failed to forward {} request(s) to moto",
+        proxy.failures()
+    );
+    let report = match invocation.outcome {
+        crate::runtime_api::Outcome::Response(report) => report,
+        crate::runtime_api::Outcome::Error {
+            error_type,
+            error_message,
+        } => bail!("the scheduler's run failed: {error_type}: {error_message}"),
+    };
+    let list = |name: &str| report[name].as_array().cloned().unwrap_or_default();
+    let (started, skipped, failed) = (list("started"), list("skipped"), list("failed"));
+    let selected = report["selected"].as_u64().unwrap_or(0);
+    let retries = report["retries"].as_u64().unwrap_or(0);
+
+    // The ground truth: each reported version is AWSPENDING in moto.
+    let mut staged = 0usize;
+    for entry in &started {
+        let (Some(arn), Some(version)) = (entry["secret"].as_str(), entry["version"].as_str())
+        else {
+            continue;
+        };
+        let described = store
+            .describe(arn)
+            .await
+            .with_context(|| format!("describing {arn}"))?;
+        if described.versions.has_label(version, AWSPENDING) {
+            staged += 1;
+        }
+    }
+    let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
+    for entry in &skipped {
+        *reasons
+            .entry(entry["reason"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+    }
+    let failures = failed.len() + (started.len() - staged);
+    eprintln!(
+        "rotor bench: started {} (AWSPENDING verified: {staged}), skipped {}, failed {}",
+        started.len(),
+        skipped.len(),
+        failed.len()
+    );
+
+    let wall = invocation.duration.as_secs_f64();
+    let starting = window.map(|(first, last)| last.duration_since(first).as_secs_f64());
+    let achieved = starting.filter(|s| *s > 0.0).map(|s| staged as f64 / s);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "`{}`\n\nOne run of `rotation-scheduler` over the Runtime API against moto {} on 127.0.0.1, with `TAG_FILTER={FLEET_FILTER}`, `RATE_PER_SECOND={}`, `MAX_CONCURRENCY={FLEET_CONCURRENCY}` and a `ROTATION_LAMBDA_ARN` that moto does not know. The {} secrets carry the fleet tag and `{}={}`, and were created while moto's clock was set back 31 days, so every one is due. moto's RotateSecret then stages the new version as AWSPENDING and answers ResourceNotFoundException (where AWS would invoke the function); the scheduler sees the version staged and counts the rotation started. Afterwards rotor checked in moto that each reported version is AWSPENDING.\n",
+        options.command_line,
+        moto_version(),
+        options.rate,
+        options.secrets,
+        FLEET_POLICY_TAG.0,
+        FLEET_POLICY_TAG.1,
+    );
+    let _ = writeln!(out, "| Measure | value |\n|---|---:|");
+    let _ = writeln!(
+        out,
+        "| Secrets (selected by the tag filter) | {} ({selected}) |",
+        options.secrets
+    );
+    let _ = writeln!(
+        out,
+        "| Rotations started (AWSPENDING verified in moto) | {} ({staged}) |",
+        started.len()
+    );
+    let skip_text = if reasons.is_empty() {
+        "0".to_owned()
+    } else {
+        let each: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} `{r}`")).collect();
+        format!("{} ({})", skipped.len(), each.join(", "))
+    };
+    let _ = writeln!(out, "| Skipped | {skip_text} |");
+    let _ = writeln!(
+        out,
+        "| **Failures** (failed, or reported but not staged) | **{failures}** |"
+    );
+    let _ = writeln!(
+        out,
+        "| Calls retried (throttling, server errors) | {retries} |"
+    );
+    let _ = writeln!(out, "| Wall time of the invocation (s) | {wall:.2} |");
+    match starting {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "| Time spent starting: first RotateSecret sent → last answered (s) | {s:.2} |"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| Time spent starting (s) | – (no RotateSecret call) |"
+            );
+        }
+    }
+    let allowed = options.rate;
+    match achieved {
+        Some(rate) => {
+            let _ = writeln!(
+                out,
+                "| Achieved rate: started / time spent starting (per s) | {rate:.2} |"
+            );
+            let _ = writeln!(
+                out,
+                "| Allowed rate, `RATE_PER_SECOND` (per s) | {allowed} |"
+            );
+            let _ = writeln!(
+                out,
+                "| **Achieved / allowed** | **{:.1} %** |",
+                rate / allowed * 100.0
+            );
+        }
+        None => {
+            let _ = writeln!(out, "| Achieved rate (per s) | – |");
+            let _ = writeln!(
+                out,
+                "| Allowed rate, `RATE_PER_SECOND` (per s) | {allowed} |"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| Started / wall time of the invocation (per s) | {:.2} |",
+        staged as f64 / wall
+    );
+    let _ = writeln!(
+        out,
+        "| Peak RSS, `VmHWM` (MiB) | {:.1} |",
+        peak_rss_kb as f64 / 1024.0
+    );
+
+    let _ = writeln!(
+        out,
+        "\n| Secrets Manager calls (by the scheduler) | count | per secret |\n|---|---:|---:|"
+    );
+    for (operation, count) in &calls {
+        let _ = writeln!(
+            out,
+            "| `{operation}` | {count} | {:.2} |",
+            f64::from(*count) / f64::from(options.secrets)
+        );
+    }
+    let total: u32 = calls.values().sum();
+    let _ = writeln!(
+        out,
+        "| **total** | **{total}** | **{:.2}** |",
+        f64::from(total) / f64::from(options.secrets)
+    );
+
+    let (cpus, model) = machine();
+    let _ = writeln!(out, "\n| Setup | |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| Scheduler binary | `{}`: {} bytes ({:.2} MiB) |",
+        options.function.display(),
+        binary_size,
+        binary_size as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(out, "| Machine | {cpus} CPUs (`nproc`), {model} |");
+    let _ = writeln!(
+        out,
+        "\nThe wall time runs from queueing the invocation to the scheduler's answer, so it includes listing the fleet; the time spent starting is measured at the counting proxy. The scheduler spaces RotateSecret calls 1/`RATE_PER_SECOND` apart, so n calls span (n − 1) intervals plus the last call's latency. Every RotateSecret answer here is moto's ResourceNotFoundException, after which the scheduler makes one more DescribeSecret to see the version staged; against AWS, which invokes the function, that DescribeSecret is not made."
+    );
+    Ok(out)
+}
+
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 #[derive(Default)]
 struct Tally {
     calls: Mutex<BTreeMap<String, u32>>,
     failures: AtomicU32,
+    /// The first RotateSecret request and the last RotateSecret answer.
+    rotate_window: Mutex<Option<(Instant, Instant)>>,
 }
 
 /// A reverse proxy in front of moto that counts requests by operation.
@@ -739,6 +1134,11 @@ impl CountingProxy {
 
     fn reset(&self) {
         self.calls().clear();
+        *self
+            .tally
+            .rotate_window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The counts since the last reset, and a reset.
@@ -748,6 +1148,15 @@ impl CountingProxy {
 
     fn failures(&self) -> u32 {
         self.tally.failures.load(Ordering::Relaxed)
+    }
+
+    /// From the first RotateSecret request to the last RotateSecret answer.
+    fn rotate_window(&self) -> Option<(Instant, Instant)> {
+        *self
+            .tally
+            .rotate_window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -769,6 +1178,8 @@ async fn forward(
                 request.uri().path()
             )
         });
+    let rotate_secret = operation == "RotateSecret";
+    let received = Instant::now();
     *tally
         .calls
         .lock()
@@ -787,6 +1198,17 @@ async fn forward(
         }
         Err(e) => Err(e.to_string()),
     };
+    if rotate_secret {
+        let answered = Instant::now();
+        let mut window = tally
+            .rotate_window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *window = Some(match *window {
+            Some((first, last)) => (first.min(received), last.max(answered)),
+            None => (received, answered),
+        });
+    }
     Ok(match forwarded {
         Ok(response) => response.map(BodyExt::boxed),
         Err(error) => {

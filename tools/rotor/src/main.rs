@@ -24,18 +24,26 @@ enum Command {
     Demo,
     /// Measure a rotation function against a throwaway moto server (and, for the
     /// rds targets, a throwaway database server): cold start, step latencies,
-    /// peak memory and Secrets Manager calls, as a Markdown table.
+    /// peak memory and Secrets Manager calls, as a Markdown table. The fleet
+    /// target measures rotation-scheduler instead: the rate at which one run
+    /// starts rotations for a fleet of due secrets, against the allowed rate.
     Bench {
         /// What to measure.
         #[arg(long, value_enum, default_value_t = Target::Generic)]
         target: Target,
-        /// The function binary [default: the target's, generic-rotation or
-        /// rds-rotation, beside rotor].
+        /// The function binary [default: the target's, generic-rotation,
+        /// rds-rotation or rotation-scheduler, beside rotor].
         #[arg(long)]
         function: Option<PathBuf>,
         /// How many runs, each a fresh process doing one full rotation.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
+        /// fleet: how many secrets the scheduler starts rotations for.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        secrets: u32,
+        /// fleet: the scheduler's RATE_PER_SECOND, RotateSecret calls a second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
     },
     /// Rotate one secret: stage the pending version, then run the function's
     /// four steps in one warm process over the Lambda Runtime API.
@@ -120,12 +128,16 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             target,
             function,
             runs,
+            secrets,
+            rate,
         } => {
             let options = rotor_cli::bench::BenchOptions {
                 target,
                 function: function.unwrap_or_else(|| function_binary(target.function_name())),
                 runs,
                 command_line: command_line(),
+                secrets,
+                rate,
             };
             print!("{}", rotor_cli::bench::run(&options).await?);
             Ok(true)
