@@ -14,7 +14,7 @@
 //! Where moto differs from AWS, and what the tests do about it:
 //! * Due dates need secrets created and rotated in the past, and moto 5 has no
 //!   clock control without freezegun. Each test here runs its own moto whose
-//!   clock it shifts ([`ShiftedMoto`]); one per test, since the clock is global.
+//!   clock it shifts ([`Moto::set_clock`]); one per test, since the clock is global.
 //! * moto's ListSecretVersionIds gives every version the current time as its
 //!   CreatedDate. AWS gives the version's creation time, which is what the
 //!   hourly limit counts, so the shifted moto answers with the real times.
@@ -32,9 +32,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,7 +49,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rotor_cli::function::{LocalFunction, function_binary};
-use rotor_cli::moto::{local_client, local_env, workspace_root};
+use rotor_cli::moto::{Moto, local_env};
 use rotor_cli::runtime_api::Outcome;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::{NewVersion, RotationService};
@@ -70,108 +67,6 @@ const POLICY: &str = "rotor:rotation-policy";
 const NOWHERE: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-scheduler-test-nowhere";
 /// The scheduler's `retry::MAX_ATTEMPTS`.
 const MAX_ATTEMPTS: u32 = 6;
-
-/// moto, patched for these tests: a clock the test shifts, and
-/// ListSecretVersionIds with each version's real creation time.
-const SHIFTED_MOTO: &str = r#"
-import json, os, sys, time
-
-from moto.server import ThreadedMotoServer
-import moto.secretsmanager.models as models
-
-
-class ShiftedClock:
-    offset = 0
-
-    @staticmethod
-    def time():
-        return time.time() + ShiftedClock.offset
-
-
-models.time = ShiftedClock
-_list_versions = models.SecretsManagerBackend.list_secret_version_ids
-
-
-def list_secret_version_ids(self, secret_id):
-    answer = json.loads(_list_versions(self, secret_id))
-    versions = self.secrets[secret_id].versions
-    for entry in answer["Versions"]:
-        entry["CreatedDate"] = versions[entry["VersionId"]]["createdate"]
-    return json.dumps(answer)
-
-
-models.SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
-
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-for line in sys.stdin:
-    command, _, argument = line.strip().partition(" ")
-    if command == "offset":
-        ShiftedClock.offset = int(argument)
-        print("ok", flush=True)
-server.stop()
-os._exit(0)
-"#;
-
-/// A moto server of one test, whose clock the test can move; killed when dropped.
-struct ShiftedMoto {
-    endpoint: String,
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for ShiftedMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ShiftedMoto {
-    fn start() -> ShiftedMoto {
-        let python = std::env::var_os("ROTOR_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-        let mut child = Command::new(&python)
-            .args(["-c", SHIFTED_MOTO])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {}: {e}; run scripts/setup.sh", python.display())
-            });
-        let stdin = child.stdin.take().expect("moto's stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("moto's stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("moto's port");
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("moto printed {line:?} instead of its port"));
-        ShiftedMoto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Sets moto's clock to the real time plus `offset` seconds.
-    fn set_clock(&mut self, offset: i64) {
-        writeln!(self.stdin, "offset {offset}").expect("write to moto");
-        self.stdin.flush().expect("flush to moto");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("moto's answer");
-        assert_eq!(line.trim(), "ok", "moto did not shift its clock");
-    }
-
-    fn client(&self) -> Client {
-        local_client(&self.endpoint)
-    }
-}
 
 /// What a test expects the scheduler to do with a secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +86,7 @@ struct TestSecret {
 
 /// A moto with a fleet of secrets created at chosen moments in the past.
 struct Fleet {
-    moto: ShiftedMoto,
+    moto: Moto,
     store: AwsStore,
     client: Client,
     secrets: Vec<TestSecret>,
@@ -199,7 +94,7 @@ struct Fleet {
 
 impl Fleet {
     fn new() -> Fleet {
-        let moto = ShiftedMoto::start();
+        let moto = Moto::start().expect("cannot start moto");
         let client = moto.client();
         Fleet {
             store: AwsStore::new(client.clone()),
@@ -220,7 +115,7 @@ impl Fleet {
         policies: &[Option<&str>],
         expect: Expect,
     ) -> Vec<String> {
-        self.moto.set_clock(-age);
+        self.moto.set_clock(-age).expect("moto shifts its clock");
         let mut arns = Vec::new();
         for i in 0..count {
             let mut tags: Vec<(&str, &str)> = Vec::new();
@@ -243,14 +138,14 @@ impl Fleet {
             });
             arns.push(arn);
         }
-        self.moto.set_clock(0);
+        self.moto.set_clock(0).expect("moto shifts its clock");
         arns
     }
 
     /// Gives secrets a LastRotatedDate `age` seconds ago (a moto-only way: see
     /// the module's comment).
     async fn rotated(&mut self, arns: &[String], age: i64) {
-        self.moto.set_clock(-age);
+        self.moto.set_clock(-age).expect("moto shifts its clock");
         for arn in arns {
             self.client
                 .rotate_secret()
@@ -259,25 +154,25 @@ impl Fleet {
                 .await
                 .expect("rotate without a function");
         }
-        self.moto.set_clock(0);
+        self.moto.set_clock(0).expect("moto shifts its clock");
     }
 
     /// Stages a rotation on each secret, as RotateSecret does, `age` seconds ago.
     async fn in_progress(&mut self, arns: &[String], age: i64) -> BTreeMap<String, String> {
-        self.moto.set_clock(-age);
+        self.moto.set_clock(-age).expect("moto shifts its clock");
         let mut pending = BTreeMap::new();
         for arn in arns {
             let t = token();
             self.store.begin_rotation(arn, &t).await.expect("stage");
             pending.insert(arn.clone(), t);
         }
-        self.moto.set_clock(0);
+        self.moto.set_clock(0).expect("moto shifts its clock");
         pending
     }
 
     /// Writes `count` new versions of each secret `age` seconds ago.
     async fn new_versions(&mut self, arns: &[String], count: usize, age: i64) {
-        self.moto.set_clock(-age);
+        self.moto.set_clock(-age).expect("moto shifts its clock");
         for arn in arns {
             for _ in 0..count {
                 let value = SecretString::from(token());
@@ -295,7 +190,7 @@ impl Fleet {
                     .expect("put value");
             }
         }
-        self.moto.set_clock(0);
+        self.moto.set_clock(0).expect("moto shifts its clock");
     }
 
     /// Every secret's versions and labels, straight from moto.
@@ -634,7 +529,7 @@ async fn starts_exactly_the_due_rotations_among_300_secrets() {
 
     let function = fleet
         .scheduler(
-            &fleet.moto.endpoint,
+            fleet.moto.endpoint(),
             &[
                 ("TAG_FILTER", "rotor:fleet=payments"),
                 ("DEFAULT_POLICY", "90d"),
@@ -780,7 +675,7 @@ async fn never_starts_more_than_the_hourly_limit_of_one_secret() {
     fleet.new_versions(&due[..1], 5, HOUR + 60).await;
     let function = fleet
         .scheduler(
-            &fleet.moto.endpoint,
+            fleet.moto.endpoint(),
             &[
                 ("TAG_FILTER", "rotor:fleet"),
                 ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "2"),
@@ -891,7 +786,7 @@ async fn survives_throttling_with_bounded_retries() {
         )
         .await;
     let before = fleet.state().await;
-    let proxy = FaultyProxy::start(&fleet.moto.endpoint).await;
+    let proxy = FaultyProxy::start(fleet.moto.endpoint()).await;
     let function = fleet
         .scheduler(
             &proxy.endpoint,
@@ -995,7 +890,7 @@ async fn stops_starting_rotations_before_the_deadline() {
     let before = fleet.state().await;
     let function = fleet
         .scheduler(
-            &fleet.moto.endpoint,
+            fleet.moto.endpoint(),
             &[
                 ("TAG_FILTER", "rotor:fleet=payments"),
                 ("MAX_CONCURRENCY", "2"),

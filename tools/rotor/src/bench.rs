@@ -705,122 +705,6 @@ const FLEET_NOWHERE: &str =
 /// The invocation's timeout, Lambda's maximum.
 const FLEET_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// moto with a clock rotor can move, as in tests/scheduler.rs: secrets created
-/// while it is set back have a CreatedDate in the past. ListSecretVersionIds
-/// answers with each version's real creation time, as AWS does (moto's own
-/// gives the current time), which the scheduler's hourly limit counts.
-const SHIFTED_MOTO: &str = r#"
-import json, os, sys, time
-
-from moto.server import ThreadedMotoServer
-import moto.secretsmanager.models as models
-
-
-class ShiftedClock:
-    offset = 0
-
-    @staticmethod
-    def time():
-        return time.time() + ShiftedClock.offset
-
-
-models.time = ShiftedClock
-_list_versions = models.SecretsManagerBackend.list_secret_version_ids
-
-
-def list_secret_version_ids(self, secret_id):
-    answer = json.loads(_list_versions(self, secret_id))
-    versions = self.secrets[secret_id].versions
-    for entry in answer["Versions"]:
-        entry["CreatedDate"] = versions[entry["VersionId"]]["createdate"]
-    return json.dumps(answer)
-
-
-models.SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
-
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-for line in sys.stdin:
-    command, _, argument = line.strip().partition(" ")
-    if command == "offset":
-        ShiftedClock.offset = int(argument)
-        print("ok", flush=True)
-server.stop()
-os._exit(0)
-"#;
-
-/// A moto server whose clock can be shifted; killed when dropped.
-struct ShiftedMoto {
-    endpoint: String,
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for ShiftedMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ShiftedMoto {
-    fn start() -> anyhow::Result<ShiftedMoto> {
-        use std::io::BufRead as _;
-        use std::process::{Command, Stdio};
-        let python = std::env::var_os("ROTOR_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-        ensure!(
-            python.exists(),
-            "{} is missing: run scripts/setup.sh to install moto's server",
-            python.display()
-        );
-        let mut child = Command::new(&python)
-            .args(["-c", SHIFTED_MOTO])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting moto with {}", python.display()))?;
-        let stdin = child.stdin.take().context("moto's stdin")?;
-        let mut stdout = std::io::BufReader::new(child.stdout.take().context("moto's stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).context("reading moto's port")?;
-        let port: u16 = match line.trim().parse() {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("moto printed {line:?} instead of its port; run scripts/setup.sh");
-            }
-        };
-        Ok(ShiftedMoto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// Sets moto's clock to the real time plus `offset` seconds.
-    fn set_clock(&mut self, offset: i64) -> anyhow::Result<()> {
-        use std::io::{BufRead as _, Write as _};
-        writeln!(self.stdin, "offset {offset}").context("writing to moto")?;
-        self.stdin.flush().context("writing to moto")?;
-        let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .context("reading moto's answer")?;
-        ensure!(
-            line.trim() == "ok",
-            "moto did not shift its clock: {line:?}"
-        );
-        Ok(())
-    }
-}
-
 /// The `fleet` target: `options.secrets` secrets, all due, and one run of the
 /// real `rotation-scheduler` over the Runtime API at `RATE_PER_SECOND =
 /// options.rate` with `MAX_CONCURRENCY=4`, reaching moto through the counting
@@ -846,8 +730,9 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
         })?
         .len();
 
-    let mut moto = ShiftedMoto::start()?;
-    let store = AwsStore::new(crate::moto::local_client(&moto.endpoint));
+    // moto's clock, set back while the secrets are made, makes them all due.
+    let mut moto = Moto::start()?;
+    let store = AwsStore::new(moto.client());
     let (fleet_key, fleet_value) = FLEET_FILTER.split_once('=').unwrap_or((FLEET_FILTER, ""));
     let tags = [(fleet_key, fleet_value), FLEET_POLICY_TAG];
     moto.set_clock(-FLEET_AGE_SECS)?;
@@ -870,7 +755,7 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
     }
     moto.set_clock(0)?;
 
-    let proxy = CountingProxy::start(&moto.endpoint).await?;
+    let proxy = CountingProxy::start(moto.endpoint()).await?;
     let mut env = local_env(proxy.endpoint());
     for (name, value) in [
         ("TAG_FILTER", FLEET_FILTER.to_owned()),

@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// A running moto server.
 pub struct Moto {
     endpoint: String,
     child: Child,
+    // Commands go in on stdin (`offset N`), answers come back on stdout.
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl Drop for Moto {
@@ -53,16 +56,18 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting moto with {}", python.display()))?;
+        let stdin = child.stdin.take().context("moto's stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("moto's stdout")?);
         let mut first_line = String::new();
-        let stdout = child.stdout.take().context("moto's stdout")?;
         // moto prints its port once it listens, or exits (EOF) if it cannot start.
-        BufReader::new(stdout)
+        stdout
             .read_line(&mut first_line)
             .context("reading moto's port")?;
         let port: u16 = match first_line.trim().parse() {
             Ok(port) => port,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 bail!(
                     "moto printed {first_line:?} instead of its port; run scripts/setup.sh to (re)install moto[server]"
                 );
@@ -71,7 +76,24 @@ impl Moto {
         Ok(Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
+            stdin,
+            stdout,
         })
+    }
+
+    /// Sets moto's clock to the real time plus `offset` seconds (negative: the
+    /// past), for secrets that must look old. The clock is the whole server's.
+    pub fn set_clock(&mut self, offset: i64) -> anyhow::Result<()> {
+        writeln!(self.stdin, "offset {offset}").context("writing to moto")?;
+        self.stdin.flush().context("writing to moto")?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .context("reading moto's answer")?;
+        if line.trim() != "ok" {
+            bail!("moto did not shift its clock: {line:?}");
+        }
+        Ok(())
     }
 
     /// The endpoint URL, for `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
