@@ -131,6 +131,22 @@ pub enum Error {
         source: StoreError,
     },
 
+    /// The step ran out of time: it stopped short of the function's deadline
+    /// rather than be killed by it, and says what it was waiting for.
+    #[error(
+        "gave up after {elapsed_ms} ms, {margin_ms} ms before the function's timeout, while waiting for {waiting_for}. Check that it is reachable from the function (VPC subnets and routes, security groups, a VPC endpoint for Secrets Manager) and answering, then rotate again; if it is only slow, raise the function's timeout"
+    )]
+    DeadlineReached {
+        /// The secret's ARN or name.
+        secret: String,
+        /// What the step last said it was waiting for.
+        waiting_for: String,
+        /// How long the step ran.
+        elapsed_ms: u128,
+        /// How long before the deadline it stopped.
+        margin_ms: u128,
+    },
+
     /// The system that uses the credential (a database, a provider, a webhook)
     /// refused or could not be reached.
     #[error("{target}: {problem}")]
@@ -150,6 +166,7 @@ impl Error {
         match self {
             Error::Store { source, .. } => source.is_retryable(),
             Error::Target { retryable, .. } => *retryable,
+            Error::DeadlineReached { .. } => true,
             _ => false,
         }
     }
@@ -169,6 +186,7 @@ impl Error {
             Error::NoDistinctValue { .. } => "NoDistinctValue",
             Error::Store { .. } => "SecretsManager",
             Error::Target { .. } => "Target",
+            Error::DeadlineReached { .. } => "DeadlineReached",
         }
     }
 

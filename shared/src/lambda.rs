@@ -2,12 +2,15 @@
 //! a Lambda error whose type says whether a retry can help and whose message
 //! names the step, the secret and the fix.
 
+use std::time::{Duration, Instant, SystemTime};
+
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::error::Error;
 use crate::event::RotationEvent;
+use crate::progress::Progress;
 use crate::rotation::{Driver, Rotator, StepReport};
 use crate::store::SecretStore;
 
@@ -46,16 +49,75 @@ impl From<Failure> for Diagnostic {
     }
 }
 
-/// Parses and runs one invocation.
+/// How long before the function's deadline a step stops waiting, so that it
+/// reports where it was instead of being killed mid-call by Lambda.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long a step may run when the deadline is `deadline`: until
+/// [`DEADLINE_MARGIN`] before it, or half the time left if that is shorter.
+pub fn step_budget(deadline: SystemTime, now: SystemTime) -> Duration {
+    let left = deadline.duration_since(now).unwrap_or_default();
+    if left > DEADLINE_MARGIN * 2 {
+        left - DEADLINE_MARGIN
+    } else {
+        left / 2
+    }
+}
+
+/// The invocation's deadline, unless it is already past on arrival. Lambda
+/// sends an absolute time; some emulators send a duration instead (cargo
+/// lambda's sends `600000`, which reads as January 1970), and guarding a step
+/// with it would fail every step at once.
+fn usable_deadline(deadline: SystemTime) -> Option<SystemTime> {
+    if deadline > SystemTime::now() {
+        Some(deadline)
+    } else {
+        warn!(
+            deadline_ms = deadline
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+            "the invocation's deadline is already past; running the step without a deadline"
+        );
+        None
+    }
+}
+
+/// Parses and runs one invocation, giving up before `deadline` (the Lambda
+/// context's) with an error that says what the step was waiting for.
 pub async fn handle<S: SecretStore, R: Rotator>(
     driver: &Driver<S, R>,
     payload: &Value,
+    deadline: Option<SystemTime>,
 ) -> Result<StepReport, Failure> {
     let event = RotationEvent::from_json(payload).map_err(|e| {
         error!(error = %e, "rejected the invocation");
         Failure::new(None, &e)
     })?;
-    driver.run(&event).await.map_err(|e| {
+    let progress = Progress::default();
+    let started = Instant::now();
+    let step = progress.track(driver.run(&event));
+    let result = match deadline {
+        None => step.await,
+        Some(deadline) => {
+            let budget = step_budget(deadline, SystemTime::now());
+            match tokio::time::timeout(budget, step).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::DeadlineReached {
+                    secret: event.secret_id.clone(),
+                    waiting_for: progress
+                        .last()
+                        .unwrap_or_else(|| "the step to start".to_owned()),
+                    elapsed_ms: started.elapsed().as_millis(),
+                    margin_ms: deadline
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                        .as_millis(),
+                }),
+            }
+        }
+    };
+    result.map_err(|e| {
         error!(secret = %event.secret_id, step = %event.step, version = %event.token,
             error_type = %e.error_type(), error = %e, "step failed");
         Failure::new(Some(&event), &e)
@@ -73,7 +135,7 @@ pub async fn serve<S: SecretStore, R: Rotator>(
     };
     let driver = &driver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(driver, &event.payload).await
+        handle(driver, &event.payload, usable_deadline(event.context.deadline())).await
     }))
     .await
 }
@@ -82,4 +144,18 @@ pub async fn serve<S: SecretStore, R: Rotator>(
 /// the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_stops_short_of_the_deadline() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let second = Duration::from_secs(1);
+        assert_eq!(step_budget(now + 30 * second, now), 29 * second);
+        assert_eq!(step_budget(now + second, now), second / 2);
+        assert_eq!(step_budget(now - 5 * second, now), Duration::ZERO);
+    }
 }

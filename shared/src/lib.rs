@@ -19,6 +19,7 @@ pub mod http;
 pub mod labels;
 pub mod lambda;
 pub mod password;
+pub mod progress;
 pub mod rotation;
 pub mod settings;
 pub mod store;

@@ -42,6 +42,7 @@ pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
 /// POSTs a signed JSON body and sorts the answer.
 pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<Reply, Error> {
     let target = format!("webhook {}", display_url(url));
+    rotor_core::progress::waiting_for(|| target.clone());
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -134,6 +134,7 @@ async fn call(
     what: &str,
 ) -> Result<Value, Error> {
     let target = format!("{provider} at {}", display_url(url));
+    rotor_core::progress::waiting_for(|| format!("{target} ({what})"));
     let response = request
         .header("Accept", "application/json")
         .send()

@@ -46,6 +46,12 @@ pub struct Grant<'a> {
 
 /// Requests a token; returns the access token.
 pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, GrantError> {
+    rotor_core::progress::waiting_for(|| {
+        format!(
+            "the token endpoint {} (client_credentials grant)",
+            rotor_core::http::display_url(grant.endpoint)
+        )
+    });
     let mut form = vec![("grant_type", "client_credentials".to_owned())];
     if let Some(scope) = grant.scope {
         form.push(("scope", scope.to_owned()));

@@ -216,11 +216,23 @@ impl Session {
 /// refuses them, an error for anything else (network, TLS), which no other
 /// credential would get past either.
 async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
+    waiting(secret, "logging in as", &secret.username);
     match Session::open(secret, &secret.username, &secret.password).await {
         Ok(session) => Ok(Some(session)),
         Err(e) if e.cause == Cause::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
+}
+
+/// Tells a tracked step what it now waits for at the database.
+fn waiting(secret: &DbSecret, doing: &str, user: &str) {
+    rotor_core::progress::waiting_for(|| {
+        format!(
+            "{} at {} ({doing} user {user:?})",
+            secret.engine,
+            secret.address()
+        )
+    });
 }
 
 fn refused(secret: &DbSecret, problem: String) -> Error {
@@ -308,6 +320,7 @@ impl Rotator for RdsRotator {
         let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         let mut delay = Duration::from_millis(250);
         for attempt in 1..=attempts {
+            waiting(&pending, "testing the login of", &pending.username);
             match Session::open(&pending, &pending.username, &pending.password).await {
                 Ok(mut session) => {
                     let result = session.ping().await;
@@ -378,6 +391,7 @@ impl RdsRotator {
                 ),
             ));
         };
+        waiting(pending, "changing the password of", &pending.username);
         let result = session
             .set_own_password(&pending.username, &pending.password)
             .await;
@@ -477,6 +491,7 @@ impl RdsRotator {
                 ),
             ));
         };
+        waiting(pending, "setting up the alternate user", &pending.username);
         let result = session
             .set_alternate(&current.username, &pending.username, &pending.password)
             .await;

@@ -1,7 +1,7 @@
 //! The secret store on the AWS SDK: Secrets Manager itself, or any endpoint that
 //! speaks its API (moto in the tests, a VPC endpoint in production).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
@@ -25,6 +25,13 @@ pub struct AwsStore {
 /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (and `AWS_ENDPOINT_URL`) take precedence.
 pub const LEGACY_ENDPOINT_VAR: &str = "SECRETS_MANAGER_ENDPOINT";
 
+/// How long connecting to Secrets Manager may take (the SDK's default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// How long one attempt of a call may take before the SDK retries it: calls
+/// answer in milliseconds, so an attempt this slow is a hung connection. The
+/// SDK's standard retries (3 attempts, jittered backoff) bound the rest.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl AwsStore {
     /// Wraps a client built elsewhere (the tests point one at moto).
     pub fn new(client: Client) -> Self {
@@ -45,7 +52,13 @@ impl AwsStore {
         {
             loader = loader.endpoint_url(endpoint);
         }
-        AwsStore::new(Client::new(&loader.load().await))
+        let config = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+        AwsStore::new(Client::new(&config.load().await))
     }
 
     /// The underlying client.
@@ -122,8 +135,14 @@ fn source_chain(error: Option<&(dyn std::error::Error + 'static)>) -> String {
     }
 }
 
+/// Tells a tracked step that it now waits for Secrets Manager.
+fn waiting(operation: &'static str, secret_id: &str) {
+    crate::progress::waiting_for(|| format!("Secrets Manager ({operation} on {secret_id})"));
+}
+
 impl SecretStore for AwsStore {
     async fn describe(&self, secret_id: &str) -> Result<SecretDescription, StoreError> {
+        waiting("DescribeSecret", secret_id);
         let out = self
             .client
             .describe_secret()
@@ -156,6 +175,7 @@ impl SecretStore for AwsStore {
     ) -> Result<Option<StoredValue>, StoreError> {
         // By id, the label is checked here rather than sent: AWS and moto answer a
         // mismatched id and label with an error, where "no such value" is meant.
+        waiting("GetSecretValue", secret_id);
         let request = self.client.get_secret_value().secret_id(secret_id);
         let (request, wanted_label) = match selector {
             VersionSelector::Label(label) => (request.version_stage(label), None),
@@ -191,6 +211,7 @@ impl SecretStore for AwsStore {
     }
 
     async fn put_value(&self, secret_id: &str, new: NewVersion<'_>) -> Result<(), StoreError> {
+        waiting("PutSecretValue", secret_id);
         let mut request = self
             .client
             .put_secret_value()
@@ -206,6 +227,7 @@ impl SecretStore for AwsStore {
     }
 
     async fn move_label(&self, secret_id: &str, change: &LabelMove) -> Result<(), StoreError> {
+        waiting("UpdateSecretVersionStage", secret_id);
         self.client
             .update_secret_version_stage()
             .secret_id(secret_id)

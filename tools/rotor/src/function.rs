@@ -11,13 +11,18 @@ use anyhow::Context;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
+use tokio::sync::{oneshot, watch};
 
 use crate::runtime_api::{Invocation, InvokeError, RuntimeApi};
 
 /// A function process and the Runtime API it polls.
 pub struct LocalFunction {
     api: RuntimeApi,
-    child: Child,
+    /// Set to the exit status once the process has ended.
+    exited: watch::Receiver<Option<String>>,
+    /// Dropping it (or sending) kills the process.
+    kill: Option<oneshot::Sender<()>>,
+    pid: Option<u32>,
     spawned_at: Instant,
     output: Arc<Mutex<Vec<u8>>>,
     name: String,
@@ -76,9 +81,15 @@ impl LocalFunction {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(capture(err, output.clone()));
         }
+        let pid = child.id();
+        let (kill, killed) = oneshot::channel();
+        let (exit_status, exited) = watch::channel(None);
+        tokio::spawn(watch_process(child, killed, exit_status));
         let function = LocalFunction {
             api,
-            child,
+            exited,
+            kill: Some(kill),
+            pid,
             spawned_at,
             output,
             name,
@@ -97,13 +108,27 @@ impl LocalFunction {
         Ok(function)
     }
 
-    /// Sends one event and waits for the answer.
+    /// Sends one event and waits for the answer, the timeout, or the process's end.
     pub async fn invoke(
         &self,
         event: &Value,
         timeout: Duration,
     ) -> Result<Invocation, InvokeError> {
-        self.api.invoke(event, timeout).await
+        let mut exited = self.exited.clone();
+        tokio::select! {
+            answer = self.api.invoke(event, timeout) => answer,
+            status = exited.wait_for(Option::is_some) => Err(InvokeError::Exited {
+                status: status
+                    .ok()
+                    .and_then(|s| s.clone())
+                    .unwrap_or_else(|| "unknown status".into()),
+            }),
+        }
+    }
+
+    /// How the process ended, if it has.
+    pub fn exit_status(&self) -> Option<String> {
+        self.exited.borrow().clone()
     }
 
     /// From spawning the process to its first poll of the Runtime API.
@@ -121,7 +146,7 @@ impl LocalFunction {
 
     /// The process id, for measuring it.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.pid
     }
 
     /// The binary's file name.
@@ -129,10 +154,34 @@ impl LocalFunction {
         &self.name
     }
 
-    /// Kills the process (as a crash would).
+    /// Kills the process (as a crash would) and waits for it to end.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        let _ = self.exited.wait_for(Option::is_some).await;
     }
+}
+
+/// Owns the child: reports its exit, and kills it when asked or when the
+/// [`LocalFunction`] is dropped (the sender goes with it).
+async fn watch_process(
+    mut child: Child,
+    killed: oneshot::Receiver<()>,
+    exit_status: watch::Sender<Option<String>>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = killed => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    let text = match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("could not wait for it: {e}"),
+    };
+    exit_status.send_replace(Some(text));
 }
 
 async fn capture(mut stream: impl AsyncRead + Unpin, sink: Arc<Mutex<Vec<u8>>>) {

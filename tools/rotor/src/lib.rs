@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod db;
 pub mod demo;
+pub mod fault_proxy;
 pub mod function;
 mod local_server;
 pub mod moto;

@@ -107,6 +107,12 @@ pub enum InvokeError {
         /// The time it was given.
         timeout: Duration,
     },
+    /// The function process ended (crashed, or was killed) before answering.
+    #[error("the function process exited before answering ({status})")]
+    Exited {
+        /// How it ended, as the OS reports it (for example `signal: 9 (SIGKILL)`).
+        status: String,
+    },
     /// The invocation was withdrawn without an answer; not expected while the
     /// [`RuntimeApi`] is alive, as only [`RuntimeApi::invoke`] itself withdraws one.
     #[error("invocation {request_id} was withdrawn without an answer")]
