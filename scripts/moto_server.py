@@ -4,18 +4,29 @@ Prints the port on the first line of stdout, then serves until its standard
 input closes, so that the process that started it (a test binary, the rotor
 CLI) stops it simply by exiting, even when it dies without cleaning up.
 
-Two changes to moto, for tests of time-based behaviour:
+Four changes to moto. Two for tests of time-based behaviour:
 - a clock the parent can shift: the line `offset N` on stdin sets moto's time
   to the real time plus N seconds and answers `ok`, so that secrets created
   while it is set back have a CreatedDate in the past (offset 0, the default,
   is moto as it comes);
 - ListSecretVersionIds answers each version's real creation time, as AWS
   does, where moto 5.2 answers the current time.
+Two where moto departs from AWS's documented behaviour in ways that hide the
+races a rotation function must survive:
+- PutSecretValue with the token of a version that already holds a different
+  value fails with ResourceExistsException, as on AWS (moto 5.2 overwrites the
+  value of a version staged AWSPENDING);
+- RotateSecret fails with InvalidRequestException while another version is
+  AWSPENDING and not AWSCURRENT (a rotation in flight), as on AWS; the same
+  token again is accepted and changes nothing. moto 5.2 checks the opposite
+  case. Both checks and the staging run under one lock, so two concurrent
+  requests cannot both pass.
 """
 
 import json
 import os
 import sys
+import threading
 import time
 
 import moto.secretsmanager.models as models
@@ -43,6 +54,49 @@ def list_secret_version_ids(self, secret_id):
 
 
 models.SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
+
+_check_existing = models.SecretsManagerBackend._check_with_existing_secrets_and_versions
+
+
+def check_existing(self, secret_name, client_request_token, secret_string, secret_binary, on_create=False):
+    secret = self.secrets[secret_name] if secret_name in self.secrets.keys() else None
+    versions = getattr(secret, "versions", {})
+    version = versions.get(client_request_token) if client_request_token else None
+    if version is not None and "AWSPENDING" in version.get("version_stages", []):
+        held = (version.get("secret_string"), version.get("secret_binary"))
+        if held == (None, None):
+            return None  # staged by RotateSecret, no value yet: this sets it
+        if held == (secret_string, secret_binary):
+            return secret
+        raise models.ResourceExistsException(
+            f"You can't use ClientRequestToken {client_request_token} because that value is already in use for a version of secret {secret.arn}."
+        )
+    return _check_existing(self, secret_name, client_request_token, secret_string, secret_binary, on_create)
+
+
+models.SecretsManagerBackend._check_with_existing_secrets_and_versions = check_existing
+
+_rotate = models.SecretsManagerBackend.rotate_secret
+_rotation_lock = threading.Lock()
+
+
+def rotate_secret(self, secret_id, client_request_token=None, rotation_lambda_arn=None, rotation_rules=None, rotate_immediately=True):
+    with _rotation_lock:
+        secret = self.secrets[secret_id] if self._is_valid_identifier(secret_id) else None
+        if secret is not None:
+            for version_id, version in getattr(secret, "versions", {}).items():
+                stages = version.get("version_stages", [])
+                if "AWSPENDING" not in stages or "AWSCURRENT" in stages:
+                    continue
+                if version_id == client_request_token:
+                    return secret.to_short_dict()
+                raise models.InvalidRequestException(
+                    "A previous rotation isn't complete. That rotation will be reattempted."
+                )
+        return _rotate(self, secret_id, client_request_token, rotation_lambda_arn, rotation_rules, rotate_immediately)
+
+
+models.SecretsManagerBackend.rotate_secret = rotate_secret
 
 
 def main() -> None:

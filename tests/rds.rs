@@ -9,137 +9,13 @@ use rotor_cli::function::LocalFunction;
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_core::{ExposeSecret, SecretStore, SecretString};
 use rotor_tests::db::{
     ClientLogin, ClientTls, MariaDb, Postgres, TestCa, TlsMode, random_password,
 };
+use rotor_tests::target_db::*;
 use rotor_tests::*;
 use serde_json::{Value, json};
-
-/// A throwaway server of either engine.
-enum Db {
-    Postgres(Postgres),
-    MariaDb(MariaDb),
-}
-
-impl Db {
-    fn start(engine: &str, tls: TlsMode) -> Db {
-        let started = match engine {
-            "postgres" => Postgres::start(tls).map(Db::Postgres),
-            _ => MariaDb::start(tls).map(Db::MariaDb),
-        };
-        started.unwrap_or_else(|e| panic!("cannot start {engine}: {e:#}"))
-    }
-
-    fn engine(&self) -> &'static str {
-        match self {
-            Db::Postgres(_) => "postgres",
-            Db::MariaDb(_) => "mariadb",
-        }
-    }
-
-    fn port(&self) -> u16 {
-        match self {
-            Db::Postgres(db) => db.port(),
-            Db::MariaDb(db) => db.port(),
-        }
-    }
-
-    fn ca_path(&self) -> String {
-        let path = match self {
-            Db::Postgres(db) => db.ca_path(),
-            Db::MariaDb(db) => db.ca_path(),
-        };
-        path.display().to_string()
-    }
-
-    fn admin(&self, sql: &str) -> String {
-        let result = match self {
-            Db::Postgres(db) => db.psql(sql),
-            Db::MariaDb(db) => db.sql(sql),
-        };
-        result.unwrap_or_else(|e| panic!("admin SQL failed: {e:#}"))
-    }
-
-    fn admin_user(&self) -> String {
-        match self {
-            Db::Postgres(db) => db.admin_user().to_owned(),
-            Db::MariaDb(db) => db.admin_user().to_owned(),
-        }
-    }
-
-    fn admin_password(&self) -> SecretString {
-        match self {
-            Db::Postgres(db) => db.admin_password(),
-            Db::MariaDb(db) => db.admin_password(),
-        }
-    }
-
-    /// Runs a query as `user` over verified TLS; Err holds the client's message.
-    fn query_as(&self, user: &str, password: &SecretString, sql: &str) -> Result<String, String> {
-        let login = ClientLogin::new(
-            user,
-            SecretString::from(password.expose_secret()),
-            ClientTls::Verify(self.ca_path().into()),
-        );
-        let result = match self {
-            Db::Postgres(db) => db.psql_with(&login, "postgres", sql),
-            Db::MariaDb(db) => db.sql_with(&login, sql),
-        };
-        result.map_err(|e| format!("{e:#}"))
-    }
-
-    fn logs_in(&self, user: &str, password: &SecretString) -> bool {
-        self.query_as(user, password, "SELECT 1").is_ok()
-    }
-
-    /// Creates a login user with a password and a table it owns or can use.
-    fn create_user(&self, user: &str, password: &SecretString) {
-        let pw = password.expose_secret();
-        match self {
-            Db::Postgres(_) => self.admin(&format!(
-                "CREATE ROLE {} LOGIN PASSWORD {}",
-                pg_ident(user),
-                pg_literal(pw)
-            )),
-            Db::MariaDb(_) => self.admin(&format!(
-                "CREATE USER {account} IDENTIFIED BY {}; CREATE DATABASE IF NOT EXISTS shop; GRANT SELECT, INSERT ON shop.* TO {account}",
-                my_literal(pw),
-                account = my_account(user)
-            )),
-        };
-    }
-
-    fn secret(&self, user: &str, password: &SecretString, extra: Value) -> String {
-        let mut secret = json!({
-            "engine": self.engine(),
-            "host": "127.0.0.1",
-            "port": self.port(),
-            "username": user,
-            "password": password.expose_secret(),
-        });
-        if let (Some(object), Value::Object(extra)) = (secret.as_object_mut(), extra) {
-            object.extend(extra);
-        }
-        secret.to_string()
-    }
-}
-
-fn pg_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn pg_literal(text: &str) -> String {
-    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn my_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn my_account(user: &str) -> String {
-    format!("{}@'%'", my_literal(user))
-}
 
 async fn function(db: &Db, strategy: &str, extra: &[(&str, &str)]) -> LocalFunction {
     let ca = db.ca_path();
@@ -158,20 +34,6 @@ fn options(arn: &str, token: &str) -> RotateOptions {
         test_only: false,
         step_timeout: Duration::from_secs(60),
     }
-}
-
-async fn field(store: &AwsStore, arn: &str, label: &str, name: &str) -> Option<String> {
-    let value = value(store, arn, label).await?;
-    let parsed: Value = serde_json::from_str(value.expose_secret()).ok()?;
-    parsed[name].as_str().map(str::to_owned)
-}
-
-async fn password(store: &AwsStore, arn: &str, label: &str) -> SecretString {
-    SecretString::from(
-        field(store, arn, label, "password")
-            .await
-            .expect("password"),
-    )
 }
 
 /// Single user: the password changes; the old one is refused afterwards.

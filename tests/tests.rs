@@ -4,7 +4,9 @@
 //! `scripts/test.sh` does.
 
 mod contract;
+mod crash;
 mod db_bed;
+mod faults;
 mod generic;
 mod oauth;
 mod oauth_bed;

@@ -56,6 +56,21 @@ pub enum Error {
         labels: String,
     },
 
+    /// Someone stored a new AWSCURRENT value after this rotation began.
+    #[error(
+        "AWSCURRENT of secret {secret} is now version {current}, which was stored after this rotation's version {token}: someone else wrote the secret during the rotation, and applying a value made from the older one would undo their change. Nothing was changed at the target. Cancel this rotation (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --remove-from-version-id {token}) and rotate again"
+    )]
+    CurrentChanged {
+        /// The secret's ARN or name.
+        secret: String,
+        /// The version that is AWSCURRENT now.
+        current: String,
+        /// The event's ClientRequestToken.
+        token: String,
+        /// The pending label.
+        label: String,
+    },
+
     /// The secret has no AWSCURRENT version to rotate from.
     #[error(
         "secret {secret} has no AWSCURRENT version with a value; store an initial value (PutSecretValue) before rotating"
@@ -178,6 +193,7 @@ impl Error {
             Error::RotationDisabled { .. } => "RotationDisabled",
             Error::UnknownVersion { .. } => "UnknownVersion",
             Error::NotPending { .. } => "NotPending",
+            Error::CurrentChanged { .. } => "CurrentChanged",
             Error::NoCurrentVersion { .. } => "NoCurrentVersion",
             Error::NoPendingValue { .. } => "NoPendingValue",
             Error::InvalidSecretValue { .. } => "InvalidSecretValue",

@@ -135,7 +135,12 @@ pub async fn serve<S: SecretStore, R: Rotator>(
     };
     let driver = &driver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(driver, &event.payload, usable_deadline(event.context.deadline())).await
+        handle(
+            driver,
+            &event.payload,
+            usable_deadline(event.context.deadline()),
+        )
+        .await
     }))
     .await
 }

@@ -212,6 +212,26 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
     }
 }
 
+/// Refuses to change the target for a pending value that was made from an
+/// older AWSCURRENT: if someone stored a new current value (PutSecretValue)
+/// after this rotation began, applying the pending value would undo their
+/// change and could retire the credential they just stored.
+async fn not_overtaken<S: SecretStore>(ctx: &StepContext<'_, S>) -> Result<(), Error> {
+    let current = ctx.current().await?;
+    let pending = ctx.pending().await?;
+    match (current.created, pending.created) {
+        (Some(current_at), Some(pending_at)) if current_at > pending_at => {
+            Err(Error::CurrentChanged {
+                secret: ctx.secret.arn.clone(),
+                current: current.version_id.clone(),
+                token: ctx.event.token.clone(),
+                label: ctx.pending_label.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What a step did, returned to the caller (and shown by the local runner).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -302,6 +322,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             (_, Precheck::AlreadyCurrent) => Outcome::AlreadyCurrent,
             (Step::CreateSecret, Precheck::Pending) => self.create(&ctx).await?,
             (Step::SetSecret, Precheck::Pending) => {
+                not_overtaken(&ctx).await?;
                 self.rotator.set_value(&ctx).await?;
                 Outcome::Done
             }

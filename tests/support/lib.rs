@@ -4,6 +4,8 @@
 
 pub use rotor_cli::db;
 
+pub mod target_db;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -38,7 +40,17 @@ pub fn unique(prefix: &str) -> String {
 
 /// Starts a function binary against moto with extra environment.
 pub async fn start_function(name: &str, extra: &[(&str, &str)]) -> LocalFunction {
-    let mut env = local_env(moto().endpoint());
+    start_function_at(name, moto().endpoint(), extra).await
+}
+
+/// Starts a function binary whose Secrets Manager is at `endpoint` (a proxy
+/// in front of moto), with extra environment.
+pub async fn start_function_at(
+    name: &str,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> LocalFunction {
+    let mut env = local_env(endpoint);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     match LocalFunction::start(&function_binary(name), &env).await {
         Ok(function) => function,

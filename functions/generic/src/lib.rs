@@ -326,6 +326,35 @@ mod tests {
         );
     }
 
+    /// Someone stores a new current value between createSecret and setSecret:
+    /// setSecret refuses to apply the older rotation's value, and says how to
+    /// cancel it.
+    #[tokio::test]
+    async fn a_current_value_stored_during_the_rotation_is_not_undone() {
+        let driver = Driver::new(MemoryStore::new(), rotator(&[]));
+        let arn = secret(driver.store(), "old-password", &[]).await;
+        driver.run(&event(&arn, Step::CreateSecret)).await.unwrap();
+        let theirs = SecretString::from("set-by-an-operator");
+        let put = rotor_core::store::NewVersion {
+            token: "v3",
+            value: &theirs,
+            labels: &[AWSCURRENT],
+            rotation_token: None,
+        };
+        driver.store().put_value(&arn, put).await.unwrap();
+        let error = driver.run(&event(&arn, Step::SetSecret)).await.unwrap_err();
+        assert_eq!(error.error_type(), "NotRetryable.CurrentChanged");
+        let message = error.to_string();
+        assert!(
+            message.contains("version v3") && message.contains("--remove-from-version-id v2"),
+            "{message}"
+        );
+        assert_eq!(
+            value(driver.store(), &arn, AWSCURRENT).await,
+            "set-by-an-operator"
+        );
+    }
+
     #[tokio::test]
     async fn json_secret_keeps_every_other_field_exactly() {
         let driver = Driver::new(MemoryStore::new(), rotator(&[]));

@@ -16,6 +16,8 @@ pub enum Cause {
     Refused,
     /// No answer in time.
     Timeout,
+    /// The connection broke: reset, closed or cut mid-conversation.
+    Dropped,
     /// The TLS handshake or certificate check failed, or the server has no TLS.
     Tls,
     /// The server refused the user name or password.
@@ -55,6 +57,8 @@ impl ConnectError {
             Cause::Refused
         } else if text.contains("timed out") || text.contains("timeout") {
             Cause::Timeout
+        } else if is_dropped(&text) {
+            Cause::Dropped
         } else if [
             "certificate",
             "tls",
@@ -109,6 +113,13 @@ impl ConnectError {
                 ),
                 true,
             ),
+            Cause::Dropped => (
+                format!(
+                    "dropped the connection ({}); the database may be restarting or failing over, or something between (a proxy, a NAT gateway) cut the link. The step can be retried",
+                    self.detail
+                ),
+                true,
+            ),
             Cause::Tls => (
                 format!(
                     "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it (for RDS, the global bundle). Plaintext is used only when the secret says \"ssl\": false",
@@ -128,6 +139,24 @@ impl ConnectError {
             retryable,
         }
     }
+}
+
+/// Whether a driver's message (lower case) says the connection broke, which
+/// a retry can get past, rather than that the server refused something.
+pub fn is_dropped(text: &str) -> bool {
+    [
+        "connection reset",
+        "broken pipe",
+        "connection aborted",
+        "unexpected eof",
+        "unexpected end of file",
+        "connection closed",
+        "connectionclosed",
+        "os error 104",
+        "os error 32",
+    ]
+    .iter()
+    .any(|n| text.contains(n))
 }
 
 #[cfg(test)]
@@ -157,6 +186,14 @@ mod tests {
             (
                 "Server error: `ERROR 28000 (1045): Access denied for user 'app'@'127.0.0.1' (using password: YES)'",
                 Cause::Credentials,
+            ),
+            (
+                "error connecting to server: Connection reset by peer (os error 104)",
+                Cause::Dropped,
+            ),
+            (
+                "error performing TLS handshake: unexpected EOF",
+                Cause::Dropped,
             ),
             ("something odd", Cause::Other),
         ];

@@ -243,11 +243,14 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
     }
 }
 
+/// A statement that failed on an open session: retryable when the connection
+/// broke under it, not when the server refused it.
 fn failed(secret: &DbSecret, what: &str, detail: String) -> Error {
+    let retryable = connect::is_dropped(&detail.to_ascii_lowercase());
     Error::Target {
         target: format!("{} at {}", secret.engine, secret.address()),
         problem: format!("{what} failed: {detail}"),
-        retryable: false,
+        retryable,
     }
 }
 

@@ -37,7 +37,7 @@ pub enum Mode {
 }
 
 /// When a crash plan kills the function, relative to its call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum When {
     /// The call never reaches the dependency.
     Before,
@@ -126,6 +126,8 @@ struct State {
     plan: Mutex<Option<Arc<CrashPlan>>>,
     /// Cut every connection when this many more chunks have come from the client.
     cut_after: Mutex<Option<u64>>,
+    /// Answer this many more chunks with these bytes instead of forwarding them.
+    canned: Mutex<Option<(u64, Arc<[u8]>)>>,
     chunks: AtomicU64,
     connections: AtomicU64,
 }
@@ -168,6 +170,7 @@ impl FaultProxy {
             cuts: watch::Sender::new(0),
             plan: Mutex::new(None),
             cut_after: Mutex::new(None),
+            canned: Mutex::new(None),
             chunks: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });
@@ -226,6 +229,29 @@ impl FaultProxy {
             .unwrap_or_else(PoisonError::into_inner) = Some(now + chunks);
     }
 
+    /// Answers the next `count` chunks from the function with `response` and
+    /// closes their connections, forwarding nothing: for an HTTP upstream, the
+    /// throttling and server errors a real service sends. One chunk is one
+    /// request for the small requests of the AWS SDK.
+    /// `answer_next(0, ..)` stops answering.
+    pub fn answer_next(&self, count: u64, response: &[u8]) {
+        *self
+            .state
+            .canned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            (count > 0).then(|| (count, response.into()));
+    }
+
+    /// Cancels a cut scheduled by [`FaultProxy::cut_after`].
+    pub fn cancel_cut(&self) {
+        *self
+            .state
+            .cut_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Counts this proxy's calls into `plan` (`None` detaches it).
     pub fn set_plan(&self, plan: Option<Arc<CrashPlan>>) {
         *self
@@ -256,13 +282,21 @@ fn reset_on_close(stream: &TcpStream) {
 enum Verdict {
     Forward,
     Close,
+    Answer(Arc<[u8]>),
+}
+
+/// How a relayed connection ends.
+#[derive(PartialEq)]
+enum End {
+    /// Both sides closed, or the proxy answered in place of the upstream.
+    Graceful,
+    /// Cut, down, or the function was killed: reset both sides.
+    Reset,
 }
 
 /// Relays one connection, applying the mode, cuts and crash plan per chunk.
 async fn relay(client: TcpStream, state: Arc<State>) {
     let mut mode = state.mode.subscribe();
-    let mut cuts = state.cuts.subscribe();
-    cuts.mark_unchanged();
     if *mode.borrow_and_update() == Mode::Down {
         reset_on_close(&client);
         return;
@@ -271,10 +305,38 @@ async fn relay(client: TcpStream, state: Arc<State>) {
         reset_on_close(&client);
         return;
     };
-    reset_on_close(&client);
-    reset_on_close(&server);
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
+    let end = pump(
+        &state,
+        &mut mode,
+        (&mut from_client, &mut to_client),
+        (&mut from_server, &mut to_server),
+    )
+    .await;
+    if end == End::Reset {
+        if let Ok(client) = from_client.reunite(to_client) {
+            reset_on_close(&client);
+        }
+        if let Ok(server) = from_server.reunite(to_server) {
+            reset_on_close(&server);
+        }
+    }
+}
+
+type Halves<'a> = (
+    &'a mut tokio::net::tcp::OwnedReadHalf,
+    &'a mut tokio::net::tcp::OwnedWriteHalf,
+);
+
+async fn pump(
+    state: &State,
+    mode: &mut watch::Receiver<Mode>,
+    (from_client, to_client): Halves<'_>,
+    (from_server, to_server): Halves<'_>,
+) -> End {
+    let mut cuts = state.cuts.subscribe();
+    cuts.mark_unchanged();
     let mut up = vec![0u8; 64 * 1024];
     let mut down = vec![0u8; 64 * 1024];
     let (mut client_open, mut server_open) = (true, true);
@@ -282,7 +344,7 @@ async fn relay(client: TcpStream, state: Arc<State>) {
     let mut armed: Option<(Arc<CrashPlan>, String)> = None;
     while client_open || server_open {
         tokio::select! {
-            _ = cuts.changed() => return,
+            _ = cuts.changed() => return End::Reset,
             read = from_client.read(&mut up), if client_open => {
                 let n = match read {
                     Ok(0) | Err(_) => {
@@ -296,10 +358,15 @@ async fn relay(client: TcpStream, state: Arc<State>) {
                     // The function spoke again before any answer: this is the
                     // last moment after the previous call.
                     plan.kill(what);
-                    return;
+                    return End::Reset;
                 }
-                match on_client_chunk(&state, &up[..n], &mut armed) {
-                    Verdict::Close => return,
+                match on_client_chunk(state, &up[..n], &mut armed) {
+                    Verdict::Close => return End::Reset,
+                    Verdict::Answer(response) => {
+                        let _ = to_client.write_all(&response).await;
+                        let _ = to_client.shutdown().await;
+                        return End::Graceful;
+                    }
                     Verdict::Forward => {}
                 }
                 let current = *mode.borrow_and_update();
@@ -307,10 +374,10 @@ async fn relay(client: TcpStream, state: Arc<State>) {
                     Mode::Pass => {}
                     Mode::Delay(delay) => tokio::time::sleep(delay).await,
                     Mode::BlackHole => continue,
-                    Mode::Down => return,
+                    Mode::Down => return End::Reset,
                 }
                 if to_server.write_all(&up[..n]).await.is_err() {
-                    return;
+                    return End::Reset;
                 }
             }
             read = from_server.read(&mut down), if server_open => {
@@ -324,21 +391,22 @@ async fn relay(client: TcpStream, state: Arc<State>) {
                 };
                 if let Some((plan, what)) = armed.take() {
                     plan.kill(what);
-                    return;
+                    return End::Reset;
                 }
                 let current = *mode.borrow_and_update();
                 match current {
                     Mode::Pass => {}
                     Mode::Delay(delay) => tokio::time::sleep(delay).await,
                     Mode::BlackHole => continue,
-                    Mode::Down => return,
+                    Mode::Down => return End::Reset,
                 }
                 if to_client.write_all(&down[..n]).await.is_err() {
-                    return;
+                    return End::Reset;
                 }
             }
         }
     }
+    End::Graceful
 }
 
 /// Counts a chunk from the function and applies the crash plan and the
@@ -358,6 +426,17 @@ fn on_client_chunk(
             *cut_after = None;
             state.cuts.send_modify(|n| *n += 1);
             return Verdict::Close;
+        }
+    }
+    {
+        let mut canned = state.canned.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((left, response)) = canned.as_mut() {
+            let response = response.clone();
+            *left -= 1;
+            if *left == 0 {
+                *canned = None;
+            }
+            return Verdict::Answer(response);
         }
     }
     let plan = state
@@ -483,9 +562,24 @@ mod tests {
         assert_eq!(plan.calls(), 3);
     }
 
+    #[tokio::test]
+    async fn answers_in_place_of_the_upstream() {
+        let proxy = FaultProxy::start("echo", echo_server().await)
+            .await
+            .unwrap();
+        proxy.answer_next(2, b"busy");
+        for _ in 0..2 {
+            let mut stream = TcpStream::connect(proxy.address()).await.unwrap();
+            assert_eq!(round_trip(&mut stream, b"ping").await.unwrap(), b"busy");
+        }
+        let mut stream = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(round_trip(&mut stream, b"ping").await.unwrap(), b"ping");
+    }
+
     #[test]
     fn names_secrets_manager_operations() {
-        let request = b"POST / HTTP/1.1\r\nhost: x\r\nX-Amz-Target: secretsmanager.PutSecretValue\r\n\r\n{}";
+        let request =
+            b"POST / HTTP/1.1\r\nhost: x\r\nX-Amz-Target: secretsmanager.PutSecretValue\r\n\r\n{}";
         assert_eq!(describe(request), "PutSecretValue");
         assert_eq!(describe(&[0x17, 3, 3, 0, 1]), "5 bytes");
     }

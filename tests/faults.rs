@@ -1,0 +1,501 @@
+//! Dependency faults: the database, the authorization server or Secrets
+//! Manager slows down, hangs, drops the connection, goes down or throttles in
+//! the middle of a rotation. A [`FaultProxy`] between the function and each
+//! dependency plays the fault. In every case the step either completes or
+//! fails with an error that names the dependency, before the function's
+//! deadline; nothing stored is lost; and once the fault clears, the same
+//! rotation completes.
+
+use std::time::Duration;
+
+use rotor_cli::db::{TlsMode, random_password};
+use rotor_cli::fault_proxy::{FaultProxy, Mode};
+use rotor_cli::function::LocalFunction;
+use rotor_cli::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
+use rotor_cli::runtime_api::Outcome;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING};
+use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_tests::target_db::Db;
+use rotor_tests::*;
+use serde_json::{Value, json};
+
+/// A database reached through one proxy, Secrets Manager through another.
+struct Bed {
+    db: Db,
+    db_proxy: FaultProxy,
+    sm_proxy: FaultProxy,
+    store: AwsStore,
+}
+
+impl Bed {
+    async fn start(engine: &str) -> Bed {
+        let db = Db::start(engine, TlsMode::Required);
+        let db_proxy = FaultProxy::start(engine, ([127, 0, 0, 1], db.port()).into())
+            .await
+            .unwrap();
+        Bed {
+            db,
+            db_proxy,
+            sm_proxy: moto_proxy().await,
+            store: moto_store(),
+        }
+    }
+
+    async fn function(&self) -> LocalFunction {
+        let ca = self.db.ca_path();
+        start_function_at(
+            "rds-rotation",
+            &self.sm_proxy.http_endpoint(),
+            &[("SSL_CERT_FILE", &ca), ("ROTATION_STRATEGY", "single")],
+        )
+        .await
+    }
+
+    /// A user and a secret for it that reaches the database at `host` through
+    /// `proxy`, staged for rotation to `token`.
+    async fn secret(&self, host: &str, proxy: &FaultProxy, token: &str) -> String {
+        let user = format!("fault_{}", &token[..8]);
+        let password = random_password();
+        self.db.create_user(&user, &password);
+        let value = self
+            .db
+            .secret_at(host, proxy.port(), &user, &password, json!({}));
+        staged_secret(&self.store, &value, &[], token).await
+    }
+
+    async fn works(&self, arn: &str, label: &str) -> bool {
+        match value(&self.store, arn, label).await {
+            Some(stored) => self.db.value_logs_in(&stored),
+            None => false,
+        }
+    }
+
+    /// AWSCURRENT or AWSPENDING logs in: nothing is lost.
+    async fn a_stored_credential_works(&self, arn: &str) -> bool {
+        self.works(arn, AWSCURRENT).await || self.works(arn, AWSPENDING).await
+    }
+}
+
+async fn moto_proxy() -> FaultProxy {
+    let moto_address = moto()
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    FaultProxy::start("secretsmanager", moto_address)
+        .await
+        .unwrap()
+}
+
+/// Invokes a step with a short deadline; the function must answer before it.
+async fn step_within(
+    function: &LocalFunction,
+    arn: &str,
+    token: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<String, (String, String)> {
+    let invocation = function
+        .invoke(&event(arn, token, name), deadline)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{name} did not answer within its {deadline:?} deadline: {e}\n{}",
+                function.output()
+            )
+        });
+    match invocation.outcome {
+        Outcome::Response(value) => Ok(value["outcome"].as_str().unwrap_or("").to_owned()),
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => Err((error_type, error_message)),
+    }
+}
+
+async fn finish_rotation(function: &LocalFunction, arn: &str, token: &str, from: &str) {
+    let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+    let start = steps.iter().position(|s| *s == from).unwrap();
+    for name in &steps[start..] {
+        let result = step(function, &event(arn, token, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+}
+
+async fn black_holed_database(engine: &str) {
+    let bed = Bed::start(engine).await;
+    let function = bed.function().await;
+    let t = token();
+    let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+    step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .unwrap();
+
+    bed.db_proxy.set_mode(Mode::BlackHole);
+    let deadline = Duration::from_secs(4);
+    let (kind, message) = step_within(&function, &arn, &t, "setSecret", deadline)
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
+    let address = format!("127.0.0.1:{}", bed.db_proxy.port());
+    for expected in [
+        "setSecret",
+        address.as_str(),
+        "logging in as user",
+        "before the function's timeout",
+    ] {
+        assert!(message.contains(expected), "{expected:?} not in {message}");
+    }
+    assert!(
+        bed.works(&arn, AWSCURRENT).await,
+        "the current password changed"
+    );
+
+    bed.db_proxy.set_mode(Mode::Pass);
+    finish_rotation(&function, &arn, &t, "setSecret").await;
+    assert!(bed.works(&arn, AWSCURRENT).await);
+}
+
+#[tokio::test]
+async fn a_black_holed_postgres_fails_the_step_before_the_deadline() {
+    black_holed_database("postgres").await;
+}
+
+#[tokio::test]
+async fn a_black_holed_mariadb_fails_the_step_before_the_deadline() {
+    black_holed_database("mariadb").await;
+}
+
+#[tokio::test]
+async fn a_black_holed_secrets_manager_fails_the_step_before_the_deadline() {
+    let bed = Bed::start("postgres").await;
+    let function = bed.function().await;
+    let t = token();
+    let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+    bed.sm_proxy.set_mode(Mode::BlackHole);
+    let (kind, message) = step_within(&function, &arn, &t, "createSecret", Duration::from_secs(4))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
+    assert!(
+        message.contains("Secrets Manager (DescribeSecret on"),
+        "{message}"
+    );
+    bed.sm_proxy.set_mode(Mode::Pass);
+    finish_rotation(&function, &arn, &t, "createSecret").await;
+    assert!(bed.works(&arn, AWSCURRENT).await);
+}
+
+/// The database goes down after setSecret changed the password, and comes
+/// back: testSecret fails clearly while it is down, AWSPENDING (already the
+/// database's password) logs in, and the rotation then completes.
+#[tokio::test]
+async fn a_database_that_goes_down_mid_rotation_loses_nothing() {
+    let bed = Bed::start("postgres").await;
+    let function = bed.function().await;
+    let t = token();
+    let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+    finish_rotation_until(&function, &arn, &t, "testSecret").await;
+
+    bed.db_proxy.set_mode(Mode::Down);
+    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+        .await
+        .unwrap_err();
+    assert!(kind.starts_with("Retryable."), "{kind}: {message}");
+    let address = format!("127.0.0.1:{}", bed.db_proxy.port());
+    assert!(message.contains(&address), "{message}");
+    assert!(bed.works(&arn, AWSPENDING).await);
+    assert!(bed.a_stored_credential_works(&arn).await);
+
+    bed.db_proxy.set_mode(Mode::Pass);
+    finish_rotation(&function, &arn, &t, "testSecret").await;
+    assert!(bed.works(&arn, AWSCURRENT).await);
+}
+
+async fn finish_rotation_until(function: &LocalFunction, arn: &str, token: &str, until: &str) {
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        if name == until {
+            return;
+        }
+        let result = step(function, &event(arn, token, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+}
+
+/// The link breaks after 1, 2, ... chunks of setSecret's conversation with the
+/// database (the TLS handshake, the login, the password change): each break
+/// fails the step with an error naming the database, or comes after its work
+/// was done; a stored credential always logs in; the retry completes.
+#[tokio::test]
+async fn a_connection_cut_at_every_point_of_set_secret_loses_nothing() {
+    let bed = Bed::start("postgres").await;
+    let function = bed.function().await;
+    let address = format!("127.0.0.1:{}", bed.db_proxy.port());
+    let mut failures = 0;
+    let mut cut_at = 1;
+    loop {
+        let t = token();
+        let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+        finish_rotation_until(&function, &arn, &t, "setSecret").await;
+        let before = bed.db_proxy.chunks();
+        bed.db_proxy.cut_after(cut_at);
+        let result = step(&function, &event(&arn, &t, "setSecret")).await;
+        let cut = bed.db_proxy.chunks() - before >= cut_at;
+        bed.db_proxy.cancel_cut();
+        if let Err((kind, message)) = &result {
+            failures += 1;
+            assert!(cut, "setSecret failed without a cut: {kind}: {message}");
+            assert!(
+                kind.starts_with("Retryable."),
+                "cut after {cut_at}: a broken link is worth a retry: {kind}: {message}"
+            );
+            assert!(
+                message.contains(&address) && message.contains("setSecret"),
+                "cut after {cut_at}: {kind}: {message}"
+            );
+        }
+        assert!(
+            bed.a_stored_credential_works(&arn).await,
+            "cut after {cut_at}: no stored credential logs in"
+        );
+        finish_rotation(&function, &arn, &t, "setSecret").await;
+        assert!(bed.works(&arn, AWSCURRENT).await);
+        if !cut {
+            break;
+        }
+        cut_at += 1;
+    }
+    eprintln!(
+        "setSecret cut at each of {} points: {failures} failed clearly, then completed",
+        cut_at - 1
+    );
+    assert!(failures > 0);
+}
+
+#[tokio::test]
+async fn a_slow_link_everywhere_still_rotates() {
+    let bed = Bed::start("mariadb").await;
+    let function = bed.function().await;
+    let t = token();
+    let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+    bed.db_proxy
+        .set_mode(Mode::Delay(Duration::from_millis(40)));
+    bed.sm_proxy
+        .set_mode(Mode::Delay(Duration::from_millis(40)));
+    finish_rotation(&function, &arn, &t, "createSecret").await;
+    assert!(bed.works(&arn, AWSCURRENT).await);
+    assert!(bed.db_proxy.chunks() > 10 && bed.sm_proxy.chunks() > 5);
+}
+
+fn aws_error(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Throttling and server errors from Secrets Manager are retried by the SDK
+/// (three attempts, with backoff); one that persists fails the step as
+/// retryable, naming the call, after exactly three attempts.
+#[tokio::test]
+async fn secrets_manager_throttling_and_5xx_are_retried_within_bounds() {
+    let bed = Bed::start("postgres").await;
+    let function = bed.function().await;
+    let throttled = aws_error(
+        "400 Bad Request",
+        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+    );
+    let internal = aws_error(
+        "500 Internal Server Error",
+        r#"{"__type":"InternalServiceError","message":"An error occurred on the server side."}"#,
+    );
+    let unavailable = aws_error("503 Service Unavailable", "");
+    let t = token();
+    let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
+
+    for (name, fault) in [
+        ("createSecret", &throttled),
+        ("setSecret", &internal),
+        ("testSecret", &unavailable),
+    ] {
+        bed.sm_proxy.answer_next(2, fault);
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+
+    bed.sm_proxy.answer_next(1000, &throttled);
+    let before = bed.sm_proxy.chunks();
+    let (kind, message) = step(&function, &event(&arn, &t, "finishSecret"))
+        .await
+        .unwrap_err();
+    let attempts = bed.sm_proxy.chunks() - before;
+    bed.sm_proxy.answer_next(0, b"");
+    assert_eq!(kind, "Retryable.SecretsManager", "{message}");
+    assert!(
+        message.contains("DescribeSecret") && message.contains("ThrottlingException"),
+        "{message}"
+    );
+    assert_eq!(
+        attempts, 3,
+        "the SDK's standard retry mode makes 3 attempts"
+    );
+    finish_rotation(&function, &arn, &t, "finishSecret").await;
+    assert!(bed.works(&arn, AWSCURRENT).await);
+}
+
+/// Certificates are checked against the name the secret gives: the same
+/// server reached as 127.0.0.2 (a name its certificate does not carry) is
+/// refused, and nothing changes.
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    for engine in ["postgres", "mariadb"] {
+        let bed = Bed::start(engine).await;
+        let other_name = FaultProxy::start_on(
+            [127, 0, 0, 2].into(),
+            engine,
+            ([127, 0, 0, 1], bed.db.port()).into(),
+        )
+        .await
+        .unwrap();
+        let function = bed.function().await;
+        let t = token();
+        let arn = bed.secret("127.0.0.2", &other_name, &t).await;
+        step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap();
+        let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert!(
+            kind.starts_with("NotRetryable."),
+            "{engine}: {kind}: {message}"
+        );
+        assert!(
+            message.to_lowercase().contains("certificate") && message.contains("127.0.0.2"),
+            "{engine}: {message}"
+        );
+        assert!(
+            bed.works(&arn, AWSCURRENT).await,
+            "{engine}: the password changed"
+        );
+        assert!(
+            other_name.connections() > 0,
+            "{engine}: never reached the server"
+        );
+    }
+}
+
+/// The authorization server hangs, then goes down, during testSecret; the
+/// secret's own token endpoint is also reached under a name its certificate
+/// does not carry. Each fails clearly, and the rotation completes once the
+/// server is back.
+#[tokio::test]
+async fn an_authorization_server_that_hangs_or_goes_down() {
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    let upstream = ([127, 0, 0, 1], server.port()).into();
+    let proxy = FaultProxy::start("glewlwyd", upstream).await.unwrap();
+    let other_name = FaultProxy::start_on([127, 0, 0, 2].into(), "glewlwyd", upstream)
+        .await
+        .unwrap();
+    let sm_proxy = moto_proxy().await;
+    let store = moto_store();
+    let ca = server.ca_path().display().to_string();
+    let function = start_function_at(
+        "oauth-rotation",
+        &sm_proxy.http_endpoint(),
+        &[("SSL_CERT_FILE", &ca)],
+    )
+    .await;
+    let secret_via =
+        |proxy: &FaultProxy, host: &str, client: &rotor_cli::oauth_server::RegisteredClient| {
+            let via = |url: &str| {
+                url.replace(
+                    &format!("127.0.0.1:{}/", server.port()),
+                    &format!("{host}:{}/", proxy.port()),
+                )
+            };
+            json!({
+                "provider": "rfc7592",
+                "client_id": client.client_id,
+                "client_secret": client.client_secret.expose_secret(),
+                "token_endpoint": via(&server.token_endpoint()),
+                "scope": CLIENT_SCOPE,
+                "registration_client_uri": via(&client.registration_client_uri),
+                "registration_access_token": client.registration_access_token.expose_secret(),
+            })
+            .to_string()
+        };
+
+    // Another name: refused before anything changes at the server.
+    let client = server
+        .register_client(AuthMethod::ClientSecretBasic)
+        .await
+        .unwrap();
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &secret_via(&other_name, "127.0.0.2", &client),
+        &[],
+        &t,
+    )
+    .await;
+    let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .unwrap_err();
+    assert!(
+        message.to_lowercase().contains("certificate") || message.contains("could not be reached"),
+        "{kind}: {message}"
+    );
+    assert!(
+        gets_token(&server, &store, &arn, AWSCURRENT).await,
+        "the client's secret changed"
+    );
+
+    let client = server
+        .register_client(AuthMethod::ClientSecretBasic)
+        .await
+        .unwrap();
+    let t = token();
+    let arn = staged_secret(&store, &secret_via(&proxy, "127.0.0.1", &client), &[], &t).await;
+    for name in ["createSecret", "setSecret"] {
+        step(&function, &event(&arn, &t, name)).await.unwrap();
+    }
+    proxy.set_mode(Mode::BlackHole);
+    let (kind, message) = step_within(&function, &arn, &t, "testSecret", Duration::from_secs(4))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
+    assert!(message.contains("token endpoint"), "{message}");
+    proxy.set_mode(Mode::Down);
+    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+        .await
+        .unwrap_err();
+    assert!(kind.starts_with("Retryable."), "{kind}: {message}");
+    assert!(message.contains("token endpoint"), "{message}");
+    // The server issued the new secret at createSecret, and it is stored.
+    assert!(gets_token(&server, &store, &arn, AWSPENDING).await);
+    proxy.set_mode(Mode::Pass);
+    for name in ["testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert!(gets_token(&server, &store, &arn, AWSCURRENT).await);
+}
+
+async fn gets_token(server: &OAuthServer, store: &AwsStore, arn: &str, label: &str) -> bool {
+    let Some(stored) = value(store, arn, label).await else {
+        return false;
+    };
+    let client: Value = serde_json::from_str(stored.expose_secret()).unwrap();
+    server
+        .client_credentials(
+            client["client_id"].as_str().unwrap(),
+            &SecretString::from(client["client_secret"].as_str().unwrap()),
+            AuthMethod::ClientSecretBasic,
+            None,
+        )
+        .await
+        .is_ok()
+}
