@@ -11,6 +11,7 @@ mod generic;
 mod oauth;
 mod oauth_bed;
 mod oauth_providers;
+mod races;
 mod rds;
 mod runner;
 mod scheduler;
