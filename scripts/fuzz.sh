@@ -13,6 +13,9 @@
 #
 # A crash leaves its input in fuzz/artifacts/<target>/; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/crash-...
+# Once it is fixed, copy it to fuzz/regressions/<target>/, named after its issue
+# (fuzz/regressions/README.md): the test command then replays it on every run,
+# with the seeds, through fuzz/checks (no instrumented build needed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -38,9 +41,12 @@ for target in "${targets[@]}"; do
   echo "==> fuzzing $target for ${seconds}s"
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
-  # New inputs go to the first directory; the committed seeds are only read.
+  # New inputs go to the first directory; the committed seeds and regressions
+  # are only read.
   dirs=("$corpus")
-  [ -d "fuzz/seeds/$target" ] && dirs+=("fuzz/seeds/$target")
+  for committed in "fuzz/seeds/$target" "fuzz/regressions/$target"; do
+    if [ -d "$committed" ]; then dirs+=("$committed"); fi
+  done
   log=$logs/$target.log
   status=0
   cargo fuzz run --sanitizer "$sanitizer" "$target" "${dirs[@]}" -- \

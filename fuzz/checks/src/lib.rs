@@ -1,0 +1,254 @@
+//! What must hold for any input to rotor's parsers, one function per fuzz target.
+//!
+//! The fuzz targets in `fuzz/fuzz_targets/` only hand libFuzzer's bytes to these
+//! functions, so the same assertions run in two places: under cargo-fuzz, whose
+//! instrumented build is too slow for the test command, and in this crate's replay
+//! test, which runs them on the committed inputs (`fuzz/seeds/`, `fuzz/regressions/`)
+//! and cheap mutations of them on every `cargo test`.
+//!
+//! A check returns when the input is refused or everything held, and panics
+//! otherwise. It stays a pure function of its bytes: no I/O, no clock, no
+//! environment. Its inputs are shaped like secrets, so its panic messages may
+//! name what was parsed (an engine, a host, a user name, a policy) but never a
+//! password or a client secret; the replay test prints them.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use generic_rotation::settings::{Defaults, Generator, parse_duration, parse_generator};
+use oauth_rotation::client::Client;
+use rds_rotation::secret::{DbSecret, alternate_username, base_username};
+use rotation_scheduler::policy::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, Policy, describe_secs};
+use rotor_core::ExposeSecret;
+use rotor_core::event::{RotationEvent, Step};
+use rotor_core::password::{PUNCTUATION, PasswordPolicy};
+use secrecy::SecretString;
+
+/// `RotationEvent::from_json` on any JSON value: never panics, and an accepted
+/// event has the fields the parser promises (non-empty, at most 2048 bytes).
+pub fn rotation_event(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    if let Ok(event) = RotationEvent::from_json(&value) {
+        for field in [&event.secret_id, &event.token] {
+            assert!(!field.is_empty() && field.len() <= 2048);
+        }
+        if let Some(token) = &event.rotation_token {
+            assert!(!token.is_empty() && token.len() <= 2048);
+        }
+        assert_eq!(Step::parse(event.step.as_str()), Some(event.step));
+    }
+}
+
+/// `DbSecret::parse` on any text, then `alternate_username` on the user it
+/// read, at every engine's limit: never panics. An accepted secret written back
+/// with new credentials must parse again to the same target.
+pub fn rds_secret(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(secret) = DbSecret::parse(&SecretString::from(text.as_ref())) else {
+        return;
+    };
+    assert!(!secret.username.is_empty() && !secret.host.is_empty());
+    assert!(secret.port > 0);
+    let _ = secret.database();
+    let _ = secret.address();
+    // MySQL's default and configurable limits, PostgreSQL's 63, MariaDB's 80,
+    // and the extremes.
+    for limit in [0, 1, 16, 32, 63, 80, usize::MAX] {
+        if let Ok(other) = alternate_username(&secret.username, limit, secret.engine) {
+            let _ = base_username(&other);
+        }
+    }
+    let rewritten = secret.with_credentials(&secret.username, &SecretString::from("new-password"));
+    let again = DbSecret::parse(&rewritten).expect("a parsed secret, written back, parses again");
+    assert_eq!(
+        (
+            again.engine,
+            &again.host,
+            again.port,
+            &again.username,
+            again.transport
+        ),
+        (
+            secret.engine,
+            &secret.host,
+            secret.port,
+            &secret.username,
+            secret.transport
+        )
+    );
+}
+
+/// `Client::parse` on any text: never panics; an accepted client only ever
+/// talks TLS (or loopback), and written back with a new secret parses again.
+pub fn oauth_client(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(client) = Client::parse(&SecretString::from(text.as_ref())) else {
+        return;
+    };
+    assert!(rotor_core::http::require_tls(&client.token_endpoint).is_ok());
+    assert!(!client.client_id.is_empty());
+    let _ = client.field("realm");
+    let _ = client.require("application_id");
+    let rewritten = client.with_secret(&SecretString::from("new-secret"), &[], None);
+    let again = Client::parse(&rewritten).expect("a parsed client, written back, parses again");
+    assert_eq!(
+        (again.provider, &again.client_id, &again.token_endpoint),
+        (client.provider, &client.client_id, &client.token_endpoint)
+    );
+}
+
+/// An accepted generator is usable: a password generator's policy validates,
+/// and a byte generator makes 1 to 4096 bytes.
+fn check_generator(generator: &Generator) {
+    match generator {
+        Generator::Password(policy) => assert!(policy.validate().is_ok()),
+        Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => {
+            assert!((1..=4096).contains(n))
+        }
+    }
+}
+
+/// generic-rotation's settings: `parse_generator` and `parse_duration` on the
+/// text, and `Defaults::from_lookup(..).resolve(..)` with the text's lines as
+/// `key=value` environment variables and tags. Never panics; what is accepted
+/// is usable (a password generator's policy validates, durations are positive).
+pub fn generic_settings(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(generator) = parse_generator(&text, &PasswordPolicy::default()) {
+        check_generator(&generator);
+    }
+    if let Ok(duration) = parse_duration(&text) {
+        assert!(!duration.is_zero());
+    }
+
+    let pairs: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    // The input as the environment, its tags resolved over it...
+    if let Ok(defaults) = Defaults::from_lookup(|name| pairs.get(name).cloned()) {
+        let _ = defaults.resolve("fuzz", &pairs);
+    }
+    // ...and as the tags of a secret under a fixed, valid deployment.
+    let env: BTreeMap<&str, &str> = [
+        (
+            "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
+            "https://hooks.example.com/,http://127.0.0.1:",
+        ),
+        ("ROTOR_WEBHOOK_KEY_SECRET", "webhook-key"),
+    ]
+    .into_iter()
+    .collect();
+    let defaults = Defaults::from_lookup(|name| env.get(name).map(|v| v.to_string()))
+        .expect("the fixed environment is valid");
+    if let Ok(settings) = defaults.resolve("fuzz", &pairs) {
+        check_generator(&settings.generator);
+        settings.field_generators.values().for_each(check_generator);
+        assert!(!settings.validation_window.is_zero());
+        if let Some(webhook) = &settings.webhook {
+            assert!(rotor_core::http::require_tls(&webhook.url).is_ok());
+        }
+        if let Some(fields) = &settings.fields {
+            assert!(!fields.is_empty() && fields.iter().all(|f| !f.is_empty()));
+        }
+    }
+}
+
+/// `PasswordPolicy::generate` on a policy made from the bytes: length 1..=512
+/// from the first two, the six flags from the third, the characters to exclude
+/// from the rest (UTF-8, lossily). It must fail exactly when the policy is
+/// impossible, and otherwise produce a password that obeys it.
+pub fn password_policy(data: &[u8]) {
+    let [hi, lo, flags, rest @ ..] = data else {
+        return;
+    };
+    let policy = PasswordPolicy {
+        length: usize::from(u16::from_be_bytes([*hi, *lo])) % 512 + 1,
+        exclude_characters: String::from_utf8_lossy(rest).into_owned(),
+        exclude_numbers: flags & 1 != 0,
+        exclude_punctuation: flags & 2 != 0,
+        exclude_uppercase: flags & 4 != 0,
+        exclude_lowercase: flags & 8 != 0,
+        include_space: flags & 16 != 0,
+        require_each_included_type: flags & 32 != 0,
+    };
+
+    // The policy's classes, worked out here independently of the module.
+    let keep = |set: &str, dropped: bool| -> Vec<char> {
+        if dropped {
+            Vec::new()
+        } else {
+            set.chars()
+                .filter(|c| !policy.exclude_characters.contains(*c))
+                .collect()
+        }
+    };
+    let required_classes = [
+        keep("ABCDEFGHIJKLMNOPQRSTUVWXYZ", policy.exclude_uppercase),
+        keep("abcdefghijklmnopqrstuvwxyz", policy.exclude_lowercase),
+        keep("0123456789", policy.exclude_numbers),
+        keep(PUNCTUATION, policy.exclude_punctuation),
+    ];
+    let space = keep(" ", !policy.include_space);
+    let alphabet: Vec<char> = required_classes
+        .iter()
+        .flatten()
+        .chain(&space)
+        .copied()
+        .collect();
+    let required = if policy.require_each_included_type {
+        required_classes.iter().filter(|c| !c.is_empty()).count()
+    } else {
+        0
+    };
+    let possible = !alphabet.is_empty() && policy.length >= required;
+
+    match policy.generate() {
+        Err(error) => assert!(
+            !possible,
+            "a possible policy {policy:?} was refused: {error}"
+        ),
+        Ok(password) => {
+            assert!(possible, "an impossible policy {policy:?} made a password");
+            let password: Vec<char> = password.expose_secret().chars().collect();
+            assert_eq!(password.len(), policy.length, "wrong length for {policy:?}");
+            assert!(
+                password.iter().all(|c| alphabet.contains(c)),
+                "a character outside the alphabet of {policy:?}"
+            );
+            if policy.require_each_included_type {
+                for class in required_classes.iter().filter(|c| !c.is_empty()) {
+                    assert!(
+                        password.iter().any(|c| class.contains(c)),
+                        "a required class {class:?} is missing under {policy:?}"
+                    );
+                }
+            }
+            assert_eq!(alphabet, policy.alphabet());
+        }
+    }
+}
+
+/// The rotation-scheduler's `Policy::parse` on any text: never panics, and an
+/// accepted policy is between 7 and 365 days.
+pub fn scheduler_policy(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match Policy::parse(&text) {
+        Ok(policy) => {
+            let secs = policy.interval_secs();
+            assert!((7 * 86_400..=365 * 86_400).contains(&secs), "{secs}");
+            assert!((MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS).contains(&secs));
+            assert_eq!(policy.as_str(), text.trim());
+            assert_eq!(Policy::parse(policy.as_str()), Ok(policy.clone()));
+            let _ = policy.due_at(i64::MAX);
+            let _ = policy.due_at(i64::MIN);
+            let _ = describe_secs(secs);
+        }
+        Err(error) => {
+            let _ = error.to_string();
+        }
+    }
+}
