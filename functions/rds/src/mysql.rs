@@ -42,6 +42,8 @@ pub async fn connect(
     if secret.transport == Transport::VerifiedTls {
         let roots =
             tls::roots().map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?;
+        // mysql_async builds its rustls configuration on the process's default.
+        tls::install_default_provider();
         let certs = roots.certs.iter().map(|c| c.to_vec().into()).collect();
         opts = opts.ssl_opts(Some(
             SslOpts::default()

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -80,6 +81,20 @@ fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, S
         .map_err(|e| e.to_string())
 }
 
+/// The cryptography under every TLS connection rds-rotation makes: ring, never
+/// aws-lc (whose first handshake costs a cold start ~27 ms seeding its
+/// generator from CPU jitter).
+pub fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// Makes [`provider`] the process's default, for libraries that build their
+/// rustls configuration on the default (mysql_async does).
+pub fn install_default_provider() {
+    // An error means a default is installed already: those libraries use that one.
+    let _ = provider().install_default();
+}
+
 /// A rustls client configuration over the roots, built once.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
@@ -88,8 +103,7 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
             let roots = roots()?;
             let mut store = RootCertStore::empty();
             let (_added, _ignored) = store.add_parsable_certificates(roots.certs.iter().cloned());
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())?
                 .with_root_certificates(store)
