@@ -72,6 +72,35 @@ struct Matrix {
     /// Crashes after which only the registration access token could recover
     /// the client (RFC 7592's window, see the README).
     recovered_by_registration: u32,
+    /// Every credential the rotations stored, to search the output for.
+    secrets: Vec<SecretString>,
+    /// Everything the function processes wrote, and every step's result.
+    output: String,
+}
+
+impl Matrix {
+    /// Remembers the credentials in a stored value (a password, a client
+    /// secret, a registration access token).
+    fn saw(&mut self, stored: &Option<SecretString>) {
+        let Some(stored) = stored else { return };
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(stored.expose_secret())
+        else {
+            return;
+        };
+        for name in ["password", "client_secret", "registration_access_token"] {
+            if let Some(secret) = fields.get(name).and_then(Value::as_str) {
+                self.secrets.push(SecretString::from(secret));
+            }
+        }
+    }
+
+    /// How many of the stored credentials appear in the output.
+    fn leaks(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter(|s| self.output.contains(s.expose_secret()))
+            .count()
+    }
 }
 
 impl Scenario {
@@ -292,6 +321,8 @@ impl Scenario {
         for proxy in self.proxies() {
             proxy.set_plan(None);
         }
+        matrix.output.push_str(&function.output());
+        matrix.output.push_str(&format!("{:?}", run.steps));
         let name = &self.name;
         let Some(point) = plan.fired() else {
             assert!(
@@ -321,6 +352,8 @@ impl Scenario {
         // 1. A working credential is stored at this instant.
         let current = value(&self.store, arn, AWSCURRENT).await;
         let pending = value(&self.store, arn, AWSPENDING).await;
+        matrix.saw(&current);
+        matrix.saw(&pending);
         let mut working = false;
         for stored in [&current, &pending].into_iter().flatten() {
             working = working || self.works(stored).await;
@@ -347,8 +380,10 @@ impl Scenario {
                 retry.output()
             );
         }
+        matrix.output.push_str(&retry.output());
         // 3. The rotation is complete and exactly as expected.
         self.assert_finished(arn, &t, &old_current).await;
+        matrix.saw(&value(&self.store, arn, AWSCURRENT).await);
         *matrix.survived.entry(when).or_default() += 1;
         Some(point)
     }
@@ -410,17 +445,25 @@ impl Scenario {
             at += 1;
         }
         let total: u32 = matrix.survived.values().sum();
+        let leaks = matrix.leaks();
         eprintln!(
-            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived (before {}, after {}), {} recovered through the registration access token, {:.1?}",
+            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived (before {}, after {}), {} recovered through the registration access token; {} credentials searched for in {} bytes of output and errors: {leaks} found; {:.1?}",
             self.name,
             matrix.calls.values().sum::<u64>(),
             matrix.calls,
             matrix.survived.get(&When::Before).unwrap_or(&0),
             matrix.survived.get(&When::After).unwrap_or(&0),
             matrix.recovered_by_registration,
+            matrix.secrets.len(),
+            matrix.output.len(),
             started.elapsed(),
         );
         assert!(total > 0, "{}: no crash happened", self.name);
+        assert_eq!(
+            leaks, 0,
+            "{}: stored credentials appear in the functions' output or errors",
+            self.name
+        );
         matrix
     }
 }

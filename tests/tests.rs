@@ -8,6 +8,7 @@ mod crash;
 mod db_bed;
 mod faults;
 mod generic;
+mod hostile;
 mod oauth;
 mod oauth_bed;
 mod oauth_providers;

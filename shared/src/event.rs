@@ -102,6 +102,13 @@ impl RotationEvent {
                 Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => Err(Error::InvalidEvent {
                     reason: format!("{field} is {} bytes long; at most {MAX_FIELD_LEN}", s.len()),
                 }),
+                Some(Value::String(s)) if s.chars().any(char::is_control) => {
+                    Err(Error::InvalidEvent {
+                        reason: format!(
+                            "{field} contains control characters; Secrets Manager names, ARNs and tokens never do"
+                        ),
+                    })
+                }
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(other) => Err(Error::InvalidEvent {
                     reason: format!("{field} must be a string, got {}", json_kind(other)),

@@ -207,6 +207,35 @@ fn with_auth(method: Method, url: &str, auth: &Management) -> RequestBuilder {
         .header("Authorization", auth.0.expose_secret())
 }
 
+/// `base` with `segments` appended to its path, each percent-encoded, so that
+/// an id taken from the secret stays one path segment: a `/`, `?`, `#` or
+/// `..` in it can never point a management call at another resource.
+fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
+    let refused = |problem: String| Error::Target {
+        target: display_url(base),
+        problem,
+        retryable: false,
+    };
+    if let Some(bad) = segments
+        .iter()
+        .find(|s| s.is_empty() || **s == "." || **s == "..")
+    {
+        return Err(refused(format!(
+            "an id in the secret is {bad:?}, which is not an id; check the secret's id fields"
+        )));
+    }
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        refused(format!(
+            "the base URL does not parse ({e}); check the secret"
+        ))
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| refused("the base URL cannot take a path; check the secret".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url.into())
+}
+
 fn trimmed(base: &str) -> &str {
     base.trim_end_matches('/')
 }
@@ -307,7 +336,10 @@ pub async fn entra_issue(
 ) -> Result<Issued, Error> {
     let (graph, app) = entra_app(client)?;
     let display_name = format!("rotor {version}");
-    let listing_url = format!("{graph}/v1.0/applications/{app}?$select=passwordCredentials");
+    let listing_url = format!(
+        "{}?$select=passwordCredentials",
+        endpoint(&graph, &["v1.0", "applications", &app])?
+    );
     let listing = call(
         Provider::Entra,
         with_auth(Method::GET, &listing_url, auth),
@@ -330,7 +362,7 @@ pub async fn entra_issue(
             entra_remove(client, auth, key).await?;
         }
     }
-    let url = format!("{graph}/v1.0/applications/{app}/addPassword");
+    let url = endpoint(&graph, &["v1.0", "applications", &app, "addPassword"])?;
     let body = json!({"passwordCredential": {"displayName": display_name}});
     let added = call(
         Provider::Entra,
@@ -384,7 +416,7 @@ fn entra_app(client: &Client) -> Result<(String, String), Error> {
 
 async fn entra_remove(client: &Client, auth: &Management, key: &str) -> Result<(), Error> {
     let (graph, app) = entra_app(client)?;
-    let url = format!("{graph}/v1.0/applications/{app}/removePassword");
+    let url = endpoint(&graph, &["v1.0", "applications", &app, "removePassword"])?;
     call(
         Provider::Entra,
         with_auth(Method::POST, &url, auth).json(&json!({"keyId": key})),
@@ -408,7 +440,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             rotor_core::http::require_tls(base).map_err(bad)?;
             let realm = client.require("realm").map_err(bad)?;
             let id = client.require("client_uuid").map_err(bad)?;
-            let url = format!("{base}/admin/realms/{realm}/clients/{id}");
+            let url = endpoint(base, &["admin", "realms", realm, "clients", id])?;
             let mut representation = call(
                 Provider::Keycloak,
                 with_auth(Method::GET, &url, auth),
@@ -432,7 +464,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
         Provider::Auth0 => {
             let domain = trimmed(client.require("auth0_domain").map_err(bad)?);
             rotor_core::http::require_tls(domain).map_err(bad)?;
-            let url = format!("{domain}/api/v2/clients/{}", client.client_id);
+            let url = endpoint(domain, &["api", "v2", "clients", &client.client_id])?;
             let body = json!({"client_secret": pending.client_secret.expose_secret()});
             call(
                 Provider::Auth0,
@@ -494,7 +526,10 @@ fn okta_secrets_url(client: &Client) -> Result<String, Error> {
     // The path names the application's id, which is the client_id unless the
     // app was created with a client_id of its own.
     let app = client.field("okta_app_id").unwrap_or(&client.client_id);
-    Ok(format!("{domain}/api/v1/apps/{app}/credentials/secrets"))
+    endpoint(
+        domain,
+        &["api", "v1", "apps", app, "credentials", "secrets"],
+    )
 }
 
 /// Refuses to delete anything from a listing that does not show the current
@@ -520,7 +555,7 @@ async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Resu
     };
     let base = okta_secrets_url(client)?;
     if secret["status"] == "ACTIVE" {
-        let url = format!("{base}/{id}/lifecycle/deactivate");
+        let url = endpoint(&base, &[id, "lifecycle", "deactivate"])?;
         call(
             Provider::Okta,
             with_auth(Method::POST, &url, auth),
@@ -529,7 +564,7 @@ async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Resu
         )
         .await?;
     }
-    let url = format!("{base}/{id}");
+    let url = endpoint(&base, &[id])?;
     call(
         Provider::Okta,
         with_auth(Method::DELETE, &url, auth),
@@ -577,7 +612,10 @@ pub async fn retire(
         }
         Provider::Entra => {
             let (graph, app) = entra_app(current)?;
-            let url = format!("{graph}/v1.0/applications/{app}?$select=passwordCredentials");
+            let url = format!(
+                "{}?$select=passwordCredentials",
+                endpoint(&graph, &["v1.0", "applications", &app])?
+            );
             let listed = call(
                 Provider::Entra,
                 with_auth(Method::GET, &url, auth),
@@ -611,4 +649,30 @@ pub async fn retire(
         Provider::Rfc7592 | Provider::Keycloak | Provider::Auth0 => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        let url = endpoint(
+            "https://idp.example/auth/",
+            &["admin", "realms", "r", "clients", "a/../../users?x=1#y"],
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://idp.example/auth/admin/realms/r/clients/a%2F..%2F..%2Fusers%3Fx=1%23y"
+        );
+        assert_eq!(
+            endpoint("https://idp.example", &["api", "v2", "clients", "é"]).unwrap(),
+            "https://idp.example/api/v2/clients/%C3%A9"
+        );
+        for bad in ["..", ".", ""] {
+            let error = endpoint("https://idp.example", &["clients", bad]).unwrap_err();
+            assert!(error.to_string().contains("not an id"), "{error}");
+        }
+    }
 }

@@ -114,9 +114,19 @@ impl LocalFunction {
         event: &Value,
         timeout: Duration,
     ) -> Result<Invocation, InvokeError> {
+        self.invoke_raw(bytes::Bytes::from(event.to_string()), timeout)
+            .await
+    }
+
+    /// Sends any payload (not JSON, not UTF-8) and waits as [`LocalFunction::invoke`] does.
+    pub async fn invoke_raw(
+        &self,
+        payload: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<Invocation, InvokeError> {
         let mut exited = self.exited.clone();
         tokio::select! {
-            answer = self.api.invoke(event, timeout) => answer,
+            answer = self.api.invoke_raw(payload, timeout) => answer,
             status = exited.wait_for(Option::is_some) => Err(InvokeError::Exited {
                 status: status
                     .ok()

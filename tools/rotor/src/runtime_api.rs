@@ -191,6 +191,17 @@ impl RuntimeApi {
         event: &Value,
         timeout: Duration,
     ) -> Result<Invocation, InvokeError> {
+        self.invoke_raw(Bytes::from(event.to_string()), timeout)
+            .await
+    }
+
+    /// [`RuntimeApi::invoke`] with any payload, such as bytes that are not JSON
+    /// or not UTF-8 (the Invoke API takes any bytes).
+    pub async fn invoke_raw(
+        &self,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Invocation, InvokeError> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         let (done, mut answer) = oneshot::channel();
         let request_id = {
@@ -204,7 +215,7 @@ impl RuntimeApi {
             let id = new_request_id(state.seq);
             state.current = Some(Current {
                 id: id.clone(),
-                event: Bytes::from(event.to_string()),
+                event: payload,
                 deadline_ms: epoch_ms(SystemTime::now() + timeout),
                 queued_at: Instant::now(),
                 fetched_at: None,

@@ -1,0 +1,177 @@
+//! Hostile input at the edge of every rotation function: payloads that are
+//! not events, not JSON or not UTF-8, oversized fields, and secrets built to
+//! break a parser. Each is refused with a clear, non-retryable error that
+//! changes nothing, and the same warm process then rotates normally.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rotor_cli::function::LocalFunction;
+use rotor_cli::runtime_api::Outcome;
+use rotor_core::ExposeSecret;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING};
+use rotor_tests::*;
+use serde_json::json;
+
+async fn answer(function: &LocalFunction, payload: Bytes) -> Result<String, (String, String)> {
+    let invocation = function
+        .invoke_raw(payload, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} stopped answering: {e}\n{}",
+                function.name(),
+                function.output()
+            )
+        });
+    match invocation.outcome {
+        Outcome::Response(value) => Ok(value.to_string()),
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => Err((error_type, error_message)),
+    }
+}
+
+#[tokio::test]
+async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps_serving() {
+    let store = moto_store();
+    let huge = "s".repeat(1 << 20);
+    // Payloads that are not JSON never reach rotor: lambda_runtime refuses them
+    // with its own error type, as it would in Lambda.
+    const NOT_JSON: &str = "&lambda_runtime::deserializer::DeserializeError";
+    const INVALID: &str = "NotRetryable.InvalidEvent";
+    let not_events: Vec<(&str, &str, Bytes)> = vec![
+        ("empty object", INVALID, Bytes::from_static(b"{}")),
+        ("array", INVALID, Bytes::from_static(b"[1,2]")),
+        ("string", INVALID, Bytes::from_static(b"\"createSecret\"")),
+        ("not JSON", NOT_JSON, Bytes::from_static(b"SecretId=x&Step=createSecret")),
+        ("not UTF-8", NOT_JSON, Bytes::from_static(b"{\"SecretId\":\"\xff\xfe\"}")),
+        ("truncated", NOT_JSON, Bytes::from_static(b"{\"SecretId\":\"a")),
+        (
+            "wrong types",
+            INVALID,
+            Bytes::from(json!({"SecretId": 5, "ClientRequestToken": [], "Step": null}).to_string()),
+        ),
+        (
+            "unknown step",
+            INVALID,
+            Bytes::from(
+                json!({"SecretId": "s", "ClientRequestToken": token(), "Step": "dropDatabase"})
+                    .to_string(),
+            ),
+        ),
+        (
+            "1 MiB SecretId",
+            INVALID,
+            Bytes::from(
+                json!({"SecretId": huge, "ClientRequestToken": token(), "Step": "createSecret"})
+                    .to_string(),
+            ),
+        ),
+        (
+            "control characters",
+            INVALID,
+            Bytes::from(
+                json!({"SecretId": "a\u{0}b\r\nc", "ClientRequestToken": "\u{1b}[2J", "Step": "createSecret"})
+                    .to_string(),
+            ),
+        ),
+        ("deep nesting", NOT_JSON, Bytes::from("[".repeat(100_000))),
+    ];
+    for name in ["generic-rotation", "rds-rotation", "oauth-rotation"] {
+        let function = start_function(name, &[]).await;
+        for (what, expected, payload) in &not_events {
+            let (kind, message) = answer(&function, payload.clone()).await.expect_err(what);
+            assert_eq!(
+                kind,
+                *expected,
+                "{name}, {what}: {}",
+                &message[..message.len().min(300)]
+            );
+            assert!(
+                message.len() < 4096,
+                "{name}, {what}: the error repeats the payload ({} bytes)",
+                message.len()
+            );
+            assert!(function.exit_status().is_none(), "{name} died on {what}");
+        }
+        // The same process still rotates.
+        if name == "generic-rotation" {
+            let t = token();
+            let arn = staged_secret(&store, "before", &[], &t).await;
+            for step_name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+                step(&function, &event(&arn, &t, step_name)).await.unwrap();
+            }
+            let current = value(&store, &arn, AWSCURRENT).await.unwrap();
+            assert!(current.expose_secret() != "before");
+        }
+    }
+}
+
+/// Secret values that a careless parser would choke on: the largest value
+/// Secrets Manager stores, a 60,000-character user name, fields of the wrong
+/// type, and JSON that is not an object. Refused before anything is stored,
+/// naming the field but never echoing the value.
+#[tokio::test]
+async fn secrets_built_to_break_a_parser_change_nothing() {
+    let store = moto_store();
+    let long = "u".repeat(60_000);
+    let cases: Vec<(&str, &[(&str, &str)], String)> = vec![
+        (
+            "rds-rotation",
+            &[],
+            json!({"engine": "postgres", "host": "127.0.0.1", "username": long, "password": "p"})
+                .to_string(),
+        ),
+        (
+            "rds-rotation",
+            &[],
+            json!({"engine": "postgres", "host": "127.0.0.1", "port": "5432; DROP", "username": "u", "password": "p"})
+                .to_string(),
+        ),
+        (
+            "rds-rotation",
+            &[],
+            json!({"engine": "mysql", "host": "db\"; --", "username": ["u"], "password": 7}).to_string(),
+        ),
+        ("rds-rotation", &[], "[\"not\", \"an\", \"object\"]".to_owned()),
+        (
+            "oauth-rotation",
+            &[],
+            json!({"provider": "keycloak", "client_id": "c", "client_secret": {"a": 1}}).to_string(),
+        ),
+        (
+            "generic-rotation",
+            &[("rotor:fields", "password")],
+            format!("{{\"password\": \"{}\"", "x".repeat(65_000)),
+        ),
+    ];
+    for (name, tags, value_text) in cases {
+        let function = start_function(name, &[]).await;
+        let t = token();
+        let arn = staged_secret(&store, &value_text, tags, &t).await;
+        let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap_err();
+        assert!(
+            kind == "NotRetryable.InvalidSecretValue" || kind == "NotRetryable.InvalidSettings",
+            "{name}: {kind}: {}",
+            &message[..message.len().min(300)]
+        );
+        assert!(message.contains(&arn), "{name}: {message}");
+        assert!(
+            message.len() < 2000 && !message.contains("uuuuuuuu") && !message.contains("xxxxxxxx"),
+            "{name}: the error repeats the value"
+        );
+        assert!(
+            value(&store, &arn, AWSPENDING).await.is_none(),
+            "{name}: something was stored"
+        );
+        let current = value(&store, &arn, AWSCURRENT).await.unwrap();
+        assert!(
+            current.expose_secret() == value_text,
+            "{name}: the current value changed"
+        );
+    }
+}
