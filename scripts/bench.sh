@@ -7,7 +7,9 @@
 # rotations for 1,000 due secrets at RATE_PER_SECOND=${RATE:-20}, with the achieved
 # rate against the allowed one, failures and Secrets Manager calls. RUNS (default
 # 20) sets the number of runs per rotation-function target; extra arguments go to
-# every `rotor bench`. A benchmark, not a test: it asserts no timings.
+# every `rotor bench`. Last, the package each function deploys as: built for arm64
+# with cargo lambda, zipped, and its size (PACKAGES=0 skips this ~7 min build).
+# A benchmark, not a test: it asserts no timings.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,3 +35,21 @@ printf '\n'
 printf '==> %s\n' "rotor bench --target fleet" >&2
 target/release/rotor bench --target fleet --function target/release/rotation-scheduler \
   --rate "${RATE:-20}" "$@"
+
+[ "${PACKAGES:-1}" = 0 ] && exit 0
+printf '\n'
+printf '==> %s\n' "packaging each function for arm64 (cargo lambda build --release --arm64 --output-format zip)" >&2
+functions=(generic-rotation rds-rotation oauth-rotation rotation-scheduler)
+for function in "${functions[@]}"; do
+  PATH="$root/.venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip --bin "$function" >&2
+done
+printf '| function, arm64 | zipped (MiB) | bootstrap, unzipped (MiB) |\n|---|---:|---:|\n'
+for function in "${functions[@]}"; do
+  .venv/bin/python - "$function" "target/lambda/$function/bootstrap.zip" <<'EOF'
+import os, sys, zipfile
+name, path = sys.argv[1:]
+unzipped = sum(entry.file_size for entry in zipfile.ZipFile(path).infolist())
+mib = 2**20
+print(f"| {name} | {os.path.getsize(path) / mib:.1f} | {unzipped / mib:.1f} |")
+EOF
+done
