@@ -8,10 +8,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The shared client: short timeouts, no redirects (a redirect could carry a
-/// secret to another host), rustls with the platform's roots.
+/// secret to another host), rustls on ring with the platform's roots (which
+/// include `SSL_CERT_FILE`).
 pub fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        use_ring();
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
@@ -19,6 +21,14 @@ pub fn client() -> &'static reqwest::Client {
             .build()
             .unwrap_or_default()
     })
+}
+
+/// Makes ring the process's rustls provider. reqwest is built without a
+/// provider of its own (its `rustls` feature would bring aws-lc) and panics
+/// when it builds a TLS client with none installed: call this first.
+pub fn use_ring() {
+    // An error means a provider is installed already: reqwest uses that one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// HTTPS, or plain HTTP to 127.0.0.1 or localhost only.

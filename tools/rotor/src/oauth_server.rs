@@ -286,6 +286,7 @@ impl OAuthServer {
             None,
         )?;
 
+        rotor_core::http::use_ring();
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(ca.ca_pem().as_bytes())
                 .context("loading the test CA into reqwest")?])
