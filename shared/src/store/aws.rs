@@ -1,9 +1,11 @@
 //! The secret store on the AWS SDK: Secrets Manager itself, or any endpoint that
 //! speaks its API (moto in the tests, a VPC endpoint in production).
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
@@ -52,7 +54,7 @@ impl AwsStore {
         {
             loader = loader.endpoint_url(endpoint);
         }
-        let config = loader.timeout_config(
+        let config = loader.http_client(https_client()).timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -65,6 +67,36 @@ impl AwsStore {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// The HTTPS client for every AWS SDK config and client rotor builds; the SDK
+/// is compiled without one of its own (see the workspace's Cargo.toml), so a
+/// config without this one fails every call with "no HTTP client".
+///
+/// rustls on ring, trusting the system's roots (and `SSL_CERT_FILE`), with the
+/// proxy settings (`HTTPS_PROXY`, `NO_PROXY`) that the SDK's own default client
+/// reads. Built once per process; its clones share the connection pools.
+pub fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, Connector, proxy::ProxyConfig};
+
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // What the SDK's `default-https-client` builds, on ring: the public
+            // `Builder::build_https` would drop the proxy settings.
+            Builder::new().build_with_connector_fn(|settings, components| {
+                let mut connector = Connector::builder()
+                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                    .proxy_config(ProxyConfig::from_env());
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.build()
+            })
+        })
+        .clone()
 }
 
 /// Sorts an SDK failure into what the caller can do about it.

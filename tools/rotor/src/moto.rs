@@ -124,6 +124,7 @@ pub fn local_env(endpoint: &str) -> Vec<(String, String)> {
 pub fn local_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     let config = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(rotor_core::store::aws::https_client())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

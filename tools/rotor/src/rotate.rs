@@ -98,6 +98,7 @@ impl LambdaFunction {
         use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
         let config = aws_sdk_lambda::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(rotor_core::store::aws::https_client())
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new(
@@ -116,7 +117,10 @@ impl LambdaFunction {
 
     /// The function `name` (or ARN) in AWS, with the environment's credentials and region.
     pub async fn from_env(name: &str) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(rotor_core::store::aws::https_client())
+            .load()
+            .await;
         LambdaFunction {
             client: aws_sdk_lambda::Client::new(&config),
             name: name.to_owned(),
