@@ -3,10 +3,11 @@
 //! alternate user's accounts, privileges and TLS requirements equal to the
 //! original's.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, SslOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use rotor_core::{ExposeSecret, SecretString};
 
 use crate::connect::ConnectError;
@@ -26,31 +27,47 @@ pub struct Session {
     backslash_escapes: bool,
 }
 
+/// Options asking for TLS verified against [`tls::roots`], built once per
+/// process. mysql_async turns them into a TLS connector (root store, rustls
+/// configuration) on the first connection and keeps it in the options, shared
+/// by their clones: every verified connection starts from a clone of these.
+fn verified_tls() -> Result<&'static Opts, String> {
+    static OPTS: OnceLock<Result<Opts, String>> = OnceLock::new();
+    OPTS.get_or_init(|| {
+        let roots = tls::roots()?;
+        // mysql_async builds its rustls configuration on the process's default.
+        tls::install_default_provider();
+        let certs = roots.certs.iter().map(|c| c.to_vec().into()).collect();
+        let ssl = SslOpts::default()
+            .with_root_certs(certs)
+            .with_disable_built_in_roots(true);
+        Ok(OptsBuilder::default().ssl_opts(Some(ssl)).into())
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
 /// Logs in as `user` with `password` at the secret's host.
 pub async fn connect(
     secret: &DbSecret,
     user: &str,
     password: &SecretString,
 ) -> Result<Session, ConnectError> {
-    let mut opts = OptsBuilder::default()
+    let base = match secret.transport {
+        Transport::VerifiedTls => OptsBuilder::from_opts(
+            verified_tls()
+                .map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?
+                .clone(),
+        ),
+        Transport::Plaintext => OptsBuilder::default(),
+    };
+    let opts = base
         .ip_or_hostname(secret.host.clone())
         .tcp_port(secret.port)
         .user(Some(user))
         .pass(Some(password.expose_secret()))
         .db_name(secret.dbname.clone())
         .prefer_socket(false);
-    if secret.transport == Transport::VerifiedTls {
-        let roots =
-            tls::roots().map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?;
-        // mysql_async builds its rustls configuration on the process's default.
-        tls::install_default_provider();
-        let certs = roots.certs.iter().map(|c| c.to_vec().into()).collect();
-        opts = opts.ssl_opts(Some(
-            SslOpts::default()
-                .with_root_certs(certs)
-                .with_disable_built_in_roots(true),
-        ));
-    }
     let connecting = Conn::new(opts);
     let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => {
