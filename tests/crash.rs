@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rotor_cli::db::{TlsMode, random_password};
 use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, When};
 use rotor_cli::function::LocalFunction;
-use rotor_cli::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
+use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_cli::webhook_receiver::WebhookReceiver;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
@@ -197,22 +197,12 @@ impl Scenario {
                     .register_client(AuthMethod::ClientSecretBasic)
                     .await
                     .unwrap();
-                let via_proxy = |url: &str| {
-                    url.replace(
-                        &format!(":{}/", server.port()),
-                        &format!(":{}/", self.target_proxy.port()),
-                    )
-                };
-                json!({
-                    "provider": "rfc7592",
-                    "client_id": client.client_id,
-                    "client_secret": client.client_secret.expose_secret(),
-                    "token_endpoint": via_proxy(&server.token_endpoint()),
-                    "scope": CLIENT_SCOPE,
-                    "registration_client_uri": via_proxy(&client.registration_client_uri),
-                    "registration_access_token": client.registration_access_token.expose_secret(),
-                })
-                .to_string()
+                rfc7592_secret(
+                    server,
+                    &client,
+                    AuthMethod::ClientSecretBasic,
+                    Some(("127.0.0.1", self.target_proxy.port())),
+                )
             }
         };
         self.store

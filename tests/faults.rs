@@ -11,8 +11,7 @@ use std::time::Duration;
 use rotor_cli::db::{TlsMode, random_password};
 use rotor_cli::fault_proxy::{FaultProxy, Mode};
 use rotor_cli::function::LocalFunction;
-use rotor_cli::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
-use rotor_cli::runtime_api::Outcome;
+use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
 use rotor_tests::target_db::Db;
@@ -87,32 +86,6 @@ async fn moto_proxy() -> FaultProxy {
         .unwrap()
 }
 
-/// Invokes a step with a short deadline; the function must answer before it.
-async fn step_within(
-    function: &LocalFunction,
-    arn: &str,
-    token: &str,
-    name: &str,
-    deadline: Duration,
-) -> Result<String, (String, String)> {
-    let invocation = function
-        .invoke(&event(arn, token, name), deadline)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{name} did not answer within its {deadline:?} deadline: {e}\n{}",
-                function.output()
-            )
-        });
-    match invocation.outcome {
-        Outcome::Response(value) => Ok(value["outcome"].as_str().unwrap_or("").to_owned()),
-        Outcome::Error {
-            error_type,
-            error_message,
-        } => Err((error_type, error_message)),
-    }
-}
-
 async fn finish_rotation(function: &LocalFunction, arn: &str, token: &str, from: &str) {
     let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
     let start = steps.iter().position(|s| *s == from).unwrap();
@@ -133,7 +106,7 @@ async fn black_holed_database(engine: &str) {
 
     bed.db_proxy.set_mode(Mode::BlackHole);
     let deadline = Duration::from_secs(4);
-    let (kind, message) = step_within(&function, &arn, &t, "setSecret", deadline)
+    let (kind, message) = step_within(&function, &event(&arn, &t, "setSecret"), deadline)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
@@ -173,9 +146,13 @@ async fn a_black_holed_secrets_manager_fails_the_step_before_the_deadline() {
     let t = token();
     let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
     bed.sm_proxy.set_mode(Mode::BlackHole);
-    let (kind, message) = step_within(&function, &arn, &t, "createSecret", Duration::from_secs(4))
-        .await
-        .unwrap_err();
+    let (kind, message) = step_within(
+        &function,
+        &event(&arn, &t, "createSecret"),
+        Duration::from_secs(4),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
     assert!(
         message.contains("Secrets Manager (DescribeSecret on"),
@@ -408,25 +385,14 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
         &[("SSL_CERT_FILE", &ca)],
     )
     .await;
-    let secret_via =
-        |proxy: &FaultProxy, host: &str, client: &rotor_cli::oauth_server::RegisteredClient| {
-            let via = |url: &str| {
-                url.replace(
-                    &format!("127.0.0.1:{}/", server.port()),
-                    &format!("{host}:{}/", proxy.port()),
-                )
-            };
-            json!({
-                "provider": "rfc7592",
-                "client_id": client.client_id,
-                "client_secret": client.client_secret.expose_secret(),
-                "token_endpoint": via(&server.token_endpoint()),
-                "scope": CLIENT_SCOPE,
-                "registration_client_uri": via(&client.registration_client_uri),
-                "registration_access_token": client.registration_access_token.expose_secret(),
-            })
-            .to_string()
-        };
+    let secret_via = |proxy: &FaultProxy, host: &str, client| {
+        rfc7592_secret(
+            &server,
+            client,
+            AuthMethod::ClientSecretBasic,
+            Some((host, proxy.port())),
+        )
+    };
 
     // Another name: refused before anything changes at the server.
     let client = server
@@ -463,9 +429,13 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
         step(&function, &event(&arn, &t, name)).await.unwrap();
     }
     proxy.set_mode(Mode::BlackHole);
-    let (kind, message) = step_within(&function, &arn, &t, "testSecret", Duration::from_secs(4))
-        .await
-        .unwrap_err();
+    let (kind, message) = step_within(
+        &function,
+        &event(&arn, &t, "testSecret"),
+        Duration::from_secs(4),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
     assert!(message.contains("token endpoint"), "{message}");
     proxy.set_mode(Mode::Down);

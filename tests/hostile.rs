@@ -6,32 +6,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rotor_cli::function::LocalFunction;
-use rotor_cli::runtime_api::Outcome;
 use rotor_core::ExposeSecret;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_tests::*;
 use serde_json::json;
-
-async fn answer(function: &LocalFunction, payload: Bytes) -> Result<String, (String, String)> {
-    let invocation = function
-        .invoke_raw(payload, Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} stopped answering: {e}\n{}",
-                function.name(),
-                function.output()
-            )
-        });
-    match invocation.outcome {
-        Outcome::Response(value) => Ok(value.to_string()),
-        Outcome::Error {
-            error_type,
-            error_message,
-        } => Err((error_type, error_message)),
-    }
-}
 
 #[tokio::test]
 async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps_serving() {
@@ -82,7 +60,9 @@ async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps
     for name in ["generic-rotation", "rds-rotation", "oauth-rotation"] {
         let function = start_function(name, &[]).await;
         for (what, expected, payload) in &not_events {
-            let (kind, message) = answer(&function, payload.clone()).await.expect_err(what);
+            let (kind, message) = answer(&function, payload.clone(), Duration::from_secs(30))
+                .await
+                .expect_err(what);
             assert_eq!(
                 kind,
                 *expected,
@@ -109,6 +89,9 @@ async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps
     }
 }
 
+/// A function, the secret's tags, and its value.
+type Case = (&'static str, &'static [(&'static str, &'static str)], String);
+
 /// Secret values that a careless parser would choke on: the largest value
 /// Secrets Manager stores, a 60,000-character user name, fields of the wrong
 /// type, and JSON that is not an object. Refused before anything is stored,
@@ -117,7 +100,7 @@ async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps
 async fn secrets_built_to_break_a_parser_change_nothing() {
     let store = moto_store();
     let long = "u".repeat(60_000);
-    let cases: Vec<(&str, &[(&str, &str)], String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "rds-rotation",
             &[],

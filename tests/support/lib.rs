@@ -65,12 +65,33 @@ pub fn event(secret: &str, token: &str, step: &str) -> Value {
 
 /// Invokes a step; Ok(outcome field) or Err((error type, message)).
 pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (String, String)> {
+    step_within(function, event, Duration::from_secs(30)).await
+}
+
+/// [`step`] with the invocation's deadline `timeout` from now. The function
+/// must answer before it: a step that does not is a failed test.
+pub async fn step_within(
+    function: &LocalFunction,
+    event: &Value,
+    timeout: Duration,
+) -> Result<String, (String, String)> {
+    let payload = bytes::Bytes::from(event.to_string());
+    answer(function, payload, timeout).await
+}
+
+/// Invokes with any payload; Ok(outcome field) or Err((error type, message)).
+pub async fn answer(
+    function: &LocalFunction,
+    payload: bytes::Bytes,
+    timeout: Duration,
+) -> Result<String, (String, String)> {
     let invocation = function
-        .invoke(event, Duration::from_secs(30))
+        .invoke_raw(payload, timeout)
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "invocation failed: {e}; function output:\n{}",
+                "{} did not answer within {timeout:?}: {e}; its output:\n{}",
+                function.name(),
                 function.output()
             )
         });
@@ -81,6 +102,34 @@ pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (St
             error_message,
         } => Err((error_type, error_message)),
     }
+}
+
+/// An RFC 7592 client secret as oauth-rotation reads it. With `via`, its
+/// endpoints point at that host and port (a proxy) instead of the server.
+pub fn rfc7592_secret(
+    server: &rotor_cli::oauth_server::OAuthServer,
+    client: &rotor_cli::oauth_server::RegisteredClient,
+    method: rotor_cli::oauth_server::AuthMethod,
+    via: Option<(&str, u16)>,
+) -> String {
+    let endpoint = |url: &str| match via {
+        Some((host, port)) => url.replace(
+            &format!("127.0.0.1:{}/", server.port()),
+            &format!("{host}:{port}/"),
+        ),
+        None => url.to_owned(),
+    };
+    json!({
+        "provider": "rfc7592",
+        "client_id": client.client_id,
+        "client_secret": client.client_secret.expose_secret(),
+        "token_endpoint": endpoint(&server.token_endpoint()),
+        "token_endpoint_auth_method": method.as_str(),
+        "scope": rotor_cli::oauth_server::CLIENT_SCOPE,
+        "registration_client_uri": endpoint(&client.registration_client_uri),
+        "registration_access_token": client.registration_access_token.expose_secret(),
+    })
+    .to_string()
 }
 
 /// Creates a secret and stages a rotation to `token`, as RotateSecret does.

@@ -324,6 +324,28 @@ async fn relay(client: TcpStream, state: Arc<State>) {
     }
 }
 
+/// What the mode makes of one chunk.
+enum Flow {
+    Forward,
+    Swallow,
+    Reset,
+}
+
+/// Applies the current mode to a chunk about to be forwarded (waiting out a
+/// delay first).
+async fn obey(mode: &mut watch::Receiver<Mode>) -> Flow {
+    let current = *mode.borrow_and_update();
+    match current {
+        Mode::Pass => Flow::Forward,
+        Mode::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            Flow::Forward
+        }
+        Mode::BlackHole => Flow::Swallow,
+        Mode::Down => Flow::Reset,
+    }
+}
+
 type Halves<'a> = (
     &'a mut tokio::net::tcp::OwnedReadHalf,
     &'a mut tokio::net::tcp::OwnedWriteHalf,
@@ -369,12 +391,10 @@ async fn pump(
                     }
                     Verdict::Forward => {}
                 }
-                let current = *mode.borrow_and_update();
-                match current {
-                    Mode::Pass => {}
-                    Mode::Delay(delay) => tokio::time::sleep(delay).await,
-                    Mode::BlackHole => continue,
-                    Mode::Down => return End::Reset,
+                match obey(mode).await {
+                    Flow::Forward => {}
+                    Flow::Swallow => continue,
+                    Flow::Reset => return End::Reset,
                 }
                 if to_server.write_all(&up[..n]).await.is_err() {
                     return End::Reset;
@@ -393,12 +413,10 @@ async fn pump(
                     plan.kill(what);
                     return End::Reset;
                 }
-                let current = *mode.borrow_and_update();
-                match current {
-                    Mode::Pass => {}
-                    Mode::Delay(delay) => tokio::time::sleep(delay).await,
-                    Mode::BlackHole => continue,
-                    Mode::Down => return End::Reset,
+                match obey(mode).await {
+                    Flow::Forward => {}
+                    Flow::Swallow => continue,
+                    Flow::Reset => return End::Reset,
                 }
                 if to_client.write_all(&down[..n]).await.is_err() {
                     return End::Reset;
