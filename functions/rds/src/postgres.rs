@@ -5,11 +5,13 @@
 //! `password_encryption` says so) verifiers computed here, so the plaintext
 //! never reaches the server's statement log.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rotor_core::{ExposeSecret, SecretString};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::connect::ConnectError;
 use crate::secret::{DbSecret, Transport};
@@ -17,6 +19,16 @@ use crate::tls;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS connector, built once per process (clones share the configuration).
+fn connector() -> Result<MakeRustlsConnect, String> {
+    static CONNECTOR: OnceLock<Result<MakeRustlsConnect, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            tls::client_config().map(|config| MakeRustlsConnect::new((*config).clone()))
+        })
+        .clone()
+}
 
 /// Logs in as `user` with `password` at the secret's host.
 pub async fn connect(
@@ -44,9 +56,8 @@ pub async fn connect(
     let client = match secret.transport {
         Transport::VerifiedTls => {
             config.ssl_mode(SslMode::Require);
-            let tls_config = tls::client_config()
+            let connector = connector()
                 .map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?;
-            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_config).clone());
             let (client, connection) = config.connect(connector).await.map_err(describe)?;
             tokio::spawn(connection);
             client
