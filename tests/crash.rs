@@ -23,11 +23,13 @@ use rotor_cli::db::{TlsMode, random_password};
 use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, When};
 use rotor_cli::function::LocalFunction;
 use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
+use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_cli::webhook_receiver::WebhookReceiver;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_tests::providers::{gets_token, setup};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};
@@ -49,6 +51,11 @@ enum Target {
     },
     /// oauth-rotation with RFC 7592 at a real glewlwyd.
     OAuth { server: OAuthServer },
+    /// oauth-rotation with a cloud provider's management API, emulated.
+    Provider {
+        emulator: ProviderEmulator,
+        provider: Provider,
+    },
 }
 
 /// One scenario: a target, its proxy, and the proxy in front of moto.
@@ -114,6 +121,11 @@ impl Scenario {
                 .unwrap(),
             Target::Database { db, .. } => ([127, 0, 0, 1], db.port()).into(),
             Target::OAuth { server } => ([127, 0, 0, 1], server.port()).into(),
+            Target::Provider { emulator, .. } => emulator
+                .url()
+                .trim_start_matches("http://")
+                .parse()
+                .unwrap(),
         };
         let moto_address = moto()
             .endpoint()
@@ -167,6 +179,7 @@ impl Scenario {
                 "oauth-rotation",
                 vec![("SSL_CERT_FILE", server.ca_path().display().to_string())],
             ),
+            Target::Provider { .. } => ("oauth-rotation", vec![]),
         };
         let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
         start_function_at(binary, &self.sm_proxy.http_endpoint(), &extra).await
@@ -175,7 +188,8 @@ impl Scenario {
     /// A secret to rotate: one for the whole matrix, or (OAuth, whose server
     /// hands out its own URIs) one per rotation.
     async fn secret(&self, reuse: Option<&str>) -> String {
-        if let (Some(arn), false) = (reuse, matches!(self.target, Target::OAuth { .. })) {
+        let fresh = matches!(self.target, Target::OAuth { .. } | Target::Provider { .. });
+        if let (Some(arn), false) = (reuse, fresh) {
             return arn.to_owned();
         }
         let value = match &self.target {
@@ -203,6 +217,18 @@ impl Scenario {
                     AuthMethod::ClientSecretBasic,
                     Some(("127.0.0.1", self.target_proxy.port())),
                 )
+            }
+            Target::Provider { emulator, provider } => {
+                let method = if *provider == Provider::Auth0 {
+                    TokenAuth::Post
+                } else {
+                    TokenAuth::Basic
+                };
+                let (case, _) = setup(emulator, &self.store, *provider, method, true).await;
+                let staged = value(&self.store, &case.arn, AWSCURRENT).await.unwrap();
+                staged
+                    .expose_secret()
+                    .replace(&emulator.url(), &self.target_proxy.http_endpoint())
             }
         };
         self.store
@@ -238,7 +264,44 @@ impl Scenario {
                     .await
                     .is_ok()
             }
+            Target::Provider { emulator, provider } => {
+                self.provider_works(emulator, *provider, value).await
+            }
         }
+    }
+
+    /// A provider client's stored value: whether its secret gets a token,
+    /// asked of the emulator directly.
+    async fn provider_works(
+        &self,
+        emulator: &ProviderEmulator,
+        provider: Provider,
+        value: &SecretString,
+    ) -> bool {
+        let Ok(client) = serde_json::from_str::<Value>(value.expose_secret()) else {
+            return false;
+        };
+        let (Some(id), Some(secret), Some(endpoint)) = (
+            client["client_id"].as_str(),
+            client["client_secret"].as_str(),
+            client["token_endpoint"].as_str(),
+        ) else {
+            return false;
+        };
+        let method = match client["token_endpoint_auth_method"].as_str() {
+            Some("client_secret_post") => TokenAuth::Post,
+            _ => TokenAuth::Basic,
+        };
+        let direct = endpoint.replace(&self.target_proxy.http_endpoint(), &emulator.url());
+        gets_token(
+            emulator,
+            provider,
+            method,
+            &direct,
+            id,
+            &SecretString::from(secret),
+        )
+        .await
     }
 
     /// RFC 7592 only: whether the stored registration access token still reads
@@ -575,4 +638,33 @@ async fn crash_matrix_oauth_rfc7592() {
         "oauth rfc7592: {} crash(es) fell between the server's PUT and PutSecretValue",
         matrix.recovered_by_registration
     );
+}
+
+async fn provider(provider: Provider) {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let name = format!("oauth {}", rotor_tests::providers::name(provider));
+    Scenario::new(&name, Target::Provider { emulator, provider })
+        .await
+        .run()
+        .await;
+}
+
+#[tokio::test]
+async fn crash_matrix_oauth_keycloak() {
+    provider(Provider::Keycloak).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_oauth_okta() {
+    provider(Provider::Okta).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_oauth_entra() {
+    provider(Provider::Entra).await;
+}
+
+#[tokio::test]
+async fn crash_matrix_oauth_auth0() {
+    provider(Provider::Auth0).await;
 }

@@ -90,7 +90,11 @@ async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps
 }
 
 /// A function, the secret's tags, and its value.
-type Case = (&'static str, &'static [(&'static str, &'static str)], String);
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    String,
+);
 
 /// Secret values that a careless parser would choke on: the largest value
 /// Secrets Manager stores, a 60,000-character user name, fields of the wrong

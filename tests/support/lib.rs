@@ -4,6 +4,7 @@
 
 pub use rotor_cli::db;
 
+pub mod providers;
 pub mod target_db;
 
 use std::collections::BTreeMap;

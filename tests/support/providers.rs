@@ -1,0 +1,192 @@
+//! Clients at the provider emulator (`rotor_cli::provider_emulator`), with
+//! their secrets in moto, as the oauth-rotation tests set them up.
+
+use rotor_cli::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
+use rotor_core::store::RotationService;
+use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::{staged_secret, token, unique};
+use Provider::{Auth0, Entra, Keycloak, Okta};
+use TokenAuth::Post;
+
+/// Keycloak's realm, Entra's tenant.
+pub const REALM: &str = "rotor-test";
+
+/// One client at an emulated provider, with its secret in moto.
+pub struct Case {
+    /// The provider.
+    pub provider: Provider,
+    /// How the client authenticates at the token endpoint.
+    pub method: TokenAuth,
+    /// The id the management API knows the client by.
+    pub admin_id: String,
+    /// The OAuth client_id.
+    pub client_id: String,
+    /// The token endpoint.
+    pub endpoint: String,
+    /// The client secret before any rotation.
+    pub initial: SecretString,
+    /// The secret in moto.
+    pub arn: String,
+}
+
+impl Case {
+    /// Whether `secret` gets a token for the client now.
+    pub async fn gets_token(&self, emulator: &ProviderEmulator, secret: &SecretString) -> bool {
+        gets_token(
+            emulator,
+            self.provider,
+            self.method,
+            &self.endpoint,
+            &self.client_id,
+            secret,
+        )
+        .await
+    }
+
+    /// How many credentials the provider holds as active for the client.
+    pub fn active(&self, emulator: &ProviderEmulator) -> usize {
+        let held = emulator.credentials(self.provider, &self.admin_id);
+        held.iter().filter(|c| c.active).count()
+    }
+}
+
+/// Whether `secret` gets a token for `client_id` at `endpoint`, with the
+/// scope or audience the provider's clients here ask for.
+pub async fn gets_token(
+    emulator: &ProviderEmulator,
+    provider: Provider,
+    method: TokenAuth,
+    endpoint: &str,
+    client_id: &str,
+    secret: &SecretString,
+) -> bool {
+    let extra: &[(&str, &str)] = match provider {
+        Okta => &[("scope", "rotor.test")],
+        Entra => &[("scope", "api://rotor-test/.default")],
+        Auth0 => &[("audience", "https://api.rotor.test/")],
+        Keycloak => &[],
+    };
+    emulator
+        .grant(endpoint, client_id, secret, method, extra)
+        .await
+        == 200
+}
+
+/// The provider's `provider` value in a secret.
+pub fn name(provider: Provider) -> &'static str {
+    match provider {
+        Keycloak => "keycloak",
+        Okta => "okta",
+        Entra => "entra",
+        Auth0 => "auth0",
+    }
+}
+
+/// Registers a client at the emulator, stores its management secret (refused
+/// by the provider unless `management_works`) and its client secret in moto,
+/// and stages a rotation; returns the case and the rotation's token.
+pub async fn setup(
+    emulator: &ProviderEmulator,
+    store: &AwsStore,
+    provider: Provider,
+    method: TokenAuth,
+    management_works: bool,
+) -> (Case, String) {
+    let initial = SecretString::from(unique("initial-secret"));
+    let (admin_id, client_id) = match provider {
+        Keycloak | Entra => (token(), unique("client")),
+        // An Okta app whose client_id is not its app id.
+        Okta => (unique("0oa"), unique("client")),
+        Auth0 => (unique("auth0"), String::new()),
+    };
+    let client_id = if client_id.is_empty() {
+        admin_id.clone()
+    } else {
+        client_id
+    };
+    let mut client = EmulatedClient::new(provider, REALM, &admin_id, &client_id, &initial);
+    if matches!(provider, Okta | Auth0) {
+        client.method = Some(method); // these providers enforce the configured method
+    }
+    let initial_id = emulator.add_client(client);
+    let granted = unique("management-token");
+    let presented = if management_works {
+        granted.clone()
+    } else {
+        unique("not-the-token")
+    };
+    let management = match provider {
+        Keycloak | Entra => {
+            emulator.allow_management(provider, &format!("Bearer {granted}"));
+            json!({ "token": presented })
+        }
+        Okta => {
+            emulator.allow_management(provider, &format!("SSWS {granted}"));
+            json!({ "okta_api_token": presented })
+        }
+        // A machine-to-machine client with a client grant on the Management API.
+        Auth0 if management_works => {
+            let m2m = unique("m2m");
+            let m2m_secret = unique("m2m-secret");
+            let mut client = EmulatedClient::new(
+                Auth0,
+                "",
+                &m2m,
+                &m2m,
+                &SecretString::from(m2m_secret.as_str()),
+            );
+            client.method = Some(Post);
+            client.management_scopes = vec!["update:client_keys".into()];
+            emulator.add_client(client);
+            json!({
+                "client_id": m2m, "client_secret": m2m_secret,
+                "token_endpoint": emulator.token_endpoint(Auth0, ""),
+                "audience": emulator.auth0_management_audience(),
+                "token_endpoint_auth_method": "client_secret_post",
+            })
+        }
+        Auth0 => json!({ "token": presented }),
+    };
+    let management_arn = store
+        .create_secret(
+            &unique("management"),
+            &SecretString::from(management.to_string()),
+            &[],
+        )
+        .await
+        .expect("create the management secret");
+    let endpoint = emulator.token_endpoint(provider, REALM);
+    let url = emulator.url();
+    let mut secret = json!({
+        "provider": name(provider), "client_id": client_id,
+        "client_secret": initial.expose_secret(), "token_endpoint": endpoint,
+        "token_endpoint_auth_method": method.as_str(),
+        "management_secret_arn": management_arn, "owner": "team-payments",
+    });
+    let fields = match provider {
+        Keycloak => json!({"keycloak_url": url, "realm": REALM, "client_uuid": admin_id}),
+        Okta => json!({"okta_domain": url, "okta_app_id": admin_id, "scope": "rotor.test"}),
+        Entra => json!({
+            "graph_url": url, "application_object_id": admin_id, "key_id": initial_id,
+            "scope": "api://rotor-test/.default",
+        }),
+        Auth0 => json!({"auth0_domain": url, "audience": "https://api.rotor.test/"}),
+    };
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        secret[k] = v.clone();
+    }
+    let t = token();
+    let arn = staged_secret(store, &secret.to_string(), &[], &t).await;
+    let case = Case {
+        provider,
+        method,
+        admin_id,
+        client_id,
+        endpoint,
+        initial,
+        arn,
+    };
+    (case, t)
+}
