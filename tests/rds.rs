@@ -543,3 +543,43 @@ async fn an_expired_server_certificate_is_refused() {
         );
     }
 }
+
+/// A CA bundle with one certificate that does not parse (valid PEM around
+/// bytes that are not a certificate) still verifies with the others, on both
+/// engines, as the system bundle might on some image.
+#[tokio::test]
+async fn an_unparsable_certificate_in_the_bundle_is_skipped() {
+    for engine in ["postgres", "mariadb"] {
+        let db = Db::start(engine, TlsMode::Required);
+        let ca = std::fs::read_to_string(db.ca_path()).unwrap();
+        // "not a certificate", base64.
+        let junk =
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        let bundle = std::env::temp_dir().join(format!("rotor-bundle-{}.pem", token()));
+        std::fs::write(&bundle, format!("{junk}{ca}")).unwrap();
+        let store = moto_store();
+        let old = random_password();
+        db.create_user("bundle", &old);
+        let t = token();
+        let arn = staged_secret(&store, &db.secret("bundle", &old, json!({})), &[], &t).await;
+        let bundle_path = bundle.display().to_string();
+        let function = start_function(
+            "rds-rotation",
+            &[
+                ("SSL_CERT_FILE", bundle_path.as_str()),
+                ("ROTATION_STRATEGY", "single"),
+            ],
+        )
+        .await;
+        for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let result = step(&function, &event(&arn, &t, name)).await;
+            assert!(result.is_ok(), "{engine} {name}: {result:?}");
+        }
+        let new = password(&store, &arn, AWSCURRENT).await;
+        assert!(
+            db.logs_in("bundle", &new),
+            "{engine}: the new password logs in"
+        );
+        let _ = std::fs::remove_file(bundle);
+    }
+}

@@ -37,7 +37,14 @@ fn verified_tls() -> Result<&'static Opts, String> {
         let roots = tls::roots()?;
         // mysql_async builds its rustls configuration on the process's default.
         tls::install_default_provider();
-        let certs = roots.certs.iter().map(|c| c.to_vec().into()).collect();
+        // mysql_async refuses every root if one does not parse; the PostgreSQL
+        // path skips such a certificate, and so does this one.
+        let certs = roots
+            .certs
+            .iter()
+            .filter(|c| rustls::RootCertStore::empty().add((*c).clone()).is_ok())
+            .map(|c| c.to_vec().into())
+            .collect();
         let ssl = SslOpts::default()
             .with_root_certs(certs)
             .with_disable_built_in_roots(true);
