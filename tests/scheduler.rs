@@ -30,34 +30,19 @@
 //!   hourly-limit test uses that to start one secret again and again; against
 //!   AWS a finished rotation moves LastRotatedDate.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode, Uri};
-// The legacy client's features come through rotor-cli (its bench proxy), which
-// this crate depends on.
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rotor_cli::function::{LocalFunction, function_binary};
 use rotor_cli::moto::{Moto, local_env};
 use rotor_cli::runtime_api::Outcome;
+use rotor_cli::sm_proxy::{Fault, SmProxy};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, SecretStore, SecretString};
 use rotor_tests::{token, unique};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -786,10 +771,12 @@ async fn survives_throttling_with_bounded_retries() {
         )
         .await;
     let before = fleet.state().await;
-    let proxy = FaultyProxy::start(fleet.moto.endpoint()).await;
+    let proxy = SmProxy::with_faults(fleet.moto.endpoint(), fault_for)
+        .await
+        .unwrap();
     let function = fleet
         .scheduler(
-            &proxy.endpoint,
+            proxy.endpoint(),
             &[
                 ("TAG_FILTER", "rotor:fleet=payments"),
                 ("MAX_CONCURRENCY", "4"),
@@ -972,19 +959,6 @@ async fn bad_settings_and_events_are_refused_with_the_variable_named() {
     assert_eq!(report["selected"], 0);
 }
 
-/// A fault the proxy injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Fault {
-    /// HTTP 400 `ThrottlingException`, as Secrets Manager throttles.
-    Throttled,
-    /// HTTP 429 with no error code.
-    TooManyRequests,
-    /// HTTP 503 with no error code; the request never reaches moto.
-    Unavailable,
-    /// The request reaches moto, but the answer is lost: HTTP 500 instead.
-    LostAnswer,
-}
-
 /// Which attempt of which call fails, and how: deterministic per call, so
 /// that a bounded number of retries always gets through (except for the
 /// secret named `always-throttled`, whose RotateSecret never does).
@@ -1009,159 +983,4 @@ fn fault_for(operation: &str, secret: &str, attempt: u32) -> Option<Fault> {
         2 => (attempt == 1).then_some(Fault::Unavailable),
         _ => None,
     }
-}
-
-#[derive(Clone, Debug, Default)]
-struct ProxyLog {
-    /// Requests per call: "Operation SecretId" (or "ListSecrets NextToken").
-    attempts: HashMap<String, u32>,
-    injected: BTreeMap<Fault, u32>,
-    rotate_times: Vec<Instant>,
-    in_flight: u32,
-    max_in_flight: u32,
-}
-
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-/// A reverse proxy in front of moto that injects [`fault_for`]'s faults.
-struct FaultyProxy {
-    endpoint: String,
-    log: Arc<Mutex<ProxyLog>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for FaultyProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl FaultyProxy {
-    async fn start(upstream: &str) -> FaultyProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let upstream: Arc<str> = upstream.into();
-        let client: HttpClient<HttpConnector, Full<Bytes>> =
-            HttpClient::builder(TokioExecutor::new()).build_http();
-        let log = Arc::new(Mutex::new(ProxyLog::default()));
-        let shared = log.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (client, log, upstream) = (client.clone(), shared.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        proxy(request, client.clone(), log.clone(), upstream.clone())
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FaultyProxy {
-            endpoint,
-            log,
-            server,
-        }
-    }
-
-    fn log(&self) -> ProxyLog {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-async fn proxy(
-    request: Request<Incoming>,
-    client: HttpClient<HttpConnector, Full<Bytes>>,
-    log: Arc<Mutex<ProxyLog>>,
-    upstream: Arc<str>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let lock = || log.lock().unwrap_or_else(PoisonError::into_inner);
-    {
-        let mut log = lock();
-        log.in_flight += 1;
-        log.max_in_flight = log.max_in_flight.max(log.in_flight);
-    }
-    let (mut parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let operation = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.rsplit('.').next())
-        .unwrap_or("")
-        .to_owned();
-    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let subject = input["SecretId"]
-        .as_str()
-        .or(input["NextToken"].as_str())
-        .unwrap_or("")
-        .to_owned();
-    let fault = {
-        let mut log = lock();
-        let attempt = log
-            .attempts
-            .entry(format!("{operation} {subject}"))
-            .or_default();
-        *attempt += 1;
-        let fault = fault_for(&operation, &subject, *attempt);
-        if operation == "RotateSecret" {
-            log.rotate_times.push(Instant::now());
-        }
-        if let Some(fault) = fault {
-            *log.injected.entry(fault).or_default() += 1;
-        }
-        fault
-    };
-    let answer = |status: StatusCode, body: &str| {
-        let mut response = Response::new(
-            Full::new(Bytes::from(body.to_owned()))
-                .map_err(|never| match never {})
-                .boxed(),
-        );
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            "content-type",
-            hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        response
-    };
-    let response = match fault {
-        Some(Fault::Throttled) => answer(
-            StatusCode::BAD_REQUEST,
-            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-        ),
-        Some(Fault::TooManyRequests) => answer(
-            StatusCode::TOO_MANY_REQUESTS,
-            r#"{"message":"Too Many Requests"}"#,
-        ),
-        Some(Fault::Unavailable) => answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            r#"{"message":"Service Unavailable"}"#,
-        ),
-        forward => {
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            parts.uri = format!("{upstream}{path}").parse::<Uri>().unwrap();
-            let forwarded = client
-                .request(Request::from_parts(parts, Full::new(body)))
-                .await;
-            match (forward, forwarded) {
-                (Some(Fault::LostAnswer), _) => answer(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    r#"{"__type":"InternalServiceError","message":"An error occurred on the server side."}"#,
-                ),
-                (_, Ok(response)) => response.map(BodyExt::boxed),
-                (_, Err(e)) => answer(StatusCode::BAD_GATEWAY, &format!("proxy: {e}")),
-            }
-        }
-    };
-    lock().in_flight -= 1;
-    Ok(response)
 }

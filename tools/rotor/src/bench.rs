@@ -21,35 +21,21 @@
 //! function. See [`run_fleet`].
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString, Step};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
 use crate::function::LocalFunction;
 use crate::moto::{Moto, local_env, workspace_root};
 use crate::rotate::{RotateOptions, RotationRun, report, rotate};
+use crate::sm_proxy::SmProxy;
 
 /// What `rotor bench` measures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -354,7 +340,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
 
     let moto = Moto::start()?;
     let store = AwsStore::new(moto.client());
-    let proxy = CountingProxy::start(moto.endpoint()).await?;
+    let proxy = SmProxy::start(moto.endpoint()).await?;
     let fixture = match options.target {
         Target::Generic => Fixture::generic(&store, proxy.endpoint()).await?,
         target => Fixture::rds(&store, proxy.endpoint(), target).await?,
@@ -401,9 +387,9 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
         runs.push(run);
     }
     ensure!(
-        proxy.failures() == 0,
+        proxy.log().failures == 0,
         "the counting proxy failed to forward {} request(s) to moto",
-        proxy.failures()
+        proxy.log().failures
     );
     Ok(render(options, &fixture, binary_size, &runs))
 }
@@ -412,7 +398,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<String> {
 /// unmeasured, the fixture checks the result.
 async fn run_once(
     store: &AwsStore,
-    proxy: &CountingProxy,
+    proxy: &SmProxy,
     binary: &Path,
     fixture: &Fixture,
     kind: usize,
@@ -428,7 +414,7 @@ async fn run_once(
     let rotation = rotate_completely(store, &function, secret_id).await?;
     let pid = function.pid().context("the function process has exited")?;
     let peak_rss_kb = peak_rss_kb(pid)?;
-    let calls = proxy.take();
+    let calls = proxy.take_calls();
     let output = function.output();
     drop(function);
     fixture.check(store, secret_id, &output).await?;
@@ -755,7 +741,7 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
     }
     moto.set_clock(0)?;
 
-    let proxy = CountingProxy::start(moto.endpoint()).await?;
+    let proxy = SmProxy::start(moto.endpoint()).await?;
     let mut env = local_env(proxy.endpoint());
     for (name, value) in [
         ("TAG_FILTER", FLEET_FILTER.to_owned()),
@@ -776,15 +762,15 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
         Ok(invocation) => invocation,
         Err(error) => bail!("{error}\nthe function's output:\n{}", function.output()),
     };
-    let calls = proxy.take();
-    let window = proxy.rotate_window();
+    let calls = proxy.take_calls();
+    let window = proxy.log().rotate_window;
     let pid = function.pid().context("the function process has exited")?;
     let peak_rss_kb = peak_rss_kb(pid)?;
     drop(function);
     ensure!(
-        proxy.failures() == 0,
+        proxy.log().failures == 0,
         "the counting proxy failed to forward {} request(s) to moto",
-        proxy.failures()
+        proxy.log().failures
     );
     let report = match invocation.outcome {
         crate::runtime_api::Outcome::Response(report) => report,
@@ -951,161 +937,6 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
         "\nThe wall time runs from queueing the invocation to the scheduler's answer, so it includes listing the fleet; the time spent starting is measured at the counting proxy. The scheduler spaces RotateSecret calls 1/`RATE_PER_SECOND` apart, so n calls span (n − 1) intervals plus the last call's latency. Every RotateSecret answer here is moto's ResourceNotFoundException, after which the scheduler makes one more DescribeSecret to see the version staged; against AWS, which invokes the function, that DescribeSecret is not made."
     );
     Ok(out)
-}
-
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-#[derive(Default)]
-struct Tally {
-    calls: Mutex<BTreeMap<String, u32>>,
-    failures: AtomicU32,
-    /// The first RotateSecret request and the last RotateSecret answer.
-    rotate_window: Mutex<Option<(Instant, Instant)>>,
-}
-
-/// A reverse proxy in front of moto that counts requests by operation.
-struct CountingProxy {
-    endpoint: String,
-    tally: Arc<Tally>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl CountingProxy {
-    /// Listens on 127.0.0.1 at a free port and forwards every request to `upstream`.
-    async fn start(upstream: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let upstream: Arc<str> = upstream.trim_end_matches('/').into();
-        let client: Client<HttpConnector, Incoming> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let tally = Arc::new(Tally::default());
-        let shared = tally.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (client, tally, upstream) = (client.clone(), shared.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        forward(request, client.clone(), tally.clone(), upstream.clone())
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(CountingProxy {
-            endpoint,
-            tally,
-            server,
-        })
-    }
-
-    fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
-        self.tally
-            .calls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn reset(&self) {
-        self.calls().clear();
-        *self
-            .tally
-            .rotate_window
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-    }
-
-    /// The counts since the last reset, and a reset.
-    fn take(&self) -> BTreeMap<String, u32> {
-        std::mem::take(&mut *self.calls())
-    }
-
-    fn failures(&self) -> u32 {
-        self.tally.failures.load(Ordering::Relaxed)
-    }
-
-    /// From the first RotateSecret request to the last RotateSecret answer.
-    fn rotate_window(&self) -> Option<(Instant, Instant)> {
-        *self
-            .tally
-            .rotate_window
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-async fn forward(
-    mut request: Request<Incoming>,
-    client: Client<HttpConnector, Incoming>,
-    tally: Arc<Tally>,
-    upstream: Arc<str>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let operation = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
-        .unwrap_or_else(|| {
-            format!(
-                "(no X-Amz-Target: {} {})",
-                request.method(),
-                request.uri().path()
-            )
-        });
-    let rotate_secret = operation == "RotateSecret";
-    let received = Instant::now();
-    *tally
-        .calls
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(operation)
-        .or_default() += 1;
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let forwarded = match format!("{upstream}{path}").parse::<Uri>() {
-        Ok(uri) => {
-            *request.uri_mut() = uri;
-            client.request(request).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    if rotate_secret {
-        let answered = Instant::now();
-        let mut window = tally
-            .rotate_window
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *window = Some(match *window {
-            Some((first, last)) => (first.min(received), last.max(answered)),
-            None => (received, answered),
-        });
-    }
-    Ok(match forwarded {
-        Ok(response) => response.map(BodyExt::boxed),
-        Err(error) => {
-            tally.failures.fetch_add(1, Ordering::Relaxed);
-            let body = Full::new(Bytes::from(format!("rotor bench proxy: {error}")))
-                .map_err(|never| match never {})
-                .boxed();
-            let mut response = Response::new(body);
-            *response.status_mut() = StatusCode::BAD_GATEWAY;
-            response
-        }
-    })
 }
 
 #[cfg(test)]

@@ -17,4 +17,5 @@ pub mod oauth_server;
 pub mod provider_emulator;
 pub mod rotate;
 pub mod runtime_api;
+pub mod sm_proxy;
 pub mod webhook_receiver;
