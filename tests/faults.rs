@@ -127,6 +127,7 @@ async fn black_holed_database(engine: &str) {
     bed.db_proxy.set_mode(Mode::Pass);
     finish_rotation(&function, &arn, &t, "setSecret").await;
     assert!(bed.works(&arn, AWSCURRENT).await);
+    assert_no_stored_secret_in(&bed.store, &arn, &format!("{message}{}", function.output())).await;
 }
 
 #[tokio::test]
@@ -187,6 +188,7 @@ async fn a_database_that_goes_down_mid_rotation_loses_nothing() {
     bed.db_proxy.set_mode(Mode::Pass);
     finish_rotation(&function, &arn, &t, "testSecret").await;
     assert!(bed.works(&arn, AWSCURRENT).await);
+    assert_no_stored_secret_in(&bed.store, &arn, &format!("{message}{}", function.output())).await;
 }
 
 async fn finish_rotation_until(function: &LocalFunction, arn: &str, token: &str, until: &str) {
@@ -237,6 +239,12 @@ async fn a_connection_cut_at_every_point_of_set_secret_loses_nothing() {
         );
         finish_rotation(&function, &arn, &t, "setSecret").await;
         assert!(bed.works(&arn, AWSCURRENT).await);
+        assert_no_stored_secret_in(
+            &bed.store,
+            &arn,
+            &format!("{result:?}{}", function.output()),
+        )
+        .await;
         if !cut {
             break;
         }

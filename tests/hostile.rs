@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rotor_core::ExposeSecret;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
+use rotor_core::store::RotationService;
 use rotor_tests::*;
 use serde_json::json;
 
@@ -161,4 +162,24 @@ async fn secrets_built_to_break_a_parser_change_nothing() {
             "{name}: the current value changed"
         );
     }
+}
+
+/// The secrecy check itself finds a credential that leaked into output.
+#[tokio::test]
+async fn the_secrecy_check_finds_a_leaked_credential() {
+    let store = moto_store();
+    let arn = store
+        .create_secret(
+            &unique("leak"),
+            &rotor_core::SecretString::from(r#"{"username":"u","password":"p-4f1c-leak"}"#),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_no_stored_secret_in(&store, &arn, "user u logged in").await;
+    let leaked = tokio::spawn(async move {
+        assert_no_stored_secret_in(&store, &arn, "login with p-4f1c-leak failed").await;
+    })
+    .await;
+    assert!(leaked.is_err_and(|e| e.is_panic()));
 }

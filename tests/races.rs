@@ -92,6 +92,8 @@ async fn two_rotations_started_together_one_wins() {
             "round {round}: {labels:?}"
         );
         assert!(current_logs_in(&db, &store, &arn).await, "round {round}");
+        let said = format!("{results:?}{}{}", a.output(), b.output());
+        assert_no_stored_secret_in(&store, &arn, &said).await;
     }
 }
 
@@ -210,4 +212,5 @@ async fn a_put_secret_value_during_a_rotation_is_not_undone() {
     let again = rotate(&store, &function, &options(&arn)).await;
     assert_eq!(outcome(&again), Ok(()));
     assert!(current_logs_in(&db, &store, &arn).await);
+    assert_no_stored_secret_in(&store, &arn, &format!("{message}{}", function.output())).await;
 }

@@ -161,6 +161,33 @@ pub async fn value(store: &AwsStore, arn: &str, label: &str) -> Option<SecretStr
         .map(|v| v.value)
 }
 
+/// Fails the test if a credential the secret stores under AWSCURRENT,
+/// AWSPENDING or AWSPREVIOUS appears in `text` (a function's output, error
+/// messages). A credential is a `password`, `client_secret` or
+/// `registration_access_token` field, or the whole value when it is not JSON.
+/// The failure names the label, never the value.
+pub async fn assert_no_stored_secret_in(store: &AwsStore, arn: &str, text: &str) {
+    for label in ["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"] {
+        let Some(stored) = value(store, arn, label).await else {
+            continue;
+        };
+        let secrets: Vec<String> = match serde_json::from_str::<Value>(stored.expose_secret()) {
+            Ok(Value::Object(fields)) => ["password", "client_secret", "registration_access_token"]
+                .iter()
+                .filter_map(|name| fields.get(*name)?.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![stored.expose_secret().to_owned()],
+        };
+        let leaked = secrets
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str()));
+        assert!(
+            !leaked,
+            "the {label} credential of {arn} appears in the output"
+        );
+    }
+}
+
 /// Whether two optional secrets hold the same value.
 pub fn same(a: &Option<SecretString>, b: &Option<SecretString>) -> bool {
     match (a, b) {
