@@ -336,22 +336,7 @@ pub async fn entra_issue(
 ) -> Result<Issued, Error> {
     let (graph, app) = entra_app(client)?;
     let display_name = format!("rotor {version}");
-    let listing_url = format!(
-        "{}?$select=passwordCredentials",
-        endpoint(&graph, &["v1.0", "applications", &app])?
-    );
-    let listing = call(
-        Provider::Entra,
-        with_auth(Method::GET, &listing_url, auth),
-        &listing_url,
-        "listing passwords",
-    )
-    .await?;
-    for stale in listing["passwordCredentials"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for stale in &entra_passwords(client, auth).await? {
         if stale["displayName"] == display_name.as_str()
             && let Some(key) = stale["keyId"].as_str()
         {
@@ -412,6 +397,26 @@ fn entra_app(client: &Client) -> Result<(String, String), Error> {
         })?
         .to_owned();
     Ok((graph, app))
+}
+
+/// The application's password credentials, as Graph lists them.
+async fn entra_passwords(client: &Client, auth: &Management) -> Result<Vec<Value>, Error> {
+    let (graph, app) = entra_app(client)?;
+    let url = format!(
+        "{}?$select=passwordCredentials",
+        endpoint(&graph, &["v1.0", "applications", &app])?
+    );
+    let listed = call(
+        Provider::Entra,
+        with_auth(Method::GET, &url, auth),
+        &url,
+        "listing passwords",
+    )
+    .await?;
+    Ok(listed["passwordCredentials"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
 }
 
 async fn entra_remove(client: &Client, auth: &Management, key: &str) -> Result<(), Error> {
@@ -572,7 +577,8 @@ async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Resu
         "deleting a client secret",
     )
     .await?;
-    info!(secret_id = id, "retired an Okta client secret");
+    // Okta's id of the secret (`ocs…`), not its value.
+    info!(okta_secret_id = id, "retired an Okta client secret");
     Ok(())
 }
 
@@ -611,23 +617,7 @@ pub async fn retire(
             }
         }
         Provider::Entra => {
-            let (graph, app) = entra_app(current)?;
-            let url = format!(
-                "{}?$select=passwordCredentials",
-                endpoint(&graph, &["v1.0", "applications", &app])?
-            );
-            let listed = call(
-                Provider::Entra,
-                with_auth(Method::GET, &url, auth),
-                &url,
-                "listing passwords",
-            )
-            .await?;
-            for credential in listed["passwordCredentials"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for credential in &entra_passwords(current, auth).await? {
                 let key = credential["keyId"].as_str();
                 // Only passwords rotor made, or ones the previous versions used.
                 let recorded = |c: &Client| {

@@ -81,11 +81,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
             form.push(("client_secret", grant.secret.expose_secret().to_owned()));
         }
     }
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", form_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
     let response = request
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(body)
@@ -123,17 +121,7 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(byte as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[cfg(test)]

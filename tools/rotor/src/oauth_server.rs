@@ -836,32 +836,19 @@ fn sql_quote(value: &str) -> String {
 
 /// `application/x-www-form-urlencoded`.
 fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| {
-            format!(
-                "{}={}",
-                percent_encode(name, true),
-                percent_encode(value, true)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// One URL path segment.
 fn path_encode(segment: &str) -> String {
-    percent_encode(segment, false)
-}
-
-fn percent_encode(value: &str, space_as_plus: bool) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 out.push(byte as char)
             }
-            b' ' if space_as_plus => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }

@@ -1364,17 +1364,7 @@ fn form_decode(text: &str) -> Result<String, ()> {
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(byte as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// `Basic base64(form(id) ":" form(secret))` (RFC 6749 §2.3.1); None when the
@@ -1389,48 +1379,21 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((form_decode(id).ok()?, form_decode(secret).ok()?))
 }
 
-const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Base64: standard with padding, or URL-safe without.
 fn base64_encode(bytes: &[u8], url_safe: bool) -> String {
-    let alphabet = if url_safe { URL_SAFE } else { STANDARD };
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-        if !url_safe {
-            out.push_str(&"=="[..3 - chunk.len()]);
-        }
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    if url_safe {
+        URL_SAFE_NO_PAD.encode(bytes)
+    } else {
+        STANDARD.encode(bytes)
     }
-    out
 }
 
 /// Standard base64 with padding.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.as_bytes();
-    if !text.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::new();
-    for chunk in text.chunks(4) {
-        let pad = chunk.iter().rev().take_while(|b| **b == b'=').count();
-        if pad > 2 {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, b) in chunk[..4 - pad].iter().enumerate() {
-            let v = STANDARD.iter().position(|a| a == b)? as u32;
-            n |= v << (18 - 6 * i);
-        }
-        out.extend(n.to_be_bytes()[1..4 - pad].iter());
-    }
-    Some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]
