@@ -619,16 +619,7 @@ fn render(options: &BenchOptions, fixture: &Fixture, binary_size: u64, runs: &[R
     let total = |r: &Run| r.calls.values().sum::<u32>();
     let _ = writeln!(out, "| **total** | {} |", cells(&total, true));
 
-    let (cpus, model) = machine();
-    let _ = writeln!(out, "\n| Setup | |\n|---|---|");
-    let _ = writeln!(
-        out,
-        "| Function binary | `{}`: {} bytes ({:.2} MiB) |",
-        options.function.display(),
-        binary_size,
-        binary_size as f64 / (1024.0 * 1024.0)
-    );
-    let _ = writeln!(out, "| Machine | {cpus} CPUs (`nproc`), {model} |");
+    setup_table(&mut out, "Function", &options.function, binary_size);
     let _ = writeln!(
         out,
         "\nSpawn → first response is the time to the first poll plus createSecret's invocation (queued → answered); rotor's own staging calls in between, while the function idles in its poll, are left out. Step times are from queueing the invocation to the function's answer. The function reaches moto through a local counting proxy, which adds a little to each of its calls."
@@ -922,21 +913,25 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
         f64::from(total) / f64::from(options.secrets)
     );
 
-    let (cpus, model) = machine();
-    let _ = writeln!(out, "\n| Setup | |\n|---|---|");
-    let _ = writeln!(
-        out,
-        "| Scheduler binary | `{}`: {} bytes ({:.2} MiB) |",
-        options.function.display(),
-        binary_size,
-        binary_size as f64 / (1024.0 * 1024.0)
-    );
-    let _ = writeln!(out, "| Machine | {cpus} CPUs (`nproc`), {model} |");
+    setup_table(&mut out, "Scheduler", &options.function, binary_size);
     let _ = writeln!(
         out,
         "\nThe wall time runs from queueing the invocation to the scheduler's answer, so it includes listing the fleet; the time spent starting is measured at the counting proxy. The scheduler spaces RotateSecret calls 1/`RATE_PER_SECOND` apart, so n calls span (n − 1) intervals plus the last call's latency. Every RotateSecret answer here is moto's ResourceNotFoundException, after which the scheduler makes one more DescribeSecret to see the version staged; against AWS, which invokes the function, that DescribeSecret is not made."
     );
     Ok(out)
+}
+
+/// The closing table of a report: the binary measured and the machine.
+fn setup_table(out: &mut String, role: &str, binary: &Path, size: u64) {
+    let (cpus, model) = machine();
+    let _ = writeln!(out, "\n| Setup | |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| {role} binary | `{}`: {size} bytes ({:.2} MiB) |",
+        binary.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(out, "| Machine | {cpus} CPUs (`nproc`), {model} |");
 }
 
 #[cfg(test)]
