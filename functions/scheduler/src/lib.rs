@@ -747,12 +747,20 @@ impl Run {
             Err(error) => {
                 // Did the call stage the version before it failed? (An emulator
                 // that cannot invoke the function does so; so may a lost answer.)
-                match self.describe(&facts.arn).await {
-                    Ok(after) if after.versions.has_label(&token, AWSPENDING) => {
-                        started.note = Some(error.to_string());
-                        Outcome::Started(started)
+                // Past the deadline margin, one quick look instead of a call
+                // with retries, which would be cut at once.
+                let staged = match self.describe(&facts.arn).await {
+                    Ok(after) => after.versions.has_label(&token, AWSPENDING),
+                    Err(e) if matches!(e.source, CallFailure::Deadline) => {
+                        self.staged(&facts.arn, &token).await == Ok(true)
                     }
-                    _ => Outcome::failed(&facts, &error),
+                    Err(_) => false,
+                };
+                if staged {
+                    started.note = Some(error.to_string());
+                    Outcome::Started(started)
+                } else {
+                    Outcome::failed(&facts, &error)
                 }
             }
         }
