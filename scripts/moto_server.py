@@ -4,7 +4,7 @@ Prints the port on the first line of stdout, then serves until its standard
 input closes, so that the process that started it (a test binary, the rotor
 CLI) stops it simply by exiting, even when it dies without cleaning up.
 
-Four changes to moto. Two for tests of time-based behaviour:
+Five changes to moto. Two for tests of time-based behaviour:
 - a clock the parent can shift: the line `offset N` on stdin sets moto's time
   to the real time plus N seconds and answers `ok`, so that secrets created
   while it is set back have a CreatedDate in the past (offset 0, the default,
@@ -21,6 +21,13 @@ races a rotation function must survive:
   token again is accepted and changes nothing. moto 5.2 checks the opposite
   case. Both checks and the staging run under one lock, so two concurrent
   requests cannot both pass.
+One where moto departs from AWS in a way that hides whether a caller re-points
+a secret's rotation:
+- RotateSecret without RotationLambdaARN rotates with the function the secret
+  is already configured with, as on AWS; moto 5.2 forgets the function and
+  promotes a value-less version at once. A secret with no function keeps
+  moto's behaviour (AWS would refuse the call), which some tests use to give
+  a secret a LastRotatedDate.
 """
 
 import json
@@ -93,6 +100,8 @@ def rotate_secret(self, secret_id, client_request_token=None, rotation_lambda_ar
                 raise models.InvalidRequestException(
                     "A previous rotation isn't complete. That rotation will be reattempted."
                 )
+        if not rotation_lambda_arn and secret is not None:
+            rotation_lambda_arn = getattr(secret, "rotation_lambda_arn", None) or None
         return _rotate(self, secret_id, client_request_token, rotation_lambda_arn, rotation_rules, rotate_immediately)
 
 

@@ -2,9 +2,11 @@
 //! moto: which rotations it starts among hundreds of tagged secrets, the hourly
 //! limit per secret, and throttling injected by a proxy in front of moto.
 //!
-//! What "started" means here: `ROTATION_LAMBDA_ARN` names a function that moto
-//! does not know. moto's RotateSecret then stages the new version as AWSPENDING
-//! and answers ResourceNotFoundException, where AWS would invoke the function.
+//! What "started" means here: the secrets' rotation is configured (as a
+//! deployer configures it, [`Fleet::configure`]) with a function that moto does
+//! not know, and that function is in the scheduler's `ROTATION_FUNCTION_ARNS`.
+//! moto's RotateSecret then stages the new version as AWSPENDING and answers
+//! ResourceNotFoundException, where AWS would invoke the function.
 //! The scheduler finds its version staged (DescribeSecret) and reports the
 //! rotation as started, with the error in a `note`; there is no test mode in
 //! the binary. The ground truth is moto's state: the tests count the AWSPENDING
@@ -25,6 +27,10 @@
 //! * moto's RotateSecret without a function promotes a value-less version at
 //!   once and sets LastRotatedDate; AWS requires a function. The tests use it
 //!   only to give secrets a LastRotatedDate in the past.
+//! * moto's RotateSecret without a function forgets the configured one (AWS
+//!   uses it); scripts/moto_server.py makes it use it, as AWS does. moto turns
+//!   rotation on only when RotateSecret carries a schedule (AWS turns it on for
+//!   any RotateSecret), so configuring rotation here sends one.
 //! * moto never sets LastRotatedDate for a rotation whose function it could not
 //!   invoke, so a rotation finished by hand here leaves the secret due. The
 //!   hourly-limit test uses that to start one secret again and again; against
@@ -35,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use rotor_cli::function::{LocalFunction, function_binary};
-use rotor_cli::moto::{Moto, local_env};
+use rotor_cli::moto::{Moto, configure_rotation, local_env};
 use rotor_cli::runtime_api::Outcome;
 use rotor_cli::sm_proxy::{Fault, SmProxy};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
@@ -48,6 +54,9 @@ const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 const FLEET: &str = "rotor:fleet";
 const POLICY: &str = "rotor:rotation-policy";
+/// The function `AwsStore::begin_rotation` configures while it stages a
+/// rotation (the secrets that [`Fleet::in_progress`] makes busy).
+const LOCAL_RUNNER: &str = "arn:aws:lambda:us-east-1:000000000000:function:rotor-local-runner";
 /// A rotation function that exists nowhere (see the module's comment).
 const NOWHERE: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-scheduler-test-nowhere";
 /// The scheduler's `retry::MAX_ATTEMPTS`.
@@ -140,6 +149,41 @@ impl Fleet {
                 .expect("rotate without a function");
         }
         self.moto.set_clock(0).expect("moto shifts its clock");
+    }
+
+    /// Configures each secret's rotation with `function`, `age` seconds ago, as
+    /// a deployer does (see [`configure_rotation`] for moto's part in it).
+    async fn configure(&mut self, arns: &[String], function: &str, age: i64) {
+        self.moto.set_clock(-age).expect("moto shifts its clock");
+        for arn in arns {
+            configure_rotation(&self.client, arn, function)
+                .await
+                .expect("configure rotation");
+        }
+        self.moto.set_clock(0).expect("moto shifts its clock");
+    }
+
+    /// Each secret's rotation settings in moto: (RotationEnabled, RotationLambdaARN).
+    async fn rotation_settings(&self) -> BTreeMap<String, (bool, Option<String>)> {
+        let mut settings = BTreeMap::new();
+        for secret in &self.secrets {
+            let out = self
+                .client
+                .describe_secret()
+                .secret_id(&secret.arn)
+                .send()
+                .await
+                .expect("describe");
+            let function = out
+                .rotation_lambda_arn()
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned);
+            settings.insert(
+                secret.arn.clone(),
+                (out.rotation_enabled().unwrap_or(false), function),
+            );
+        }
+        settings
     }
 
     /// Stages a rotation on each secret, as RotateSecret does, `age` seconds ago.
@@ -509,6 +553,15 @@ async fn starts_exactly_the_due_rotations_among_300_secrets() {
         .await;
     assert_eq!(fleet.secrets.len(), 300);
     assert_eq!(fleet.expected(Expect::Start).len(), 120);
+    // The deployer configured the fleet's rotation (the busy secrets' through
+    // the local runner's staging function, see `in_progress`).
+    let configured: Vec<String> = fleet
+        .secrets
+        .iter()
+        .filter(|s| s.expect != Expect::Ignored && !busy.contains(&s.arn))
+        .map(|s| s.arn.clone())
+        .collect();
+    fleet.configure(&configured, NOWHERE, 401 * DAY).await;
     let before = fleet.state().await;
     let setup = setup.elapsed();
 
@@ -520,7 +573,10 @@ async fn starts_exactly_the_due_rotations_among_300_secrets() {
                 ("DEFAULT_POLICY", "90d"),
                 ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "3"),
                 ("RATE_PER_SECOND", "100"),
-                ("ROTATION_LAMBDA_ARN", NOWHERE),
+                (
+                    "ROTATION_FUNCTION_ARNS",
+                    &format!("{NOWHERE},{LOCAL_RUNNER}"),
+                ),
                 ("AWS_LAMBDA_LOG_FORMAT", "json"),
                 ("AWS_LAMBDA_LOG_LEVEL", "info"),
             ],
@@ -656,6 +712,7 @@ async fn never_starts_more_than_the_hourly_limit_of_one_secret() {
             Expect::Start,
         )
         .await;
+    fleet.configure(&due, NOWHERE, 400 * DAY).await;
     // Five versions 61 minutes ago: outside the window.
     fleet.new_versions(&due[..1], 5, HOUR + 60).await;
     let function = fleet
@@ -664,7 +721,7 @@ async fn never_starts_more_than_the_hourly_limit_of_one_secret() {
             &[
                 ("TAG_FILTER", "rotor:fleet"),
                 ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "2"),
-                ("ROTATION_LAMBDA_ARN", NOWHERE),
+                ("ROTATION_FUNCTION_ARNS", NOWHERE),
             ],
         )
         .await;
@@ -770,6 +827,8 @@ async fn survives_throttling_with_bounded_retries() {
             Expect::Fail,
         )
         .await;
+    let all: Vec<String> = fleet.secrets.iter().map(|s| s.arn.clone()).collect();
+    fleet.configure(&all, NOWHERE, 400 * DAY).await;
     let before = fleet.state().await;
     let proxy = SmProxy::with_faults(fleet.moto.endpoint(), fault_for)
         .await
@@ -781,7 +840,7 @@ async fn survives_throttling_with_bounded_retries() {
                 ("TAG_FILTER", "rotor:fleet=payments"),
                 ("MAX_CONCURRENCY", "4"),
                 ("RATE_PER_SECOND", "20"),
-                ("ROTATION_LAMBDA_ARN", NOWHERE),
+                ("ROTATION_FUNCTION_ARNS", NOWHERE),
             ],
         )
         .await;
@@ -874,6 +933,8 @@ async fn stops_starting_rotations_before_the_deadline() {
             Expect::Start,
         )
         .await;
+    let all: Vec<String> = fleet.secrets.iter().map(|s| s.arn.clone()).collect();
+    fleet.configure(&all, NOWHERE, 400 * DAY).await;
     let before = fleet.state().await;
     let function = fleet
         .scheduler(
@@ -882,7 +943,7 @@ async fn stops_starting_rotations_before_the_deadline() {
                 ("TAG_FILTER", "rotor:fleet=payments"),
                 ("MAX_CONCURRENCY", "2"),
                 ("RATE_PER_SECOND", "2"),
-                ("ROTATION_LAMBDA_ARN", NOWHERE),
+                ("ROTATION_FUNCTION_ARNS", NOWHERE),
             ],
         )
         .await;
@@ -924,7 +985,7 @@ async fn stops_starting_rotations_before_the_deadline() {
 #[tokio::test]
 async fn bad_settings_and_events_are_refused_with_the_variable_named() {
     let endpoint = rotor_tests::moto().endpoint().to_owned();
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (&[], "TAG_FILTER: it is not set"),
         (
             &[("TAG_FILTER", "a"), ("DEFAULT_POLICY", "167h")],
@@ -940,6 +1001,20 @@ async fn bad_settings_and_events_are_refused_with_the_variable_named() {
                 ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "0"),
             ],
             "MAX_ROTATIONS_PER_SECRET_PER_HOUR",
+        ),
+        (
+            &[
+                ("TAG_FILTER", "a"),
+                ("ROTATION_ALLOWED_SECRETS", "prod/app"),
+            ],
+            "ROTATION_ALLOWED_SECRETS: it is set but ROTATION_LAMBDA_ARN is not",
+        ),
+        (
+            &[
+                ("TAG_FILTER", "a"),
+                ("ROTATION_FUNCTION_ARNS", "generic-rotation"),
+            ],
+            "ROTATION_FUNCTION_ARNS: \"generic-rotation\" is not an ARN",
         ),
     ];
     for (env, expected) in cases {
@@ -982,5 +1057,421 @@ fn fault_for(operation: &str, secret: &str, attempt: u32) -> Option<Fault> {
         2 if operation == "RotateSecret" => (attempt == 1).then_some(Fault::LostAnswer),
         2 => (attempt == 1).then_some(Fault::Unavailable),
         _ => None,
+    }
+}
+
+/// One of the deployment's rotation functions (`ROTATION_FUNCTION_ARNS`); like
+/// [`NOWHERE`], moto does not know it, so a rotation through it is staged and
+/// answered with ResourceNotFoundException.
+const DEPLOYED: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-test-generic-rotation";
+/// Another of the deployment's functions, that no secret here uses.
+const DEPLOYED_RDS: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-test-rds-rotation";
+/// Another team's rotation function: not the deployment's.
+const OTHER_TEAM: &str = "arn:aws:lambda:us-east-1:123456789012:function:team-b-rotation";
+
+/// Issue 12, item 3. A team that may tag secrets (its own, or another team's)
+/// but not configure their rotation puts the fleet's tag on them. The scheduler
+/// must start rotation only where the deployer configured it: a secret already
+/// rotated by one of the deployment's functions (`ROTATION_FUNCTION_ARNS`,
+/// rotated with RotateSecret naming no function), or one the deployer
+/// allow-listed (`ROTATION_ALLOWED_SECRETS`, given `ROTATION_LAMBDA_ARN`). It
+/// never re-points a secret's rotation to a rotor function, which would give
+/// that function read and write on the secret (the template's
+/// AllowRotationLambdaArn grant). Checked three ways: the RotateSecret calls
+/// that reach the counting proxy, moto's state (no new version, rotation
+/// settings unchanged), and the report's reasons.
+///
+/// moto differs from AWS here: RotateSecret turns rotation on in moto only
+/// when it carries a schedule (AWS turns it on for any RotateSecret), so
+/// "rotation not enabled" alone would not catch a stray call; the call counts
+/// and the unchanged RotationLambdaARN and versions do. moto also forgets the
+/// configured function on a RotateSecret that names none (AWS uses it);
+/// scripts/moto_server.py makes moto behave as AWS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_writer_cannot_make_the_scheduler_start_or_re_point_rotation() {
+    let mut fleet = Fleet::new();
+    let payments = Some("payments");
+    let thirty = [Some("30d")];
+    let skip = Expect::Skip;
+    let age = 400 * DAY;
+    // Tagged by the lower-privileged team; rotation never configured.
+    let tagged = fleet
+        .group(
+            "tagged-by-team",
+            2,
+            age,
+            payments,
+            &thirty,
+            skip("not_configured"),
+        )
+        .await;
+    // Another team's secret, rotated by that team's own function, tagged too.
+    let other_team = fleet
+        .group(
+            "other-team",
+            1,
+            age,
+            payments,
+            &thirty,
+            skip("foreign_function"),
+        )
+        .await;
+    fleet.configure(&other_team, OTHER_TEAM, age).await;
+    // Allow-listed by the deployer, but its rotation points elsewhere: never re-pointed.
+    let allowed_elsewhere = fleet
+        .group(
+            "allowed-elsewhere",
+            1,
+            age,
+            payments,
+            &thirty,
+            skip("foreign_function"),
+        )
+        .await;
+    fleet.configure(&allowed_elsewhere, OTHER_TEAM, age).await;
+    // A version or alias of a deployment function is not the function the deployer named.
+    let pinned = fleet
+        .group(
+            "pinned-version",
+            1,
+            age,
+            payments,
+            &thirty,
+            skip("foreign_function"),
+        )
+        .await;
+    fleet
+        .configure(&pinned, &format!("{DEPLOYED}:7"), age)
+        .await;
+    // Configured by the deployer: rotated, naming no function.
+    let configured = fleet
+        .group("configured", 2, age, payments, &thirty, Expect::Start)
+        .await;
+    fleet.configure(&configured, DEPLOYED, age).await;
+    let latest = fleet
+        .group(
+            "configured-latest",
+            1,
+            age,
+            payments,
+            &thirty,
+            Expect::Start,
+        )
+        .await;
+    fleet
+        .configure(&latest, &format!("{DEPLOYED}:$LATEST"), age)
+        .await;
+    // Allow-listed with no rotation: given ROTATION_LAMBDA_ARN.
+    let by_name = fleet
+        .group("allowed-by-name", 1, age, payments, &thirty, Expect::Start)
+        .await;
+    let by_arn = fleet
+        .group("allowed-by-arn", 1, age, payments, &thirty, Expect::Start)
+        .await;
+    let allowed_name = fleet.name_of(&by_name[0]).to_owned();
+    let allowed_elsewhere_name = fleet.name_of(&allowed_elsewhere[0]).to_owned();
+    // Named like an allow-listed secret, but not it.
+    fleet.moto.set_clock(-age).expect("moto shifts its clock");
+    let lookalike_name = format!("{allowed_name}-copy");
+    let lookalike = fleet
+        .store
+        .create_secret(
+            &lookalike_name,
+            &SecretString::from("initial"),
+            &[(FLEET, "payments"), (POLICY, "30d")],
+        )
+        .await
+        .expect("create secret");
+    fleet.moto.set_clock(0).expect("moto shifts its clock");
+    fleet.secrets.push(TestSecret {
+        arn: lookalike.clone(),
+        name: lookalike_name,
+        expect: skip("not_configured"),
+    });
+
+    let before = fleet.state().await;
+    let settings_before = fleet.rotation_settings().await;
+    let proxy = SmProxy::start(fleet.moto.endpoint()).await.unwrap();
+    let function_arns = format!("{DEPLOYED}, {DEPLOYED_RDS}");
+    let allowed = format!("{allowed_name},{},{allowed_elsewhere_name}", by_arn[0]);
+
+    // Without any of the deployer's settings the scheduler rotates only secrets
+    // whose rotation is enabled, each with its own function (a dry run: the
+    // decisions, nothing started).
+    let bare = start_scheduler(proxy.endpoint(), &[("TAG_FILTER", "rotor:fleet=payments")]).await;
+    let dry = run(&bare, json!({"dry_run": true})).await;
+    let enabled: BTreeSet<String> = [
+        &other_team,
+        &allowed_elsewhere,
+        &pinned,
+        &configured,
+        &latest,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|arn| fleet.name_of(arn).to_owned())
+    .collect();
+    assert_eq!(names(&dry, "would_start"), enabled, "{dry}");
+    for arn in tagged.iter().chain(&by_name).chain(&by_arn) {
+        assert_eq!(
+            reasons(&dry).get(fleet.name_of(arn)).map(String::as_str),
+            Some("not_configured"),
+            "{dry}"
+        );
+    }
+    drop(bare);
+
+    let function = start_scheduler(
+        proxy.endpoint(),
+        &[
+            ("TAG_FILTER", "rotor:fleet=payments"),
+            ("ROTATION_FUNCTION_ARNS", &function_arns),
+            ("ROTATION_LAMBDA_ARN", NOWHERE),
+            ("ROTATION_ALLOWED_SECRETS", &allowed),
+        ],
+    )
+    .await;
+    let report = run(&function, json!({})).await;
+    check_decisions(&fleet, &report, "started");
+    assert_eq!(report["failed"], json!([]), "{report}");
+    let after = fleet.state().await;
+    check_started_in_moto(&fleet, &report, &before, &after);
+
+    // The calls that reached Secrets Manager: RotateSecret only for the
+    // started secrets; a function named only for the allow-listed ones
+    // without rotation, and then only ROTATION_LAMBDA_ARN.
+    let log = proxy.log();
+    let mut requests: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for (secret, function) in &log.rotate_requests {
+        requests
+            .entry(secret.clone())
+            .or_default()
+            .push(function.clone());
+    }
+    let wanted: BTreeMap<String, Vec<Option<String>>> = configured
+        .iter()
+        .chain(&latest)
+        .map(|arn| (arn.clone(), vec![None]))
+        .chain(
+            by_name
+                .iter()
+                .chain(&by_arn)
+                .map(|arn| (arn.clone(), vec![Some(NOWHERE.to_owned())])),
+        )
+        .collect();
+    assert_eq!(
+        requests, wanted,
+        "RotateSecret calls by secret and function"
+    );
+    for arn in tagged
+        .iter()
+        .chain(&other_team)
+        .chain(&allowed_elsewhere)
+        .chain(&pinned)
+    {
+        assert_eq!(
+            log.attempts.get(&format!("RotateSecret {arn}")),
+            None,
+            "{}: RotateSecret was called",
+            fleet.name_of(arn)
+        );
+    }
+
+    // Rotation settings: unchanged for every skipped secret (moto turns
+    // rotation on only with a schedule, so the function is the telling part),
+    // and the configured secrets still point at the function they had.
+    let settings_after = fleet.rotation_settings().await;
+    for secret in &fleet.secrets {
+        if matches!(secret.expect, Expect::Skip(_))
+            || configured.contains(&secret.arn)
+            || latest.contains(&secret.arn)
+        {
+            assert_eq!(
+                settings_after[&secret.arn], settings_before[&secret.arn],
+                "{}: rotation settings changed",
+                secret.name
+            );
+        }
+    }
+    for arn in &tagged {
+        assert_eq!(settings_after[arn], (false, None), "{}", fleet.name_of(arn));
+    }
+
+    // The report says why, and what the deployer must do.
+    for entry in report["skipped"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let detail = entry["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("secret {name}")), "{detail}");
+        match entry["reason"].as_str().unwrap() {
+            "not_configured" => assert!(
+                detail.contains("ROTATION_ALLOWED_SECRETS")
+                    && detail.contains(DEPLOYED)
+                    && detail.contains("not enabled"),
+                "{detail}"
+            ),
+            "foreign_function" => assert!(
+                detail.contains("never re-points")
+                    && detail.contains("ROTATION_FUNCTION_ARNS")
+                    && (detail.contains(OTHER_TEAM) || detail.contains(&format!("{DEPLOYED}:7"))),
+                "{detail}"
+            ),
+            other => panic!("unexpected skip {other}: {detail}"),
+        }
+    }
+}
+
+/// Issue 11, item 3. A RotateSecret slower than the time left (its request
+/// held, or its answer held, by the proxy) does not keep the run past the
+/// function's deadline: the run answers in time with a report that says which
+/// secrets it did not reach and, for a RotateSecret it stopped waiting for,
+/// whether the rotation started or that it is not known. A later run is
+/// consistent: each secret gains one version in all, the one the first report
+/// named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rotate_secret_does_not_outlast_the_deadline() {
+    let mut fleet = Fleet::new();
+    let payments = Some("payments");
+    let thirty = [Some("30d")];
+    // The most overdue first: the two slow secrets take both workers.
+    let slow_answer = fleet
+        .group(
+            "slow-answer",
+            1,
+            402 * DAY,
+            payments,
+            &thirty,
+            Expect::Start,
+        )
+        .await;
+    let slow_request = fleet
+        .group(
+            "slow-request",
+            1,
+            402 * DAY,
+            payments,
+            &thirty,
+            Expect::Fail,
+        )
+        .await;
+    let rest = fleet
+        .group(
+            "not-reached",
+            3,
+            400 * DAY,
+            payments,
+            &thirty,
+            Expect::Skip("deadline"),
+        )
+        .await;
+    let all: Vec<String> = fleet.secrets.iter().map(|s| s.arn.clone()).collect();
+    fleet.configure(&all, NOWHERE, 403 * DAY).await;
+    let before = fleet.state().await;
+    let hold = Duration::from_secs(20);
+    let proxy =
+        SmProxy::with_faults(
+            fleet.moto.endpoint(),
+            move |operation, secret, _| match operation {
+                "RotateSecret" if secret.contains("slow-answer") => Some(Fault::SlowAnswer(hold)),
+                "RotateSecret" if secret.contains("slow-request") => Some(Fault::SlowRequest(hold)),
+                _ => None,
+            },
+        )
+        .await
+        .unwrap();
+    let function = fleet
+        .scheduler(
+            proxy.endpoint(),
+            &[
+                ("TAG_FILTER", "rotor:fleet=payments"),
+                ("MAX_CONCURRENCY", "2"),
+                ("RATE_PER_SECOND", "50"),
+                ("ROTATION_FUNCTION_ARNS", NOWHERE),
+            ],
+        )
+        .await;
+    // A 15 s timeout: the run has about 5 s before its 10 s margin, and each
+    // slow call would take 20 s.
+    let invocation = function
+        .invoke(&json!({}), Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|e| panic!("no answer before the deadline: {e}\n{}", function.output()));
+    let Outcome::Response(report) = invocation.outcome else {
+        panic!("{:?}\n{}", invocation.outcome, function.output())
+    };
+    // Not reached: skipped for the next run.
+    let reasons = reasons(&report);
+    for arn in &rest {
+        assert_eq!(
+            reasons.get(fleet.name_of(arn)).map(String::as_str),
+            Some("deadline"),
+            "{report}"
+        );
+    }
+    // The held answer: moto staged the version, so the rotation started.
+    let started = report["started"].as_array().unwrap();
+    assert_eq!(started.len(), 1, "{report}");
+    assert_eq!(started[0]["secret"], json!(slow_answer[0]));
+    let note = started[0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("deadline"), "{note}");
+    let first_version = started[0]["version"].as_str().unwrap().to_owned();
+    // The held request: not staged when the run looked, but it may still
+    // arrive: not known.
+    let unknown = report["unknown"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(unknown.len(), 1, "{report}");
+    assert_eq!(unknown[0]["secret"], json!(slow_request[0]));
+    let detail = unknown[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not known") && detail.contains("next run"),
+        "{detail}"
+    );
+    let unknown_version = unknown[0]["version"].as_str().unwrap().to_owned();
+    assert_eq!(report["counts"]["unknown"], 1);
+    assert_eq!(report["failed"], json!([]), "{report}");
+
+    // The held request reaches moto after the run: then the rotation started.
+    while proxy.log().in_flight > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let middle = fleet.state().await;
+    assert_eq!(
+        middle[&slow_request[0]].get(&unknown_version),
+        Some(&vec![AWSPENDING.to_owned()]),
+        "the held RotateSecret staged the version the report named"
+    );
+
+    // The next run finds both rotations in progress and starts the rest.
+    let again = run(&function, json!({})).await;
+    let reasons = self::reasons(&again);
+    for arn in slow_answer.iter().chain(&slow_request) {
+        assert_eq!(
+            reasons.get(fleet.name_of(arn)).map(String::as_str),
+            Some("in_progress"),
+            "{again}"
+        );
+    }
+    let mut versions: BTreeMap<String, String> = [
+        (slow_answer[0].clone(), first_version),
+        (slow_request[0].clone(), unknown_version),
+    ]
+    .into();
+    for entry in again["started"].as_array().unwrap() {
+        versions.insert(
+            entry["secret"].as_str().unwrap().to_owned(),
+            entry["version"].as_str().unwrap().to_owned(),
+        );
+    }
+    assert_eq!(versions.len(), 5, "{again}");
+    // No double rotation: one new version per secret over both runs, staged
+    // AWSPENDING, under the token a report named.
+    let after = fleet.state().await;
+    for (arn, version) in &versions {
+        let added: Vec<&String> = after[arn]
+            .keys()
+            .filter(|v| !before[arn].contains_key(*v))
+            .collect();
+        assert_eq!(added, vec![version], "{}", fleet.name_of(arn));
+        assert_eq!(after[arn][version], vec![AWSPENDING.to_owned()]);
     }
 }

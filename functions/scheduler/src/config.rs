@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::authority::{AllowedSecret, Authority, FunctionArn};
 use crate::hourly::DEFAULT_MAX_PER_HOUR;
 use crate::policy::Policy;
 
@@ -18,8 +19,12 @@ pub const MAX_PER_HOUR_VAR: &str = "MAX_ROTATIONS_PER_SECRET_PER_HOUR";
 pub const MAX_CONCURRENCY_VAR: &str = "MAX_CONCURRENCY";
 /// RotateSecret calls per second: `RATE_PER_SECOND`.
 pub const RATE_VAR: &str = "RATE_PER_SECOND";
-/// The rotation function passed to RotateSecret: `ROTATION_LAMBDA_ARN`.
+/// The function given to allow-listed secrets without rotation: `ROTATION_LAMBDA_ARN`.
 pub const ROTATION_LAMBDA_ARN_VAR: &str = "ROTATION_LAMBDA_ARN";
+/// The deployment's rotation functions: `ROTATION_FUNCTION_ARNS`.
+pub const ROTATION_FUNCTION_ARNS_VAR: &str = "ROTATION_FUNCTION_ARNS";
+/// The secrets that may be given `ROTATION_LAMBDA_ARN`: `ROTATION_ALLOWED_SECRETS`.
+pub const ROTATION_ALLOWED_SECRETS_VAR: &str = "ROTATION_ALLOWED_SECRETS";
 
 /// The policy tag when `POLICY_TAG` is unset.
 pub const DEFAULT_POLICY_TAG: &str = "rotor:rotation-policy";
@@ -49,8 +54,8 @@ pub struct Config {
     pub max_concurrency: usize,
     /// The most RotateSecret calls a second.
     pub rate_per_second: f64,
-    /// The rotation function to pass to RotateSecret, if not the secret's own.
-    pub rotation_lambda_arn: Option<String>,
+    /// Which secrets may be rotated, and with which function (see [`Authority`]).
+    pub authority: Authority,
 }
 
 /// A setting that cannot be used; the message names the variable and the fix.
@@ -187,17 +192,49 @@ impl Config {
                     )
                 })?,
         };
-        let rotation_lambda_arn = get(ROTATION_LAMBDA_ARN_VAR).map(|arn| arn.trim().to_owned());
-        if let Some(arn) = &rotation_lambda_arn
-            && !arn.starts_with("arn:")
-        {
+        let assign = get(ROTATION_LAMBDA_ARN_VAR)
+            .map(|text| FunctionArn::parse(&text))
+            .transpose()
+            .map_err(|p| error(ROTATION_LAMBDA_ARN_VAR, format!("{p}, or unset it")))?;
+        let functions = get(ROTATION_FUNCTION_ARNS_VAR)
+            .map(|text| {
+                list(&text)
+                    .map(FunctionArn::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|p| {
+                error(
+                    ROTATION_FUNCTION_ARNS_VAR,
+                    format!("{p}; separate the deployment's rotation functions with commas"),
+                )
+            })?
+            .unwrap_or_default();
+        let allowed = get(ROTATION_ALLOWED_SECRETS_VAR)
+            .map(|text| {
+                list(&text)
+                    .map(AllowedSecret::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|p| {
+                error(
+                    ROTATION_ALLOWED_SECRETS_VAR,
+                    format!("{p}; separate entries with commas"),
+                )
+            })?
+            .unwrap_or_default();
+        if !allowed.is_empty() && assign.is_none() {
             return Err(error(
-                ROTATION_LAMBDA_ARN_VAR,
-                format!(
-                    "{arn:?} is not an ARN; give the rotation function's ARN, such as arn:aws:lambda:us-east-1:123456789012:function:generic-rotation, or unset it to use each secret's own"
-                ),
+                ROTATION_ALLOWED_SECRETS_VAR,
+                "it is set but ROTATION_LAMBDA_ARN is not, so its secrets could not be given a rotation function; set ROTATION_LAMBDA_ARN to the function they should use, or unset ROTATION_ALLOWED_SECRETS".to_owned(),
             ));
         }
+        let authority = Authority {
+            functions,
+            assign,
+            allowed,
+        };
         Ok(Config {
             tag_filter,
             policy_tag,
@@ -205,9 +242,14 @@ impl Config {
             max_per_hour,
             max_concurrency,
             rate_per_second,
-            rotation_lambda_arn,
+            authority,
         })
     }
+}
+
+/// The non-empty entries of a comma-separated list.
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
 /// A whole number in `min..=max`, written with ASCII digits only.
@@ -246,7 +288,7 @@ mod tests {
         assert_eq!(c.max_per_hour, 50);
         assert_eq!(c.max_concurrency, 4);
         assert_eq!(c.rate_per_second, 5.0);
-        assert_eq!(c.rotation_lambda_arn, None);
+        assert_eq!(c.authority, Authority::default());
     }
 
     #[test]
@@ -260,7 +302,15 @@ mod tests {
             ("RATE_PER_SECOND", "0.5"),
             (
                 "ROTATION_LAMBDA_ARN",
-                "arn:aws:lambda:us-east-1:1:function:f",
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ),
+            (
+                "ROTATION_FUNCTION_ARNS",
+                " arn:aws:lambda:us-east-1:123456789012:function:g ,,arn:aws:lambda:us-east-1:123456789012:function:h:$LATEST",
+            ),
+            (
+                "ROTATION_ALLOWED_SECRETS",
+                "prod/app,arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf",
             ),
         ])
         .unwrap();
@@ -269,13 +319,19 @@ mod tests {
         assert_eq!(c.default_policy.unwrap().interval_secs(), 90 * 86_400);
         assert_eq!((c.max_per_hour, c.max_concurrency), (3, 8));
         assert_eq!(c.rate_per_second, 0.5);
-        assert!(c.rotation_lambda_arn.is_some());
+        assert_eq!(
+            c.authority.assign.as_ref().map(|f| f.as_str()),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:f")
+        );
+        assert_eq!(c.authority.functions.len(), 2);
+        assert_eq!(c.authority.allowed.len(), 2);
+        assert!(c.authority.allows("arn:any", "prod/app"));
     }
 
     #[test]
     fn bad_settings_name_their_variable() {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-        let cases: [Case; 10] = [
+        let cases: [Case; 14] = [
             (&[], "TAG_FILTER", "is not set"),
             (&[("TAG_FILTER", "=payments")], "TAG_FILTER", "no tag key"),
             (&[("TAG_FILTER", "fleet!=x")], "TAG_FILTER", "'!'"),
@@ -323,6 +379,48 @@ mod tests {
                 "ROTATION_LAMBDA_ARN",
                 "not an ARN",
             ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    (
+                        "ROTATION_LAMBDA_ARN",
+                        "arn:aws:lambda:us-east-1:1:function:f",
+                    ),
+                ],
+                "ROTATION_LAMBDA_ARN",
+                "not a Lambda function ARN",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    (
+                        "ROTATION_FUNCTION_ARNS",
+                        "arn:aws:lambda:us-east-1:123456789012:function:f,generic-rotation",
+                    ),
+                ],
+                "ROTATION_FUNCTION_ARNS",
+                "\"generic-rotation\" is not an ARN",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    ("ROTATION_ALLOWED_SECRETS", "prod/app"),
+                ],
+                "ROTATION_ALLOWED_SECRETS",
+                "set ROTATION_LAMBDA_ARN",
+            ),
+            (
+                &[
+                    ("TAG_FILTER", "a"),
+                    (
+                        "ROTATION_LAMBDA_ARN",
+                        "arn:aws:lambda:us-east-1:123456789012:function:f",
+                    ),
+                    ("ROTATION_ALLOWED_SECRETS", "prod/app,arn:aws:s3:::bucket"),
+                ],
+                "ROTATION_ALLOWED_SECRETS",
+                "not a secret's ARN",
+            ),
         ];
         for (vars, variable, expected) in cases {
             let error = config(vars).unwrap_err();
@@ -341,11 +439,13 @@ mod tests {
             ("TAG_FILTER", "a=b"),
             ("DEFAULT_POLICY", ""),
             ("ROTATION_LAMBDA_ARN", " "),
+            ("ROTATION_FUNCTION_ARNS", " , "),
+            ("ROTATION_ALLOWED_SECRETS", ""),
             ("MAX_CONCURRENCY", ""),
         ])
         .unwrap();
         assert_eq!(c.default_policy, None);
-        assert_eq!(c.rotation_lambda_arn, None);
+        assert_eq!(c.authority, Authority::default());
         assert_eq!(c.max_concurrency, 4);
     }
 

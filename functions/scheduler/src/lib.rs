@@ -4,17 +4,30 @@
 //!
 //! 1. lists the secrets that carry the tag `TAG_FILTER` (ListSecrets, with the
 //!    service's prefix filter narrowed to exact matches here);
-//! 2. decides about each one from the listing ([`plan::evaluate`]): its policy
-//!    (the `POLICY_TAG` tag, else `DEFAULT_POLICY`), whether a rotation is in
-//!    progress, and whether it is due (last rotation plus the policy's interval);
+//! 2. decides about each one from the listing ([`plan::evaluate`]): whether the
+//!    deployer configured its rotation ([`authority`]: a tag alone never starts
+//!    one), its policy (the `POLICY_TAG` tag, else `DEFAULT_POLICY`), whether a
+//!    rotation is in progress, and whether it is due (last rotation plus the
+//!    policy's interval);
 //! 3. for each due secret, at most `MAX_CONCURRENCY` at a time: looks again
 //!    (DescribeSecret, since ListSecrets is eventually consistent), counts the
 //!    rotations started in the last hour (ListSecretVersionIds, see [`hourly`]),
 //!    and calls RotateSecret, at most `RATE_PER_SECOND` a second, with a
 //!    ClientRequestToken of its own so that a retried call never starts a
-//!    second rotation;
-//! 4. answers with a [`Report`] of what it started, skipped (and why) and could
-//!    not start, and logs the same as structured events.
+//!    second rotation, naming no function unless the deployer allow-listed the
+//!    secret ([`Rotation`]);
+//! 4. answers with a [`Report`] of what it started, skipped (and why), could
+//!    not start, and, for a RotateSecret the deadline cut short, could not
+//!    tell, and logs the same as structured events.
+//!
+//! The run stops [`DEADLINE_MARGIN`] before the function's deadline: every
+//! call, with its retries, backoff and wait for the rate limit, ends there.
+//! Secrets not reached are skipped (`deadline`) for the next run. A RotateSecret
+//! that was sent and cut short is looked at once more (DescribeSecret, within
+//! [`CHECK_TIMEOUT`]): started if its version is staged, else listed under
+//! `unknown` with its version id. Either way the next run finds the rotation in
+//! progress if it started, and the same version id is never sent twice in a
+//! run.
 //!
 //! Throttling and server errors are retried with exponential backoff and
 //! jitter, a bounded number of times ([`retry`]). An event such as
@@ -30,7 +43,13 @@
 //! | `MAX_ROTATIONS_PER_SECRET_PER_HOUR` | 50 | rotations of one secret that may start in an hour |
 //! | `MAX_CONCURRENCY` | 4 | secrets worked on at once |
 //! | `RATE_PER_SECOND` | 5 | RotateSecret calls a second, retries included |
-//! | `ROTATION_LAMBDA_ARN` | none | passed to RotateSecret, which also makes it the secret's rotation function; none: each secret's own |
+//! | `ROTATION_FUNCTION_ARNS` | none | comma-separated ARNs of the deployment's rotation functions: a secret whose rotation is enabled with one of them is rotated, naming no function |
+//! | `ROTATION_LAMBDA_ARN` | none | given (by RotateSecret) only to secrets in `ROTATION_ALLOWED_SECRETS` that have no rotation function; also one of the deployment's functions |
+//! | `ROTATION_ALLOWED_SECRETS` | none | comma-separated full ARNs or exact names of secrets that may be given `ROTATION_LAMBDA_ARN`; needs it set |
+//!
+//! Without `ROTATION_FUNCTION_ARNS` and `ROTATION_LAMBDA_ARN`, only secrets whose
+//! rotation is enabled are rotated, each with its own function. A secret whose
+//! rotation names another function, allow-listed or not, is never re-pointed.
 //!
 //! The function's role needs `secretsmanager:ListSecrets`, and
 //! `DescribeSecret`, `ListSecretVersionIds` and `RotateSecret` on the selected
@@ -43,6 +62,7 @@
 
 #![deny(missing_docs)]
 
+pub mod authority;
 pub mod config;
 pub mod hourly;
 pub mod plan;
@@ -52,7 +72,7 @@ pub mod retry;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,16 +87,24 @@ use rotor_core::store::StoreError;
 use rotor_core::store::aws::classify;
 use serde_json::Value;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+pub use authority::{AllowedSecret, Authority, FunctionArn, Rotation};
 pub use config::{Config, ConfigError, TagFilter};
 pub use plan::{Decision, SecretFacts, Skip, Timestamp, evaluate};
 pub use policy::{Policy, PolicyError};
-pub use report::{Failed, Report, Skipped, Started};
+pub use report::{Failed, Report, Skipped, Started, Unknown};
 
-/// How long before the function's deadline the run stops starting rotations:
-/// enough for one secret's calls, with their retries, to finish.
+/// How long before the function's deadline the run stops: no secret is started
+/// and no call (attempt, backoff or wait for the rate limit) goes on after it.
+/// The margin leaves time for one look at a RotateSecret cut short
+/// ([`CHECK_TIMEOUT`]) and for the answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long the one DescribeSecret after a RotateSecret cut at the deadline may
+/// take: it tells whether that rotation started.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long one attempt of one call may take before it counts as failed (and
 /// is retried).
@@ -96,9 +124,33 @@ pub struct CallError {
     pub operation: &'static str,
     /// How many attempts were made.
     pub attempts: u32,
-    /// The last attempt's failure.
+    /// The last attempt's failure, or the deadline.
     #[source]
-    pub source: StoreError,
+    pub source: CallFailure,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    /// The service's (or the connection's) answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run stopped waiting: its time ran out.
+    #[error(
+        "the run stopped waiting for it {} s before the function's deadline (raise the function's timeout if this repeats)",
+        DEADLINE_MARGIN.as_secs()
+    )]
+    Deadline,
+}
+
+impl CallFailure {
+    /// Whether a later run may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CallFailure::Store(e) => e.is_retryable(),
+            CallFailure::Deadline => true,
+        }
+    }
 }
 
 /// Why a whole run failed (a secret's failure only fails that secret).
@@ -223,9 +275,13 @@ impl Scheduler {
             scheduler: self.clone(),
             now,
             dry_run: options.dry_run,
-            stop_at: options
-                .deadline
-                .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(UNIX_EPOCH)),
+            stop_at: options.deadline.map(|deadline| {
+                let left = deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .saturating_sub(DEADLINE_MARGIN);
+                Instant::now() + left
+            }),
             retries: AtomicU32::new(0),
         });
         let filter = self.config.tag_filter.to_string();
@@ -298,6 +354,7 @@ impl Scheduler {
             },
             skipped = report.skipped.len(),
             failed = report.failed.len(),
+            unknown = report.unknown.len(),
             retries = report.retries,
             dry_run = report.dry_run,
             "run finished"
@@ -311,7 +368,8 @@ struct Run {
     scheduler: Arc<Scheduler>,
     now: i64,
     dry_run: bool,
-    stop_at: Option<SystemTime>,
+    /// The deadline less [`DEADLINE_MARGIN`]: nothing goes on after it.
+    stop_at: Option<Instant>,
     retries: AtomicU32,
 }
 
@@ -320,6 +378,7 @@ enum Outcome {
     Started(Started),
     Skipped(Skipped),
     Failed(Failed),
+    Unknown(Unknown),
 }
 
 impl Outcome {
@@ -358,6 +417,8 @@ fn log(outcome: &Outcome, dry_run: bool) {
             reason = s.reason.code(), detail = %s.reason, "skipped"),
         Outcome::Failed(f) => error!(secret = %f.arn, name = %f.name, attempts = f.attempts,
             error = %f.error, "could not start rotation"),
+        Outcome::Unknown(u) => warn!(secret = %u.arn, name = %u.name, version = %u.version,
+            detail = %u.detail, "rotation not known to have started"),
     }
 }
 
@@ -367,13 +428,15 @@ fn record(report: &mut Report, outcome: Outcome) {
         Outcome::Started(s) => report.started.push(s),
         Outcome::Skipped(s) => report.skipped.push(s),
         Outcome::Failed(f) => report.failed.push(f),
+        Outcome::Unknown(u) => report.unknown.push(u),
     }
 }
 
 impl Run {
     /// Calls `attempt` until it succeeds, fails for good, or has been tried
     /// [`retry::MAX_ATTEMPTS`] times; throttling and server errors are retried
-    /// after an exponential, jittered wait.
+    /// after an exponential, jittered wait. Attempts and waits together end at
+    /// the run's `stop_at`: a call cut there fails with [`CallFailure::Deadline`].
     async fn call<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -384,27 +447,44 @@ impl Run {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(source) if source.is_retryable() && attempts < retry::MAX_ATTEMPTS => {
-                    let wait = retry::backoff(attempts - 1);
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    warn!(operation, secret, attempt = attempts, wait_ms = wait.as_millis() as u64,
-                        error = %source, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(source) => {
-                    return Err(CallError {
-                        operation,
-                        attempts,
-                        source,
-                    });
+        let attempts = AtomicU32::new(0);
+        let tries = async {
+            loop {
+                let made = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+                match attempt().await {
+                    Ok(value) => return Ok(value),
+                    Err(source) if source.is_retryable() && made < retry::MAX_ATTEMPTS => {
+                        let wait = retry::backoff(made - 1);
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        warn!(operation, secret, attempt = made, wait_ms = wait.as_millis() as u64,
+                            error = %source, "retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(source) => {
+                        return Err(CallError {
+                            operation,
+                            attempts: made,
+                            source: source.into(),
+                        });
+                    }
                 }
             }
+        };
+        let Some(stop_at) = self.stop_at else {
+            return tries.await;
+        };
+        match tokio::time::timeout_at(stop_at, tries).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError {
+                operation,
+                attempts: attempts.load(Ordering::Relaxed),
+                source: CallFailure::Deadline,
+            }),
         }
+    }
+
+    fn past_stop(&self) -> bool {
+        self.stop_at.is_some_and(|stop| Instant::now() >= stop)
     }
 
     fn client(&self) -> &Client {
@@ -463,6 +543,8 @@ impl Run {
                 last_rotated: entry.last_rotated_date().map(DateTime::secs),
                 created: entry.created_date().map(DateTime::secs),
                 versions: versions(entry.secret_versions_to_stages()),
+                rotation_enabled: entry.rotation_enabled().unwrap_or(false),
+                rotation_function: function(entry.rotation_lambda_arn()),
             }));
             next_token = page
                 .next_token()
@@ -493,7 +575,24 @@ impl Run {
             last_rotated: out.last_rotated_date().map(DateTime::secs),
             created: out.created_date().map(DateTime::secs),
             versions: versions(out.version_ids_to_stages()),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            rotation_function: function(out.rotation_lambda_arn()),
         })
+    }
+
+    /// After a RotateSecret cut at the deadline: one DescribeSecret, within
+    /// [`CHECK_TIMEOUT`], to see whether the version is staged. `Err` says
+    /// why it could not tell.
+    async fn staged(&self, arn: &str, token: &str) -> Result<bool, String> {
+        let look = self.client().describe_secret().secret_id(arn).send();
+        match tokio::time::timeout(CHECK_TIMEOUT, look).await {
+            Ok(Ok(out)) => Ok(versions(out.version_ids_to_stages()).has_label(token, AWSPENDING)),
+            Ok(Err(e)) => Err(classify(e).to_string()),
+            Err(_) => Err(format!(
+                "it did not answer within {} s",
+                CHECK_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// The creation time of every version, deprecated ones included. A version
@@ -530,26 +629,32 @@ impl Run {
         Ok(dates)
     }
 
-    /// RotateSecret for `token`, paced by the rate limit (every attempt).
-    async fn rotate(&self, arn: &str, token: &str) -> Result<(), CallError> {
-        let function = self.config().rotation_lambda_arn.clone();
-        self.call("RotateSecret", arn, || {
-            let function = function.clone();
-            async move {
-                self.scheduler.limiter.acquire().await;
-                self.client()
-                    .rotate_secret()
-                    .secret_id(arn)
-                    // The same token on every attempt: a retry after a lost
-                    // answer cannot start a second rotation.
-                    .client_request_token(token)
-                    .set_rotation_lambda_arn(function)
-                    .rotate_immediately(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(classify)
-            }
+    /// RotateSecret for `token`, paced by the rate limit (every attempt),
+    /// naming a function only when `rotation` says so. `sent` is set once an
+    /// attempt has gone out.
+    async fn rotate(
+        &self,
+        arn: &str,
+        token: &str,
+        rotation: &Rotation,
+        sent: &AtomicBool,
+    ) -> Result<(), CallError> {
+        let function = rotation.function();
+        self.call("RotateSecret", arn, || async move {
+            self.scheduler.limiter.acquire().await;
+            sent.store(true, Ordering::Relaxed);
+            self.client()
+                .rotate_secret()
+                .secret_id(arn)
+                // The same token on every attempt: a retry after a lost
+                // answer cannot start a second rotation.
+                .client_request_token(token)
+                .set_rotation_lambda_arn(function.map(str::to_owned))
+                .rotate_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
         })
         .await
     }
@@ -557,22 +662,33 @@ impl Run {
     /// Looks again at a due secret and starts its rotation if it still is due
     /// and under the hourly limit.
     async fn process(&self, listed: SecretFacts) -> Outcome {
-        if self.stop_at.is_some_and(|stop| SystemTime::now() >= stop) {
+        let not_reached = |facts: &SecretFacts| {
             let reason = Skip::Deadline {
-                secret: listed.label().to_owned(),
+                secret: facts.label().to_owned(),
             };
-            return Outcome::skipped(&listed, reason);
+            Outcome::skipped(facts, reason)
+        };
+        if self.past_stop() {
+            return not_reached(&listed);
         }
         let facts = match self.describe(&listed.arn).await {
             Ok(facts) => facts,
+            Err(e) if matches!(e.source, CallFailure::Deadline) => return not_reached(&listed),
             Err(e) => return Outcome::failed(&listed, &e),
         };
-        let (policy, due_at) = match evaluate(&facts, self.config(), self.now) {
-            Decision::Due { policy, due_at } => (policy, due_at),
+        // Decided again from DescribeSecret: ListSecrets may be stale, and the
+        // rotation settings decide which call, if any, is made.
+        let (policy, due_at, rotation) = match evaluate(&facts, self.config(), self.now) {
+            Decision::Due {
+                policy,
+                due_at,
+                rotation,
+            } => (policy, due_at, rotation),
             Decision::Skip(reason) => return Outcome::skipped(&facts, reason),
         };
         let dates = match self.version_dates(&facts.arn).await {
             Ok(dates) => dates,
+            Err(e) if matches!(e.source, CallFailure::Deadline) => return not_reached(&facts),
             Err(e) => return Outcome::failed(&facts, &e),
         };
         let recent = hourly::starts_in_last_hour(dates, self.now);
@@ -598,17 +714,53 @@ impl Run {
         }
         let token = retry::new_version_id();
         started.version = token.clone();
-        match self.rotate(&facts.arn, &token).await {
+        let sent = AtomicBool::new(false);
+        match self.rotate(&facts.arn, &token, &rotation, &sent).await {
             Ok(()) => Outcome::Started(started),
+            Err(error) if matches!(error.source, CallFailure::Deadline) => {
+                if !sent.load(Ordering::Relaxed) {
+                    return not_reached(&facts);
+                }
+                let margin = DEADLINE_MARGIN.as_secs();
+                let looked = match self.staged(&facts.arn, &token).await {
+                    Ok(true) => {
+                        started.note = Some(format!(
+                            "RotateSecret had not answered when the run stopped waiting, {margin} s before the function's deadline; DescribeSecret shows version {token} staged as AWSPENDING, so the rotation started"
+                        ));
+                        return Outcome::Started(started);
+                    }
+                    Ok(false) => "DescribeSecret did not show it staged yet".to_owned(),
+                    Err(why) => format!("DescribeSecret could not tell ({why})"),
+                };
+                Outcome::Unknown(Unknown {
+                    arn: started.arn,
+                    name: started.name,
+                    version: token.clone(),
+                    policy: started.policy,
+                    due_at,
+                    detail: format!(
+                        "RotateSecret for version {token} of secret {} was sent, but had not answered when the run stopped waiting, {margin} s before the function's deadline, and {looked}: whether the rotation started is not known. If it did, the next run finds version {token} AWSPENDING and leaves it to finish; if not, the next run starts the rotation",
+                        facts.label()
+                    ),
+                })
+            }
             Err(error) => {
                 // Did the call stage the version before it failed? (An emulator
                 // that cannot invoke the function does so; so may a lost answer.)
-                match self.describe(&facts.arn).await {
-                    Ok(after) if after.versions.has_label(&token, AWSPENDING) => {
-                        started.note = Some(error.to_string());
-                        Outcome::Started(started)
+                // Past the deadline margin, one quick look instead of a call
+                // with retries, which would be cut at once.
+                let staged = match self.describe(&facts.arn).await {
+                    Ok(after) => after.versions.has_label(&token, AWSPENDING),
+                    Err(e) if matches!(e.source, CallFailure::Deadline) => {
+                        self.staged(&facts.arn, &token).await == Ok(true)
                     }
-                    _ => Outcome::failed(&facts, &error),
+                    Err(_) => false,
+                };
+                if staged {
+                    started.note = Some(error.to_string());
+                    Outcome::Started(started)
+                } else {
+                    Outcome::failed(&facts, &error)
                 }
             }
         }
@@ -639,6 +791,13 @@ fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// A RotationLambdaARN, `None` when absent or empty.
+fn function(arn: Option<&str>) -> Option<String> {
+    arn.map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+}
+
 fn versions(map: Option<&std::collections::HashMap<String, Vec<String>>>) -> Versions {
     Versions::new(
         map.into_iter()
@@ -667,8 +826,15 @@ pub async fn serve(
                 default_policy = config.default_policy.as_ref().map(Policy::as_str),
                 max_per_hour = config.max_per_hour, max_concurrency = config.max_concurrency,
                 rate_per_second = config.rate_per_second,
-                rotation_lambda_arn = config.rotation_lambda_arn.as_deref(),
+                rotation_functions = %config.authority.describe_functions(),
+                rotation_lambda_arn = config.authority.assign.as_ref().map(FunctionArn::as_str),
+                allowed_secrets = config.authority.allowed.len(),
                 "configured");
+            if !config.authority.names_functions() {
+                warn!(
+                    "ROTATION_FUNCTION_ARNS and ROTATION_LAMBDA_ARN are not set: only secrets whose rotation is enabled are rotated, each with its own function"
+                );
+            }
             Ok(Arc::new(Scheduler::new(client, config)))
         }
         Err(e) => {
@@ -743,7 +909,7 @@ mod tests {
             source: CallError {
                 operation: "ListSecrets",
                 attempts: 6,
-                source: StoreError::Throttled("Rate exceeded".into()),
+                source: StoreError::Throttled("Rate exceeded".into()).into(),
             },
         };
         assert_eq!(throttled.error_type(), "Retryable.SecretsManager");
@@ -757,10 +923,23 @@ mod tests {
             source: CallError {
                 operation: "ListSecrets",
                 attempts: 1,
-                source: StoreError::AccessDenied("no".into()),
+                source: StoreError::AccessDenied("no".into()).into(),
             },
         };
         assert_eq!(denied.error_type(), "NotRetryable.SecretsManager");
+        let cut = RunError::List {
+            filter: "a=b".into(),
+            source: CallError {
+                operation: "ListSecrets",
+                attempts: 2,
+                source: CallFailure::Deadline,
+            },
+        };
+        assert_eq!(cut.error_type(), "Retryable.SecretsManager");
+        assert!(
+            cut.to_string().contains("before the function's deadline"),
+            "{cut}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::fmt;
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use rotor_core::labels::{AWSPENDING, Versions};
 
+use crate::authority::{Refusal, Rotation};
 use crate::config::Config;
 use crate::policy::{Policy, PolicyError, is_due, last_rotation};
 
@@ -27,6 +28,10 @@ pub struct SecretFacts {
     pub created: Option<i64>,
     /// Its versions and their staging labels.
     pub versions: Versions,
+    /// `RotationEnabled`.
+    pub rotation_enabled: bool,
+    /// `RotationLambdaARN`, as the service gives it.
+    pub rotation_function: Option<String>,
 }
 
 impl SecretFacts {
@@ -126,6 +131,34 @@ pub enum Skip {
         /// The tag filter.
         filter: String,
     },
+    /// Rotation is not enabled, and the deployer did not allow-list the secret.
+    #[error(
+        "rotation of secret {secret} is not enabled{}, and the secret is not in ROTATION_ALLOWED_SECRETS, so the scheduler does not start it: a tag alone does not configure rotation. To rotate it, configure its rotation with one of this deployment's functions ({functions}), or have the deployer add it ({arn}) to ROTATION_ALLOWED_SECRETS, with ROTATION_LAMBDA_ARN set",
+        turned_off(.function)
+    )]
+    NotConfigured {
+        /// The secret's name.
+        secret: String,
+        /// The secret's ARN.
+        arn: String,
+        /// The function its rotation names while turned off, if any.
+        function: Option<String>,
+        /// The deployment's functions, as the message shows them.
+        functions: String,
+    },
+    /// Rotation names a function the scheduler may not use for this secret.
+    #[error(
+        "rotation of secret {secret} {}; the scheduler never re-points a secret's rotation: it starts one only when it is enabled with one of this deployment's functions ({functions}), or, for a secret in ROTATION_ALLOWED_SECRETS with no rotation function, with ROTATION_LAMBDA_ARN. Configure the secret's rotation with one of this deployment's functions, or, if that function is this deployment's, have the deployer add it to ROTATION_FUNCTION_ARNS",
+        configured_with(.function)
+    )]
+    ForeignFunction {
+        /// The secret's name.
+        secret: String,
+        /// The function, or `None` for rotation with no Lambda function.
+        function: Option<String>,
+        /// The deployment's functions, as the message shows them.
+        functions: String,
+    },
     /// The function's deadline came first.
     #[error(
         "secret {secret} was not reached before the function's deadline; the next run picks it up (raise the function's timeout or RATE_PER_SECOND if this repeats)"
@@ -147,7 +180,25 @@ impl Skip {
             Skip::HourlyLimit { .. } => "hourly_limit",
             Skip::NoDates { .. } => "no_dates",
             Skip::NotSelected { .. } => "not_selected",
+            Skip::NotConfigured { .. } => "not_configured",
+            Skip::ForeignFunction { .. } => "foreign_function",
             Skip::Deadline { .. } => "deadline",
+        }
+    }
+}
+
+fn turned_off(function: &Option<String>) -> String {
+    match function {
+        Some(function) => format!(" (it names {function}, but is turned off)"),
+        None => String::new(),
+    }
+}
+
+fn configured_with(function: &Option<String>) -> String {
+    match function {
+        Some(function) => format!("is configured with {function}"),
+        None => {
+            "is enabled with no Lambda function (rotation managed by another service)".to_owned()
         }
     }
 }
@@ -161,14 +212,17 @@ pub enum Decision {
         policy: Policy,
         /// When it became due.
         due_at: Timestamp,
+        /// How to call RotateSecret.
+        rotation: Rotation,
     },
     /// Leave it, for this reason.
     Skip(Skip),
 }
 
 /// Decides about one secret at `now`. In order: it must carry the tag filter's
-/// tag, have a valid policy (its tag, else `DEFAULT_POLICY`), have no rotation
-/// in progress, and be due.
+/// tag, be one the deployer lets the scheduler rotate ([`crate::authority`]),
+/// have a valid policy (its tag, else `DEFAULT_POLICY`), have no rotation in
+/// progress, and be due.
 pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
     let secret = facts.label().to_owned();
     if !config.tag_filter.matches(&facts.tags) {
@@ -177,6 +231,30 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
             filter: config.tag_filter.to_string(),
         });
     }
+    let authority = &config.authority;
+    let rotation = match authority.decide(
+        &facts.arn,
+        &facts.name,
+        facts.rotation_enabled,
+        facts.rotation_function.as_deref(),
+    ) {
+        Ok(rotation) => rotation,
+        Err(Refusal::NotConfigured { function }) => {
+            return Decision::Skip(Skip::NotConfigured {
+                secret,
+                arn: facts.arn.clone(),
+                function,
+                functions: authority.describe_functions(),
+            });
+        }
+        Err(Refusal::ForeignFunction { function }) => {
+            return Decision::Skip(Skip::ForeignFunction {
+                secret,
+                function,
+                functions: authority.describe_functions(),
+            });
+        }
+    };
     let tag = &config.policy_tag;
     let policy = match facts.tags.get(tag) {
         Some(text) => match Policy::parse(text) {
@@ -212,6 +290,7 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
         Some(due_at) if is_due(due_at, now) => Decision::Due {
             policy,
             due_at: Timestamp(due_at),
+            rotation,
         },
         due_at => Decision::Skip(Skip::NotDue {
             secret,
@@ -224,6 +303,7 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::Authority;
     use crate::config::TagFilter;
     use rotor_core::labels::AWSCURRENT;
 
@@ -238,7 +318,7 @@ mod tests {
             max_per_hour: 50,
             max_concurrency: 4,
             rate_per_second: 5.0,
-            rotation_lambda_arn: None,
+            authority: Authority::default(),
         }
     }
 
@@ -254,6 +334,10 @@ mod tests {
             last_rotated: None,
             created: Some(NOW - created_days_ago * DAY),
             versions: Versions::new([("v1".to_owned(), vec![AWSCURRENT.to_owned()])]),
+            rotation_enabled: true,
+            rotation_function: Some(
+                "arn:aws:lambda:us-east-1:123456789012:function:generic-rotation".into(),
+            ),
         }
     }
 
@@ -380,6 +464,67 @@ mod tests {
             skip_code(&evaluate(&f, &config(None), NOW)),
             Some("not_due")
         );
+    }
+
+    #[test]
+    fn secrets_the_deployer_did_not_configure_are_skipped_with_the_fix() {
+        use crate::authority::FunctionArn;
+        let generic = "arn:aws:lambda:us-east-1:123456789012:function:generic-rotation";
+        let other = "arn:aws:lambda:us-east-1:123456789012:function:team-b";
+        let mut c = config(Some("30d"));
+        c.authority = Authority {
+            functions: vec![FunctionArn::parse(generic).unwrap()],
+            ..Authority::default()
+        };
+        let f = facts(Some("30d"), 400);
+        let Decision::Due { rotation, .. } = evaluate(&f, &c, NOW) else {
+            panic!("not due")
+        };
+        assert_eq!(rotation, Rotation::ItsOwnFunction);
+
+        let mut f = facts(Some("30d"), 400);
+        f.rotation_enabled = false;
+        f.rotation_function = None;
+        let Decision::Skip(skip) = evaluate(&f, &c, NOW) else {
+            panic!("started")
+        };
+        assert_eq!(skip.code(), "not_configured");
+        let message = skip.to_string();
+        for part in [
+            "secret app",
+            "not enabled",
+            generic,
+            "ROTATION_ALLOWED_SECRETS",
+            &f.arn,
+        ] {
+            assert!(message.contains(part), "{message} lacks {part}");
+        }
+        // Before the policy: a secret the deployer did not configure is
+        // reported as such, whatever its tags say.
+        f.tags.insert("rotor:rotation-policy".into(), "30x".into());
+        assert_eq!(skip_code(&evaluate(&f, &c, NOW)), Some("not_configured"));
+
+        let mut f = facts(Some("30d"), 400);
+        f.rotation_function = Some(other.into());
+        let Decision::Skip(skip) = evaluate(&f, &c, NOW) else {
+            panic!("started")
+        };
+        assert_eq!(skip.code(), "foreign_function");
+        let message = skip.to_string();
+        for part in [
+            "secret app",
+            other,
+            "never re-points",
+            "ROTATION_FUNCTION_ARNS",
+            generic,
+        ] {
+            assert!(message.contains(part), "{message} lacks {part}");
+        }
+        f.rotation_function = None;
+        let Decision::Skip(skip) = evaluate(&f, &c, NOW) else {
+            panic!("started")
+        };
+        assert!(skip.to_string().contains("no Lambda function"), "{skip}");
     }
 
     #[test]

@@ -50,6 +50,24 @@ pub struct Failed {
     pub attempts: u32,
 }
 
+/// A rotation whose RotateSecret was sent but cut short by the deadline, with
+/// no sign yet that it started: it may, or may not, be under way.
+#[derive(Clone, Debug)]
+pub struct Unknown {
+    /// The secret's ARN.
+    pub arn: String,
+    /// The secret's name.
+    pub name: String,
+    /// The version the call would stage (its ClientRequestToken).
+    pub version: String,
+    /// The policy that made it due.
+    pub policy: String,
+    /// When it became due.
+    pub due_at: Timestamp,
+    /// What is known, and what the next run does.
+    pub detail: String,
+}
+
 /// One run's outcome for every selected secret.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -65,6 +83,8 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Secrets whose rotation could not be started.
     pub failed: Vec<Failed>,
+    /// Secrets whose RotateSecret the deadline cut short: started or not, not known.
+    pub unknown: Vec<Unknown>,
     /// Calls retried after throttling or a server error, over the whole run.
     pub retries: u32,
 }
@@ -77,6 +97,8 @@ impl Report {
         self.skipped
             .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
         self.failed
+            .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+        self.unknown
             .sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
     }
 
@@ -126,6 +148,20 @@ impl Report {
                 })
             })
             .collect();
+        let unknown: Vec<Value> = self
+            .unknown
+            .iter()
+            .map(|u| {
+                json!({
+                    "secret": u.arn,
+                    "name": u.name,
+                    "version": u.version,
+                    "policy": u.policy,
+                    "due_at": u.due_at.to_string(),
+                    "detail": u.detail,
+                })
+            })
+            .collect();
         let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
         for s in &self.skipped {
             *by_reason.entry(s.reason.code()).or_default() += 1;
@@ -144,6 +180,7 @@ impl Report {
                 "would_start": would_start.len(),
                 "skipped": skipped.len(),
                 "failed": failed.len(),
+                "unknown": unknown.len(),
                 "skipped_by_reason": by_reason,
             },
             "retries": self.retries,
@@ -151,6 +188,7 @@ impl Report {
             "would_start": would_start,
             "skipped": skipped,
             "failed": failed,
+            "unknown": unknown,
         })
     }
 }
@@ -183,6 +221,14 @@ mod tests {
                 error: "RotateSecret failed".into(),
                 attempts: 6,
             }],
+            unknown: vec![Unknown {
+                arn: "arn:d".into(),
+                name: "d".into(),
+                version: "w".into(),
+                policy: "30d".into(),
+                due_at: Timestamp(0),
+                detail: "not known".into(),
+            }],
             retries: 7,
         }
     }
@@ -203,6 +249,9 @@ mod tests {
         assert_eq!(value["failed"][0]["attempts"], 6);
         assert_eq!(value["counts"]["skipped_by_reason"]["no_dates"], 1);
         assert_eq!(value["retries"], 7);
+        assert_eq!(value["unknown"][0]["version"], "w");
+        assert_eq!(value["unknown"][0]["detail"], "not known");
+        assert_eq!(value["counts"]["unknown"], 1);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
 use crate::function::LocalFunction;
-use crate::moto::{Moto, local_env, workspace_root};
+use crate::moto::{Moto, configure_rotation, local_env, workspace_root};
 use crate::rotate::{RotateOptions, RotationRun, report, rotate};
 use crate::sm_proxy::SmProxy;
 
@@ -675,8 +675,10 @@ const FLEET_POLICY_TAG: (&str, &str) = ("rotor:rotation-policy", "30d");
 const FLEET_AGE_SECS: i64 = 31 * 86_400;
 /// The scheduler's `MAX_CONCURRENCY`.
 const FLEET_CONCURRENCY: usize = 4;
-/// A rotation function that exists nowhere: moto's RotateSecret then stages
-/// AWSPENDING and answers ResourceNotFoundException (see tests/scheduler.rs).
+/// A rotation function that exists nowhere, with which every secret's rotation
+/// is configured and which the scheduler's `ROTATION_FUNCTION_ARNS` names:
+/// moto's RotateSecret then stages AWSPENDING and answers
+/// ResourceNotFoundException (see tests/scheduler.rs).
 const FLEET_NOWHERE: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:rotor-bench-fleet-nowhere";
 /// The invocation's timeout, Lambda's maximum.
@@ -685,9 +687,10 @@ const FLEET_TIMEOUT: Duration = Duration::from_secs(900);
 /// The `fleet` target: `options.secrets` secrets, all due, and one run of the
 /// real `rotation-scheduler` over the Runtime API at `RATE_PER_SECOND =
 /// options.rate` with `MAX_CONCURRENCY=4`, reaching moto through the counting
-/// proxy. What "started" means is as in tests/scheduler.rs: the rotation
-/// function named in `ROTATION_LAMBDA_ARN` exists nowhere, so moto's
-/// RotateSecret stages the new version as AWSPENDING and answers
+/// proxy. What "started" means is as in tests/scheduler.rs: each secret's
+/// rotation is configured with a function that exists nowhere (one of the
+/// scheduler's `ROTATION_FUNCTION_ARNS`, so RotateSecret names no function and
+/// re-points nothing), so moto's RotateSecret stages the new version as AWSPENDING and answers
 /// ResourceNotFoundException; the scheduler sees the version staged and reports
 /// the rotation started, with a note. Afterwards rotor checks, in moto, that each
 /// reported version really is AWSPENDING. Fails only if the run could not be
@@ -709,7 +712,8 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
 
     // moto's clock, set back while the secrets are made, makes them all due.
     let mut moto = Moto::start()?;
-    let store = AwsStore::new(moto.client());
+    let client = moto.client();
+    let store = AwsStore::new(client.clone());
     let (fleet_key, fleet_value) = FLEET_FILTER.split_once('=').unwrap_or((FLEET_FILTER, ""));
     let tags = [(fleet_key, fleet_value), FLEET_POLICY_TAG];
     moto.set_clock(-FLEET_AGE_SECS)?;
@@ -717,10 +721,13 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
     for i in 0..options.secrets {
         let name = format!("bench/fleet/secret-{i:04}");
         let value = SecretString::from(format!("fleet-{}", uuid::Uuid::new_v4().simple()));
-        store
+        let arn = store
             .create_secret(&name, &value, &tags)
             .await
             .with_context(|| format!("creating {name}"))?;
+        // The deployer's part: the scheduler starts only rotations configured
+        // with one of the deployment's functions.
+        configure_rotation(&client, &arn, FLEET_NOWHERE).await?;
         if (i + 1) % 250 == 0 || i + 1 == options.secrets {
             eprintln!(
                 "rotor bench: created {}/{} secrets ({:.1} s)",
@@ -738,7 +745,7 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
         ("TAG_FILTER", FLEET_FILTER.to_owned()),
         ("RATE_PER_SECOND", options.rate.to_string()),
         ("MAX_CONCURRENCY", FLEET_CONCURRENCY.to_string()),
-        ("ROTATION_LAMBDA_ARN", FLEET_NOWHERE.to_owned()),
+        ("ROTATION_FUNCTION_ARNS", FLEET_NOWHERE.to_owned()),
         ("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()),
     ] {
         env.push((name.to_owned(), value));
@@ -810,7 +817,7 @@ pub async fn run_fleet(options: &BenchOptions) -> anyhow::Result<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "`{}`\n\nOne run of `rotation-scheduler` over the Runtime API against moto {} on 127.0.0.1, with `TAG_FILTER={FLEET_FILTER}`, `RATE_PER_SECOND={}`, `MAX_CONCURRENCY={FLEET_CONCURRENCY}` and a `ROTATION_LAMBDA_ARN` that moto does not know. The {} secrets carry the fleet tag and `{}={}`, and were created while moto's clock was set back 31 days, so every one is due. moto's RotateSecret then stages the new version as AWSPENDING and answers ResourceNotFoundException (where AWS would invoke the function); the scheduler sees the version staged and counts the rotation started. Afterwards rotor checked in moto that each reported version is AWSPENDING.\n",
+        "`{}`\n\nOne run of `rotation-scheduler` over the Runtime API against moto {} on 127.0.0.1, with `TAG_FILTER={FLEET_FILTER}`, `RATE_PER_SECOND={}`, `MAX_CONCURRENCY={FLEET_CONCURRENCY}` and `ROTATION_FUNCTION_ARNS` naming a function that moto does not know. The {} secrets carry the fleet tag and `{}={}`, have their rotation configured with that function, and were created while moto's clock was set back 31 days, so every one is due. moto's RotateSecret then stages the new version as AWSPENDING and answers ResourceNotFoundException (where AWS would invoke the function); the scheduler sees the version staged and counts the rotation started. Afterwards rotor checked in moto that each reported version is AWSPENDING.\n",
         options.command_line,
         moto_version(),
         options.rate,

@@ -137,3 +137,50 @@ pub fn local_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
+
+/// Configures a secret's rotation with `function`, as a deployer would before
+/// the scheduler may start it, without rotating: RotateSecret with
+/// RotateImmediately false and a schedule, then the version that moto stages
+/// loses its AWSPENDING label again. For emulators only, and it needs moto's
+/// quirks: moto turns rotation on only when RotateSecret carries a schedule
+/// (AWS turns it on for any RotateSecret), and with a function it cannot
+/// invoke it stages AWSPENDING and answers ResourceNotFoundException, where
+/// AWS would run the function's testSecret step.
+pub async fn configure_rotation(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    function: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+    let token = uuid::Uuid::new_v4().to_string();
+    let rotated = client
+        .rotate_secret()
+        .secret_id(secret_id)
+        .client_request_token(&token)
+        .rotation_lambda_arn(function)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await;
+    match rotated {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+        Err(e) => bail!(
+            "configuring the rotation of {secret_id}: {}",
+            e.message().unwrap_or("RotateSecret failed")
+        ),
+    }
+    client
+        .update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .with_context(|| format!("unstaging the version that configured {secret_id}"))?;
+    Ok(())
+}

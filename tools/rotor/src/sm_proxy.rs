@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -35,6 +35,12 @@ pub enum Fault {
     Unavailable,
     /// The request reaches moto, but its answer is lost: HTTP 500 instead.
     LostAnswer,
+    /// The request is held this long, then reaches moto and is answered. The
+    /// proxy forwards it even if the caller has stopped waiting, as a service
+    /// finishes a request whose client went away.
+    SlowRequest(Duration),
+    /// The request reaches moto at once; its answer is held this long.
+    SlowAnswer(Duration),
 }
 
 /// Which attempt of which call fails: `(operation, subject, attempt)`, where the
@@ -53,6 +59,9 @@ pub struct ProxyLog {
     pub injected: BTreeMap<Fault, u32>,
     /// When each RotateSecret request arrived.
     pub rotate_times: Vec<Instant>,
+    /// Each RotateSecret request's SecretId and RotationLambdaARN (`None` when
+    /// the request names no function), in order of arrival.
+    pub rotate_requests: Vec<(String, Option<String>)>,
     /// The first RotateSecret request and the last RotateSecret answer.
     pub rotate_window: Option<(Instant, Instant)>,
     /// Requests being handled now, and the most at once.
@@ -165,7 +174,7 @@ async fn handle(
     shared: Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let received = Instant::now();
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let body = body
         .collect()
         .await
@@ -197,6 +206,8 @@ async fn handle(
         let attempt = *attempt;
         if rotate_secret {
             log.rotate_times.push(received);
+            let function = input["RotationLambdaARN"].as_str().map(str::to_owned);
+            log.rotate_requests.push((subject.clone(), function));
         }
         let fault = shared
             .plan
@@ -207,7 +218,37 @@ async fn handle(
         }
         fault
     };
-    let response = match fault {
+    // The rest runs on its own task: a request the proxy has accepted reaches
+    // moto and is accounted for even if the caller stops waiting for it.
+    let task = tokio::spawn(async move {
+        let response = respond(&shared, fault, parts, body).await;
+        let mut log = shared.log();
+        log.in_flight -= 1;
+        if rotate_secret {
+            let answered = Instant::now();
+            log.rotate_window = Some(match log.rotate_window {
+                Some((first, last)) => (first.min(received), last.max(answered)),
+                None => (received, answered),
+            });
+        }
+        response
+    });
+    Ok(task.await.unwrap_or_else(|e| {
+        answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("rotor proxy: the request's task failed: {e}"),
+        )
+    }))
+}
+
+/// The answer to one request: a fault's, or moto's (perhaps late).
+async fn respond(
+    shared: &Shared,
+    fault: Option<Fault>,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<ProxyBody> {
+    match fault {
         Some(Fault::Throttled) => answer(
             StatusCode::BAD_REQUEST,
             r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
@@ -221,41 +262,48 @@ async fn handle(
             r#"{"message":"Service Unavailable"}"#,
         ),
         forward => {
+            if let Some(Fault::SlowRequest(hold)) = forward {
+                tokio::time::sleep(hold).await;
+            }
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let forwarded = match format!("{}{path}", shared.upstream).parse::<Uri>() {
                 Ok(uri) => {
                     parts.uri = uri;
-                    shared
+                    match shared
                         .client
                         .request(Request::from_parts(parts, Full::new(body)))
                         .await
-                        .map_err(|e| e.to_string())
+                    {
+                        // Read the whole answer now, so that moto has finished
+                        // with the request before a held answer is released.
+                        Ok(response) => {
+                            let (head, body) = response.into_parts();
+                            body.collect()
+                                .await
+                                .map(|b| Response::from_parts(head, Full::new(b.to_bytes())))
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
                 }
                 Err(e) => Err(e.to_string()),
             };
+            if let Some(Fault::SlowAnswer(hold)) = forward {
+                tokio::time::sleep(hold).await;
+            }
             match (forward, forwarded) {
                 (Some(Fault::LostAnswer), _) => answer(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     r#"{"__type":"InternalServiceError","message":"An error occurred on the server side."}"#,
                 ),
-                (_, Ok(response)) => response.map(BodyExt::boxed),
+                (_, Ok(response)) => response.map(|b| b.map_err(|never| match never {}).boxed()),
                 (_, Err(e)) => {
                     shared.log().failures += 1;
                     answer(StatusCode::BAD_GATEWAY, &format!("rotor proxy: {e}"))
                 }
             }
         }
-    };
-    let mut log = shared.log();
-    log.in_flight -= 1;
-    if rotate_secret {
-        let answered = Instant::now();
-        log.rotate_window = Some(match log.rotate_window {
-            Some((first, last)) => (first.min(received), last.max(answered)),
-            None => (received, answered),
-        });
     }
-    Ok(response)
 }
 
 /// An answer in Secrets Manager's JSON protocol.
