@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks template.yaml and events/ without an AWS account or any call to AWS:
 # cfn-lint, `sam validate --lint`, checkov (no failed check; skips are justified
-# in the template), and the sample events' shape. Then, unless
+# in the template), the tests over the template as deployed (tests/template/:
+# the SAM translator's output for several parameter sets, compared with what
+# the README documents), parliament over every IAM policy those parameter sets
+# deploy, and the sample events' shape. Then, unless
 # ROTOR_SKIP_SAM_BUILD=1, `sam build` compiles the functions for the template's
 # default architecture (arm64) and prints each one's zipped size.
 #
@@ -15,7 +18,8 @@ cd "$root"
 
 sam_venv="$root/.venv-iac/sam"
 checkov_venv="$root/.venv-iac/checkov"
-for tool in "$sam_venv/bin/sam" "$sam_venv/bin/cfn-lint" "$checkov_venv/bin/checkov" "$root/.venv/bin/cargo-lambda"; do
+parliament_venv="$root/.venv-iac/parliament"
+for tool in "$sam_venv/bin/sam" "$sam_venv/bin/cfn-lint" "$checkov_venv/bin/checkov" "$parliament_venv/bin/parliament" "$root/.venv/bin/cargo-lambda"; do
   [ -x "$tool" ] || { echo "missing $tool: run scripts/setup.sh first" >&2; exit 1; }
 done
 
@@ -31,6 +35,14 @@ echo "==> sam validate --lint"
 "$sam_venv/bin/sam" validate --lint --template template.yaml
 echo "==> checkov (cloudformation)"
 "$checkov_venv/bin/checkov" -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
+echo "==> tests over the translated template (tests/template)"
+"$sam_venv/bin/python" -m unittest discover --start-directory tests/template --top-level-directory tests/template
+echo "==> parliament (IAM policies, as deployed for each parameter set of the tests)"
+policies=$(mktemp -d)
+trap 'rm -rf "$policies"' EXIT
+"$sam_venv/bin/python" tests/template/dump_policies.py "$policies"
+"$parliament_venv/bin/python" tests/template/lint_policies.py "$policies"
 
 echo "==> sample events"
 "$sam_venv/bin/python" - <<'EOF'

@@ -2,7 +2,7 @@
 # Installs what rotor's demo and tests need on a fresh machine, idempotently:
 # the Rust components (rustfmt, clippy) and the aarch64 target, a Python venv
 # with moto's server, cargo-lambda and Zig, the template's checkers (SAM CLI,
-# cfn-lint, checkov) in venvs under .venv-iac, and, when missing, the
+# cfn-lint, checkov, parliament) in venvs under .venv-iac, and, when missing, the
 # PostgreSQL 15 and MariaDB packages the database tests use and the glewlwyd
 # package the OAuth tests use.
 set -euo pipefail
@@ -67,6 +67,13 @@ if [ ! -x "$iac/checkov/bin/checkov" ]; then
   say "installing checkov into $iac/checkov"
   [ -x "$iac/checkov/bin/python" ] || python3 -m venv "$iac/checkov"
   "$iac/checkov/bin/pip" install --quiet --disable-pip-version-check 'checkov>=3.3,<4'
+fi
+# parliament, the IAM policy linter, pins its own boto3 and jsonschema: a venv of
+# its own too.
+if [ ! -x "$iac/parliament/bin/parliament" ]; then
+  say "installing parliament into $iac/parliament"
+  [ -x "$iac/parliament/bin/python" ] || python3 -m venv "$iac/parliament"
+  "$iac/parliament/bin/pip" install --quiet --disable-pip-version-check 'parliament>=1.6.4,<2'
 fi
 
 # Debian packages are installed as root (or with sudo), and only the packages are
