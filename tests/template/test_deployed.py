@@ -52,6 +52,7 @@ READ_SECRETS = {
 }
 OTHER_ROTATION_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:legacy-rotation"
 SCHEDULER_ARN = {"schedulerRotationLambdaArn": OTHER_ROTATION_FUNCTION}
+ALLOWED_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/orders-AbCdEf,arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db/billing-GhIjKl"
 
 # Every parameter that becomes an environment variable, a value for it, and
 # the functions that get it (README, "Deploy").
@@ -85,7 +86,7 @@ ENV_PARAMETERS = {
     "maxConcurrency": ("MAX_CONCURRENCY", "8", ["RotationSchedulerFunction"]),
     "ratePerSecond": ("RATE_PER_SECOND", "0.5", ["RotationSchedulerFunction"]),
     "schedulerRotationLambdaArn": ("ROTATION_LAMBDA_ARN", OTHER_ROTATION_FUNCTION, ["RotationSchedulerFunction"]),
-    "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", "arn:aws:secretsmanager:*:*:secret:app/*", ["RotationSchedulerFunction"]),
+    "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", ALLOWED_SECRETS, ["RotationSchedulerFunction"]),
 }
 
 
@@ -193,9 +194,18 @@ def expected_statements(logical_id, parameters):
                  "ArnEqualsIfExists": {"secretsmanager:RotationLambdaARN": arns},
                  "BoolIfExists": {"secretsmanager:ModifyRotationRules": "false"},
              }},
-            {"Sid": "InvokeTheseRotationFunctions", "Effect": "Allow",
-             "Action": "lambda:InvokeFunction", "Resource": arns},
         ]
+        if p.get("schedulerRotationLambdaArn") and p.get("schedulerAllowedSecrets"):
+            found.append({"Sid": "ConfigureAllowListedSecretsOnly", "Effect": "Allow",
+                          "Action": "secretsmanager:RotateSecret",
+                          "Resource": p["schedulerAllowedSecrets"].split(","),
+                          "Condition": {
+                              "ArnEquals": {"secretsmanager:RotationLambdaARN": p["schedulerRotationLambdaArn"]},
+                              "Null": {"secretsmanager:resource/AllowRotationLambdaArn": "true"},
+                              "BoolIfExists": {"secretsmanager:ModifyRotationRules": "false"},
+                          }})
+        found.append({"Sid": "InvokeTheseRotationFunctions", "Effect": "Allow",
+                      "Action": "lambda:InvokeFunction", "Resource": arns})
     if logical_id in in_vpc(p):
         found.append({"Sid": "NetworkInterfacesHaveNoResourceScope", "Effect": "Allow",
                       "Action": ENI_ACTIONS, "Resource": "*"})
@@ -442,9 +452,25 @@ class Scheduler(unittest.TestCase):
             variables = env(deployed(**parameters), "RotationSchedulerFunction")
             self.assertEqual(variables["ROTATION_FUNCTION_ARNS"].split(","), scheduler_function_arns(parameters))
             self.assertNotIn("ROTATION_ALLOWED_SECRETS", variables)
-        allowed = "arn:aws:secretsmanager:*:*:secret:app/*,arn:aws:secretsmanager:*:*:secret:db/*"
-        variables = env(deployed(schedulerAllowedSecrets=allowed), "RotationSchedulerFunction")
-        self.assertEqual(variables["ROTATION_ALLOWED_SECRETS"], allowed)
+        variables = env(deployed(schedulerAllowedSecrets=ALLOWED_SECRETS), "RotationSchedulerFunction")
+        self.assertEqual(variables["ROTATION_ALLOWED_SECRETS"], ALLOWED_SECRETS)
+
+    def test_only_allow_listed_secrets_without_a_function_may_be_given_one(self):
+        # A secret with no rotation function has no AllowRotationLambdaArn, so
+        # the statement above cannot match it: the allow-list statement may,
+        # for exactly the listed secrets and schedulerRotationLambdaArn.
+        role = deployed(**SCHEDULER_ARN, schedulerAllowedSecrets=ALLOWED_SECRETS)["Resources"]["RotationSchedulerRole"]
+        rotate = {s["Sid"]: s for s in statements(role) if "secretsmanager:RotateSecret" in as_list(s["Action"])}
+        self.assertEqual(sorted(rotate), ["ConfigureAllowListedSecretsOnly", "RotateOnlyThroughTheseFunctions"])
+        configure = rotate["ConfigureAllowListedSecretsOnly"]
+        self.assertEqual(as_list(configure["Resource"]), ALLOWED_SECRETS.split(","))
+        self.assertEqual(configure["Condition"]["ArnEquals"],
+                         {"secretsmanager:RotationLambdaARN": SCHEDULER_ARN["schedulerRotationLambdaArn"]})
+        self.assertEqual(configure["Condition"]["Null"], {"secretsmanager:resource/AllowRotationLambdaArn": "true"})
+        # Without the scheduler's own function, the allow-list grants nothing.
+        role = deployed(schedulerAllowedSecrets=ALLOWED_SECRETS)["Resources"]["RotationSchedulerRole"]
+        rotate = [s for s in statements(role) if "secretsmanager:RotateSecret" in as_list(s["Action"])]
+        self.assertEqual(len(rotate), 1, rotate)
 
     def test_rotate_secret_never_repoints_a_secret(self):
         # One Allow statement, so both conditions must hold: the secret is
