@@ -214,9 +214,10 @@ async fn multi_call_rotation_waits_for_validation() {
         .create_secret(&unique("hook-key"), &key, &[])
         .await
         .unwrap();
+    let allowed = receiver.url();
     let function = start_function(
         "generic-rotation",
-        &[("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:")],
+        &[("ROTOR_WEBHOOK_ALLOWED_PREFIXES", allowed.as_str())],
     )
     .await;
     let t = token();
@@ -466,11 +467,12 @@ async fn no_secret_value_reaches_the_logs() {
         .create_secret(&unique("hook-key"), &key, &[])
         .await
         .unwrap();
+    let allowed = receiver.url();
     let function = start_function(
         "generic-rotation",
         &[
             ("AWS_LAMBDA_LOG_LEVEL", "trace"),
-            ("ROTOR_WEBHOOK_ALLOWED_PREFIXES", "http://127.0.0.1:"),
+            ("ROTOR_WEBHOOK_ALLOWED_PREFIXES", allowed.as_str()),
         ],
     )
     .await;

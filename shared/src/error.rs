@@ -113,6 +113,22 @@ pub enum Error {
         problem: String,
     },
 
+    /// A secret this one points at (a master, management or key secret) has not
+    /// agreed to serve it, and the deployment's environment does not allow it.
+    #[error(
+        "setting {setting} of secret {secret} names the secret {linked}, which does not agree to serve it; whoever writes a secret may not borrow another secret's credential. {fix}"
+    )]
+    NotServed {
+        /// The ARN of the secret being rotated.
+        secret: String,
+        /// The setting that points at the other secret.
+        setting: String,
+        /// The ARN of the secret it points at.
+        linked: String,
+        /// What to change: the tag to add, or the deployer's variable.
+        fix: String,
+    },
+
     /// The password policy cannot produce a password.
     #[error("password policy for secret {secret}: {source}")]
     PasswordPolicy {
@@ -198,6 +214,7 @@ impl Error {
             Error::NoPendingValue { .. } => "NoPendingValue",
             Error::InvalidSecretValue { .. } => "InvalidSecretValue",
             Error::InvalidSettings { .. } => "InvalidSettings",
+            Error::NotServed { .. } => "NotServed",
             Error::PasswordPolicy { .. } => "PasswordPolicy",
             Error::NoDistinctValue { .. } => "NoDistinctValue",
             Error::Store { .. } => "SecretsManager",

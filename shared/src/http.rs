@@ -31,25 +31,96 @@ pub fn use_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// HTTPS, or plain HTTP to 127.0.0.1 or localhost only.
+/// HTTPS, or plain HTTP to this machine only (a loopback address or
+/// `localhost`); see [`parse_endpoint`].
 pub fn require_tls(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
+    parse_endpoint(url).map(|_| ())
+}
+
+/// Parses a URL that a secret or a credential may be sent to. It must be
+/// `https://`, or plain `http://` to a loopback host (`127.0.0.0/8`, `::1` or
+/// `localhost`, as the parsed host, never a text prefix: `http://127.0.0.1:1@evil/`
+/// is a URL for `evil`). User info (`user@host`) is refused: it hides the real
+/// host from a reader and would send credentials of its own.
+pub fn parse_endpoint(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("{} is not a URL ({e})", display_url(url)))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{} carries user info (user@host), which rotor refuses: it hides the host the request goes to. Remove it",
+            display_url(url)
+        ));
     }
-    let loopback = [
-        "http://127.0.0.1:",
-        "http://127.0.0.1/",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]:",
-    ];
-    if loopback.iter().any(|p| url.starts_with(p)) {
-        return Ok(());
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => {
+            return Err(format!("{} has no host", display_url(url)));
+        }
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(format!(
+            "{} is not an https:// URL; rotor sends secrets only over TLS (plain http is allowed to 127.0.0.1 and localhost only)",
+            display_url(url)
+        )),
     }
-    Err(format!(
-        "{} is not an https:// URL; rotor sends secrets only over TLS (plain http is allowed to 127.0.0.1 and localhost only)",
-        display_url(url)
-    ))
+}
+
+/// A URL prefix set by the deployer (such as `ROTOR_WEBHOOK_ALLOWED_PREFIXES`):
+/// a URL that admits URLs with the same scheme, host and port (the scheme's
+/// default when none is written) whose path is the prefix's path or lies below
+/// it, segment by segment. `https://hooks.example.com/rotor` admits
+/// `https://hooks.example.com/rotor/app` but neither
+/// `https://hooks.example.com/rotorx` nor `https://hooks.example.com@evil.example/`.
+#[derive(Clone, Debug)]
+pub struct UrlPrefix(reqwest::Url);
+
+impl UrlPrefix {
+    /// Parses a prefix; it may not carry user info, a query or a fragment.
+    pub fn parse(text: &str) -> Result<UrlPrefix, String> {
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|e| format!("{text:?} is not a URL ({e}); write a prefix such as https://hooks.example.com/rotor"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{} carries user info (user@host); remove it",
+                display_url(text)
+            ));
+        }
+        if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{} must be scheme://host[:port][/path], with no query or fragment",
+                display_url(text)
+            ));
+        }
+        Ok(UrlPrefix(url))
+    }
+
+    /// Whether `url` lies under this prefix.
+    pub fn admits(&self, url: &reqwest::Url) -> bool {
+        let prefix = &self.0;
+        if url.scheme() != prefix.scheme()
+            || url.host() != prefix.host()
+            || url.port_or_known_default() != prefix.port_or_known_default()
+        {
+            return false;
+        }
+        let segments = |u: &reqwest::Url| -> Vec<String> {
+            u.path_segments()
+                .map(|s| s.filter(|p| !p.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let (want, have) = (segments(prefix), segments(url));
+        have.len() >= want.len() && have[..want.len()] == want[..]
+    }
+}
+
+impl std::fmt::Display for UrlPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&display_url(self.0.as_str()))
+    }
 }
 
 /// The URL without its query string or credentials, for messages.
@@ -99,6 +170,55 @@ mod tests {
             display_url("https://u:p@h.example:8443/a/b?token=x"),
             "https://h.example:8443/a/b"
         );
+    }
+
+    #[test]
+    fn loopback_is_the_parsed_host_and_user_info_is_refused() {
+        for ok in [
+            "http://127.0.0.1:8080/token",
+            "http://127.9.9.9/x",
+            "http://localhost/x",
+            "http://LOCALHOST:1/x",
+            "http://[::1]:99/x",
+            "https://idp.example/token",
+        ] {
+            assert!(parse_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:1@evil.example/",
+            "http://127.0.0.1@evil.example/",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.evil.example/",
+            "https://user:pw@idp.example/token",
+            "https://idp.example@evil.example/",
+            "ftp://127.0.0.1/",
+            "not a url",
+        ] {
+            let refused = parse_endpoint(bad).unwrap_err();
+            assert!(!refused.contains("pw@"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn prefixes_compare_scheme_host_port_and_whole_path_segments() {
+        let prefix = UrlPrefix::parse("https://hooks.example.com/rotor").unwrap();
+        let admits = |u: &str| prefix.admits(&reqwest::Url::parse(u).unwrap());
+        assert!(admits("https://hooks.example.com/rotor"));
+        assert!(admits("https://hooks.example.com/rotor/app?x=1"));
+        assert!(admits("https://hooks.example.com:443/rotor/"));
+        assert!(!admits("https://hooks.example.com@evil.example/rotor"));
+        assert!(!admits("https://hooks.example.com.evil.example/rotor"));
+        assert!(!admits("https://hooks.example.com/rotorx"));
+        assert!(!admits("https://hooks.example.com/other/../rotorx"));
+        assert!(!admits("https://hooks.example.com:8443/rotor"));
+        assert!(!admits("http://hooks.example.com/rotor"));
+        let root = UrlPrefix::parse("http://127.0.0.1:8080").unwrap();
+        assert!(root.admits(&reqwest::Url::parse("http://127.0.0.1:8080/any/path").unwrap()));
+        assert!(
+            !root.admits(&reqwest::Url::parse("http://127.0.0.1:1@evil.example:8080/").unwrap())
+        );
+        assert!(UrlPrefix::parse("https://u@hooks.example.com/").is_err());
+        assert!(UrlPrefix::parse("https://hooks.example.com/?q").is_err());
     }
 
     #[test]

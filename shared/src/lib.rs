@@ -4,7 +4,8 @@
 //! testSecret, finishSecret). This crate owns the parts that must be right for
 //! every target: parsing the event ([`event`]), the staging-label rules
 //! ([`labels`]), the secret store port and its adapters ([`store`]), the step
-//! driver ([`rotation`]), password generation ([`password`]), errors ([`error`])
+//! driver ([`rotation`]), the rule for reading a secret that another secret
+//! points at ([`linked`]), password generation ([`password`]), errors ([`error`])
 //! and the Lambda edge ([`lambda`]). It knows no database or identity provider.
 //!
 //! It must never put a secret value in a log line, an error message or Debug
@@ -18,6 +19,7 @@ pub mod event;
 pub mod http;
 pub mod labels;
 pub mod lambda;
+pub mod linked;
 pub mod password;
 pub mod progress;
 pub mod rotation;

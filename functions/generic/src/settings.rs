@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rotor_core::Error;
+use rotor_core::http::UrlPrefix;
 use rotor_core::password::{PasswordPolicy, parse_bool};
 
 /// Tag and variable names.
@@ -103,7 +104,7 @@ pub struct Settings {
 pub struct Defaults {
     policy: PasswordPolicy,
     values: BTreeMap<&'static str, String>,
-    allowed_webhook_prefixes: Vec<String>,
+    allowed_webhook_prefixes: Vec<UrlPrefix>,
 }
 
 /// The default validation window of multi-call rotations.
@@ -135,8 +136,13 @@ impl Defaults {
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+            .map(UrlPrefix::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|problem| Error::InvalidSettings {
+                secret: "(every secret: environment)".into(),
+                setting: WEBHOOK_PREFIXES_VAR.into(),
+                problem,
+            })?;
         Ok(Defaults {
             policy,
             values,
@@ -213,15 +219,21 @@ impl Defaults {
 
         let url = match (tags.get(WEBHOOK_TAG), self.values.get(WEBHOOK_VAR)) {
             (Some(url), _) => {
+                // Parsed, then compared as scheme, host, port and path segments:
+                // `https://hooks.example.com@evil.example/` is not under
+                // `https://hooks.example.com`, whatever its text starts with.
+                let parsed =
+                    rotor_core::http::parse_endpoint(url).map_err(|p| invalid(WEBHOOK_TAG, p))?;
                 if !self
                     .allowed_webhook_prefixes
                     .iter()
-                    .any(|p| url.starts_with(p.as_str()))
+                    .any(|p| p.admits(&parsed))
                 {
                     return Err(invalid(
                         WEBHOOK_TAG,
                         format!(
-                            "{url} is not under a prefix listed in {WEBHOOK_PREFIXES_VAR}; add its prefix to that variable of the function, or set {WEBHOOK_VAR}"
+                            "{} is not under a prefix listed in {WEBHOOK_PREFIXES_VAR} (same scheme, host and port, and a path at or below the prefix's); add its prefix to that variable of the function, or set {WEBHOOK_VAR}",
+                            rotor_core::http::display_url(url)
                         ),
                     ));
                 }
@@ -483,7 +495,7 @@ mod tests {
     fn webhooks_must_be_allowed_signed_and_encrypted() {
         let d = defaults(&[(
             "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
-            "https://hooks.example.com/, http://127.0.0.1:",
+            "https://hooks.example.com/, http://127.0.0.1",
         )]);
         let ok = d
             .resolve(
@@ -509,6 +521,44 @@ mod tests {
         ])
         .resolve("s", &tags(&[]));
         assert!(plain.unwrap_err().to_string().contains("https://"));
+    }
+
+    #[test]
+    fn webhook_prefixes_are_compared_as_parsed_urls() {
+        let d = defaults(&[(
+            "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
+            "https://hooks.example.com, http://127.0.0.1:8080/rotor",
+        )]);
+        let key = ("rotor:webhook-key-secret", "hook-key");
+        for url in [
+            "https://hooks.example.com@evil.example/",
+            "https://hooks.example.com.evil.example/",
+            "http://127.0.0.1:8080@evil.example/rotor",
+            "http://127.0.0.1:8080/rotorx",
+            "http://127.0.0.1:9090/rotor",
+        ] {
+            let refused = d.resolve("s", &tags(&[("rotor:webhook", url), key]));
+            let text = refused.unwrap_err().to_string();
+            assert!(text.contains("rotor:webhook"), "{url}: {text}");
+        }
+        for url in [
+            "https://hooks.example.com/any",
+            "http://127.0.0.1:8080/rotor/app",
+        ] {
+            assert!(
+                d.resolve("s", &tags(&[("rotor:webhook", url), key]))
+                    .is_ok(),
+                "{url}"
+            );
+        }
+        let bad = Defaults::from_lookup(|v| {
+            (v == "ROTOR_WEBHOOK_ALLOWED_PREFIXES").then(|| "https://u@hooks.example.com".into())
+        });
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("ROTOR_WEBHOOK_ALLOWED_PREFIXES")
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn generic_settings(data: &[u8]) {
     let env: BTreeMap<&str, &str> = [
         (
             "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
-            "https://hooks.example.com/,http://127.0.0.1:",
+            "https://hooks.example.com/,http://127.0.0.1",
         ),
         ("ROTOR_WEBHOOK_KEY_SECRET", "webhook-key"),
     ]

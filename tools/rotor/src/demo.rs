@@ -82,10 +82,7 @@ pub async fn run() -> anyhow::Result<String> {
     ];
 
     let mut env = local_env(moto.endpoint());
-    env.push((
-        "ROTOR_WEBHOOK_ALLOWED_PREFIXES".into(),
-        "http://127.0.0.1:".into(),
-    ));
+    env.push(("ROTOR_WEBHOOK_ALLOWED_PREFIXES".into(), receiver.url()));
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
     let function = LocalFunction::start(&function_binary("generic-rotation"), &env).await?;
     let _ = writeln!(
