@@ -105,11 +105,14 @@ async fn mariadb_single_user_rotation() {
 async fn alternating_users_rotation(engine: &str) {
     let db = Db::start(engine, TlsMode::Required);
     let store = moto_store();
+    // The master agrees to serve the application's secrets (rotor:serves), as
+    // a masterarn needs.
+    let team = format!("{}/", unique("team"));
     let master = store
         .create_secret(
             &unique("master"),
             &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
-            &[],
+            &[("rotor:serves", team.as_str())],
         )
         .await
         .unwrap();
@@ -138,7 +141,15 @@ async fn alternating_users_rotation(engine: &str) {
         ),
     };
     let t = token();
-    let arn = staged_secret(&store, &db.secret("svc", &old, extra), &[], &t).await;
+    let arn = store
+        .create_secret(
+            &format!("{team}svc"),
+            &SecretString::from(db.secret("svc", &old, extra)),
+            &[],
+        )
+        .await
+        .unwrap();
+    store.begin_rotation(&arn, &t).await.unwrap();
     // The first rotation creates the clone; every step is replayed.
     for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         for attempt in 0..2 {
@@ -307,7 +318,12 @@ async fn a_failed_set_secret_resumes_with_the_staged_value() {
         .unwrap();
     let old = random_password();
     db.create_user("svc", &old);
-    let function = function(&db, "alternating", &[]).await;
+    let function = function(
+        &db,
+        "alternating",
+        &[("MASTER_SECRET_ARN", master.as_str())],
+    )
+    .await;
     let arn = store
         .create_secret(
             &unique("alt"),
@@ -468,7 +484,7 @@ async fn mariadb_accounts_on_a_specific_host() {
             "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{}'; GRANT SELECT ON mysql.* TO '{user}'@'127.0.0.1'",
             old.expose_secret()
         ));
-        let function = function(&db, strategy, &[]).await;
+        let function = function(&db, strategy, &[("MASTER_SECRET_ARN", master.as_str())]).await;
         let arn = store
             .create_secret(
                 &unique("host"),
@@ -992,5 +1008,85 @@ async fn an_app_secret_cannot_send_the_master_login_in_plaintext() {
                 "the master secret says \"ssl\": false: the relay sees its login"
             );
         }
+    }
+}
+
+/// A masterarn is written by whoever writes the application's secret: the
+/// master secret it names is used only when it agrees to serve that secret
+/// (its rotor:serves tag), or when the deployer's MASTER_SECRET_ARN names it.
+/// Otherwise setSecret fails with NotServed naming the tag to set, before the
+/// master's value is read, and nothing changes in the database.
+#[tokio::test]
+async fn a_masterarn_is_used_only_when_the_master_serves_the_secret() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let admin = SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({})));
+    let team = format!("{}/", unique("team"));
+    let silent = store
+        .create_secret(&unique("master"), &admin, &[])
+        .await
+        .unwrap();
+    let serving = store
+        .create_secret(
+            &unique("master"),
+            &admin,
+            &[("rotor:serves", team.as_str())],
+        )
+        .await
+        .unwrap();
+    let deployers = store
+        .create_secret(&unique("master"), &admin, &[])
+        .await
+        .unwrap();
+    let plain = function(&db, "alternating", &[]).await;
+    let with_deployer = function(
+        &db,
+        "alternating",
+        &[("MASTER_SECRET_ARN", deployers.as_str())],
+    )
+    .await;
+    let cases = [
+        (&silent, &plain, false),
+        // The deployer's variable allows the secret it names, not another one.
+        (&silent, &with_deployer, false),
+        (&deployers, &with_deployer, true),
+        (&serving, &plain, true),
+    ];
+    for (i, (master, function, allowed)) in cases.into_iter().enumerate() {
+        let user = format!("served_{i}_{}", &token()[..6]);
+        let old = random_password();
+        db.create_user(&user, &old);
+        let t = token();
+        let arn = store
+            .create_secret(
+                &format!("{team}{user}"),
+                &SecretString::from(db.secret(&user, &old, json!({"masterarn": master}))),
+                &[],
+            )
+            .await
+            .unwrap();
+        store.begin_rotation(&arn, &t).await.unwrap();
+        let run = rotate(&store, function, &options(&arn, &t)).await.unwrap();
+        if allowed {
+            assert!(
+                run.succeeded(),
+                "case {i}: {:?}",
+                run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+            );
+            continue;
+        }
+        let failed = run.steps.last().unwrap();
+        assert_eq!(failed.step.as_str(), "setSecret");
+        let (kind, message) = failed.result.as_ref().unwrap_err();
+        assert_eq!(kind, "NotRetryable.NotServed", "case {i}: {message}");
+        assert!(
+            message.contains("rotor:serves") && message.contains("masterarn"),
+            "case {i}: {message}"
+        );
+        let clones = db.admin(&format!(
+            "SELECT count(*) FROM mysql.user WHERE User = '{user}_clone'"
+        ));
+        assert_eq!(clones.trim(), "0", "case {i}: the database changed");
+        assert!(db.logs_in(&user, &old));
     }
 }

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
-use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 use tracing::{info, warn};
 
@@ -540,27 +540,39 @@ impl RdsRotator {
                 ));
             }
         }
-        let master_arn = current.masterarn.clone().or_else(|| config.master_secret.clone()).ok_or_else(|| Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: AWSCURRENT.into(),
-            problem: format!("has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"),
-        })?;
-        let stored = ctx
-            .store()
-            .get_value(&master_arn, VersionSelector::Label(AWSCURRENT))
-            .await
-            .map_err(|source| Error::Store {
-                secret: master_arn.clone(),
-                operation: "GetSecretValue (master secret)",
-                source,
-            })?
-            .ok_or_else(|| Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: "masterarn".into(),
-                problem: format!(
-                    "the master secret {master_arn} does not exist or has no AWSCURRENT value"
-                ),
-            })?;
+        // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
+        // masterarn is written by whoever writes this secret: the master secret
+        // is read only if it agrees to serve this one (its rotor:serves tag) or
+        // the deployer's variable names it.
+        let (setting, target) = match (&current.masterarn, &config.master_secret) {
+            (Some(named), _) => ("masterarn", named.as_str()),
+            (None, Some(deployer)) => (MASTER_SECRET_VAR, deployer.as_str()),
+            (None, None) => {
+                return Err(Error::InvalidSecretValue {
+                    secret: arn.to_owned(),
+                    label: AWSCURRENT.into(),
+                    problem: format!(
+                        "has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"
+                    ),
+                });
+            }
+        };
+        let allowed: Vec<String> = config.master_secret.iter().cloned().collect();
+        let linked = linked::read(
+            ctx.store(),
+            ctx.secret,
+            Link {
+                setting,
+                target,
+                deployer: Deployer {
+                    variable: MASTER_SECRET_VAR,
+                    secrets: &allowed,
+                },
+            },
+        )
+        .await?;
+        let master_arn = linked.arn.clone();
+        let stored = linked;
         let master = parse(&master_arn, AWSCURRENT, &stored.value)?;
         if master.host != current.host {
             return Err(Error::InvalidSettings {
