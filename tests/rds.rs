@@ -672,6 +672,13 @@ async fn a_pre_existing_other_user_is_converged(engine: &str) {
                     r = pg_ident(&role)
                 ));
             } else {
+                // Also an account on a host the original lacks, which a
+                // login from 127.0.0.1 would match before '%'.
+                db.admin(&format!(
+                    "CREATE USER {c_local} IDENTIFIED BY {p}; GRANT SELECT ON vault.* TO {c_local}",
+                    c_local = format!("{}@'127.0.0.1'", my_literal(&clone)),
+                    p = my_literal(random_password().expose_secret())
+                ));
                 db.admin(&format!(
                     "GRANT SELECT ON vault.* TO {c}; CREATE ROLE {r}; GRANT SELECT ON vault.* TO {r}; GRANT {r} TO {c}; SET DEFAULT ROLE {r} FOR {c}; GRANT UPDATE ON shop.* TO {c} WITH GRANT OPTION",
                     c = my_account(&clone),
@@ -720,6 +727,10 @@ async fn a_pre_existing_other_user_is_converged(engine: &str) {
                 !grants.contains("UPDATE") && !grants.contains("_extra"),
                 "{engine}, {state}: extra grants kept: {grants}"
             );
+            let hosts = db.admin(&format!(
+                "SELECT Host FROM mysql.user WHERE User = '{clone}'"
+            ));
+            assert_eq!(hosts.trim(), "%", "{engine}, {state}: the clone's hosts");
             assert!(
                 grants.contains(&format!("SET DEFAULT ROLE `{user}_r`")),
                 "{engine}, {state}: the default role was not copied: {grants}"
