@@ -194,12 +194,12 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
         .query(
             "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1) \
              SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, k.oid::regclass::text \
-               FROM pg_class k, aclexplode(k.relacl) a, c WHERE a.grantee = c.oid \
+               FROM pg_class k, aclexplode(k.relacl) a, c WHERE a.grantee = c.oid AND k.relowner <> c.oid \
              UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname) \
-               FROM pg_namespace n, aclexplode(n.nspacl) a, c WHERE a.grantee = c.oid \
+               FROM pg_namespace n, aclexplode(n.nspacl) a, c WHERE a.grantee = c.oid AND n.nspowner <> c.oid \
              UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname) \
                FROM pg_database d, aclexplode(d.datacl) a, c \
-               WHERE d.datname = current_database() AND a.grantee = c.oid",
+               WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid",
             &[&clone],
         )
         .await
