@@ -549,36 +549,37 @@ async fn labels_of(store: &AwsStore, arn: &str, label: &str) -> Option<String> {
 
 async fn database(engine: &str, strategy: &'static str) -> Matrix {
     let db = Db::start(engine, TlsMode::Required);
-    let store = moto_store();
-    let master = match strategy {
-        "alternating" => Some(
-            store
-                .create_secret(
-                    &unique("crash-master"),
-                    &SecretString::from(db.secret(
-                        &db.admin_user(),
-                        &db.admin_password(),
-                        json!({}),
-                    )),
-                    &[],
-                )
-                .await
-                .unwrap(),
-        ),
-        _ => None,
-    };
     let name = format!("{engine} {strategy}");
-    Scenario::new(
+    let mut scenario = Scenario::new(
         &name,
         Target::Database {
             db,
             strategy,
-            master,
+            master: None,
         },
     )
-    .await
-    .run()
-    .await
+    .await;
+    // The master logs in on its own secret's port: through the proxy too, so
+    // that its calls are crash points as well.
+    if let Target::Database { db, master, .. } = &mut scenario.target
+        && strategy == "alternating"
+    {
+        let value = db.secret_at(
+            "127.0.0.1",
+            scenario.target_proxy.port(),
+            &db.admin_user(),
+            &db.admin_password(),
+            json!({}),
+        );
+        *master = Some(
+            scenario
+                .store
+                .create_secret(&unique("crash-master"), &SecretString::from(value), &[])
+                .await
+                .unwrap(),
+        );
+    }
+    scenario.run().await
 }
 
 #[tokio::test]

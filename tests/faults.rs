@@ -9,10 +9,12 @@
 use std::time::Duration;
 
 use rotor_cli::db::{TlsMode, random_password};
-use rotor_cli::fault_proxy::{FaultProxy, Mode};
+use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, Mode, When};
 use rotor_cli::function::LocalFunction;
 use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
+use rotor_cli::runtime_api::Outcome;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
+use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
@@ -476,4 +478,226 @@ async fn gets_token(server: &OAuthServer, store: &AwsStore, arn: &str, label: &s
         )
         .await
         .is_ok()
+}
+
+/// How setSecret is made to fail at one point of its conversation with the
+/// database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetFault {
+    /// The link breaks as the function sends its n-th chunk, which never
+    /// arrives: the statement fails with a connection error.
+    Cut,
+    /// The n-th chunk reaches the server and is acted on; the process is
+    /// killed (SIGKILL) before it reads the answer.
+    Kill,
+}
+
+/// Fault points and what came of them, for one engine and strategy.
+#[derive(Default, Debug)]
+struct TargetMatrix {
+    /// Chunks the function sent the database in one setSecret without a fault.
+    round_trips: u64,
+    /// Faults injected, by kind.
+    cut: u32,
+    killed: u32,
+    /// Kill points where no answer came to kill after.
+    kill_not_fired: u32,
+    /// setSecret failed with an error naming the database.
+    failed_clearly: u32,
+    /// The fault fell after setSecret's work was done: it succeeded.
+    completed_anyway: u32,
+}
+
+/// Fails setSecret after each of its round trips with the database (link cut,
+/// process killed), then retries the rotation with the same token, as Secrets
+/// Manager does. Every database call, the master's included, goes through the
+/// proxy. After each fault a stored credential logs in; after the retry an
+/// independent client (psql, mariadb) proves that AWSCURRENT logs in and has
+/// exactly the original user's access: it reads a table the original reads
+/// and cannot read one the original cannot.
+async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
+    let db = Db::start(engine, TlsMode::Required);
+    let proxy = FaultProxy::start(engine, ([127, 0, 0, 1], db.port()).into())
+        .await
+        .unwrap();
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("fault-master"),
+            &SecretString::from(db.secret_at(
+                "127.0.0.1",
+                proxy.port(),
+                &db.admin_user(),
+                &db.admin_password(),
+                json!({}),
+            )),
+            &[],
+        )
+        .await
+        .unwrap();
+    let ca = db.ca_path();
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("ROTATION_STRATEGY", strategy),
+        ("MASTER_SECRET_ARN", master.as_str()),
+    ];
+    let name = format!("{engine} {strategy}");
+    let started = std::time::Instant::now();
+    let mut matrix = TargetMatrix::default();
+    let mut output = String::new();
+    // The cuts run until one comes after setSecret's last chunk, which
+    // measures the round trips; the kills then cover each of them (and two
+    // more: TLS may split a flight differently from one run to the next).
+    // A kill armed on a chunk that gets no answer (a COM_QUIT, a Terminate)
+    // does not fire: nothing was left to do after it.
+    for fault in [TargetFault::Cut, TargetFault::Kill] {
+        let mut at = 1;
+        loop {
+            if fault == TargetFault::Kill && at > matrix.round_trips + 2 {
+                break;
+            }
+            let user = format!("tf_{}", &token()[..8]);
+            let old = random_password();
+            db.create_user(&user, &old);
+            db.grant_items_not_vault(&user);
+            let t = token();
+            let arn = staged_secret(
+                &store,
+                &db.secret_at("127.0.0.1", proxy.port(), &user, &old, json!({})),
+                &[],
+                &t,
+            )
+            .await;
+            let function = start_function("rds-rotation", &env).await;
+            step(&function, &event(&arn, &t, "createSecret"))
+                .await
+                .unwrap();
+            let before = proxy.chunks();
+            let plan = CrashPlan::new(at, When::After);
+            match fault {
+                TargetFault::Cut => proxy.cut_after(at),
+                TargetFault::Kill => {
+                    plan.set_victim(function.pid().expect("pid"));
+                    proxy.set_plan(Some(plan.clone()));
+                }
+            }
+            let payload = bytes::Bytes::from(event(&arn, &t, "setSecret").to_string());
+            let result = function.invoke_raw(payload, Duration::from_secs(30)).await;
+            let sent = proxy.chunks() - before;
+            proxy.cancel_cut();
+            proxy.set_plan(None);
+            let fired = match fault {
+                TargetFault::Cut => sent >= at,
+                TargetFault::Kill => plan.fired().is_some(),
+            };
+            let point = format!("{name}, {fault:?} at round trip {at}");
+            output.push_str(&function.output());
+            match result {
+                Ok(invocation) => match invocation.outcome {
+                    Outcome::Response(_) => {
+                        matrix.completed_anyway += u32::from(fired);
+                    }
+                    Outcome::Error {
+                        error_type,
+                        error_message,
+                    } => {
+                        assert!(
+                            fired,
+                            "{point}: setSecret failed without a fault: {error_message}"
+                        );
+                        assert!(
+                            error_type.starts_with("Retryable.")
+                                && error_message.contains(&format!("127.0.0.1:{}", proxy.port())),
+                            "{point}: {error_type}: {error_message}"
+                        );
+                        output.push_str(&error_message);
+                        matrix.failed_clearly += 1;
+                    }
+                },
+                Err(_) => assert!(
+                    fault == TargetFault::Kill && fired,
+                    "{point}: the function died without being killed\n{}",
+                    function.output()
+                ),
+            }
+            match (fired, fault) {
+                (true, TargetFault::Cut) => matrix.cut += 1,
+                (true, TargetFault::Kill) => matrix.killed += 1,
+                (false, TargetFault::Cut) => matrix.round_trips = sent,
+                (false, TargetFault::Kill) => matrix.kill_not_fired += 1,
+            }
+            // A stored credential works at this instant.
+            let mut working = false;
+            for label in [AWSCURRENT, AWSPENDING] {
+                if let Some(stored) = value(&store, &arn, label).await {
+                    working = working || db.value_logs_in(&stored);
+                }
+            }
+            assert!(
+                working,
+                "{point}: neither AWSCURRENT nor AWSPENDING logs in"
+            );
+
+            // The retry, by a fresh process, completes the rotation.
+            let retry = start_function("rds-rotation", &env).await;
+            for name in ["setSecret", "testSecret", "finishSecret"] {
+                let result = step(&retry, &event(&arn, &t, name)).await;
+                assert!(
+                    result.is_ok(),
+                    "{point}: the retried {name} failed: {result:?}\n{}",
+                    retry.output()
+                );
+            }
+            output.push_str(&retry.output());
+            let current = value(&store, &arn, AWSCURRENT).await.unwrap();
+            let parsed: Value = serde_json::from_str(current.expose_secret()).unwrap();
+            let current_user = parsed["username"].as_str().unwrap().to_owned();
+            let current_password = SecretString::from(parsed["password"].as_str().unwrap());
+            if let Err(problem) = db.has_access_of_original(&current_user, &current_password) {
+                panic!("{point}: after the retry, {problem}");
+            }
+            assert_no_stored_secret_in(&store, &arn, &output).await;
+            if !fired && fault == TargetFault::Cut {
+                break;
+            }
+            at += 1;
+        }
+    }
+    eprintln!(
+        "target fault matrix {name}: {} chunks to the database in setSecret; {} faults ({} cuts, {} kills, {} kill points without an answer to kill after): {} failed clearly, {} came after the work was done, {} killed; every retry completed with the original's access; {:.1?}",
+        matrix.round_trips,
+        matrix.cut + matrix.killed,
+        matrix.cut,
+        matrix.killed,
+        matrix.kill_not_fired,
+        matrix.failed_clearly,
+        matrix.completed_anyway,
+        matrix.killed,
+        started.elapsed(),
+    );
+    assert!(
+        matrix.cut > 0 && matrix.killed > 0,
+        "{name}: no fault happened"
+    );
+    matrix
+}
+
+#[tokio::test]
+async fn target_faults_postgres_single_user() {
+    target_fault_matrix("postgres", "single").await;
+}
+
+#[tokio::test]
+async fn target_faults_postgres_alternating_users() {
+    target_fault_matrix("postgres", "alternating").await;
+}
+
+#[tokio::test]
+async fn target_faults_mariadb_single_user() {
+    target_fault_matrix("mariadb", "single").await;
+}
+
+#[tokio::test]
+async fn target_faults_mariadb_alternating_users() {
+    target_fault_matrix("mariadb", "alternating").await;
 }

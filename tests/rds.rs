@@ -105,11 +105,14 @@ async fn mariadb_single_user_rotation() {
 async fn alternating_users_rotation(engine: &str) {
     let db = Db::start(engine, TlsMode::Required);
     let store = moto_store();
+    // The master agrees to serve the application's secrets (rotor:serves), as
+    // a masterarn needs.
+    let team = format!("{}/", unique("team"));
     let master = store
         .create_secret(
             &unique("master"),
             &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
-            &[],
+            &[("rotor:serves", team.as_str())],
         )
         .await
         .unwrap();
@@ -138,7 +141,15 @@ async fn alternating_users_rotation(engine: &str) {
         ),
     };
     let t = token();
-    let arn = staged_secret(&store, &db.secret("svc", &old, extra), &[], &t).await;
+    let arn = store
+        .create_secret(
+            &format!("{team}svc"),
+            &SecretString::from(db.secret("svc", &old, extra)),
+            &[],
+        )
+        .await
+        .unwrap();
+    store.begin_rotation(&arn, &t).await.unwrap();
     // The first rotation creates the clone; every step is replayed.
     for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         for attempt in 0..2 {
@@ -307,7 +318,12 @@ async fn a_failed_set_secret_resumes_with_the_staged_value() {
         .unwrap();
     let old = random_password();
     db.create_user("svc", &old);
-    let function = function(&db, "alternating", &[]).await;
+    let function = function(
+        &db,
+        "alternating",
+        &[("MASTER_SECRET_ARN", master.as_str())],
+    )
+    .await;
     let arn = store
         .create_secret(
             &unique("alt"),
@@ -468,7 +484,7 @@ async fn mariadb_accounts_on_a_specific_host() {
             "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{}'; GRANT SELECT ON mysql.* TO '{user}'@'127.0.0.1'",
             old.expose_secret()
         ));
-        let function = function(&db, strategy, &[]).await;
+        let function = function(&db, strategy, &[("MASTER_SECRET_ARN", master.as_str())]).await;
         let arn = store
             .create_secret(
                 &unique("host"),
@@ -581,5 +597,507 @@ async fn an_unparsable_certificate_in_the_bundle_is_skipped() {
             "{engine}: the new password logs in"
         );
         let _ = std::fs::remove_file(bundle);
+    }
+}
+
+/// A master secret for `db` and an alternating-users function that uses it
+/// (through MASTER_SECRET_ARN, as the deployer sets it).
+async fn alternating_with_master(db: &Db, store: &rotor_core::AwsStore) -> (LocalFunction, String) {
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(db, "alternating", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    (function, master)
+}
+
+/// The other user of an alternating pair already exists, in each state a
+/// real deployment can leave it in; the next rotation converges it to the
+/// original's access, proved by an independent client reading one table the
+/// original can read and failing on one it cannot.
+async fn a_pre_existing_other_user_is_converged(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let (function, _) = alternating_with_master(&db, &store).await;
+    let postgres = engine == "postgres";
+    for state in ["no grants", "extra grants", "the pending password"] {
+        let user = format!("conv_{}", &token()[..8]);
+        let clone = format!("{user}_clone");
+        let old = random_password();
+        db.create_user(&user, &old);
+        db.grant_items_not_vault(&user);
+        if !postgres {
+            // A role and a default role, which the clone must get too.
+            db.admin(&format!(
+                "CREATE ROLE {r}; GRANT SELECT ON mysql.db TO {r}; GRANT {r} TO {u}; SET DEFAULT ROLE {r} FOR {u}",
+                r = my_literal(&format!("{user}_r")),
+                u = my_account(&user)
+            ));
+        }
+        let t = token();
+        let arn = staged_secret(&store, &db.secret(&user, &old, json!({})), &[], &t).await;
+        step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap();
+        // The pending password, as a first attempt that created the user and
+        // then failed leaves it; else a password nobody knows.
+        let clone_password = match state {
+            "the pending password" => password(&store, &arn, AWSPENDING).await,
+            _ => random_password(),
+        };
+        let pw = clone_password.expose_secret();
+        if postgres {
+            db.admin(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD {}",
+                pg_ident(&clone),
+                pg_literal(pw)
+            ));
+        } else {
+            db.admin(&format!(
+                "CREATE USER {} IDENTIFIED BY {}",
+                my_account(&clone),
+                my_literal(pw)
+            ));
+        }
+        if state == "extra grants" {
+            let role = format!("{user}_extra");
+            if postgres {
+                db.admin(&format!(
+                    "GRANT SELECT ON vault TO {c}; CREATE ROLE {r}; GRANT SELECT ON vault TO {r}; GRANT {r} TO {c}; ALTER ROLE {c} CREATEDB",
+                    c = pg_ident(&clone),
+                    r = pg_ident(&role)
+                ));
+            } else {
+                // Also an account on a host the original lacks, which a
+                // login from 127.0.0.1 would match before '%'.
+                db.admin(&format!(
+                    "CREATE USER {c_local} IDENTIFIED BY {p}; GRANT SELECT ON vault.* TO {c_local}",
+                    c_local = format!("{}@'127.0.0.1'", my_literal(&clone)),
+                    p = my_literal(random_password().expose_secret())
+                ));
+                db.admin(&format!(
+                    "GRANT SELECT ON vault.* TO {c}; CREATE ROLE {r}; GRANT SELECT ON vault.* TO {r}; GRANT {r} TO {c}; SET DEFAULT ROLE {r} FOR {c}; GRANT UPDATE ON shop.* TO {c} WITH GRANT OPTION",
+                    c = my_account(&clone),
+                    r = my_literal(&role)
+                ));
+            }
+        }
+        for name in ["setSecret", "testSecret", "finishSecret"] {
+            let result = step(&function, &event(&arn, &t, name)).await;
+            assert!(
+                result.is_ok(),
+                "{engine}, {state}: {name}: {result:?}\n{}",
+                function.output()
+            );
+        }
+        assert_eq!(
+            field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+            Some(clone.as_str())
+        );
+        let current = password(&store, &arn, AWSCURRENT).await;
+        if let Err(problem) = db.has_access_of_original(&clone, &current) {
+            panic!("{engine}, {state}: {problem}");
+        }
+        if postgres {
+            let acts_as = db
+                .query_as(&clone, &current, "SELECT current_user")
+                .unwrap();
+            assert!(acts_as.contains(&user), "{engine}, {state}: {acts_as}");
+            // Acting as itself, the clone must not reach more either.
+            assert!(
+                db.query_as(&clone, &current, "RESET ROLE; SELECT count(*) FROM vault")
+                    .is_err(),
+                "{engine}, {state}: the clone kept a way to read vault"
+            );
+            let createdb = db.admin(&format!(
+                "SELECT rolcreatedb FROM pg_roles WHERE rolname = '{clone}'"
+            ));
+            assert_eq!(
+                createdb.trim(),
+                "f",
+                "{engine}, {state}: the clone kept CREATEDB"
+            );
+        } else {
+            let grants = db.admin(&format!("SHOW GRANTS FOR {}", my_account(&clone)));
+            assert!(
+                !grants.contains("UPDATE") && !grants.contains("_extra"),
+                "{engine}, {state}: extra grants kept: {grants}"
+            );
+            let hosts = db.admin(&format!(
+                "SELECT Host FROM mysql.user WHERE User = '{clone}'"
+            ));
+            assert_eq!(hosts.trim(), "%", "{engine}, {state}: the clone's hosts");
+            assert!(
+                grants.contains(&format!("SET DEFAULT ROLE `{user}_r`")),
+                "{engine}, {state}: the default role was not copied: {grants}"
+            );
+            db.query_as(&clone, &current, "SELECT count(*) FROM mysql.db")
+                .unwrap_or_else(|e| panic!("{engine}, {state}: the role is not active: {e}"));
+        }
+        assert!(db.logs_in(&user, &old), "the previous user still logs in");
+        assert_no_stored_secret_in(&store, &arn, &function.output()).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_pre_existing_other_user_is_converged() {
+    a_pre_existing_other_user_is_converged("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_a_pre_existing_other_user_is_converged() {
+    a_pre_existing_other_user_is_converged("mariadb").await;
+}
+
+/// A master that may not create users: the statement that carries the new
+/// password fails, and neither the password nor the server's message reaches
+/// the error or the log, only the error code and SQLSTATE with a hint. Then
+/// (MariaDB) a master that may create users but not grant: the first attempt
+/// creates the user and fails; the retry, once the master may grant,
+/// converges it. PostgreSQL does it all in one transaction: nothing is left.
+async fn a_master_without_privileges(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let postgres = engine == "postgres";
+    let weak = format!("weak_{}", &token()[..8]);
+    let weak_password = random_password();
+    let pw = weak_password.expose_secret();
+    if postgres {
+        db.admin(&format!("CREATE ROLE {weak} LOGIN PASSWORD '{pw}'"));
+    } else {
+        db.admin(&format!(
+            "CREATE USER '{weak}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON mysql.* TO '{weak}'@'%'"
+        ));
+    }
+    let master = store
+        .create_secret(
+            &unique("weak-master"),
+            &SecretString::from(db.secret(&weak, &weak_password, json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(
+        &db,
+        "alternating",
+        &[("MASTER_SECRET_ARN", master.as_str())],
+    )
+    .await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    db.grant_items_not_vault("svc");
+    let t = token();
+    let arn = staged_secret(&store, &db.secret("svc", &old, json!({})), &[], &t).await;
+    step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .unwrap();
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
+    let (code, server_text) = if postgres {
+        ("SQLSTATE 42501", "permission denied")
+    } else {
+        ("server error 1227 (SQLSTATE 42000)", "Access denied")
+    };
+    assert!(
+        message.contains(code) && message.contains("withheld") && message.contains("privilege"),
+        "{kind}: {message}"
+    );
+    let output = function.output();
+    assert!(
+        !message.contains(server_text) && !output.contains(server_text),
+        "the server's message reached the error or the log: {message}\n{output}"
+    );
+    assert_no_stored_secret_in(&store, &arn, &format!("{message}{output}")).await;
+    let clone_exists = if postgres {
+        db.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'svc_clone'")
+    } else {
+        db.admin("SELECT count(*) FROM mysql.user WHERE User = 'svc_clone'")
+    };
+    assert_eq!(clone_exists.trim(), "0", "nothing was created");
+
+    if !postgres {
+        // May create users, may not grant: the user is created, the grant fails.
+        db.admin(&format!("GRANT CREATE USER ON *.* TO '{weak}'@'%'"));
+        let (_, message) = step(&function, &event(&arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert!(message.contains("svc_clone"), "{message}");
+        let created = db.admin("SELECT count(*) FROM mysql.user WHERE User = 'svc_clone'");
+        assert_eq!(created.trim(), "1", "the first attempt created the user");
+    }
+    // The master gets what it needs; the retried rotation converges.
+    if postgres {
+        db.admin(&format!("ALTER ROLE {weak} SUPERUSER"));
+    } else {
+        db.admin(&format!(
+            "GRANT ALL PRIVILEGES ON *.* TO '{weak}'@'%' WITH GRANT OPTION"
+        ));
+    }
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    let current = password(&store, &arn, AWSCURRENT).await;
+    if let Err(problem) = db.has_access_of_original("svc_clone", &current) {
+        panic!("{engine}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_master_without_privileges() {
+    a_master_without_privileges("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_a_master_without_privileges() {
+    a_master_without_privileges("mariadb").await;
+}
+
+/// testSecret of an alternate user proves access, not just login: privileges
+/// taken from the clone between setSecret and testSecret fail it with an
+/// error naming the difference.
+async fn test_secret_checks_the_clones_access(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
+    let store = moto_store();
+    let (function, _) = alternating_with_master(&db, &store).await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    db.grant_items_not_vault("svc");
+    let t = token();
+    let arn = staged_secret(&store, &db.secret("svc", &old, json!({})), &[], &t).await;
+    for name in ["createSecret", "setSecret"] {
+        step(&function, &event(&arn, &t, name)).await.unwrap();
+    }
+    let expected = if engine == "postgres" {
+        db.admin("REVOKE svc FROM svc_clone; ALTER ROLE svc_clone RESET role");
+        "acts as \"svc_clone\""
+    } else {
+        db.admin("REVOKE INSERT ON shop.* FROM 'svc_clone'@'%'");
+        "lacks"
+    };
+    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+        .await
+        .unwrap_err();
+    assert!(
+        message.contains(expected) && message.contains("setSecret again"),
+        "{kind}: {message}"
+    );
+    if engine == "mariadb" {
+        assert!(message.contains("INSERT"), "{message}");
+    }
+    assert_no_stored_secret_in(&store, &arn, &format!("{message}{}", function.output())).await;
+    // The retried setSecret converges it again.
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+}
+
+#[tokio::test]
+async fn postgres_test_secret_checks_the_clones_access() {
+    test_secret_checks_the_clones_access("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_test_secret_checks_the_clones_access() {
+    test_secret_checks_the_clones_access("mariadb").await;
+}
+
+/// A TCP relay to `upstream` that keeps every byte the client sent.
+async fn recording_relay(
+    upstream: std::net::SocketAddr,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = client_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The writer of an application secret sets "ssl": false: that applies to
+/// the application user's own login, never to the master's. The master logs
+/// in with its own secret's transport (TLS), so a relay that records every
+/// byte on the way never sees the master user's login in the clear; only a
+/// master secret that itself says "ssl": false sends it in plaintext.
+#[tokio::test]
+async fn an_app_secret_cannot_send_the_master_login_in_plaintext() {
+    let db = Db::start("postgres", TlsMode::Optional);
+    let store = moto_store();
+    let (port, seen) = recording_relay(([127, 0, 0, 1], db.port()).into()).await;
+    let admin = db.admin_user();
+    for master_ssl in [json!(true), json!(false)] {
+        let master = store
+            .create_secret(
+                &unique("master"),
+                &SecretString::from(db.secret_at(
+                    "127.0.0.1",
+                    port,
+                    &admin,
+                    &db.admin_password(),
+                    json!({"ssl": master_ssl}),
+                )),
+                &[],
+            )
+            .await
+            .unwrap();
+        let function = function(
+            &db,
+            "alternating",
+            &[("MASTER_SECRET_ARN", master.as_str())],
+        )
+        .await;
+        let user = format!("plain_{}", &token()[..8]);
+        let old = random_password();
+        db.create_user(&user, &old);
+        let t = token();
+        let arn = staged_secret(
+            &store,
+            &db.secret_at("127.0.0.1", port, &user, &old, json!({"ssl": false})),
+            &[],
+            &t,
+        )
+        .await;
+        seen.lock().unwrap().clear();
+        let run = rotate(&store, &function, &options(&arn, &t)).await.unwrap();
+        assert!(
+            run.succeeded(),
+            "master ssl {master_ssl}: {:?}\n{}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+            function.output()
+        );
+        let bytes = seen.lock().unwrap().clone();
+        let in_clear = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(
+            in_clear(&user),
+            "the relay sees the app user's plaintext login"
+        );
+        assert!(!in_clear(db.admin_password().expose_secret()));
+        if master_ssl == json!(true) {
+            assert!(
+                !in_clear(&admin),
+                "the master logged in in plaintext because the app secret says \"ssl\": false"
+            );
+        } else {
+            assert!(
+                in_clear(&admin),
+                "the master secret says \"ssl\": false: the relay sees its login"
+            );
+        }
+    }
+}
+
+/// A masterarn is written by whoever writes the application's secret: the
+/// master secret it names is used only when it agrees to serve that secret
+/// (its rotor:serves tag), or when the deployer's MASTER_SECRET_ARN names it.
+/// Otherwise setSecret fails with NotServed naming the tag to set, before the
+/// master's value is read, and nothing changes in the database.
+#[tokio::test]
+async fn a_masterarn_is_used_only_when_the_master_serves_the_secret() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let admin = SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({})));
+    let team = format!("{}/", unique("team"));
+    let silent = store
+        .create_secret(&unique("master"), &admin, &[])
+        .await
+        .unwrap();
+    let serving = store
+        .create_secret(
+            &unique("master"),
+            &admin,
+            &[("rotor:serves", team.as_str())],
+        )
+        .await
+        .unwrap();
+    let deployers = store
+        .create_secret(&unique("master"), &admin, &[])
+        .await
+        .unwrap();
+    let plain = function(&db, "alternating", &[]).await;
+    let with_deployer = function(
+        &db,
+        "alternating",
+        &[("MASTER_SECRET_ARN", deployers.as_str())],
+    )
+    .await;
+    let cases = [
+        (&silent, &plain, false),
+        // The deployer's variable allows the secret it names, not another one.
+        (&silent, &with_deployer, false),
+        (&deployers, &with_deployer, true),
+        (&serving, &plain, true),
+    ];
+    for (i, (master, function, allowed)) in cases.into_iter().enumerate() {
+        let user = format!("served_{i}_{}", &token()[..6]);
+        let old = random_password();
+        db.create_user(&user, &old);
+        let t = token();
+        let arn = store
+            .create_secret(
+                &format!("{team}{user}"),
+                &SecretString::from(db.secret(&user, &old, json!({"masterarn": master}))),
+                &[],
+            )
+            .await
+            .unwrap();
+        store.begin_rotation(&arn, &t).await.unwrap();
+        let run = rotate(&store, function, &options(&arn, &t)).await.unwrap();
+        if allowed {
+            assert!(
+                run.succeeded(),
+                "case {i}: {:?}",
+                run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+            );
+            continue;
+        }
+        let failed = run.steps.last().unwrap();
+        assert_eq!(failed.step.as_str(), "setSecret");
+        let (kind, message) = failed.result.as_ref().unwrap_err();
+        assert_eq!(kind, "NotRetryable.NotServed", "case {i}: {message}");
+        assert!(
+            message.contains("rotor:serves") && message.contains("masterarn"),
+            "case {i}: {message}"
+        );
+        let clones = db.admin(&format!(
+            "SELECT count(*) FROM mysql.user WHERE User = '{user}_clone'"
+        ));
+        assert_eq!(clones.trim(), "0", "case {i}: the database changed");
+        assert!(db.logs_in(&user, &old));
     }
 }

@@ -118,6 +118,46 @@ impl Db {
         };
     }
 
+    /// Gives `user` (made by [`Db::create_user`]) read access to one table,
+    /// `items`, and none to another, `vault`: what [`Db::has_access_of_original`]
+    /// checks. Idempotent.
+    pub fn grant_items_not_vault(&self, user: &str) {
+        match self {
+            Db::Postgres(_) => self.admin(&format!(
+                "CREATE TABLE IF NOT EXISTS items (x int); CREATE TABLE IF NOT EXISTS vault (k int); GRANT SELECT ON items TO {}",
+                pg_ident(user)
+            )),
+            Db::MariaDb(_) => self.admin(
+                "CREATE DATABASE IF NOT EXISTS vault; CREATE TABLE IF NOT EXISTS vault.keys (k int); CREATE TABLE IF NOT EXISTS shop.items (x int)",
+            ),
+        };
+    }
+
+    /// Whether `user` logs in with `password` and has the access that
+    /// [`Db::grant_items_not_vault`] gave the original user: it reads `items`
+    /// and cannot read `vault`. Err says which part failed.
+    pub fn has_access_of_original(
+        &self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        let (items, vault) = match self {
+            Db::Postgres(_) => ("SELECT count(*) FROM items", "SELECT count(*) FROM vault"),
+            Db::MariaDb(_) => (
+                "SELECT count(*) FROM shop.items",
+                "SELECT count(*) FROM vault.keys",
+            ),
+        };
+        self.query_as(user, password, items)
+            .map_err(|e| format!("{user} cannot read the table its original user reads: {e}"))?;
+        match self.query_as(user, password, vault) {
+            Ok(_) => Err(format!(
+                "{user} reads a table its original user cannot read"
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// A secret for `user` at this server.
     pub fn secret(&self, user: &str, password: &SecretString, extra: Value) -> String {
         self.secret_at("127.0.0.1", self.port(), user, password, extra)

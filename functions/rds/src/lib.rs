@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
-use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 use tracing::{info, warn};
 
@@ -291,7 +291,12 @@ impl Rotator for RdsRotator {
         let config = self.config(arn)?;
         let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        if let Some(session) = login(&pending).await? {
+        // A single user whose pending password works is done. An alternate
+        // user is not: a login proves only that its first statement ran, so
+        // every attempt brings it to the original's state again.
+        if config.strategy == Strategy::Single
+            && let Some(session) = login(&pending).await?
+        {
             session.close().await;
             info!(secret = %arn, user = %pending.username, "the pending password already works");
             return Ok(());
@@ -319,16 +324,33 @@ impl Rotator for RdsRotator {
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
         let arn = ctx.secret_arn();
-        let attempts = self.config(arn)?.test_attempts;
+        let config = self.config(arn)?;
+        let attempts = config.test_attempts;
         let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        // The clone of an alternating pair must also act with exactly the
+        // original's privileges; the original is the reference itself.
+        let original = match config.strategy {
+            Strategy::Alternating if base_username(&pending.username) != pending.username => {
+                Some(parse(arn, AWSCURRENT, &ctx.current().await?.value)?)
+            }
+            _ => None,
+        };
         let mut delay = Duration::from_millis(250);
         for attempt in 1..=attempts {
             waiting(&pending, "testing the login of", &pending.username);
             match Session::open(&pending, &pending.username, &pending.password).await {
                 Ok(mut session) => {
                     let result = session.ping().await;
+                    let result = match (result, &original) {
+                        (Ok(()), Some(original)) => {
+                            same_access(&mut session, &pending, original).await
+                        }
+                        (result, _) => {
+                            result.map_err(|detail| failed(&pending, "the test query", detail))
+                        }
+                    };
                     session.close().await;
-                    return result.map_err(|detail| failed(&pending, "the test query", detail));
+                    return result;
                 }
                 // A new password can take a moment to reach every node (Aurora
                 // readers, proxies): retry briefly with backoff before failing.
@@ -353,6 +375,78 @@ impl Rotator for RdsRotator {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+}
+
+/// Checks that the logged-in clone `pending` has the access of the original
+/// user: MySQL and MariaDB, the same `SHOW GRANTS` once the user names are
+/// set aside (the original logs in with AWSCURRENT to show its own);
+/// PostgreSQL, membership of the original role only, and acting as it.
+async fn same_access(
+    session: &mut Session,
+    pending: &DbSecret,
+    current: &DbSecret,
+) -> Result<(), Error> {
+    let base = base_username(&pending.username);
+    let fix = "run setSecret again (rotating again re-synchronises the alternate user)";
+    let mismatch = |problem: String| Error::Target {
+        target: format!("{} at {}", pending.engine, pending.address()),
+        problem: format!("testSecret: {problem}; {fix}"),
+        retryable: false,
+    };
+    match session {
+        Session::Postgres(client) => {
+            let (acts_as, member_of) = postgres::identity(client)
+                .await
+                .map_err(|detail| failed(pending, "reading the pending user's roles", detail))?;
+            if acts_as != base {
+                return Err(mismatch(format!(
+                    "user {:?} acts as {acts_as:?} after login, not as the original user {base:?} (ALTER ROLE ... SET role)",
+                    pending.username
+                )));
+            }
+            if member_of != [base] {
+                return Err(mismatch(format!(
+                    "user {:?} is a member of {member_of:?}; it must be a member of exactly [{base:?}]",
+                    pending.username
+                )));
+            }
+            Ok(())
+        }
+        Session::MySql(clone) => {
+            if current.username != base {
+                return Err(mismatch(format!(
+                    "AWSCURRENT names user {:?}, not the original user {base:?} of {:?}",
+                    current.username, pending.username
+                )));
+            }
+            let have = clone
+                .own_grants(&pending.username)
+                .await
+                .map_err(|detail| failed(pending, "SHOW GRANTS as the pending user", detail))?;
+            let Some(Session::MySql(mut original)) = login(current).await? else {
+                return Err(refused(
+                    current,
+                    format!(
+                        "refused the AWSCURRENT credentials of user {:?}, whose privileges the pending user must match",
+                        current.username
+                    ),
+                ));
+            };
+            let want = original.own_grants(base).await;
+            original.close().await;
+            let want =
+                want.map_err(|detail| failed(current, "SHOW GRANTS as the original user", detail))?;
+            if have == want {
+                return Ok(());
+            }
+            let missing: Vec<&String> = want.difference(&have).collect();
+            let extra: Vec<&String> = have.difference(&want).collect();
+            Err(mismatch(format!(
+                "user {:?} lacks {missing:?} and has {extra:?} beyond the original user {base:?} (SHOW GRANTS, user names as ?)",
+                pending.username
+            )))
+        }
     }
 }
 
@@ -446,27 +540,39 @@ impl RdsRotator {
                 ));
             }
         }
-        let master_arn = current.masterarn.clone().or_else(|| config.master_secret.clone()).ok_or_else(|| Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: AWSCURRENT.into(),
-            problem: format!("has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"),
-        })?;
-        let stored = ctx
-            .store()
-            .get_value(&master_arn, VersionSelector::Label(AWSCURRENT))
-            .await
-            .map_err(|source| Error::Store {
-                secret: master_arn.clone(),
-                operation: "GetSecretValue (master secret)",
-                source,
-            })?
-            .ok_or_else(|| Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: "masterarn".into(),
-                problem: format!(
-                    "the master secret {master_arn} does not exist or has no AWSCURRENT value"
-                ),
-            })?;
+        // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
+        // masterarn is written by whoever writes this secret: the master secret
+        // is read only if it agrees to serve this one (its rotor:serves tag) or
+        // the deployer's variable names it.
+        let (setting, target) = match (&current.masterarn, &config.master_secret) {
+            (Some(named), _) => ("masterarn", named.as_str()),
+            (None, Some(deployer)) => (MASTER_SECRET_VAR, deployer.as_str()),
+            (None, None) => {
+                return Err(Error::InvalidSecretValue {
+                    secret: arn.to_owned(),
+                    label: AWSCURRENT.into(),
+                    problem: format!(
+                        "has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"
+                    ),
+                });
+            }
+        };
+        let allowed: Vec<String> = config.master_secret.iter().cloned().collect();
+        let linked = linked::read(
+            ctx.store(),
+            ctx.secret,
+            Link {
+                setting,
+                target,
+                deployer: Deployer {
+                    variable: MASTER_SECRET_VAR,
+                    secrets: &allowed,
+                },
+            },
+        )
+        .await?;
+        let master_arn = linked.arn.clone();
+        let stored = linked;
         let master = parse(&master_arn, AWSCURRENT, &stored.value)?;
         if master.host != current.host {
             return Err(Error::InvalidSettings {
@@ -478,13 +584,18 @@ impl RdsRotator {
                 ),
             });
         }
-        // The master logs in to the user's database, over the user's transport.
-        let admin = DbSecret::parse(&current.with_credentials(&master.username, &master.password))
-            .map_err(|problem| Error::InvalidSecretValue {
-                secret: master_arn.clone(),
-                label: AWSCURRENT.into(),
-                problem,
-            })?;
+        // The master logs in to the user's database, on the master secret's own
+        // port and transport: whoever writes the user's secret must not be able
+        // to send the master password in plaintext ("ssl": false) or elsewhere.
+        let mut admin =
+            DbSecret::parse(&current.with_credentials(&master.username, &master.password))
+                .map_err(|problem| Error::InvalidSecretValue {
+                    secret: master_arn.clone(),
+                    label: AWSCURRENT.into(),
+                    problem,
+                })?;
+        admin.port = master.port;
+        admin.transport = master.transport;
         let Some(mut session) = login(&admin).await? else {
             return Err(refused(
                 &admin,

@@ -3,6 +3,7 @@
 //! alternate user's accounts, privileges and TLS requirements equal to the
 //! original's.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -114,6 +115,16 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// The logged-in account's `SHOW GRANTS`, normalised (see [`normalise_grants`]).
+    pub async fn own_grants(&mut self, user: &str) -> Result<BTreeSet<String>, String> {
+        let lines: Vec<String> = self
+            .conn
+            .query("SHOW GRANTS FOR CURRENT_USER()")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(normalise_grants(&lines, user))
+    }
+
     /// Changes the logged-in account's own password, which needs no privilege.
     pub async fn set_own_password(&mut self, password: &SecretString) -> Result<(), String> {
         let literal = self.quote(password.expose_secret());
@@ -123,100 +134,198 @@ impl Session {
         } else {
             format!("ALTER USER USER() IDENTIFIED BY {literal}")
         };
-        self.conn
-            .query_drop(statement)
-            .await
-            .map_err(|e| e.to_string())
+        self.run_with_password(statement).await
     }
 
     /// Through a master session: gives `pending` an account on every host the
     /// original user `base` has, with `password`. When `pending` is the clone,
-    /// it also gets exactly `base`'s privileges (grants added to `base` since the
-    /// last rotation are copied, grants `base` no longer has are revoked) and
-    /// `base`'s TLS requirements. Privileges always flow from the original user,
-    /// never back, so they cannot drift between the two.
+    /// it is brought to exactly `base`'s state whatever state it is in:
+    /// accounts on hosts `base` lacks are dropped, and on each host its
+    /// privileges (grants with their GRANT OPTION, MySQL's partial revokes,
+    /// roles and default roles) and TLS requirements become `base`'s. Privileges
+    /// always flow from the original user, never back, so they cannot drift
+    /// between the two. The engine has no transactions for account statements:
+    /// instead every call converges again, and the password is set last on an
+    /// existing account, so that a working pending password means its
+    /// privileges were synchronised at least once.
     pub async fn set_alternate(
         &mut self,
         base: &str,
         pending: &str,
         password: &SecretString,
     ) -> Result<(), String> {
-        let hosts: Vec<String> = self
-            .conn
-            .exec("SELECT Host FROM mysql.user WHERE User = ?", (base,))
-            .await
-            .map_err(|e| e.to_string())?;
+        let hosts = self.hosts(base).await?;
         if hosts.is_empty() {
             return Err(format!(
                 "user {base:?} has no account on this server; the original user must exist"
             ));
         }
-        let existing: Vec<String> = self
-            .conn
-            .exec("SELECT Host FROM mysql.user WHERE User = ?", (pending,))
-            .await
-            .map_err(|e| e.to_string())?;
+        let existing = self.hosts(pending).await?;
         let secret = self.quote(password.expose_secret());
+        if pending == base {
+            // The original keeps its own privileges; only its password changes.
+            for host in &hosts {
+                let account = self.account(pending, host);
+                self.run_with_password(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
+                    .await?;
+            }
+            return Ok(());
+        }
+        for host in existing.iter().filter(|h| !hosts.contains(h)) {
+            let account = self.account(pending, host);
+            self.run(format!("DROP USER {account}")).await?;
+        }
         for host in &hosts {
             let account = self.account(pending, host);
-            if existing.contains(host) {
-                self.run(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
-                    .await?;
-            } else {
-                self.run(format!("CREATE USER {account} IDENTIFIED BY {secret}"))
-                    .await?;
+            let require = self.require_clause(base, host).await?;
+            let created = !existing.contains(host);
+            if created {
+                self.run_with_password(format!(
+                    "CREATE USER {account} IDENTIFIED BY {secret} REQUIRE {require}"
+                ))
+                .await?;
             }
-            if pending == base {
-                continue; // the original keeps its own privileges
+            self.sync_privileges(base, pending, host).await?;
+            if !created {
+                self.run_with_password(format!(
+                    "ALTER USER {account} IDENTIFIED BY {secret} REQUIRE {require}"
+                ))
+                .await?;
             }
-            self.run(format!(
-                "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
-            ))
-            .await?;
-            let grants: Vec<String> = self
-                .conn
-                .query(format!("SHOW GRANTS FOR {}", self.account(base, host)))
-                .await
-                .map_err(|e| e.to_string())?;
-            for grant in grants {
-                if let Some(statement) = retarget_grant(&grant, base, &account) {
-                    self.run(statement).await?;
-                }
+        }
+        Ok(())
+    }
+
+    /// Makes `pending@host`'s privileges `base@host`'s: nothing is done when
+    /// the normalised grants already agree, else everything is revoked and
+    /// `base`'s grants, partial revokes, roles and default roles replayed.
+    async fn sync_privileges(
+        &mut self,
+        base: &str,
+        pending: &str,
+        host: &str,
+    ) -> Result<(), String> {
+        let account = self.account(pending, host);
+        let want = self.show_grants(base, host).await?;
+        let have = self.show_grants(pending, host).await?;
+        let want_roles = self.default_roles(base, host).await?;
+        let have_roles = self.default_roles(pending, host).await?;
+        if normalise_grants(&want, base) == normalise_grants(&have, pending)
+            && want_roles == have_roles
+        {
+            return Ok(());
+        }
+        // Roles first: MySQL's REVOKE ALL leaves them in place, MariaDB's takes
+        // them too (and then refuses to revoke them again).
+        for line in &have {
+            if let Some(roles) = granted_roles(line, pending) {
+                self.run(format!("REVOKE {roles} FROM {account}")).await?;
             }
-            let require: Option<TlsRequirement> = self
-                .conn
-                .exec_first(
-                    "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
-                    (base, host),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let clause = match require {
-                Some((kind, cipher, issuer, subject)) => match kind.as_str() {
-                    "ANY" => "SSL".to_owned(),
-                    "X509" => "X509".to_owned(),
-                    "SPECIFIED" => {
-                        let mut parts = Vec::new();
-                        for (name, value) in
-                            [("CIPHER", cipher), ("ISSUER", issuer), ("SUBJECT", subject)]
-                        {
-                            if !value.is_empty() {
-                                parts.push(format!(
-                                    "{name} {}",
-                                    self.quote(&String::from_utf8_lossy(&value))
-                                ));
-                            }
-                        }
-                        parts.join(" AND ")
-                    }
-                    _ => "NONE".to_owned(),
-                },
-                None => "NONE".to_owned(),
-            };
-            self.run(format!("ALTER USER {account} REQUIRE {clause}"))
+        }
+        self.run(format!(
+            "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
+        ))
+        .await?;
+        let has_default = have.iter().any(|l| l.starts_with("SET DEFAULT ROLE "));
+        if has_default || !have_roles.is_empty() {
+            self.run(self.default_role_statement("NONE", &account))
+                .await?;
+        }
+        for statement in copy_grants(&want, base, &account) {
+            self.run(statement).await?;
+        }
+        if !want_roles.is_empty() {
+            let roles = want_roles
+                .iter()
+                .map(|(user, host)| self.account(user, host))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.run(self.default_role_statement(&roles, &account))
                 .await?;
         }
         Ok(())
+    }
+
+    /// `SET DEFAULT ROLE` in the server's dialect.
+    fn default_role_statement(&self, roles: &str, account: &str) -> String {
+        if self.mariadb {
+            format!("SET DEFAULT ROLE {roles} FOR {account}")
+        } else {
+            format!("SET DEFAULT ROLE {roles} TO {account}")
+        }
+    }
+
+    /// MySQL's default roles of an account (MariaDB shows its one default role
+    /// in `SHOW GRANTS`; MySQL 5.7 has no roles).
+    async fn default_roles(
+        &mut self,
+        user: &str,
+        host: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        if self.mariadb {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .conn
+            .exec(
+                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2",
+                (user, host),
+            )
+            .await;
+        match found {
+            Ok(roles) => Ok(roles),
+            // ER_NO_SUCH_TABLE: a server without roles.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn hosts(&mut self, user: &str) -> Result<Vec<String>, String> {
+        self.conn
+            .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn show_grants(&mut self, user: &str, host: &str) -> Result<Vec<String>, String> {
+        self.conn
+            .query(format!("SHOW GRANTS FOR {}", self.account(user, host)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The `REQUIRE` clause that gives an account `user@host`'s TLS requirements.
+    async fn require_clause(&mut self, user: &str, host: &str) -> Result<String, String> {
+        let require: Option<TlsRequirement> = self
+            .conn
+            .exec_first(
+                "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
+                (user, host),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match require {
+            Some((kind, cipher, issuer, subject)) => match kind.as_str() {
+                "ANY" => "SSL".to_owned(),
+                "X509" => "X509".to_owned(),
+                "SPECIFIED" => {
+                    let mut parts = Vec::new();
+                    for (name, value) in
+                        [("CIPHER", cipher), ("ISSUER", issuer), ("SUBJECT", subject)]
+                    {
+                        if !value.is_empty() {
+                            parts.push(format!(
+                                "{name} {}",
+                                self.quote(&String::from_utf8_lossy(&value))
+                            ));
+                        }
+                    }
+                    parts.join(" AND ")
+                }
+                _ => "NONE".to_owned(),
+            },
+            None => "NONE".to_owned(),
+        })
     }
 
     /// Closes the session politely.
@@ -231,12 +340,49 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// Runs a statement that carries a password: a failure reports the
+    /// server's error code and SQLSTATE, never its message, which can quote
+    /// the statement (a syntax error's "near '...'").
+    async fn run_with_password(&mut self, statement: String) -> Result<(), String> {
+        self.conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| withheld(&e))
+    }
+
     fn account(&self, user: &str, host: &str) -> String {
         format!("{}@{}", self.quote(user), self.quote(host))
     }
 
     fn quote(&self, text: &str) -> String {
         quote_string(text, self.backslash_escapes)
+    }
+}
+
+/// A failed password-carrying statement in words that hold no server text.
+fn withheld(error: &mysql_async::Error) -> String {
+    match error {
+        mysql_async::Error::Server(e) => {
+            let hint = match e.code {
+                1044 | 1045 | 1142 | 1227 | 1410 => {
+                    "; the login lacks a privilege this needs (the master user needs CREATE USER and, with GRANT OPTION, every privilege of the original user)"
+                }
+                1819 => {
+                    "; the server's password policy refused the generated password: align PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
+                }
+                1064 => {
+                    "; the server does not accept this statement's syntax: check that the secret's engine names the server's (mysql or mariadb)"
+                }
+                1396 => "; the account operation failed: check the user's accounts (mysql.user)",
+                _ => "",
+            };
+            format!(
+                "server error {} (SQLSTATE {}); the server's message is withheld because the statement carries a password{hint}",
+                e.code, e.state
+            )
+        }
+        // The connection or the driver: their text holds no statement.
+        other => other.to_string(),
     }
 }
 
@@ -258,25 +404,213 @@ pub fn quote_string(text: &str, backslash_escapes: bool) -> String {
     out
 }
 
-/// Rewrites one line of `SHOW GRANTS FOR current` to grant the same to
-/// `account`: everything before ` TO <current>@` is kept, the password clause
-/// that MariaDB prints on the USAGE line is dropped, `WITH GRANT OPTION` kept.
-pub fn retarget_grant(grant: &str, current: &str, account: &str) -> Option<String> {
-    let quoted = [
-        format!(" TO `{}`@", current.replace('`', "``")),
-        format!(" TO '{}'@", current.replace('\'', "''")),
-    ];
-    let cut = quoted
-        .iter()
-        .filter_map(|q| grant.rfind(q.as_str()))
-        .max()?;
-    let head = &grant[..cut];
-    let tail = if grant.trim_end().ends_with("WITH GRANT OPTION") {
-        " WITH GRANT OPTION"
+/// The byte offset of `needle` in `text` outside quotes (`'`, `"`, `` ` ``),
+/// searching from `from`; the last one when `last`.
+fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut found = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == b'\\' && q != b'`' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
+            None if i >= from && text[i..].starts_with(needle) => {
+                found = Some(i);
+                if !last {
+                    return found;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The end (exclusive) of the quoted account `'user'@'host'` starting at `at`.
+fn account_end(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = at;
+    // Two quoted parts joined by '@' (an unquoted part ends at a space).
+    for part in 0..2 {
+        if i >= bytes.len() {
+            break;
+        }
+        match bytes[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' && q != b'`' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == q {
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'@' {
+                    i += 1;
+                }
+            }
+        }
+        if part == 0 {
+            if bytes.get(i) != Some(&b'@') {
+                break;
+            }
+            i += 1;
+        }
+    }
+    i.min(bytes.len())
+}
+
+/// One line of `SHOW GRANTS FOR user`, taken apart.
+#[derive(Debug, PartialEq, Eq)]
+struct GrantLine<'a> {
+    /// `GRANT`, `REVOKE` or `SET DEFAULT ROLE`.
+    kind: LineKind,
+    /// Everything before the account's keyword (` TO`, ` FROM`, ` FOR`).
+    head: &'a str,
+    /// `REQUIRE ...` printed after the account (MariaDB), if any.
+    require: Option<&'a str>,
+    /// `WITH GRANT OPTION` or `WITH ADMIN OPTION`, if printed.
+    option: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineKind {
+    Grant,
+    Revoke,
+    DefaultRole,
+}
+
+impl LineKind {
+    fn keyword(self) -> &'static str {
+        match self {
+            LineKind::Grant => " TO ",
+            LineKind::Revoke => " FROM ",
+            LineKind::DefaultRole => " FOR ",
+        }
+    }
+}
+
+/// Takes apart one `SHOW GRANTS` line of `user`; `None` for a line that is not
+/// about `user` or that this code does not know.
+fn parse_grant<'a>(line: &'a str, user: &str) -> Option<GrantLine<'a>> {
+    let line = line.trim();
+    let kind = if line.starts_with("GRANT ") {
+        LineKind::Grant
+    } else if line.starts_with("REVOKE ") {
+        LineKind::Revoke
+    } else if line.starts_with("SET DEFAULT ROLE ") {
+        LineKind::DefaultRole
     } else {
-        ""
+        return None;
     };
-    Some(format!("{head} TO {account}{tail}"))
+    let cut = find_unquoted(line, kind.keyword(), 0, true)?;
+    let at = cut + kind.keyword().len();
+    let end = account_end(line, at);
+    let name = line[at..end]
+        .rsplit_once('@')
+        .map_or(&line[at..end], |(n, _)| n);
+    if unquote(name) != user {
+        return None;
+    }
+    let tail = &line[end..];
+    let require = find_unquoted(tail, " REQUIRE ", 0, false).map(|start| {
+        let rest = &tail[start + 1..];
+        let stop = find_unquoted(rest, " WITH ", 0, false).unwrap_or(rest.len());
+        rest[..stop].trim()
+    });
+    let with = find_unquoted(tail, " WITH ", 0, false).map(|w| &tail[w..]);
+    let option = match with {
+        Some(w) if w.contains("GRANT OPTION") => Some("WITH GRANT OPTION"),
+        Some(w) if w.contains("ADMIN OPTION") => Some("WITH ADMIN OPTION"),
+        _ => None,
+    };
+    Some(GrantLine {
+        kind,
+        head: &line[..cut],
+        require,
+        option,
+    })
+}
+
+/// The text inside one quoted SQL name or literal.
+fn unquote(name: &str) -> String {
+    let bytes = name.as_bytes();
+    match bytes.first() {
+        Some(&q @ (b'\'' | b'"' | b'`')) if name.len() >= 2 && bytes[name.len() - 1] == q => {
+            let inner = &name[1..name.len() - 1];
+            let doubled = (q as char).to_string().repeat(2);
+            let mut text = inner.replace(&doubled, &(q as char).to_string());
+            if q != b'`' {
+                text = text
+                    .replace("\\'", "'")
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\");
+            }
+            text
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// The statements that give `account` what `SHOW GRANTS FOR user` lists, in
+/// an order the server accepts: grants (roles included) first, then MySQL's
+/// partial revokes, which need the global grant they restrict, then the
+/// default role, which needs the role granted. REQUIRE is left to
+/// `ALTER USER`, where every version accepts it.
+pub fn copy_grants(lines: &[String], user: &str, account: &str) -> Vec<String> {
+    let parsed: Vec<GrantLine> = lines.iter().filter_map(|l| parse_grant(l, user)).collect();
+    let mut statements = Vec::new();
+    for kind in [LineKind::Grant, LineKind::Revoke, LineKind::DefaultRole] {
+        for line in parsed.iter().filter(|l| l.kind == kind) {
+            let option = line.option.map(|o| format!(" {o}")).unwrap_or_default();
+            statements.push(format!("{}{}{account}{option}", line.head, kind.keyword()));
+        }
+    }
+    statements
+}
+
+/// The roles a `SHOW GRANTS` line grants `user` (`GRANT r1, r2 TO user`), as
+/// the list to revoke; `None` for a privilege grant (`... ON ...`).
+fn granted_roles(line: &str, user: &str) -> Option<String> {
+    let parsed = parse_grant(line, user)?;
+    if parsed.kind != LineKind::Grant || find_unquoted(parsed.head, " ON ", 0, false).is_some() {
+        return None;
+    }
+    Some(parsed.head["GRANT ".len()..].trim().to_owned())
+}
+
+/// `SHOW GRANTS` of `user` as a set that can be compared with another user's:
+/// the account becomes `?`, the password and authentication clauses are
+/// dropped (they differ by design and must not reach a message), REQUIRE
+/// becomes an entry of its own, GRANT and ADMIN OPTION are kept.
+pub fn normalise_grants(lines: &[String], user: &str) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for line in lines {
+        let Some(parsed) = parse_grant(line, user) else {
+            continue;
+        };
+        let option = parsed.option.map(|o| format!(" {o}")).unwrap_or_default();
+        set.insert(format!("{}{}?{option}", parsed.head, parsed.kind.keyword()));
+        if let Some(require) = parsed.require.filter(|r| *r != "REQUIRE NONE") {
+            set.insert(require.to_owned());
+        }
+    }
+    set
 }
 
 #[cfg(test)]
@@ -290,35 +624,104 @@ mod tests {
         assert_eq!(quote_string("žluť", true), "'žluť'");
     }
 
+    fn lines(text: &[&str]) -> Vec<String> {
+        text.iter().map(|l| l.to_string()).collect()
+    }
+
     #[test]
-    fn retargets_grants() {
+    fn copies_grants_to_another_account() {
         let to = "'app_clone'@'%'";
+        let copy = |text: &[&str], user: &str| copy_grants(&lines(text), user, to);
         assert_eq!(
-            retarget_grant("GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`", "app", to).unwrap(),
-            "GRANT SELECT, INSERT ON `shop`.* TO 'app_clone'@'%'"
+            copy(&["GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`"], "app"),
+            ["GRANT SELECT, INSERT ON `shop`.* TO 'app_clone'@'%'"]
+        );
+        // MariaDB prints the password hash and REQUIRE on the global line.
+        assert_eq!(
+            copy(
+                &["GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABC' REQUIRE SSL"],
+                "app"
+            ),
+            ["GRANT USAGE ON *.* TO 'app_clone'@'%'"]
         );
         assert_eq!(
-            retarget_grant(
-                "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABC'",
-                "app",
-                to
-            )
-            .unwrap(),
-            "GRANT USAGE ON *.* TO 'app_clone'@'%'"
+            copy(
+                &["GRANT ALL PRIVILEGES ON `a TO b`.* TO `app`@`%` WITH GRANT OPTION"],
+                "app"
+            ),
+            ["GRANT ALL PRIVILEGES ON `a TO b`.* TO 'app_clone'@'%' WITH GRANT OPTION"]
         );
         assert_eq!(
-            retarget_grant(
-                "GRANT ALL PRIVILEGES ON `a TO b`.* TO `app`@`%` WITH GRANT OPTION",
-                "app",
-                to
-            )
-            .unwrap(),
-            "GRANT ALL PRIVILEGES ON `a TO b`.* TO 'app_clone'@'%' WITH GRANT OPTION"
+            copy(&["GRANT SELECT ON x.* TO 'o''k'@'%'"], "o'k"),
+            ["GRANT SELECT ON x.* TO 'app_clone'@'%'"]
+        );
+        assert!(copy(&["GRANT SELECT ON x.* TO `other`@`%`"], "app").is_empty());
+    }
+
+    /// MySQL 8's documented output with `partial_revokes` on, and with roles:
+    /// the REVOKE lines come after the global grant they restrict.
+    #[test]
+    fn copies_mysql_partial_revokes_and_roles() {
+        let shown = lines(&[
+            "GRANT SELECT, INSERT ON *.* TO `u1`@`%`",
+            "REVOKE INSERT ON `world`.* FROM `u1`@`%`",
+            "GRANT `app_read`@`%`,`app_write`@`%` TO `u1`@`%`",
+        ]);
+        assert_eq!(
+            copy_grants(&shown, "u1", "'u1_clone'@'%'"),
+            [
+                "GRANT SELECT, INSERT ON *.* TO 'u1_clone'@'%'",
+                "GRANT `app_read`@`%`,`app_write`@`%` TO 'u1_clone'@'%'",
+                "REVOKE INSERT ON `world`.* FROM 'u1_clone'@'%'",
+            ]
         );
         assert_eq!(
-            retarget_grant("GRANT SELECT ON x.* TO 'o''k'@'%'", "o'k", to).unwrap(),
-            "GRANT SELECT ON x.* TO 'app_clone'@'%'"
+            granted_roles(&shown[2], "u1").as_deref(),
+            Some("`app_read`@`%`,`app_write`@`%`")
         );
-        assert!(retarget_grant("GRANT SELECT ON x.* TO `other`@`%`", "app", to).is_none());
+        assert_eq!(granted_roles(&shown[0], "u1"), None);
+    }
+
+    /// MariaDB's documented output for a role granted with ADMIN OPTION and
+    /// made the default.
+    #[test]
+    fn copies_mariadb_roles_and_default_roles() {
+        let shown = lines(&[
+            "GRANT `journalist` TO `hulda`@`localhost` WITH ADMIN OPTION",
+            "GRANT USAGE ON *.* TO `hulda`@`localhost`",
+            "SET DEFAULT ROLE `journalist` FOR `hulda`@`localhost`",
+        ]);
+        assert_eq!(
+            copy_grants(&shown, "hulda", "'hulda_clone'@'localhost'"),
+            [
+                "GRANT `journalist` TO 'hulda_clone'@'localhost' WITH ADMIN OPTION",
+                "GRANT USAGE ON *.* TO 'hulda_clone'@'localhost'",
+                "SET DEFAULT ROLE `journalist` FOR 'hulda_clone'@'localhost'",
+            ]
+        );
+    }
+
+    #[test]
+    fn normalised_grants_compare_users_and_hide_passwords() {
+        let original = lines(&[
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AAAA' REQUIRE SSL",
+            "GRANT SELECT ON `shop`.* TO `app`@`%` WITH GRANT OPTION",
+            "REVOKE INSERT ON `world`.* FROM `app`@`%`",
+        ]);
+        let clone = lines(&[
+            "GRANT USAGE ON *.* TO `app_clone`@`%` IDENTIFIED VIA ed25519 USING 'BBBB' REQUIRE SSL",
+            "REVOKE INSERT ON `world`.* FROM `app_clone`@`%`",
+            "GRANT SELECT ON `shop`.* TO `app_clone`@`%` WITH GRANT OPTION",
+        ]);
+        let a = normalise_grants(&original, "app");
+        assert_eq!(a, normalise_grants(&clone, "app_clone"));
+        assert!(a.contains("REQUIRE SSL"));
+        assert!(!format!("{a:?}").contains("AAAA"));
+        let without_option = lines(&[
+            "GRANT USAGE ON *.* TO `app_clone`@`%` REQUIRE SSL",
+            "REVOKE INSERT ON `world`.* FROM `app_clone`@`%`",
+            "GRANT SELECT ON `shop`.* TO `app_clone`@`%`",
+        ]);
+        assert_ne!(a, normalise_grants(&without_option, "app_clone"));
     }
 }

@@ -94,43 +94,136 @@ pub async fn set_password(
             quote_ident(role)
         ))
         .await
-        .map_err(|e| error_chain(&e))
+        .map_err(|e| withheld(&e))
 }
 
-/// Makes `clone` the alternate of `base` through a master session: it exists,
-/// logs in with `password`, is a member of `base`, and acts as `base` from
-/// login on (`SET role`), so objects either user creates belong to `base` and
-/// stay usable by both. When `target` is `base` itself only its password changes.
+/// The role attributes a clone must not have beyond its original's: with
+/// them it could `RESET ROLE` and act with more than the original.
+const ATTRIBUTES: [(&str, &str); 5] = [
+    ("rolsuper", "SUPERUSER"),
+    ("rolcreatedb", "CREATEDB"),
+    ("rolcreaterole", "CREATEROLE"),
+    ("rolreplication", "REPLICATION"),
+    ("rolbypassrls", "BYPASSRLS"),
+];
+
+/// Makes `clone` the alternate of `base` through a master session, whatever
+/// state `clone` is in: it exists, logs in with `password`, is a member of
+/// `base` and of no other role, acts as `base` from login on (`SET role`), so
+/// objects either user creates belong to `base` and stay usable by both, has
+/// no attribute `base` lacks, and holds no privilege of its own on the
+/// tables, schemas and database of this database. When `target` is `base`
+/// itself only its password changes. All of it in one transaction: the role
+/// is never left half set up.
 pub async fn set_alternate(
     client: &Client,
     base: &str,
     target: &str,
     password: &SecretString,
 ) -> Result<(), String> {
+    let role = quote_ident(target);
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let verifier = verifier(client, target, password).await?;
+    let mut script = String::new();
     let exists = client
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&target])
         .await
         .map_err(|e| error_chain(&e))?
         .is_some();
-    let verifier = verifier(client, target, password).await?;
-    let role = quote_ident(target);
-    let mut script = if exists {
+    if target != base && exists {
+        script.push_str(&revoke_extras(client, base, target).await?);
+    }
+    let mut statement = if exists {
         format!("ALTER ROLE {role} WITH LOGIN PASSWORD '{verifier}';")
     } else {
         format!("CREATE ROLE {role} WITH LOGIN PASSWORD '{verifier}';")
     };
     if target != base {
-        let base_role = quote_ident(base);
-        script.push_str(&format!(
-            "GRANT {base_role} TO {role}; ALTER ROLE {role} SET role TO {};",
+        statement.push_str(&format!(
+            "GRANT {} TO {role}; ALTER ROLE {role} SET role TO {};",
+            quote_ident(base),
             quote_literal(base)
         ));
     }
-    // One implicit transaction: the role is never left half set up.
     client
-        .batch_execute(&format!("BEGIN; {script} COMMIT;"))
+        .batch_execute(&format!("{script}{statement} COMMIT;"))
         .await
-        .map_err(|e| error_chain(&e))
+        .map_err(|e| withheld(&e))
+}
+
+/// The statements that take from `clone` what `base` does not give it:
+/// other roles' memberships, attributes, and privileges granted to `clone`
+/// itself in this database (objects it owns are left alone: dropping data is
+/// not a rotation's call).
+async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<String, String> {
+    let role = quote_ident(clone);
+    let mut script = String::new();
+    let rows = client
+        .query(
+            "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1 AND r.rolname <> $2",
+            &[&clone, &base],
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+    for row in rows {
+        let other: String = row.get(0);
+        script.push_str(&format!("REVOKE {} FROM {role};", quote_ident(&other)));
+    }
+    let columns = ATTRIBUTES.map(|(c, _)| c).join(", ");
+    let attributes = client
+        .query(
+            &format!("SELECT rolname::text, {columns} FROM pg_roles WHERE rolname IN ($1, $2)"),
+            &[&clone, &base],
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let of = |name: &str| attributes.iter().find(|r| r.get::<_, String>(0) == name);
+    if let Some(clone_row) = of(clone) {
+        for (i, (_, attribute)) in ATTRIBUTES.iter().enumerate() {
+            let base_has = of(base).is_some_and(|r| r.get::<_, bool>(i + 1));
+            if clone_row.get::<_, bool>(i + 1) && !base_has {
+                script.push_str(&format!("ALTER ROLE {role} NO{attribute};"));
+            }
+        }
+    }
+    let grants = client
+        .query(
+            "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1) \
+             SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, k.oid::regclass::text \
+               FROM pg_class k, aclexplode(k.relacl) a, c WHERE a.grantee = c.oid AND k.relowner <> c.oid \
+             UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname) \
+               FROM pg_namespace n, aclexplode(n.nspacl) a, c WHERE a.grantee = c.oid AND n.nspowner <> c.oid \
+             UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname) \
+               FROM pg_database d, aclexplode(d.datacl) a, c \
+               WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid",
+            &[&clone],
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+    for row in grants {
+        let (kind, object): (String, String) = (row.get(0), row.get(1));
+        script.push_str(&format!("REVOKE ALL ON {kind} {object} FROM {role};"));
+    }
+    Ok(script)
+}
+
+/// What a logged-in alternate user is, as far as access goes: who it acts as
+/// (`current_user` after its login `SET role`) and the roles it is a member of.
+pub async fn identity(client: &Client) -> Result<(String, Vec<String>), String> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname) \
+               FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+               JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user), '{}')",
+            &[],
+        )
+        .await
+        .map_err(|e| error_chain(&e))?;
+    Ok((row.get(0), row.get(1)))
 }
 
 async fn verifier(client: &Client, role: &str, password: &SecretString) -> Result<String, String> {
@@ -145,6 +238,29 @@ async fn verifier(client: &Client, role: &str, password: &SecretString) -> Resul
     } else {
         postgres_protocol::password::scram_sha_256(password)
     })
+}
+
+/// A failed statement that carries a password (verifier) in words that hold
+/// no server text: the SQLSTATE and a hint, never the message, detail or
+/// the server's own hint, which may quote the statement.
+fn withheld(error: &tokio_postgres::Error) -> String {
+    let Some(code) = error.code() else {
+        // The connection or the driver: their text holds no statement.
+        return error_chain(error);
+    };
+    let code = code.code();
+    let hint = match code {
+        "42501" => {
+            "; the login lacks a privilege this needs (the master user needs CREATEROLE, and ADMIN OPTION on the original role)"
+        }
+        "42601" => "; the server does not accept this statement's syntax",
+        "42710" => "; the role already exists: run the step again",
+        _ if code.starts_with("40") => "; the transaction was rolled back: run the step again",
+        _ => "",
+    };
+    format!(
+        "server error SQLSTATE {code}; the server's message is withheld because the statement carries a password{hint}"
+    )
 }
 
 /// Quotes an identifier: double quotes, inner ones doubled.

@@ -325,7 +325,8 @@ async fn rotate_databases(
                 &mariadb.admin_password(),
                 Value::Null,
             ),
-            &[],
+            // The master agrees to serve the application's secret, which names it.
+            &[("rotor:serves", "demo/mariadb-svc")],
         )
         .await?;
     store
