@@ -4,6 +4,7 @@
 
 pub use rotor_cli::db;
 
+pub mod listener;
 pub mod providers;
 pub mod target_db;
 
