@@ -10,7 +10,7 @@ use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_cli::sm_proxy::SmProxy;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::providers::{Case, setup};
 use rotor_tests::*;
@@ -329,4 +329,89 @@ async fn a_webhook_key_secret_of_another_team_is_refused() {
         assert_no_stored_secret_in(&store, &arn, &text).await;
         assert!(!text.contains(key.expose_secret()), "the key leaked");
     }
+}
+
+/// What the deployer and the management secret's owner still decide: a
+/// management secret listed in `MANAGEMENT_SECRET_ARNS` serves every client
+/// secret (here one outside its team's prefix, with no base URL field of its
+/// own, which then uses the management secret's `endpoint`), and a
+/// management secret without `endpoint` (one written before this check) is
+/// refused at createSecret with the field to add, before any request.
+#[tokio::test]
+async fn the_deployer_allows_management_secrets_and_an_endpoint_is_required() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let (case, _) = setup(&emulator, &store, Okta, TokenAuth::Post, true).await;
+    let mut outside = client_value(&store, &case).await;
+    outside
+        .as_object_mut()
+        .expect("an object")
+        .remove(base_field(Okta));
+    let t = token();
+    let arn = staged_secret_named(
+        &store,
+        &format!("{}/client", unique("elsewhere")),
+        &outside.to_string(),
+        &[],
+        &t,
+    )
+    .await;
+    let refused = start_function("oauth-rotation", &[]).await;
+    let (kind, _) = rotate_until_refused(&refused, &arn, &t)
+        .await
+        .expect("not served without the deployer's variable");
+    assert_eq!(kind, "NotRetryable.NotServed");
+    let allowed = start_function(
+        "oauth-rotation",
+        &[("MANAGEMENT_SECRET_ARNS", case.management_arn.as_str())],
+    )
+    .await;
+    let completed = rotate_until_refused(&allowed, &arn, &t).await;
+    assert!(completed.is_none(), "{completed:?}\n{}", allowed.output());
+    let current = value(&store, &arn, AWSCURRENT).await.expect("a value");
+    let current: Value = serde_json::from_str(current.expose_secret()).expect("JSON");
+    let rotated = SecretString::from(current["client_secret"].as_str().expect("a secret"));
+    assert!(case.gets_token(&emulator, &rotated).await);
+
+    // The same management secret as an earlier rotor wrote it: no endpoint.
+    let (legacy, t) = setup(&emulator, &store, Okta, TokenAuth::Post, true).await;
+    let stored = value(&store, &legacy.management_arn, AWSCURRENT)
+        .await
+        .expect("a value");
+    let mut without: Value = serde_json::from_str(stored.expose_secret()).expect("JSON");
+    without
+        .as_object_mut()
+        .expect("an object")
+        .remove("endpoint");
+    store
+        .put_value(
+            &legacy.management_arn,
+            rotor_core::store::NewVersion {
+                token: &token(),
+                value: &SecretString::from(without.to_string()),
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .expect("store the legacy management secret");
+    let before = value(&store, &legacy.arn, AWSCURRENT)
+        .await
+        .expect("a value");
+    let seen = emulator.seen().len();
+    let (kind, message) = rotate_until_refused(&refused, &legacy.arn, &t)
+        .await
+        .expect("refused");
+    assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+    assert!(
+        message.starts_with("createSecret for secret")
+            && message.contains(&legacy.management_arn)
+            && message.contains(r#"add "endpoint": "<the provider base URL>""#),
+        "{message}"
+    );
+    assert_eq!(emulator.seen().len(), seen, "no request was made");
+    unchanged(&store, &legacy.arn, &before).await;
+    let text = format!("{message}\n{}", refused.output());
+    assert_no_stored_secret_in(&store, &legacy.arn, &text).await;
+    assert_no_stored_secret_in(&store, &legacy.management_arn, &text).await;
 }
