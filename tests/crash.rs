@@ -29,7 +29,7 @@ use rotor_cli::webhook_receiver::WebhookReceiver;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
-use rotor_tests::providers::{gets_token, setup};
+use rotor_tests::providers::{gets_token, setup_at};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};
@@ -224,11 +224,22 @@ impl Scenario {
                 } else {
                     TokenAuth::Basic
                 };
-                let (case, _) = setup(emulator, &self.store, *provider, method, true).await;
+                // The management calls go through the proxy: the management
+                // secret is bound to the proxy's URL, and serves the team's secrets.
+                let via = self.target_proxy.http_endpoint();
+                let (case, _) =
+                    setup_at(emulator, &self.store, *provider, method, true, &via).await;
                 let staged = value(&self.store, &case.arn, AWSCURRENT).await.unwrap();
-                staged
-                    .expose_secret()
-                    .replace(&emulator.url(), &self.target_proxy.http_endpoint())
+                let value = staged.expose_secret().replace(&emulator.url(), &via);
+                return self
+                    .store
+                    .create_secret(
+                        &format!("{}{}", case.team, unique("crash")),
+                        &SecretString::from(value),
+                        &[],
+                    )
+                    .await
+                    .unwrap();
             }
         };
         self.store

@@ -210,8 +210,14 @@ async fn multi_call_rotation_waits_for_validation() {
     let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret()))
         .await
         .unwrap();
+    // The key secret agrees to serve the secret that names it in a tag.
+    let name = unique("it");
     let key_secret = store
-        .create_secret(&unique("hook-key"), &key, &[])
+        .create_secret(
+            &unique("hook-key"),
+            &key,
+            &[("rotor:serves", name.as_str())],
+        )
         .await
         .unwrap();
     let allowed = receiver.url();
@@ -227,7 +233,7 @@ async fn multi_call_rotation_waits_for_validation() {
         ("rotor:webhook", url.as_str()),
         ("rotor:webhook-key-secret", key_secret.as_str()),
     ];
-    let arn = staged_secret(&store, "old", &tags, &t).await;
+    let arn = staged_secret_named(&store, &name, "old", &tags, &t).await;
     receiver.set_behaviour("testSecret", Behaviour::Defer);
     for name in ["createSecret", "setSecret"] {
         assert!(step(&function, &event(&arn, &t, name)).await.is_ok());
@@ -463,8 +469,14 @@ async fn no_secret_value_reaches_the_logs() {
     let receiver = WebhookReceiver::start(SecretString::from(key.expose_secret()))
         .await
         .unwrap();
+    // The key secret serves this test's secrets (a name prefix).
+    let team = format!("{}/", unique("team"));
     let key_secret = store
-        .create_secret(&unique("hook-key"), &key, &[])
+        .create_secret(
+            &unique("hook-key"),
+            &key,
+            &[("rotor:serves", team.as_str())],
+        )
         .await
         .unwrap();
     let allowed = receiver.url();
@@ -495,7 +507,8 @@ async fn no_secret_value_reaches_the_logs() {
     let mut values = vec![SecretString::from(key.expose_secret())];
     for (initial, tags) in initial_values {
         let t = token();
-        let arn = staged_secret(&store, initial, tags, &t).await;
+        let name = format!("{team}{}", unique("it"));
+        let arn = staged_secret_named(&store, &name, initial, tags, &t).await;
         for name in STEPS {
             assert!(
                 step(&function, &event(&arn, &t, name)).await.is_ok(),

@@ -16,3 +16,4 @@ mod races;
 mod rds;
 mod runner;
 mod scheduler;
+mod untrusted_writer;

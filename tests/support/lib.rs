@@ -4,6 +4,7 @@
 
 pub use rotor_cli::db;
 
+pub mod listener;
 pub mod providers;
 pub mod target_db;
 
@@ -140,8 +141,20 @@ pub async fn staged_secret(
     tags: &[(&str, &str)],
     token: &str,
 ) -> String {
+    staged_secret_named(store, &unique("it"), value, tags, token).await
+}
+
+/// [`staged_secret`] under a name of the caller's (one that a `rotor:serves`
+/// tag of another secret may list).
+pub async fn staged_secret_named(
+    store: &AwsStore,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+    token: &str,
+) -> String {
     let arn = store
-        .create_secret(&unique("it"), &SecretString::from(value), tags)
+        .create_secret(name, &SecretString::from(value), tags)
         .await
         .expect("create secret");
     store
@@ -163,8 +176,9 @@ pub async fn value(store: &AwsStore, arn: &str, label: &str) -> Option<SecretStr
 
 /// Fails the test if a credential the secret stores under AWSCURRENT,
 /// AWSPENDING or AWSPREVIOUS appears in `text` (a function's output, error
-/// messages). A credential is a `password`, `client_secret` or
-/// `registration_access_token` field, or the whole value when it is not JSON.
+/// messages). A credential is a `password`, `client_secret`,
+/// `registration_access_token`, `token` or `okta_api_token` field (the last two:
+/// management secrets), or the whole value when it is not JSON.
 /// The failure names the label, never the value.
 pub async fn assert_no_stored_secret_in(store: &AwsStore, arn: &str, text: &str) {
     for label in ["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"] {
@@ -172,10 +186,16 @@ pub async fn assert_no_stored_secret_in(store: &AwsStore, arn: &str, text: &str)
             continue;
         };
         let secrets: Vec<String> = match serde_json::from_str::<Value>(stored.expose_secret()) {
-            Ok(Value::Object(fields)) => ["password", "client_secret", "registration_access_token"]
-                .iter()
-                .filter_map(|name| fields.get(*name)?.as_str().map(str::to_owned))
-                .collect(),
+            Ok(Value::Object(fields)) => [
+                "password",
+                "client_secret",
+                "registration_access_token",
+                "token",
+                "okta_api_token",
+            ]
+            .iter()
+            .filter_map(|name| fields.get(*name)?.as_str().map(str::to_owned))
+            .collect(),
             _ => vec![stored.expose_secret().to_owned()],
         };
         let leaked = secrets

@@ -6,7 +6,7 @@ use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::{staged_secret, token, unique};
+use crate::{staged_secret_named, token, unique};
 use Provider::{Auth0, Entra, Keycloak, Okta};
 use TokenAuth::Post;
 
@@ -27,8 +27,16 @@ pub struct Case {
     pub endpoint: String,
     /// The client secret before any rotation.
     pub initial: SecretString,
-    /// The secret in moto.
+    /// The secret in moto, named `<team>client`.
     pub arn: String,
+    /// The name prefix (`team-…/`) of the team that owns the client; the
+    /// management secret serves it (its `rotor:serves` tag).
+    pub team: String,
+    /// The management secret in moto.
+    pub management_arn: String,
+    /// What the management secret holds: the API token, or (Auth0) its
+    /// client's secret.
+    pub management_credential: SecretString,
 }
 
 impl Case {
@@ -94,6 +102,29 @@ pub async fn setup(
     method: TokenAuth,
     management_works: bool,
 ) -> (Case, String) {
+    setup_at(
+        emulator,
+        store,
+        provider,
+        method,
+        management_works,
+        &emulator.url(),
+    )
+    .await
+}
+
+/// [`setup`] with the provider's base URL `base` (a proxy in front of the
+/// emulator): the management secret's `endpoint` and the client's base URL
+/// field both name it. The management secret serves the client's team (its
+/// `rotor:serves` tag lists the prefix `team-…/`).
+pub async fn setup_at(
+    emulator: &ProviderEmulator,
+    store: &AwsStore,
+    provider: Provider,
+    method: TokenAuth,
+    management_works: bool,
+    base: &str,
+) -> (Case, String) {
     let initial = SecretString::from(unique("initial-secret"));
     let (admin_id, client_id) = match provider {
         Keycloak | Entra => (token(), unique("client")),
@@ -117,7 +148,7 @@ pub async fn setup(
     } else {
         unique("not-the-token")
     };
-    let management = match provider {
+    let mut management = match provider {
         Keycloak | Entra => {
             emulator.allow_management(provider, &format!("Bearer {granted}"));
             json!({ "token": presented })
@@ -149,16 +180,23 @@ pub async fn setup(
         }
         Auth0 => json!({ "token": presented }),
     };
+    let management_credential = ["token", "okta_api_token", "client_secret"]
+        .iter()
+        .find_map(|k| management[k].as_str())
+        .map(SecretString::from)
+        .expect("a management credential");
+    management["endpoint"] = json!(base);
+    let team = format!("{}/", unique("team"));
     let management_arn = store
         .create_secret(
             &unique("management"),
             &SecretString::from(management.to_string()),
-            &[],
+            &[("rotor:serves", team.as_str())],
         )
         .await
         .expect("create the management secret");
     let endpoint = emulator.token_endpoint(provider, REALM);
-    let url = emulator.url();
+    let url = base;
     let mut secret = json!({
         "provider": name(provider), "client_id": client_id,
         "client_secret": initial.expose_secret(), "token_endpoint": endpoint,
@@ -178,7 +216,8 @@ pub async fn setup(
         secret[k] = v.clone();
     }
     let t = token();
-    let arn = staged_secret(store, &secret.to_string(), &[], &t).await;
+    let name = format!("{team}client");
+    let arn = staged_secret_named(store, &name, &secret.to_string(), &[], &t).await;
     let case = Case {
         provider,
         method,
@@ -187,6 +226,9 @@ pub async fn setup(
         endpoint,
         initial,
         arn,
+        team,
+        management_arn,
+        management_credential,
     };
     (case, t)
 }

@@ -14,7 +14,6 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
-use rotor_core::store::VersionSelector;
 use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
 use serde_json::{Map, Value};
 use tracing::info;
@@ -49,6 +48,16 @@ impl GenericRotator {
     fn settings<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<Settings, Error> {
         let defaults = self.defaults.get(ctx.secret_arn())?;
         defaults.resolve(ctx.secret_arn(), &ctx.secret.tags)
+    }
+
+    /// The webhook's signing key, for a secret whose settings name a webhook.
+    async fn key<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        hook: &settings::Webhook,
+    ) -> Result<SecretString, Error> {
+        let deployer = self.defaults.get(ctx.secret_arn())?.deployer_key_secrets();
+        signing_key(ctx, &hook.key_secret, &deployer).await
     }
 }
 
@@ -131,6 +140,11 @@ impl Rotator for GenericRotator {
         ctx: &StepContext<'_, S>,
     ) -> Result<SecretString, Error> {
         let settings = self.settings(ctx)?;
+        if let Some(hook) = &settings.webhook {
+            // A key secret that does not serve this secret is refused before
+            // anything is staged, not one step later.
+            self.key(ctx, hook).await?;
+        }
         let current = ctx.current().await?;
         let secret = ctx.secret_arn();
         let policy_error = |source| Error::PasswordPolicy {
@@ -165,7 +179,7 @@ impl Rotator for GenericRotator {
         };
         let pending = ctx.pending().await?;
         let body = request_body(ctx, "setSecret", Some(&pending.value));
-        match webhook::call(&hook.url, &signing_key(ctx, &hook.key_secret).await?, body).await? {
+        match webhook::call(&hook.url, &self.key(ctx, hook).await?, body).await? {
             Reply::Done | Reply::NotYet => Ok(()),
         }
     }
@@ -197,7 +211,7 @@ impl Rotator for GenericRotator {
             });
         }
         let body = request_body(ctx, "testSecret", None);
-        match webhook::call(&hook.url, &signing_key(ctx, &hook.key_secret).await?, body).await? {
+        match webhook::call(&hook.url, &self.key(ctx, hook).await?, body).await? {
             Reply::Done => Ok(()),
             Reply::NotYet if settings.mode == Mode::Multi => {
                 info!(secret = %ctx.secret_arn(), version = %ctx.event.token, "awaiting validation");
@@ -219,26 +233,25 @@ impl Rotator for GenericRotator {
     }
 }
 
+/// The webhook's signing key: the AWSCURRENT value of the key secret, read only
+/// if that secret agrees to serve this one (its `rotor:serves` tag) or the
+/// deployer named it in `ROTOR_WEBHOOK_KEY_SECRET`. Whoever tags a secret must
+/// not be able to sign requests with another team's key.
 async fn signing_key<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     key_secret: &str,
+    deployer: &[String],
 ) -> Result<SecretString, Error> {
-    let stored = ctx
-        .store()
-        .get_value(key_secret, VersionSelector::Label(AWSCURRENT))
-        .await
-        .map_err(|source| Error::Store {
-            secret: key_secret.to_owned(),
-            operation: "GetSecretValue (webhook signing key)",
-            source,
-        })?;
-    stored
-        .map(|s| s.value)
-        .ok_or_else(|| Error::InvalidSettings {
-            secret: ctx.secret_arn().to_owned(),
-            setting: settings::names::WEBHOOK_KEY_TAG.into(),
-            problem: format!("the key secret {key_secret} does not exist or has no AWSCURRENT value; create it with a random key shared with the receiver"),
-        })
+    let link = rotor_core::linked::Link {
+        setting: settings::names::WEBHOOK_KEY_TAG,
+        target: key_secret,
+        deployer: rotor_core::linked::Deployer {
+            variable: settings::names::WEBHOOK_KEY_VAR,
+            secrets: deployer,
+        },
+    };
+    let linked = rotor_core::linked::read(ctx.store(), ctx.secret, link).await?;
+    Ok(linked.value)
 }
 
 fn request_body<S: SecretStore>(
@@ -266,7 +279,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use rotor_core::labels::{AWSPENDING, AWSPREVIOUS};
-    use rotor_core::store::RotationService;
+    use rotor_core::store::{RotationService, VersionSelector};
     use rotor_core::{Driver, MemoryStore, Outcome, RotationEvent, Step};
 
     use super::*;
@@ -560,7 +573,7 @@ mod tests {
 #[cfg(test)]
 mod custom_label_tests {
     use rotor_core::labels::{AWSPENDING, LabelMove};
-    use rotor_core::store::{NewVersion, RotationService};
+    use rotor_core::store::{NewVersion, RotationService, VersionSelector};
     use rotor_core::{Driver, MemoryStore, Outcome, RotationEvent, Step};
 
     use super::*;

@@ -27,7 +27,9 @@ pub mod names {
     pub const MODE_TAG: &str = "rotor:mode";
     /// The webhook URL.
     pub const WEBHOOK_TAG: &str = "rotor:webhook";
-    /// The secret (ARN or name) whose value is the webhook's signing key.
+    /// The secret (ARN or name) whose value is the webhook's signing key; it
+    /// must serve this secret (its `rotor:serves` tag), unless it is the one
+    /// the deployer named in `ROTOR_WEBHOOK_KEY_SECRET`.
     pub const WEBHOOK_KEY_TAG: &str = "rotor:webhook-key-secret";
     /// How long a multi-call rotation may wait for validation, such as `24h`.
     pub const VALIDATION_WINDOW_TAG: &str = "rotor:validation-window";
@@ -158,6 +160,16 @@ impl Defaults {
     /// The password policy of the environment.
     pub fn policy(&self) -> &PasswordPolicy {
         &self.policy
+    }
+
+    /// The key secret the deployer named in `ROTOR_WEBHOOK_KEY_SECRET`: any
+    /// secret this function rotates may use it. Any other key secret must agree
+    /// to serve the secret that names it (its `rotor:serves` tag).
+    pub fn deployer_key_secrets(&self) -> Vec<String> {
+        self.values
+            .get(WEBHOOK_KEY_VAR)
+            .map(|id| vec![id.trim().to_owned()])
+            .unwrap_or_default()
     }
 
     /// Resolves a secret's settings: its tags over these defaults.

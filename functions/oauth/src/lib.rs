@@ -28,10 +28,17 @@ use token::{Grant, GrantError, client_credentials};
 /// `next-rotation`: keep it working until the next rotation.
 pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
 
+/// The deployer's comma-separated management secrets (ARNs or names) that any
+/// client secret this function rotates may name in `management_secret_arn`.
+/// Any other management secret must list the client's secret in its own
+/// `rotor:serves` tag.
+pub const MANAGEMENT_SECRETS_VAR: &str = "MANAGEMENT_SECRET_ARNS";
+
 /// Settings read once per process.
 #[derive(Clone, Debug)]
 pub struct Config {
     keep_previous: bool,
+    management_secrets: Vec<String>,
     test_attempts: u32,
     first_delay: Duration,
 }
@@ -48,8 +55,16 @@ impl Config {
                 ));
             }
         };
+        let management_secrets = lookup(MANAGEMENT_SECRETS_VAR)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(Config {
             keep_previous,
+            management_secrets,
             test_attempts: 6,
             first_delay: Duration::from_millis(500),
         })
@@ -113,7 +128,7 @@ impl Rotator for OAuthRotator {
         ctx: &StepContext<'_, S>,
     ) -> Result<SecretString, Error> {
         let arn = ctx.secret_arn();
-        self.config(arn)?;
+        let config = self.config(arn)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
         match current.provider {
             Provider::Rfc7592 => {
@@ -125,11 +140,14 @@ impl Rotator for OAuthRotator {
                 ))
             }
             Provider::Entra => {
-                let auth = providers::management(ctx, &current).await?;
+                let auth = providers::management(ctx, &current, &config.management_secrets).await?;
                 let issued = providers::entra_issue(&current, &auth, &ctx.event.token).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
+                // A management secret that does not serve this client, or a base
+                // URL it is not bound to, is refused before anything is staged.
+                providers::bind(ctx, &current, &config.management_secrets).await?;
                 let secret = new_client_secret(arn)?;
                 Ok(current.with_secret(&secret, &[], None))
             }
@@ -138,6 +156,7 @@ impl Rotator for OAuthRotator {
 
     async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
         let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
         if matches!(current.provider, Provider::Rfc7592 | Provider::Entra) {
             return Ok(()); // createSecret already made the provider hold it
@@ -150,7 +169,7 @@ impl Rotator for OAuthRotator {
                 problem: "names another client or provider than AWSCURRENT; rotation changes secrets, not clients".into(),
             });
         }
-        let auth = providers::management(ctx, &current).await?;
+        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
         providers::install(&current, &pending, &auth).await
     }
 
@@ -217,7 +236,7 @@ impl Rotator for OAuthRotator {
         }
         let old = read(AWSPREVIOUS).await.map_err(store_error)?;
         let previous = old.and_then(|old| Client::parse(&old.value).ok());
-        let auth = providers::management(ctx, &current).await?;
+        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
         providers::retire(&current, previous.as_ref(), &auth, config.keep_previous).await
     }
 }

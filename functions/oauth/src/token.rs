@@ -59,9 +59,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
     if let Some(audience) = grant.audience {
         form.push(("audience", audience.to_owned()));
     }
-    let mut request = client()
-        .post(grant.endpoint)
-        .header("Accept", "application/json");
+    // Parsed here, where the secret leaves: https (or loopback http), no user info.
+    let url = rotor_core::http::parse_endpoint(grant.endpoint).map_err(GrantError::Other)?;
+    let mut request = client().post(url).header("Accept", "application/json");
     match grant.method {
         AuthMethod::Basic => {
             // RFC 6749 §2.3.1: both parts form-encoded before Base64.

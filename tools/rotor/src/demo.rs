@@ -37,7 +37,12 @@ pub async fn run() -> anyhow::Result<String> {
     let hook_key = SecretString::from(random_hex());
     let receiver = WebhookReceiver::start(SecretString::from(hook_key.expose_secret())).await?;
     store
-        .create_secret("demo/webhook-signing-key", &hook_key, &[])
+        // The key secret agrees to serve the one secret that names it.
+        .create_secret(
+            "demo/webhook-signing-key",
+            &hook_key,
+            &[("rotor:serves", "demo/partner-credential")],
+        )
         .await?;
 
     let samples = [
