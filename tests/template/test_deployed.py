@@ -79,6 +79,7 @@ ENV_PARAMETERS = {
     "usernameCharacterLimit": ("USERNAME_CHARACTER_LIMIT", "32", ["RdsRotationFunction"]),
     "sslCertFile": ("SSL_CERT_FILE", "/opt/rds-global-bundle.pem", ["RdsRotationFunction"]),
     "revokePrevious": ("REVOKE_PREVIOUS", "next-rotation", ["OauthRotationFunction"]),
+    "managementSecretsForEveryClient": ("MANAGEMENT_SECRET_ARNS", READ_SECRETS["managementSecretArns"], ["OauthRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
