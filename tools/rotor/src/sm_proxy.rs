@@ -35,6 +35,9 @@ pub enum Fault {
     Unavailable,
     /// The request reaches moto, but its answer is lost: HTTP 500 instead.
     LostAnswer,
+    /// HTTP 400 `EncryptionFailure`: the secret's KMS key refuses to encrypt
+    /// (disabled, or the function may not use it). No retry cures it.
+    EncryptionFailure,
 }
 
 /// Which attempt of which call fails: `(operation, subject, attempt)`, where the
@@ -215,6 +218,10 @@ async fn handle(
         Some(Fault::TooManyRequests) => answer(
             StatusCode::TOO_MANY_REQUESTS,
             r#"{"message":"Too Many Requests"}"#,
+        ),
+        Some(Fault::EncryptionFailure) => answer(
+            StatusCode::BAD_REQUEST,
+            r#"{"__type":"EncryptionFailure","message":"Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state."}"#,
         ),
         Some(Fault::Unavailable) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
