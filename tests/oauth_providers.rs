@@ -593,3 +593,39 @@ async fn the_emulator_holds_calls_to_the_documented_shapes() {
         (400, Some("unsupported_grant_type"))
     );
 }
+
+/// Keycloak answers the client read with a 200 whose body is not a
+/// ClientRepresentation (an array, a string, a number): setSecret fails with
+/// an error that says so, the process keeps serving, nothing changes, and the
+/// rotation completes once Keycloak answers properly.
+#[tokio::test]
+async fn keycloak_read_that_is_not_an_object_is_a_clear_error() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let function = start_function("oauth-rotation", &[]).await;
+    let (case, t) = setup(&emulator, &store, Keycloak, Basic, true).await;
+    complete(&function, &case.arn, &t, &["createSecret"]).await;
+    for body in [
+        serde_json::json!([{"secret": "x"}]),
+        Value::from("ok"),
+        Value::from(1),
+    ] {
+        emulator.answer_next("GET", "/admin/realms/", 200, body);
+        let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert!(kind.starts_with("NotRetryable."), "{kind}: {message}");
+        assert!(
+            message.contains("not a JSON object") && message.contains("keycloak"),
+            "{message}"
+        );
+        assert!(
+            case.gets_token(&emulator, &case.initial).await,
+            "the current secret changed"
+        );
+    }
+    complete(&function, &case.arn, &t, &STEPS[1..]).await;
+    let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+    assert!(case.gets_token(&emulator, &current).await);
+    assert!(!case.gets_token(&emulator, &case.initial).await);
+}
