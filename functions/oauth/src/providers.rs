@@ -534,11 +534,22 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
                 "reading the client",
             )
             .await?;
-            if representation["secret"] == pending.client_secret.expose_secret() {
+            let Some(fields) = representation.as_object_mut() else {
+                return Err(Error::Target {
+                    target: format!("keycloak at {}", display_url(&url)),
+                    problem: "reading the client answered HTTP 200 with a body that is not a JSON object (a ClientRepresentation); nothing was changed. Check that keycloak_url is Keycloak's base URL and that nothing between rotor and Keycloak rewrites its answers".into(),
+                    retryable: false,
+                });
+            };
+            if fields.get("secret").and_then(Value::as_str)
+                == Some(pending.client_secret.expose_secret())
+            {
                 return Ok(());
             }
-            representation["secret"] =
-                Value::String(pending.client_secret.expose_secret().to_owned());
+            fields.insert(
+                "secret".into(),
+                Value::String(pending.client_secret.expose_secret().to_owned()),
+            );
             call(
                 Provider::Keycloak,
                 with_auth(Method::PUT, &url, auth).json(&representation),
