@@ -208,6 +208,8 @@ struct State {
     apps: Vec<App>,
     grants: Vec<Grant>,
     failures: Vec<Failure>,
+    /// Requests left before the one whose answer is lost: `(left, status)`.
+    lose_at: Option<(u64, u16)>,
     seen: Vec<Seen>,
 }
 
@@ -234,6 +236,7 @@ impl ProviderEmulator {
             apps: Vec::new(),
             grants: Vec::new(),
             failures: Vec::new(),
+            lose_at: None,
             seen: Vec::new(),
         }));
         let shared = state.clone();
@@ -400,6 +403,14 @@ impl ProviderEmulator {
     /// lost on the way back.
     pub fn lose_next_response(&self, method: &str, path: &str, status: u16) {
         self.add_failure(method, path, 1, status, true);
+    }
+
+    /// Makes the change of the `nth` request from now (counting every
+    /// request, from 1), then answers it with `status` in the API's error
+    /// shape: the answer to that call is lost after the provider acted.
+    /// `None` cancels it.
+    pub fn lose_answer_of(&self, nth: Option<u64>, status: u16) {
+        self.with_state(|s| s.lose_at = nth.map(|n| (n, status)));
     }
 
     /// Answers the next request whose method is `method` and whose path
@@ -706,6 +717,15 @@ impl Api {
 impl State {
     fn serve(&mut self, call: &Call) -> Reply {
         let api = Api::of(&call.path);
+        if let Some((left, status)) = self.lose_at.as_mut() {
+            *left -= 1;
+            if *left == 0 {
+                let status = *status;
+                self.lose_at = None;
+                self.route(call, api);
+                return api.failure(status);
+            }
+        }
         let failure = self
             .failures
             .iter_mut()
