@@ -70,7 +70,7 @@ pub trait Rotator: Send + Sync {
         let token = ctx.event.token.clone();
         async move {
             format!(
-                "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation with the same version (aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {token}) to store it"
+                "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation (aws secretsmanager rotate-secret --secret-id {secret}: while version {token} is pending, Secrets Manager reattempts it) to store it"
             )
         }
     }

@@ -249,7 +249,7 @@ impl Rotator for OAuthRotator {
         let arn = ctx.secret_arn();
         let token = &ctx.event.token;
         let retry = format!(
-            "aws secretsmanager rotate-secret --secret-id {arn} --client-request-token {token}"
+            "aws secretsmanager rotate-secret --secret-id {arn}: while version {token} is pending, Secrets Manager reattempts it"
         );
         let (Ok(issued), Ok(stored)) = (Client::parse(value), ctx.current().await) else {
             return format!(
