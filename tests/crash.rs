@@ -938,7 +938,7 @@ impl Scenario {
 async fn provider_faults_oauth_rfc7592_glewlwyd() {
     let server =
         OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
-    Scenario::new("oauth rfc7592", Target::OAuth { server })
+    Scenario::new("oauth rfc7592 at glewlwyd", Target::OAuth { server })
         .await
         .target_faults()
         .await;
@@ -946,7 +946,10 @@ async fn provider_faults_oauth_rfc7592_glewlwyd() {
 
 async fn provider_faults(provider: Provider) -> FaultTally {
     let emulator = ProviderEmulator::start().await.expect("start the emulator");
-    let name = format!("oauth {}", rotor_tests::providers::name(provider));
+    let name = match provider {
+        Provider::Rfc7592 => "oauth rfc7592 emulator (replaces tokens)".to_owned(),
+        _ => format!("oauth {}", rotor_tests::providers::name(provider)),
+    };
     Scenario::new(&name, Target::Provider { emulator, provider })
         .await
         .target_faults()
