@@ -668,3 +668,33 @@ async fn a_restarted_function_says_which_token_manages_the_client() {
         .await;
     }
 }
+
+/// Two processes each issued a secret that could not be stored (the second
+/// one restarted); the first then retries. At glewlwyd, which kept the token,
+/// the restarted process's secret retired the first one's: the first process
+/// reads the client before storing what it kept, finds it retired, and asks
+/// for a new secret instead of storing a dead one. At the emulator, the
+/// restarted process could not use the replaced token, and the first stores
+/// what it kept (with the token its read was given).
+#[tokio::test]
+async fn a_kept_secret_that_another_process_replaced_is_not_stored() {
+    for bed in issue_beds().await {
+        let name = bed.name();
+        let (arn, t, initial) = bed.client().await;
+        bed.faults.set(Fault::EncryptionFailure, u32::MAX);
+        let first = bed.function().await;
+        let second = bed.function().await;
+        for function in [&first, &second] {
+            let failed = step(function, &event(&arn, &t, "createSecret")).await;
+            assert!(
+                matches!(&failed, Err((kind, _)) if kind.starts_with("NotRetryable.")),
+                "{name}: {failed:?}"
+            );
+        }
+        bed.faults.clear();
+        run_steps(&first, &arn, &t, &STEPS).await;
+        bed.assert_rotated(&arn, &initial).await;
+        let output = format!("{}{}", first.output(), second.output());
+        assert_no_stored_secret_in(&bed.store, &arn, &output).await;
+    }
+}
