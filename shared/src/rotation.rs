@@ -58,6 +58,21 @@ pub trait Rotator: Send + Sync {
         false
     }
 
+    /// Before a retry stores a value kept from an earlier attempt that could not
+    /// store it: the value to store (the same, or updated with what the target
+    /// changed since, such as a replaced registration access token), or `None`
+    /// if the target no longer holds it (another process asked for a newer
+    /// one), in which case createSecret asks for a new value. The kept value
+    /// by default.
+    fn refresh_issued<S: SecretStore>(
+        &self,
+        _ctx: &StepContext<'_, S>,
+        kept: &SecretString,
+    ) -> impl Future<Output = Result<Option<SecretString>, Error>> + Send {
+        let kept = SecretString::from(kept.expose_secret());
+        async move { Ok(Some(kept)) }
+    }
+
     /// For a value [`Rotator::issued_at_target`] that could not be stored: what
     /// the operator runs to recover, and where the credential that still
     /// manages the target is (named, never shown).
@@ -396,13 +411,22 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             self.issued.remove(arn, token);
             return Ok(Outcome::PendingKept);
         }
-        let kept = self.issued.get(arn, token).map(|kept| kept.value);
+        let kept = match self.issued.get(arn, token) {
+            Some(kept) => self.rotator.refresh_issued(ctx, &kept.value).await?,
+            None => None,
+        };
         let value = match kept {
             Some(value) => {
                 info!(secret = %arn, version = %token, "storing the value the target issued in an earlier attempt, without asking for another");
                 value
             }
-            None => self.new_value(ctx, current).await?,
+            None => {
+                if self.issued.get(arn, token).is_some() {
+                    warn!(secret = %arn, version = %token, "the target no longer holds the value kept from an earlier attempt; asking for a new one");
+                    self.issued.remove(arn, token);
+                }
+                self.new_value(ctx, current).await?
+            }
         };
         let issued = self.issued.get(arn, token).is_some() || self.rotator.issued_at_target(&value);
         let put = if issued {
@@ -435,6 +459,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                     value,
                     created: None,
                 };
+                self.issued.remove(arn, token);
                 self.issued.put(arn, &kept);
                 Err(Error::ValueNotStored {
                     secret: arn.clone(),

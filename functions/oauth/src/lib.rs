@@ -241,6 +241,45 @@ impl Rotator for OAuthRotator {
         Client::parse(value).is_ok_and(|client| client.provider == Provider::Rfc7592)
     }
 
+    /// RFC 7592: before storing a secret kept from an earlier attempt, read
+    /// the client with the kept token. Another process may have asked for a
+    /// newer secret since (then the kept one is retired: ask for another), and
+    /// a server may replace the token on the read (store the new one).
+    async fn refresh_issued<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        kept: &SecretString,
+    ) -> Result<Option<SecretString>, Error> {
+        let copy = || SecretString::from(kept.expose_secret());
+        let Ok(client) = Client::parse(kept) else {
+            return Ok(Some(copy()));
+        };
+        let Some(token) = client.registration_access_token.as_ref() else {
+            return Ok(Some(copy()));
+        };
+        if client.provider != Provider::Rfc7592 {
+            return Ok(Some(copy()));
+        }
+        let uri = client.field("registration_client_uri").unwrap_or_default();
+        let Some(read) = providers::rfc7592_read(&client, token).await? else {
+            // Refused: nothing better is known than the kept value.
+            return Ok(Some(copy()));
+        };
+        if let Some(token) = &read.token {
+            self.tokens.put(ctx.secret_arn(), uri, token);
+        }
+        if read
+            .secret
+            .is_some_and(|held| held.expose_secret() != client.client_secret.expose_secret())
+        {
+            return Ok(None);
+        }
+        Ok(Some(match &read.token {
+            Some(token) => client.with_secret(&client.client_secret, &[], Some(token)),
+            None => copy(),
+        }))
+    }
+
     async fn recovery<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,

@@ -408,6 +408,55 @@ pub async fn rfc7592_issue(
     })
 }
 
+/// What an RFC 7592 read says of a client.
+pub struct Registered {
+    /// The client secret the server holds, if the read shows it.
+    pub secret: Option<SecretString>,
+    /// A new registration access token, if the server replaced it on the read.
+    pub token: Option<SecretString>,
+}
+
+/// RFC 7592 read with `token`; `None` if the server refused the token.
+pub async fn rfc7592_read(
+    client: &Client,
+    token: &SecretString,
+) -> Result<Option<Registered>, Error> {
+    let uri = client
+        .require("registration_client_uri")
+        .map_err(|p| Error::Target {
+            target: "rfc7592".into(),
+            problem: p,
+            retryable: false,
+        })?;
+    let what = "reading the registration";
+    let auth = Management(SecretString::from(format!(
+        "Bearer {}",
+        token.expose_secret()
+    )));
+    let (status, body) = exchange(
+        Provider::Rfc7592,
+        with_auth(Method::GET, uri, &auth),
+        uri,
+        what,
+    )
+    .await?;
+    if token_refused(status) {
+        return Ok(None);
+    }
+    let read = sort(Provider::Rfc7592, uri, what, status, body)?;
+    let text = |name: &str| {
+        read[name]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from)
+    };
+    Ok(Some(Registered {
+        secret: text("client_secret"),
+        token: text("registration_access_token")
+            .filter(|t| t.expose_secret() != token.expose_secret()),
+    }))
+}
+
 /// Entra ID: remove what an earlier, unrecorded attempt for this version left,
 /// then `addPassword` (the provider makes the secret).
 pub async fn entra_issue(
