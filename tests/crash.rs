@@ -27,8 +27,8 @@ use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_cli::webhook_receiver::WebhookReceiver;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_core::store::{NewVersion, RotationService};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_tests::providers::{gets_token, setup_at};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
@@ -79,6 +79,13 @@ struct Matrix {
     /// Crashes after which only the registration access token could recover
     /// the client (RFC 7592's window, see the README).
     recovered_by_registration: u32,
+    /// Crashes after which no stored credential worked and no stored
+    /// registration access token managed the client: the server had replaced
+    /// both, and only the killed process knew the new ones.
+    lost_until_administrator: u32,
+    /// Retries that needed the server's administrator to issue a new
+    /// registration access token, as the function's error said.
+    recovered_by_administrator: u32,
     /// Every credential the rotations stored, to search the output for.
     secrets: Vec<SecretString>,
     /// Everything the function processes wrote, and every step's result.
@@ -427,29 +434,106 @@ impl Scenario {
                 Some(current) => self.recoverable_by_registration(current).await,
                 None => false,
             };
-            assert!(
-                recoverable,
-                "{name}, {point}: neither AWSCURRENT nor AWSPENDING works at the target"
-            );
-            matrix.recovered_by_registration += 1;
+            if self.replaces_registration_tokens() && !recoverable {
+                matrix.lost_until_administrator += 1;
+            } else {
+                assert!(
+                    recoverable,
+                    "{name}, {point}: neither AWSCURRENT nor AWSPENDING works at the target"
+                );
+                matrix.recovered_by_registration += 1;
+            }
         }
 
         // 2. Secrets Manager retries the rotation with the same token.
         let retry = self.function().await;
-        for step_name in STEPS {
-            let result = step(&retry, &event(arn, &t, step_name)).await;
-            assert!(
-                result.is_ok(),
-                "{name}, {point}: the retried {step_name} failed: {result:?}\n{}",
-                retry.output()
-            );
-        }
+        let recovered = self.retry(&retry, arn, &t, &point, matrix).await;
         matrix.output.push_str(&retry.output());
         // 3. The rotation is complete and exactly as expected.
-        self.assert_finished(arn, &t, &old_current).await;
+        self.assert_finished(arn, &t, &recovered.or(old_current))
+            .await;
         matrix.saw(&value(&self.store, arn, AWSCURRENT).await);
         *matrix.survived.entry(when).or_default() += 1;
         Some(point)
+    }
+
+    /// The emulator's RFC 7592 mode: the server replaces the registration
+    /// access token on every use.
+    fn replaces_registration_tokens(&self) -> bool {
+        matches!(
+            self.target,
+            Target::Provider {
+                provider: Provider::Rfc7592,
+                ..
+            }
+        )
+    }
+
+    /// Runs the rotation's four steps again with the same token, as Secrets
+    /// Manager does. Where the server had replaced the registration access
+    /// token and the new one died with the process, createSecret fails
+    /// NotRetryable saying an administrator must issue a new one; that is done
+    /// here as the error says, and the version it made AWSCURRENT is returned.
+    async fn retry(
+        &self,
+        function: &LocalFunction,
+        arn: &str,
+        t: &str,
+        point: &str,
+        matrix: &mut Matrix,
+    ) -> Option<String> {
+        let name = &self.name;
+        let mut recovered = None;
+        for step_name in STEPS {
+            let mut result = step(function, &event(arn, t, step_name)).await;
+            let needs_administrator = matches!(&result, Err((kind, message))
+                if kind == "NotRetryable.Target" && message.contains("administrator"));
+            if step_name == "createSecret"
+                && self.replaces_registration_tokens()
+                && needs_administrator
+            {
+                matrix.output.push_str(&format!("{result:?}"));
+                recovered = Some(self.administrator_recovers(arn).await);
+                matrix.recovered_by_administrator += 1;
+                result = step(function, &event(arn, t, step_name)).await;
+            }
+            assert!(
+                result.is_ok(),
+                "{name}, {point}: the retried {step_name} failed: {result:?}\n{}",
+                function.output()
+            );
+        }
+        recovered
+    }
+
+    /// The recovery that the error names: the server's administrator issues a
+    /// new registration access token and client secret, and the operator
+    /// stores them as a new AWSCURRENT value. Returns that version.
+    async fn administrator_recovers(&self, arn: &str) -> String {
+        let Target::Provider { emulator, .. } = &self.target else {
+            unreachable!("only the emulator's RFC 7592 mode replaces tokens")
+        };
+        let stored = value(&self.store, arn, AWSCURRENT).await.unwrap();
+        let mut client: Value = serde_json::from_str(stored.expose_secret()).unwrap();
+        let (rat, secret) = emulator
+            .reissue_registration(client["client_id"].as_str().unwrap())
+            .unwrap();
+        client["registration_access_token"] = Value::from(rat.expose_secret());
+        client["client_secret"] = Value::from(secret.expose_secret());
+        let version = token();
+        self.store
+            .put_value(
+                arn,
+                NewVersion {
+                    token: &version,
+                    value: &SecretString::from(client.to_string()),
+                    labels: &[AWSCURRENT],
+                    rotation_token: None,
+                },
+            )
+            .await
+            .unwrap();
+        version
     }
 
     async fn assert_finished(&self, arn: &str, token: &str, old_current: &Option<String>) {
@@ -511,13 +595,15 @@ impl Scenario {
         let total: u32 = matrix.survived.values().sum();
         let leaks = matrix.leaks();
         eprintln!(
-            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived (before {}, after {}), {} recovered through the registration access token; {} credentials searched for in {} bytes of output and errors: {leaks} found; {:.1?}",
+            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived (before {}, after {}), {} recovered through the registration access token, {} left no working stored credential and {} needed the administrator's new registration access token; {} credentials searched for in {} bytes of output and errors: {leaks} found; {:.1?}",
             self.name,
             matrix.calls.values().sum::<u64>(),
             matrix.calls,
             matrix.survived.get(&When::Before).unwrap_or(&0),
             matrix.survived.get(&When::After).unwrap_or(&0),
             matrix.recovered_by_registration,
+            matrix.lost_until_administrator,
+            matrix.recovered_by_administrator,
             matrix.secrets.len(),
             matrix.output.len(),
             started.elapsed(),
@@ -652,13 +738,29 @@ async fn crash_matrix_oauth_rfc7592() {
     );
 }
 
-async fn provider(provider: Provider) {
+async fn provider(provider: Provider) -> Matrix {
     let emulator = ProviderEmulator::start().await.expect("start the emulator");
-    let name = format!("oauth {}", rotor_tests::providers::name(provider));
+    let name = match provider {
+        Provider::Rfc7592 => "oauth rfc7592 emulator (replaces tokens)".to_owned(),
+        _ => format!("oauth {}", rotor_tests::providers::name(provider)),
+    };
     Scenario::new(&name, Target::Provider { emulator, provider })
         .await
         .run()
-        .await;
+        .await
+}
+
+/// RFC 7592 at a server that replaces the registration access token on every
+/// use (the emulator): a crash between the server's answer and
+/// PutSecretValue loses the only token that manages the client, and the
+/// retry's error says how to recover.
+#[tokio::test]
+async fn crash_matrix_oauth_rfc7592_replacing_tokens() {
+    let matrix = provider(Provider::Rfc7592).await;
+    assert!(
+        matrix.recovered_by_administrator > 0,
+        "the window exists: some crash must lose the replaced token"
+    );
 }
 
 #[tokio::test]
@@ -679,4 +781,214 @@ async fn crash_matrix_oauth_entra() {
 #[tokio::test]
 async fn crash_matrix_oauth_auth0() {
     provider(Provider::Auth0).await;
+}
+
+// --- Faults at the provider boundary ---------------------------------------
+//
+// For each OAuth adapter, a fault right after each of its calls to the
+// provider: the provider acted and its answer is an error (emulator only:
+// glewlwyd's answers travel inside TLS), the connection is cut as the answer
+// comes back, or the process is killed then. The rotation is then retried with
+// the same token (in the same process after an error or a cut, in a new one
+// after a kill). Afterwards an independent client gets a token with
+// AWSCURRENT's client secret, and the initial secret, which every adapter
+// retires by the end of a rotation, gets none.
+
+/// What happens right after a provider call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TargetFault {
+    /// The provider acted, then answered 503.
+    ErrorAnswer,
+    /// The connection is reset as the answer comes back.
+    Cut,
+    /// The process is killed (SIGKILL) as the answer comes back.
+    Kill,
+}
+
+/// What a sweep of provider faults found.
+#[derive(Default)]
+struct FaultTally {
+    /// Fault points: provider calls a fault was injected after.
+    points: u64,
+    /// Faults injected, by kind.
+    injected: BTreeMap<TargetFault, u32>,
+    /// Rotations that were complete and correct after the retry.
+    completed: u32,
+    /// Of those, how many needed the administrator's new registration token.
+    by_administrator: u32,
+}
+
+impl Scenario {
+    fn emulator(&self) -> Option<&ProviderEmulator> {
+        match &self.target {
+            Target::Provider { emulator, .. } => Some(emulator),
+            _ => None,
+        }
+    }
+
+    /// Injects each fault after each provider call, until a rotation makes
+    /// fewer calls than the fault point.
+    async fn target_faults(&self) -> FaultTally {
+        let started = Instant::now();
+        let kinds: &[TargetFault] = match self.emulator() {
+            Some(_) => &[
+                TargetFault::ErrorAnswer,
+                TargetFault::Cut,
+                TargetFault::Kill,
+            ],
+            None => &[TargetFault::Cut, TargetFault::Kill],
+        };
+        let mut tally = FaultTally::default();
+        let mut output = String::new();
+        for at in 1.. {
+            let mut fired = false;
+            for &kind in kinds {
+                fired |= self.fault_once(at, kind, &mut tally, &mut output).await;
+            }
+            if !fired {
+                break;
+            }
+            tally.points = at;
+        }
+        let total: u32 = tally.injected.values().sum();
+        eprintln!(
+            "provider faults {}: {} fault points, {total} faults ({:?}); {} rotations complete after the retry, {} of them after the administrator's new registration access token; {:.1?}",
+            self.name,
+            tally.points,
+            tally.injected,
+            tally.completed,
+            tally.by_administrator,
+            started.elapsed(),
+        );
+        assert!(total > 0, "{}: no fault was injected", self.name);
+        assert_eq!(tally.completed, total, "{}", self.name);
+        tally
+    }
+
+    /// One rotation with `kind` after provider call `at`, then the retry;
+    /// false if the rotation made fewer provider calls.
+    async fn fault_once(
+        &self,
+        at: u64,
+        kind: TargetFault,
+        tally: &mut FaultTally,
+        output: &mut String,
+    ) -> bool {
+        let name = &self.name;
+        let arn = self.secret(None).await;
+        let initial = value(&self.store, &arn, AWSCURRENT).await.unwrap();
+        let old_current = labels_of(&self.store, &arn, AWSCURRENT).await;
+        let function = self.function().await;
+        let plan = CrashPlan::new(at, When::After);
+        let seen_before = self.emulator().map_or(0, |e| e.seen().len() as u64);
+        match kind {
+            TargetFault::ErrorAnswer => {
+                if let Some(emulator) = self.emulator() {
+                    emulator.lose_answer_of(Some(at), 503);
+                }
+            }
+            TargetFault::Cut => self.target_proxy.set_plan(Some(plan.clone())),
+            TargetFault::Kill => {
+                plan.set_victim(function.pid().expect("pid"));
+                self.target_proxy.set_plan(Some(plan.clone()));
+            }
+        }
+        let t = token();
+        let run = rotate(&self.store, &function, &options(&arn, &t))
+            .await
+            .unwrap();
+        self.target_proxy.set_plan(None);
+        let fired = match (kind, self.emulator()) {
+            (TargetFault::ErrorAnswer, Some(emulator)) => {
+                emulator.lose_answer_of(None, 0);
+                emulator.seen().len() as u64 - seen_before >= at
+            }
+            _ => plan.fired().is_some(),
+        };
+        output.push_str(&function.output());
+        output.push_str(&format!("{:?}", run.steps));
+        if !fired {
+            assert!(
+                run.succeeded(),
+                "{name}: a rotation without a fault failed: {:?}",
+                run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+            );
+            return false;
+        }
+        *tally.injected.entry(kind).or_default() += 1;
+        let point = format!("{kind:?} after provider call {at}");
+        let retry = match kind {
+            TargetFault::Kill => self.function().await,
+            _ => function,
+        };
+        let mut scratch = Matrix::default();
+        let recovered = self.retry(&retry, &arn, &t, &point, &mut scratch).await;
+        output.push_str(&retry.output());
+        output.push_str(&scratch.output);
+        self.assert_finished(&arn, &t, &recovered.or(old_current))
+            .await;
+        assert!(
+            !self.works(&initial).await,
+            "{name}, {point}: the retired initial secret still gets a token"
+        );
+        tally.completed += 1;
+        tally.by_administrator += scratch.recovered_by_administrator;
+        let mut seen = Matrix::default();
+        seen.saw(&Some(initial));
+        seen.saw(&value(&self.store, &arn, AWSCURRENT).await);
+        seen.output = std::mem::take(output);
+        assert_eq!(
+            seen.leaks(),
+            0,
+            "{name}, {point}: a credential in the output"
+        );
+        true
+    }
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_rfc7592_glewlwyd() {
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    Scenario::new("oauth rfc7592 at glewlwyd", Target::OAuth { server })
+        .await
+        .target_faults()
+        .await;
+}
+
+async fn provider_faults(provider: Provider) -> FaultTally {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let name = match provider {
+        Provider::Rfc7592 => "oauth rfc7592 emulator (replaces tokens)".to_owned(),
+        _ => format!("oauth {}", rotor_tests::providers::name(provider)),
+    };
+    Scenario::new(&name, Target::Provider { emulator, provider })
+        .await
+        .target_faults()
+        .await
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_rfc7592_replacing_tokens() {
+    provider_faults(Provider::Rfc7592).await;
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_keycloak() {
+    provider_faults(Provider::Keycloak).await;
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_okta() {
+    provider_faults(Provider::Okta).await;
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_entra() {
+    provider_faults(Provider::Entra).await;
+}
+
+#[tokio::test]
+async fn provider_faults_oauth_auth0() {
+    provider_faults(Provider::Auth0).await;
 }

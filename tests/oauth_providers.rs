@@ -593,3 +593,115 @@ async fn the_emulator_holds_calls_to_the_documented_shapes() {
         (400, Some("unsupported_grant_type"))
     );
 }
+
+/// Keycloak answers the client read with a 200 whose body is not a
+/// ClientRepresentation (an array, a string, a number): setSecret fails with
+/// an error that says so, the process keeps serving, nothing changes, and the
+/// rotation completes once Keycloak answers properly.
+#[tokio::test]
+async fn keycloak_read_that_is_not_an_object_is_a_clear_error() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let function = start_function("oauth-rotation", &[]).await;
+    let (case, t) = setup(&emulator, &store, Keycloak, Basic, true).await;
+    complete(&function, &case.arn, &t, &["createSecret"]).await;
+    for body in [
+        serde_json::json!([{"secret": "x"}]),
+        Value::from("ok"),
+        Value::from(1),
+    ] {
+        emulator.answer_next("GET", "/admin/realms/", 200, body);
+        let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert!(kind.starts_with("NotRetryable."), "{kind}: {message}");
+        assert!(
+            message.contains("not a JSON object") && message.contains("keycloak"),
+            "{message}"
+        );
+        assert!(
+            case.gets_token(&emulator, &case.initial).await,
+            "the current secret changed"
+        );
+    }
+    complete(&function, &case.arn, &t, &STEPS[1..]).await;
+    let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+    assert!(case.gets_token(&emulator, &current).await);
+    assert!(!case.gets_token(&emulator, &case.initial).await);
+}
+
+/// The emulator's RFC 7592 mode, pinned: a token is refused once the server
+/// replaced it (on every read in `OnEveryUse`, on every update in both modes),
+/// an update must not carry the server's fields or another secret, an unknown
+/// client is a 401 (RFC 7592 §2.1), and each update issues a new secret and
+/// refuses the old one.
+#[tokio::test]
+async fn the_emulator_replaces_registration_tokens_as_configured() {
+    use rotor_cli::provider_emulator::TokenRotation;
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let json = ("Content-Type", "application/json");
+    for rotation in [TokenRotation::OnUpdate, TokenRotation::OnEveryUse] {
+        let id = unique("rfc7592-client");
+        let initial = SecretString::from(unique("secret"));
+        let (uri, first) = emulator.add_registered_client(&id, &initial, Basic, rotation);
+        let path = uri.strip_prefix(&emulator.url()).unwrap().to_owned();
+        let bearer = |t: &SecretString| format!("Bearer {}", t.expose_secret());
+        let (status, read) = emulator
+            .send("GET", &path, &[("Authorization", &bearer(&first))], "")
+            .await;
+        assert_eq!(status, 200, "{rotation:?}");
+        let token = SecretString::from(read["registration_access_token"].as_str().unwrap());
+        let replaced = token.expose_secret() != first.expose_secret();
+        assert_eq!(replaced, rotation == TokenRotation::OnEveryUse);
+        assert_eq!(
+            emulator.registration_token_works(&id, &first),
+            !replaced,
+            "{rotation:?}: the old token after a read"
+        );
+        let unknown = format!("/connect/register/{}", unique("nobody"));
+        let auth = bearer(&token);
+        let calls: &[(&str, &str, String, u16)] = &[
+            ("GET", &unknown, String::new(), 401),
+            (
+                "PUT",
+                &path,
+                format!(r#"{{"client_id":"{id}","registration_access_token":"x"}}"#),
+                400,
+            ),
+            (
+                "PUT",
+                &path,
+                format!(r#"{{"client_id":"{id}","client_secret":"wrong"}}"#),
+                400,
+            ),
+            ("PUT", &path, r#"{"client_id":"another"}"#.to_owned(), 400),
+            ("PUT", &path, "[]".to_owned(), 400),
+        ];
+        for (method, target, body, expected) in calls {
+            let (status, _) = emulator
+                .send(method, target, &[("Authorization", &auth), json], body)
+                .await;
+            assert_eq!(status, *expected, "{rotation:?} {method} {target} {body}");
+        }
+        let update =
+            format!(r#"{{"client_id":"{id}","token_endpoint_auth_method":"client_secret_basic"}}"#);
+        let (status, updated) = emulator
+            .send("PUT", &path, &[("Authorization", &auth), json], &update)
+            .await;
+        assert_eq!(status, 200, "{rotation:?}");
+        let new_token = SecretString::from(updated["registration_access_token"].as_str().unwrap());
+        let new_secret = SecretString::from(updated["client_secret"].as_str().unwrap());
+        assert!(new_token.expose_secret() != token.expose_secret());
+        assert!(!emulator.registration_token_works(&id, &token));
+        assert!(emulator.registration_token_works(&id, &new_token));
+        let (status, _) = emulator
+            .send("GET", &path, &[("Authorization", &auth)], "")
+            .await;
+        assert_eq!(status, 401, "{rotation:?}: the replaced token is refused");
+        let endpoint = emulator.token_endpoint(Provider::Rfc7592, "");
+        for (secret, works) in [(&initial, false), (&new_secret, true)] {
+            let granted = emulator.grant(&endpoint, &id, secret, Basic, &[]).await == 200;
+            assert_eq!(granted, works, "{rotation:?}");
+        }
+    }
+}

@@ -16,7 +16,7 @@ use rotor_tests::providers::{Case, setup};
 use rotor_tests::*;
 use serde_json::{Value, json};
 
-use Provider::{Auth0, Entra, Keycloak, Okta};
+use Provider::{Auth0, Entra, Keycloak, Okta, Rfc7592};
 
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
@@ -42,6 +42,8 @@ fn base_field(provider: Provider) -> &'static str {
         Okta => "okta_domain",
         Entra => "graph_url",
         Auth0 => "auth0_domain",
+        // The registration URI is the client's own, managed with its own token.
+        Rfc7592 => "registration_client_uri",
     }
 }
 

@@ -162,6 +162,23 @@ pub enum Error {
         source: StoreError,
     },
 
+    /// The target has already issued the new value (and retired the old one),
+    /// but Secrets Manager would not store it before the step's deadline.
+    #[error(
+        "the target has already issued the value of version {version} of secret {secret}, but it could not be stored: {source}. {recovery}"
+    )]
+    ValueNotStored {
+        /// The secret's ARN or name.
+        secret: String,
+        /// The version the value was issued for.
+        version: String,
+        /// Why the last PutSecretValue failed.
+        #[source]
+        source: StoreError,
+        /// What to run, and which credential still manages the target (named, never shown).
+        recovery: String,
+    },
+
     /// The step ran out of time: it stopped short of the function's deadline
     /// rather than be killed by it, and says what it was waiting for.
     #[error(
@@ -220,6 +237,7 @@ impl Error {
             Error::Store { .. } => "SecretsManager",
             Error::Target { .. } => "Target",
             Error::DeadlineReached { .. } => "DeadlineReached",
+            Error::ValueNotStored { .. } => "ValueNotStored",
         }
     }
 

@@ -94,28 +94,31 @@ pub async fn handle<S: SecretStore, R: Rotator>(
         error!(error = %e, "rejected the invocation");
         Failure::new(None, &e)
     })?;
-    let progress = Progress::default();
     let started = Instant::now();
-    let step = progress.track(driver.run(&event));
-    let result = match deadline {
-        None => step.await,
-        Some(deadline) => {
-            let budget = step_budget(deadline, SystemTime::now());
-            match tokio::time::timeout(budget, step).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::DeadlineReached {
-                    secret: event.secret_id.clone(),
-                    waiting_for: progress
-                        .last()
-                        .unwrap_or_else(|| "the step to start".to_owned()),
-                    elapsed_ms: started.elapsed().as_millis(),
-                    margin_ms: deadline
-                        .duration_since(SystemTime::now())
-                        .unwrap_or_default()
-                        .as_millis(),
-                }),
-            }
-        }
+    let budget = deadline.map(|deadline| step_budget(deadline, SystemTime::now()));
+    let progress = match budget {
+        Some(budget) => Progress::with_deadline(started + budget),
+        None => Progress::default(),
+    };
+    // Boxed: a step's future is deep enough to overflow the compiler's layout
+    // depth limit in a function's `main` otherwise.
+    let step = progress.track(Box::pin(driver.run(&event)));
+    let result = match (deadline, budget) {
+        (Some(deadline), Some(budget)) => match tokio::time::timeout(budget, step).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::DeadlineReached {
+                secret: event.secret_id.clone(),
+                waiting_for: progress
+                    .last()
+                    .unwrap_or_else(|| "the step to start".to_owned()),
+                elapsed_ms: started.elapsed().as_millis(),
+                margin_ms: deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_millis(),
+            }),
+        },
+        _ => step.await,
     };
     result.map_err(|e| {
         error!(secret = %event.secret_id, step = %event.step, version = %event.token,

@@ -6,6 +6,8 @@
 //! instant lives here: createSecret never regenerates a value already stored for
 //! the token, finishSecret only moves labels, and every step can run twice.
 
+use std::time::{Duration, Instant};
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::OnceCell;
@@ -43,6 +45,51 @@ pub trait Rotator: Send + Sync {
         ctx: &StepContext<'_, S>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Whether `value`, just returned by [`Rotator::create_value`], exists only
+    /// at the target until it is stored: the target made it and retired the old
+    /// one (RFC 7592's update), so making another is no way to recover from a
+    /// failed write. For such a value createSecret retries PutSecretValue until
+    /// the step's deadline, keeps the value in this process (by secret and
+    /// version) so that a retry of the step stores it rather than asking the
+    /// target for another, and if it still cannot be stored fails with
+    /// [`Error::ValueNotStored`] and [`Rotator::recovery`]'s instructions.
+    /// No by default: a value rotor made itself is simply made again.
+    fn issued_at_target(&self, _value: &SecretString) -> bool {
+        false
+    }
+
+    /// Before a retry stores a value kept from an earlier attempt that could not
+    /// store it: the value to store (the same, or updated with what the target
+    /// changed since, such as a replaced registration access token), or `None`
+    /// if the target no longer holds it (another process asked for a newer
+    /// one), in which case createSecret asks for a new value. The kept value
+    /// by default.
+    fn refresh_issued<S: SecretStore>(
+        &self,
+        _ctx: &StepContext<'_, S>,
+        kept: &SecretString,
+    ) -> impl Future<Output = Result<Option<SecretString>, Error>> + Send {
+        let kept = SecretString::from(kept.expose_secret());
+        async move { Ok(Some(kept)) }
+    }
+
+    /// For a value [`Rotator::issued_at_target`] that could not be stored: what
+    /// the operator runs to recover, and where the credential that still
+    /// manages the target is (named, never shown).
+    fn recovery<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        _value: &SecretString,
+    ) -> impl Future<Output = String> + Send {
+        let secret = ctx.secret_arn().to_owned();
+        let token = ctx.event.token.clone();
+        async move {
+            format!(
+                "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation (aws secretsmanager rotate-secret --secret-id {secret}: while version {token} is pending, Secrets Manager reattempts it) to store it"
+            )
+        }
+    }
+
     /// Runs after finishSecret promoted the value (for example to revoke the old
     /// one where the target keeps several). The labels have moved by then:
     /// AWSCURRENT is the new value and AWSPREVIOUS the old one, so read them
@@ -71,6 +118,13 @@ pub struct StepContext<'a, S> {
     pending: OnceCell<StoredValue>,
     cache: &'a ValueCache,
 }
+
+/// How long before the step's deadline createSecret stops retrying the write of
+/// a value the target issued, to leave time to report what to do.
+const REPORT_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long that write is retried when the step has no deadline (a CLI run).
+const RETRY_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Values this process has already read or written, by secret ARN and version
 /// id. A stored version's value never changes (Secrets Manager refuses a
@@ -122,6 +176,12 @@ impl ValueCache {
             value: SecretString::from(stored.value.expose_secret()),
             created: stored.created,
         });
+    }
+
+    fn remove(&self, secret: &str, version: &str) {
+        if let Ok(mut entries) = self.0.lock() {
+            entries.retain(|c| !(c.secret == secret && c.version == version));
+        }
     }
 }
 
@@ -265,6 +325,8 @@ pub struct Driver<S, R> {
     rotator: R,
     pending_label: String,
     cache: ValueCache,
+    /// Values the target issued that could not be stored yet, kept for a retry.
+    issued: ValueCache,
 }
 
 impl<S: SecretStore, R: Rotator> Driver<S, R> {
@@ -275,6 +337,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             rotator,
             pending_label: AWSPENDING.to_owned(),
             cache: ValueCache::default(),
+            issued: ValueCache::default(),
         }
     }
 
@@ -341,18 +404,88 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
     }
 
     async fn create(&self, ctx: &StepContext<'_, S>) -> Result<Outcome, Error> {
+        let arn = &ctx.secret.arn;
+        let token = &ctx.event.token;
         let current = ctx.current().await?;
         if ctx.read_pending().await?.is_some() {
+            self.issued.remove(arn, token);
             return Ok(Outcome::PendingKept);
         }
+        let kept = match self.issued.get(arn, token) {
+            Some(kept) => self.rotator.refresh_issued(ctx, &kept.value).await?,
+            None => None,
+        };
+        let value = match kept {
+            Some(value) => {
+                info!(secret = %arn, version = %token, "storing the value the target issued in an earlier attempt, without asking for another");
+                value
+            }
+            None => {
+                if self.issued.get(arn, token).is_some() {
+                    warn!(secret = %arn, version = %token, "the target no longer holds the value kept from an earlier attempt; asking for a new one");
+                    self.issued.remove(arn, token);
+                }
+                self.new_value(ctx, current).await?
+            }
+        };
+        let issued = self.issued.get(arn, token).is_some() || self.rotator.issued_at_target(&value);
+        let put = if issued {
+            self.put_until_deadline(ctx, &value).await
+        } else {
+            self.put_pending(ctx, &value).await
+        };
+        match put {
+            Ok(()) => {
+                self.issued.remove(arn, token);
+                let stored = StoredValue {
+                    version_id: token.clone(),
+                    value,
+                    created: Some(std::time::SystemTime::now()),
+                };
+                self.cache.put(arn, &stored);
+                Ok(Outcome::Done)
+            }
+            // Another invocation of createSecret for this token stored its value
+            // between our read and our write: that value stands.
+            Err(StoreError::Rejected(_)) if ctx.read_pending().await?.is_some() => {
+                self.issued.remove(arn, token);
+                warn!(secret = %arn, version = %token, "a concurrent createSecret stored the pending value first; keeping it");
+                Ok(Outcome::PendingKept)
+            }
+            Err(source) if issued => {
+                let recovery = self.rotator.recovery(ctx, &value).await;
+                let kept = StoredValue {
+                    version_id: token.clone(),
+                    value,
+                    created: None,
+                };
+                self.issued.remove(arn, token);
+                self.issued.put(arn, &kept);
+                Err(Error::ValueNotStored {
+                    secret: arn.clone(),
+                    version: token.clone(),
+                    source,
+                    recovery,
+                })
+            }
+            Err(source) => Err(ctx.store_error("PutSecretValue", source)),
+        }
+    }
+
+    /// A value from the rotator that differs from the current and previous ones.
+    async fn new_value(
+        &self,
+        ctx: &StepContext<'_, S>,
+        current: &StoredValue,
+    ) -> Result<SecretString, Error> {
         let previous = ctx.previous().await?;
         let mut attempts = 0;
-        let value = loop {
+        loop {
             attempts += 1;
             let candidate = self.rotator.create_value(ctx).await?;
             let seen = |old: &StoredValue| old.value.expose_secret() == candidate.expose_secret();
             if !seen(current) && !previous.as_ref().is_some_and(seen) {
-                break candidate;
+                return Ok(candidate);
             }
             if attempts == DISTINCT_ATTEMPTS {
                 return Err(Error::NoDistinctValue {
@@ -360,36 +493,65 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                     attempts,
                 });
             }
-        };
-        let put = self
-            .store
+        }
+    }
+
+    /// PutSecretValue of the pending value, once.
+    async fn put_pending(
+        &self,
+        ctx: &StepContext<'_, S>,
+        value: &SecretString,
+    ) -> Result<(), StoreError> {
+        self.store
             .put_value(
                 &ctx.secret.arn,
                 NewVersion {
                     token: &ctx.event.token,
-                    value: &value,
+                    value,
                     labels: &[&self.pending_label],
                     rotation_token: ctx.event.rotation_token.as_deref(),
                 },
             )
-            .await;
-        match put {
-            Ok(()) => {
-                let stored = StoredValue {
-                    version_id: ctx.event.token.clone(),
-                    value,
-                    created: Some(std::time::SystemTime::now()),
-                };
-                self.cache.put(&ctx.secret.arn, &stored);
-                Ok(Outcome::Done)
+            .await
+    }
+
+    /// PutSecretValue of a value the target issued: retried while the failure
+    /// is one a retry can cure, until shortly before the step's deadline. A
+    /// write whose answer was lost is safe to repeat: the version id makes it
+    /// idempotent.
+    async fn put_until_deadline(
+        &self,
+        ctx: &StepContext<'_, S>,
+        value: &SecretString,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let give_up = match crate::progress::deadline() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(started);
+                started + left.saturating_sub(REPORT_MARGIN).max(left / 2)
             }
-            // Another invocation of createSecret for this token stored its value
-            // between our read and our write: that value stands.
-            Err(StoreError::Rejected(_)) if ctx.read_pending().await?.is_some() => {
-                warn!(secret = %ctx.secret.arn, version = %ctx.event.token, "a concurrent createSecret stored the pending value first; keeping it");
-                Ok(Outcome::PendingKept)
+            None => started + RETRY_WITHOUT_DEADLINE,
+        };
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            let result = match tokio::time::timeout(left, self.put_pending(ctx, value)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "PutSecretValue did not answer within the step's time ({attempt} attempts)"
+                ))),
+            };
+            match result {
+                Err(error) if error.is_retryable() && Instant::now() + delay < give_up => {
+                    warn!(secret = %ctx.secret.arn, version = %ctx.event.token, attempt, error = %error,
+                        "could not store the value the target issued; retrying until the step's deadline");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+                other => return other,
             }
-            Err(source) => Err(ctx.store_error("PutSecretValue", source)),
         }
     }
 

@@ -1,13 +1,15 @@
 //! Clients at the provider emulator (`rotor_cli::provider_emulator`), with
 //! their secrets in moto, as the oauth-rotation tests set them up.
 
-use rotor_cli::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
+use rotor_cli::provider_emulator::{
+    EmulatedClient, Provider, ProviderEmulator, TokenAuth, TokenRotation,
+};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::{staged_secret_named, token, unique};
-use Provider::{Auth0, Entra, Keycloak, Okta};
+use crate::{staged_secret, staged_secret_named, token, unique};
+use Provider::{Auth0, Entra, Keycloak, Okta, Rfc7592};
 use TokenAuth::Post;
 
 /// Keycloak's realm, Entra's tenant.
@@ -74,7 +76,7 @@ pub async fn gets_token(
         Okta => &[("scope", "rotor.test")],
         Entra => &[("scope", "api://rotor-test/.default")],
         Auth0 => &[("audience", "https://api.rotor.test/")],
-        Keycloak => &[],
+        Keycloak | Rfc7592 => &[],
     };
     emulator
         .grant(endpoint, client_id, secret, method, extra)
@@ -89,6 +91,7 @@ pub fn name(provider: Provider) -> &'static str {
         Okta => "okta",
         Entra => "entra",
         Auth0 => "auth0",
+        Rfc7592 => "rfc7592",
     }
 }
 
@@ -102,6 +105,9 @@ pub async fn setup(
     method: TokenAuth,
     management_works: bool,
 ) -> (Case, String) {
+    if provider == Rfc7592 {
+        return setup_rfc7592(emulator, store, method, TokenRotation::OnEveryUse).await;
+    }
     setup_at(
         emulator,
         store,
@@ -131,6 +137,7 @@ pub async fn setup_at(
         // An Okta app whose client_id is not its app id.
         Okta => (unique("0oa"), unique("client")),
         Auth0 => (unique("auth0"), String::new()),
+        Rfc7592 => unreachable!("set up by setup_rfc7592"),
     };
     let client_id = if client_id.is_empty() {
         admin_id.clone()
@@ -179,6 +186,7 @@ pub async fn setup_at(
             })
         }
         Auth0 => json!({ "token": presented }),
+        Rfc7592 => unreachable!("set up by setup_rfc7592"),
     };
     let management_credential = ["token", "okta_api_token", "client_secret"]
         .iter()
@@ -211,6 +219,7 @@ pub async fn setup_at(
             "scope": "api://rotor-test/.default",
         }),
         Auth0 => json!({"auth0_domain": url, "audience": "https://api.rotor.test/"}),
+        Rfc7592 => unreachable!("set up by setup_rfc7592"),
     };
     for (k, v) in fields.as_object().into_iter().flatten() {
         secret[k] = v.clone();
@@ -229,6 +238,47 @@ pub async fn setup_at(
         team,
         management_arn,
         management_credential,
+    };
+    (case, t)
+}
+
+/// Registers an RFC 7592 client at the emulator, whose registration access
+/// token the server replaces as `rotation` says, stores its secret in moto and
+/// stages a rotation; returns the case and the rotation's token.
+pub async fn setup_rfc7592(
+    emulator: &ProviderEmulator,
+    store: &AwsStore,
+    method: TokenAuth,
+    rotation: TokenRotation,
+) -> (Case, String) {
+    let client_id = unique("client");
+    let initial = SecretString::from(unique("initial-secret"));
+    let (uri, registration_token) =
+        emulator.add_registered_client(&client_id, &initial, method, rotation);
+    let endpoint = emulator.token_endpoint(Rfc7592, "");
+    let secret = json!({
+        "provider": "rfc7592", "client_id": client_id,
+        "client_secret": initial.expose_secret(), "token_endpoint": endpoint,
+        "token_endpoint_auth_method": method.as_str(),
+        "registration_client_uri": uri,
+        "registration_access_token": registration_token.expose_secret(),
+        "owner": "team-payments",
+    });
+    let t = token();
+    let arn = staged_secret(store, &secret.to_string(), &[], &t).await;
+    let case = Case {
+        provider: Rfc7592,
+        method,
+        admin_id: client_id.clone(),
+        client_id,
+        endpoint,
+        initial,
+        arn,
+        // RFC 7592 needs no management secret: the client's own registration
+        // access token manages it.
+        team: String::new(),
+        management_arn: String::new(),
+        management_credential: SecretString::from(String::new()),
     };
     (case, t)
 }

@@ -8,13 +8,14 @@
 //! with a `client_credentials` grant; finishSecret promotes it and, where the
 //! provider keeps several secrets, retires the old one.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
-use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
+use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
 use tracing::warn;
 
 pub mod client;
@@ -22,6 +23,7 @@ pub mod providers;
 pub mod token;
 
 use client::{Client, Provider};
+use providers::IssueError;
 use token::{Grant, GrantError, client_credentials};
 
 /// `at-finish` (default): retire the old secret once the new one is current;
@@ -74,6 +76,43 @@ impl Config {
 /// Rotates OAuth client secrets.
 pub struct OAuthRotator {
     config: EnvSettings<Config>,
+    tokens: RegistrationTokens,
+}
+
+/// RFC 7592 registration access tokens a server handed out in this process and
+/// that are not stored yet, by secret ARN and registration URI. A server may
+/// replace the token on a read (RFC 7592 §2.1); if the update that follows
+/// fails, the new token is the only one that manages the client, so a retry in
+/// this process must use it.
+#[derive(Default)]
+struct RegistrationTokens(Mutex<Vec<(String, String, SecretString)>>);
+
+impl RegistrationTokens {
+    fn get(&self, secret: &str, uri: &str) -> Option<SecretString> {
+        let tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens
+            .iter()
+            .find(|(s, u, _)| s == secret && u == uri)
+            .map(|(_, _, t)| SecretString::from(t.expose_secret()))
+    }
+
+    fn put(&self, secret: &str, uri: &str, token: &SecretString) {
+        self.forget(secret, uri);
+        let mut tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.len() >= 32 {
+            tokens.remove(0);
+        }
+        tokens.push((
+            secret.to_owned(),
+            uri.to_owned(),
+            SecretString::from(token.expose_secret()),
+        ));
+    }
+
+    fn forget(&self, secret: &str, uri: &str) {
+        let mut tokens = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens.retain(|(s, u, _)| !(s == secret && u == uri));
+    }
 }
 
 impl OAuthRotator {
@@ -81,6 +120,7 @@ impl OAuthRotator {
     pub fn from_env() -> Self {
         OAuthRotator {
             config: EnvSettings::new(Config::from_lookup(|v| std::env::var(v).ok())),
+            tokens: RegistrationTokens::default(),
         }
     }
 
@@ -88,11 +128,78 @@ impl OAuthRotator {
     pub fn new(config: Config) -> Self {
         OAuthRotator {
             config: EnvSettings::new(Ok(config)),
+            tokens: RegistrationTokens::default(),
         }
     }
 
     fn config(&self, secret: &str) -> Result<&Config, Error> {
         self.config.get(secret)
+    }
+
+    /// RFC 7592: a new secret from the server, with the freshest registration
+    /// access token this process knows for the client.
+    async fn rfc7592<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        current: &Client,
+    ) -> Result<SecretString, Error> {
+        let arn = ctx.secret_arn();
+        let uri = current.field("registration_client_uri").unwrap_or_default();
+        let Some(stored) = current.registration_access_token.as_ref() else {
+            return Err(parse(arn, AWSCURRENT, &ctx.current().await?.value)
+                .err()
+                .unwrap_or_else(|| Error::InvalidSecretValue {
+                    secret: arn.to_owned(),
+                    label: AWSCURRENT.to_owned(),
+                    problem: "has no registration_access_token".into(),
+                }));
+        };
+        let remember = |token: &SecretString| self.tokens.put(arn, uri, token);
+        let result = match self.tokens.get(arn, uri) {
+            Some(known) => match providers::rfc7592_issue(current, &known, remember).await {
+                // Another process stored a newer token since: use the stored one.
+                Err(IssueError::TokenRefused { .. }) => {
+                    self.tokens.forget(arn, uri);
+                    providers::rfc7592_issue(current, stored, remember).await
+                }
+                other => other,
+            },
+            None => providers::rfc7592_issue(current, stored, remember).await,
+        };
+        match result {
+            Ok(issued) => {
+                // The issued value carries the newest token from here on.
+                self.tokens.forget(arn, uri);
+                Ok(current.with_secret(
+                    &issued.secret,
+                    &issued.fields,
+                    issued.registration_access_token.as_ref(),
+                ))
+            }
+            Err(IssueError::Other(Error::Target {
+                target,
+                problem,
+                retryable,
+            })) if self.tokens.get(arn, uri).is_some() => Err(Error::Target {
+                target,
+                problem: format!(
+                    "{problem}. The server replaced the registration access token when it was read; this process keeps the new one, so retry this step soon (a restarted function has only the stored token, which the server no longer takes)"
+                ),
+                retryable,
+            }),
+            Err(IssueError::Other(error)) => Err(error),
+            Err(IssueError::TokenRefused { problem }) => {
+                let version = &ctx.current().await?.version_id;
+                Err(Error::Target {
+                    target: format!("rfc7592 at {}", rotor_core::http::display_url(uri)),
+                    problem: format!(
+                        "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. To recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
+                        client = current.client_id,
+                    ),
+                    retryable: false,
+                })
+            }
+        }
     }
 }
 
@@ -131,14 +238,7 @@ impl Rotator for OAuthRotator {
         let config = self.config(arn)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
         match current.provider {
-            Provider::Rfc7592 => {
-                let issued = providers::rfc7592_issue(&current).await?;
-                Ok(current.with_secret(
-                    &issued.secret,
-                    &issued.fields,
-                    issued.registration_access_token.as_ref(),
-                ))
-            }
+            Provider::Rfc7592 => self.rfc7592(ctx, &current).await,
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, &config.management_secrets).await?;
                 let issued = providers::entra_issue(&current, &auth, &ctx.event.token).await?;
@@ -151,6 +251,87 @@ impl Rotator for OAuthRotator {
                 let secret = new_client_secret(arn)?;
                 Ok(current.with_secret(&secret, &[], None))
             }
+        }
+    }
+
+    /// RFC 7592's update retires the old secret: the issued one must be stored.
+    fn issued_at_target(&self, value: &SecretString) -> bool {
+        Client::parse(value).is_ok_and(|client| client.provider == Provider::Rfc7592)
+    }
+
+    /// RFC 7592: before storing a secret kept from an earlier attempt, read
+    /// the client with the kept token. Another process may have asked for a
+    /// newer secret since (then the kept one is retired: ask for another), and
+    /// a server may replace the token on the read (store the new one).
+    async fn refresh_issued<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        kept: &SecretString,
+    ) -> Result<Option<SecretString>, Error> {
+        let copy = || SecretString::from(kept.expose_secret());
+        let Ok(client) = Client::parse(kept) else {
+            return Ok(Some(copy()));
+        };
+        let Some(token) = client.registration_access_token.as_ref() else {
+            return Ok(Some(copy()));
+        };
+        if client.provider != Provider::Rfc7592 {
+            return Ok(Some(copy()));
+        }
+        let uri = client.field("registration_client_uri").unwrap_or_default();
+        let Some(read) = providers::rfc7592_read(&client, token).await? else {
+            // Refused: nothing better is known than the kept value.
+            return Ok(Some(copy()));
+        };
+        if let Some(token) = &read.token {
+            self.tokens.put(ctx.secret_arn(), uri, token);
+        }
+        if read
+            .secret
+            .is_some_and(|held| held.expose_secret() != client.client_secret.expose_secret())
+        {
+            return Ok(None);
+        }
+        Ok(Some(match &read.token {
+            Some(token) => client.with_secret(&client.client_secret, &[], Some(token)),
+            None => copy(),
+        }))
+    }
+
+    async fn recovery<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        value: &SecretString,
+    ) -> String {
+        let arn = ctx.secret_arn();
+        let token = &ctx.event.token;
+        let retry = format!(
+            "aws secretsmanager rotate-secret --secret-id {arn}: while version {token} is pending, Secrets Manager reattempts it"
+        );
+        let (Ok(issued), Ok(stored)) = (Client::parse(value), ctx.current().await) else {
+            return format!(
+                "Fix the cause above, then retry the rotation with the same version ({retry}) while this function's process is warm: it stores the value it keeps"
+            );
+        };
+        let version = &stored.version_id;
+        let client = &issued.client_id;
+        let token_replaced = match (
+            Client::parse(&stored.value)
+                .ok()
+                .and_then(|c| c.registration_access_token),
+            &issued.registration_access_token,
+        ) {
+            (Some(old), Some(new)) => old.expose_secret() != new.expose_secret(),
+            _ => false,
+        };
+        if token_replaced {
+            format!(
+                "The authorization server has retired client {client}'s old secret, so AWSCURRENT's secret is refused, and it also replaced the registration access token: the only token that manages the client now is the new one, kept with the new secret in this function's memory for version {token}, not in Secrets Manager; the one in AWSCURRENT (version {version}) no longer works. Fix the cause above, then retry the rotation with the same version ({retry}) while this function's process is warm: it stores the kept value without asking the server again. If the process has restarted, have the server's administrator issue a new registration access token and secret for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again"
+            )
+        } else {
+            format!(
+                "The authorization server has retired client {client}'s old secret, so AWSCURRENT's secret is refused until a new one is stored. The registration access token in field registration_access_token of AWSCURRENT (version {version}) still manages the client. Fix the cause above, then retry the rotation with the same version ({retry}): while this function's process is warm it stores the value it keeps; a restarted one asks the server for another secret with that token"
+            )
         }
     }
 

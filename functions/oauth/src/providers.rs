@@ -328,6 +328,17 @@ async fn call(
     url: &str,
     what: &str,
 ) -> Result<Value, Error> {
+    let (status, body) = exchange(provider, request, url, what).await?;
+    sort(provider, url, what, status, body)
+}
+
+/// Sends a JSON API call; the answer's status and body (`Null` when it is not JSON).
+async fn exchange(
+    provider: Provider,
+    request: RequestBuilder,
+    url: &str,
+    what: &str,
+) -> Result<(u16, Value), Error> {
     let target = format!("{provider} at {}", display_url(url));
     rotor_core::progress::waiting_for(|| format!("{target} ({what})"));
     let response = request
@@ -341,6 +352,18 @@ async fn call(
         })?;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Sorts an answer: the body of a 2xx, or an error that says whether a retry helps.
+fn sort(
+    provider: Provider,
+    url: &str,
+    what: &str,
+    status: u16,
+    body: Value,
+) -> Result<Value, Error> {
+    let target = format!("{provider} at {}", display_url(url));
     let detail = || {
         // OAuth, Okta, Auth0, Keycloak's ErrorRepresentation, Graph's {"error": {"message"}}.
         let message = [
@@ -431,9 +454,40 @@ fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
     Ok(url.into())
 }
 
+/// Whether an RFC 7592 answer refused the registration access token.
+fn token_refused(status: u16) -> bool {
+    matches!(status, 401 | 403)
+}
+
+/// Why [`rfc7592_issue`] failed.
+pub enum IssueError {
+    /// The server refused the registration access token it was given.
+    TokenRefused {
+        /// The status and the server's words.
+        problem: String,
+    },
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for IssueError {
+    fn from(error: Error) -> Self {
+        IssueError::Other(error)
+    }
+}
+
 /// RFC 7592: read the client, PUT it back without its secret; the server
 /// answers with a new secret (and perhaps a new registration access token).
-pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
+///
+/// `token` is the freshest registration access token known for the client.
+/// The server may replace it on any use (RFC 7592 §2.1, §2.2), and the old one
+/// then stops working: every token the server hands out is passed to `fresh`
+/// at once, and the PUT uses the one the read returned.
+pub async fn rfc7592_issue(
+    client: &Client,
+    token: &SecretString,
+    mut fresh: impl FnMut(&SecretString),
+) -> Result<Issued, IssueError> {
     let uri = client
         .require("registration_client_uri")
         .map_err(|p| Error::Target {
@@ -441,25 +495,41 @@ pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
             problem: p,
             retryable: false,
         })?;
-    let token = client
-        .registration_access_token
-        .as_ref()
-        .map(|t| t.expose_secret().to_owned())
-        .unwrap_or_default();
-    let auth = Management::bearer(&token);
-    let mut metadata = call(
+    let target = || format!("rfc7592 at {}", display_url(uri));
+    let bearer = |t: &SecretString| Management::bearer(t.expose_secret());
+    let mut latest = SecretString::from(token.expose_secret());
+    // A new token in an answer replaces the one in use, from now on.
+    let mut take_token = |answer: &Value, latest: &mut SecretString| {
+        if let Some(new) = answer["registration_access_token"]
+            .as_str()
+            .filter(|t| !t.is_empty() && *t != latest.expose_secret())
+        {
+            *latest = SecretString::from(new);
+            fresh(&*latest);
+        }
+    };
+    let what = "reading the registration";
+    let (status, body) = exchange(
         Provider::Rfc7592,
-        with_auth(Method::GET, uri, &auth),
+        with_auth(Method::GET, uri, &bearer(&latest)),
         uri,
-        "reading the registration",
+        what,
     )
     .await?;
+    if token_refused(status) {
+        return Err(IssueError::TokenRefused {
+            problem: format!("{what} answered HTTP {status}"),
+        });
+    }
+    let mut metadata = sort(Provider::Rfc7592, uri, what, status, body)?;
+    take_token(&metadata, &mut latest);
     let Some(object) = metadata.as_object_mut() else {
         return Err(Error::Target {
-            target: display_url(uri),
+            target: target(),
             problem: "the registration is not a JSON object".into(),
             retryable: false,
-        });
+        }
+        .into());
     };
     // RFC 7592 §2.2: these are the server's, not the client's to send back.
     for field in [
@@ -482,24 +552,33 @@ pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
         "token_endpoint_auth_method".into(),
         Value::String(method.into()),
     );
-    let updated = call(
+    let what = "updating the registration";
+    let (status, body) = exchange(
         Provider::Rfc7592,
-        with_auth(Method::PUT, uri, &auth).json(&metadata),
+        with_auth(Method::PUT, uri, &bearer(&latest)).json(&metadata),
         uri,
-        "updating the registration",
+        what,
     )
     .await?;
+    if token_refused(status) {
+        return Err(IssueError::TokenRefused {
+            problem: format!("{what} answered HTTP {status}"),
+        });
+    }
+    let updated = sort(Provider::Rfc7592, uri, what, status, body)?;
+    take_token(&updated, &mut latest);
     let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| Error::Target {
-        target: format!("rfc7592 at {}", display_url(uri)),
+        target: target(),
         problem: "the update answered without a client_secret; this server does not issue new secrets through RFC 7592".into(),
         retryable: false,
     })?;
     if secret == client.client_secret.expose_secret() {
         return Err(Error::Target {
-            target: format!("rfc7592 at {}", display_url(uri)),
+            target: target(),
             problem: "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)".into(),
             retryable: false,
-        });
+        }
+        .into());
     }
     let mut fields = Vec::new();
     if let Some(new_uri) = updated["registration_client_uri"]
@@ -508,14 +587,61 @@ pub async fn rfc7592_issue(client: &Client) -> Result<Issued, Error> {
     {
         fields.push(("registration_client_uri", Value::String(new_uri.to_owned())));
     }
+    let changed = client
+        .registration_access_token
+        .as_ref()
+        .is_none_or(|stored| stored.expose_secret() != latest.expose_secret());
     Ok(Issued {
         secret: SecretString::from(secret),
         fields,
-        registration_access_token: updated["registration_access_token"]
-            .as_str()
-            .filter(|t| *t != token)
-            .map(SecretString::from),
+        registration_access_token: changed.then_some(latest),
     })
+}
+
+/// What an RFC 7592 read says of a client.
+pub struct Registered {
+    /// The client secret the server holds, if the read shows it.
+    pub secret: Option<SecretString>,
+    /// A new registration access token, if the server replaced it on the read.
+    pub token: Option<SecretString>,
+}
+
+/// RFC 7592 read with `token`; `None` if the server refused the token.
+pub async fn rfc7592_read(
+    client: &Client,
+    token: &SecretString,
+) -> Result<Option<Registered>, Error> {
+    let uri = client
+        .require("registration_client_uri")
+        .map_err(|p| Error::Target {
+            target: "rfc7592".into(),
+            problem: p,
+            retryable: false,
+        })?;
+    let what = "reading the registration";
+    let auth = Management::bearer(token.expose_secret());
+    let (status, body) = exchange(
+        Provider::Rfc7592,
+        with_auth(Method::GET, uri, &auth),
+        uri,
+        what,
+    )
+    .await?;
+    if token_refused(status) {
+        return Ok(None);
+    }
+    let read = sort(Provider::Rfc7592, uri, what, status, body)?;
+    let text = |name: &str| {
+        read[name]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from)
+    };
+    Ok(Some(Registered {
+        secret: text("client_secret"),
+        token: text("registration_access_token")
+            .filter(|t| t.expose_secret() != token.expose_secret()),
+    }))
 }
 
 /// Entra ID: remove what an earlier, unrecorded attempt for this version left,
@@ -633,11 +759,22 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
                 "reading the client",
             )
             .await?;
-            if representation["secret"] == pending.client_secret.expose_secret() {
+            let Some(fields) = representation.as_object_mut() else {
+                return Err(Error::Target {
+                    target: format!("keycloak at {}", display_url(&url)),
+                    problem: "reading the client answered HTTP 200 with a body that is not a JSON object (a ClientRepresentation); nothing was changed. Check that keycloak_url is Keycloak's base URL and that nothing between rotor and Keycloak rewrites its answers".into(),
+                    retryable: false,
+                });
+            };
+            if fields.get("secret").and_then(Value::as_str)
+                == Some(pending.client_secret.expose_secret())
+            {
                 return Ok(());
             }
-            representation["secret"] =
-                Value::String(pending.client_secret.expose_secret().to_owned());
+            fields.insert(
+                "secret".into(),
+                Value::String(pending.client_secret.expose_secret().to_owned()),
+            );
             call(
                 Provider::Keycloak,
                 with_auth(Method::PUT, &url, auth).json(&representation),

@@ -10,6 +10,7 @@
 //! | Okta | `/api/v1/apps/{appId}/credentials/secrets[/{secretId}[/lifecycle/(de)activate]]`: at most two secrets, only INACTIVE ones deleted (`SSWS` or `Bearer`) | `/oauth2/{server}/v1/token`, scope required |
 //! | Entra ID | Graph `GET /v1.0/applications/{id}`, `POST …/addPassword` (200), `POST …/removePassword` (204) (`Bearer`) | `/{tenant}/oauth2/v2.0/token`, scope `…/.default` required |
 //! | Auth0 | `PATCH /api/v2/clients/{id}`; `client_secret` needs `update:client_keys` (`Bearer`) | `/oauth/token`, audience required; `https://{domain}/api/v2/` mints management tokens |
+//! | RFC 7592 | `GET`/`PUT /connect/register/{client_id}` with the registration access token (`Bearer`), which the server replaces on use ([`rfc7592`]) | `/connect/token` |
 //!
 //! A token endpoint accepts exactly the secrets the provider holds as active:
 //! Keycloak's and Auth0's one secret, Okta's ACTIVE secrets, every Entra
@@ -18,8 +19,9 @@
 //! `client_secret_post`. A refused secret is a 401.
 //!
 //! Knobs: fail the next requests to a path with a status, lose a response after
-//! the change was made, and read which credentials a client holds (never their
-//! values). Plain HTTP on 127.0.0.1, which rotor allows for loopback only.
+//! the change was made, answer the next request with a given body, and read
+//! which credentials a client holds (never their values). Plain HTTP on
+//! 127.0.0.1, which rotor allows for loopback only.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -41,6 +43,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod rfc7592;
+
+pub use rfc7592::TokenRotation;
+
 /// The emulated providers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -52,6 +58,8 @@ pub enum Provider {
     Entra,
     /// Auth0's Management API.
     Auth0,
+    /// RFC 7591/7592 dynamic client registration management.
+    Rfc7592,
 }
 
 /// How a client authenticates at a token endpoint (RFC 6749 §2.3.1).
@@ -165,6 +173,8 @@ struct App {
     credentials: Vec<Credential>,
     /// Keycloak's and Auth0's other client fields, as last written.
     fields: Map<String, Value>,
+    /// RFC 7592: the registration access token.
+    registration: Option<rfc7592::Registration>,
 }
 
 impl App {
@@ -189,6 +199,8 @@ struct Failure {
     times: u32,
     status: u16,
     after_applying: bool,
+    /// The body to answer with instead of the API's error.
+    body: Option<Value>,
 }
 
 struct State {
@@ -196,6 +208,8 @@ struct State {
     apps: Vec<App>,
     grants: Vec<Grant>,
     failures: Vec<Failure>,
+    /// Requests left before the one whose answer is lost: `(left, status)`.
+    lose_at: Option<(u64, u16)>,
     seen: Vec<Seen>,
 }
 
@@ -222,6 +236,7 @@ impl ProviderEmulator {
             apps: Vec::new(),
             grants: Vec::new(),
             failures: Vec::new(),
+            lose_at: None,
             seen: Vec::new(),
         }));
         let shared = state.clone();
@@ -257,6 +272,7 @@ impl ProviderEmulator {
             Provider::Okta => format!("{base}/oauth2/default/v1/token"),
             Provider::Entra => format!("{base}/{realm}/oauth2/v2.0/token"),
             Provider::Auth0 => format!("{base}/oauth/token"),
+            Provider::Rfc7592 => format!("{base}/connect/token"),
         }
     }
 
@@ -271,7 +287,7 @@ impl ProviderEmulator {
         let id = match client.provider {
             Provider::Okta => okta_id(),
             Provider::Entra => uuid::Uuid::new_v4().to_string(),
-            Provider::Keycloak | Provider::Auth0 => client.client_id.clone(),
+            Provider::Keycloak | Provider::Auth0 | Provider::Rfc7592 => client.client_id.clone(),
         };
         let display_name = (client.provider == Provider::Entra).then(|| "initial".to_owned());
         let credential = Credential::new(id.clone(), client.secret.expose_secret(), display_name);
@@ -294,9 +310,68 @@ impl ProviderEmulator {
                 scopes: client.management_scopes,
                 credentials: vec![credential],
                 fields,
+                registration: None,
             })
         });
         id
+    }
+
+    /// Holds an RFC 7592 client whose registration access token changes as
+    /// `rotation` says; returns its registration URI and first token.
+    pub fn add_registered_client(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+        method: TokenAuth,
+        rotation: TokenRotation,
+    ) -> (String, SecretString) {
+        let mut client = EmulatedClient::new(Provider::Rfc7592, "", client_id, client_id, secret);
+        client.method = Some(method);
+        self.add_client(client);
+        let token = rfc7592::new_token();
+        let issued = SecretString::from(token.expose_secret());
+        self.with_state(|s| {
+            if let Some(app) = s.app_mut(Provider::Rfc7592, None, client_id) {
+                app.fields
+                    .insert("grant_types".into(), json!(["client_credentials"]));
+                app.fields.insert(
+                    "token_endpoint_auth_method".into(),
+                    Value::from(method.as_str()),
+                );
+                app.registration = Some(rfc7592::Registration { token, rotation });
+            }
+        });
+        (
+            format!("{}/connect/register/{client_id}", self.url()),
+            issued,
+        )
+    }
+
+    /// Whether `token` manages the RFC 7592 client now; changes nothing (a read
+    /// through the API could replace the token).
+    pub fn registration_token_works(&self, client_id: &str, token: &SecretString) -> bool {
+        self.with_state(|s| {
+            s.app_mut(Provider::Rfc7592, None, client_id)
+                .and_then(|a| a.registration.as_ref())
+                .is_some_and(|r| r.token.expose_secret() == token.expose_secret())
+        })
+    }
+
+    /// What the server's administrator does when no stored token manages an
+    /// RFC 7592 client any more: a new registration access token and a new
+    /// client secret, both returned.
+    pub fn reissue_registration(&self, client_id: &str) -> Option<(SecretString, SecretString)> {
+        self.with_state(|s| {
+            let app = s.app_mut(Provider::Rfc7592, None, client_id)?;
+            let registration = app.registration.as_mut()?;
+            registration.token = rfc7592::new_token();
+            let secret = random_text(40);
+            app.credentials = vec![Credential::new(app.client_id.clone(), &secret, None)];
+            Some((
+                SecretString::from(registration.token.expose_secret()),
+                SecretString::from(secret),
+            ))
+        })
     }
 
     /// Accepts `authorization` (`Bearer <token>`, or Okta's `SSWS <token>`) for
@@ -330,14 +405,42 @@ impl ProviderEmulator {
         self.add_failure(method, path, 1, status, true);
     }
 
+    /// Makes the change of the `nth` request from now (counting every
+    /// request, from 1), then answers it with `status` in the API's error
+    /// shape: the answer to that call is lost after the provider acted.
+    /// `None` cancels it.
+    pub fn lose_answer_of(&self, nth: Option<u64>, status: u16) {
+        self.with_state(|s| s.lose_at = nth.map(|n| (n, status)));
+    }
+
+    /// Answers the next request whose method is `method` and whose path
+    /// contains `path` with `status` and `body`, changing nothing: a server
+    /// or a middlebox that answers something unexpected.
+    pub fn answer_next(&self, method: &str, path: &str, status: u16, body: Value) {
+        self.push_failure(method, path, 1, status, false, Some(body));
+    }
+
     fn add_failure(&self, method: &str, path: &str, times: u32, status: u16, after: bool) {
+        self.push_failure(method, path, times, status, after, None);
+    }
+
+    fn push_failure(
+        &self,
+        method: &str,
+        path: &str,
+        times: u32,
+        status: u16,
+        after_applying: bool,
+        body: Option<Value>,
+    ) {
         self.with_state(|s| {
             s.failures.push(Failure {
                 method: method.to_owned(),
                 path: path.to_owned(),
                 times,
                 status,
-                after_applying: after,
+                after_applying,
+                body,
             })
         });
     }
@@ -533,6 +636,7 @@ enum Api {
     Okta,
     Graph,
     Auth0,
+    Registration,
     Token(Provider),
     Unknown,
 }
@@ -547,6 +651,10 @@ impl Api {
             Api::Graph
         } else if path.starts_with("/api/v2/") {
             Api::Auth0
+        } else if path.starts_with("/connect/register") {
+            Api::Registration
+        } else if path == "/connect/token" {
+            Api::Token(Provider::Rfc7592)
         } else if path == "/oauth/token" {
             Api::Token(Provider::Auth0)
         } else if path.starts_with("/realms/") && path.ends_with("/protocol/openid-connect/token") {
@@ -582,7 +690,9 @@ impl Api {
                 "statusCode": status, "message": message, "errorCode": code,
                 "error": StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
             }),
-            Api::Token(_) | Api::Unknown => json!({"error": code, "error_description": message}),
+            Api::Token(_) | Api::Registration | Api::Unknown => {
+                json!({"error": code, "error_description": message})
+            }
         };
         Reply::json(status, body)
     }
@@ -596,6 +706,7 @@ impl Api {
             (Api::Graph, 401) => "InvalidAuthenticationToken",
             (Api::Graph, _) => "serviceNotAvailable",
             (Api::Token(_), 401) => "invalid_client",
+            (Api::Registration, 401) => "invalid_token",
             (Api::Token(_), _) => "temporarily_unavailable",
             _ => "unavailable",
         };
@@ -606,6 +717,15 @@ impl Api {
 impl State {
     fn serve(&mut self, call: &Call) -> Reply {
         let api = Api::of(&call.path);
+        if let Some((left, status)) = self.lose_at.as_mut() {
+            *left -= 1;
+            if *left == 0 {
+                let status = *status;
+                self.lose_at = None;
+                self.route(call, api);
+                return api.failure(status);
+            }
+        }
         let failure = self
             .failures
             .iter_mut()
@@ -613,6 +733,9 @@ impl State {
         if let Some(failure) = failure {
             failure.times -= 1;
             let (status, after) = (failure.status, failure.after_applying);
+            if let Some(body) = failure.body.clone() {
+                return Reply::json(status, body);
+            }
             if after {
                 self.route(call, api);
             }
@@ -628,6 +751,7 @@ impl State {
             Api::Okta => self.okta(call, &segments),
             Api::Graph => self.graph(call, &segments),
             Api::Auth0 => self.auth0(call, &segments),
+            Api::Registration => self.registration(call, &segments),
             Api::Token(provider) => self.token(call, provider, &segments),
             Api::Unknown => api.error(404, "not_found", "no such endpoint"),
         }

@@ -41,6 +41,9 @@ pub enum Fault {
     SlowRequest(Duration),
     /// The request reaches moto at once; its answer is held this long.
     SlowAnswer(Duration),
+    /// HTTP 400 `EncryptionFailure`: the secret's KMS key refuses to encrypt
+    /// (disabled, or the function may not use it). No retry cures it.
+    EncryptionFailure,
 }
 
 /// Which attempt of which call fails: `(operation, subject, attempt)`, where the
@@ -256,6 +259,10 @@ async fn respond(
         Some(Fault::TooManyRequests) => answer(
             StatusCode::TOO_MANY_REQUESTS,
             r#"{"message":"Too Many Requests"}"#,
+        ),
+        Some(Fault::EncryptionFailure) => answer(
+            StatusCode::BAD_REQUEST,
+            r#"{"__type":"EncryptionFailure","message":"Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state."}"#,
         ),
         Some(Fault::Unavailable) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
