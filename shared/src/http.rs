@@ -9,18 +9,32 @@ use std::time::Duration;
 
 /// The shared client: short timeouts, no redirects (a redirect could carry a
 /// secret to another host), rustls on ring with the platform's roots (which
-/// include `SSL_CERT_FILE`).
-pub fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        use_ring();
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// include `SSL_CERT_FILE`). Built once per process; if it cannot be built,
+/// every call fails with the reason. There is no fallback client: reqwest's
+/// default one follows redirects.
+pub fn client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            use_ring();
+            with_policy(reqwest::Client::builder())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// `builder` with rotor's policy, built.
+fn with_policy(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    builder
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            format!(
+                "the function's HTTPS client could not be built ({e}); check SSL_CERT_FILE and the function's environment"
+            )
+        })
 }
 
 /// Makes ring the process's rustls provider. reqwest is built without a
@@ -219,6 +233,51 @@ mod tests {
         );
         assert!(UrlPrefix::parse("https://u@hooks.example.com/").is_err());
         assert!(UrlPrefix::parse("https://hooks.example.com/?q").is_err());
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_another_client() {
+        use_ring();
+        let impossible = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .max_tls_version(reqwest::tls::Version::TLS_1_2);
+        let error = with_policy(impossible).unwrap_err();
+        assert!(error.contains("SSL_CERT_FILE"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        // A server that answers every request with a redirect to another one,
+        // which counts the connections it gets.
+        let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = format!("http://{}/stolen", elsewhere.local_addr().unwrap());
+        let redirecting = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", redirecting.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = redirecting.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let reached = tokio::spawn(async move { elsewhere.accept().await.is_ok() });
+
+        let response = client()
+            .unwrap()
+            .post(&url)
+            .body("secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 307);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!reached.is_finished(), "the redirect was followed");
+        reached.abort();
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         body.expose_secret().as_bytes(),
     );
     let response = client()
+        .map_err(|problem| Error::Target {
+            target: target.clone(),
+            problem,
+            retryable: false,
+        })?
         .post(url)
         .header("Content-Type", "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())

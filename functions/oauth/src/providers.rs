@@ -419,10 +419,15 @@ fn sort(
     }
 }
 
-fn with_auth(method: Method, url: &str, auth: &Management) -> RequestBuilder {
-    client()
+fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
+    let client = client().map_err(|problem| Error::Target {
+        target: display_url(url),
+        problem,
+        retryable: false,
+    })?;
+    Ok(client
         .request(method, url)
-        .header("Authorization", auth.authorization.expose_secret())
+        .header("Authorization", auth.authorization.expose_secret()))
 }
 
 /// `base` with `segments` appended to its path, each percent-encoded, so that
@@ -511,7 +516,7 @@ pub async fn rfc7592_issue(
     let what = "reading the registration";
     let (status, body) = exchange(
         Provider::Rfc7592,
-        with_auth(Method::GET, uri, &bearer(&latest)),
+        with_auth(Method::GET, uri, &bearer(&latest))?,
         uri,
         what,
     )
@@ -555,7 +560,7 @@ pub async fn rfc7592_issue(
     let what = "updating the registration";
     let (status, body) = exchange(
         Provider::Rfc7592,
-        with_auth(Method::PUT, uri, &bearer(&latest)).json(&metadata),
+        with_auth(Method::PUT, uri, &bearer(&latest))?.json(&metadata),
         uri,
         what,
     )
@@ -622,7 +627,7 @@ pub async fn rfc7592_read(
     let auth = Management::bearer(token.expose_secret());
     let (status, body) = exchange(
         Provider::Rfc7592,
-        with_auth(Method::GET, uri, &auth),
+        with_auth(Method::GET, uri, &auth)?,
         uri,
         what,
     )
@@ -668,7 +673,7 @@ pub async fn entra_issue(
     let body = json!({"passwordCredential": {"displayName": display_name}});
     let added = call(
         Provider::Entra,
-        with_auth(Method::POST, &url, auth).json(&body),
+        with_auth(Method::POST, &url, auth)?.json(&body),
         &url,
         "adding a password",
     )
@@ -715,7 +720,7 @@ async fn entra_passwords(client: &Client, auth: &Management) -> Result<Vec<Value
     );
     let listed = call(
         Provider::Entra,
-        with_auth(Method::GET, &url, auth),
+        with_auth(Method::GET, &url, auth)?,
         &url,
         "listing passwords",
     )
@@ -731,7 +736,7 @@ async fn entra_remove(client: &Client, auth: &Management, key: &str) -> Result<(
     let url = endpoint(&graph, &["v1.0", "applications", &app, "removePassword"])?;
     call(
         Provider::Entra,
-        with_auth(Method::POST, &url, auth).json(&json!({"keyId": key})),
+        with_auth(Method::POST, &url, auth)?.json(&json!({"keyId": key})),
         &url,
         "removing a password",
     )
@@ -754,7 +759,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             let url = endpoint(base, &["admin", "realms", realm, "clients", id])?;
             let mut representation = call(
                 Provider::Keycloak,
-                with_auth(Method::GET, &url, auth),
+                with_auth(Method::GET, &url, auth)?,
                 &url,
                 "reading the client",
             )
@@ -777,7 +782,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             );
             call(
                 Provider::Keycloak,
-                with_auth(Method::PUT, &url, auth).json(&representation),
+                with_auth(Method::PUT, &url, auth)?.json(&representation),
                 &url,
                 "setting the client secret",
             )
@@ -789,7 +794,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             let body = json!({"client_secret": pending.client_secret.expose_secret()});
             call(
                 Provider::Auth0,
-                with_auth(Method::PATCH, &url, auth).json(&body),
+                with_auth(Method::PATCH, &url, auth)?.json(&body),
                 &url,
                 "setting the client secret",
             )
@@ -799,7 +804,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
             let url = okta_secrets_url(client, auth)?;
             let listed = call(
                 Provider::Okta,
-                with_auth(Method::GET, &url, auth),
+                with_auth(Method::GET, &url, auth)?,
                 &url,
                 "listing client secrets",
             )
@@ -825,7 +830,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
                 json!({"client_secret": pending.client_secret.expose_secret(), "status": "ACTIVE"});
             call(
                 Provider::Okta,
-                with_auth(Method::POST, &url, auth).json(&body),
+                with_auth(Method::POST, &url, auth)?.json(&body),
                 &url,
                 "adding a client secret",
             )
@@ -873,7 +878,7 @@ async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Resu
         let url = endpoint(&base, &[id, "lifecycle", "deactivate"])?;
         call(
             Provider::Okta,
-            with_auth(Method::POST, &url, auth),
+            with_auth(Method::POST, &url, auth)?,
             &url,
             "deactivating a client secret",
         )
@@ -882,7 +887,7 @@ async fn okta_delete(client: &Client, auth: &Management, secret: &Value) -> Resu
     let url = endpoint(&base, &[id])?;
     call(
         Provider::Okta,
-        with_auth(Method::DELETE, &url, auth),
+        with_auth(Method::DELETE, &url, auth)?,
         &url,
         "deleting a client secret",
     )
@@ -913,7 +918,7 @@ pub async fn retire(
             let url = okta_secrets_url(current, auth)?;
             let listed = call(
                 Provider::Okta,
-                with_auth(Method::GET, &url, auth),
+                with_auth(Method::GET, &url, auth)?,
                 &url,
                 "listing client secrets",
             )

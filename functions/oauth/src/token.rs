@@ -61,7 +61,10 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
     }
     // Parsed here, where the secret leaves: https (or loopback http), no user info.
     let url = rotor_core::http::parse_endpoint(grant.endpoint).map_err(GrantError::Other)?;
-    let mut request = client().post(url).header("Accept", "application/json");
+    let mut request = client()
+        .map_err(GrantError::Other)?
+        .post(url)
+        .header("Accept", "application/json");
     match grant.method {
         AuthMethod::Basic => {
             // RFC 6749 §2.3.1: both parts form-encoded before Base64.
