@@ -105,9 +105,6 @@ pub async fn setup(
     method: TokenAuth,
     management_works: bool,
 ) -> (Case, String) {
-    if provider == Rfc7592 {
-        return setup_rfc7592(emulator, store, method, TokenRotation::OnEveryUse).await;
-    }
     setup_at(
         emulator,
         store,
@@ -131,6 +128,11 @@ pub async fn setup_at(
     management_works: bool,
     base: &str,
 ) -> (Case, String) {
+    if provider == Rfc7592 {
+        // No management secret to bind: the caller routes the client's own
+        // URLs (registration, token) through `base` where it needs to.
+        return setup_rfc7592(emulator, store, method, TokenRotation::OnEveryUse).await;
+    }
     let initial = SecretString::from(unique("initial-secret"));
     let (admin_id, client_id) = match provider {
         Keycloak | Entra => (token(), unique("client")),
