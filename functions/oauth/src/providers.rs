@@ -481,6 +481,17 @@ impl From<Error> for IssueError {
     }
 }
 
+/// The client's RFC 7592 registration URI.
+fn registration_uri(client: &Client) -> Result<&str, Error> {
+    client
+        .require("registration_client_uri")
+        .map_err(|problem| Error::Target {
+            target: "rfc7592".into(),
+            problem,
+            retryable: false,
+        })
+}
+
 /// RFC 7592: read the client, PUT it back without its secret; the server
 /// answers with a new secret (and perhaps a new registration access token).
 ///
@@ -493,13 +504,7 @@ pub async fn rfc7592_issue(
     token: &SecretString,
     mut fresh: impl FnMut(&SecretString),
 ) -> Result<Issued, IssueError> {
-    let uri = client
-        .require("registration_client_uri")
-        .map_err(|p| Error::Target {
-            target: "rfc7592".into(),
-            problem: p,
-            retryable: false,
-        })?;
+    let uri = registration_uri(client)?;
     let target = || format!("rfc7592 at {}", display_url(uri));
     let bearer = |t: &SecretString| Management::bearer(t.expose_secret());
     let mut latest = SecretString::from(token.expose_secret());
@@ -616,13 +621,7 @@ pub async fn rfc7592_read(
     client: &Client,
     token: &SecretString,
 ) -> Result<Option<Registered>, Error> {
-    let uri = client
-        .require("registration_client_uri")
-        .map_err(|p| Error::Target {
-            target: "rfc7592".into(),
-            problem: p,
-            retryable: false,
-        })?;
+    let uri = registration_uri(client)?;
     let what = "reading the registration";
     let auth = Management::bearer(token.expose_secret());
     let (status, body) = exchange(
