@@ -738,16 +738,18 @@ async fn crash_matrix_oauth_rfc7592() {
     );
 }
 
-async fn provider(provider: Provider) -> Matrix {
+/// A scenario for `provider` at a fresh emulator.
+async fn emulated(provider: Provider) -> Scenario {
     let emulator = ProviderEmulator::start().await.expect("start the emulator");
     let name = match provider {
         Provider::Rfc7592 => "oauth rfc7592 emulator (replaces tokens)".to_owned(),
         _ => format!("oauth {}", rotor_tests::providers::name(provider)),
     };
-    Scenario::new(&name, Target::Provider { emulator, provider })
-        .await
-        .run()
-        .await
+    Scenario::new(&name, Target::Provider { emulator, provider }).await
+}
+
+async fn provider(provider: Provider) -> Matrix {
+    emulated(provider).await.run().await
 }
 
 /// RFC 7592 at a server that replaces the registration access token on every
@@ -957,15 +959,7 @@ async fn provider_faults_oauth_rfc7592_glewlwyd() {
 }
 
 async fn provider_faults(provider: Provider) -> FaultTally {
-    let emulator = ProviderEmulator::start().await.expect("start the emulator");
-    let name = match provider {
-        Provider::Rfc7592 => "oauth rfc7592 emulator (replaces tokens)".to_owned(),
-        _ => format!("oauth {}", rotor_tests::providers::name(provider)),
-    };
-    Scenario::new(&name, Target::Provider { emulator, provider })
-        .await
-        .target_faults()
-        .await
+    emulated(provider).await.target_faults().await
 }
 
 #[tokio::test]
