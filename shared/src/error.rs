@@ -195,17 +195,134 @@ pub enum Error {
         margin_ms: u128,
     },
 
-    /// The system that uses the credential (a database, a provider, a webhook)
-    /// refused or could not be reached.
+    /// The system that uses the credential (a database, a cache, a provider, a
+    /// webhook) refused or could not be reached.
     #[error("{target}: {problem}")]
     Target {
+        /// Which kind of system failed.
+        system: System,
+        /// Why it failed, classified from the driver's or protocol's own codes.
+        cause: Cause,
         /// The host, URL or system at fault (never a credential).
         target: String,
-        /// What failed and the likely fix.
+        /// What failed and the likely fix (never a credential, never a server's
+        /// text that may echo one).
         problem: String,
-        /// Whether running the step again can help.
-        retryable: bool,
     },
+}
+
+/// The kind of system a [`Error::Target`] failure came from: the first half of
+/// its Lambda error type (`NotRetryable.DatabaseAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// A database server (MySQL, MariaDB, PostgreSQL).
+    Database,
+    /// A Redis-protocol cache, or the ElastiCache / MemoryDB API.
+    Cache,
+    /// An OAuth authorization server or identity provider's API.
+    Provider,
+    /// The webhook that registers a generated value.
+    Webhook,
+}
+
+/// Why a target failed: the second half of its Lambda error type. Each cause
+/// decides, once, whether running the step again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No connection: refused, reset, no route, name not found, timed out.
+    Unreachable,
+    /// Reached, but busy or failing for now: too many connections, 429, 5xx,
+    /// a server shutting down, a serialization failure or deadlock.
+    Unavailable,
+    /// The TLS handshake or certificate check failed.
+    Tls,
+    /// The credential was refused (login failed, 401).
+    Auth,
+    /// The credential logged in but may not do what the step needs (403,
+    /// missing privilege).
+    Permission,
+    /// The thing the step acts on does not exist (unknown user, client, 404).
+    NotFound,
+    /// The target refused the request itself (a password policy, a 400, a
+    /// state the step cannot repair).
+    Rejected,
+    /// The target answered something the function does not understand.
+    Protocol,
+    /// The target is not in the state the step checked for (testSecret found
+    /// a difference, a registration not yet accepted).
+    Mismatch,
+    /// The target is still settling (a user being modified); asking again
+    /// later can succeed.
+    Pending,
+}
+
+impl System {
+    /// The name used in error types.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Database => "Database",
+            System::Cache => "Cache",
+            System::Provider => "Provider",
+            System::Webhook => "Webhook",
+        }
+    }
+}
+
+impl Cause {
+    /// The name used in error types.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Unreachable => "Unreachable",
+            Cause::Unavailable => "Unavailable",
+            Cause::Tls => "Tls",
+            Cause::Auth => "Auth",
+            Cause::Permission => "Permission",
+            Cause::NotFound => "NotFound",
+            Cause::Rejected => "Rejected",
+            Cause::Protocol => "Protocol",
+            Cause::Mismatch => "Mismatch",
+            Cause::Pending => "Pending",
+        }
+    }
+
+    /// Whether running the same step again, unchanged, can succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Cause::Unreachable | Cause::Unavailable | Cause::Pending
+        )
+    }
+}
+
+/// A target failure below the core, before the function names the system and
+/// host: what drivers and provider clients return instead of a `String`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{problem}")]
+pub struct TargetError {
+    /// Why it failed.
+    pub cause: Cause,
+    /// What failed and the likely fix (never a credential).
+    pub problem: String,
+}
+
+impl TargetError {
+    /// A failure of the given cause.
+    pub fn new(cause: Cause, problem: impl Into<String>) -> Self {
+        TargetError {
+            cause,
+            problem: problem.into(),
+        }
+    }
+
+    /// The rotation error for this failure at `target` of kind `system`.
+    pub fn at(self, system: System, target: impl Into<String>) -> Error {
+        Error::Target {
+            system,
+            cause: self.cause,
+            target: target.into(),
+            problem: self.problem,
+        }
+    }
 }
 
 impl Error {
@@ -213,15 +330,17 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Store { source, .. } => source.is_retryable(),
-            Error::Target { retryable, .. } => *retryable,
+            Error::Target { cause, .. } => cause.is_retryable(),
             Error::DeadlineReached { .. } => true,
             _ => false,
         }
     }
 
-    /// A short name for the failure, used in the Lambda error type.
-    pub fn kind(&self) -> &'static str {
-        match self {
+    /// A short name for the failure, used in the Lambda error type. A target
+    /// failure is named by its system and cause: `DatabaseAuth`,
+    /// `ProviderUnreachable`, `WebhookRejected`.
+    pub fn kind(&self) -> std::borrow::Cow<'static, str> {
+        let name = match self {
             Error::InvalidEvent { .. } => "InvalidEvent",
             Error::RotationDisabled { .. } => "RotationDisabled",
             Error::UnknownVersion { .. } => "UnknownVersion",
@@ -235,10 +354,13 @@ impl Error {
             Error::PasswordPolicy { .. } => "PasswordPolicy",
             Error::NoDistinctValue { .. } => "NoDistinctValue",
             Error::Store { .. } => "SecretsManager",
-            Error::Target { .. } => "Target",
+            Error::Target { system, cause, .. } => {
+                return format!("{}{}", system.name(), cause.name()).into();
+            }
             Error::DeadlineReached { .. } => "DeadlineReached",
             Error::ValueNotStored { .. } => "ValueNotStored",
-        }
+        };
+        name.into()
     }
 
     /// The Lambda error type: `Retryable.<Kind>` or `NotRetryable.<Kind>`, so that an
@@ -268,5 +390,18 @@ mod tests {
         let disabled = Error::RotationDisabled { secret: "s".into() };
         assert_eq!(disabled.error_type(), "NotRetryable.RotationDisabled");
         assert!(disabled.to_string().contains("secret s"));
+    }
+
+    #[test]
+    fn target_errors_are_named_by_system_and_cause() {
+        let refused =
+            TargetError::new(Cause::Auth, "login refused").at(System::Database, "db:5432");
+        assert_eq!(refused.error_type(), "NotRetryable.DatabaseAuth");
+        assert_eq!(refused.to_string(), "db:5432: login refused");
+        let down =
+            TargetError::new(Cause::Unreachable, "connection refused").at(System::Provider, "idp");
+        assert_eq!(down.error_type(), "Retryable.ProviderUnreachable");
+        let busy = TargetError::new(Cause::Pending, "user is modifying").at(System::Cache, "user");
+        assert!(busy.is_retryable());
     }
 }

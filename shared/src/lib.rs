@@ -26,7 +26,7 @@ pub mod rotation;
 pub mod settings;
 pub mod store;
 
-pub use error::Error;
+pub use error::{Cause, Error, System, TargetError};
 pub use event::{RotationEvent, Step};
 pub use rotation::{Driver, Outcome, Rotator, StepContext, StepReport};
 pub use secrecy::{ExposeSecret, SecretString};

@@ -14,7 +14,9 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
-use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
+use rotor_core::{
+    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, System,
+};
 use serde_json::{Map, Value};
 use tracing::info;
 
@@ -207,7 +209,8 @@ impl Rotator for GenericRotator {
                     settings.validation_window.as_secs(),
                     ctx.pending_label
                 ),
-                retryable: false,
+                system: System::Webhook,
+                cause: Cause::Rejected,
             });
         }
         let body = request_body(ctx, "testSecret", None);
@@ -221,13 +224,15 @@ impl Rotator for GenericRotator {
                         "has not validated version {} yet; it stays staged as {}: rotate again with the same ClientRequestToken once it is validated",
                         ctx.event.token, ctx.pending_label
                     ),
-                    retryable: true,
+                    system: System::Webhook,
+ cause: Cause::Unavailable,
                 })
             }
             Reply::NotYet => Err(Error::Target {
                 target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
                 problem: "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation".into(),
-                retryable: false,
+                system: System::Webhook,
+ cause: Cause::Rejected,
             }),
         }
     }

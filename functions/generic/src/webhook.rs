@@ -10,8 +10,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use rotor_core::Error;
 use rotor_core::http::{client, describe, display_url};
+use rotor_core::{Cause, Error, System};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -56,7 +56,8 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .map_err(|problem| Error::Target {
             target: target.clone(),
             problem,
-            retryable: false,
+            system: System::Webhook,
+            cause: Cause::Rejected,
         })?
         .post(url)
         .header("Content-Type", "application/json")
@@ -68,7 +69,8 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .map_err(|e| Error::Target {
             target: target.clone(),
             problem: describe(&e),
-            retryable: true,
+            system: System::Webhook,
+            cause: Cause::Unavailable,
         })?;
     let status = response.status().as_u16();
     match status {
@@ -79,17 +81,20 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
             problem: format!(
                 "refused rotor's signature (HTTP {status}); the receiver and the key secret must hold the same key"
             ),
-            retryable: false,
+            system: System::Webhook,
+            cause: Cause::Rejected,
         }),
         408 | 429 | 500..=599 => Err(Error::Target {
             target,
             problem: format!("answered HTTP {status}; the step can be retried"),
-            retryable: true,
+            system: System::Webhook,
+            cause: Cause::Unavailable,
         }),
         _ => Err(Error::Target {
             target,
             problem: format!("refused the new value (HTTP {status}); see the receiver's logs"),
-            retryable: false,
+            system: System::Webhook,
+            cause: Cause::Rejected,
         }),
     }
 }

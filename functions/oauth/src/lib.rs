@@ -15,7 +15,9 @@ use base64::Engine;
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
-use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
+use rotor_core::{
+    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, System,
+};
 use tracing::warn;
 
 pub mod client;
@@ -179,13 +181,15 @@ impl OAuthRotator {
             Err(IssueError::Other(Error::Target {
                 target,
                 problem,
-                retryable,
+                system,
+                cause,
             })) if self.tokens.get(arn, uri).is_some() => Err(Error::Target {
                 target,
                 problem: format!(
                     "{problem}. The server replaced the registration access token when it was read; this process keeps the new one, so retry this step soon (a restarted function has only the stored token, which the server no longer takes)"
                 ),
-                retryable,
+                system,
+                cause,
             }),
             Err(IssueError::Other(error)) => Err(error),
             Err(IssueError::TokenRefused { problem }) => {
@@ -196,7 +200,8 @@ impl OAuthRotator {
                         "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. To recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
                         client = current.client_id,
                     ),
-                    retryable: false,
+                    system: System::Provider,
+                    cause: Cause::Rejected,
                 })
             }
         }
@@ -391,7 +396,12 @@ impl Rotator for OAuthRotator {
                             pending.client_id,
                             error.text()
                         ),
-                        retryable: matches!(error, GrantError::Unavailable(_)),
+                        system: System::Provider,
+                        cause: if matches!(error, GrantError::Unavailable(_)) {
+                            Cause::Unavailable
+                        } else {
+                            Cause::Auth
+                        },
                     });
                 }
             }

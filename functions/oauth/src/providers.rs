@@ -22,7 +22,7 @@ use reqwest::{Method, RequestBuilder};
 use rotor_core::http::{UrlPrefix, client, describe, display_url};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::{Deployer, Link};
-use rotor_core::{Error, ExposeSecret, SecretStore, SecretString, StepContext};
+use rotor_core::{Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -62,7 +62,8 @@ impl Management {
         self.base.as_deref().ok_or_else(|| Error::Target {
             target: "management".into(),
             problem: "no provider base URL is bound to these credentials".into(),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         })
     }
 }
@@ -299,7 +300,12 @@ impl Bound {
                             self.secret
                         ),
                         problem: e.text().to_owned(),
-                        retryable: matches!(e, crate::token::GrantError::Unavailable(_)),
+                        system: System::Provider,
+                        cause: if matches!(e, crate::token::GrantError::Unavailable(_)) {
+                            Cause::Unavailable
+                        } else {
+                            Cause::Auth
+                        },
                     })?;
                 SecretString::from(format!("Bearer {}", token.expose_secret()))
             }
@@ -348,7 +354,8 @@ async fn exchange(
         .map_err(|e| Error::Target {
             target: target.clone(),
             problem: format!("{what}: {}", describe(&e)),
-            retryable: true,
+            system: System::Provider,
+            cause: Cause::Unavailable,
         })?;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -399,22 +406,26 @@ fn sort(
                 "{}; the management credentials were refused or lack the permission (see the README's provider table)",
                 detail()
             ),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         }),
         404 => Err(Error::Target {
             target,
             problem: format!("{}; check the ids in the secret", detail()),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         }),
         408 | 429 | 500..=599 => Err(Error::Target {
             target,
             problem: format!("{}; the step can be retried", detail()),
-            retryable: true,
+            system: System::Provider,
+            cause: Cause::Unavailable,
         }),
         _ => Err(Error::Target {
             target,
             problem: detail(),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         }),
     }
 }
@@ -423,7 +434,8 @@ fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuil
     let client = client().map_err(|problem| Error::Target {
         target: display_url(url),
         problem,
-        retryable: false,
+        system: System::Provider,
+        cause: Cause::Rejected,
     })?;
     Ok(client
         .request(method, url)
@@ -437,7 +449,8 @@ fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
     let refused = |problem: String| Error::Target {
         target: display_url(base),
         problem,
-        retryable: false,
+        system: System::Provider,
+        cause: Cause::Rejected,
     };
     if let Some(bad) = segments
         .iter()
@@ -488,7 +501,8 @@ fn registration_uri(client: &Client) -> Result<&str, Error> {
         .map_err(|problem| Error::Target {
             target: "rfc7592".into(),
             problem,
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         })
 }
 
@@ -537,7 +551,8 @@ pub async fn rfc7592_issue(
         return Err(Error::Target {
             target: target(),
             problem: "the registration is not a JSON object".into(),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         }
         .into());
     };
@@ -580,13 +595,15 @@ pub async fn rfc7592_issue(
     let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| Error::Target {
         target: target(),
         problem: "the update answered without a client_secret; this server does not issue new secrets through RFC 7592".into(),
-        retryable: false,
+        system: System::Provider,
+ cause: Cause::Rejected,
     })?;
     if secret == client.client_secret.expose_secret() {
         return Err(Error::Target {
             target: target(),
             problem: "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)".into(),
-            retryable: false,
+            system: System::Provider,
+ cause: Cause::Rejected,
         }
         .into());
     }
@@ -681,7 +698,8 @@ pub async fn entra_issue(
         return Err(Error::Target {
             target: format!("entra at {}", display_url(&url)),
             problem: "addPassword answered without secretText and keyId".into(),
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         });
     };
     // The password this one replaces, so that it can still be retired one
@@ -704,7 +722,8 @@ fn entra_app(client: &Client, auth: &Management) -> Result<(String, String), Err
         .map_err(|p| Error::Target {
             target: "entra".into(),
             problem: p,
-            retryable: false,
+            system: System::Provider,
+            cause: Cause::Rejected,
         })?
         .to_owned();
     Ok((graph, app))
@@ -748,7 +767,8 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
     let bad = |p: String| Error::Target {
         target: client.provider.to_string(),
         problem: p,
-        retryable: false,
+        system: System::Provider,
+        cause: Cause::Rejected,
     };
     match client.provider {
         Provider::Keycloak => {
@@ -767,7 +787,8 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
                 return Err(Error::Target {
                     target: format!("keycloak at {}", display_url(&url)),
                     problem: "reading the client answered HTTP 200 with a body that is not a JSON object (a ClientRepresentation); nothing was changed. Check that keycloak_url is Keycloak's base URL and that nothing between rotor and Keycloak rewrites its answers".into(),
-                    retryable: false,
+                    system: System::Provider,
+ cause: Cause::Rejected,
                 });
             };
             if fields.get("secret").and_then(Value::as_str)
@@ -864,7 +885,8 @@ fn okta_require_current(client: &Client, listed: &[Value]) -> Result<(), Error> 
     Err(Error::Target {
         target: format!("okta app {}", client.client_id),
         problem: "Okta lists no client secret equal to AWSCURRENT's, so rotor cannot tell which secrets are safe to retire; it deleted nothing. Check that AWSCURRENT holds a secret the app has".into(),
-        retryable: false,
+        system: System::Provider,
+ cause: Cause::Rejected,
     })
 }
 

@@ -3,7 +3,7 @@
 //! different fixes (name resolution, nothing listening, no answer, TLS,
 //! credentials) and says the fix with the host and port at fault.
 
-use rotor_core::Error;
+use rotor_core::{Error, System};
 
 use crate::secret::Engine;
 
@@ -136,7 +136,12 @@ impl ConnectError {
         Error::Target {
             target: format!("{engine} at {address}"),
             problem,
-            retryable,
+            system: System::Database,
+            cause: if retryable {
+                rotor_core::Cause::Unavailable
+            } else {
+                rotor_core::Cause::Rejected
+            },
         }
     }
 }

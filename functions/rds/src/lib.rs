@@ -13,7 +13,7 @@ use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
-use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
+use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System};
 use tracing::{info, warn};
 
 pub mod connect;
@@ -239,7 +239,8 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
     Error::Target {
         target: format!("{} at {}", secret.engine, secret.address()),
         problem,
-        retryable: false,
+        system: System::Database,
+        cause: rotor_core::Cause::Rejected,
     }
 }
 
@@ -250,7 +251,12 @@ fn failed(secret: &DbSecret, what: &str, detail: String) -> Error {
     Error::Target {
         target: format!("{} at {}", secret.engine, secret.address()),
         problem: format!("{what} failed: {detail}"),
-        retryable,
+        system: System::Database,
+        cause: if retryable {
+            rotor_core::Cause::Unavailable
+        } else {
+            rotor_core::Cause::Rejected
+        },
     }
 }
 
@@ -392,7 +398,8 @@ async fn same_access(
     let mismatch = |problem: String| Error::Target {
         target: format!("{} at {}", pending.engine, pending.address()),
         problem: format!("testSecret: {problem}; {fix}"),
-        retryable: false,
+        system: System::Database,
+        cause: rotor_core::Cause::Rejected,
     };
     match session {
         Session::Postgres(client) => {
