@@ -487,7 +487,7 @@ impl Scenario {
         for step_name in STEPS {
             let mut result = step(function, &event(arn, t, step_name)).await;
             let needs_administrator = matches!(&result, Err((kind, message))
-                if kind == "NotRetryable.Target" && message.contains("administrator"));
+                if kind == "NotRetryable.ProviderAuth" && message.contains("administrator"));
             if step_name == "createSecret"
                 && self.replaces_registration_tokens()
                 && needs_administrator

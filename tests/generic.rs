@@ -160,7 +160,7 @@ async fn a_refused_set_secret_is_resumed_on_the_same_pending_version() {
     let failed = first.steps.last().unwrap();
     let (kind, message) = failed.result.as_ref().unwrap_err();
     assert_eq!(failed.step.as_str(), "setSecret");
-    assert_eq!(kind, "Retryable.Target");
+    assert_eq!(kind, "Retryable.WebhookUnavailable");
     assert!(
         message.contains("HTTP 503") && message.contains("/rotor") && message.contains(&arn),
         "{message}"
@@ -241,7 +241,7 @@ async fn multi_call_rotation_waits_for_validation() {
     let waiting = step(&function, &event(&arn, &t, "testSecret"))
         .await
         .unwrap_err();
-    assert_eq!(waiting.0, "Retryable.Target");
+    assert_eq!(waiting.0, "Retryable.WebhookPending");
     assert!(
         waiting.1.contains("has not validated") && waiting.1.contains("same ClientRequestToken"),
         "{}",
@@ -294,7 +294,7 @@ async fn a_webhook_that_refuses_the_signature_is_a_permanent_error() {
     let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
         .await
         .unwrap_err();
-    assert_eq!(kind, "NotRetryable.Target");
+    assert_eq!(kind, "NotRetryable.WebhookAuth");
     assert!(
         message.contains("HTTP 401") && message.contains("same key"),
         "{message}"
@@ -579,5 +579,53 @@ async fn logs_are_json_when_lambda_asks_for_json() {
             .iter()
             .any(|l| l.contains("\"step\":\"finishSecret\"") && l.contains(&arn)),
         "{logs}"
+    );
+}
+
+/// A webhook whose TLS handshake fails is named as such, and is not retried:
+/// running the step again meets the same certificate.
+#[tokio::test]
+async fn a_webhook_whose_tls_fails_is_a_tls_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store = moto_store();
+    // A server that answers the TLS hello with plain HTTP.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = plain.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut hello = [0u8; 1024];
+            let _ = socket.read(&mut hello).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let key_secret = store
+        .create_secret(&unique("hook-key"), &SecretString::from("a key"), &[])
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{port}/rotor");
+    let function = start_function(
+        "generic-rotation",
+        &[
+            ("ROTOR_WEBHOOK_URL", &url),
+            ("ROTOR_WEBHOOK_KEY_SECRET", &key_secret),
+        ],
+    )
+    .await;
+    let t = token();
+    let arn = staged_secret(&store, "old", &[], &t).await;
+    assert!(
+        step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .is_ok()
+    );
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.WebhookTls", "{message}");
+    assert!(
+        message.contains(&format!("localhost:{port}/rotor")),
+        "{message}"
     );
 }

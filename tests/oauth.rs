@@ -175,7 +175,7 @@ async fn a_refused_registration_token_changes_nothing() {
     let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
         .await
         .unwrap_err();
-    assert_eq!(kind, "NotRetryable.Target", "{message}");
+    assert_eq!(kind, "NotRetryable.ProviderAuth", "{message}");
     assert!(
         message.contains("HTTP 401") || message.contains("HTTP 403"),
         "{message}"
@@ -213,7 +213,7 @@ async fn a_provider_that_is_down_is_a_retryable_error_and_changes_nothing() {
     let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
         .await
         .unwrap_err();
-    assert_eq!(kind, "Retryable.Target", "{message}");
+    assert_eq!(kind, "Retryable.ProviderUnreachable", "{message}");
     assert!(
         message.contains("could not be reached") && message.contains(&format!("127.0.0.1:{port}")),
         "{message}"
@@ -630,7 +630,7 @@ async fn a_restarted_function_says_which_token_manages_the_client() {
             bed.assert_rotated(&arn, &initial).await;
             continue;
         }
-        assert_eq!(kind, "NotRetryable.Target", "{name}: {message}");
+        assert_eq!(kind, "NotRetryable.ProviderAuth", "{name}: {message}");
         assert!(
             message.contains("administrator") && message.contains("put-secret-value"),
             "{message}"

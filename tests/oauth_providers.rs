@@ -205,7 +205,10 @@ async fn a_failed_set_secret_is_retried_on_the_same_version() {
         let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
             .await
             .unwrap_err();
-        assert_eq!(kind, "Retryable.Target", "{provider:?}: {message}");
+        assert_eq!(
+            kind, "Retryable.ProviderUnavailable",
+            "{provider:?}: {message}"
+        );
         assert!(message.contains("HTTP 503"), "{message}");
         assert!(
             case.gets_token(&emulator, &case.initial).await,
@@ -245,7 +248,7 @@ async fn entra_removes_a_password_whose_add_response_was_lost() {
     let (kind, message) = step(&function, &event(&case.arn, &t, "createSecret"))
         .await
         .unwrap_err();
-    assert_eq!(kind, "Retryable.Target", "{message}");
+    assert_eq!(kind, "Retryable.ProviderUnavailable", "{message}");
     assert!(value(&store, &case.arn, AWSPENDING).await.is_none());
     let held = emulator.credentials(Entra, &case.admin_id);
     let stale: Vec<_> = held
@@ -278,7 +281,7 @@ async fn refused_management_credentials_are_not_retryable_and_change_nothing() {
             }
         };
         let (kind, message) = failed.unwrap_err();
-        assert_eq!(kind, "NotRetryable.Target", "{provider:?}: {message}");
+        assert_eq!(kind, "NotRetryable.ProviderAuth", "{provider:?}: {message}");
         assert!(
             message.contains("HTTP 401") && message.contains("management credentials were refused"),
             "{provider:?}: {message}"

@@ -7,13 +7,29 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::error::{Cause, TargetError};
+
+/// The shared HTTPS client could not be built (bad `SSL_CERT_FILE`, an
+/// impossible TLS setting).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the function's HTTPS client could not be built ({0}); check SSL_CERT_FILE and the function's environment"
+)]
+pub struct ClientError(String);
+
+impl From<ClientError> for TargetError {
+    fn from(error: ClientError) -> Self {
+        TargetError::new(Cause::Tls, error.to_string())
+    }
+}
+
 /// The shared client: short timeouts, no redirects (a redirect could carry a
 /// secret to another host), rustls on ring with the platform's roots (which
 /// include `SSL_CERT_FILE`). Built once per process; if it cannot be built,
 /// every call fails with the reason. There is no fallback client: reqwest's
 /// default one follows redirects.
-pub fn client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+pub fn client() -> Result<&'static reqwest::Client, ClientError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, ClientError>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
             use_ring();
@@ -24,17 +40,13 @@ pub fn client() -> Result<&'static reqwest::Client, String> {
 }
 
 /// `builder` with rotor's policy, built.
-fn with_policy(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+fn with_policy(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, ClientError> {
     builder
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| {
-            format!(
-                "the function's HTTPS client could not be built ({e}); check SSL_CERT_FILE and the function's environment"
-            )
-        })
+        .map_err(|e| ClientError(e.to_string()))
 }
 
 /// Makes ring the process's rustls provider. reqwest is built without a
@@ -151,6 +163,64 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// Why a request got no answer, from reqwest's typed error: a failed TLS
+/// handshake or certificate check (a `rustls::Error` in the source chain) is
+/// [`Cause::Tls`]; no connection, a timeout or a connection dropped mid-way is
+/// [`Cause::Unreachable`]; a body that cannot be decoded is [`Cause::Protocol`];
+/// a request that cannot be built (a bad header value) is [`Cause::Rejected`].
+pub fn send_cause(error: &reqwest::Error) -> Cause {
+    if is_tls_failure(error) {
+        Cause::Tls
+    } else if error.is_connect() || error.is_timeout() {
+        Cause::Unreachable
+    } else if error.is_decode() {
+        Cause::Protocol
+    } else if error.is_builder() {
+        Cause::Rejected
+    } else {
+        Cause::Unreachable
+    }
+}
+
+/// Whether a rustls error lies in the error's source chain. `io::Error` hides
+/// the error it wraps from `source()` (it returns that error's own source), so
+/// each `io::Error` is also opened with `get_ref`.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if is_tls_failure(inner) {
+                    return true;
+                }
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// A request that got no answer, as a target failure of the right cause.
+pub fn send_error(error: &reqwest::Error) -> TargetError {
+    TargetError::new(send_cause(error), describe(error))
+}
+
+/// The cause an HTTP error status stands for: 401 the credential was refused,
+/// 403 it may not do this, 404 the thing is gone, 408/429/5xx the server is busy
+/// or failing for now, any other status the request was refused.
+pub fn status_cause(status: reqwest::StatusCode) -> Cause {
+    match status.as_u16() {
+        401 => Cause::Auth,
+        403 => Cause::Permission,
+        404 => Cause::NotFound,
+        408 | 429 | 500..=599 => Cause::Unavailable,
+        _ => Cause::Rejected,
+    }
+}
+
 /// A request failure in words: what happened, without the URL's secrets.
 pub fn describe(error: &reqwest::Error) -> String {
     let what = if error.is_timeout() {
@@ -241,7 +311,7 @@ mod tests {
         let impossible = reqwest::Client::builder()
             .min_tls_version(reqwest::tls::Version::TLS_1_3)
             .max_tls_version(reqwest::tls::Version::TLS_1_2);
-        let error = with_policy(impossible).unwrap_err();
+        let error = with_policy(impossible).unwrap_err().to_string();
         assert!(error.contains("SSL_CERT_FILE"), "{error}");
     }
 
@@ -278,6 +348,56 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!reached.is_finished(), "the redirect was followed");
         reached.abort();
+    }
+
+    #[tokio::test]
+    async fn send_failures_are_classified_by_type_not_text() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        // Nothing listens: unreachable.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let refused = client()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(send_cause(&refused), Cause::Unreachable);
+
+        // A server that answers a TLS hello with plain text: the handshake fails.
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://localhost:{}/", plain.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            let (mut socket, _) = plain.accept().await.unwrap();
+            let mut hello = [0u8; 1024];
+            let _ = socket.read(&mut hello).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        });
+        let handshake = client().unwrap().get(url).send().await.unwrap_err();
+        assert_eq!(
+            send_cause(&handshake),
+            Cause::Tls,
+            "{}",
+            describe(&handshake)
+        );
+    }
+
+    #[test]
+    fn statuses_name_their_cause() {
+        let cause = |code: u16| status_cause(reqwest::StatusCode::from_u16(code).unwrap());
+        assert_eq!(cause(401), Cause::Auth);
+        assert_eq!(cause(403), Cause::Permission);
+        assert_eq!(cause(404), Cause::NotFound);
+        for busy in [408, 429, 500, 503] {
+            assert_eq!(cause(busy), Cause::Unavailable);
+        }
+        assert_eq!(cause(400), Cause::Rejected);
+        assert_eq!(cause(409), Cause::Rejected);
     }
 
     #[test]

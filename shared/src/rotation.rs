@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::event::{RotationEvent, Step};
-use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Precheck};
+use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Precheck, Refusal};
 use crate::store::{
     NewVersion, SecretDescription, SecretStore, StoreError, StoredValue, VersionSelector,
 };
@@ -369,7 +369,8 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         }
         let precheck = secret
             .versions
-            .precheck(&secret.arn, &event.token, &self.pending_label)?;
+            .precheck(&event.token, &self.pending_label)
+            .map_err(|refusal| refused(&secret.arn, &event.token, &self.pending_label, refusal))?;
         let ctx = StepContext {
             store: &self.store,
             event,
@@ -575,5 +576,25 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         } else {
             Outcome::Done
         })
+    }
+}
+
+/// The error for a version the service's pre-checks refuse.
+fn refused(secret: &str, token: &str, pending_label: &str, refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::UnknownVersion => Error::UnknownVersion {
+            secret: secret.to_owned(),
+            token: token.to_owned(),
+        },
+        Refusal::NotPending(labels) => Error::NotPending {
+            secret: secret.to_owned(),
+            token: token.to_owned(),
+            label: pending_label.to_owned(),
+            labels: if labels.is_empty() {
+                "none".to_owned()
+            } else {
+                labels.join(", ")
+            },
+        },
     }
 }

@@ -210,7 +210,7 @@ impl Rotator for GenericRotator {
                     ctx.pending_label
                 ),
                 system: System::Webhook,
-                cause: Cause::Rejected,
+                cause: Cause::Mismatch,
             });
         }
         let body = request_body(ctx, "testSecret", None);
@@ -225,14 +225,14 @@ impl Rotator for GenericRotator {
                         ctx.event.token, ctx.pending_label
                     ),
                     system: System::Webhook,
- cause: Cause::Unavailable,
+ cause: Cause::Pending,
                 })
             }
             Reply::NotYet => Err(Error::Target {
                 target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
                 problem: "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation".into(),
                 system: System::Webhook,
- cause: Cause::Rejected,
+ cause: Cause::Mismatch,
             }),
         }
     }

@@ -10,8 +10,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use rotor_core::http::{client, describe, display_url};
-use rotor_core::{Cause, Error, System};
+use rotor_core::http::{client, display_url, send_error, status_cause};
+use rotor_core::{Error, System, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -53,12 +53,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         body.expose_secret().as_bytes(),
     );
     let response = client()
-        .map_err(|problem| Error::Target {
-            target: target.clone(),
-            problem,
-            system: System::Webhook,
-            cause: Cause::Rejected,
-        })?
+        .map_err(|e| TargetError::from(e).at(System::Webhook, target.clone()))?
         .post(url)
         .header("Content-Type", "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -66,37 +61,19 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .body(body.expose_secret().to_owned())
         .send()
         .await
-        .map_err(|e| Error::Target {
-            target: target.clone(),
-            problem: describe(&e),
-            system: System::Webhook,
-            cause: Cause::Unavailable,
-        })?;
+        .map_err(|e| send_error(&e).at(System::Webhook, target.clone()))?;
+    let cause = status_cause(response.status());
     let status = response.status().as_u16();
-    match status {
-        200 | 204 => Ok(Reply::Done),
-        202 => Ok(Reply::NotYet),
-        401 | 403 => Err(Error::Target {
-            target,
-            problem: format!(
-                "refused rotor's signature (HTTP {status}); the receiver and the key secret must hold the same key"
-            ),
-            system: System::Webhook,
-            cause: Cause::Rejected,
-        }),
-        408 | 429 | 500..=599 => Err(Error::Target {
-            target,
-            problem: format!("answered HTTP {status}; the step can be retried"),
-            system: System::Webhook,
-            cause: Cause::Unavailable,
-        }),
-        _ => Err(Error::Target {
-            target,
-            problem: format!("refused the new value (HTTP {status}); see the receiver's logs"),
-            system: System::Webhook,
-            cause: Cause::Rejected,
-        }),
-    }
+    let problem = match status {
+        200 | 204 => return Ok(Reply::Done),
+        202 => return Ok(Reply::NotYet),
+        401 | 403 => format!(
+            "refused rotor's signature (HTTP {status}); the receiver and the key secret must hold the same key"
+        ),
+        408 | 429 | 500..=599 => format!("answered HTTP {status}; the step can be retried"),
+        _ => format!("refused the new value (HTTP {status}); see the receiver's logs"),
+    };
+    Err(TargetError::new(cause, problem).at(System::Webhook, target))
 }
 
 #[cfg(test)]

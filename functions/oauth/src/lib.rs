@@ -26,7 +26,7 @@ pub mod token;
 
 use client::{Client, Provider};
 use providers::IssueError;
-use token::{Grant, GrantError, client_credentials};
+use token::{Grant, client_credentials};
 
 /// `at-finish` (default): retire the old secret once the new one is current;
 /// `next-rotation`: keep it working until the next rotation.
@@ -201,7 +201,7 @@ impl OAuthRotator {
                         client = current.client_id,
                     ),
                     system: System::Provider,
-                    cause: Cause::Rejected,
+                    cause: Cause::Auth,
                 })
             }
         }
@@ -377,8 +377,9 @@ impl Rotator for OAuthRotator {
             match client_credentials(&grant).await {
                 Ok(_token) => return Ok(()),
                 // Providers can take seconds to accept a new secret everywhere.
-                Err(GrantError::Refused(_) | GrantError::Unavailable(_))
-                    if attempt < config.test_attempts =>
+                Err(error)
+                    if (error.cause == Cause::Auth || error.cause.is_retryable())
+                        && attempt < config.test_attempts =>
                 {
                     warn!(secret = %arn, attempt, "the pending client secret did not get a token yet; retrying");
                     tokio::time::sleep(delay).await;
@@ -393,15 +394,10 @@ impl Rotator for OAuthRotator {
                         ),
                         problem: format!(
                             "the pending client secret of {} got no token after {attempt} attempts: {}",
-                            pending.client_id,
-                            error.text()
+                            pending.client_id, error.problem
                         ),
                         system: System::Provider,
-                        cause: if matches!(error, GrantError::Unavailable(_)) {
-                            Cause::Unavailable
-                        } else {
-                            Cause::Auth
-                        },
+                        cause: error.cause,
                     });
                 }
             }

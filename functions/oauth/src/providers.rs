@@ -22,7 +22,9 @@ use reqwest::{Method, RequestBuilder};
 use rotor_core::http::{UrlPrefix, client, describe, display_url};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::{Deployer, Link};
-use rotor_core::{Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System};
+use rotor_core::{
+    Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System, TargetError,
+};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -299,13 +301,9 @@ impl Bound {
                             display_url(&token_endpoint),
                             self.secret
                         ),
-                        problem: e.text().to_owned(),
+                        problem: e.problem,
                         system: System::Provider,
-                        cause: if matches!(e, crate::token::GrantError::Unavailable(_)) {
-                            Cause::Unavailable
-                        } else {
-                            Cause::Auth
-                        },
+                        cause: e.cause,
                     })?;
                 SecretString::from(format!("Bearer {}", token.expose_secret()))
             }
@@ -355,7 +353,7 @@ async fn exchange(
             target: target.clone(),
             problem: format!("{what}: {}", describe(&e)),
             system: System::Provider,
-            cause: Cause::Unavailable,
+            cause: rotor_core::http::send_cause(&e),
         })?;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -398,45 +396,32 @@ fn sort(
         };
         format!("{what} answered HTTP {status}{message}{causes}")
     };
-    match status {
-        200..=299 => Ok(body),
-        401 | 403 => Err(Error::Target {
-            target,
-            problem: format!(
-                "{}; the management credentials were refused or lack the permission (see the README's provider table)",
-                detail()
-            ),
-            system: System::Provider,
-            cause: Cause::Rejected,
-        }),
-        404 => Err(Error::Target {
-            target,
-            problem: format!("{}; check the ids in the secret", detail()),
-            system: System::Provider,
-            cause: Cause::Rejected,
-        }),
-        408 | 429 | 500..=599 => Err(Error::Target {
-            target,
-            problem: format!("{}; the step can be retried", detail()),
-            system: System::Provider,
-            cause: Cause::Unavailable,
-        }),
-        _ => Err(Error::Target {
-            target,
-            problem: detail(),
-            system: System::Provider,
-            cause: Cause::Rejected,
-        }),
+    if (200..=299).contains(&status) {
+        return Ok(body);
     }
+    let cause = reqwest::StatusCode::from_u16(status)
+        .map(rotor_core::http::status_cause)
+        .unwrap_or(Cause::Protocol);
+    let problem = match status {
+        401 | 403 => format!(
+            "{}; the management credentials were refused or lack the permission (see the README's provider table)",
+            detail()
+        ),
+        404 => format!("{}; check the ids in the secret", detail()),
+        408 | 429 | 500..=599 => format!("{}; the step can be retried", detail()),
+        _ => detail(),
+    };
+    Err(Error::Target {
+        target,
+        problem,
+        system: System::Provider,
+        cause,
+    })
 }
 
 fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
-    let client = client().map_err(|problem| Error::Target {
-        target: display_url(url),
-        problem,
-        system: System::Provider,
-        cause: Cause::Rejected,
-    })?;
+    let client =
+        client().map_err(|e| TargetError::from(e).at(System::Provider, display_url(url)))?;
     Ok(client
         .request(method, url)
         .header("Authorization", auth.authorization.expose_secret()))
@@ -552,7 +537,7 @@ pub async fn rfc7592_issue(
             target: target(),
             problem: "the registration is not a JSON object".into(),
             system: System::Provider,
-            cause: Cause::Rejected,
+            cause: Cause::Protocol,
         }
         .into());
     };
@@ -596,14 +581,14 @@ pub async fn rfc7592_issue(
         target: target(),
         problem: "the update answered without a client_secret; this server does not issue new secrets through RFC 7592".into(),
         system: System::Provider,
- cause: Cause::Rejected,
+ cause: Cause::Protocol,
     })?;
     if secret == client.client_secret.expose_secret() {
         return Err(Error::Target {
             target: target(),
             problem: "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)".into(),
             system: System::Provider,
- cause: Cause::Rejected,
+ cause: Cause::Mismatch,
         }
         .into());
     }
@@ -699,7 +684,7 @@ pub async fn entra_issue(
             target: format!("entra at {}", display_url(&url)),
             problem: "addPassword answered without secretText and keyId".into(),
             system: System::Provider,
-            cause: Cause::Rejected,
+            cause: Cause::Protocol,
         });
     };
     // The password this one replaces, so that it can still be retired one
@@ -788,7 +773,7 @@ pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Re
                     target: format!("keycloak at {}", display_url(&url)),
                     problem: "reading the client answered HTTP 200 with a body that is not a JSON object (a ClientRepresentation); nothing was changed. Check that keycloak_url is Keycloak's base URL and that nothing between rotor and Keycloak rewrites its answers".into(),
                     system: System::Provider,
- cause: Cause::Rejected,
+ cause: Cause::Protocol,
                 });
             };
             if fields.get("secret").and_then(Value::as_str)
@@ -886,7 +871,7 @@ fn okta_require_current(client: &Client, listed: &[Value]) -> Result<(), Error> 
         target: format!("okta app {}", client.client_id),
         problem: "Okta lists no client secret equal to AWSCURRENT's, so rotor cannot tell which secrets are safe to retire; it deleted nothing. Check that AWSCURRENT holds a secret the app has".into(),
         system: System::Provider,
- cause: Cause::Rejected,
+ cause: Cause::Mismatch,
     })
 }
 

@@ -2,31 +2,11 @@
 //! client secret works, and how management credentials become an access token.
 
 use base64::Engine;
-use rotor_core::http::{client, describe, display_url};
-use rotor_core::{ExposeSecret, SecretString};
+use rotor_core::http::{client, display_url, send_error};
+use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
 use crate::client::AuthMethod;
-
-/// Why a token request failed.
-#[derive(Debug)]
-pub enum GrantError {
-    /// The server refused the client's credentials (`invalid_client`, 401).
-    Refused(String),
-    /// The server or the network failed; worth retrying.
-    Unavailable(String),
-    /// Anything else the server said.
-    Other(String),
-}
-
-impl GrantError {
-    /// The text of the failure.
-    pub fn text(&self) -> &str {
-        match self {
-            GrantError::Refused(t) | GrantError::Unavailable(t) | GrantError::Other(t) => t,
-        }
-    }
-}
 
 /// What a token request needs.
 pub struct Grant<'a> {
@@ -45,7 +25,14 @@ pub struct Grant<'a> {
 }
 
 /// Requests a token; returns the access token.
-pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, GrantError> {
+///
+/// A failure's cause: [`Cause::Auth`] when the server refused the client's
+/// credentials (401, `invalid_client`, `unauthorized_client`, or a bare 403,
+/// which some servers answer a wrong secret with), [`Cause::Unavailable`] for
+/// 408/429/5xx, [`Cause::Protocol`] for a 200 without a token, the send
+/// failure's own cause ([`rotor_core::http::send_cause`]) when no answer came,
+/// and otherwise the status's cause ([`rotor_core::http::status_cause`]).
+pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, TargetError> {
     rotor_core::progress::waiting_for(|| {
         format!(
             "the token endpoint {} (client_credentials grant)",
@@ -60,11 +47,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
         form.push(("audience", audience.to_owned()));
     }
     // Parsed here, where the secret leaves: https (or loopback http), no user info.
-    let url = rotor_core::http::parse_endpoint(grant.endpoint).map_err(GrantError::Other)?;
-    let mut request = client()
-        .map_err(GrantError::Other)?
-        .post(url)
-        .header("Accept", "application/json");
+    let url = rotor_core::http::parse_endpoint(grant.endpoint)
+        .map_err(|problem| TargetError::new(Cause::Rejected, problem))?;
+    let mut request = client()?.post(url).header("Accept", "application/json");
     match grant.method {
         AuthMethod::Basic => {
             // RFC 6749 §2.3.1: both parts form-encoded before Base64.
@@ -92,8 +77,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
         .body(body)
         .send()
         .await
-        .map_err(|e| GrantError::Unavailable(describe(&e)))?;
-    let status = response.status().as_u16();
+        .map_err(|e| send_error(&e))?;
+    let http_status = response.status();
+    let status = http_status.as_u16();
     let parsed: Value = response.json().await.unwrap_or(Value::Null);
     let where_ = display_url(grant.endpoint);
     let oauth_error = || {
@@ -110,15 +96,20 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Grant
             .filter(|t| !t.is_empty())
             .map(SecretString::from)
             .ok_or_else(|| {
-                GrantError::Other(format!("{where_} answered 200 without an access_token"))
+                TargetError::new(
+                    Cause::Protocol,
+                    format!("{where_} answered 200 without an access_token"),
+                )
             }),
         // 403: some servers (glewlwyd) refuse a wrong secret so, with no body.
-        401 | 403 => Err(GrantError::Refused(oauth_error())),
+        401 | 403 => Err(TargetError::new(Cause::Auth, oauth_error())),
         400 if parsed["error"] == "invalid_client" || parsed["error"] == "unauthorized_client" => {
-            Err(GrantError::Refused(oauth_error()))
+            Err(TargetError::new(Cause::Auth, oauth_error()))
         }
-        429 | 500..=599 => Err(GrantError::Unavailable(oauth_error())),
-        _ => Err(GrantError::Other(oauth_error())),
+        _ => Err(TargetError::new(
+            rotor_core::http::status_cause(http_status),
+            oauth_error(),
+        )),
     }
 }
 
