@@ -57,9 +57,41 @@ pub fn use_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Why a URL may not be used; each message names the URL by origin and path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The text does not parse as a URL.
+    #[error("{url} is not a URL ({reason})")]
+    NotAUrl {
+        /// The URL as shown in messages.
+        url: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The URL carries `user@host`.
+    #[error(
+        "{0} carries user info (user@host), which rotor refuses: it hides the host the request goes to. Remove it"
+    )]
+    UserInfo(String),
+    /// The URL has no host.
+    #[error("{0} has no host")]
+    NoHost(String),
+    /// Plain http to a host other than this machine.
+    #[error(
+        "{0} is not an https:// URL; rotor sends secrets only over TLS (plain http is allowed to 127.0.0.1 and localhost only)"
+    )]
+    NotTls(String),
+    /// A prefix that does not parse.
+    #[error("{0:?} is not a URL ({1}); write a prefix such as https://hooks.example.com/rotor")]
+    NotAPrefix(String, String),
+    /// A prefix with a query or fragment, or no host.
+    #[error("{0} must be scheme://host[:port][/path], with no query or fragment")]
+    PrefixShape(String),
+}
+
 /// HTTPS, or plain HTTP to this machine only (a loopback address or
 /// `localhost`); see [`parse_endpoint`].
-pub fn require_tls(url: &str) -> Result<(), String> {
+pub fn require_tls(url: &str) -> Result<(), UrlError> {
     parse_endpoint(url).map(|_| ())
 }
 
@@ -68,30 +100,24 @@ pub fn require_tls(url: &str) -> Result<(), String> {
 /// `localhost`, as the parsed host, never a text prefix: `http://127.0.0.1:1@evil/`
 /// is a URL for `evil`). User info (`user@host`) is refused: it hides the real
 /// host from a reader and would send credentials of its own.
-pub fn parse_endpoint(url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| format!("{} is not a URL ({e})", display_url(url)))?;
+pub fn parse_endpoint(url: &str) -> Result<reqwest::Url, UrlError> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| UrlError::NotAUrl {
+        url: display_url(url),
+        reason: e.to_string(),
+    })?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!(
-            "{} carries user info (user@host), which rotor refuses: it hides the host the request goes to. Remove it",
-            display_url(url)
-        ));
+        return Err(UrlError::UserInfo(display_url(url)));
     }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => {
-            return Err(format!("{} has no host", display_url(url)));
-        }
+        None => return Err(UrlError::NoHost(display_url(url))),
     };
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if loopback => Ok(parsed),
-        _ => Err(format!(
-            "{} is not an https:// URL; rotor sends secrets only over TLS (plain http is allowed to 127.0.0.1 and localhost only)",
-            display_url(url)
-        )),
+        _ => Err(UrlError::NotTls(display_url(url))),
     }
 }
 
@@ -106,20 +132,14 @@ pub struct UrlPrefix(reqwest::Url);
 
 impl UrlPrefix {
     /// Parses a prefix; it may not carry user info, a query or a fragment.
-    pub fn parse(text: &str) -> Result<UrlPrefix, String> {
+    pub fn parse(text: &str) -> Result<UrlPrefix, UrlError> {
         let url = reqwest::Url::parse(text.trim())
-            .map_err(|e| format!("{text:?} is not a URL ({e}); write a prefix such as https://hooks.example.com/rotor"))?;
+            .map_err(|e| UrlError::NotAPrefix(text.to_owned(), e.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!(
-                "{} carries user info (user@host); remove it",
-                display_url(text)
-            ));
+            return Err(UrlError::UserInfo(display_url(text)));
         }
         if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "{} must be scheme://host[:port][/path], with no query or fragment",
-                display_url(text)
-            ));
+            return Err(UrlError::PrefixShape(display_url(text)));
         }
         Ok(UrlPrefix(url))
     }
@@ -278,7 +298,7 @@ mod tests {
             "ftp://127.0.0.1/",
             "not a url",
         ] {
-            let refused = parse_endpoint(bad).unwrap_err();
+            let refused = parse_endpoint(bad).unwrap_err().to_string();
             assert!(!refused.contains("pw@"), "{refused}");
         }
     }
@@ -404,7 +424,9 @@ mod tests {
     fn tls_unless_loopback() {
         assert!(require_tls("https://idp.example/token").is_ok());
         assert!(require_tls("http://127.0.0.1:8080/token").is_ok());
-        let refused = require_tls("http://idp.example/token?secret=s").unwrap_err();
+        let refused = require_tls("http://idp.example/token?secret=s")
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("http://idp.example/token") && !refused.contains("secret=s"));
     }
 }

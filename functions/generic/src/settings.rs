@@ -143,7 +143,7 @@ impl Defaults {
             .map_err(|problem| Error::InvalidSettings {
                 secret: "(every secret: environment)".into(),
                 setting: WEBHOOK_PREFIXES_VAR.into(),
-                problem,
+                problem: problem.to_string(),
             })?;
         Ok(Defaults {
             policy,
@@ -234,8 +234,8 @@ impl Defaults {
                 // Parsed, then compared as scheme, host, port and path segments:
                 // `https://hooks.example.com@evil.example/` is not under
                 // `https://hooks.example.com`, whatever its text starts with.
-                let parsed =
-                    rotor_core::http::parse_endpoint(url).map_err(|p| invalid(WEBHOOK_TAG, p))?;
+                let parsed = rotor_core::http::parse_endpoint(url)
+                    .map_err(|p| invalid(WEBHOOK_TAG, p.to_string()))?;
                 if !self
                     .allowed_webhook_prefixes
                     .iter()
@@ -257,7 +257,7 @@ impl Defaults {
         let webhook = match url {
             None => None,
             Some((name, url)) => {
-                rotor_core::http::require_tls(&url).map_err(|p| invalid(name, p))?;
+                rotor_core::http::require_tls(&url).map_err(|p| invalid(name, p.to_string()))?;
                 let key_secret = setting(WEBHOOK_KEY_TAG, WEBHOOK_KEY_VAR)
                     .map(|(_, v)| v.to_owned())
                     .ok_or_else(|| {

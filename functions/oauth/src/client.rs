@@ -124,7 +124,7 @@ impl Client {
             format!("has provider {provider_text:?}; use rfc7592, keycloak, okta, entra or auth0")
         })?;
         let token_endpoint = required("token_endpoint")?;
-        rotor_core::http::require_tls(&token_endpoint)?;
+        rotor_core::http::require_tls(&token_endpoint).map_err(|e| e.to_string())?;
         let auth_method = match text("token_endpoint_auth_method")?.as_deref() {
             None | Some("client_secret_basic") => AuthMethod::Basic,
             Some("client_secret_post") => AuthMethod::Post,
@@ -136,7 +136,7 @@ impl Client {
         };
         if provider == Provider::Rfc7592 {
             let uri = required("registration_client_uri")?;
-            rotor_core::http::require_tls(&uri)?;
+            rotor_core::http::require_tls(&uri).map_err(|e| e.to_string())?;
             if registration_access_token.is_none() {
                 return Err(
                     "has no registration_access_token, which RFC 7592 needs to manage the client"

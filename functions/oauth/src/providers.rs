@@ -241,7 +241,7 @@ fn bound_base(
                 setting: field.to_owned(),
                 problem,
             };
-            let url = rotor_core::http::parse_endpoint(text).map_err(refused)?;
+            let url = rotor_core::http::parse_endpoint(text).map_err(|e| refused(e.to_string()))?;
             if url.query().is_some() || url.fragment().is_some() {
                 return Err(refused(format!(
                     "{} has a query or fragment; a provider base URL is scheme://host[:port][/path]",

@@ -48,7 +48,7 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Targe
     }
     // Parsed here, where the secret leaves: https (or loopback http), no user info.
     let url = rotor_core::http::parse_endpoint(grant.endpoint)
-        .map_err(|problem| TargetError::new(Cause::Rejected, problem))?;
+        .map_err(|problem| TargetError::new(Cause::Rejected, problem.to_string()))?;
     let mut request = client()?.post(url).header("Accept", "application/json");
     match grant.method {
         AuthMethod::Basic => {
