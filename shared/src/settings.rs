@@ -8,12 +8,23 @@ use crate::error::Error;
 
 /// Settings, or why the environment could not be read into them.
 #[derive(Clone, Debug)]
-pub struct EnvSettings<T>(Result<T, String>);
+pub struct EnvSettings<T>(Result<T, Unusable>);
+
+/// Why the environment could not be read: the reader's error, as its message.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(String);
 
 impl<T> EnvSettings<T> {
-    /// Wraps the outcome of reading the environment.
-    pub fn new(read: Result<T, String>) -> Self {
-        EnvSettings(read)
+    /// Wraps the outcome of reading the environment; the error is kept as its
+    /// message, which names the variable and the fix.
+    pub fn new<E: std::fmt::Display>(read: Result<T, E>) -> Self {
+        EnvSettings(read.map_err(|e| Unusable(e.to_string())))
+    }
+
+    /// Settings given outright (tests, the local runner).
+    pub fn ready(settings: T) -> Self {
+        EnvSettings(Ok(settings))
     }
 
     /// The settings, or an error for the step on `secret`.
@@ -21,7 +32,7 @@ impl<T> EnvSettings<T> {
         self.0.as_ref().map_err(|problem| Error::InvalidSettings {
             secret: secret.to_owned(),
             setting: "the function's environment".into(),
-            problem: problem.clone(),
+            problem: problem.to_string(),
         })
     }
 }
@@ -33,11 +44,11 @@ mod tests {
     #[test]
     fn a_bad_environment_fails_each_step_naming_the_secret() {
         let bad: EnvSettings<u8> =
-            EnvSettings::new(Err("ROTATION_STRATEGY=\"x\" is not a strategy".into()));
+            EnvSettings::new(Err("ROTATION_STRATEGY=\"x\" is not a strategy"));
         let error = bad.get("arn:s").unwrap_err();
         assert!(
             error.to_string().contains("arn:s") && error.to_string().contains("ROTATION_STRATEGY")
         );
-        assert_eq!(EnvSettings::new(Ok(7)).get("s").ok(), Some(&7));
+        assert_eq!(EnvSettings::ready(7).get("s").ok(), Some(&7));
     }
 }

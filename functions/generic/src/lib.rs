@@ -36,14 +36,14 @@ impl GenericRotator {
     /// with a message naming it, rather than crashing the process.
     pub fn from_env() -> Self {
         GenericRotator {
-            defaults: EnvSettings::new(Defaults::from_env().map_err(|e| e.to_string())),
+            defaults: EnvSettings::new(Defaults::from_env()),
         }
     }
 
     /// With defaults given by the caller (tests).
     pub fn with_defaults(defaults: Defaults) -> Self {
         GenericRotator {
-            defaults: EnvSettings::new(Ok(defaults)),
+            defaults: EnvSettings::ready(defaults),
         }
     }
 

@@ -38,6 +38,14 @@ pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
 /// `rotor:serves` tag.
 pub const MANAGEMENT_SECRETS_VAR: &str = "MANAGEMENT_SECRET_ARNS";
 
+/// Why the environment cannot be read into a [`Config`].
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `REVOKE_PREVIOUS` has a value that is not a policy.
+    #[error("{REVOKE_VAR}={0:?}; use at-finish or next-rotation")]
+    Revoke(String),
+}
+
 /// Settings read once per process.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -49,15 +57,11 @@ pub struct Config {
 
 impl Config {
     /// From any lookup (the environment, or a test's map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let keep_previous = match lookup(REVOKE_VAR).as_deref().map(str::trim) {
             None | Some("") | Some("at-finish") => false,
             Some("next-rotation") => true,
-            Some(other) => {
-                return Err(format!(
-                    "{REVOKE_VAR}={other:?}; use at-finish or next-rotation"
-                ));
-            }
+            Some(other) => return Err(ConfigError::Revoke(other.to_owned())),
         };
         let management_secrets = lookup(MANAGEMENT_SECRETS_VAR)
             .unwrap_or_default()
@@ -129,7 +133,7 @@ impl OAuthRotator {
     /// With settings given by the caller.
     pub fn new(config: Config) -> Self {
         OAuthRotator {
-            config: EnvSettings::new(Ok(config)),
+            config: EnvSettings::ready(config),
             tokens: RegistrationTokens::default(),
         }
     }

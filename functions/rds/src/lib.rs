@@ -128,7 +128,7 @@ impl RdsRotator {
     /// With settings given by the caller.
     pub fn new(config: Config) -> Self {
         RdsRotator {
-            config: EnvSettings::new(Ok(config)),
+            config: EnvSettings::ready(config),
         }
     }
 
