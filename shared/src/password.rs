@@ -396,6 +396,23 @@ pub fn parse_bool(name: &str, value: &str) -> Result<bool, PolicyError> {
     }
 }
 
+/// `bytes` random bytes from the operating system's CSPRNG, written as text by
+/// `encode` (hex, base64...); the raw bytes are zeroed before they are dropped.
+pub fn random_text(
+    bytes: usize,
+    encode: impl FnOnce(&[u8]) -> String,
+) -> Result<SecretString, PolicyError> {
+    let mut raw = vec![0u8; bytes];
+    OsRng
+        .try_fill_bytes(&mut raw)
+        .map_err(|e| PolicyError::RandomSource {
+            reason: e.to_string(),
+        })?;
+    let text = encode(&raw);
+    raw.fill(0);
+    Ok(SecretString::from(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

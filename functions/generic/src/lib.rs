@@ -10,8 +10,6 @@
 use std::time::SystemTime;
 
 use base64::Engine;
-use rand::TryRngCore;
-use rand::rngs::OsRng;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{
@@ -121,19 +119,11 @@ pub fn generate(generator: &Generator) -> Result<SecretString, rotor_core::passw
         Generator::Password(policy) => return policy.generate(),
         Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
     };
-    let mut raw = vec![0u8; bytes];
-    OsRng.try_fill_bytes(&mut raw).map_err(|e| {
-        rotor_core::password::PolicyError::RandomSource {
-            reason: e.to_string(),
-        }
-    })?;
-    let text = match generator {
-        Generator::Hex(_) => hex::encode(&raw),
-        Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(&raw),
-        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw),
-    };
-    raw.fill(0);
-    Ok(SecretString::from(text))
+    rotor_core::password::random_text(bytes, |raw| match generator {
+        Generator::Hex(_) => hex::encode(raw),
+        Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(raw),
+        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+    })
 }
 
 impl Rotator for GenericRotator {

@@ -223,19 +223,13 @@ fn parse(secret: &str, label: &str, value: &SecretString) -> Result<Client, Erro
 /// 32 random bytes from the OS CSPRNG, base64url: what rotor chooses where
 /// the provider lets it.
 fn new_client_secret(secret: &str) -> Result<SecretString, Error> {
-    use rand::TryRngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| Error::PasswordPolicy {
-            secret: secret.to_owned(),
-            source: rotor_core::password::PolicyError::RandomSource {
-                reason: e.to_string(),
-            },
-        })?;
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    bytes.fill(0);
-    Ok(SecretString::from(text))
+    rotor_core::password::random_text(32, |bytes| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    })
+    .map_err(|source| Error::PasswordPolicy {
+        secret: secret.to_owned(),
+        source,
+    })
 }
 
 impl Rotator for OAuthRotator {
