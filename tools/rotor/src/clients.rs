@@ -2,7 +2,63 @@
 //! `doctor`): AWS's default credential chain and region, or one endpoint (an
 //! emulator such as moto) with throwaway credentials.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use aws_config::BehaviorVersion;
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_secretsmanager::error::BoxError;
+
+/// Counts the requests both clients send (every attempt, retries included),
+/// by operation: what a command costs in API calls.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl CallCounter {
+    /// Requests by operation so far.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "rotor-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        // Secrets Manager names the operation in a header; Lambda's REST
+        // paths end in what is asked for (…/configuration, …/policy).
+        let operation = match request.headers().get("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
+            None => {
+                let path = request.uri().split('?').next().unwrap_or_default();
+                format!(
+                    "lambda {} {}",
+                    request.method(),
+                    path.rsplit('/').next().unwrap_or_default()
+                )
+            }
+        };
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+}
 
 /// Secrets Manager and Lambda clients for one account and region.
 pub struct Clients {
@@ -12,6 +68,8 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     /// The endpoint, when not AWS's.
     pub endpoint: Option<String>,
+    /// The requests both clients sent.
+    pub counter: CallCounter,
 }
 
 impl Clients {
@@ -21,6 +79,7 @@ impl Clients {
             .map(str::to_owned)
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok())
             .filter(|e| !e.is_empty());
+        let counter = CallCounter::default();
         match &endpoint {
             Some(url) => {
                 use aws_sdk_lambda::config::{Credentials, Region};
@@ -36,11 +95,18 @@ impl Clients {
                         None,
                         "rotor",
                     ))
+                    .interceptor(counter.clone())
+                    .build();
+                let secrets = crate::moto::local_client(url)
+                    .config()
+                    .to_builder()
+                    .interceptor(counter.clone())
                     .build();
                 Clients {
-                    secrets: crate::moto::local_client(url),
+                    secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
                     lambda: aws_sdk_lambda::Client::from_conf(lambda),
                     endpoint,
+                    counter,
                 }
             }
             None => {
@@ -48,10 +114,17 @@ impl Clients {
                     .http_client(rotor_core::store::aws::https_client())
                     .load()
                     .await;
+                let secrets = aws_sdk_secretsmanager::config::Builder::from(&config)
+                    .interceptor(counter.clone())
+                    .build();
+                let lambda = aws_sdk_lambda::config::Builder::from(&config)
+                    .interceptor(counter.clone())
+                    .build();
                 Clients {
-                    secrets: aws_sdk_secretsmanager::Client::new(&config),
-                    lambda: aws_sdk_lambda::Client::new(&config),
+                    secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
+                    lambda: aws_sdk_lambda::Client::from_conf(lambda),
                     endpoint: None,
+                    counter,
                 }
             }
         }

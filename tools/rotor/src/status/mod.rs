@@ -48,6 +48,9 @@ pub struct StatusArgs {
     /// How many minutes a rotation may be in flight before it counts as stuck.
     #[arg(long, default_value_t = 60)]
     pub stuck_after_minutes: u64,
+    /// Afterwards, print on stderr how long it took and the API calls it made.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// One secret's line.
@@ -71,7 +74,23 @@ pub struct Line {
 pub async fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     let clients = Clients::new(args.endpoint.as_deref()).await;
     let progress = std::io::stderr().is_terminal() && !args.json;
+    let started = std::time::Instant::now();
     let lines = collect(&clients, args, progress).await?;
+    if args.stats {
+        let calls = clients.counter.calls();
+        let total: u64 = calls.values().sum();
+        eprintln!(
+            "rotor status: {} secrets in {:.2} s, {total} calls ({:.3} a secret): {}",
+            lines.len(),
+            started.elapsed().as_secs_f64(),
+            total as f64 / lines.len().max(1) as f64,
+            calls
+                .iter()
+                .map(|(op, n)| format!("{op} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let healthy = lines.iter().all(|l| l.health == Health::Ok);
     let mut out = std::io::stdout().lock();
     if args.json {
