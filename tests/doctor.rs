@@ -523,3 +523,36 @@ async fn a_pending_version_with_a_value_is_resumed_and_connect_checks_logins() {
         assert!(db.value_logs_in(&current), "{engine}");
     }
 }
+
+/// --connect against the OAuth test server: a client_credentials grant with
+/// AWSCURRENT's client secret, through oauth-rotation's own parser and grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_asks_the_provider_for_a_token() {
+    use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    let method = AuthMethod::ClientSecretBasic;
+    let client = server.register_client(method).await.expect("register");
+    let good = rfc7592_secret(&server, &client, method, None);
+    let mut wrong: Value = serde_json::from_str(&good).expect("json");
+    wrong["client_secret"] = json!("not-the-secret");
+    let store = moto_store();
+    let ca = server.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    for (value, works) in [(good, true), (wrong.to_string(), false)] {
+        let arn = store
+            .create_secret(&unique("doctor"), &SecretString::from(value), &[])
+            .await
+            .expect("create");
+        let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+        assert_eq!(doc["kind"], "oauth-rotation");
+        if works {
+            assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+            assert_eq!(code, 0);
+        } else {
+            assert_eq!(codes(&doc), ["current-does-not-work"]);
+            assert_eq!(code, 1);
+            assert!(!doc.to_string().contains("not-the-secret"));
+        }
+    }
+}

@@ -182,7 +182,7 @@ pub async fn examine(
     });
     label_findings(&mut exam, options);
     value_findings(clients, &mut exam, &current, pending.as_ref()).await;
-    exam.findings.sort_by(|a, b| b.health.cmp(&a.health));
+    exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
     Ok(exam)
 }
 

@@ -97,7 +97,7 @@ pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
     }
     if args.connect {
         connect(&clients, &mut exam).await;
-        exam.findings.sort_by(|a, b| b.health.cmp(&a.health));
+        exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
     }
     if args.json {
         out.push_str(&to_json(&exam).to_string());

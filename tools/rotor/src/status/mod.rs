@@ -424,7 +424,7 @@ pub fn table(lines: &[Line]) -> String {
     }
     let attention = lines.iter().filter(|l| l.health != Health::Ok).count();
     out.push_str(&format!(
-        "{} secrets, {attention} need attention\n",
+        "{} secrets, {attention} needing attention\n",
         lines.len()
     ));
     out
