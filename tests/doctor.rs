@@ -556,3 +556,110 @@ async fn connect_asks_the_provider_for_a_token() {
         }
     }
 }
+
+/// rds, alternating users on MariaDB: a value the function cannot parse, then
+/// a master secret that never agreed to serve the secret (the core's
+/// rotor:serves rule). Neither has a safe automatic repair; each finding's own
+/// fix, done by hand, leaves a secret that rotates and logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_values_and_masters_that_did_not_agree_are_fixed_by_their_commands() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let ca = db.ca_path();
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .expect("create master");
+    let old = random_password();
+    db.create_user("svc", &old);
+    let name = unique("doctor");
+    let arn = store
+        .create_secret(
+            &name,
+            &SecretString::from(r#"{"engine":"mariadb","host":"127.0.0.1"}"#),
+            &[],
+        )
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let staged = token();
+    start_rotation(&arn, &function_arn(&function), &staged).await;
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(staged),
+            },
+        )
+        .await
+        .expect("unstage");
+    deploy(
+        &function,
+        "rds-rotation",
+        &[("ROTATION_STRATEGY", "alternating")],
+        60,
+        true,
+    )
+    .await;
+
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["current-unparsable"]);
+
+    // The finding's fix: put-secret-value with a value that parses.
+    store
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &token(),
+                value: &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .expect("put");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["master-unreadable"]);
+    assert!(doc.to_string().contains("rotor:serves"), "{doc}");
+
+    // The master's owner agrees to serve it.
+    moto()
+        .client()
+        .tag_resource()
+        .secret_id(&master)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:serves")
+                .value(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+
+    let local = start_function(
+        "rds-rotation",
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+        ],
+    )
+    .await;
+    let run = rotate(&store, &local, &options(&arn, &token()))
+        .await
+        .expect("rotate");
+    assert!(run.succeeded(), "{}", rotor_cli::rotate::report(&run));
+    let current = value(&store, &arn, AWSCURRENT).await.expect("current");
+    assert!(db.value_logs_in(&current));
+}

@@ -513,51 +513,73 @@ fn env_lookup(exam: &Examination) -> impl Fn(&str) -> Option<String> + '_ {
     }
 }
 
-/// The master secret an rds secret points at (its `masterarn`, else the
-/// deployment's MASTER_SECRET_ARN) must be readable and parse.
+/// The master secret of an rds secret with the alternating strategy (its
+/// `masterarn`, else the deployment's MASTER_SECRET_ARN) must agree to serve
+/// it (the core's rule, `rotor_core::linked`), be readable, and parse. Without
+/// the function's metadata the strategy is unknown, so a `masterarn` is checked.
 async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
+    use rotor_core::linked::{self, Deployer, Link};
     let Ok(secret) = rds_rotation::secret::DbSecret::parse(current) else {
         return;
     };
+    let known = matches!(exam.function, Some(Function::Found(_)));
     let config = rds_rotation::Config::from_lookup(env_lookup(exam)).ok();
-    let master = secret
-        .masterarn
-        .clone()
-        .or_else(|| config.as_ref()?.master_secret().map(str::to_owned));
+    let deployer = config
+        .as_ref()
+        .and_then(|c| c.master_secret().map(str::to_owned));
     let alternating = config
         .as_ref()
         .is_some_and(|c| c.strategy() == rds_rotation::Strategy::Alternating);
-    let Some(master) = master else {
-        if alternating {
-            exam.findings.push(Finding {
-                code: "master-missing",
-                health: Health::Misconfigured,
-                what: "the alternating strategy needs a master secret, and none is named".into(),
-                why: "the function cannot create or update the alternate user".into(),
-                fix: vec![
-                    "add \"masterarn\" to the secret's value, or set the stack's masterSecretArn"
-                        .into(),
-                ],
-                repair: None,
-            });
-        }
+    if known && !alternating {
         return;
+    }
+    let (setting, target) = match (&secret.masterarn, &deployer) {
+        (Some(named), _) => ("masterarn", named.clone()),
+        (None, Some(variable)) => (rds_rotation::MASTER_SECRET_VAR, variable.clone()),
+        (None, None) => {
+            if alternating {
+                exam.findings.push(Finding {
+                    code: "master-missing",
+                    health: Health::Misconfigured,
+                    what: "the alternating strategy needs a master secret, and none is named".into(),
+                    why: "the function cannot create or update the alternate user".into(),
+                    fix: vec![
+                        "add \"masterarn\" to the secret's value, or set the stack's masterSecretArn".into(),
+                    ],
+                    repair: None,
+                });
+            }
+            return;
+        }
     };
-    let problem = match read(clients, &master, AWSCURRENT).await {
-        Err(problem) => Some(format!("cannot be read: {problem}")),
-        Ok(None) => Some("has no AWSCURRENT value".into()),
-        Ok(Some(value)) => rds_rotation::secret::DbSecret::parse(&value)
+    let store = rotor_core::AwsStore::new(clients.secrets.clone());
+    let pointing = match rotor_core::SecretStore::describe(&store, &exam.arn).await {
+        Ok(described) => described,
+        Err(_) => return,
+    };
+    let allowed: Vec<String> = deployer.into_iter().collect();
+    let link = Link {
+        setting,
+        target: &target,
+        deployer: Deployer {
+            variable: rds_rotation::MASTER_SECRET_VAR,
+            secrets: &allowed,
+        },
+    };
+    let problem = match linked::read(&store, &pointing, link).await {
+        Err(error) => Some(error.to_string()),
+        Ok(master) => rds_rotation::secret::DbSecret::parse(&master.value)
             .err()
-            .map(|p| format!("does not parse: {p}")),
+            .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
     };
     if let Some(problem) = problem {
         exam.findings.push(Finding {
             code: "master-unreadable",
             health: Health::Misconfigured,
-            what: format!("the master secret {master} {problem}"),
-            why: "setSecret logs in with the master credentials; without them every rotation fails at that step".into(),
+            what: format!("the master secret {target} cannot be used: {problem}"),
+            why: "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step".into(),
             fix: vec![format!(
-                "grant the function's role secretsmanager:GetSecretValue on {master} (and kms:Decrypt on its key); run rotor doctor {master} for its own state"
+                "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {target} (and kms:Decrypt on its key), and run rotor doctor {target} for its own state"
             )],
             repair: None,
         });
