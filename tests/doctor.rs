@@ -316,6 +316,10 @@ async fn a_pending_label_on_the_current_version_is_removed() {
     let (code, doc) = doctor(&arn, &[]).await;
     assert_eq!(code, 1);
     assert_eq!(codes(&doc), ["pending-on-current"]);
+    // Without --yes a repair needs a "y" on stdin; none came, nothing changed.
+    let (code, doc) = doctor(&arn, &["--fix"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-on-current"]);
     let (code, doc) = doctor(&arn, &["--fix", "--yes"]).await;
     assert_eq!(codes(&doc), Vec::<String>::new());
     assert_eq!(code, 0);
