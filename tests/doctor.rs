@@ -667,3 +667,70 @@ async fn unparsable_values_and_masters_that_did_not_agree_are_fixed_by_their_com
     let current = value(&store, &arn, AWSCURRENT).await.expect("current");
     assert!(db.value_logs_in(&current));
 }
+
+/// generic-rotation with a webhook: the signing-key secret must agree to
+/// serve the secret (rotor:serves), as the function itself requires.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_key_that_did_not_agree_is_a_finding() {
+    let store = moto_store();
+    let key = store
+        .create_secret(&unique("hook-key"), &SecretString::from("k"), &[])
+        .await
+        .expect("create key");
+    let name = unique("doctor");
+    let arn = store
+        .create_secret(
+            &name,
+            &SecretString::from("v"),
+            &[
+                ("rotor:webhook", "https://hooks.example.com/rotor"),
+                ("rotor:webhook-key-secret", key.as_str()),
+            ],
+        )
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let staged = token();
+    start_rotation(&arn, &function_arn(&function), &staged).await;
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(staged),
+            },
+        )
+        .await
+        .expect("unstage");
+    deploy(
+        &function,
+        "generic-rotation",
+        &[(
+            "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
+            "https://hooks.example.com/",
+        )],
+        60,
+        true,
+    )
+    .await;
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["webhook-key-unreadable"], "{doc}");
+    moto()
+        .client()
+        .tag_resource()
+        .secret_id(&key)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:serves")
+                .value(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+}

@@ -501,7 +501,7 @@ async fn value_findings(
     }
     match kind {
         Kind::Rds => rds_links(clients, exam, current).await,
-        Kind::Generic => generic_settings(exam),
+        Kind::Generic => generic_settings(clients, exam).await,
         Kind::Oauth | Kind::Scheduler => {}
     }
 }
@@ -518,7 +518,7 @@ fn env_lookup(exam: &Examination) -> impl Fn(&str) -> Option<String> + '_ {
 /// it (the core's rule, `rotor_core::linked`), be readable, and parse. Without
 /// the function's metadata the strategy is unknown, so a `masterarn` is checked.
 async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
-    use rotor_core::linked::{self, Deployer, Link};
+    use rotor_core::linked::{Deployer, Link};
     let Ok(secret) = rds_rotation::secret::DbSecret::parse(current) else {
         return;
     };
@@ -552,11 +552,6 @@ async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretSt
             return;
         }
     };
-    let store = rotor_core::AwsStore::new(clients.secrets.clone());
-    let pointing = match rotor_core::SecretStore::describe(&store, &exam.arn).await {
-        Ok(described) => described,
-        Err(_) => return,
-    };
     let allowed: Vec<String> = deployer.into_iter().collect();
     let link = Link {
         setting,
@@ -566,8 +561,8 @@ async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretSt
             secrets: &allowed,
         },
     };
-    let problem = match linked::read(&store, &pointing, link).await {
-        Err(error) => Some(error.to_string()),
+    let problem = match linked(clients, &exam.arn, link).await {
+        Err(error) => Some(error),
         Ok(master) => rds_rotation::secret::DbSecret::parse(&master.value)
             .err()
             .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
@@ -586,23 +581,74 @@ async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretSt
     }
 }
 
-/// generic-rotation's per-secret settings (tags over the deployment's) must resolve.
-fn generic_settings(exam: &mut Examination) {
-    let resolved = generic_rotation::settings::Defaults::from_lookup(env_lookup(exam))
-        .and_then(|d| d.resolve(&exam.arn, &exam.tags));
-    if let Err(problem) = resolved {
+/// generic-rotation's per-secret settings (tags over the deployment's) must
+/// resolve, and a webhook's signing-key secret must agree to serve the secret
+/// (or the deployer name it) and be readable.
+async fn generic_settings(clients: &Clients, exam: &mut Examination) {
+    use generic_rotation::settings::{Defaults, names};
+    let defaults = match Defaults::from_lookup(env_lookup(exam)) {
+        Ok(defaults) => defaults,
+        Err(_) => return, // reported as function-settings
+    };
+    let settings = match defaults.resolve(&exam.arn, &exam.tags) {
+        Ok(settings) => settings,
+        Err(problem) => {
+            exam.findings.push(Finding {
+                code: "settings-invalid",
+                health: Health::Misconfigured,
+                what: format!("the secret's rotation settings are invalid: {problem}"),
+                why: "generic-rotation refuses the secret until its rotor:* tags are fixed".into(),
+                fix: vec![format!(
+                    "aws secretsmanager tag-resource --secret-id {} --tags Key=TAG,Value=VALUE",
+                    exam.arn
+                )],
+                repair: None,
+            });
+            return;
+        }
+    };
+    let Some(hook) = settings.webhook else { return };
+    let allowed = defaults.deployer_key_secrets();
+    let link = rotor_core::linked::Link {
+        setting: names::WEBHOOK_KEY_TAG,
+        target: &hook.key_secret,
+        deployer: rotor_core::linked::Deployer {
+            variable: names::WEBHOOK_KEY_VAR,
+            secrets: &allowed,
+        },
+    };
+    if let Err(problem) = linked(clients, &exam.arn, link).await {
         exam.findings.push(Finding {
-            code: "settings-invalid",
+            code: "webhook-key-unreadable",
             health: Health::Misconfigured,
-            what: format!("the secret's rotation settings are invalid: {problem}"),
-            why: "generic-rotation refuses the secret until its rotor:* tags are fixed".into(),
+            what: format!(
+                "the webhook's signing-key secret {} cannot be used: {problem}",
+                hook.key_secret
+            ),
+            why: "every step that calls the webhook signs its request with that key; without it the rotation fails".into(),
             fix: vec![format!(
-                "aws secretsmanager tag-resource --secret-id {} --tags Key=TAG,Value=VALUE",
-                exam.arn
+                "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {}",
+                hook.key_secret
             )],
             repair: None,
         });
     }
+}
+
+/// Reads a secret that `arn` points at, by the core's consent rule
+/// ([`rotor_core::linked::read`]); the error says why it may not be used.
+async fn linked(
+    clients: &Clients,
+    arn: &str,
+    link: rotor_core::linked::Link<'_>,
+) -> Result<rotor_core::linked::LinkedSecret, String> {
+    let store = rotor_core::AwsStore::new(clients.secrets.clone());
+    let pointing = rotor_core::SecretStore::describe(&store, arn)
+        .await
+        .map_err(|e| format!("describing {arn}: {e}"))?;
+    rotor_core::linked::read(&store, &pointing, link)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Whether anything needs attention.
