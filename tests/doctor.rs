@@ -717,6 +717,17 @@ async fn a_webhook_key_that_did_not_agree_is_a_finding() {
     let (code, doc) = doctor(&arn, &[]).await;
     assert_eq!(code, 1);
     assert_eq!(codes(&doc), ["webhook-key-unreadable"], "{doc}");
+    // status --filter matches the tag's key and value together.
+    let filter = format!("rotor:webhook-key-secret={key}");
+    let (_, out) = rotor(&["status", "--filter", &filter, "--json"]).await;
+    let status: Value = serde_json::from_str(&out).expect("status --json");
+    let names: Vec<&str> = status["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str()]);
     moto()
         .client()
         .tag_resource()
