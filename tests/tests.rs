@@ -6,6 +6,7 @@
 mod contract;
 mod crash;
 mod db_bed;
+mod doctor;
 mod faults;
 mod generic;
 mod hostile;

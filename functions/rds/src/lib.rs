@@ -95,6 +95,16 @@ impl Config {
         })
     }
 
+    /// The strategy (`rotor doctor` reports it).
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The deployment's master secret, for secrets without a `masterarn`.
+    pub fn master_secret(&self) -> Option<&str> {
+        self.master_secret.as_deref()
+    }
+
     fn username_limit(&self, engine: Engine) -> usize {
         match engine {
             Engine::MySql => self.mysql_username_limit,

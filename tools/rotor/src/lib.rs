@@ -7,8 +7,10 @@
 //! on this machine ([`bench`]).
 
 pub mod bench;
+pub mod clients;
 pub mod db;
 pub mod demo;
+pub mod doctor;
 pub mod fault_proxy;
 pub mod function;
 mod local_server;
@@ -18,4 +20,5 @@ pub mod provider_emulator;
 pub mod rotate;
 pub mod runtime_api;
 pub mod sm_proxy;
+pub mod status;
 pub mod webhook_receiver;

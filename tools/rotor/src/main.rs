@@ -80,6 +80,14 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         step_timeout: u64,
     },
+    /// Every secret's rotation at a glance: schedule, last and next rotation,
+    /// rotation in flight, and a health word (ok, overdue, stuck,
+    /// misconfigured). Exits 1 when any secret needs attention.
+    Status(rotor_cli::status::StatusArgs),
+    /// Why one secret's rotation is stuck or would fail, and the command that
+    /// fixes each problem; --fix applies the repairs that cannot lose a
+    /// working credential. Exits 1 when anything needs attention.
+    Doctor(rotor_cli::doctor::DoctorArgs),
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -120,6 +128,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
+        Command::Status(args) => rotor_cli::status::run(&args).await,
+        Command::Doctor(args) => rotor_cli::doctor::run(&args).await,
         Command::Demo => {
             print!("{}", rotor_cli::demo::run().await?);
             Ok(true)

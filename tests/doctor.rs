@@ -1,0 +1,747 @@
+//! `rotor status` and `rotor doctor` against moto (Secrets Manager, and Lambda
+//! for the functions' metadata: moto stores a function it is given, it never
+//! runs one), the real database servers and the OAuth test server. Each stuck
+//! state the crash matrix can leave is made here the way a crash leaves it,
+//! then diagnosed, repaired with `--fix`, and rotated again to prove the
+//! repaired secret rotates and its credential works.
+
+use std::io::{Read as _, Write as _};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use rotor_cli::db::{TlsMode, random_password};
+use rotor_cli::function::function_binary;
+use rotor_cli::rotate::{RotateOptions, rotate};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING};
+use rotor_core::store::{NewVersion, RotationService};
+use rotor_core::{AwsStore, SecretStore, SecretString};
+use rotor_tests::target_db::Db;
+use rotor_tests::*;
+use serde_json::{Value, json};
+
+/// Runs the `rotor` binary against moto; returns its exit code and stdout.
+async fn rotor(args: &[&str]) -> (i32, String) {
+    rotor_with(args, &[]).await
+}
+
+/// [`rotor`] with extra environment.
+async fn rotor_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = tokio::process::Command::new(function_binary("rotor"))
+        .args(args)
+        .envs(env.iter().copied())
+        .args(["--endpoint", moto().endpoint()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run rotor; build it first with cargo build --workspace --bins");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c < 2),
+        "rotor {args:?} failed: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// `rotor doctor SECRET --json ...`: exit code and the document.
+async fn doctor(arn: &str, extra: &[&str]) -> (i32, Value) {
+    doctor_with(arn, extra, &[]).await
+}
+
+/// [`doctor`] with extra environment.
+async fn doctor_with(arn: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
+    let mut args = vec!["doctor", arn, "--json"];
+    args.extend_from_slice(extra);
+    let (code, out) = rotor_with(&args, env).await;
+    let doc = serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("doctor's --json is not JSON ({e})"));
+    (code, doc)
+}
+
+/// The findings' codes.
+fn codes(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn lambda() -> aws_sdk_lambda::Client {
+    use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(rotor_core::store::aws::https_client())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto().endpoint())
+        .credentials_provider(Credentials::new(
+            "rotor-local",
+            "rotor-local",
+            None,
+            None,
+            "t",
+        ))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// The execution role moto wants a function to have: IAM's CreateRole, by
+/// hand (one query-protocol POST), once per moto server.
+fn role() -> &'static str {
+    static ROLE: OnceLock<String> = OnceLock::new();
+    ROLE.get_or_init(|| {
+        let address = moto()
+            .endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let body = "Action=CreateRole&Version=2010-05-08&RoleName=rotor-doctor-test&AssumeRolePolicyDocument=%7B%7D";
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=rotor-local/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect to moto");
+        stream.write_all(request.as_bytes()).expect("CreateRole");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.contains("<Arn>") || answer.contains("EntityAlreadyExists"),
+            "CreateRole: {answer}"
+        );
+        "arn:aws:iam::123456789012:role/rotor-doctor-test".to_owned()
+    })
+}
+
+/// A function ARN in moto's account; the function exists once [`deploy`] ran.
+fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
+}
+
+/// CreateFunction (and AddPermission for Secrets Manager when `invocable`).
+async fn deploy(name: &str, kind: &str, env: &[(&str, &str)], timeout: i32, invocable: bool) {
+    use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+    // The smallest zip: its end-of-directory record.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.extend([0u8; 18]);
+    let client = lambda();
+    client
+        .create_function()
+        .function_name(name)
+        .runtime(Runtime::Providedal2023)
+        .role(role())
+        .handler("bootstrap")
+        .description(format!("rotor {kind}: test"))
+        .timeout(timeout)
+        .environment(
+            Environment::builder()
+                .set_variables(Some(
+                    env.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ))
+                .build(),
+        )
+        .code(
+            FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFunction");
+    if invocable {
+        client
+            .add_permission()
+            .function_name(name)
+            .statement_id("SecretsManagerInvoke")
+            .action("lambda:InvokeFunction")
+            .principal("secretsmanager.amazonaws.com")
+            .send()
+            .await
+            .expect("AddPermission");
+    }
+}
+
+/// RotateSecret as Secrets Manager starts it: rotation on with `function`, a
+/// version `token` under AWSPENDING without a value. moto, finding no
+/// function to invoke (the test deploys it afterwards), stops there: the
+/// state a function that crashed before createSecret's PutSecretValue leaves.
+async fn start_rotation(arn: &str, function: &str, token: &str) {
+    let sent = moto()
+        .client()
+        .rotate_secret()
+        .secret_id(arn)
+        .client_request_token(token)
+        .rotation_lambda_arn(function)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .send()
+        .await;
+    match sent {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+        Err(e) => panic!("RotateSecret: {:?}", e.code()),
+    }
+}
+
+fn options(arn: &str, token: &str) -> RotateOptions {
+    RotateOptions {
+        secret_id: arn.into(),
+        token: Some(token.into()),
+        test_only: false,
+        step_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A secret for generic-rotation, with a deployed function set for rotation
+/// and, when `pending`, a rotation started that never got a value.
+async fn generic_secret(pending: Option<&str>) -> (AwsStore, String, String) {
+    let store = moto_store();
+    let name = unique("doctor");
+    let arn = store
+        .create_secret(&name, &SecretString::from("old-value"), &[])
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let token = pending.map(str::to_owned).unwrap_or_else(token);
+    start_rotation(&arn, &function_arn(&function), &token).await;
+    if pending.is_none() {
+        store
+            .move_label(
+                &arn,
+                &rotor_core::labels::LabelMove {
+                    label: AWSPENDING.into(),
+                    to: None,
+                    from: Some(token),
+                },
+            )
+            .await
+            .expect("unstage");
+    }
+    deploy(&function, "generic-rotation", &[], 60, true).await;
+    (store, arn, name)
+}
+
+/// A fresh rotation with generic-rotation completes, and changes the value.
+async fn rotates(store: &AwsStore, arn: &str) {
+    let before = value(store, arn, AWSCURRENT).await;
+    let function = start_function("generic-rotation", &[]).await;
+    let run = rotate(store, &function, &options(arn, &token()))
+        .await
+        .expect("rotate");
+    assert!(run.succeeded(), "{}", rotor_cli::rotate::report(&run));
+    assert!(!same(&before, &value(store, arn, AWSCURRENT).await));
+    assert!(
+        labels(store, arn)
+            .await
+            .values()
+            .flatten()
+            .all(|l| l != AWSPENDING)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_secret_has_no_findings_and_status_says_ok() {
+    let (_store, arn, name) = generic_secret(None).await;
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(doc["kind"], "generic-rotation");
+
+    let (code, out) = rotor(&["status", "--prefix", &name, "--json"]).await;
+    let doc: Value = serde_json::from_str(&out).expect("status --json");
+    assert_eq!(doc["secrets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(doc["secrets"][0]["health"], "ok");
+    assert_eq!(code, 0);
+}
+
+/// The crash before createSecret stored a value: doctor cancels the rotation
+/// (nothing was made, nothing is lost), and the next rotation completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_version_without_a_value_is_cancelled() {
+    let pending = token();
+    let (store, arn, name) = generic_secret(Some(&pending)).await;
+
+    // Young: in flight, not stuck; --fix leaves a running rotation alone.
+    let (code, doc) = doctor(&arn, &["--fix", "--yes"]).await;
+    assert_eq!(code, 0, "{doc}");
+    assert!(labels(&store, &arn).await[&pending].contains(&AWSPENDING.to_owned()));
+
+    let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-without-value"]);
+    assert_eq!(doc["findings"][0]["repair"]["repair"], "cancel");
+    let (code, out) = rotor(&[
+        "status",
+        "--prefix",
+        &name,
+        "--json",
+        "--stuck-after-minutes",
+        "0",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    let status: Value = serde_json::from_str(&out).expect("status --json");
+    assert_eq!(status["secrets"][0]["health"], "stuck");
+    assert_eq!(status["secrets"][0]["in_flight"]["has_value"], false);
+
+    let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0", "--fix", "--yes"]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new());
+    assert_eq!(code, 0);
+    rotates(&store, &arn).await;
+}
+
+/// finishSecret moved AWSCURRENT and died before removing AWSPENDING.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_label_on_the_current_version_is_removed() {
+    let (store, arn, _) = generic_secret(None).await;
+    let version = token();
+    store
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &version,
+                value: &SecretString::from("newer"),
+                labels: &[AWSCURRENT, AWSPENDING],
+                rotation_token: None,
+            },
+        )
+        .await
+        .expect("put");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-on-current"]);
+    // Without --yes a repair needs a "y" on stdin; none came, nothing changed.
+    let (code, doc) = doctor(&arn, &["--fix"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-on-current"]);
+    let (code, doc) = doctor(&arn, &["--fix", "--yes"]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new());
+    assert_eq!(code, 0);
+    let after = labels(&store, &arn).await;
+    assert_eq!(after[&version], [AWSCURRENT]);
+    rotates(&store, &arn).await;
+}
+
+/// The rotation function was deleted: reported with the command that points
+/// the secret at one; the stuck rotation it left can still be cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_function_is_reported() {
+    let store = moto_store();
+    let arn = store
+        .create_secret(&unique("doctor"), &SecretString::from("v"), &[])
+        .await
+        .expect("create");
+    start_rotation(&arn, &function_arn(&unique("gone")), &token()).await;
+    let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["function-missing", "pending-without-value"]);
+    let fix = doc["findings"][0]["fix"].to_string();
+    assert!(fix.contains("--rotation-lambda-arn"), "{fix}");
+
+    let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0", "--fix", "--yes"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["function-missing"]);
+    rotates(&store, &arn).await;
+}
+
+/// A function Secrets Manager may not invoke, with a short timeout and a
+/// setting its own parser refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_metadata_problems_are_findings() {
+    let store = moto_store();
+    let arn = store
+        .create_secret(&unique("doctor"), &SecretString::from("v"), &[])
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let pending = token();
+    start_rotation(&arn, &function_arn(&function), &pending).await;
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(pending),
+            },
+        )
+        .await
+        .expect("unstage");
+    deploy(
+        &function,
+        "rds-rotation",
+        &[("ROTATION_STRATEGY", "sideways")],
+        3,
+        false,
+    )
+    .await;
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    let mut found = codes(&doc);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "current-unparsable",
+            "function-settings",
+            "not-invocable",
+            "short-timeout"
+        ]
+    );
+    let (code, out) = rotor(&["status", "--prefix", &arn_name(&arn)]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("misconfigured"), "{out}");
+}
+
+fn arn_name(arn: &str) -> String {
+    let name = arn.rsplit(':').next().unwrap_or(arn);
+    // Secrets Manager appends -XXXXXX to the name in the ARN.
+    name[..name.len().saturating_sub(7)].to_owned()
+}
+
+/// rds: a value the function cannot parse, and a master secret it cannot
+/// read, found through rds-rotation's own parser.
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_values_and_unreadable_masters_are_findings() {
+    let store = moto_store();
+    let broken = store
+        .create_secret(
+            &unique("doctor"),
+            &SecretString::from(r#"{"engine":"postgres","host":"db.example","username":"u"}"#),
+            &[],
+        )
+        .await
+        .expect("create");
+    let (code, doc) = doctor(&broken, &["--kind", "rds"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["current-unparsable"]);
+    assert!(
+        doc["findings"][0]["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("password")),
+        "{doc}"
+    );
+
+    let orphan = store
+        .create_secret(
+            &unique("doctor"),
+            &SecretString::from(
+                json!({
+                    "engine": "postgres", "host": "db.example", "username": "u",
+                    "password": "p", "masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-master-AbCdEf"
+                })
+                .to_string(),
+            ),
+            &[],
+        )
+        .await
+        .expect("create");
+    let (code, doc) = doctor(&orphan, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["master-unreadable"]);
+}
+
+/// The crash after setSecret: the database already has the pending password
+/// and AWSCURRENT no longer logs in. --connect shows it; --fix resumes the
+/// rotation with its own token (never deletes the pending value), and the
+/// secret ends rotated with a credential that logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_version_with_a_value_is_resumed_and_connect_checks_logins() {
+    for engine in ["postgres", "mariadb"] {
+        let db = Db::start(engine, TlsMode::Required);
+        let ca = db.ca_path();
+        let user = format!("doc{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let password = random_password();
+        db.create_user(&user, &password);
+        let store = moto_store();
+        let arn = store
+            .create_secret(
+                &unique("doctor"),
+                &SecretString::from(db.secret(&user, &password, json!({}))),
+                &[],
+            )
+            .await
+            .expect("create");
+        let function = unique("fn");
+        let pending = token();
+        start_rotation(&arn, &function_arn(&function), &pending).await;
+        deploy(
+            &function,
+            "rds-rotation",
+            &[("ROTATION_STRATEGY", "single")],
+            60,
+            true,
+        )
+        .await;
+
+        let env = [
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "single"),
+        ];
+        let local = start_function("rds-rotation", &env).await;
+        for step_name in ["createSecret", "setSecret"] {
+            step(&local, &event(&arn, &pending, step_name))
+                .await
+                .unwrap_or_else(|(kind, _)| panic!("{step_name}: {kind}"));
+        }
+        drop(local);
+
+        let connect = ["--connect", "--stuck-after-minutes", "0"];
+        let trust = [("SSL_CERT_FILE", ca.as_str())];
+        let (code, doc) = doctor_with(&arn, &connect, &trust).await;
+        assert_eq!(code, 1);
+        assert_eq!(
+            codes(&doc),
+            ["current-does-not-work", "pending-with-value"],
+            "{engine}"
+        );
+        assert_eq!(doc["findings"][1]["repair"]["repair"], "resume");
+
+        let cert = format!("SSL_CERT_FILE={ca}");
+        let (code, doc) = doctor_with(
+            &arn,
+            &[
+                "--connect",
+                "--stuck-after-minutes",
+                "0",
+                "--fix",
+                "--yes",
+                "--function",
+                "rds-rotation",
+                "--env",
+                &cert,
+            ],
+            &trust,
+        )
+        .await;
+        assert_eq!(codes(&doc), Vec::<String>::new(), "{engine}: {doc}");
+        assert_eq!(code, 0);
+        assert_eq!(labels(&store, &arn).await[&pending], [AWSCURRENT]);
+        let current = value(&store, &arn, AWSCURRENT).await.expect("current");
+        assert!(db.value_logs_in(&current), "{engine}");
+    }
+}
+
+/// --connect against the OAuth test server: a client_credentials grant with
+/// AWSCURRENT's client secret, through oauth-rotation's own parser and grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_asks_the_provider_for_a_token() {
+    use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    let method = AuthMethod::ClientSecretBasic;
+    let client = server.register_client(method).await.expect("register");
+    let good = rfc7592_secret(&server, &client, method, None);
+    let mut wrong: Value = serde_json::from_str(&good).expect("json");
+    wrong["client_secret"] = json!("not-the-secret");
+    let store = moto_store();
+    let ca = server.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    for (value, works) in [(good, true), (wrong.to_string(), false)] {
+        let arn = store
+            .create_secret(&unique("doctor"), &SecretString::from(value), &[])
+            .await
+            .expect("create");
+        let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+        assert_eq!(doc["kind"], "oauth-rotation");
+        if works {
+            assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+            assert_eq!(code, 0);
+        } else {
+            assert_eq!(codes(&doc), ["current-does-not-work"]);
+            assert_eq!(code, 1);
+            assert!(!doc.to_string().contains("not-the-secret"));
+        }
+    }
+}
+
+/// rds, alternating users on MariaDB: a value the function cannot parse, then
+/// a master secret that never agreed to serve the secret (the core's
+/// rotor:serves rule). Neither has a safe automatic repair; each finding's own
+/// fix, done by hand, leaves a secret that rotates and logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_values_and_masters_that_did_not_agree_are_fixed_by_their_commands() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let ca = db.ca_path();
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .expect("create master");
+    let old = random_password();
+    db.create_user("svc", &old);
+    let name = unique("doctor");
+    let arn = store
+        .create_secret(
+            &name,
+            &SecretString::from(r#"{"engine":"mariadb","host":"127.0.0.1"}"#),
+            &[],
+        )
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let staged = token();
+    start_rotation(&arn, &function_arn(&function), &staged).await;
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(staged),
+            },
+        )
+        .await
+        .expect("unstage");
+    deploy(
+        &function,
+        "rds-rotation",
+        &[("ROTATION_STRATEGY", "alternating")],
+        60,
+        true,
+    )
+    .await;
+
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["current-unparsable"]);
+
+    // The finding's fix: put-secret-value with a value that parses.
+    store
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &token(),
+                value: &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .expect("put");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["master-unreadable"]);
+    assert!(doc.to_string().contains("rotor:serves"), "{doc}");
+
+    // The master's owner agrees to serve it.
+    moto()
+        .client()
+        .tag_resource()
+        .secret_id(&master)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:serves")
+                .value(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+
+    let local = start_function(
+        "rds-rotation",
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+        ],
+    )
+    .await;
+    let run = rotate(&store, &local, &options(&arn, &token()))
+        .await
+        .expect("rotate");
+    assert!(run.succeeded(), "{}", rotor_cli::rotate::report(&run));
+    let current = value(&store, &arn, AWSCURRENT).await.expect("current");
+    assert!(db.value_logs_in(&current));
+}
+
+/// generic-rotation with a webhook: the signing-key secret must agree to
+/// serve the secret (rotor:serves), as the function itself requires.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_key_that_did_not_agree_is_a_finding() {
+    let store = moto_store();
+    let key = store
+        .create_secret(&unique("hook-key"), &SecretString::from("k"), &[])
+        .await
+        .expect("create key");
+    let name = unique("doctor");
+    let arn = store
+        .create_secret(
+            &name,
+            &SecretString::from("v"),
+            &[
+                ("rotor:webhook", "https://hooks.example.com/rotor"),
+                ("rotor:webhook-key-secret", key.as_str()),
+            ],
+        )
+        .await
+        .expect("create");
+    let function = unique("fn");
+    let staged = token();
+    start_rotation(&arn, &function_arn(&function), &staged).await;
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(staged),
+            },
+        )
+        .await
+        .expect("unstage");
+    deploy(
+        &function,
+        "generic-rotation",
+        &[(
+            "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
+            "https://hooks.example.com/",
+        )],
+        60,
+        true,
+    )
+    .await;
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["webhook-key-unreadable"], "{doc}");
+    // status --filter matches the tag's key and value together.
+    let filter = format!("rotor:webhook-key-secret={key}");
+    let (_, out) = rotor(&["status", "--filter", &filter, "--json"]).await;
+    let status: Value = serde_json::from_str(&out).expect("status --json");
+    let names: Vec<&str> = status["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str()]);
+    moto()
+        .client()
+        .tag_resource()
+        .secret_id(&key)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:serves")
+                .value(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+}

@@ -1,0 +1,253 @@
+//! What `rotor doctor` finds: each problem with why it matters and the
+//! command that fixes it, from the secret's metadata, versions and labels,
+//! its function's Lambda metadata, and its value read through the parsers the
+//! functions themselves use.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, Versions};
+use rotor_core::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::lambda::{self, Function, FunctionFacts, Kind};
+use crate::clients::Clients;
+use crate::status::health::{self, Facts, Health};
+
+mod function;
+mod labels;
+mod values;
+
+use function::rotation_findings;
+use labels::label_findings;
+use values::value_findings;
+
+/// A repair `--fix` may apply: none of them can lose a working credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "repair", rename_all = "kebab-case")]
+pub enum Repair {
+    /// Take AWSPENDING off a version that is already AWSCURRENT.
+    DropStalePending {
+        /// The version.
+        version: String,
+    },
+    /// Take AWSPENDING off a pending version that never got a value: no
+    /// credential was made, so nothing can be on the target.
+    Cancel {
+        /// The version.
+        version: String,
+    },
+    /// Run the rotation again with its own token: every step is idempotent,
+    /// and a pending value that may already be set on the target is kept.
+    Resume {
+        /// The version.
+        version: String,
+    },
+}
+
+/// One problem.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// A stable short name, for scripts and tests.
+    pub code: &'static str,
+    /// How bad: the health word this finding alone would give.
+    pub health: Health,
+    /// What is wrong.
+    pub what: String,
+    /// Why it matters.
+    pub why: String,
+    /// The commands that fix it.
+    pub fix: Vec<String>,
+    /// The repair `--fix` applies, when one is safe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+}
+
+/// Everything doctor learned about one secret.
+#[derive(Clone, Debug)]
+pub struct Examination {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Rotation facts.
+    pub facts: Facts,
+    /// The function, when one is set.
+    pub function: Option<Function>,
+    /// Which rotor function the value was read as.
+    pub kind: Option<Kind>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// The findings, worst first.
+    pub findings: Vec<Finding>,
+    /// Things worth saying that are not problems.
+    pub notes: Vec<String>,
+}
+
+/// What to examine and how.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Read the value as this function's when the Lambda metadata does not say.
+    pub kind: Option<Kind>,
+    /// How long a rotation may be in flight before it counts as stuck.
+    pub stuck_after: Duration,
+}
+
+/// Examines one secret. Errors only when the secret cannot be described.
+pub async fn examine(
+    clients: &Clients,
+    secret_id: &str,
+    options: &Options,
+) -> anyhow::Result<Examination> {
+    let described = clients
+        .secrets
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "DescribeSecret {secret_id}: {}",
+                e.message()
+                    .unwrap_or("the call failed; check the name, credentials and region")
+            )
+        })?;
+    let arn = described.arn().unwrap_or(secret_id).to_owned();
+    let name = described.name().unwrap_or(secret_id).to_owned();
+    let tags: BTreeMap<String, String> = described
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect();
+    let versions = Versions::new(
+        described
+            .version_ids_to_stages()
+            .into_iter()
+            .flatten()
+            .map(|(id, labels)| (id.clone(), labels.clone())),
+    );
+    let time = |t: Option<&aws_sdk_secretsmanager::primitives::DateTime>| {
+        t.and_then(|t| SystemTime::try_from(*t).ok())
+    };
+    let mut facts = Facts {
+        rotation_enabled: described.rotation_enabled() == Some(true),
+        function: described
+            .rotation_lambda_arn()
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned),
+        next_rotation: time(described.next_rotation_date()),
+        last_rotated: time(described.last_rotated_date()),
+        every_days: described
+            .rotation_rules()
+            .and_then(|r| r.automatically_after_days()),
+        in_flight: health::in_flight(&versions),
+        versions,
+    };
+    if let Some(flight) = &mut facts.in_flight
+        && !flight.on_current
+    {
+        crate::status::fill_in_flight(&clients.secrets, &arn, flight).await;
+    }
+    let function = match &facts.function {
+        Some(f) => Some(lambda::inspect(&clients.lambda, f).await),
+        None => None,
+    };
+    let mut exam = Examination {
+        arn,
+        name,
+        facts,
+        function,
+        kind: None,
+        tags,
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
+    rotation_findings(&mut exam);
+    let current = read(clients, &exam.arn, AWSCURRENT).await;
+    let pending = match &exam.facts.in_flight {
+        Some(f) if !f.on_current && f.has_value == Some(true) => {
+            Some(read(clients, &exam.arn, AWSPENDING).await)
+        }
+        _ => None,
+    };
+    let found = match &exam.function {
+        Some(Function::Found(f)) => f.kind,
+        _ => None,
+    };
+    exam.kind = found.or(options.kind).or_else(|| match &current {
+        Ok(Some(value)) => guess_kind(value),
+        _ => None,
+    });
+    label_findings(&mut exam, options);
+    value_findings(clients, &mut exam, &current, pending.as_ref()).await;
+    exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
+    Ok(exam)
+}
+
+/// AWSCURRENT or AWSPENDING's value: `Ok(None)` when there is none.
+async fn read(clients: &Clients, arn: &str, label: &str) -> Result<Option<SecretString>, String> {
+    match clients
+        .secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage(label)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .secret_string()
+            .map(|s| SecretString::from(s.to_owned()))),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(format!(
+            "{}: {}",
+            e.code().unwrap_or("error"),
+            e.message().unwrap_or("GetSecretValue failed")
+        )),
+    }
+}
+
+/// Without Lambda metadata, the value's shape says which function it is for.
+fn guess_kind(value: &SecretString) -> Option<Kind> {
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(value.expose_secret()).ok()?;
+    if fields.contains_key("engine") {
+        Some(Kind::Rds)
+    } else if fields.contains_key("client_id") && fields.contains_key("token_endpoint") {
+        Some(Kind::Oauth)
+    } else {
+        Some(Kind::Generic)
+    }
+}
+
+/// Whether anything needs attention.
+pub fn needs_attention(exam: &Examination) -> bool {
+    exam.findings.iter().any(|f| f.health != Health::Ok)
+}
+
+/// Re-reads the state and checks a repair still applies, so a repair never
+/// acts on a state someone else changed since doctor looked.
+pub fn still_applies(exam: &Examination, repair: &Repair) -> bool {
+    exam.findings
+        .iter()
+        .any(|f| f.repair.as_ref() == Some(repair))
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repair::DropStalePending { version } => write!(
+                f,
+                "remove AWSPENDING from version {version} (already AWSCURRENT)"
+            ),
+            Repair::Cancel { version } => write!(
+                f,
+                "cancel the rotation to version {version}: remove AWSPENDING from it (it has no value)"
+            ),
+            Repair::Resume { version } => write!(
+                f,
+                "resume the rotation to version {version} with its own token"
+            ),
+        }
+    }
+}

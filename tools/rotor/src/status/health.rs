@@ -1,0 +1,237 @@
+//! A secret's rotation health, from what Secrets Manager and Lambda say.
+//! Pure: the calls are made elsewhere, so every rule can be tested alone.
+
+use std::time::{Duration, SystemTime};
+
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, Versions};
+use serde::Serialize;
+
+use crate::doctor::lambda::Function;
+
+/// The one word `rotor status` gives each secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Nothing needs attention.
+    Ok,
+    /// Rotation is on, and the next rotation is well past due.
+    Overdue,
+    /// A rotation has been in flight too long, or left a label behind.
+    Stuck,
+    /// Rotation is on but cannot run: no function, or one Secrets Manager
+    /// cannot invoke.
+    Misconfigured,
+}
+
+impl Health {
+    /// The word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Overdue => "overdue",
+            Health::Stuck => "stuck",
+            Health::Misconfigured => "misconfigured",
+        }
+    }
+}
+
+/// A rotation in flight: the version that carries AWSPENDING.
+#[derive(Clone, Debug, Serialize)]
+pub struct InFlight {
+    /// The pending version.
+    pub version: String,
+    /// The pending label sits on the AWSCURRENT version (left behind by a
+    /// finishSecret that moved AWSCURRENT and stopped).
+    pub on_current: bool,
+    /// Whether the pending version has a value (createSecret ran); `None` when
+    /// unknown.
+    pub has_value: Option<bool>,
+    /// When the pending version was created.
+    #[serde(skip)]
+    pub since: Option<SystemTime>,
+}
+
+/// What status and doctor know about one secret's rotation.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    /// Whether rotation is on.
+    pub rotation_enabled: bool,
+    /// The rotation function's ARN.
+    pub function: Option<String>,
+    /// The next rotation Secrets Manager planned.
+    pub next_rotation: Option<SystemTime>,
+    /// The last rotation.
+    pub last_rotated: Option<SystemTime>,
+    /// The rotation interval in days, when the schedule is one.
+    pub every_days: Option<i64>,
+    /// Versions and labels.
+    pub versions: Versions,
+    /// The rotation in flight, if any.
+    pub in_flight: Option<InFlight>,
+}
+
+/// How late a rotation may be before it is overdue: Secrets Manager rotates
+/// within a window on the due day.
+pub const OVERDUE_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The rotation in flight according to the labels alone.
+pub fn in_flight(versions: &Versions) -> Option<InFlight> {
+    let version = versions.with_label(AWSPENDING)?;
+    Some(InFlight {
+        version: version.to_owned(),
+        on_current: versions.has_label(version, AWSCURRENT),
+        has_value: None,
+        since: None,
+    })
+}
+
+/// The health word and the reasons for it.
+pub fn assess(
+    facts: &Facts,
+    function: Option<&Function>,
+    now: SystemTime,
+    stuck_after: Duration,
+) -> (Health, Vec<String>) {
+    let mut reasons = Vec::new();
+    let mut health = Health::Ok;
+    let mut worse = |h: Health, reason: String, reasons: &mut Vec<String>| {
+        health = health.max(h);
+        reasons.push(reason);
+    };
+    if facts.rotation_enabled {
+        match (&facts.function, function) {
+            (None, _) => worse(
+                Health::Misconfigured,
+                "rotation is on but no function is set".into(),
+                &mut reasons,
+            ),
+            (Some(_), Some(Function::Missing)) => worse(
+                Health::Misconfigured,
+                "the rotation function does not exist".into(),
+                &mut reasons,
+            ),
+            (Some(_), Some(Function::Found(f))) if f.invocable == Some(false) => worse(
+                Health::Misconfigured,
+                "Secrets Manager may not invoke the rotation function".into(),
+                &mut reasons,
+            ),
+            _ => {}
+        }
+    }
+    if facts.versions.current().is_none() {
+        worse(
+            Health::Misconfigured,
+            "no version is AWSCURRENT".into(),
+            &mut reasons,
+        );
+    }
+    if let Some(flight) = &facts.in_flight {
+        if flight.on_current {
+            worse(
+                Health::Stuck,
+                format!(
+                    "AWSPENDING left on the AWSCURRENT version {}",
+                    flight.version
+                ),
+                &mut reasons,
+            );
+        } else {
+            let age = flight.since.and_then(|t| now.duration_since(t).ok());
+            if age.is_none_or(|age| age >= stuck_after) {
+                let value = match flight.has_value {
+                    Some(true) => "with a value",
+                    Some(false) => "without a value",
+                    None => "value unknown",
+                };
+                worse(
+                    Health::Stuck,
+                    format!(
+                        "version {} pending {}{value}",
+                        flight.version,
+                        age.map(|a| format!("for {} ", human(a)))
+                            .unwrap_or_default()
+                    ),
+                    &mut reasons,
+                );
+            }
+        }
+    }
+    if facts.rotation_enabled {
+        let due = facts.next_rotation.or_else(|| {
+            let days = u64::try_from(facts.every_days?).ok()?;
+            Some(facts.last_rotated? + Duration::from_secs(days * 86_400))
+        });
+        if let Some(late) = due.and_then(|due| now.duration_since(due).ok())
+            && late > OVERDUE_GRACE
+        {
+            worse(
+                Health::Overdue,
+                format!("rotation due {} ago", human(late)),
+                &mut reasons,
+            );
+        }
+    }
+    (health, reasons)
+}
+
+/// A duration for people: 45s, 12m, 5h, 3d.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(labels: &[(&str, &[&str])]) -> Facts {
+        let versions = Versions::new(labels.iter().map(|(id, l)| {
+            (
+                id.to_string(),
+                l.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        }));
+        Facts {
+            rotation_enabled: true,
+            function: Some("arn:aws:lambda:us-east-1:1:function:f".into()),
+            next_rotation: None,
+            last_rotated: None,
+            every_days: Some(30),
+            in_flight: in_flight(&versions),
+            versions,
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn words() {
+        let now = SystemTime::now();
+        let ok = facts(&[("a", &[AWSCURRENT])]);
+        assert_eq!(assess(&ok, None, now, HOUR).0, Health::Ok);
+
+        let stale = facts(&[("a", &[AWSCURRENT, AWSPENDING])]);
+        assert_eq!(assess(&stale, None, now, HOUR).0, Health::Stuck);
+
+        let mut young = facts(&[("a", &[AWSCURRENT]), ("b", &[AWSPENDING])]);
+        young.in_flight.as_mut().unwrap().since = Some(now - Duration::from_secs(60));
+        assert_eq!(assess(&young, None, now, HOUR).0, Health::Ok);
+        assert_eq!(assess(&young, None, now, Duration::ZERO).0, Health::Stuck);
+
+        let missing = facts(&[("a", &[AWSCURRENT])]);
+        let (health, reasons) = assess(&missing, Some(&Function::Missing), now, HOUR);
+        assert_eq!(health, Health::Misconfigured);
+        assert!(reasons[0].contains("does not exist"));
+
+        let mut late = facts(&[("a", &[AWSCURRENT])]);
+        late.last_rotated = Some(now - 40 * 24 * HOUR);
+        assert_eq!(assess(&late, None, now, HOUR).0, Health::Overdue);
+        late.rotation_enabled = false;
+        assert_eq!(assess(&late, None, now, HOUR).0, Health::Ok);
+    }
+}
