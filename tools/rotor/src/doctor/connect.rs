@@ -70,7 +70,7 @@ async fn provider(value: &SecretString) -> Result<String, String> {
                 "client {} gets no token at {}: {}",
                 client.client_id,
                 rotor_core::http::display_url(&client.token_endpoint),
-                e.text()
+                e.problem
             )
         })
 }

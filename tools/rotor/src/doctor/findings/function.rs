@@ -132,7 +132,8 @@ pub(super) fn function_findings(
             ));
         }),
         Kind::Oauth => oauth_rotation::Config::from_lookup(lookup)
-            .map(|_| notes.push(format!("{name} is oauth-rotation"))),
+            .map(|_| notes.push(format!("{name} is oauth-rotation")))
+            .map_err(|e| e.to_string()),
         Kind::Generic => generic_rotation::settings::Defaults::from_lookup(lookup)
             .map(|_| notes.push(format!("{name} is generic-rotation")))
             .map_err(|e| e.to_string()),
