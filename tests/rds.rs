@@ -1101,3 +1101,129 @@ async fn a_masterarn_is_used_only_when_the_master_serves_the_secret() {
         assert!(db.logs_in(&user, &old));
     }
 }
+
+/// A DB instance in moto's RDS API whose master password RDS manages, at the
+/// test server's port: its endpoint host name and its master secret's ARN.
+async fn managed_instance(db: &Db) -> (String, String) {
+    let rds = moto_rds();
+    let id = unique("db");
+    let created = rds
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .engine(db.engine())
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .port(i32::from(db.port()))
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let instance = created.db_instance().expect("the instance");
+    let host = instance
+        .endpoint()
+        .and_then(|e| e.address())
+        .expect("an endpoint")
+        .to_owned();
+    let secret = instance
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("a managed master secret")
+        .to_owned();
+    (host, secret)
+}
+
+/// Issue 14, item 1: the master secret RDS manages (only username and
+/// password, tagged aws:rds:primaryDBInstanceArn) rotates an alternating pair
+/// with no change to any secret; engine, host and port come from the RDS API,
+/// and the master logs in to the host RDS names.
+#[tokio::test]
+async fn an_rds_managed_master_secret_serves_as_masterarn() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (host, master) = managed_instance(&db).await;
+    // RDS's master user exists with the password RDS keeps in the secret.
+    let master_password = password(&store, &master, AWSCURRENT).await;
+    db.admin(&format!(
+        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD {}",
+        pg_literal(master_password.expose_secret())
+    ));
+    let master_before = value(&store, &master, AWSCURRENT).await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &db.secret_at(&host, db.port(), "svc", &old, json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    let new = password(&store, &arn, AWSCURRENT).await;
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc_clone")
+    );
+    assert!(db.logs_in("svc_clone", &new), "the clone logs in");
+    assert!(db.logs_in("svc", &old), "the previous user still logs in");
+    assert!(
+        same(&value(&store, &master, AWSCURRENT).await, &master_before),
+        "the master secret is unchanged"
+    );
+}
+
+/// Issue 14, item 1, the other side: a secret whose host is not the managed
+/// master's database does not get the master password sent to it.
+#[tokio::test]
+async fn an_rds_managed_master_logs_in_only_to_its_own_database() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (host, master) = managed_instance(&db).await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    // The writer of this secret names a host of their choosing.
+    let arn = staged_secret(
+        &store,
+        &db.secret("svc", &old, json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .expect("createSecret");
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .expect_err("setSecret must refuse");
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(message.contains(&host), "{message}");
+    let clones = db.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'svc_clone'");
+    assert_eq!(clones.trim(), "0", "the database changed");
+}

@@ -17,6 +17,7 @@ use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System}
 use tracing::{info, warn};
 
 pub mod connect;
+pub mod managed;
 pub mod mysql;
 pub mod postgres;
 pub mod secret;
@@ -222,6 +223,90 @@ async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
         Err(e) if e.cause == Cause::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
+}
+
+/// Where and how the master logs in for `current`: the user's database, with
+/// the master's credentials, port and transport. A master secret that RDS
+/// manages (only `username` and `password`, tagged with its instance or
+/// cluster) gets engine, host and port from the RDS API, and the user's host
+/// must be that database's writer: whoever writes the user's secret must not be
+/// able to send the master password to a host of their choosing, nor in
+/// plaintext (`"ssl": false` in the user's secret is not the master's).
+async fn master_login(
+    arn: &str,
+    current: &DbSecret,
+    master: &linked::LinkedSecret,
+) -> Result<DbSecret, Error> {
+    let master_arn = master.arn.as_str();
+    let invalid = |problem: String| Error::InvalidSecretValue {
+        secret: master_arn.to_owned(),
+        label: AWSCURRENT.into(),
+        problem,
+    };
+    let rds_managed = managed::is_credentials_only(&master.value)
+        .then(|| managed::Primary::from_tags(&master.tags))
+        .flatten();
+    let (username, password, engine, host, port, transport) = match rds_managed {
+        Some(primary) => {
+            let endpoint = managed::Rds::from_env()
+                .await
+                .endpoint(&primary)
+                .await
+                .map_err(|e| {
+                    e.at(
+                        System::Database,
+                        format!("the RDS API for {}", primary.arn()),
+                    )
+                })?;
+            let (username, password) = managed::credentials(&master.value)
+                .ok_or_else(|| invalid("has no user name or password".into()))?;
+            (
+                username,
+                password,
+                endpoint.engine,
+                endpoint.host,
+                endpoint.port,
+                secret::Transport::VerifiedTls,
+            )
+        }
+        None => {
+            let master = parse(master_arn, AWSCURRENT, &master.value)?;
+            (
+                master.username.clone(),
+                master.password.clone(),
+                master.engine,
+                master.host.clone(),
+                master.port,
+                master.transport,
+            )
+        }
+    };
+    if !managed::same_host(&host, &current.host) {
+        return Err(Error::InvalidSettings {
+            secret: arn.to_owned(),
+            setting: "masterarn".into(),
+            problem: format!(
+                "the master secret's database is at host {host}, but this secret names {}; they must be the same database",
+                current.host
+            ),
+        });
+    }
+    if engine.is_mysql_family() != current.engine.is_mysql_family() {
+        return Err(Error::InvalidSettings {
+            secret: arn.to_owned(),
+            setting: "masterarn".into(),
+            problem: format!(
+                "the master secret's database runs {engine}, but this secret names {}",
+                current.engine
+            ),
+        });
+    }
+    let mut admin =
+        DbSecret::parse(&current.with_credentials(&username, &password)).map_err(invalid)?;
+    admin.host = host;
+    admin.port = port;
+    admin.transport = transport;
+    Ok(admin)
 }
 
 /// Tells a tracked step what it now waits for at the database.
@@ -579,36 +664,13 @@ impl RdsRotator {
         )
         .await?;
         let master_arn = linked.arn.clone();
-        let stored = linked;
-        let master = parse(&master_arn, AWSCURRENT, &stored.value)?;
-        if master.host != current.host {
-            return Err(Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: "masterarn".into(),
-                problem: format!(
-                    "the master secret names host {}, but this secret names {}; they must be the same database",
-                    master.host, current.host
-                ),
-            });
-        }
-        // The master logs in to the user's database, on the master secret's own
-        // port and transport: whoever writes the user's secret must not be able
-        // to send the master password in plaintext ("ssl": false) or elsewhere.
-        let mut admin =
-            DbSecret::parse(&current.with_credentials(&master.username, &master.password))
-                .map_err(|problem| Error::InvalidSecretValue {
-                    secret: master_arn.clone(),
-                    label: AWSCURRENT.into(),
-                    problem,
-                })?;
-        admin.port = master.port;
-        admin.transport = master.transport;
+        let admin = master_login(arn, current, &linked).await?;
         let Some(mut session) = login(&admin).await? else {
             return Err(refused(
                 &admin,
                 format!(
                     "refused the master credentials of user {:?} from {master_arn}",
-                    master.username
+                    admin.username
                 ),
             ));
         };
