@@ -1105,6 +1105,12 @@ async fn a_masterarn_is_used_only_when_the_master_serves_the_secret() {
 /// A DB instance in moto's RDS API whose master password RDS manages, at the
 /// test server's port: its endpoint host name and its master secret's ARN.
 async fn managed_instance(db: &Db) -> (String, String) {
+    let (_, host, secret) = managed_instance_named(db).await;
+    (host, secret)
+}
+
+/// [`managed_instance`] with the instance's identifier first.
+async fn managed_instance_named(db: &Db) -> (String, String, String) {
     let rds = moto_rds();
     let id = unique("db");
     let created = rds
@@ -1130,7 +1136,45 @@ async fn managed_instance(db: &Db) -> (String, String) {
         .and_then(|s| s.secret_arn())
         .expect("a managed master secret")
         .to_owned();
-    (host, secret)
+    (id, host, secret)
+}
+
+/// The endpoint host of a new read replica of instance `source`, or of a new
+/// stand-alone instance when `source` is None; at the test server's port.
+async fn other_instance(db: &Db, source: Option<&str>) -> String {
+    let rds = moto_rds();
+    let id = unique("replica");
+    let instance = match source {
+        Some(source) => rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&id)
+            .source_db_instance_identifier(source)
+            .port(i32::from(db.port()))
+            .send()
+            .await
+            .expect("CreateDBInstanceReadReplica")
+            .db_instance
+            .expect("the replica"),
+        None => rds
+            .create_db_instance()
+            .db_instance_identifier(&id)
+            .engine(db.engine())
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("other")
+            .master_user_password("other-password")
+            .port(i32::from(db.port()))
+            .send()
+            .await
+            .expect("CreateDBInstance")
+            .db_instance
+            .expect("the instance"),
+    };
+    instance
+        .endpoint()
+        .and_then(|e| e.address())
+        .expect("an endpoint")
+        .to_owned()
 }
 
 /// Issue 14, item 1: the master secret RDS manages (only username and
@@ -1226,4 +1270,75 @@ async fn an_rds_managed_master_logs_in_only_to_its_own_database() {
     assert!(message.contains(&host), "{message}");
     let clones = db.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'svc_clone'");
     assert_eq!(clones.trim(), "0", "the database changed");
+}
+
+/// Issue 14, item 2: a user secret whose host is a read replica of the
+/// master's instance rotates (the master logs in to the writer, as RDS names
+/// it); a host the RDS API does not report as a reader is refused before the
+/// master password goes anywhere.
+#[tokio::test]
+async fn a_read_replica_host_rotates_through_the_writer() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (id, host, master) = managed_instance_named(&db).await;
+    let replica = other_instance(&db, Some(&id)).await;
+    let stranger = other_instance(&db, None).await;
+    let master_password = password(&store, &master, AWSCURRENT).await;
+    db.admin(&format!(
+        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD {}",
+        pg_literal(master_password.expose_secret())
+    ));
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host, &replica, &stranger],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for (user, at, reader) in [
+        ("on_replica", &replica, true),
+        ("on_stranger", &stranger, false),
+    ] {
+        let old = random_password();
+        db.create_user(user, &old);
+        let t = token();
+        let arn = staged_secret(
+            &store,
+            &db.secret_at(at, db.port(), user, &old, json!({"masterarn": master})),
+            &[],
+            &t,
+        )
+        .await;
+        let mut outcome = Ok(String::new());
+        for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            outcome = step(&function, &event(&arn, &t, name)).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if reader {
+            assert!(
+                outcome.is_ok(),
+                "{user}: {outcome:?}\n{}",
+                function.output()
+            );
+            let new = password(&store, &arn, AWSCURRENT).await;
+            assert!(
+                db.logs_in(&format!("{user}_clone"), &new),
+                "the clone logs in"
+            );
+        } else {
+            let (kind, message) = outcome.expect_err("a stranger's host is refused");
+            assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+            assert!(message.contains("reader"), "{message}");
+            let clones = db.admin(&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{user}_clone'"
+            ));
+            assert_eq!(clones.trim(), "0", "the database changed");
+        }
+    }
 }

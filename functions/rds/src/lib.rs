@@ -246,11 +246,12 @@ async fn master_login(
     let rds_managed = managed::is_credentials_only(&master.value)
         .then(|| managed::Primary::from_tags(&master.tags))
         .flatten();
-    let (username, password, engine, host, port, transport) = match rds_managed {
+    let mut rds = None;
+    let (username, password, engine, host, port, transport) = match &rds_managed {
         Some(primary) => {
-            let endpoint = managed::Rds::from_env()
-                .await
-                .endpoint(&primary)
+            let endpoint = rds
+                .insert(managed::Rds::from_env().await)
+                .endpoint(primary)
                 .await
                 .map_err(|e| {
                     e.at(
@@ -281,12 +282,29 @@ async fn master_login(
             )
         }
     };
-    if !managed::same_host(&host, &current.host) {
+    // A user secret may name a reader of the master's database (a read
+    // replica, an Aurora reader, the cluster's reader endpoint): the master
+    // still logs in to the writer, and the RDS API must say the host is one.
+    let reader = |rds: Option<managed::Rds>| async {
+        let rds = match rds {
+            Some(rds) => rds,
+            None => managed::Rds::from_env().await,
+        };
+        rds.is_reader_of(&current.host, rds_managed.as_ref(), &host)
+            .await
+            .map_err(|e| {
+                e.at(
+                    System::Database,
+                    format!("the RDS API for {}", current.host),
+                )
+            })
+    };
+    if !managed::same_host(&host, &current.host) && !reader(rds).await? {
         return Err(Error::InvalidSettings {
             secret: arn.to_owned(),
             setting: "masterarn".into(),
             problem: format!(
-                "the master secret's database is at host {host}, but this secret names {}; they must be the same database",
+                "the master secret's database is at host {host}, but this secret names {}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it",
                 current.host
             ),
         });

@@ -185,6 +185,173 @@ impl Rds {
     }
 }
 
+/// The first label of a DNS host name: RDS names an instance's endpoint
+/// `<instance id>.<random>.<region>.rds.amazonaws.com` and a cluster's
+/// `<cluster id>.cluster[-ro]-<random>...`. An IP address or a one-label name
+/// has none. Whatever it yields is only a guess until the RDS API reports an
+/// endpoint that is the same host.
+fn first_label(host: &str) -> Option<&str> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let (label, rest) = host.split_once('.')?;
+    (!label.is_empty() && !rest.is_empty()).then_some(label)
+}
+
+/// An instance as the RDS API reports it, when `host` is its endpoint.
+struct Instance {
+    id: String,
+    arn: String,
+    cluster: Option<String>,
+    replica_of: Option<String>,
+}
+
+/// A cluster as the RDS API reports it.
+struct Cluster {
+    id: String,
+    arn: String,
+    writer: Option<String>,
+    reader: Option<String>,
+}
+
+impl Rds {
+    /// Whether `host` is a reader of the database the master logs in to: a
+    /// read replica of the master's instance, an instance of the master's
+    /// cluster, or that cluster's reader endpoint. `primary` is the database
+    /// of an RDS-managed master; otherwise the master's `writer` host is looked
+    /// up. Only what the RDS API reports counts: a host is an instance's or a
+    /// cluster's only when the API names it as that instance's endpoint.
+    pub async fn is_reader_of(
+        &self,
+        host: &str,
+        primary: Option<&Primary>,
+        writer: &str,
+    ) -> Result<bool, TargetError> {
+        let primary = match primary {
+            Some(primary) => primary.clone(),
+            None => match self.database_at(writer).await? {
+                Some(primary) => primary,
+                None => return Ok(false),
+            },
+        };
+        match primary {
+            Primary::Cluster(id) => {
+                let Some(cluster) = self.cluster(&id).await? else {
+                    return Ok(false);
+                };
+                if cluster
+                    .reader
+                    .as_deref()
+                    .is_some_and(|r| same_host(r, host))
+                {
+                    return Ok(true);
+                }
+                let Some(instance) = self.instance_at(host).await? else {
+                    return Ok(false);
+                };
+                Ok(instance
+                    .cluster
+                    .is_some_and(|c| c == cluster.id || c == cluster.arn))
+            }
+            Primary::Instance(id) => {
+                let Some(source) = self.instance(&id).await? else {
+                    return Ok(false);
+                };
+                let Some(instance) = self.instance_at(host).await? else {
+                    return Ok(false);
+                };
+                Ok(instance
+                    .replica_of
+                    .is_some_and(|r| r == source.1.id || r == source.1.arn))
+            }
+        }
+    }
+
+    /// The instance or cluster whose writer endpoint is `host`.
+    async fn database_at(&self, host: &str) -> Result<Option<Primary>, TargetError> {
+        if let Some(instance) = self.instance_at(host).await? {
+            return Ok(Some(Primary::Instance(instance.arn)));
+        }
+        let Some(label) = first_label(host) else {
+            return Ok(None);
+        };
+        Ok(self
+            .cluster(label)
+            .await?
+            .filter(|c| c.writer.as_deref().is_some_and(|w| same_host(w, host)))
+            .map(|c| Primary::Cluster(c.arn)))
+    }
+
+    /// The instance whose endpoint is `host`, if any.
+    async fn instance_at(&self, host: &str) -> Result<Option<Instance>, TargetError> {
+        let Some(label) = first_label(host) else {
+            return Ok(None);
+        };
+        Ok(self
+            .instance(label)
+            .await?
+            .filter(|i| i.0.as_deref().is_some_and(|e| same_host(e, host)))
+            .map(|i| i.1))
+    }
+
+    async fn instance(&self, id: &str) -> Result<Option<(Option<String>, Instance)>, TargetError> {
+        let out = match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(api_error("DescribeDBInstances", id, e)),
+        };
+        Ok(out.db_instances().first().map(|i| {
+            (
+                i.endpoint().and_then(|e| e.address()).map(str::to_owned),
+                Instance {
+                    id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+                    arn: i.db_instance_arn().unwrap_or_default().to_owned(),
+                    cluster: i.db_cluster_identifier().map(str::to_owned),
+                    replica_of: i
+                        .read_replica_source_db_instance_identifier()
+                        .map(str::to_owned),
+                },
+            )
+        }))
+    }
+
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>, TargetError> {
+        let out = match self
+            .client
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_cluster_not_found_fault()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(api_error("DescribeDBClusters", id, e)),
+        };
+        Ok(out.db_clusters().first().map(|c| Cluster {
+            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+            writer: c.endpoint().map(str::to_owned),
+            reader: c.reader_endpoint().map(str::to_owned),
+        }))
+    }
+}
+
 fn api_error<E: std::error::Error + Send + Sync + 'static>(
     operation: &str,
     arn: &str,
