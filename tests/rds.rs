@@ -464,6 +464,42 @@ async fn plaintext_only_when_the_secret_says_so() {
     assert!(db.logs_in("plain", &password(&store, &arn, AWSCURRENT).await));
 }
 
+/// Issue 14, item 3: `ssl` values other than true and false, which AWS's
+/// functions accept, rotate over verified TLS (the server refuses plaintext),
+/// with a warning in the log.
+#[tokio::test]
+async fn any_other_ssl_value_means_verified_tls() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let function = function(&db, "single", &[]).await;
+    for (i, ssl) in [json!("require"), json!("VERIFY-FULL"), json!(1)]
+        .into_iter()
+        .enumerate()
+    {
+        let user = format!("ssl_{i}");
+        let old = random_password();
+        db.create_user(&user, &old);
+        let arn = store
+            .create_secret(
+                &unique("ssl"),
+                &SecretString::from(db.secret(&user, &old, json!({"ssl": ssl}))),
+                &[],
+            )
+            .await
+            .unwrap();
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "ssl {ssl}: {:?}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+        );
+        assert!(db.logs_in(&user, &password(&store, &arn, AWSCURRENT).await));
+    }
+    assert!(function.output().contains("neither true nor false"));
+}
+
 /// Accounts whose host is not `%` rotate too, in both strategies; the clone gets
 /// an account on the same host.
 #[tokio::test]
