@@ -1378,3 +1378,49 @@ async fn a_read_replica_host_rotates_through_the_writer() {
         }
     }
 }
+
+/// Issue 14, item 4: single-user rotation through the master, for a user that
+/// cannot log in with its stored passwords (expired or reset elsewhere) or
+/// cannot change its own: setSecret logs in as the master and changes only
+/// that user's password.
+#[tokio::test]
+async fn single_user_rotation_through_the_master() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    // The database has a password the secret does not know.
+    db.create_user("solo", &random_password());
+    let stored = random_password();
+    let arn = store
+        .create_secret(
+            &unique("solo"),
+            &SecretString::from(db.secret("solo", &stored, json!({"masterarn": master}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    let run = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(
+        run.succeeded(),
+        "{:?}\n{}",
+        run.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+        function.output()
+    );
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("solo")
+    );
+    assert!(db.logs_in("solo", &password(&store, &arn, AWSCURRENT).await));
+    let roles = db.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'solo%'");
+    assert_eq!(roles.trim(), "1", "no other user was created");
+}

@@ -205,6 +205,16 @@ impl Session {
         }
     }
 
+    /// Through a master session: changes `user`'s password and nothing else.
+    async fn set_password_of(&mut self, user: &str, password: &SecretString) -> Result<(), String> {
+        match self {
+            Session::Postgres(client) => {
+                postgres::set_alternate(client, user, user, password).await
+            }
+            Session::MySql(session) => session.set_alternate(user, user, password).await,
+        }
+    }
+
     async fn close(self) {
         match self {
             Session::Postgres(client) => drop(client),
@@ -426,7 +436,7 @@ impl Rotator for RdsRotator {
             });
         }
         match config.strategy {
-            Strategy::Single => self.set_single(ctx, &current, &pending).await,
+            Strategy::Single => self.set_single(ctx, config, &current, &pending).await,
             Strategy::Alternating => self.set_alternating(ctx, config, &current, &pending).await,
         }
     }
@@ -564,6 +574,7 @@ impl RdsRotator {
     async fn set_single<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
+        config: &Config,
         current: &DbSecret,
         pending: &DbSecret,
     ) -> Result<(), Error> {
@@ -589,28 +600,68 @@ impl RdsRotator {
                 session = login(&previous).await?;
             }
         }
-        let Some(mut session) = session else {
-            return Err(refused(
-                pending,
-                format!(
-                    "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, then rotate again",
-                    pending.username
-                ),
-            ));
-        };
-        waiting(pending, "changing the password of", &pending.username);
-        let result = session
-            .set_own_password(&pending.username, &pending.password)
+        // A user that cannot log in or change its own password (an expired or
+        // unknown password, MySQL's password_require_current, a restricted
+        // role) has it changed by the master, when the secret has one.
+        let has_master = current.masterarn.is_some() || config.master_secret.is_some();
+        match session {
+            Some(mut session) => {
+                waiting(pending, "changing the password of", &pending.username);
+                let result = session
+                    .set_own_password(&pending.username, &pending.password)
+                    .await;
+                session.close().await;
+                match result.map_err(|detail| {
+                    failed(
+                        pending,
+                        &format!("changing the password of user {:?}", pending.username),
+                        detail,
+                    )
+                }) {
+                    Ok(()) => {
+                        info!(secret = %arn, user = %pending.username, "password changed");
+                        return Ok(());
+                    }
+                    Err(e) if !has_master || e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        warn!(secret = %arn, user = %pending.username, error = %e, "the user cannot change its own password; the master changes it");
+                    }
+                }
+            }
+            None if !has_master => {
+                return Err(refused(
+                    pending,
+                    format!(
+                        "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, or give the secret a masterarn, then rotate again",
+                        pending.username
+                    ),
+                ));
+            }
+            None => {
+                info!(secret = %arn, user = %pending.username, "the user's passwords are refused; the master changes it");
+            }
+        }
+        let mut master = self.master_session(ctx, config, current).await?;
+        waiting(
+            pending,
+            "changing, as the master, the password of",
+            &pending.username,
+        );
+        let result = master
+            .set_password_of(&pending.username, &pending.password)
             .await;
-        session.close().await;
+        master.close().await;
         result.map_err(|detail| {
             failed(
                 pending,
-                &format!("changing the password of user {:?}", pending.username),
+                &format!(
+                    "changing, as the master, the password of user {:?}",
+                    pending.username
+                ),
                 detail,
             )
         })?;
-        info!(secret = %arn, user = %pending.username, "password changed");
+        info!(secret = %arn, user = %pending.username, "password changed by the master");
         Ok(())
     }
 
@@ -650,6 +701,35 @@ impl RdsRotator {
                 ));
             }
         }
+        let mut session = self.master_session(ctx, config, current).await?;
+        waiting(pending, "setting up the alternate user", &pending.username);
+        let result = session
+            .set_alternate(&current.username, &pending.username, &pending.password)
+            .await;
+        session.close().await;
+        result.map_err(|detail| {
+            failed(
+                pending,
+                &format!("setting up user {:?}", pending.username),
+                detail,
+            )
+        })?;
+        info!(secret = %arn, user = %pending.username, "alternate user set");
+        Ok(())
+    }
+
+    /// A session as the master for `current`'s database: the secret's own
+    /// masterarn, else the deployer's MASTER_SECRET_ARN. A masterarn is written
+    /// by whoever writes this secret: the master secret is read only if it
+    /// agrees to serve this one (its rotor:serves tag) or the deployer's
+    /// variable names it.
+    async fn master_session<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        config: &Config,
+        current: &DbSecret,
+    ) -> Result<Session, Error> {
+        let arn = ctx.secret_arn();
         // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
         // masterarn is written by whoever writes this secret: the master secret
         // is read only if it agrees to serve this one (its rotor:serves tag) or
@@ -683,7 +763,7 @@ impl RdsRotator {
         .await?;
         let master_arn = linked.arn.clone();
         let admin = master_login(arn, current, &linked).await?;
-        let Some(mut session) = login(&admin).await? else {
+        let Some(session) = login(&admin).await? else {
             return Err(refused(
                 &admin,
                 format!(
@@ -692,19 +772,6 @@ impl RdsRotator {
                 ),
             ));
         };
-        waiting(pending, "setting up the alternate user", &pending.username);
-        let result = session
-            .set_alternate(&current.username, &pending.username, &pending.password)
-            .await;
-        session.close().await;
-        result.map_err(|detail| {
-            failed(
-                pending,
-                &format!("setting up user {:?}", pending.username),
-                detail,
-            )
-        })?;
-        info!(secret = %arn, user = %pending.username, "alternate user set");
-        Ok(())
+        Ok(session)
     }
 }
