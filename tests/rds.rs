@@ -1424,3 +1424,67 @@ async fn single_user_rotation_through_the_master() {
     let roles = db.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'solo%'");
     assert_eq!(roles.trim(), "1", "no other user was created");
 }
+
+/// Issue 14, item 5: one deployment, both strategies: the `rotor:strategy`
+/// tag chooses per secret, `ROTATION_STRATEGY` is the default.
+#[tokio::test]
+async fn a_tag_chooses_the_strategy() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    for (user, tags, expected) in [
+        ("by_default", vec![], "by_default"),
+        (
+            "by_tag",
+            vec![("rotor:strategy", "alternating")],
+            "by_tag_clone",
+        ),
+    ] {
+        let old = random_password();
+        db.create_user(user, &old);
+        let arn = store
+            .create_secret(
+                &unique(user),
+                &SecretString::from(db.secret(user, &old, json!({}))),
+                &tags,
+            )
+            .await
+            .unwrap();
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "{user}: {:?}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+            Some(expected)
+        );
+        assert!(db.logs_in(expected, &password(&store, &arn, AWSCURRENT).await));
+    }
+    let old = random_password();
+    let arn = store
+        .create_secret(
+            &unique("bad"),
+            &SecretString::from(db.secret("by_default", &old, json!({}))),
+            &[("rotor:strategy", "sometimes")],
+        )
+        .await
+        .unwrap();
+    let run = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    let (kind, message) = run.steps.last().unwrap().result.as_ref().unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(message.contains("rotor:strategy"), "{message}");
+}

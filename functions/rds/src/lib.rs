@@ -42,6 +42,35 @@ pub enum Strategy {
     Alternating,
 }
 
+impl Strategy {
+    /// Parses a strategy as `ROTATION_STRATEGY` or the `rotor:strategy` tag
+    /// names it; empty means single.
+    pub fn parse(text: &str) -> Option<Strategy> {
+        match text.trim() {
+            "" | "single" | "single-user" => Some(Strategy::Single),
+            "alternating" | "alternating-users" | "multi-user" | "multiuser" => {
+                Some(Strategy::Alternating)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The tag with which a secret chooses its strategy, over `ROTATION_STRATEGY`.
+pub const STRATEGY_TAG: &str = "rotor:strategy";
+
+/// A secret's strategy: its `rotor:strategy` tag, else the deployment's.
+fn strategy<S: SecretStore>(ctx: &StepContext<'_, S>, config: &Config) -> Result<Strategy, Error> {
+    match ctx.secret.tags.get(STRATEGY_TAG) {
+        None => Ok(config.strategy),
+        Some(text) => Strategy::parse(text).ok_or_else(|| Error::InvalidSettings {
+            secret: ctx.secret_arn().to_owned(),
+            setting: STRATEGY_TAG.into(),
+            problem: format!("{text:?} is not a strategy; use single or alternating"),
+        }),
+    }
+}
+
 /// The deployment's settings, read once per process.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -56,17 +85,11 @@ pub struct Config {
 impl Config {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let strategy = match lookup(STRATEGY_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("single") | Some("single-user") => Strategy::Single,
-            Some("alternating")
-            | Some("alternating-users")
-            | Some("multi-user")
-            | Some("multiuser") => Strategy::Alternating,
-            Some(other) => {
-                return Err(format!(
-                    "{STRATEGY_VAR}={other:?} is not a strategy; use single or alternating"
-                ));
-            }
+        let strategy = match lookup(STRATEGY_VAR) {
+            None => Strategy::Single,
+            Some(text) => Strategy::parse(&text).ok_or_else(|| {
+                format!("{STRATEGY_VAR}={text:?} is not a strategy; use single or alternating")
+            })?,
         };
         let policy = |engine: Engine| {
             let defaults = PasswordPolicy {
@@ -381,7 +404,7 @@ impl Rotator for RdsRotator {
         let arn = ctx.secret_arn();
         let config = self.config(arn)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        let username = match config.strategy {
+        let username = match strategy(ctx, config)? {
             Strategy::Single => current.username.clone(),
             Strategy::Alternating => alternate_username(
                 &current.username,
@@ -413,7 +436,7 @@ impl Rotator for RdsRotator {
         // A single user whose pending password works is done. An alternate
         // user is not: a login proves only that its first statement ran, so
         // every attempt brings it to the original's state again.
-        if config.strategy == Strategy::Single
+        if strategy(ctx, config)? == Strategy::Single
             && let Some(session) = login(&pending).await?
         {
             session.close().await;
@@ -435,7 +458,7 @@ impl Rotator for RdsRotator {
                 ),
             });
         }
-        match config.strategy {
+        match strategy(ctx, config)? {
             Strategy::Single => self.set_single(ctx, config, &current, &pending).await,
             Strategy::Alternating => self.set_alternating(ctx, config, &current, &pending).await,
         }
@@ -448,7 +471,7 @@ impl Rotator for RdsRotator {
         let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         // The clone of an alternating pair must also act with exactly the
         // original's privileges; the original is the reference itself.
-        let original = match config.strategy {
+        let original = match strategy(ctx, config)? {
             Strategy::Alternating if base_username(&pending.username) != pending.username => {
                 Some(parse(arn, AWSCURRENT, &ctx.current().await?.value)?)
             }
