@@ -337,7 +337,7 @@ async fn a_failed_set_secret_resumes_with_the_staged_value() {
     let failed = first.steps.last().unwrap();
     assert_eq!(failed.step.as_str(), "setSecret");
     let (kind, message) = failed.result.as_ref().unwrap_err();
-    assert_eq!(kind, "NotRetryable.Target");
+    assert_eq!(kind, "NotRetryable.DatabaseAuth");
     assert!(
         message.contains("master credentials") && message.contains(&master),
         "{message}"
@@ -390,19 +390,19 @@ async fn connection_failures_are_clear_and_change_nothing() {
         (
             json!({"port": closed_port}),
             vec![],
-            "Retryable.Target",
+            "Retryable.DatabaseUnreachable",
             "refused the connection",
         ),
         (
             json!({}),
             vec![("SSL_CERT_FILE", other_ca_path.as_str())],
-            "NotRetryable.Target",
+            "NotRetryable.DatabaseTls",
             "TLS failed",
         ),
         (
             json!({"ssl": false}),
             vec![],
-            "NotRetryable.Target",
+            "NotRetryable.DatabaseAuth",
             "PostgreSQL at 127.0.0.1",
         ),
     ];
@@ -583,9 +583,11 @@ async fn an_expired_server_certificate_is_refused() {
         let failed = run.steps.last().unwrap();
         assert_eq!(failed.step.as_str(), "setSecret", "{}", db.engine());
         let (kind, message) = failed.result.as_ref().unwrap_err();
-        assert_eq!(kind, "NotRetryable.Target", "{message}");
+        assert_eq!(kind, "NotRetryable.DatabaseTls", "{message}");
         assert!(
-            message.contains("TLS failed") && message.to_ascii_lowercase().contains("expired"),
+            message.contains("TLS failed")
+                && message.contains("caBundleLayerArn")
+                && message.to_ascii_lowercase().contains("expired"),
             "{message}"
         );
         assert!(

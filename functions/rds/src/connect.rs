@@ -91,57 +91,54 @@ impl ConnectError {
 
     /// The rotation error, naming the engine, address and user, and the fix.
     pub fn into_error(self, engine: Engine, address: &str, user: &str) -> Error {
-        let (problem, retryable) = match self.cause {
+        use rotor_core::Cause as Core;
+        let (problem, cause) = match self.cause {
             Cause::Dns => (
                 format!(
                     "could not resolve the host name ({}); check the secret's host field and DNS in the function's VPC",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Refused => (
                 format!(
                     "refused the connection ({}); check that the database runs and that the secret's port is right",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Timeout => (
                 format!(
                     "did not answer in time ({}); check the security groups, the function's VPC subnets and that the database runs",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Dropped => (
                 format!(
                     "dropped the connection ({}); the database may be restarting or failing over, or something between (a proxy, a NAT gateway) cut the link. The step can be retried",
                     self.detail
                 ),
-                true,
+                Core::Unavailable,
             ),
             Cause::Tls => (
                 format!(
-                    "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it (for RDS, the global bundle). Plaintext is used only when the secret says \"ssl\": false",
+                    "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it: for RDS, Amazon RDS's global bundle, shipped in a layer (template parameters caBundleLayerArn and sslCertFile, e.g. /opt/global-bundle.pem). Plaintext is used only when the secret says \"ssl\": false",
                     self.detail
                 ),
-                false,
+                Core::Tls,
             ),
             Cause::Credentials => (
                 format!("refused the credentials of user {user:?} ({})", self.detail),
-                false,
+                Core::Auth,
             ),
-            Cause::Other => (self.detail, false),
+            Cause::Other => (self.detail, Core::Rejected),
         };
         Error::Target {
             target: format!("{engine} at {address}"),
             problem,
             system: System::Database,
-            cause: if retryable {
-                rotor_core::Cause::Unavailable
-            } else {
-                rotor_core::Cause::Rejected
-            },
+            cause,
         }
     }
 }

@@ -376,7 +376,7 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
         target: format!("{} at {}", secret.engine, secret.address()),
         problem,
         system: System::Database,
-        cause: rotor_core::Cause::Rejected,
+        cause: rotor_core::Cause::Auth,
     }
 }
 
@@ -535,7 +535,7 @@ async fn same_access(
         target: format!("{} at {}", pending.engine, pending.address()),
         problem: format!("testSecret: {problem}; {fix}"),
         system: System::Database,
-        cause: rotor_core::Cause::Rejected,
+        cause: rotor_core::Cause::Mismatch,
     };
     match session {
         Session::Postgres(client) => {
