@@ -500,7 +500,7 @@ impl Rotator for RdsRotator {
                     if attempt < attempts
                         && matches!(
                             e.cause,
-                            Cause::Credentials | Cause::Timeout | Cause::Refused
+                            Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
                         ) =>
                 {
                     warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
