@@ -337,7 +337,7 @@ async fn a_failed_set_secret_resumes_with_the_staged_value() {
     let failed = first.steps.last().unwrap();
     assert_eq!(failed.step.as_str(), "setSecret");
     let (kind, message) = failed.result.as_ref().unwrap_err();
-    assert_eq!(kind, "NotRetryable.Target");
+    assert_eq!(kind, "NotRetryable.DatabaseAuth");
     assert!(
         message.contains("master credentials") && message.contains(&master),
         "{message}"
@@ -390,19 +390,19 @@ async fn connection_failures_are_clear_and_change_nothing() {
         (
             json!({"port": closed_port}),
             vec![],
-            "Retryable.Target",
+            "Retryable.DatabaseUnreachable",
             "refused the connection",
         ),
         (
             json!({}),
             vec![("SSL_CERT_FILE", other_ca_path.as_str())],
-            "NotRetryable.Target",
+            "NotRetryable.DatabaseTls",
             "TLS failed",
         ),
         (
             json!({"ssl": false}),
             vec![],
-            "NotRetryable.Target",
+            "NotRetryable.DatabaseAuth",
             "PostgreSQL at 127.0.0.1",
         ),
     ];
@@ -462,6 +462,42 @@ async fn plaintext_only_when_the_secret_says_so() {
         run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
     );
     assert!(db.logs_in("plain", &password(&store, &arn, AWSCURRENT).await));
+}
+
+/// Issue 14, item 3: `ssl` values other than true and false, which AWS's
+/// functions accept, rotate over verified TLS (the server refuses plaintext),
+/// with a warning in the log.
+#[tokio::test]
+async fn any_other_ssl_value_means_verified_tls() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let function = function(&db, "single", &[]).await;
+    for (i, ssl) in [json!("require"), json!("VERIFY-FULL"), json!(1)]
+        .into_iter()
+        .enumerate()
+    {
+        let user = format!("ssl_{i}");
+        let old = random_password();
+        db.create_user(&user, &old);
+        let arn = store
+            .create_secret(
+                &unique("ssl"),
+                &SecretString::from(db.secret(&user, &old, json!({"ssl": ssl}))),
+                &[],
+            )
+            .await
+            .unwrap();
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "ssl {ssl}: {:?}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+        );
+        assert!(db.logs_in(&user, &password(&store, &arn, AWSCURRENT).await));
+    }
+    assert!(function.output().contains("neither true nor false"));
 }
 
 /// Accounts whose host is not `%` rotate too, in both strategies; the clone gets
@@ -547,9 +583,11 @@ async fn an_expired_server_certificate_is_refused() {
         let failed = run.steps.last().unwrap();
         assert_eq!(failed.step.as_str(), "setSecret", "{}", db.engine());
         let (kind, message) = failed.result.as_ref().unwrap_err();
-        assert_eq!(kind, "NotRetryable.Target", "{message}");
+        assert_eq!(kind, "NotRetryable.DatabaseTls", "{message}");
         assert!(
-            message.contains("TLS failed") && message.to_ascii_lowercase().contains("expired"),
+            message.contains("TLS failed")
+                && message.contains("caBundleLayerArn")
+                && message.to_ascii_lowercase().contains("expired"),
             "{message}"
         );
         assert!(
@@ -1100,4 +1138,355 @@ async fn a_masterarn_is_used_only_when_the_master_serves_the_secret() {
         assert_eq!(clones.trim(), "0", "case {i}: the database changed");
         assert!(db.logs_in(&user, &old));
     }
+}
+
+/// A DB instance in moto's RDS API whose master password RDS manages, at the
+/// test server's port: its endpoint host name and its master secret's ARN.
+async fn managed_instance(db: &Db) -> (String, String) {
+    let (_, host, secret) = managed_instance_named(db).await;
+    (host, secret)
+}
+
+/// [`managed_instance`] with the instance's identifier first.
+async fn managed_instance_named(db: &Db) -> (String, String, String) {
+    let rds = moto_rds();
+    let id = unique("db");
+    let created = rds
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .engine(db.engine())
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .port(i32::from(db.port()))
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let instance = created.db_instance().expect("the instance");
+    let host = instance
+        .endpoint()
+        .and_then(|e| e.address())
+        .expect("an endpoint")
+        .to_owned();
+    let secret = instance
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("a managed master secret")
+        .to_owned();
+    (id, host, secret)
+}
+
+/// The endpoint host of a new read replica of instance `source`, or of a new
+/// stand-alone instance when `source` is None; at the test server's port.
+async fn other_instance(db: &Db, source: Option<&str>) -> String {
+    let rds = moto_rds();
+    let id = unique("replica");
+    let instance = match source {
+        Some(source) => rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&id)
+            .source_db_instance_identifier(source)
+            .port(i32::from(db.port()))
+            .send()
+            .await
+            .expect("CreateDBInstanceReadReplica")
+            .db_instance
+            .expect("the replica"),
+        None => rds
+            .create_db_instance()
+            .db_instance_identifier(&id)
+            .engine(db.engine())
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("other")
+            .master_user_password("other-password")
+            .port(i32::from(db.port()))
+            .send()
+            .await
+            .expect("CreateDBInstance")
+            .db_instance
+            .expect("the instance"),
+    };
+    instance
+        .endpoint()
+        .and_then(|e| e.address())
+        .expect("an endpoint")
+        .to_owned()
+}
+
+/// Issue 14, item 1: the master secret RDS manages (only username and
+/// password, tagged aws:rds:primaryDBInstanceArn) rotates an alternating pair
+/// with no change to any secret; engine, host and port come from the RDS API,
+/// and the master logs in to the host RDS names.
+#[tokio::test]
+async fn an_rds_managed_master_secret_serves_as_masterarn() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (host, master) = managed_instance(&db).await;
+    // RDS's master user exists with the password RDS keeps in the secret.
+    let master_password = password(&store, &master, AWSCURRENT).await;
+    db.admin(&format!(
+        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD {}",
+        pg_literal(master_password.expose_secret())
+    ));
+    let master_before = value(&store, &master, AWSCURRENT).await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &db.secret_at(&host, db.port(), "svc", &old, json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    let new = password(&store, &arn, AWSCURRENT).await;
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc_clone")
+    );
+    assert!(db.logs_in("svc_clone", &new), "the clone logs in");
+    assert!(db.logs_in("svc", &old), "the previous user still logs in");
+    assert!(
+        same(&value(&store, &master, AWSCURRENT).await, &master_before),
+        "the master secret is unchanged"
+    );
+}
+
+/// Issue 14, item 1, the other side: a secret whose host is not the managed
+/// master's database does not get the master password sent to it.
+#[tokio::test]
+async fn an_rds_managed_master_logs_in_only_to_its_own_database() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (host, master) = managed_instance(&db).await;
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    // The writer of this secret names a host of their choosing.
+    let arn = staged_secret(
+        &store,
+        &db.secret("svc", &old, json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .expect("createSecret");
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .expect_err("setSecret must refuse");
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(message.contains(&host), "{message}");
+    let clones = db.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'svc_clone'");
+    assert_eq!(clones.trim(), "0", "the database changed");
+}
+
+/// Issue 14, item 2: a user secret whose host is a read replica of the
+/// master's instance rotates (the master logs in to the writer, as RDS names
+/// it); a host the RDS API does not report as a reader is refused before the
+/// master password goes anywhere.
+#[tokio::test]
+async fn a_read_replica_host_rotates_through_the_writer() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let (id, host, master) = managed_instance_named(&db).await;
+    let replica = other_instance(&db, Some(&id)).await;
+    let stranger = other_instance(&db, None).await;
+    let master_password = password(&store, &master, AWSCURRENT).await;
+    db.admin(&format!(
+        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD {}",
+        pg_literal(master_password.expose_secret())
+    ));
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&host, &replica, &stranger],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for (user, at, reader) in [
+        ("on_replica", &replica, true),
+        ("on_stranger", &stranger, false),
+    ] {
+        let old = random_password();
+        db.create_user(user, &old);
+        let t = token();
+        let arn = staged_secret(
+            &store,
+            &db.secret_at(at, db.port(), user, &old, json!({"masterarn": master})),
+            &[],
+            &t,
+        )
+        .await;
+        let mut outcome = Ok(String::new());
+        for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            outcome = step(&function, &event(&arn, &t, name)).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if reader {
+            assert!(
+                outcome.is_ok(),
+                "{user}: {outcome:?}\n{}",
+                function.output()
+            );
+            let new = password(&store, &arn, AWSCURRENT).await;
+            assert!(
+                db.logs_in(&format!("{user}_clone"), &new),
+                "the clone logs in"
+            );
+        } else {
+            let (kind, message) = outcome.expect_err("a stranger's host is refused");
+            assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+            assert!(message.contains("reader"), "{message}");
+            let clones = db.admin(&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{user}_clone'"
+            ));
+            assert_eq!(clones.trim(), "0", "the database changed");
+        }
+    }
+}
+
+/// Issue 14, item 4: single-user rotation through the master, for a user that
+/// cannot log in with its stored passwords (expired or reset elsewhere) or
+/// cannot change its own: setSecret logs in as the master and changes only
+/// that user's password.
+#[tokio::test]
+async fn single_user_rotation_through_the_master() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    // The database has a password the secret does not know.
+    db.create_user("solo", &random_password());
+    let stored = random_password();
+    let arn = store
+        .create_secret(
+            &unique("solo"),
+            &SecretString::from(db.secret("solo", &stored, json!({"masterarn": master}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    let run = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    assert!(
+        run.succeeded(),
+        "{:?}\n{}",
+        run.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+        function.output()
+    );
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("solo")
+    );
+    assert!(db.logs_in("solo", &password(&store, &arn, AWSCURRENT).await));
+    let roles = db.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'solo%'");
+    assert_eq!(roles.trim(), "1", "no other user was created");
+}
+
+/// Issue 14, item 5: one deployment, both strategies: the `rotor:strategy`
+/// tag chooses per secret, `ROTATION_STRATEGY` is the default.
+#[tokio::test]
+async fn a_tag_chooses_the_strategy() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    for (user, tags, expected) in [
+        ("by_default", vec![], "by_default"),
+        (
+            "by_tag",
+            vec![("rotor:strategy", "alternating")],
+            "by_tag_clone",
+        ),
+    ] {
+        let old = random_password();
+        db.create_user(user, &old);
+        let arn = store
+            .create_secret(
+                &unique(user),
+                &SecretString::from(db.secret(user, &old, json!({}))),
+                &tags,
+            )
+            .await
+            .unwrap();
+        let run = rotate(&store, &function, &options(&arn, &token()))
+            .await
+            .unwrap();
+        assert!(
+            run.succeeded(),
+            "{user}: {:?}",
+            run.steps.iter().map(|s| &s.result).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+            Some(expected)
+        );
+        assert!(db.logs_in(expected, &password(&store, &arn, AWSCURRENT).await));
+    }
+    let old = random_password();
+    let arn = store
+        .create_secret(
+            &unique("bad"),
+            &SecretString::from(db.secret("by_default", &old, json!({}))),
+            &[("rotor:strategy", "sometimes")],
+        )
+        .await
+        .unwrap();
+    let run = rotate(&store, &function, &options(&arn, &token()))
+        .await
+        .unwrap();
+    let (kind, message) = run.steps.last().unwrap().result.as_ref().unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(message.contains("rotor:strategy"), "{message}");
 }

@@ -60,6 +60,65 @@ pub async fn start_function_at(
     }
 }
 
+/// Starts a function binary against moto, in a mount namespace of its own
+/// whose `/etc/hosts` maps `names` to 127.0.0.1: the function resolves the
+/// host names an API returns (moto's RDS endpoints) as it would on AWS, by the
+/// system resolver, and reaches the test servers on 127.0.0.1 (the network
+/// namespace is shared). Needs root (`unshare -m`), as CI has.
+pub async fn start_function_resolving(
+    name: &str,
+    names: &[&str],
+    extra: &[(&str, &str)],
+) -> LocalFunction {
+    let dir = std::env::temp_dir().join(unique("rotor-hosts"));
+    std::fs::create_dir_all(&dir).expect("a temp dir for the hosts file");
+    let hosts = dir.join("hosts");
+    let mut text = String::from("127.0.0.1 localhost\n::1 localhost\n");
+    for host in names {
+        text.push_str(&format!("127.0.0.1 {host}\n"));
+    }
+    std::fs::write(&hosts, text).expect("the hosts file");
+    // The launcher keeps the function's name (the Runtime API's function ARN)
+    // and replaces itself with the binary: the process the test stops is it.
+    let launcher = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\nexec unshare -m -- sh -c 'mount --bind \"$0\" /etc/hosts && exec \"$1\"' '{}' '{}'\n",
+        hosts.display(),
+        function_binary(name).display()
+    );
+    std::fs::write(&launcher, script).expect("the launcher");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755))
+        .expect("the launcher is executable");
+    let mut env = local_env(moto().endpoint());
+    env.push(("AWS_ENDPOINT_URL_RDS".into(), moto().endpoint().to_owned()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    match LocalFunction::start(&launcher, &env).await {
+        Ok(function) => function,
+        Err(e) => panic!(
+            "cannot start {name} under unshare: {e:#}; build it first with cargo build --workspace"
+        ),
+    }
+}
+
+/// moto's RDS API, on the shared moto server.
+pub fn moto_rds() -> aws_sdk_rds::Client {
+    let config = aws_sdk_rds::Config::builder()
+        .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
+        .http_client(rotor_core::store::aws::https_client())
+        .region(aws_sdk_rds::config::Region::new("us-east-1"))
+        .endpoint_url(moto().endpoint())
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "rotor-local",
+            "rotor-local",
+            None,
+            None,
+            "rotor-tests",
+        ))
+        .build();
+    aws_sdk_rds::Client::from_conf(config)
+}
+
 /// A rotation event.
 pub fn event(secret: &str, token: &str, step: &str) -> Value {
     json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step })

@@ -109,19 +109,27 @@ pub struct Defaults {
     allowed_webhook_prefixes: Vec<UrlPrefix>,
 }
 
+/// The characters AWS's rotation template (SecretsManagerRotationTemplate)
+/// excludes when `EXCLUDE_CHARACTERS` is unset, so a secret moved here gets no
+/// character its consumers never had to handle.
+pub const DEFAULT_EXCLUDED_CHARACTERS: &str = "/@\"'\\";
+
 /// The default validation window of multi-call rotations.
 pub const DEFAULT_VALIDATION_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 impl Defaults {
     /// Reads the environment; bad values are reported at the first step, naming the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let policy =
-            PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup).map_err(|source| {
-                Error::PasswordPolicy {
-                    secret: "(every secret: environment)".into(),
-                    source,
-                }
-            })?;
+        let start = PasswordPolicy {
+            exclude_characters: DEFAULT_EXCLUDED_CHARACTERS.to_owned(),
+            ..PasswordPolicy::default()
+        };
+        let policy = PasswordPolicy::from_lookup(start, &lookup).map_err(|source| {
+            Error::PasswordPolicy {
+                secret: "(every secret: environment)".into(),
+                source,
+            }
+        })?;
         let values = [
             FIELDS_VAR,
             GENERATE_VAR,
@@ -431,6 +439,23 @@ mod tests {
             Generator::Password(p) => assert_eq!(p.length, 20),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn passwords_exclude_what_aws_template_excludes_unless_told() {
+        use rotor_core::ExposeSecret;
+        let policy = |env: &[(&str, &str)]| match defaults(env)
+            .resolve("s", &tags(&[]))
+            .unwrap()
+            .generator
+        {
+            Generator::Password(p) => p,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(policy(&[]).exclude_characters, "/@\"'\\");
+        let many = policy(&[("PASSWORD_LENGTH", "4096")]).generate().unwrap();
+        assert!(!many.expose_secret().chars().any(|c| "/@\"'\\".contains(c)));
+        assert_eq!(policy(&[("EXCLUDE_CHARACTERS", "")]).exclude_characters, "");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Cause {
     Tls,
     /// The server refused the user name or password.
     Credentials,
+    /// The server is up but takes no session now: too many connections, or
+    /// starting up or shutting down.
+    Busy,
     /// Anything else.
     Other,
 }
@@ -35,7 +38,83 @@ pub struct ConnectError {
     pub detail: String,
 }
 
+/// The cause the drivers' typed errors give, walking `error`'s source chain:
+/// PostgreSQL's SQLSTATE, MySQL's server error code, the I/O error kind, a
+/// rustls error. `None` when none of them says (name resolution, which the
+/// standard library reports without a kind of its own).
+pub fn typed_cause(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
+    use std::io::ErrorKind;
+    use tokio_postgres::error::SqlState;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>()
+            && let Some(code) = pg.code()
+        {
+            let code = code.clone();
+            if code == SqlState::INVALID_PASSWORD
+                || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            {
+                return Some(Cause::Credentials);
+            }
+            if code == SqlState::TOO_MANY_CONNECTIONS || code == SqlState::CANNOT_CONNECT_NOW {
+                return Some(Cause::Busy);
+            }
+            return Some(Cause::Other);
+        }
+        if let Some(my) = error.downcast_ref::<mysql_async::Error>() {
+            match my {
+                // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
+                mysql_async::Error::Server(e) if e.code == 1045 || e.code == 1698 => {
+                    return Some(Cause::Credentials);
+                }
+                // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS.
+                mysql_async::Error::Server(e) if e.code == 1040 || e.code == 1203 => {
+                    return Some(Cause::Busy);
+                }
+                mysql_async::Error::Server(_) => return Some(Cause::Other),
+                mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => return Some(Cause::Tls),
+                _ => {}
+            }
+        }
+        if error.downcast_ref::<rustls::Error>().is_some() {
+            return Some(Cause::Tls);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Some(Cause::Tls);
+            }
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return Some(Cause::Refused),
+                ErrorKind::TimedOut => return Some(Cause::Timeout),
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::NotConnected => return Some(Cause::Dropped),
+                ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+                    return Some(Cause::Timeout);
+                }
+                _ => {}
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
 impl ConnectError {
+    /// A driver's error, sorted by its typed values ([`typed_cause`]), else
+    /// by its text (name resolution failures only have text).
+    pub fn from_driver(error: &(dyn std::error::Error + 'static), detail: String) -> ConnectError {
+        match typed_cause(error) {
+            Some(cause) => ConnectError { cause, detail },
+            None => ConnectError::classify(detail, false),
+        }
+    }
+
     /// Sorts a driver error's text; `credentials` says whether the driver itself
     /// already recognised an authentication failure.
     pub fn classify(detail: String, credentials: bool) -> ConnectError {
@@ -91,57 +170,61 @@ impl ConnectError {
 
     /// The rotation error, naming the engine, address and user, and the fix.
     pub fn into_error(self, engine: Engine, address: &str, user: &str) -> Error {
-        let (problem, retryable) = match self.cause {
+        use rotor_core::Cause as Core;
+        let (problem, cause) = match self.cause {
             Cause::Dns => (
                 format!(
                     "could not resolve the host name ({}); check the secret's host field and DNS in the function's VPC",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Refused => (
                 format!(
                     "refused the connection ({}); check that the database runs and that the secret's port is right",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Timeout => (
                 format!(
                     "did not answer in time ({}); check the security groups, the function's VPC subnets and that the database runs",
                     self.detail
                 ),
-                true,
+                Core::Unreachable,
             ),
             Cause::Dropped => (
                 format!(
                     "dropped the connection ({}); the database may be restarting or failing over, or something between (a proxy, a NAT gateway) cut the link. The step can be retried",
                     self.detail
                 ),
-                true,
+                Core::Unavailable,
             ),
             Cause::Tls => (
                 format!(
-                    "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it (for RDS, the global bundle). Plaintext is used only when the secret says \"ssl\": false",
+                    "TLS failed ({}); if the certificate does not verify, set SSL_CERT_FILE to the CA bundle that signed it: for RDS, Amazon RDS's global bundle, shipped in a layer (template parameters caBundleLayerArn and sslCertFile, e.g. /opt/global-bundle.pem). Plaintext is used only when the secret says \"ssl\": false",
                     self.detail
                 ),
-                false,
+                Core::Tls,
+            ),
+            Cause::Busy => (
+                format!(
+                    "takes no session now ({}); the server is at its connection limit, or starting or stopping. The step can be retried",
+                    self.detail
+                ),
+                Core::Unavailable,
             ),
             Cause::Credentials => (
                 format!("refused the credentials of user {user:?} ({})", self.detail),
-                false,
+                Core::Auth,
             ),
-            Cause::Other => (self.detail, false),
+            Cause::Other => (self.detail, Core::Rejected),
         };
         Error::Target {
             target: format!("{engine} at {address}"),
             problem,
             system: System::Database,
-            cause: if retryable {
-                rotor_core::Cause::Unavailable
-            } else {
-                rotor_core::Cause::Rejected
-            },
+            cause,
         }
     }
 }
@@ -167,6 +250,54 @@ pub fn is_dropped(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorts_typed_driver_errors() {
+        use std::io::{Error as Io, ErrorKind};
+        let server = |code| {
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "withheld".into(),
+                state: "HY000".into(),
+            })
+        };
+        let cases: [(Box<dyn std::error::Error>, Option<Cause>); 7] = [
+            (
+                Box::new(Io::from(ErrorKind::ConnectionRefused)),
+                Some(Cause::Refused),
+            ),
+            (
+                Box::new(Io::from(ErrorKind::TimedOut)),
+                Some(Cause::Timeout),
+            ),
+            (
+                Box::new(Io::from(ErrorKind::ConnectionReset)),
+                Some(Cause::Dropped),
+            ),
+            (
+                Box::new(Io::new(
+                    ErrorKind::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+                )),
+                Some(Cause::Tls),
+            ),
+            (Box::new(server(1045)), Some(Cause::Credentials)),
+            (Box::new(server(1040)), Some(Cause::Busy)),
+            (
+                Box::new(Io::other("failed to lookup address information")),
+                None,
+            ),
+        ];
+        for (error, cause) in cases {
+            assert_eq!(typed_cause(error.as_ref()), cause, "{error}");
+        }
+        let busy = ConnectError {
+            cause: Cause::Busy,
+            detail: "x".into(),
+        }
+        .into_error(Engine::MySql, "db:3306", "app");
+        assert_eq!(busy.error_type(), "Retryable.DatabaseUnavailable");
+    }
 
     #[test]
     fn sorts_driver_messages() {

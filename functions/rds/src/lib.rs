@@ -17,6 +17,7 @@ use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System}
 use tracing::{info, warn};
 
 pub mod connect;
+pub mod managed;
 pub mod mysql;
 pub mod postgres;
 pub mod secret;
@@ -41,6 +42,35 @@ pub enum Strategy {
     Alternating,
 }
 
+impl Strategy {
+    /// Parses a strategy as `ROTATION_STRATEGY` or the `rotor:strategy` tag
+    /// names it; empty means single.
+    pub fn parse(text: &str) -> Option<Strategy> {
+        match text.trim() {
+            "" | "single" | "single-user" => Some(Strategy::Single),
+            "alternating" | "alternating-users" | "multi-user" | "multiuser" => {
+                Some(Strategy::Alternating)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The tag with which a secret chooses its strategy, over `ROTATION_STRATEGY`.
+pub const STRATEGY_TAG: &str = "rotor:strategy";
+
+/// A secret's strategy: its `rotor:strategy` tag, else the deployment's.
+fn strategy<S: SecretStore>(ctx: &StepContext<'_, S>, config: &Config) -> Result<Strategy, Error> {
+    match ctx.secret.tags.get(STRATEGY_TAG) {
+        None => Ok(config.strategy),
+        Some(text) => Strategy::parse(text).ok_or_else(|| Error::InvalidSettings {
+            secret: ctx.secret_arn().to_owned(),
+            setting: STRATEGY_TAG.into(),
+            problem: format!("{text:?} is not a strategy; use single or alternating"),
+        }),
+    }
+}
+
 /// The deployment's settings, read once per process.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -55,17 +85,11 @@ pub struct Config {
 impl Config {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let strategy = match lookup(STRATEGY_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("single") | Some("single-user") => Strategy::Single,
-            Some("alternating")
-            | Some("alternating-users")
-            | Some("multi-user")
-            | Some("multiuser") => Strategy::Alternating,
-            Some(other) => {
-                return Err(format!(
-                    "{STRATEGY_VAR}={other:?} is not a strategy; use single or alternating"
-                ));
-            }
+        let strategy = match lookup(STRATEGY_VAR) {
+            None => Strategy::Single,
+            Some(text) => Strategy::parse(&text).ok_or_else(|| {
+                format!("{STRATEGY_VAR}={text:?} is not a strategy; use single or alternating")
+            })?,
         };
         let policy = |engine: Engine| {
             let defaults = PasswordPolicy {
@@ -214,6 +238,16 @@ impl Session {
         }
     }
 
+    /// Through a master session: changes `user`'s password and nothing else.
+    async fn set_password_of(&mut self, user: &str, password: &SecretString) -> Result<(), String> {
+        match self {
+            Session::Postgres(client) => {
+                postgres::set_alternate(client, user, user, password).await
+            }
+            Session::MySql(session) => session.set_alternate(user, user, password).await,
+        }
+    }
+
     async fn close(self) {
         match self {
             Session::Postgres(client) => drop(client),
@@ -234,6 +268,108 @@ async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
     }
 }
 
+/// Where and how the master logs in for `current`: the user's database, with
+/// the master's credentials, port and transport. A master secret that RDS
+/// manages (only `username` and `password`, tagged with its instance or
+/// cluster) gets engine, host and port from the RDS API, and the user's host
+/// must be that database's writer: whoever writes the user's secret must not be
+/// able to send the master password to a host of their choosing, nor in
+/// plaintext (`"ssl": false` in the user's secret is not the master's).
+async fn master_login(
+    arn: &str,
+    current: &DbSecret,
+    master: &linked::LinkedSecret,
+) -> Result<DbSecret, Error> {
+    let master_arn = master.arn.as_str();
+    let invalid = |problem: String| Error::InvalidSecretValue {
+        secret: master_arn.to_owned(),
+        label: AWSCURRENT.into(),
+        problem,
+    };
+    let rds_managed = managed::is_credentials_only(&master.value)
+        .then(|| managed::Primary::from_tags(&master.tags))
+        .flatten();
+    let mut rds = None;
+    let (username, password, engine, host, port, transport) = match &rds_managed {
+        Some(primary) => {
+            let endpoint = rds
+                .insert(managed::Rds::from_env().await)
+                .endpoint(primary)
+                .await
+                .map_err(|e| {
+                    e.at(
+                        System::Database,
+                        format!("the RDS API for {}", primary.arn()),
+                    )
+                })?;
+            let (username, password) = managed::credentials(&master.value)
+                .ok_or_else(|| invalid("has no user name or password".into()))?;
+            (
+                username,
+                password,
+                endpoint.engine,
+                endpoint.host,
+                endpoint.port,
+                secret::Transport::VerifiedTls,
+            )
+        }
+        None => {
+            let master = parse(master_arn, AWSCURRENT, &master.value)?;
+            (
+                master.username.clone(),
+                master.password.clone(),
+                master.engine,
+                master.host.clone(),
+                master.port,
+                master.transport,
+            )
+        }
+    };
+    // A user secret may name a reader of the master's database (a read
+    // replica, an Aurora reader, the cluster's reader endpoint): the master
+    // still logs in to the writer, and the RDS API must say the host is one.
+    let reader = |rds: Option<managed::Rds>| async {
+        let rds = match rds {
+            Some(rds) => rds,
+            None => managed::Rds::from_env().await,
+        };
+        rds.is_reader_of(&current.host, rds_managed.as_ref(), &host)
+            .await
+            .map_err(|e| {
+                e.at(
+                    System::Database,
+                    format!("the RDS API for {}", current.host),
+                )
+            })
+    };
+    if !managed::same_host(&host, &current.host) && !reader(rds).await? {
+        return Err(Error::InvalidSettings {
+            secret: arn.to_owned(),
+            setting: "masterarn".into(),
+            problem: format!(
+                "the master secret's database is at host {host}, but this secret names {}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it",
+                current.host
+            ),
+        });
+    }
+    if engine.is_mysql_family() != current.engine.is_mysql_family() {
+        return Err(Error::InvalidSettings {
+            secret: arn.to_owned(),
+            setting: "masterarn".into(),
+            problem: format!(
+                "the master secret's database runs {engine}, but this secret names {}",
+                current.engine
+            ),
+        });
+    }
+    let mut admin =
+        DbSecret::parse(&current.with_credentials(&username, &password)).map_err(invalid)?;
+    admin.host = host;
+    admin.port = port;
+    admin.transport = transport;
+    Ok(admin)
+}
+
 /// Tells a tracked step what it now waits for at the database.
 fn waiting(secret: &DbSecret, doing: &str, user: &str) {
     rotor_core::progress::waiting_for(|| {
@@ -250,7 +386,7 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
         target: format!("{} at {}", secret.engine, secret.address()),
         problem,
         system: System::Database,
-        cause: rotor_core::Cause::Rejected,
+        cause: rotor_core::Cause::Auth,
     }
 }
 
@@ -278,7 +414,7 @@ impl Rotator for RdsRotator {
         let arn = ctx.secret_arn();
         let config = self.config(arn)?;
         let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        let username = match config.strategy {
+        let username = match strategy(ctx, config)? {
             Strategy::Single => current.username.clone(),
             Strategy::Alternating => alternate_username(
                 &current.username,
@@ -310,7 +446,7 @@ impl Rotator for RdsRotator {
         // A single user whose pending password works is done. An alternate
         // user is not: a login proves only that its first statement ran, so
         // every attempt brings it to the original's state again.
-        if config.strategy == Strategy::Single
+        if strategy(ctx, config)? == Strategy::Single
             && let Some(session) = login(&pending).await?
         {
             session.close().await;
@@ -332,8 +468,8 @@ impl Rotator for RdsRotator {
                 ),
             });
         }
-        match config.strategy {
-            Strategy::Single => self.set_single(ctx, &current, &pending).await,
+        match strategy(ctx, config)? {
+            Strategy::Single => self.set_single(ctx, config, &current, &pending).await,
             Strategy::Alternating => self.set_alternating(ctx, config, &current, &pending).await,
         }
     }
@@ -345,7 +481,7 @@ impl Rotator for RdsRotator {
         let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         // The clone of an alternating pair must also act with exactly the
         // original's privileges; the original is the reference itself.
-        let original = match config.strategy {
+        let original = match strategy(ctx, config)? {
             Strategy::Alternating if base_username(&pending.username) != pending.username => {
                 Some(parse(arn, AWSCURRENT, &ctx.current().await?.value)?)
             }
@@ -374,7 +510,7 @@ impl Rotator for RdsRotator {
                     if attempt < attempts
                         && matches!(
                             e.cause,
-                            Cause::Credentials | Cause::Timeout | Cause::Refused
+                            Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
                         ) =>
                 {
                     warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
@@ -409,7 +545,7 @@ async fn same_access(
         target: format!("{} at {}", pending.engine, pending.address()),
         problem: format!("testSecret: {problem}; {fix}"),
         system: System::Database,
-        cause: rotor_core::Cause::Rejected,
+        cause: rotor_core::Cause::Mismatch,
     };
     match session {
         Session::Postgres(client) => {
@@ -471,6 +607,7 @@ impl RdsRotator {
     async fn set_single<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
+        config: &Config,
         current: &DbSecret,
         pending: &DbSecret,
     ) -> Result<(), Error> {
@@ -496,28 +633,68 @@ impl RdsRotator {
                 session = login(&previous).await?;
             }
         }
-        let Some(mut session) = session else {
-            return Err(refused(
-                pending,
-                format!(
-                    "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, then rotate again",
-                    pending.username
-                ),
-            ));
-        };
-        waiting(pending, "changing the password of", &pending.username);
-        let result = session
-            .set_own_password(&pending.username, &pending.password)
+        // A user that cannot log in or change its own password (an expired or
+        // unknown password, MySQL's password_require_current, a restricted
+        // role) has it changed by the master, when the secret has one.
+        let has_master = current.masterarn.is_some() || config.master_secret.is_some();
+        match session {
+            Some(mut session) => {
+                waiting(pending, "changing the password of", &pending.username);
+                let result = session
+                    .set_own_password(&pending.username, &pending.password)
+                    .await;
+                session.close().await;
+                match result.map_err(|detail| {
+                    failed(
+                        pending,
+                        &format!("changing the password of user {:?}", pending.username),
+                        detail,
+                    )
+                }) {
+                    Ok(()) => {
+                        info!(secret = %arn, user = %pending.username, "password changed");
+                        return Ok(());
+                    }
+                    Err(e) if !has_master || e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        warn!(secret = %arn, user = %pending.username, error = %e, "the user cannot change its own password; the master changes it");
+                    }
+                }
+            }
+            None if !has_master => {
+                return Err(refused(
+                    pending,
+                    format!(
+                        "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, or give the secret a masterarn, then rotate again",
+                        pending.username
+                    ),
+                ));
+            }
+            None => {
+                info!(secret = %arn, user = %pending.username, "the user's passwords are refused; the master changes it");
+            }
+        }
+        let mut master = self.master_session(ctx, config, current).await?;
+        waiting(
+            pending,
+            "changing, as the master, the password of",
+            &pending.username,
+        );
+        let result = master
+            .set_password_of(&pending.username, &pending.password)
             .await;
-        session.close().await;
+        master.close().await;
         result.map_err(|detail| {
             failed(
                 pending,
-                &format!("changing the password of user {:?}", pending.username),
+                &format!(
+                    "changing, as the master, the password of user {:?}",
+                    pending.username
+                ),
                 detail,
             )
         })?;
-        info!(secret = %arn, user = %pending.username, "password changed");
+        info!(secret = %arn, user = %pending.username, "password changed by the master");
         Ok(())
     }
 
@@ -557,6 +734,35 @@ impl RdsRotator {
                 ));
             }
         }
+        let mut session = self.master_session(ctx, config, current).await?;
+        waiting(pending, "setting up the alternate user", &pending.username);
+        let result = session
+            .set_alternate(&current.username, &pending.username, &pending.password)
+            .await;
+        session.close().await;
+        result.map_err(|detail| {
+            failed(
+                pending,
+                &format!("setting up user {:?}", pending.username),
+                detail,
+            )
+        })?;
+        info!(secret = %arn, user = %pending.username, "alternate user set");
+        Ok(())
+    }
+
+    /// A session as the master for `current`'s database: the secret's own
+    /// masterarn, else the deployer's MASTER_SECRET_ARN. A masterarn is written
+    /// by whoever writes this secret: the master secret is read only if it
+    /// agrees to serve this one (its rotor:serves tag) or the deployer's
+    /// variable names it.
+    async fn master_session<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        config: &Config,
+        current: &DbSecret,
+    ) -> Result<Session, Error> {
+        let arn = ctx.secret_arn();
         // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
         // masterarn is written by whoever writes this secret: the master secret
         // is read only if it agrees to serve this one (its rotor:serves tag) or
@@ -589,52 +795,16 @@ impl RdsRotator {
         )
         .await?;
         let master_arn = linked.arn.clone();
-        let stored = linked;
-        let master = parse(&master_arn, AWSCURRENT, &stored.value)?;
-        if master.host != current.host {
-            return Err(Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: "masterarn".into(),
-                problem: format!(
-                    "the master secret names host {}, but this secret names {}; they must be the same database",
-                    master.host, current.host
-                ),
-            });
-        }
-        // The master logs in to the user's database, on the master secret's own
-        // port and transport: whoever writes the user's secret must not be able
-        // to send the master password in plaintext ("ssl": false) or elsewhere.
-        let mut admin =
-            DbSecret::parse(&current.with_credentials(&master.username, &master.password))
-                .map_err(|problem| Error::InvalidSecretValue {
-                    secret: master_arn.clone(),
-                    label: AWSCURRENT.into(),
-                    problem,
-                })?;
-        admin.port = master.port;
-        admin.transport = master.transport;
-        let Some(mut session) = login(&admin).await? else {
+        let admin = master_login(arn, current, &linked).await?;
+        let Some(session) = login(&admin).await? else {
             return Err(refused(
                 &admin,
                 format!(
                     "refused the master credentials of user {:?} from {master_arn}",
-                    master.username
+                    admin.username
                 ),
             ));
         };
-        waiting(pending, "setting up the alternate user", &pending.username);
-        let result = session
-            .set_alternate(&current.username, &pending.username, &pending.password)
-            .await;
-        session.close().await;
-        result.map_err(|detail| {
-            failed(
-                pending,
-                &format!("setting up user {:?}", pending.username),
-                detail,
-            )
-        })?;
-        info!(secret = %arn, user = %pending.username, "alternate user set");
-        Ok(())
+        Ok(session)
     }
 }

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use rotor_core::{ExposeSecret, SecretString};
 
-use crate::connect::ConnectError;
+use crate::connect::{Cause, ConnectError};
 use crate::secret::{DbSecret, Transport};
 use crate::tls;
 
@@ -79,25 +79,18 @@ pub async fn connect(
     let connecting = Conn::new(opts);
     let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => {
-            return Err(ConnectError::classify(
-                format!(
-                    "no answer within {} s (timed out)",
-                    CONNECT_TIMEOUT.as_secs()
-                ),
-                false,
-            ));
+            return Err(ConnectError {
+                cause: Cause::Timeout,
+                detail: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            });
         }
-        Ok(Err(e)) => {
-            let credentials =
-                matches!(&e, mysql_async::Error::Server(s) if s.code == 1045 || s.code == 1698);
-            return Err(ConnectError::classify(e.to_string(), credentials));
-        }
+        Ok(Err(e)) => return Err(ConnectError::from_driver(&e, e.to_string())),
         Ok(Ok(conn)) => conn,
     };
     let (version, sql_mode): (String, String) = conn
         .query_first("SELECT VERSION(), @@SESSION.sql_mode")
         .await
-        .map_err(|e| ConnectError::classify(e.to_string(), false))?
+        .map_err(|e| ConnectError::from_driver(&e, e.to_string()))?
         .unwrap_or_default();
     Ok(Session {
         conn,

@@ -45,14 +45,7 @@ pub async fn connect(
         .dbname(secret.database().unwrap_or("postgres"))
         .application_name("rotor-rds-rotation")
         .connect_timeout(CONNECT_TIMEOUT);
-    let credentials = |e: &tokio_postgres::Error| {
-        e.code()
-            .is_some_and(|c| c.code() == "28P01" || c.code() == "28000")
-    };
-    let describe = |e: tokio_postgres::Error| {
-        let is_credentials = credentials(&e);
-        ConnectError::classify(error_chain(&e), is_credentials)
-    };
+    let describe = |e: tokio_postgres::Error| ConnectError::from_driver(&e, error_chain(&e));
     let client = match secret.transport {
         Transport::VerifiedTls => {
             config.ssl_mode(SslMode::Require);

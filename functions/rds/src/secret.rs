@@ -168,7 +168,14 @@ impl DbSecret {
             Some(Value::Bool(false)) => Transport::Plaintext,
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Transport::VerifiedTls,
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Transport::Plaintext,
-            Some(_) => return Err("has an ssl field that is neither true nor false; leave it out (TLS, verified) or set it to false for plaintext".into()),
+            // AWS's functions take any other value as "TLS" (with a fallback to
+            // plaintext that rotor does not copy): verified TLS, and a warning.
+            Some(_) => {
+                tracing::warn!(
+                    "the secret's ssl field is neither true nor false; using verified TLS (set it to true, or false for plaintext, to silence this)"
+                );
+                Transport::VerifiedTls
+            }
         };
         Ok(DbSecret {
             engine,
@@ -315,10 +322,6 @@ mod tests {
                 "port that is not",
             ),
             (
-                r#"{"engine":"mysql","host":"h","username":"u","password":"p4ss","ssl":"maybe"}"#,
-                "ssl field",
-            ),
-            (
                 r#"{"engine":"mysql","host":"h","username":5,"password":"p4ss"}"#,
                 "username field that is not a string",
             ),
@@ -327,6 +330,20 @@ mod tests {
             let error = parse(json).unwrap_err();
             assert!(error.contains(expected), "{error}");
             assert!(!error.contains("p4ss"));
+        }
+    }
+
+    #[test]
+    fn any_other_ssl_value_means_verified_tls() {
+        for ssl in [r#""maybe""#, r#""require""#, "1", "0", "[]", r#""""#] {
+            let json = format!(
+                r#"{{"engine":"mysql","host":"h","username":"u","password":"p","ssl":{ssl}}}"#
+            );
+            assert_eq!(
+                parse(&json).unwrap().transport,
+                Transport::VerifiedTls,
+                "{ssl}"
+            );
         }
     }
 

@@ -29,7 +29,13 @@ use rcgen::{
 /// The only address the servers listen on.
 pub const HOST: &str = "127.0.0.1";
 /// The names the server certificates are issued for.
-pub const SERVER_NAMES: &[&str] = &["127.0.0.1", "localhost"];
+/// And the form of the DB instance endpoints moto's RDS API returns, which the
+/// rds tests resolve to 127.0.0.1 (see rotor_tests::start_function_resolving).
+pub const SERVER_NAMES: &[&str] = &[
+    "127.0.0.1",
+    "localhost",
+    "*.aaaaaaaaaa.us-east-1.rds.amazonaws.com",
+];
 
 /// How long a server may take to get ready before its `start` gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,406 @@
+//! Master secrets that Amazon RDS manages ("ManageMasterUserPassword"). RDS
+//! keeps only `username` and `password` in them and tags the secret with the
+//! database it belongs to: `aws:rds:primaryDBInstanceArn` or
+//! `aws:rds:primaryDBClusterArn` (AWS's own functions compare the key without
+//! regard to case, and so does this module). Engine, host and port come from
+//! the RDS API for that instance or cluster, never from the value of any secret:
+//! the host the master password is sent to is the database's writer as RDS
+//! reports it.
+
+use std::collections::BTreeMap;
+
+use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+use serde_json::Value;
+
+use crate::secret::Engine;
+
+/// The tag RDS puts on the master secret of a DB instance (lower case).
+pub const INSTANCE_TAG: &str = "aws:rds:primarydbinstancearn";
+/// The tag RDS puts on the master secret of a DB cluster (lower case).
+pub const CLUSTER_TAG: &str = "aws:rds:primarydbclusterarn";
+
+/// The database an RDS-managed master secret belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Primary {
+    /// A DB instance, by ARN.
+    Instance(String),
+    /// A DB cluster (Aurora or Multi-AZ), by ARN.
+    Cluster(String),
+}
+
+impl Primary {
+    /// The database named by a secret's tags, if it is an RDS-managed secret.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<Primary> {
+        tags.iter().find_map(|(key, value)| {
+            let key = key.to_ascii_lowercase();
+            if key == INSTANCE_TAG {
+                Some(Primary::Instance(value.clone()))
+            } else if key == CLUSTER_TAG {
+                Some(Primary::Cluster(value.clone()))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The ARN, for messages and the RDS API.
+    pub fn arn(&self) -> &str {
+        match self {
+            Primary::Instance(arn) | Primary::Cluster(arn) => arn,
+        }
+    }
+}
+
+/// Whether a secret value holds only `username` and `password`, the shape of
+/// the secrets RDS manages.
+pub fn is_credentials_only(value: &SecretString) -> bool {
+    match serde_json::from_str::<Value>(value.expose_secret()) {
+        Ok(Value::Object(fields)) => {
+            fields.len() == 2 && fields.contains_key("username") && fields.contains_key("password")
+        }
+        _ => false,
+    }
+}
+
+/// The `username` and `password` of a credentials-only value.
+pub fn credentials(value: &SecretString) -> Option<(String, SecretString)> {
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(value.expose_secret()) else {
+        return None;
+    };
+    match (fields.remove("username"), fields.remove("password")) {
+        (Some(Value::String(user)), Some(Value::String(password))) if !user.is_empty() => {
+            Some((user, SecretString::from(password)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether two host names name the same host: DNS names compare without
+/// regard to case or a final dot; anything else must be identical.
+pub fn same_host(a: &str, b: &str) -> bool {
+    let a = a.strip_suffix('.').unwrap_or(a);
+    let b = b.strip_suffix('.').unwrap_or(b);
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Where a database accepts connections, as the RDS API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The engine.
+    pub engine: Engine,
+    /// The writer's host name.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+/// The RDS API, created only when a secret needs it.
+pub struct Rds {
+    client: aws_sdk_rds::Client,
+}
+
+impl Rds {
+    /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL_RDS`),
+    /// on the HTTPS client Secrets Manager uses.
+    pub async fn from_env() -> Rds {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(rotor_core::store::aws::https_client())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_millis(3100))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(5))
+                    .build(),
+            )
+            .load()
+            .await;
+        Rds {
+            client: aws_sdk_rds::Client::new(&config),
+        }
+    }
+
+    /// The engine and writer endpoint of an instance or cluster.
+    pub async fn endpoint(&self, primary: &Primary) -> Result<Endpoint, TargetError> {
+        let (engine, host, port) = match primary {
+            Primary::Instance(arn) => {
+                let out = self
+                    .client
+                    .describe_db_instances()
+                    .db_instance_identifier(arn)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("DescribeDBInstances", arn, e))?;
+                let instance = out.db_instances().first().ok_or_else(|| {
+                    TargetError::new(
+                        Cause::NotFound,
+                        format!("DescribeDBInstances found no DB instance {arn}"),
+                    )
+                })?;
+                let endpoint = instance.endpoint();
+                (
+                    instance.engine().map(str::to_owned),
+                    endpoint.and_then(|e| e.address()).map(str::to_owned),
+                    endpoint.and_then(|e| e.port()),
+                )
+            }
+            Primary::Cluster(arn) => {
+                let out = self
+                    .client
+                    .describe_db_clusters()
+                    .db_cluster_identifier(arn)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("DescribeDBClusters", arn, e))?;
+                let cluster = out.db_clusters().first().ok_or_else(|| {
+                    TargetError::new(
+                        Cause::NotFound,
+                        format!("DescribeDBClusters found no DB cluster {arn}"),
+                    )
+                })?;
+                (
+                    cluster.engine().map(str::to_owned),
+                    cluster.endpoint().map(str::to_owned),
+                    cluster.port(),
+                )
+            }
+        };
+        let arn = primary.arn();
+        let engine_text = engine.unwrap_or_default();
+        let engine = Engine::parse(&engine_text).ok_or_else(|| {
+            TargetError::new(
+                Cause::Rejected,
+                format!("{arn} runs engine {engine_text:?}, which rds-rotation does not rotate"),
+            )
+        })?;
+        let host = host.filter(|h| !h.is_empty()).ok_or_else(|| {
+            TargetError::new(
+                Cause::Pending,
+                format!("{arn} has no endpoint yet (still being created?); rotate again once it is available"),
+            )
+        })?;
+        let port = port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(engine.default_port());
+        Ok(Endpoint { engine, host, port })
+    }
+}
+
+/// The first label of a DNS host name: RDS names an instance's endpoint
+/// `<instance id>.<random>.<region>.rds.amazonaws.com` and a cluster's
+/// `<cluster id>.cluster[-ro]-<random>...`. An IP address or a one-label name
+/// has none. Whatever it yields is only a guess until the RDS API reports an
+/// endpoint that is the same host.
+fn first_label(host: &str) -> Option<&str> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let (label, rest) = host.split_once('.')?;
+    (!label.is_empty() && !rest.is_empty()).then_some(label)
+}
+
+/// An instance as the RDS API reports it, when `host` is its endpoint.
+struct Instance {
+    id: String,
+    arn: String,
+    cluster: Option<String>,
+    replica_of: Option<String>,
+}
+
+/// A cluster as the RDS API reports it.
+struct Cluster {
+    id: String,
+    arn: String,
+    writer: Option<String>,
+    reader: Option<String>,
+}
+
+impl Rds {
+    /// Whether `host` is a reader of the database the master logs in to: a
+    /// read replica of the master's instance, an instance of the master's
+    /// cluster, or that cluster's reader endpoint. `primary` is the database
+    /// of an RDS-managed master; otherwise the master's `writer` host is looked
+    /// up. Only what the RDS API reports counts: a host is an instance's or a
+    /// cluster's only when the API names it as that instance's endpoint.
+    pub async fn is_reader_of(
+        &self,
+        host: &str,
+        primary: Option<&Primary>,
+        writer: &str,
+    ) -> Result<bool, TargetError> {
+        let primary = match primary {
+            Some(primary) => primary.clone(),
+            None => match self.database_at(writer).await? {
+                Some(primary) => primary,
+                None => return Ok(false),
+            },
+        };
+        match primary {
+            Primary::Cluster(id) => {
+                let Some(cluster) = self.cluster(&id).await? else {
+                    return Ok(false);
+                };
+                if cluster
+                    .reader
+                    .as_deref()
+                    .is_some_and(|r| same_host(r, host))
+                {
+                    return Ok(true);
+                }
+                let Some(instance) = self.instance_at(host).await? else {
+                    return Ok(false);
+                };
+                Ok(instance
+                    .cluster
+                    .is_some_and(|c| c == cluster.id || c == cluster.arn))
+            }
+            Primary::Instance(id) => {
+                let Some(source) = self.instance(&id).await? else {
+                    return Ok(false);
+                };
+                let Some(instance) = self.instance_at(host).await? else {
+                    return Ok(false);
+                };
+                Ok(instance
+                    .replica_of
+                    .is_some_and(|r| r == source.1.id || r == source.1.arn))
+            }
+        }
+    }
+
+    /// The instance or cluster whose writer endpoint is `host`.
+    async fn database_at(&self, host: &str) -> Result<Option<Primary>, TargetError> {
+        if let Some(instance) = self.instance_at(host).await? {
+            return Ok(Some(Primary::Instance(instance.arn)));
+        }
+        let Some(label) = first_label(host) else {
+            return Ok(None);
+        };
+        Ok(self
+            .cluster(label)
+            .await?
+            .filter(|c| c.writer.as_deref().is_some_and(|w| same_host(w, host)))
+            .map(|c| Primary::Cluster(c.arn)))
+    }
+
+    /// The instance whose endpoint is `host`, if any.
+    async fn instance_at(&self, host: &str) -> Result<Option<Instance>, TargetError> {
+        let Some(label) = first_label(host) else {
+            return Ok(None);
+        };
+        Ok(self
+            .instance(label)
+            .await?
+            .filter(|i| i.0.as_deref().is_some_and(|e| same_host(e, host)))
+            .map(|i| i.1))
+    }
+
+    async fn instance(&self, id: &str) -> Result<Option<(Option<String>, Instance)>, TargetError> {
+        let out = match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(api_error("DescribeDBInstances", id, e)),
+        };
+        Ok(out.db_instances().first().map(|i| {
+            (
+                i.endpoint().and_then(|e| e.address()).map(str::to_owned),
+                Instance {
+                    id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+                    arn: i.db_instance_arn().unwrap_or_default().to_owned(),
+                    cluster: i.db_cluster_identifier().map(str::to_owned),
+                    replica_of: i
+                        .read_replica_source_db_instance_identifier()
+                        .map(str::to_owned),
+                },
+            )
+        }))
+    }
+
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>, TargetError> {
+        let out = match self
+            .client
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_cluster_not_found_fault()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(api_error("DescribeDBClusters", id, e)),
+        };
+        Ok(out.db_clusters().first().map(|c| Cluster {
+            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+            writer: c.endpoint().map(str::to_owned),
+            reader: c.reader_endpoint().map(str::to_owned),
+        }))
+    }
+}
+
+fn api_error<E: std::error::Error + Send + Sync + 'static>(
+    operation: &str,
+    arn: &str,
+    error: aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
+) -> TargetError {
+    use aws_sdk_rds::error::SdkError;
+    let cause = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Cause::Unreachable,
+        SdkError::ServiceError(service) => match service.raw().status().as_u16() {
+            401 | 403 => Cause::Permission,
+            404 => Cause::NotFound,
+            429 | 500..=599 => Cause::Unavailable,
+            _ => Cause::Rejected,
+        },
+        _ => Cause::Unavailable,
+    };
+    let detail = aws_sdk_rds::error::DisplayErrorContext(&error);
+    let fix = if cause == Cause::Permission {
+        "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters (template parameter rdsDescribeDatabases)"
+    } else {
+        ""
+    };
+    TargetError::new(
+        cause,
+        format!("{operation} for {arn} failed: {detail}{fix}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_tag_in_any_case() {
+        let tags = |key: &str| BTreeMap::from([(key.to_owned(), "arn:db".to_owned())]);
+        assert_eq!(
+            Primary::from_tags(&tags("aws:rds:primaryDBInstanceArn")),
+            Some(Primary::Instance("arn:db".into()))
+        );
+        assert_eq!(
+            Primary::from_tags(&tags("aws:rds:primarydbclusterarn")),
+            Some(Primary::Cluster("arn:db".into()))
+        );
+        assert_eq!(Primary::from_tags(&tags("rotor:serves")), None);
+        assert!(is_credentials_only(&SecretString::from(
+            r#"{"username":"a","password":"b"}"#
+        )));
+        assert!(!is_credentials_only(&SecretString::from(
+            r#"{"username":"a","password":"b","host":"h"}"#
+        )));
+    }
+}
