@@ -342,3 +342,148 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
             == "PONG"
     );
 }
+
+/// The crash matrix for redis-rotation: the function is killed before and
+/// after each of its calls (to Secrets Manager and to Redis, counted across
+/// both), one crash per rotation of the same secret, until a rotation makes
+/// fewer calls. After each crash a stored password (AWSCURRENT, or AWSPENDING
+/// once the user holds it) logs in; a fresh process retries the rotation with
+/// the same token and finishes it; then the labels are exact, AWSCURRENT and
+/// AWSPREVIOUS log in, and the user holds exactly those two passwords.
+#[tokio::test]
+async fn crash_matrix_at_every_call() {
+    use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, When};
+    use rotor_cli::rotate::{RotateOptions, rotate};
+    use rotor_core::labels::AWSPENDING;
+
+    let redis = RedisServer::start().unwrap();
+    let store = moto_store();
+    let target_proxy = FaultProxy::start("redis", ([127, 0, 0, 1], redis.tls_port()).into())
+        .await
+        .unwrap();
+    let moto_address = moto()
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let sm_proxy = FaultProxy::start("secretsmanager", moto_address)
+        .await
+        .unwrap();
+    let via_proxy = |user: &str, pw: &SecretString| {
+        let mut value: Value = serde_json::from_str(&secret(&redis, user, pw, json!({}))).unwrap();
+        value["port"] = json!(target_proxy.port());
+        value.to_string()
+    };
+    let admin = store
+        .create_secret(
+            &unique("redis-admin"),
+            &SecretString::from(via_proxy(ADMIN_USER, &redis.admin_password())),
+            &[],
+        )
+        .await
+        .unwrap();
+    let old = random_password();
+    redis.create_user("crash", &old, &[]).unwrap();
+    let arn = store
+        .create_secret(
+            &unique("redis-crash"),
+            &SecretString::from(via_proxy("crash", &old)),
+            &[],
+        )
+        .await
+        .unwrap();
+    let ca = redis.ca_path().display().to_string();
+    let env = [
+        ("SSL_CERT_FILE", ca.as_str()),
+        ("MASTER_SECRET_ARN", admin.as_str()),
+    ];
+    let logs_in = |stored: &Option<SecretString>| {
+        stored.as_ref().is_some_and(|v| {
+            let v: Value = serde_json::from_str(v.expose_secret()).unwrap();
+            redis.logs_in(
+                "crash",
+                &SecretString::from(v["password"].as_str().unwrap()),
+            )
+        })
+    };
+    let options = |t: &str| RotateOptions {
+        secret_id: arn.clone(),
+        token: Some(t.to_owned()),
+        test_only: false,
+        step_timeout: std::time::Duration::from_secs(30),
+    };
+    let mut output = String::new();
+    let mut crashes = 0;
+    for when in [When::Before, When::After] {
+        for at in 1.. {
+            let plan = CrashPlan::new(at, when);
+            let function =
+                start_function_at("redis-rotation", &sm_proxy.http_endpoint(), &env).await;
+            plan.set_victim(function.pid().expect("pid"));
+            sm_proxy.set_plan(Some(plan.clone()));
+            target_proxy.set_plan(Some(plan.clone()));
+            let t = token();
+            let run = rotate(&store, &function, &options(&t)).await.unwrap();
+            sm_proxy.set_plan(None);
+            target_proxy.set_plan(None);
+            output.push_str(&function.output());
+            output.push_str(&format!("{:?}", run.steps));
+            let point = plan.fired();
+            if let Some(point) = &point {
+                crashes += 1;
+                let (current, pending) = (
+                    value(&store, &arn, AWSCURRENT).await,
+                    value(&store, &arn, AWSPENDING).await,
+                );
+                assert!(
+                    logs_in(&current) || logs_in(&pending),
+                    "{point}: no stored password logs in"
+                );
+                let retry =
+                    start_function_at("redis-rotation", &sm_proxy.http_endpoint(), &env).await;
+                for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+                    let result = step(&retry, &event(&arn, &t, name)).await;
+                    assert!(
+                        result.is_ok(),
+                        "{point}: the retried {name} failed: {result:?}\n{}",
+                        retry.output()
+                    );
+                }
+                output.push_str(&retry.output());
+            } else {
+                assert!(
+                    run.succeeded(),
+                    "a rotation without a crash failed: {:?}\n{}",
+                    run.steps.iter().map(|s| &s.result).collect::<Vec<_>>(),
+                    function.output()
+                );
+            }
+            let labels = labels(&store, &arn).await;
+            assert_eq!(
+                labels.get(&t).map(Vec::as_slice),
+                Some(&[AWSCURRENT.to_owned()][..]),
+                "{point:?}: {labels:?}"
+            );
+            assert!(
+                labels.values().flatten().all(|l| l != AWSPENDING),
+                "{point:?}: {labels:?}"
+            );
+            assert!(
+                logs_in(&value(&store, &arn, AWSCURRENT).await),
+                "{point:?}: AWSCURRENT"
+            );
+            assert!(
+                logs_in(&value(&store, &arn, AWSPREVIOUS).await),
+                "{point:?}: AWSPREVIOUS"
+            );
+            assert_eq!(redis.password_count("crash").unwrap(), 2, "{point:?}");
+            if point.is_none() {
+                break;
+            }
+        }
+    }
+    assert!(crashes > 20, "only {crashes} crash points");
+    assert!(!output.contains(redis.admin_password().expose_secret()));
+    assert_no_stored_secret_in(&store, &arn, &output).await;
+    eprintln!("redis crash matrix: {crashes} crashes survived");
+}
