@@ -487,3 +487,88 @@ async fn crash_matrix_at_every_call() {
     assert_no_stored_secret_in(&store, &arn, &output).await;
     eprintln!("redis crash matrix: {crashes} crashes survived");
 }
+
+/// The link to Redis breaks after each of the function's round trips in
+/// setSecret and finishSecret (between AUTH, ACL GETUSER, ACL SETUSER,
+/// CONFIG GET and ACL SAVE): the step fails as retryable, the current
+/// password still logs in, and the step's retry converges.
+#[tokio::test]
+async fn a_broken_link_between_acl_commands_is_retryable() {
+    use rotor_cli::fault_proxy::FaultProxy;
+
+    let redis = RedisServer::start().unwrap();
+    let store = moto_store();
+    let proxy = FaultProxy::start("redis", ([127, 0, 0, 1], redis.tls_port()).into())
+        .await
+        .unwrap();
+    let via_proxy = |user: &str, pw: &SecretString| {
+        let mut value: Value = serde_json::from_str(&secret(&redis, user, pw, json!({}))).unwrap();
+        value["port"] = json!(proxy.port());
+        value.to_string()
+    };
+    let admin = store
+        .create_secret(
+            &unique("redis-admin"),
+            &SecretString::from(via_proxy(ADMIN_USER, &redis.admin_password())),
+            &[],
+        )
+        .await
+        .unwrap();
+    let function = function(&redis, &[("MASTER_SECRET_ARN", admin.as_str())]).await;
+    let mut broken = 0;
+    for step_name in ["setSecret", "finishSecret"] {
+        for n in 1.. {
+            let user = format!("link{n}{}", &step_name[..3]);
+            let old = random_password();
+            redis.create_user(&user, &old, &[]).unwrap();
+            let t = token();
+            let arn = staged_secret(&store, &via_proxy(&user, &old), &[], &t).await;
+            let before: Vec<&str> = match step_name {
+                "setSecret" => vec!["createSecret"],
+                _ => vec!["createSecret", "setSecret", "testSecret"],
+            };
+            for name in &before {
+                step(&function, &event(&arn, &t, name)).await.unwrap();
+            }
+            let start = proxy.chunks();
+            proxy.cut_after(n);
+            let result = step(&function, &event(&arn, &t, step_name)).await;
+            let reached = proxy.chunks() - start >= n;
+            proxy.cancel_cut();
+            if let Err((kind, message)) = &result {
+                assert!(
+                    kind.starts_with("Retryable.Cache"),
+                    "{step_name}, cut after {n}: {kind}: {message}"
+                );
+                broken += 1;
+            }
+            assert!(
+                redis.logs_in(&user, &old) || step_name == "finishSecret",
+                "{step_name}, cut after {n}: the current password"
+            );
+            for name in [step_name, "testSecret", "finishSecret"] {
+                let again = step(&function, &event(&arn, &t, name)).await;
+                assert!(
+                    again.is_ok(),
+                    "{step_name}, cut after {n}: {name} again: {again:?}\n{}",
+                    function.output()
+                );
+            }
+            let new = password(&store, &arn, AWSCURRENT).await;
+            assert!(
+                redis.logs_in(&user, &new) && redis.logs_in(&user, &old),
+                "{step_name}, cut after {n}"
+            );
+            assert_eq!(redis.password_count(&user).unwrap(), 2);
+            if result.is_ok() && !reached {
+                break;
+            }
+        }
+    }
+    assert!(broken >= 8, "only {broken} broken links");
+    assert!(
+        !function
+            .output()
+            .contains(redis.admin_password().expose_secret())
+    );
+}
