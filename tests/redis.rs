@@ -572,3 +572,45 @@ async fn a_broken_link_between_acl_commands_is_retryable() {
             .contains(redis.admin_password().expose_secret())
     );
 }
+
+/// A secret that names a user whose password it does not hold (another
+/// application's user, or the admin itself) gets nothing from the admin
+/// secret that serves it: setSecret refuses, no password is added.
+#[tokio::test]
+async fn a_secret_cannot_borrow_the_admin_for_another_user() {
+    let redis = RedisServer::start().unwrap();
+    let store = moto_store();
+    let (admin, team) = admin_secret(&store, &redis, &redis.admin_password()).await;
+    redis
+        .create_user("victim", &random_password(), &[])
+        .unwrap();
+    let function = function(&redis, &[]).await;
+    for user in ["victim", ADMIN_USER] {
+        let before = redis.password_count(user).unwrap();
+        let t = token();
+        let guess = random_password();
+        let arn = staged_secret_named(
+            &store,
+            &format!("{team}{}", unique("borrow")),
+            &secret(&redis, user, &guess, json!({"masterarn": admin})),
+            &[],
+            &t,
+        )
+        .await;
+        step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap();
+        let err = step(&function, &event(&arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "NotRetryable.CacheAuth", "{user}: {err:?}");
+        assert_eq!(
+            redis.password_count(user).unwrap(),
+            before,
+            "{user}: a password was added"
+        );
+        let pending = password(&store, &arn, "AWSPENDING").await;
+        assert!(!redis.logs_in(user, &pending));
+    }
+    assert!(redis.logs_in(ADMIN_USER, &redis.admin_password()));
+}

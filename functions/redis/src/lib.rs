@@ -398,6 +398,32 @@ impl Rotator for RedisRotator {
             own.push(&p.password);
         }
         own.push(&pending.password);
+        // Whoever writes this secret is not the admin's owner: the admin adds a
+        // password only to a user whose secret already holds a working one, so
+        // naming another user (or the admin itself) in the secret gains nothing.
+        let mut proven = false;
+        for password in &own {
+            if let Some(conn) = login(&current, &current.username, password)
+                .await
+                .map_err(|e| at(&current, e))?
+            {
+                drop(conn);
+                proven = true;
+                break;
+            }
+        }
+        if !proven {
+            return Err(at(
+                &current,
+                TargetError::new(
+                    Cause::Auth,
+                    format!(
+                        "refused the current, previous and pending passwords of user {:?}, so no password was added: the function changes only a user whose secret holds a working password. Set the user's password to the AWSCURRENT value, then rotate again",
+                        current.username
+                    ),
+                ),
+            ));
+        }
         let mut conn = self.manager(ctx, config, &current, &own).await?;
         waiting(&pending, "adding a password to", &pending.username);
         let hashes = password_hashes(&mut conn, &pending.username)
