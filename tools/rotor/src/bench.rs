@@ -569,7 +569,11 @@ fn render(options: &BenchOptions, fixture: &Fixture, binary_size: u64, runs: &[R
             String::new(),
         ),
         Some(database) => (
-            " (`ROTATION_STRATEGY=single`)".to_owned(),
+            if matches!(database, Database::Redis(_)) {
+                " (the admin secret named by `MASTER_SECRET_ARN`)".to_owned()
+            } else {
+                " (`ROTATION_STRATEGY=single`)".to_owned()
+            },
             format!(
                 "against moto {} and a throwaway {} server on 127.0.0.1 with TLS required (the function verifies its certificate against the server's test CA, given as `SSL_CERT_FILE`)",
                 moto_version(),
