@@ -164,7 +164,7 @@ async fn single_user_overlap_with_an_admin_secret() {
 }
 
 /// Without an admin secret the user changes its own passwords (it needs
-/// +acl); with REVOKE_PREVIOUS_AT_FINISH the old one stops at finishSecret.
+/// +acl); with REVOKE_PREVIOUS=at-finish the old one stops at finishSecret.
 /// Passwords the user held from elsewhere are removed too (convergence).
 #[tokio::test]
 async fn self_managed_user_revoking_at_finish() {
@@ -177,7 +177,7 @@ async fn self_managed_user_revoking_at_finish() {
     redis.admin(&["ACL", "SETUSER", "selfie", &rule]).unwrap();
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
-    let function = function(&redis, &[("REVOKE_PREVIOUS_AT_FINISH", "true")]).await;
+    let function = function(&redis, &[("REVOKE_PREVIOUS", "at-finish")]).await;
     run_steps(
         &function,
         &arn,

@@ -6,7 +6,7 @@
 //!   connection (`AUTH`, `PING`);
 //! * finishSecret, after the labels moved, removes every password but the
 //!   current and previous ones (by their SHA-256, as `ACL GETUSER` lists them),
-//!   or every one but the current with `REVOKE_PREVIOUS_AT_FINISH=true`.
+//!   or every one but the current with `REVOKE_PREVIOUS=at-finish`.
 //!
 //! Changes are made by the admin secret that `masterarn` (or the deployer's
 //! `MASTER_SECRET_ARN`) names, read only when it agrees to serve the secret
@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::linked::{self, Deployer, Link};
-use rotor_core::password::{PasswordPolicy, parse_bool};
+use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
 use rotor_core::{
@@ -35,8 +35,9 @@ use secret::RedisSecret;
 
 /// The admin secret to use when a secret has no `masterarn`.
 pub const MASTER_SECRET_VAR: &str = "MASTER_SECRET_ARN";
-/// Whether finishSecret also removes the previous password.
-pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS_AT_FINISH";
+/// When the previous password stops working: `next-rotation` (the default:
+/// finishSecret keeps it) or `at-finish`, oauth-rotation's vocabulary.
+pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
 
 /// The deployment's settings.
 #[derive(Clone, Debug)]
@@ -49,9 +50,14 @@ pub struct Config {
 impl Config {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let revoke_at_finish = match lookup(REVOKE_VAR) {
-            None => false,
-            Some(v) => parse_bool(REVOKE_VAR, &v).map_err(|e| e.to_string())?,
+        let revoke_at_finish = match lookup(REVOKE_VAR).as_deref().map(str::trim) {
+            None | Some("") | Some("next-rotation") => false,
+            Some("at-finish") => true,
+            Some(other) => {
+                return Err(format!(
+                    "{REVOKE_VAR}={other:?}; use next-rotation (the default) or at-finish"
+                ));
+            }
         };
         Ok(Config {
             master_secret: lookup(MASTER_SECRET_VAR).filter(|v| !v.trim().is_empty()),
