@@ -15,6 +15,7 @@ mod oauth_bed;
 mod oauth_providers;
 mod races;
 mod rds;
+mod redis;
 mod runner;
 mod scheduler;
 mod untrusted_writer;

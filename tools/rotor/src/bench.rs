@@ -48,6 +48,9 @@ pub enum Target {
     /// rds-rotation, single user: a MariaDB 10.11 user on a throwaway server (TLS required).
     #[value(name = "rds-mariadb")]
     RdsMariaDb,
+    /// redis-rotation: a Redis 7 ACL user on a throwaway server (TLS, ACL file),
+    /// its admin secret named by MASTER_SECRET_ARN.
+    Redis,
     /// rotation-scheduler: one run starting rotations for a fleet of due secrets
     /// (1,000 by default) at `--rate` a second.
     Fleet,
@@ -59,6 +62,7 @@ impl Target {
         match self {
             Target::Generic => "generic-rotation",
             Target::RdsPostgres | Target::RdsMariaDb => "rds-rotation",
+            Target::Redis => "redis-rotation",
             Target::Fleet => "rotation-scheduler",
         }
     }
@@ -141,6 +145,24 @@ impl Fixture {
         let database = Database::start(target)?;
         let password = random_password();
         database.create_user(DB_USER, &password)?;
+        let mut env = local_env(endpoint);
+        if let Database::Redis(redis) = &database {
+            let admin = serde_json::json!({
+                "host": "127.0.0.1",
+                "port": redis.tls_port(),
+                "username": crate::redis_server::ADMIN_USER,
+                "password": redis.admin_password().expose_secret(),
+            });
+            store
+                .create_secret(
+                    "bench/redis-admin",
+                    &SecretString::from(admin.to_string()),
+                    &[],
+                )
+                .await
+                .context("creating bench/redis-admin")?;
+            env.push(("MASTER_SECRET_ARN".into(), "bench/redis-admin".into()));
+        }
         let value = serde_json::json!({
             "engine": database.engine(),
             "host": "127.0.0.1",
@@ -159,12 +181,16 @@ impl Fixture {
                 label: "MariaDB",
                 noun: "an RDS-format secret for a MariaDB user",
             },
+            Database::Redis(_) => Kind {
+                secret: "bench/redis-app",
+                label: "Redis",
+                noun: "a secret for a Redis ACL user",
+            },
         };
         store
             .create_secret(kind.secret, &SecretString::from(value.to_string()), &[])
             .await
             .with_context(|| format!("creating {}", kind.secret))?;
-        let mut env = local_env(endpoint);
         env.push((
             "SSL_CERT_FILE".into(),
             database.ca_path().display().to_string(),
@@ -223,6 +249,7 @@ impl Fixture {
 enum Database {
     Postgres(Postgres),
     MariaDb(MariaDb),
+    Redis(crate::redis_server::RedisServer),
 }
 
 impl Database {
@@ -230,6 +257,7 @@ impl Database {
         Ok(match target {
             Target::RdsPostgres => Database::Postgres(Postgres::start(TlsMode::Required)?),
             Target::RdsMariaDb => Database::MariaDb(MariaDb::start(TlsMode::Required)?),
+            Target::Redis => Database::Redis(crate::redis_server::RedisServer::start()?),
             Target::Generic | Target::Fleet => bail!("this target has no database"),
         })
     }
@@ -239,6 +267,7 @@ impl Database {
         match self {
             Database::Postgres(_) => "postgres",
             Database::MariaDb(_) => "mariadb",
+            Database::Redis(_) => "redis",
         }
     }
 
@@ -246,6 +275,7 @@ impl Database {
         match self {
             Database::Postgres(db) => db.port(),
             Database::MariaDb(db) => db.port(),
+            Database::Redis(db) => db.tls_port(),
         }
     }
 
@@ -253,6 +283,7 @@ impl Database {
         match self {
             Database::Postgres(db) => db.ca_path(),
             Database::MariaDb(db) => db.ca_path(),
+            Database::Redis(db) => db.ca_path(),
         }
     }
 
@@ -261,6 +292,7 @@ impl Database {
         match self {
             Database::Postgres(_) => "psql",
             Database::MariaDb(_) => "the mariadb client",
+            Database::Redis(_) => "redis-cli",
         }
     }
 
@@ -275,6 +307,7 @@ impl Database {
                 "CREATE USER '{user}'@'%' IDENTIFIED BY '{}'",
                 password.expose_secret()
             )),
+            Database::Redis(db) => db.create_user(user, password, &[]).map(|()| String::new()),
         }
         .with_context(|| format!("creating the database user {user}"))?;
         Ok(())
@@ -290,6 +323,13 @@ impl Database {
         match self {
             Database::Postgres(db) => db.psql_with(&login, "postgres", "SELECT 1"),
             Database::MariaDb(db) => db.sql_with(&login, "SELECT 1"),
+            Database::Redis(db) => {
+                ensure!(
+                    db.logs_in(user, password),
+                    "redis-cli could not log in as {user}"
+                );
+                Ok(String::new())
+            }
         }
         .map(drop)
     }
@@ -299,10 +339,17 @@ impl Database {
         let reported = match self {
             Database::Postgres(db) => db.psql("SHOW server_version"),
             Database::MariaDb(db) => db.sql("SELECT VERSION()"),
+            Database::Redis(db) => db.admin(&["INFO", "server"]).map(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("redis_version:"))
+                    .unwrap_or("?")
+                    .to_owned()
+            }),
         };
         let name = match self {
             Database::Postgres(_) => "PostgreSQL",
             Database::MariaDb(_) => "MariaDB",
+            Database::Redis(_) => "Redis",
         };
         match reported {
             Ok(version) => format!("{name} {}", version.trim()),
@@ -522,7 +569,11 @@ fn render(options: &BenchOptions, fixture: &Fixture, binary_size: u64, runs: &[R
             String::new(),
         ),
         Some(database) => (
-            " (`ROTATION_STRATEGY=single`)".to_owned(),
+            if matches!(database, Database::Redis(_)) {
+                " (the admin secret named by `MASTER_SECRET_ARN`)".to_owned()
+            } else {
+                " (`ROTATION_STRATEGY=single`)".to_owned()
+            },
             format!(
                 "against moto {} and a throwaway {} server on 127.0.0.1 with TLS required (the function verifies its certificate against the server's test CA, given as `SSL_CERT_FILE`)",
                 moto_version(),

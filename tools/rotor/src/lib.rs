@@ -17,6 +17,7 @@ mod local_server;
 pub mod moto;
 pub mod oauth_server;
 pub mod provider_emulator;
+pub mod redis_server;
 pub mod rotate;
 pub mod runtime_api;
 pub mod sm_proxy;

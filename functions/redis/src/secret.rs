@@ -1,0 +1,201 @@
+//! The secret of one Redis or Valkey ACL user: `host`, `port` (6379 unless
+//! given), `username` (`default` unless given), `password`, `ssl` (true unless
+//! the secret says `false`) and an optional `masterarn`. Every other field is
+//! kept as it is. Parsing names the field at fault and never echoes a value.
+
+use rotor_core::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+/// The port used when the secret has none.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// Whether to use TLS. There is no "try TLS, then plaintext".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS with the certificate and host name verified (the default).
+    VerifiedTls,
+    /// Plaintext, only because the secret says `"ssl": false`.
+    Plaintext,
+}
+
+/// A parsed user secret.
+pub struct RedisSecret {
+    /// The host name or address.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The ACL user.
+    pub username: String,
+    /// Its password.
+    pub password: SecretString,
+    /// TLS or plaintext.
+    pub transport: Transport,
+    /// The admin secret that manages the user, if any.
+    pub masterarn: Option<String>,
+    fields: Map<String, Value>,
+}
+
+impl RedisSecret {
+    /// Parses a secret value; the error names the field and the fix.
+    pub fn parse(value: &SecretString) -> Result<RedisSecret, String> {
+        let fields: Map<String, Value> = match serde_json::from_str(value.expose_secret()) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err("is JSON but not an object; store a JSON object with host, port, username and password".into()),
+            Err(e) => {
+                return Err(format!(
+                    "is not JSON (line {}, column {}); store a JSON object with host, port, username and password",
+                    e.line(),
+                    e.column()
+                ));
+            }
+        };
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match fields.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(format!("field {name} must be a string")),
+            }
+        };
+        let host = text("host")?
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .ok_or("has no host field; add the Redis server's host name")?;
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(
+                "field host must be a host name or address, without spaces, slashes or a scheme"
+                    .into(),
+            );
+        }
+        let port = match fields.get("port") {
+            None | Some(Value::Null) => DEFAULT_PORT,
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or("field port must be a port number from 1 to 65535")?,
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("field port must be a port number from 1 to 65535")?,
+            Some(_) => return Err("field port must be a port number from 1 to 65535".into()),
+        };
+        let username = text("username")?.unwrap_or_else(|| "default".into());
+        check_username(&username)?;
+        let password = match fields.get("password") {
+            Some(Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
+            Some(Value::String(_)) => {
+                return Err("field password is empty; store the user's password".into());
+            }
+            None | Some(Value::Null) => {
+                return Err("has no password field; add the user's password".into());
+            }
+            Some(_) => return Err("field password must be a string".into()),
+        };
+        let transport = match fields.get("ssl") {
+            None | Some(Value::Null) | Some(Value::Bool(true)) => Transport::VerifiedTls,
+            Some(Value::Bool(false)) => Transport::Plaintext,
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Transport::VerifiedTls,
+                "false" => Transport::Plaintext,
+                _ => return Err("field ssl must be true or false".into()),
+            },
+            Some(_) => return Err("field ssl must be true or false".into()),
+        };
+        let masterarn = text("masterarn")?.filter(|m| !m.trim().is_empty());
+        Ok(RedisSecret {
+            host,
+            port,
+            username,
+            password,
+            transport,
+            masterarn,
+            fields,
+        })
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// This secret's value with another password, every other field kept.
+    pub fn with_password(&self, password: &SecretString) -> SecretString {
+        let mut fields = self.fields.clone();
+        fields.insert(
+            "password".into(),
+            Value::String(password.expose_secret().to_owned()),
+        );
+        let text = serde_json::to_string(&Value::Object(fields)).unwrap_or_default();
+        SecretString::from(text)
+    }
+}
+
+/// A user name the function agrees to manage: not empty, at most 256 bytes,
+/// without whitespace or control characters (Redis refuses spaces itself).
+/// Each command argument travels as its own length-prefixed string, so no name
+/// could add ACL rules anyway; refusing odd names gives a clear error instead
+/// of a server's.
+pub fn check_username(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("field username is empty; name the ACL user".into());
+    }
+    if name.len() > 256 {
+        return Err("field username is longer than 256 bytes".into());
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "field username {name:?} holds whitespace or control characters, which Redis ACL user names cannot"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RedisSecret, String> {
+        RedisSecret::parse(&SecretString::from(text))
+    }
+
+    #[test]
+    fn defaults_and_fields() {
+        let s = parse(r#"{"host":"cache","password":"pw"}"#).unwrap();
+        assert_eq!(
+            (s.port, s.username.as_str(), s.transport),
+            (6379, "default", Transport::VerifiedTls)
+        );
+        let s = parse(
+            r#"{"host":"cache","port":"6380","username":"app","password":"pw","ssl":false,"x":1}"#,
+        )
+        .unwrap();
+        assert_eq!((s.port, s.transport), (6380, Transport::Plaintext));
+        let again = RedisSecret::parse(&s.with_password(&SecretString::from("new"))).unwrap();
+        assert_eq!(again.password.expose_secret(), "new");
+        assert!(again.fields.contains_key("x"));
+    }
+
+    #[test]
+    fn errors_never_echo_values() {
+        for bad in [
+            r#"{"host":"h","password":"hunter2","port":0}"#,
+            r#"{"host":"h","password":"hunter2","ssl":"maybe"}"#,
+            r#"{"host":"h","password":"hunter2","username":"a b"}"#,
+            r#"{"host":"h","password":"hunter2","username":"a\nuser"}"#,
+            r#"{"password":"hunter2"}"#,
+            "hunter2",
+        ] {
+            let e = parse(bad).err().expect("refused");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+}
