@@ -5,12 +5,10 @@
 
 mod contract;
 mod crash;
-mod db_bed;
 mod faults;
 mod generic;
 mod hostile;
 mod oauth;
-mod oauth_bed;
 mod oauth_providers;
 mod races;
 mod rds;
