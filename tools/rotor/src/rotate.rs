@@ -181,22 +181,9 @@ pub struct LambdaFunction {
 impl LambdaFunction {
     /// The function `name` (or ARN) at a local Invoke endpoint, with throwaway credentials.
     pub fn local(endpoint: &str, name: &str) -> Self {
-        use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(rotor_core::store::aws::https_client())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new(
-                "rotor-local",
-                "rotor-local",
-                None,
-                None,
-                "rotor",
-            ))
-            .build();
+        let config = rotor_testbed::moto::local_sdk_config(endpoint);
         LambdaFunction {
-            client: aws_sdk_lambda::Client::from_conf(config),
+            client: aws_sdk_lambda::Client::new(&config),
             name: name.to_owned(),
         }
     }
