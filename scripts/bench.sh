@@ -17,7 +17,7 @@ cd "$root"
 
 scripts/setup.sh
 printf '==> %s\n' "building release binaries" >&2
-cargo build --release -p generic-rotation -p rds-rotation -p redis-rotation -p rotation-scheduler -p rotor-cli
+cargo build --release -p generic-rotation -p rds-rotation -p redis-rotation -p rotation-scheduler -p rotor-cli --features rotor-cli/testbed
 
 first=1
 for target in generic rds-postgres rds-mariadb redis; do

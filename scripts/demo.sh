@@ -8,5 +8,5 @@ cd "$root"
 
 "$root/scripts/setup.sh"
 echo "==> building rotor (first build takes a few minutes)" >&2
-cargo build --workspace --bins --locked --quiet
+cargo build --workspace --bins --features rotor-cli/testbed --locked --quiet
 exec "$root/target/debug/rotor" demo

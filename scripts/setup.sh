@@ -136,7 +136,7 @@ install_without_services() {
 }
 
 # PostgreSQL 15 and MariaDB, whose throwaway servers the database tests start
-# themselves (tools/rotor/src/db.rs), with their CLI clients.
+# themselves (tools/testbed/src/db/), with their CLI clients.
 db_missing=()
 for tool in /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/psql /usr/sbin/mariadbd /usr/bin/mariadb-install-db; do
   [ -x "$tool" ] || db_missing+=("$tool")
@@ -152,7 +152,7 @@ if [ ${#db_missing[@]} -gt 0 ]; then
 fi
 
 # glewlwyd, the OAuth 2.0 authorization server whose throwaway instances the
-# OAuth tests start themselves (tools/rotor/src/oauth_server.rs), with the SQLite
+# OAuth tests start themselves (tools/testbed/src/oauth_server.rs), with the SQLite
 # CLI and the SQL init script they use. debconf is told "No configuration", so
 # that the package sets up no database of its own (dbconfig-common) either.
 oauth_missing=()

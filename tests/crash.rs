@@ -19,16 +19,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rotor_cli::db::{TlsMode, random_password};
-use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, When};
 use rotor_cli::function::LocalFunction;
-use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
-use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_cli::rotate::{RotateOptions, rotate};
-use rotor_cli::webhook_receiver::WebhookReceiver;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_testbed::db::{TlsMode, random_password};
+use rotor_testbed::fault_proxy::{CrashPlan, FaultProxy, When};
+use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
+use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
+use rotor_testbed::webhook_receiver::WebhookReceiver;
 use rotor_tests::providers::{gets_token, setup_at};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;

@@ -10,12 +10,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use rotor_cli::db::{TlsMode, random_password};
 use rotor_cli::function::function_binary;
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, SecretStore, SecretString};
+use rotor_testbed::db::{TlsMode, random_password};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};
@@ -532,7 +532,7 @@ async fn a_pending_version_with_a_value_is_resumed_and_connect_checks_logins() {
 /// AWSCURRENT's client secret, through oauth-rotation's own parser and grant.
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_asks_the_provider_for_a_token() {
-    use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
+    use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
     let server =
         OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
     let method = AuthMethod::ClientSecretBasic;

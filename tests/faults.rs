@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use rotor_cli::db::{TlsMode, random_password};
-use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, Mode, When};
 use rotor_cli::function::LocalFunction;
-use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
 use rotor_cli::runtime_api::Outcome;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::db::{TlsMode, random_password};
+use rotor_testbed::fault_proxy::{CrashPlan, FaultProxy, Mode, When};
+use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};

@@ -1,11 +1,11 @@
 //! The real `generic-rotation` binary, over the Lambda Runtime API, against moto.
 
 use rotor_cli::rotate::{RotateOptions, rotate};
-use rotor_cli::webhook_receiver::{Behaviour, WebhookReceiver};
 use rotor_core::SecretStore;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{ExposeSecret, SecretString};
+use rotor_testbed::webhook_receiver::{Behaviour, WebhookReceiver};
 use rotor_tests::*;
 use serde_json::{Value, json};
 

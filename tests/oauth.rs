@@ -2,11 +2,11 @@
 //! and a real authorization server (glewlwyd) on 127.0.0.1: RFC 7592 end to end.
 
 use rotor_cli::function::LocalFunction;
-use rotor_cli::oauth_server::{AuthMethod, OAuthServer};
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
 use rotor_tests::*;
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ async fn field(store: &AwsStore, arn: &str, label: &str, name: &str) -> Option<S
 
 fn client_secret(
     server: &OAuthServer,
-    client: &rotor_cli::oauth_server::RegisteredClient,
+    client: &rotor_testbed::oauth_server::RegisteredClient,
     method: AuthMethod,
 ) -> String {
     json!({
@@ -29,7 +29,7 @@ fn client_secret(
         "client_secret": client.client_secret.expose_secret(),
         "token_endpoint": server.token_endpoint(),
         "token_endpoint_auth_method": method.as_str(),
-        "scope": rotor_cli::oauth_server::CLIENT_SCOPE,
+        "scope": rotor_testbed::oauth_server::CLIENT_SCOPE,
         "registration_client_uri": client.registration_client_uri,
         "registration_access_token": client.registration_access_token.expose_secret(),
         "owner": "team-payments",
@@ -235,10 +235,10 @@ async fn a_provider_that_is_down_is_a_retryable_error_and_changes_nothing() {
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth, TokenRotation};
-use rotor_cli::sm_proxy::{Fault, SmProxy};
 use rotor_core::SecretStore;
 use rotor_core::store::NewVersion;
+use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth, TokenRotation};
+use rotor_testbed::sm_proxy::{Fault, SmProxy};
 
 /// What PutSecretValue answers: `(fault, how many more times)`.
 #[derive(Clone, Default)]

@@ -1,14 +1,14 @@
 //! The real `oauth-rotation` binary's Keycloak, Okta, Entra ID and Auth0 adapters,
 //! over the Lambda Runtime API, against moto and the provider emulator
-//! (`rotor_cli::provider_emulator`), which holds every call to the provider's
+//! (`rotor_testbed::provider_emulator`), which holds every call to the provider's
 //! documented API and whose token endpoints accept exactly the secrets the
 //! provider holds as active.
 
 use rotor_cli::function::LocalFunction;
-use rotor_cli::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
 use rotor_tests::providers::*;
 use rotor_tests::*;
 use serde_json::Value;
@@ -640,7 +640,7 @@ async fn keycloak_read_that_is_not_an_object_is_a_clear_error() {
 /// refuses the old one.
 #[tokio::test]
 async fn the_emulator_replaces_registration_tokens_as_configured() {
-    use rotor_cli::provider_emulator::TokenRotation;
+    use rotor_testbed::provider_emulator::TokenRotation;
     let emulator = ProviderEmulator::start().await.expect("start the emulator");
     let json = ("Content-Type", "application/json");
     for rotation in [TokenRotation::OnUpdate, TokenRotation::OnEveryUse] {

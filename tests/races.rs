@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use rotor_cli::db::{TlsMode, random_password};
 use rotor_cli::function::LocalFunction;
 use rotor_cli::rotate::{RotateOptions, RotationRun, rotate};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, LabelMove};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_testbed::db::{TlsMode, random_password};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};

@@ -3,10 +3,10 @@
 //! an independent client, proves which passwords log in at each point.
 
 use rotor_cli::function::LocalFunction;
-use rotor_cli::redis_server::{ADMIN_USER, RedisServer, Via};
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::redis_server::{ADMIN_USER, RedisServer, Via};
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::{field, password};
 use rotor_tests::*;
@@ -352,9 +352,9 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
 /// AWSPREVIOUS log in, and the user holds exactly those two passwords.
 #[tokio::test]
 async fn crash_matrix_at_every_call() {
-    use rotor_cli::fault_proxy::{CrashPlan, FaultProxy, When};
     use rotor_cli::rotate::{RotateOptions, rotate};
     use rotor_core::labels::AWSPENDING;
+    use rotor_testbed::fault_proxy::{CrashPlan, FaultProxy, When};
 
     let redis = RedisServer::start().unwrap();
     let store = moto_store();
@@ -494,7 +494,7 @@ async fn crash_matrix_at_every_call() {
 /// password still logs in, and the step's retry converges.
 #[tokio::test]
 async fn a_broken_link_between_acl_commands_is_retryable() {
-    use rotor_cli::fault_proxy::FaultProxy;
+    use rotor_testbed::fault_proxy::FaultProxy;
 
     let redis = RedisServer::start().unwrap();
     let store = moto_store();

@@ -41,12 +41,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use rotor_cli::function::{LocalFunction, function_binary};
-use rotor_cli::moto::{Moto, configure_rotation, local_env};
 use rotor_cli::runtime_api::Outcome;
-use rotor_cli::sm_proxy::{Fault, SmProxy};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, SecretStore, SecretString};
+use rotor_testbed::moto::{Moto, configure_rotation, local_env};
+use rotor_testbed::sm_proxy::{Fault, SmProxy};
 use rotor_tests::{token, unique};
 use serde_json::{Value, json};
 

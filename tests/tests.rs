@@ -5,13 +5,11 @@
 
 mod contract;
 mod crash;
-mod db_bed;
 mod doctor;
 mod faults;
 mod generic;
 mod hostile;
 mod oauth;
-mod oauth_bed;
 mod oauth_providers;
 mod races;
 mod rds;

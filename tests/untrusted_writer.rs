@@ -6,11 +6,11 @@
 //! and asserts that nothing arrives, nothing changes, the error says which
 //! setting to change, and no secret value appears in the error or the output.
 
-use rotor_cli::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
-use rotor_cli::sm_proxy::SmProxy;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
+use rotor_testbed::sm_proxy::SmProxy;
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::providers::{Case, setup};
 use rotor_tests::*;

@@ -2,7 +2,7 @@
 //! function binaries started behind our Runtime API, and helpers that read a
 //! secret's state without ever printing a value.
 
-pub use rotor_cli::db;
+pub use rotor_testbed::db;
 
 pub mod listener;
 pub mod providers;
@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rotor_cli::function::{LocalFunction, function_binary};
-use rotor_cli::moto::{Moto, local_env};
 use rotor_cli::runtime_api::Outcome;
 use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
+use rotor_testbed::moto::{Moto, local_env};
 use serde_json::{Value, json};
 
 /// The moto server of this test binary, started on first use. It stops when the
@@ -168,9 +168,9 @@ pub async fn answer(
 /// An RFC 7592 client secret as oauth-rotation reads it. With `via`, its
 /// endpoints point at that host and port (a proxy) instead of the server.
 pub fn rfc7592_secret(
-    server: &rotor_cli::oauth_server::OAuthServer,
-    client: &rotor_cli::oauth_server::RegisteredClient,
-    method: rotor_cli::oauth_server::AuthMethod,
+    server: &rotor_testbed::oauth_server::OAuthServer,
+    client: &rotor_testbed::oauth_server::RegisteredClient,
+    method: rotor_testbed::oauth_server::AuthMethod,
     via: Option<(&str, u16)>,
 ) -> String {
     let endpoint = |url: &str| match via {
@@ -186,7 +186,7 @@ pub fn rfc7592_secret(
         "client_secret": client.client_secret.expose_secret(),
         "token_endpoint": endpoint(&server.token_endpoint()),
         "token_endpoint_auth_method": method.as_str(),
-        "scope": rotor_cli::oauth_server::CLIENT_SCOPE,
+        "scope": rotor_testbed::oauth_server::CLIENT_SCOPE,
         "registration_client_uri": endpoint(&client.registration_client_uri),
         "registration_access_token": client.registration_access_token.expose_secret(),
     })
@@ -309,7 +309,7 @@ impl CargoLambda {
 
     /// Starts `cargo lambda watch --only-lambda-apis`.
     pub async fn start() -> CargoLambda {
-        let root = rotor_cli::moto::workspace_root();
+        let root = rotor_testbed::moto::workspace_root();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -1,11 +1,11 @@
-//! Clients at the provider emulator (`rotor_cli::provider_emulator`), with
+//! Clients at the provider emulator (`rotor_testbed::provider_emulator`), with
 //! their secrets in moto, as the oauth-rotation tests set them up.
 
-use rotor_cli::provider_emulator::{
-    EmulatedClient, Provider, ProviderEmulator, TokenAuth, TokenRotation,
-};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::provider_emulator::{
+    EmulatedClient, Provider, ProviderEmulator, TokenAuth, TokenRotation,
+};
 use serde_json::json;
 
 use crate::{staged_secret, staged_secret_named, token, unique};

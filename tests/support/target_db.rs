@@ -3,8 +3,8 @@
 //! logins checked with the engine's own CLI client (psql, mariadb), which shares
 //! no code with the function.
 
-use rotor_cli::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode};
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_testbed::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode};
 use serde_json::{Value, json};
 
 use crate::value;

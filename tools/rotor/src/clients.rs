@@ -97,7 +97,7 @@ impl Clients {
                     ))
                     .interceptor(counter.clone())
                     .build();
-                let secrets = crate::moto::local_client(url)
+                let secrets = rotor_testbed::moto::local_client(url)
                     .config()
                     .to_builder()
                     .interceptor(counter.clone())

@@ -16,11 +16,24 @@ use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use serde_json::Value;
 
-use crate::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
+use rotor_testbed::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, random_password};
+use rotor_testbed::moto::{Moto, local_env};
+use rotor_testbed::webhook_receiver::{Behaviour, WebhookReceiver};
+
 use crate::function::{LocalFunction, function_binary};
-use crate::moto::{Moto, local_env};
 use crate::rotate::{RotateOptions, RotationRun, rotate};
-use crate::webhook_receiver::{Behaviour, WebhookReceiver};
+
+/// `rotor demo`'s command line: it takes no options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {}
+
+impl DemoArgs {
+    /// Runs the demo and prints its account.
+    pub async fn run(self) -> anyhow::Result<bool> {
+        print!("{}", run().await?);
+        Ok(true)
+    }
+}
 
 struct Sample {
     name: &'static str,
@@ -194,7 +207,7 @@ async fn rotate_oauth_client(
     store: &AwsStore,
     out: &mut String,
 ) -> anyhow::Result<Checked> {
-    use crate::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
+    use rotor_testbed::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
     let server = OAuthServer::start()?;
     let client = server
         .register_client(AuthMethod::ClientSecretBasic)

@@ -36,7 +36,7 @@ pub fn function_binary(name: &str) -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     let candidates = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name));
-    let fallback = crate::moto::workspace_root()
+    let fallback = rotor_testbed::moto::workspace_root()
         .join("target/debug")
         .join(name);
     candidates

@@ -15,8 +15,94 @@ use rotor_core::store::{NewVersion, RotationService, SecretDescription, VersionS
 use rotor_core::{AwsStore, SecretStore, Step};
 use serde_json::{Value, json};
 
-use crate::function::LocalFunction;
+use crate::function::{LocalFunction, function_binary};
 use crate::runtime_api::Outcome;
+
+/// `rotor rotate`'s command line.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RotateArgs {
+    /// The secret's ARN or name.
+    pub secret_id: String,
+    /// The ClientRequestToken (version id); a new one when absent. Repeating
+    /// a finished token does nothing; repeating a pending one resumes it.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The function binary, or the name of one beside rotor.
+    #[arg(long, default_value = "generic-rotation")]
+    pub function: String,
+    /// Invoke this function (name or ARN) through the Lambda Invoke API
+    /// instead of running a binary: one served by `sam local start-lambda`
+    /// or `cargo lambda watch`, or deployed in AWS.
+    #[arg(long, value_name = "FUNCTION")]
+    pub invoke: Option<String>,
+    /// The Lambda Invoke endpoint for --invoke, such as http://127.0.0.1:3001
+    /// for `sam local start-lambda`; AWS's when absent.
+    #[arg(long, requires = "invoke")]
+    pub lambda_endpoint: Option<String>,
+    /// The Secrets Manager endpoint (an emulator such as moto); passed to the
+    /// function too. Without it, AWS_ENDPOINT_URL_SECRETS_MANAGER is used.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Run only testSecret, as RotateSecret with RotateImmediately=false.
+    #[arg(long)]
+    pub test_only: bool,
+    /// Extra environment for the function, as NAME=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Seconds each step may take.
+    #[arg(long, default_value_t = 30)]
+    pub step_timeout: u64,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+}
+
+impl RotateArgs {
+    /// Rotates the secret and prints the report; `Ok(false)` when the
+    /// rotation did not complete.
+    pub async fn run(self) -> anyhow::Result<bool> {
+        let endpoint = self
+            .endpoint
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok());
+        let Some(endpoint) = endpoint else {
+            bail!(
+                "give --endpoint (or AWS_ENDPOINT_URL_SECRETS_MANAGER): the local runner stages rotations the way an emulator allows; against AWS, use RotateSecret with the deployed function"
+            );
+        };
+        let store = AwsStore::new(rotor_testbed::moto::local_client(&endpoint));
+        let options = RotateOptions {
+            secret_id: self.secret_id,
+            token: self.token,
+            test_only: self.test_only,
+            step_timeout: Duration::from_secs(self.step_timeout),
+        };
+        let run = if let Some(name) = self.invoke {
+            let remote = match self.lambda_endpoint {
+                Some(url) => LambdaFunction::local(&url, &name),
+                None => LambdaFunction::from_env(&name).await,
+            };
+            rotate(&store, &remote, &options).await?
+        } else {
+            let binary = if self.function.contains('/') {
+                std::path::PathBuf::from(self.function)
+            } else {
+                function_binary(&self.function)
+            };
+            let mut function_env = rotor_testbed::moto::local_env(&endpoint);
+            function_env.extend(self.env);
+            let function = LocalFunction::start(&binary, &function_env).await?;
+            let outcome = rotate(&store, &function, &options).await;
+            // The function's own log lines, then our account of the rotation.
+            eprint!("{}", function.output());
+            outcome?
+        };
+        print!("{}", report(&run));
+        Ok(run.succeeded())
+    }
+}
 
 /// What to rotate and how.
 #[derive(Clone, Debug)]
@@ -95,22 +181,9 @@ pub struct LambdaFunction {
 impl LambdaFunction {
     /// The function `name` (or ARN) at a local Invoke endpoint, with throwaway credentials.
     pub fn local(endpoint: &str, name: &str) -> Self {
-        use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(rotor_core::store::aws::https_client())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new(
-                "rotor-local",
-                "rotor-local",
-                None,
-                None,
-                "rotor",
-            ))
-            .build();
+        let config = rotor_testbed::moto::local_sdk_config(endpoint);
         LambdaFunction {
-            client: aws_sdk_lambda::Client::from_conf(config),
+            client: aws_sdk_lambda::Client::new(&config),
             name: name.to_owned(),
         }
     }

@@ -16,7 +16,7 @@
 
 use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,14 +24,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use rotor_testbed::loopback::{self, Loopback};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 /// Lambda's limit for a synchronous payload; it bounds what a misbehaving function can
@@ -45,7 +41,7 @@ type HttpResponse = Response<Full<Bytes>>;
 pub struct RuntimeApi {
     shared: Arc<Shared>,
     address: SocketAddr,
-    server: JoinHandle<()>,
+    _server: Loopback,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
@@ -161,19 +157,27 @@ impl RuntimeApi {
     pub async fn start(function_arn: impl Into<String>) -> std::io::Result<Self> {
         let function_arn = HeaderValue::try_from(function_arn.into())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             function_arn,
             state: Mutex::default(),
             queued: Notify::new(),
             lifecycle: watch::Sender::new(Lifecycle::default()),
         });
-        let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let serving = Arc::clone(&shared);
+        // Header names as AWS documents them, for clients that compare them
+        // case-sensitively (shell bootstraps grepping curl's output).
+        let options = loopback::Options {
+            title_case_headers: true,
+        };
+        let server = loopback::serve_with("runtime API", options, move |request| {
+            handle(Arc::clone(&serving), request)
+        })
+        .await?;
+        let address = server.address();
         Ok(Self {
             shared,
             address,
-            server,
+            _server: server,
             one_at_a_time: tokio::sync::Mutex::new(()),
         })
     }
@@ -269,12 +273,6 @@ impl RuntimeApi {
             (None, Some(init_error)) => Err(init_error),
             (None, None) => Err(InvokeError::NeverPolled { timeout }),
         }
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -381,39 +379,6 @@ impl Shared {
             let _ = current.done.send(Err(error));
         }
         accepted()
-    }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    // Connections live in this set, so aborting the server task also ends their tasks,
-    // long-polls included.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = Arc::clone(&shared);
-                    connections.spawn(async move {
-                        let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-                        let connection = http1::Builder::new()
-                            .keep_alive(true)
-                            // Header names as AWS documents them, for clients that compare them
-                            // case-sensitively (shell bootstraps grepping curl's output).
-                            .title_case_headers(true)
-                            .serve_connection(TokioIo::new(stream), service);
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%error, "runtime API connection ended");
-                        }
-                    });
-                }
-                // Usually transient (out of file descriptors): back off instead of spinning.
-                Err(error) => {
-                    tracing::warn!(%error, "runtime API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next() => {}
-        }
     }
 }
 

@@ -121,7 +121,7 @@ async fn resume(
             } else {
                 function_binary(function)
             };
-            let mut env = crate::moto::local_env(endpoint);
+            let mut env = rotor_testbed::moto::local_env(endpoint);
             env.extend(fix.env.iter().cloned());
             let local = LocalFunction::start(&binary, &env).await?;
             let run = rotate(&store, &local, &options).await;

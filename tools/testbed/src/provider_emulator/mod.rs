@@ -23,6 +23,7 @@
 //! which credentials a client holds (never their values). Plain HTTP on
 //! 127.0.0.1, which rotor allows for loopback only.
 
+use crate::loopback::{self, Loopback};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,19 +33,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
+mod auth0;
+mod entra;
+mod keycloak;
+mod okta;
 pub mod rfc7592;
+mod token;
 
+use okta::okta_id;
 pub use rfc7592::TokenRotation;
 
 /// The emulated providers.
@@ -217,22 +220,14 @@ struct State {
 pub struct ProviderEmulator {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for ProviderEmulator {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Loopback,
 }
 
 impl ProviderEmulator {
     /// Listens on 127.0.0.1 at a free port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
-            base: format!("http://{address}"),
+            base: String::new(),
             apps: Vec::new(),
             grants: Vec::new(),
             failures: Vec::new(),
@@ -240,21 +235,14 @@ impl ProviderEmulator {
             seen: Vec::new(),
         }));
         let shared = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(req, state.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server =
+            loopback::serve("provider emulator", move |req| handle(req, shared.clone())).await?;
+        let address = server.address();
+        state.lock().unwrap_or_else(|p| p.into_inner()).base = format!("http://{address}");
         Ok(ProviderEmulator {
             address,
             state,
-            server,
+            _server: server,
         })
     }
 
@@ -787,552 +775,6 @@ impl State {
             a.provider == provider && a.admin_id == id && realm.is_none_or(|r| r == a.realm)
         })
     }
-
-    // --- Keycloak: admin REST API, ClientRepresentation ---------------------
-
-    fn keycloak(&mut self, call: &Call, s: &[&str]) -> Reply {
-        let api = Api::Keycloak;
-        let ["admin", "realms", realm, "clients", id] = s else {
-            return api.error(404, "not_found", "HTTP 404 Not Found");
-        };
-        if let Err(reply) = self.authenticate(api, Provider::Keycloak, call) {
-            return reply;
-        }
-        let body = (call.method == "PUT").then(|| json_body(api, call));
-        let Some(app) = self.app_mut(Provider::Keycloak, Some(realm), id) else {
-            return api.error(404, "Could not find client", "Could not find client");
-        };
-        match (call.method.as_str(), body) {
-            ("GET", _) => {
-                let mut representation = app.fields.clone();
-                representation.insert("id".into(), Value::from(app.admin_id.clone()));
-                let secret = app.credentials.first().map(|c| c.value.expose_secret());
-                representation.insert("secret".into(), Value::from(secret.unwrap_or_default()));
-                Reply::json(200, Value::Object(representation))
-            }
-            ("PUT", Some(Err(reply))) => reply,
-            ("PUT", Some(Ok(Value::Object(rep)))) => {
-                let wrong = |m: &str| api.error(400, "invalid_request", m);
-                if rep.get("id").is_some_and(|v| v.as_str() != Some(id)) {
-                    return wrong("the id in the body is not the client's id in the path");
-                }
-                if rep.get("secret").is_some_and(|v| !v.is_string()) {
-                    return wrong("secret must be a string");
-                }
-                if rep
-                    .get("clientId")
-                    .is_some_and(|v| v.as_str().is_none_or(str::is_empty))
-                {
-                    return wrong("clientId must be a non-empty string");
-                }
-                if rep.get("publicClient") == Some(&Value::Bool(true)) {
-                    return wrong("a public client has no secret");
-                }
-                for (name, value) in rep {
-                    match name.as_str() {
-                        "id" => {}
-                        "secret" => {
-                            let secret = value.as_str().unwrap_or_default();
-                            app.credentials =
-                                vec![Credential::new(app.client_id.clone(), secret, None)];
-                        }
-                        "clientId" => {
-                            app.client_id = value.as_str().unwrap_or_default().to_owned();
-                            app.fields.insert(name, value);
-                        }
-                        _ => {
-                            app.fields.insert(name, value);
-                        }
-                    }
-                }
-                Reply::empty(204)
-            }
-            ("PUT", Some(Ok(_))) => api.error(
-                400,
-                "invalid_request",
-                "the body must be a ClientRepresentation object",
-            ),
-            _ => api.error(405, "method_not_allowed", "HTTP 405 Method Not Allowed"),
-        }
-    }
-
-    // --- Okta: application client secrets ---------------------------------
-
-    fn okta(&mut self, call: &Call, s: &[&str]) -> Reply {
-        let api = Api::Okta;
-        let (app_id, secret_id, action) = match s {
-            ["api", "v1", "apps", app, "credentials", "secrets"] => (*app, None, None),
-            ["api", "v1", "apps", app, "credentials", "secrets", id] => (*app, Some(*id), None),
-            [
-                "api",
-                "v1",
-                "apps",
-                app,
-                "credentials",
-                "secrets",
-                id,
-                "lifecycle",
-                action,
-            ] => (*app, Some(*id), Some(*action)),
-            _ => {
-                return api.error(
-                    404,
-                    "E0000022",
-                    "The endpoint does not support the provided HTTP method",
-                );
-            }
-        };
-        if let Err(reply) = self.authenticate(api, Provider::Okta, call) {
-            return reply;
-        }
-        let body = (call.method == "POST" && secret_id.is_none()).then(|| json_body(api, call));
-        let base = format!("{}/api/v1/apps/{app_id}/credentials/secrets", self.base);
-        let Some(app) = self.app_mut(Provider::Okta, None, app_id) else {
-            return api.error(
-                404,
-                "E0000007",
-                &format!("Not found: Resource not found: {app_id} (AppInstance)"),
-            );
-        };
-        let shown = |c: &Credential| okta_secret(&base, c);
-        let invalid = |cause: &str| {
-            api.error_with(
-                400,
-                "E0000001",
-                "Api validation failed: OAuth2ClientSecretMediated",
-                &[cause],
-            )
-        };
-        let index = secret_id.map(|id| app.credentials.iter().position(|c| c.id == id));
-        match (call.method.as_str(), index, action) {
-            ("GET", None, None) => Reply::json(200, app.credentials.iter().map(shown).collect()),
-            ("POST", None, None) => {
-                let request = match body {
-                    Some(Ok(Value::Object(request))) => request,
-                    Some(Err(reply)) => return reply,
-                    _ => {
-                        return api.error(400, "E0000003", "The request body was not well-formed.");
-                    }
-                };
-                let secret = match request.get("client_secret") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(secret)) => Some(secret.clone()),
-                    Some(_) => {
-                        return api.error(400, "E0000003", "The request body was not well-formed.");
-                    }
-                };
-                if let Some(problem) = secret.as_deref().and_then(okta_secret_problem) {
-                    return api.error_with(
-                        400,
-                        "E0000001",
-                        "Api validation failed: client_secret",
-                        &[problem],
-                    );
-                }
-                let active = match request.get("status") {
-                    None | Some(Value::Null) => true,
-                    Some(Value::String(s)) if s == "ACTIVE" => true,
-                    Some(Value::String(s)) if s == "INACTIVE" => false,
-                    Some(_) => {
-                        return api.error(400, "E0000003", "The request body was not well-formed.");
-                    }
-                };
-                if app.credentials.len() >= 2 {
-                    return invalid(
-                        "You've reached the maximum number of client secrets per client.",
-                    );
-                }
-                let value = secret.unwrap_or_else(|| random_text(40));
-                let mut credential = Credential::new(okta_id(), &value, None);
-                credential.active = active;
-                let reply = Reply::json(201, shown(&credential));
-                app.credentials.push(credential);
-                reply
-            }
-            (_, Some(None), _) => api.error(
-                404,
-                "E0000007",
-                &format!(
-                    "Not found: Resource not found: {} (ClientSecret)",
-                    secret_id.unwrap_or("")
-                ),
-            ),
-            ("GET", Some(Some(i)), None) => Reply::json(200, shown(&app.credentials[i])),
-            ("DELETE", Some(Some(i)), None) => {
-                if app.credentials[i].active {
-                    return invalid(
-                        "You can't delete an active client secret. Deactivate the secret before deleting it.",
-                    );
-                }
-                app.credentials.remove(i);
-                Reply::empty(204)
-            }
-            ("POST", Some(Some(i)), Some("deactivate")) => {
-                let others_active = app
-                    .credentials
-                    .iter()
-                    .enumerate()
-                    .any(|(j, c)| j != i && c.active);
-                if app.credentials[i].active && !others_active {
-                    return invalid("You can't deactivate the only active client secret.");
-                }
-                app.credentials[i].active = false;
-                Reply::json(200, shown(&app.credentials[i]))
-            }
-            _ => api.error(
-                405,
-                "E0000022",
-                "The endpoint does not support the provided HTTP method",
-            ),
-        }
-    }
-
-    // --- Microsoft Graph: application passwords ---------------------------
-
-    fn graph(&mut self, call: &Call, s: &[&str]) -> Reply {
-        let api = Api::Graph;
-        let (target, action) = match s {
-            ["v1.0", "applications", id] => (*id, None),
-            ["v1.0", "applications", id, action] => (*id, Some(*action)),
-            _ => return api.error(400, "BadRequest", "Resource not found for the segment."),
-        };
-        if let Err(reply) = self.authenticate(api, Provider::Entra, call) {
-            return reply;
-        }
-        let body = (call.method == "POST").then(|| json_body(api, call));
-        let query = parse_form(&call.query);
-        let base = self.base.clone();
-        let Some(app) = self.app_mut(Provider::Entra, None, target) else {
-            return api.error(404, "Request_ResourceNotFound", &format!("Resource '{target}' does not exist or one of its queried reference-property objects are not present."));
-        };
-        let bad = |m: &str| api.error(400, "Request_BadRequest", m);
-        match (call.method.as_str(), action, body) {
-            ("GET", None, _) => {
-                let mut full = Map::new();
-                full.insert("id".into(), Value::from(app.admin_id.clone()));
-                full.insert("appId".into(), Value::from(app.client_id.clone()));
-                full.insert(
-                    "displayName".into(),
-                    Value::from(format!("app {}", app.client_id)),
-                );
-                let listed = app.credentials.iter().map(|c| graph_password(c, false));
-                full.insert("passwordCredentials".into(), listed.collect());
-                let Ok(query) = query else {
-                    return bad("the query string is not valid");
-                };
-                let Some(select) = query.get("$select") else {
-                    return Reply::json(200, Value::Object(full));
-                };
-                let mut out = Map::new();
-                out.insert(
-                    "@odata.context".into(),
-                    Value::from(format!(
-                        "{base}/v1.0/$metadata#applications({select})/$entity"
-                    )),
-                );
-                for property in select.split(',').map(str::trim) {
-                    let Some(value) = full.get(property) else {
-                        return bad(&format!(
-                            "Could not find a property named '{property}' on type 'microsoft.graph.application'."
-                        ));
-                    };
-                    out.insert(property.to_owned(), value.clone());
-                }
-                Reply::json(200, Value::Object(out))
-            }
-            ("POST", Some(_), Some(Err(reply))) => reply,
-            ("POST", Some("addPassword"), Some(Ok(Value::Object(request)))) => {
-                if let Some(other) = request.keys().find(|k| *k != "passwordCredential") {
-                    return bad(&format!(
-                        "Property '{other}' does not exist as a declared property or extension property."
-                    ));
-                }
-                let credential = match request.get("passwordCredential") {
-                    None | Some(Value::Null) => Map::new(),
-                    Some(Value::Object(c)) => c.clone(),
-                    Some(_) => return bad("passwordCredential must be an object"),
-                };
-                for (name, value) in &credential {
-                    let allowed = matches!(
-                        name.as_str(),
-                        "displayName" | "startDateTime" | "endDateTime"
-                    );
-                    if !allowed {
-                        return bad(&format!(
-                            "Property '{name}' is read-only or unknown on passwordCredential; only displayName, startDateTime and endDateTime may be given."
-                        ));
-                    }
-                    if !(value.is_string() || value.is_null()) {
-                        return bad(&format!("passwordCredential.{name} must be a string"));
-                    }
-                }
-                let display_name = credential
-                    .get("displayName")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let secret = format!("{}8Q~{}", random_text(3), random_text(34));
-                let key_id = uuid::Uuid::new_v4().to_string();
-                let added = Credential::new(key_id, &secret, display_name);
-                let reply = Reply::json(200, graph_password(&added, true));
-                app.credentials.push(added);
-                reply
-            }
-            ("POST", Some("removePassword"), Some(Ok(Value::Object(request)))) => {
-                if let Some(other) = request.keys().find(|k| *k != "keyId") {
-                    return bad(&format!(
-                        "Property '{other}' does not exist as a declared property or extension property."
-                    ));
-                }
-                let Some(key_id) = request.get("keyId").and_then(Value::as_str) else {
-                    return bad("keyId is required.");
-                };
-                if uuid::Uuid::parse_str(key_id).is_err() {
-                    return bad(&format!("Invalid GUID: '{key_id}'"));
-                }
-                let Some(i) = app.credentials.iter().position(|c| c.id == key_id) else {
-                    return bad(&format!(
-                        "No password credential found with keyId {key_id}."
-                    ));
-                };
-                app.credentials.remove(i);
-                Reply::empty(204)
-            }
-            ("POST", Some("addPassword" | "removePassword"), _) => {
-                bad("The request body must be a JSON object.")
-            }
-            ("POST", Some(other), _) => api.error(
-                400,
-                "BadRequest",
-                &format!("Resource not found for the segment '{other}'."),
-            ),
-            _ => api.error(
-                405,
-                "Request_BadRequest",
-                "Specified HTTP method is not allowed for the request target.",
-            ),
-        }
-    }
-
-    // --- Auth0: Management API clients ------------------------------------
-
-    fn auth0(&mut self, call: &Call, s: &[&str]) -> Reply {
-        let api = Api::Auth0;
-        let ["api", "v2", "clients", id] = s else {
-            return api.error(404, "inexistent_route", "Not Found");
-        };
-        let scopes = match self.authenticate(api, Provider::Auth0, call) {
-            Ok(scopes) => scopes,
-            Err(reply) => return reply,
-        };
-        let granted = |needed: &[&str]| {
-            scopes
-                .as_ref()
-                .is_none_or(|have| needed.iter().any(|n| have.iter().any(|h| h == n)))
-        };
-        let insufficient = |needed: &[&str]| {
-            api.error(
-                403,
-                "insufficient_scope",
-                &format!("Insufficient scope, expected any of: {}", needed.join(",")),
-            )
-        };
-        let body = (call.method == "PATCH").then(|| json_body(api, call));
-        let Some(app) = self.app_mut(Provider::Auth0, None, id) else {
-            return api.error(404, "inexistent_client", "The client does not exist");
-        };
-        let shown = |app: &App| {
-            let mut client = app.fields.clone();
-            let method = app.method.unwrap_or(TokenAuth::Post).as_str();
-            client.insert("client_id".into(), Value::from(app.client_id.clone()));
-            client.insert("token_endpoint_auth_method".into(), Value::from(method));
-            let secret = app.credentials.first().map(|c| c.value.expose_secret());
-            client.insert(
-                "client_secret".into(),
-                Value::from(secret.unwrap_or_default()),
-            );
-            Value::Object(client)
-        };
-        match (call.method.as_str(), body) {
-            ("PATCH", Some(Err(reply))) => reply,
-            ("PATCH", Some(Ok(Value::Object(update)))) => {
-                let invalid = |m: String| {
-                    api.error(
-                        400,
-                        "invalid_body",
-                        &format!("Payload validation error: {m}"),
-                    )
-                };
-                for read_only in ["client_id", "tenant", "global"] {
-                    if update.contains_key(read_only) {
-                        return invalid(format!(
-                            "'Additional properties not allowed: {read_only}'."
-                        ));
-                    }
-                }
-                match update.get("client_secret") {
-                    None => {}
-                    Some(Value::String(s)) if !s.is_empty() => {}
-                    Some(Value::String(_)) => return invalid("'String is too short (0 chars), minimum 1' on property client_secret (The secret used to sign tokens for the client).".into()),
-                    Some(other) => return invalid(format!("'Expected type string but found type {}' on property client_secret.", json_type(other))),
-                }
-                let keys =
-                    update.contains_key("client_secret") || update.contains_key("signing_keys");
-                let needed: &[&str] = if keys {
-                    &["update:client_keys"]
-                } else {
-                    &["update:clients", "update:client_keys"]
-                };
-                if !granted(needed) {
-                    return insufficient(needed);
-                }
-                for (name, value) in update {
-                    if let ("client_secret", Value::String(secret)) = (name.as_str(), &value) {
-                        app.credentials =
-                            vec![Credential::new(app.client_id.clone(), secret, None)];
-                    } else {
-                        app.fields.insert(name, value);
-                    }
-                }
-                Reply::json(200, shown(&*app))
-            }
-            ("PATCH", Some(Ok(other))) => api.error(
-                400,
-                "invalid_body",
-                &format!(
-                    "Payload validation error: 'Expected type object but found type {}'.",
-                    json_type(&other)
-                ),
-            ),
-            _ => api.error(405, "method_not_allowed", "Method Not Allowed"),
-        }
-    }
-
-    // --- Token endpoints: client_credentials (RFC 6749 §4.4) --------------
-
-    fn token(&mut self, call: &Call, provider: Provider, s: &[&str]) -> Reply {
-        let api = Api::Token(provider);
-        if call.method != "POST" {
-            return api.error(405, "invalid_request", "the token endpoint takes POST");
-        }
-        let invalid = |m: &str| api.error(400, "invalid_request", m);
-        let content_type = call.content_type.as_deref().unwrap_or("");
-        let params = if content_type.starts_with("application/x-www-form-urlencoded") {
-            match std::str::from_utf8(&call.body)
-                .map_err(|_| ())
-                .and_then(parse_form)
-            {
-                Ok(params) => params,
-                Err(()) => {
-                    return invalid(
-                        "the body is not valid application/x-www-form-urlencoded, or repeats a parameter (RFC 6749 §3.2)",
-                    );
-                }
-            }
-        } else if provider == Provider::Auth0 && content_type.starts_with("application/json") {
-            match serde_json::from_slice::<BTreeMap<String, String>>(&call.body) {
-                Ok(params) => params,
-                Err(_) => return invalid("the body is not a JSON object of strings"),
-            }
-        } else {
-            return invalid("the Content-Type must be application/x-www-form-urlencoded");
-        };
-        let param = |name: &str| params.get(name).map(String::as_str);
-        let refused = |why: &str| match provider {
-            Provider::Auth0 => api.error(401, "access_denied", "Unauthorized"),
-            _ => api.error(401, "invalid_client", why),
-        };
-        // RFC 6749 §2.3.1; one method per request (§2.3).
-        let basic = call.authorization.as_deref().map(parse_basic);
-        let (client_id, secret, used) = match (basic, param("client_secret")) {
-            (Some(_), Some(_)) => {
-                return invalid("the client used more than one authentication method");
-            }
-            (Some(None), None) => {
-                return refused("the Authorization header is not valid HTTP Basic");
-            }
-            (Some(Some((id, secret))), None) => {
-                if param("client_id").is_some_and(|body_id| body_id != id) {
-                    return invalid("client_id in the body is not the client that authenticated");
-                }
-                (id, secret, TokenAuth::Basic)
-            }
-            (None, Some(secret)) => match param("client_id") {
-                Some(id) => (id.to_owned(), secret.to_owned(), TokenAuth::Post),
-                None => return invalid("client_id is missing"),
-            },
-            (None, None) => return refused("client authentication failed: no client credentials"),
-        };
-        match param("grant_type") {
-            Some("client_credentials") => {}
-            None => return invalid("grant_type is missing"),
-            Some(_) => {
-                return api.error(
-                    400,
-                    "unsupported_grant_type",
-                    "only client_credentials is emulated",
-                );
-            }
-        }
-        let realm = match (provider, s) {
-            (Provider::Keycloak, ["realms", realm, ..]) | (Provider::Entra, [realm, ..]) => {
-                Some(*realm)
-            }
-            _ => None,
-        };
-        let Some(app) = self.apps.iter().find(|a| {
-            a.provider == provider && a.client_id == client_id && realm.is_none_or(|r| r == a.realm)
-        }) else {
-            return refused("client authentication failed: unknown client");
-        };
-        if app.method.is_some_and(|m| m != used) {
-            return refused(&format!(
-                "client authentication failed: this client is configured for {}",
-                app.method.map_or("", TokenAuth::as_str)
-            ));
-        }
-        if !app.accepts(&secret) {
-            return refused("client authentication failed: the client secret is not valid");
-        }
-        let scope = param("scope");
-        match provider {
-            Provider::Okta if scope.is_none() => {
-                return api.error(400, "invalid_scope", "The authorization server resource does not have any configured default scopes, 'scope' must be provided.");
-            }
-            Provider::Entra if !scope.is_some_and(|s| s.ends_with("/.default")) => {
-                return api.error(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).");
-            }
-            Provider::Auth0 if param("audience").is_none() => {
-                return api.error(403, "access_denied", "No audience parameter was provided, and no default audience has been configured");
-            }
-            _ => {}
-        }
-        let token = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let management = format!(
-            "https://{}/api/v2/",
-            self.base.trim_start_matches("http://")
-        );
-        if provider == Provider::Auth0 && param("audience") == Some(management.as_str()) {
-            if app.scopes.is_empty() {
-                return api.error(403, "access_denied", &format!("Client \"{client_id}\" is not authorized to access \"{management}\". You need to create a \"client-grant\" associated to this API."));
-            }
-            let scopes = Some(app.scopes.clone());
-            self.grants.push(Grant {
-                provider,
-                scheme: "Bearer",
-                token: token.clone(),
-                scopes,
-            });
-        }
-        let mut issued = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600});
-        if let Some(scope) = scope {
-            issued["scope"] = Value::from(scope);
-        }
-        Reply::json(200, issued)
-    }
 }
 
 /// The JSON body of a management call: `Content-Type: application/json` and
@@ -1359,59 +801,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// Okta's documented constraints on a caller-chosen secret.
-fn okta_secret_problem(secret: &str) -> Option<&'static str> {
-    if !secret.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        Some("client_secret: 'client_secret' must only contain printable ASCII: [x20-x7E]+")
-    } else if secret.len() < 14 {
-        Some("client_secret: 'client_secret' must be at least '14' characters long.")
-    } else if secret.len() > 100 {
-        Some("client_secret: 'client_secret' can't be more than '100' characters long.")
-    } else {
-        None
-    }
-}
-
-/// Okta's OAuth2ClientSecret object.
-fn okta_secret(base: &str, c: &Credential) -> Value {
-    let href = format!("{base}/{}", c.id);
-    let post = |path: String| json!({"href": path, "hints": {"allow": ["POST"]}});
-    let links = if c.active {
-        json!({"deactivate": post(format!("{href}/lifecycle/deactivate"))})
-    } else {
-        json!({"activate": post(format!("{href}/lifecycle/activate")),
-               "delete": {"href": href, "hints": {"allow": ["DELETE"]}}})
-    };
-    let digest = Sha256::digest(c.value.expose_secret().as_bytes());
-    json!({
-        "id": c.id,
-        "status": if c.active { "ACTIVE" } else { "INACTIVE" },
-        "client_secret": c.value.expose_secret(),
-        "secret_hash": base64_encode(&digest[..16], true),
-        "created": rfc3339(c.created),
-        "lastUpdated": rfc3339(c.created),
-        "_links": links,
-    })
-}
-
-/// Graph's passwordCredential; `secretText` only in addPassword's answer.
-fn graph_password(c: &Credential, with_secret: bool) -> Value {
-    let secret = c.value.expose_secret();
-    json!({
-        "customKeyIdentifier": null,
-        "displayName": c.display_name,
-        "endDateTime": rfc3339(c.created + 2 * 365 * 86_400),
-        "hint": secret.chars().take(3).collect::<String>(),
-        "keyId": c.id,
-        "secretText": if with_secret { Value::from(secret) } else { Value::Null },
-        "startDateTime": rfc3339(c.created),
-    })
-}
-
-fn okta_id() -> String {
-    format!("ocs{}", &uuid::Uuid::new_v4().simple().to_string()[..17])
 }
 
 fn random_text(len: usize) -> String {

@@ -120,22 +120,30 @@ pub fn local_env(endpoint: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A client for a local endpoint, with throwaway credentials and region.
-pub fn local_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+/// The SDK configuration for a local endpoint (moto, `sam local start-lambda`):
+/// throwaway credentials, us-east-1, rustls on ring. Any service's client is
+/// made from it.
+pub fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_secretsmanager::config::{Credentials, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
         .http_client(rotor_core::store::aws::https_client())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "rotor-local",
             "rotor-local",
             None,
             None,
             "rotor",
-        ))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+        )))
+        .build()
+}
+
+/// A Secrets Manager client for a local endpoint ([`local_sdk_config`]).
+pub fn local_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&local_sdk_config(endpoint))
 }
 
 /// Configures a secret's rotation with `function`, as a deployer would before

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rotor_tests::db::{
+use rotor_testbed::db::{
     ClientLogin, ClientTls, MariaDb, Postgres, ServerCert, TestCa, TlsMode, process_alive,
     random_password,
 };

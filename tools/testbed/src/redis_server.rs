@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::ca::{HOST, TestCa, TlsFiles};
 use crate::db::random_password;
-use crate::local_server::{
-    HOST, ServerCommand, ServerProcess, TestCa, TlsFiles, free_port, make_dir, path_str,
-    retry_on_port_clash, write_private,
+use crate::process::{
+    ServerCommand, ServerProcess, free_port, make_dir, path_str, retry_on_port_clash, write_private,
 };
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
@@ -56,7 +56,7 @@ impl RedisServer {
         let dir = make_dir("redis", None)?;
         let log = dir.join("server.log");
         let tls = TlsFiles::in_dir(&dir);
-        let ca = tls.write(crate::local_server::ServerCert::Valid, None)?;
+        let ca = tls.write(crate::ca::ServerCert::Valid, None)?;
         let admin = random_password();
         let acl_path = dir.join("users.acl");
         write_private(

@@ -30,7 +30,7 @@
 //!   or to allow it both authentication methods.
 //!
 //! What glewlwyd 2.7 does that a client of it must know (the tests in
-//! `tests/oauth_bed.rs` pin each point):
+//! `tools/testbed/tests/bed/oauth_bed.rs` pin each point):
 //! * Registration requires `redirect_uris`, even for a `client_credentials`-only
 //!   client, and ignores a requested `scope`: every registered client gets the
 //!   scopes of the plugin's `register-client-credentials-scope`, here
@@ -68,10 +68,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
-use crate::db::{HOST, TestCa};
-use crate::local_server::{
-    ServerCert, ServerCommand, ServerProcess, TlsFiles, free_port, make_dir, path_str,
-    retry_on_port_clash, spawn_with_input, write_private,
+use crate::ca::{HOST, ServerCert, TestCa, TlsFiles};
+use crate::process::{
+    ServerCommand, ServerProcess, free_port, make_dir, path_str, retry_on_port_clash,
+    spawn_with_input, write_private,
 };
 
 /// glewlwyd's binary (Debian package `glewlwyd`).

@@ -1,4 +1,4 @@
-//! The OAuth test bed (rotor_cli::oauth_server) itself: a throwaway glewlwyd over
+//! The OAuth test bed (rotor_testbed::oauth_server) itself: a throwaway glewlwyd over
 //! HTTPS that registers clients (RFC 7591), lets them manage their registration
 //! (RFC 7592), issues `client_credentials` tokens, and never outlives the test
 //! process. These tests also pin how glewlwyd 2.7 behaves where `oauth-rotation`
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rotor_cli::db::process_alive;
-use rotor_cli::oauth_server::{
+use rotor_testbed::db::process_alive;
+use rotor_testbed::oauth_server::{
     AuthMethod, CLIENT_SCOPE, OAuthServer, REDIRECT_URI, RegisteredClient, TokenError,
     TokenResponse,
 };

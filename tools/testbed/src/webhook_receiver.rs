@@ -2,6 +2,7 @@
 //! it checks each request's signature, remembers what was registered, and can be
 //! told to refuse a step or to hold validation back (multi-call rotation).
 
+use crate::loopback::{self, Loopback};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,15 +13,10 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// How the receiver answers one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,38 +53,23 @@ struct State {
 pub struct WebhookReceiver {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for WebhookReceiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Loopback,
 }
 
 impl WebhookReceiver {
     /// Listens on 127.0.0.1 at a free port, verifying signatures with `key`.
     pub async fn start(key: SecretString) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let key = Arc::new(key);
         let shared = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, key) = (shared.clone(), key.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(req, state.clone(), key.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = loopback::serve("webhook receiver", move |req| {
+            handle(req, shared.clone(), key.clone())
+        })
+        .await?;
         Ok(WebhookReceiver {
-            address,
+            address: server.address(),
             state,
-            server,
+            _server: server,
         })
     }
 

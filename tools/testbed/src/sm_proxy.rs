@@ -5,6 +5,7 @@
 //! scheduler tests inject their faults with it. (For faults below HTTP, such
 //! as a hung or cut connection, see [`crate::fault_proxy`].)
 
+use crate::loopback::{self, Loopback};
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,15 +15,11 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// An answer the proxy gives instead of moto's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,13 +91,7 @@ impl Shared {
 pub struct SmProxy {
     endpoint: String,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for SmProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Loopback,
 }
 
 impl SmProxy {
@@ -118,8 +109,6 @@ impl SmProxy {
     }
 
     async fn serve(upstream: &str, plan: Option<Box<FaultPlan>>) -> std::io::Result<SmProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -127,21 +116,14 @@ impl SmProxy {
             log: Mutex::default(),
         });
         let serving = shared.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let shared = serving.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(request, shared.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = loopback::serve("Secrets Manager proxy", move |request| {
+            handle(request, serving.clone())
+        })
+        .await?;
         Ok(SmProxy {
-            endpoint,
+            endpoint: format!("http://{}", server.address()),
             shared,
-            server,
+            _server: server,
         })
     }
 
