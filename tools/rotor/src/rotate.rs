@@ -54,7 +54,8 @@ pub struct RotateArgs {
     pub step_timeout: u64,
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+/// clap's value parser for `--env NAME=VALUE` (rotate and doctor).
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))

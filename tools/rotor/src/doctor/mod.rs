@@ -46,7 +46,7 @@ pub struct DoctorArgs {
     #[arg(long, requires = "fix")]
     pub function: Option<String>,
     /// Extra environment for --function, as NAME=VALUE (repeatable).
-    #[arg(long = "env", value_parser = parse_env, requires = "function")]
+    #[arg(long = "env", value_parser = crate::rotate::parse_env, requires = "function")]
     pub env: Vec<(String, String)>,
     /// How many minutes a rotation may be in flight before doctor treats it
     /// as stuck (and --fix may touch it).
@@ -59,12 +59,6 @@ pub struct DoctorArgs {
 
 fn parse_kind(text: &str) -> Result<Kind, String> {
     Kind::parse(text).ok_or_else(|| format!("{text:?}: use rds, oauth or generic"))
-}
-
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
 /// Runs `rotor doctor`; `Ok(true)` when nothing needs attention (after any
