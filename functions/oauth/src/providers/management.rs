@@ -299,6 +299,7 @@ pub async fn management<S: SecretStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn okta(domain: Option<&str>) -> Client {
         let mut value = json!({
