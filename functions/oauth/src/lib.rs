@@ -216,7 +216,7 @@ fn parse(secret: &str, label: &str, value: &SecretString) -> Result<Client, Erro
     Client::parse(value).map_err(|problem| Error::InvalidSecretValue {
         secret: secret.to_owned(),
         label: label.to_owned(),
-        problem,
+        problem: problem.to_string(),
     })
 }
 

@@ -84,7 +84,7 @@ pub(super) async fn retire(keep: &Keep<'_>, auth: &Management) -> Result<(), Err
 fn application(client: &Client) -> Result<&str, Error> {
     client
         .require("application_object_id")
-        .map_err(|p| TargetError::new(Cause::Rejected, p).at(System::Provider, "entra"))
+        .map_err(|p| TargetError::new(Cause::Rejected, p.to_string()).at(System::Provider, "entra"))
 }
 
 /// The application's password credentials, as Graph lists them.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::Management;
 use super::api::Api;
-use crate::client::{Client, Provider};
+use crate::client::{Client, ClientError, Provider};
 
 /// Sets `pending`'s secret on the client, unless it holds it already; idempotent.
 pub(super) async fn install(
@@ -16,7 +16,9 @@ pub(super) async fn install(
     auth: &Management,
 ) -> Result<(), Error> {
     let api = Api::new(Provider::Keycloak, auth);
-    let bad = |p: String| TargetError::new(Cause::Rejected, p).at(System::Provider, "keycloak");
+    let bad = |p: ClientError| {
+        TargetError::new(Cause::Rejected, p.to_string()).at(System::Provider, "keycloak")
+    };
     let realm = client.require("realm").map_err(bad)?;
     let id = client.require("client_uuid").map_err(bad)?;
     let url = api.url(&["admin", "realms", realm, "clients", id])?;

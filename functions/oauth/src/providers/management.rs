@@ -104,7 +104,7 @@ pub async fn bind<S: SecretStore>(
 ) -> Result<Bound, Error> {
     let target = client
         .require("management_secret_arn")
-        .map_err(|p| invalid(ctx.secret_arn(), AWSCURRENT, p))?;
+        .map_err(|p| invalid(ctx.secret_arn(), AWSCURRENT, p.to_string()))?;
     let link = Link {
         setting: "management_secret_arn",
         target,

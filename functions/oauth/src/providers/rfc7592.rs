@@ -39,7 +39,7 @@ fn registration_uri(client: &Client) -> Result<&str, Error> {
         .require("registration_client_uri")
         .map_err(|problem| Error::Target {
             target: "rfc7592".into(),
-            problem,
+            problem: problem.to_string(),
             system: System::Provider,
             cause: Cause::Rejected,
         })
