@@ -285,7 +285,9 @@ mod tests {
             ),
         ];
         for (json, expected) in cases {
-            let error = Client::parse(&SecretString::from(json)).unwrap_err();
+            let error = Client::parse(&SecretString::from(json))
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.contains(expected) && !error.contains("s3cr3t"),
                 "{error}"
