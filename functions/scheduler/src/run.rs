@@ -82,6 +82,18 @@ impl CallFailure {
     }
 }
 
+/// Why the one quick look after a cut-off RotateSecret could not tell
+/// whether the version is staged.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// DescribeSecret failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// DescribeSecret did not answer in time.
+    #[error("it did not answer within {} s", CHECK_TIMEOUT.as_secs())]
+    TimedOut,
+}
+
 /// Why a whole run failed (a secret's failure only fails that secret).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -503,15 +515,12 @@ impl Run {
     /// After a RotateSecret cut at the deadline: one DescribeSecret, within
     /// [`CHECK_TIMEOUT`], to see whether the version is staged. `Err` says
     /// why it could not tell.
-    async fn staged(&self, arn: &str, token: &str) -> Result<bool, String> {
+    async fn staged(&self, arn: &str, token: &str) -> Result<bool, CheckError> {
         let look = self.client().describe_secret().secret_id(arn).send();
         match tokio::time::timeout(CHECK_TIMEOUT, look).await {
             Ok(Ok(out)) => Ok(versions(out.version_ids_to_stages()).has_label(token, AWSPENDING)),
-            Ok(Err(e)) => Err(classify(e).to_string()),
-            Err(_) => Err(format!(
-                "it did not answer within {} s",
-                CHECK_TIMEOUT.as_secs()
-            )),
+            Ok(Err(e)) => Err(classify(e).into()),
+            Err(_) => Err(CheckError::TimedOut),
         }
     }
 
@@ -672,7 +681,7 @@ impl Run {
                 let staged = match self.describe(&facts.arn).await {
                     Ok(after) => after.versions.has_label(&token, AWSPENDING),
                     Err(e) if matches!(e.source, CallFailure::Deadline) => {
-                        self.staged(&facts.arn, &token).await == Ok(true)
+                        matches!(self.staged(&facts.arn, &token).await, Ok(true))
                     }
                     Err(_) => false,
                 };
