@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rotor_core::Error;
 use rotor_core::http::UrlPrefix;
-use rotor_core::password::{PasswordPolicy, parse_bool};
+use rotor_core::password::{PasswordPolicy, PolicyError, parse_bool};
 
 /// Tag and variable names.
 pub mod names {
@@ -205,14 +205,15 @@ impl Defaults {
 
         let generator = match setting(GENERATE_TAG, GENERATE_VAR) {
             Some((name, spec)) => {
-                parse_generator(spec, &self.policy).map_err(|p| invalid(name, p))?
+                parse_generator(spec, &self.policy).map_err(|p| invalid(name, p.to_string()))?
             }
             None => Generator::Password(self.policy.clone()),
         };
         let mut field_generators = BTreeMap::new();
         for (tag, spec) in tags {
             if let Some(field) = tag.strip_prefix(GENERATE_FIELD_TAG_PREFIX) {
-                let generator = parse_generator(spec, &self.policy).map_err(|p| invalid(tag, p))?;
+                let generator =
+                    parse_generator(spec, &self.policy).map_err(|p| invalid(tag, p.to_string()))?;
                 field_generators.insert(field.to_owned(), generator);
             }
         }
@@ -282,7 +283,7 @@ impl Defaults {
 
         let validation_window = match setting(VALIDATION_WINDOW_TAG, VALIDATION_WINDOW_VAR) {
             None => DEFAULT_VALIDATION_WINDOW,
-            Some((name, text)) => parse_duration(text).map_err(|p| invalid(name, p))?,
+            Some((name, text)) => parse_duration(text).map_err(|p| invalid(name, p.to_string()))?,
         };
 
         Ok(Settings {
@@ -306,18 +307,64 @@ impl Settings {
 /// The most random bytes a token may have: 4 KiB of entropy is far past any use.
 const MAX_TOKEN_BYTES: usize = 4096;
 
+/// Why a generator spec is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// A word after the kind has no `=`.
+    #[error("{0:?} is not of the form option=value")]
+    NotAnOption(String),
+    /// `bytes=` out of range or not a number.
+    #[error("bytes={0} must be a whole number from 1 to {MAX_TOKEN_BYTES}")]
+    Bytes(String),
+    /// A token generator given another option than `bytes`.
+    #[error("{kind} takes only bytes=N, not {option}")]
+    TokenOption {
+        /// The generator.
+        kind: String,
+        /// The option refused.
+        option: String,
+    },
+    /// `length=` not a number.
+    #[error("length={0} is not a whole number")]
+    Length(String),
+    /// A password option rotor does not know.
+    #[error(
+        "unknown password option {0}; use length, exclude, numbers, punctuation, uppercase, lowercase, space or require-each"
+    )]
+    PasswordOption(String),
+    /// The resulting password policy is unusable (or a flag is not a boolean).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The kind is none of the generators.
+    #[error(
+        "{0:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
+    )]
+    Kind(String),
+}
+
+/// Why a duration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// An unknown unit.
+    #[error("{0:?} is not a duration; write a number with s, m, h or d, such as 24h")]
+    Unit(String),
+    /// Zero, too large, or no number.
+    #[error("{0:?} is not a positive duration such as 24h")]
+    NotPositive(String),
+}
+
 /// Parses `password [length=N] [numbers=false] ...`, `hex bytes=N`, `base64 bytes=N`
 /// or `base64url bytes=N`; password options start from the environment's policy.
-pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, String> {
+pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, GeneratorError> {
     let mut words = spec.split_whitespace();
     let kind = words.next().unwrap_or("");
     let options: Vec<(&str, &str)> = words
         .map(|w| {
             w.split_once('=')
-                .ok_or_else(|| format!("{w:?} is not of the form option=value"))
+                .ok_or_else(|| GeneratorError::NotAnOption(w.to_owned()))
         })
         .collect::<Result<_, _>>()?;
-    let bytes = || -> Result<usize, String> {
+    let bytes = || -> Result<usize, GeneratorError> {
         let mut bytes = 32;
         for (key, value) in &options {
             match *key {
@@ -326,13 +373,14 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, S
                         .parse()
                         .ok()
                         .filter(|n| (1..=MAX_TOKEN_BYTES).contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "bytes={value} must be a whole number from 1 to {MAX_TOKEN_BYTES}"
-                            )
-                        })?;
+                        .ok_or_else(|| GeneratorError::Bytes((*value).to_owned()))?;
                 }
-                other => return Err(format!("{kind} takes only bytes=N, not {other}")),
+                other => {
+                    return Err(GeneratorError::TokenOption {
+                        kind: kind.to_owned(),
+                        option: other.to_owned(),
+                    });
+                }
             }
         }
         Ok(bytes)
@@ -344,12 +392,12 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, S
         "password" => {
             let mut policy = base.clone();
             for (key, value) in options {
-                let flag = |name| parse_bool(name, value).map_err(|e| e.to_string());
+                let flag = |name| parse_bool(name, value);
                 match key {
                     "length" => {
                         policy.length = value
                             .parse()
-                            .map_err(|_| format!("length={value} is not a whole number"))?
+                            .map_err(|_| GeneratorError::Length(value.to_owned()))?
                     }
                     "exclude" => policy.exclude_characters = value.to_owned(),
                     "numbers" => policy.exclude_numbers = !flag("numbers")?,
@@ -359,23 +407,19 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, S
                     "space" => policy.include_space = flag("space")?,
                     "require-each" => policy.require_each_included_type = flag("require-each")?,
                     other => {
-                        return Err(format!(
-                            "unknown password option {other}; use length, exclude, numbers, punctuation, uppercase, lowercase, space or require-each"
-                        ));
+                        return Err(GeneratorError::PasswordOption(other.to_owned()));
                     }
                 }
             }
-            policy.validate().map_err(|e| e.to_string())?;
+            policy.validate()?;
             Ok(Generator::Password(policy))
         }
-        other => Err(format!(
-            "{other:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
-        )),
+        other => Err(GeneratorError::Kind(other.to_owned())),
     }
 }
 
 /// Parses `30m`, `24h`, `7d` or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let (digits, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
@@ -387,9 +431,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" => 86_400,
         _ => {
-            return Err(format!(
-                "{text:?} is not a duration; write a number with s, m, h or d, such as 24h"
-            ));
+            return Err(DurationError::Unit(text.to_owned()));
         }
     };
     digits
@@ -398,7 +440,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .and_then(|n| n.checked_mul(scale))
         .filter(|s| *s > 0)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is not a positive duration such as 24h"))
+        .ok_or_else(|| DurationError::NotPositive(text.to_owned()))
 }
 
 #[cfg(test)]
