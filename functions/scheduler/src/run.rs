@@ -454,9 +454,8 @@ impl Run {
                     .build(),
             );
         }
-        let mut secrets = Vec::new();
-        let mut next_token: Option<String> = None;
-        for _ in 0..MAX_LIST_PAGES {
+        let filters = &filters;
+        paged(MAX_LIST_PAGES, |next_token| async move {
             let page = self
                 .call("ListSecrets", "", || {
                     self.client()
@@ -468,7 +467,7 @@ impl Run {
                         .map_output(|r| r.map_err(classify))
                 })
                 .await?;
-            secrets.extend(page.secret_list().iter().map(|entry| SecretFacts {
+            let secrets = page.secret_list().iter().map(|entry| SecretFacts {
                 arn: entry.arn().unwrap_or_default().to_owned(),
                 name: entry.name().unwrap_or_default().to_owned(),
                 tags: tag_map(entry.tags()),
@@ -477,16 +476,10 @@ impl Run {
                 versions: versions(entry.secret_versions_to_stages()),
                 rotation_enabled: entry.rotation_enabled().unwrap_or(false),
                 rotation_function: function(entry.rotation_lambda_arn()),
-            }));
-            next_token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if next_token.is_none() {
-                break;
-            }
-        }
-        Ok(secrets)
+            });
+            Ok((secrets.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     /// DescribeSecret, as facts.
@@ -527,9 +520,7 @@ impl Run {
     /// The creation time of every version, deprecated ones included. A version
     /// without a date counts as created now, so it counts toward the limit.
     async fn version_dates(&self, arn: &str) -> Result<Vec<i64>, CallError> {
-        let mut dates = Vec::new();
-        let mut next_token: Option<String> = None;
-        for _ in 0..MAX_VERSION_PAGES {
+        paged(MAX_VERSION_PAGES, |next_token| async move {
             let page = self
                 .call("ListSecretVersionIds", arn, || {
                     self.client()
@@ -542,20 +533,13 @@ impl Run {
                         .map_output(|r| r.map_err(classify))
                 })
                 .await?;
-            dates.extend(
-                page.versions()
-                    .iter()
-                    .map(|v| v.created_date().map_or(self.now, DateTime::secs)),
-            );
-            next_token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if next_token.is_none() {
-                break;
-            }
-        }
-        Ok(dates)
+            let dates = page
+                .versions()
+                .iter()
+                .map(|v| v.created_date().map_or(self.now, DateTime::secs));
+            Ok((dates.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     /// RotateSecret for `token`, paced by the rate limit (every attempt),
@@ -694,6 +678,27 @@ impl Run {
             }
         }
     }
+}
+
+/// Reads pages until one names no next page, `max_pages` at most (a guard
+/// against a service that keeps answering with one). `fetch` gets the token to
+/// continue from and returns the page's items and the next token.
+async fn paged<T, F, Fut>(max_pages: usize, mut fetch: F) -> Result<Vec<T>, CallError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), CallError>>,
+{
+    let mut items = Vec::new();
+    let mut next_token = None;
+    for _ in 0..max_pages {
+        let (page, next) = fetch(next_token.take()).await?;
+        items.extend(page);
+        next_token = next.filter(|t: &String| !t.is_empty());
+        if next_token.is_none() {
+            break;
+        }
+    }
+    Ok(items)
 }
 
 /// A future's output mapped, without pulling in a futures crate.
