@@ -1,7 +1,13 @@
 //! What a step sees ([`StepContext`]): the event, the secret's description and
 //! the values it needs, each read from the store at most once.
 
-use super::*;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+
+use crate::error::Error;
+use crate::event::RotationEvent;
+use crate::labels::{AWSCURRENT, AWSPREVIOUS};
+use crate::store::{SecretDescription, SecretStore, StoreError, StoredValue, VersionSelector};
 
 /// What a step sees: the event, the secret's description, and the values it
 /// needs, each read from the store at most once and only when asked for.

@@ -15,10 +15,8 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::event::{RotationEvent, Step};
-use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Precheck, Refusal};
-use crate::store::{
-    NewVersion, SecretDescription, SecretStore, StoreError, StoredValue, VersionSelector,
-};
+use crate::labels::{AWSPENDING, Precheck, Refusal};
+use crate::store::{NewVersion, SecretStore, StoreError, StoredValue};
 
 /// How many values createSecret draws before giving up on one that differs from
 /// the current and previous values (only a tiny password space ever needs two).
