@@ -1,7 +1,22 @@
 //! The run's Secrets Manager calls: each retried, paced and cut at the
 //! deadline ([`Run::call`]), pages read to the end, answers turned into facts.
 
-use super::*;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::primitives::DateTime;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use rotor_core::labels::{AWSPENDING, Versions};
+use rotor_core::store::StoreError;
+use rotor_core::store::aws::classify;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{
+    CHECK_TIMEOUT, CallError, CallFailure, CheckError, MAX_LIST_PAGES, MAX_VERSION_PAGES, Run,
+};
+use crate::{Config, Rotation, SecretFacts, retry};
 
 impl Run {
     /// Calls `attempt` until it succeeds, fails for good, or has been tried

@@ -1,6 +1,9 @@
 //! Why a call, a look or a whole run failed.
 
-use super::*;
+use rotor_core::store::StoreError;
+
+use super::{CHECK_TIMEOUT, DEADLINE_MARGIN};
+use crate::ConfigError;
 
 /// A call that failed, after [`retry::MAX_ATTEMPTS`] attempts at most.
 #[derive(Debug, thiserror::Error)]

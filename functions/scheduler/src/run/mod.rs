@@ -3,27 +3,20 @@
 //! is its Lambda edge).
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::primitives::DateTime;
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
-use rotor_core::labels::{AWSPENDING, Versions};
-use rotor_core::store::StoreError;
-use rotor_core::store::aws::classify;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::retry;
-use crate::{Config, ConfigError, Decision, Report, Rotation, SecretFacts, Skip, evaluate};
-use crate::{Failed, Skipped, Started, Unknown, hourly};
+use crate::{Config, Decision, Report, evaluate};
 
 /// How long before the function's deadline the run stops: no secret is started
 /// and no call (attempt, backoff or wait for the rate limit) goes on after it.
@@ -236,6 +229,7 @@ fn epoch_secs(time: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rotor_core::store::StoreError;
     use serde_json::json;
 
     #[test]

@@ -1,6 +1,9 @@
 //! What happened to one secret: logged at once, then added to the report.
 
-use super::*;
+use tracing::{error, info, warn};
+
+use super::CallError;
+use crate::{Failed, Report, SecretFacts, Skip, Skipped, Started, Unknown};
 
 pub(super) enum Outcome {
     Started(Started),

@@ -1,6 +1,11 @@
 //! One due secret, looked at again and started if it still is due.
 
-use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rotor_core::labels::AWSPENDING;
+
+use super::{CallFailure, DEADLINE_MARGIN, Outcome, Run};
+use crate::{Decision, SecretFacts, Skip, Started, Unknown, evaluate, hourly, retry};
 
 impl Run {
     /// Looks again at a due secret and starts its rotation if it still is due
