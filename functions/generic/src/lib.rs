@@ -9,7 +9,6 @@
 
 use std::time::SystemTime;
 
-use base64::Engine;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{
@@ -18,10 +17,12 @@ use rotor_core::{
 use serde_json::{Map, Value};
 use tracing::info;
 
+pub mod generator;
 pub mod settings;
 pub mod webhook;
 
-use settings::{Defaults, Generator, Mode, Settings};
+pub use generator::generate;
+use settings::{Defaults, Mode, Settings};
 use webhook::Reply;
 
 /// Rotates generated values.
@@ -111,19 +112,6 @@ fn shape(
         }
     }
     Ok(Shape::Json(object, fields))
-}
-
-/// A fresh value from a generator.
-pub fn generate(generator: &Generator) -> Result<SecretString, rotor_core::password::PolicyError> {
-    let bytes = match generator {
-        Generator::Password(policy) => return policy.generate(),
-        Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
-    };
-    rotor_core::password::random_text(bytes, |raw| match generator {
-        Generator::Hex(_) => hex::encode(raw),
-        Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(raw),
-        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
-    })
 }
 
 impl Rotator for GenericRotator {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use rotor_core::Error;
 use rotor_core::http::UrlPrefix;
-use rotor_core::password::{PasswordPolicy, parse_bool};
+use rotor_core::password::PasswordPolicy;
+
+pub use crate::generator::{Generator, GeneratorError, parse_generator};
 
 /// Tag and variable names.
 pub mod names {
@@ -51,19 +53,6 @@ pub mod names {
 }
 
 use names::*;
-
-/// How one value is generated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Generator {
-    /// A password under a GetRandomPassword-style policy.
-    Password(PasswordPolicy),
-    /// N random bytes, hex encoded.
-    Hex(usize),
-    /// N random bytes, standard base64 with padding.
-    Base64(usize),
-    /// N random bytes, URL-safe base64 without padding.
-    Base64Url(usize),
-}
 
 /// Whether the new value becomes current in one rotation or waits for an
 /// external system to register and validate it.
@@ -213,14 +202,15 @@ impl Defaults {
 
         let generator = match setting(GENERATE_TAG, GENERATE_VAR) {
             Some((name, spec)) => {
-                parse_generator(spec, &self.policy).map_err(|p| invalid(name, p))?
+                parse_generator(spec, &self.policy).map_err(|p| invalid(name, p.to_string()))?
             }
             None => Generator::Password(self.policy.clone()),
         };
         let mut field_generators = BTreeMap::new();
         for (tag, spec) in tags {
             if let Some(field) = tag.strip_prefix(GENERATE_FIELD_TAG_PREFIX) {
-                let generator = parse_generator(spec, &self.policy).map_err(|p| invalid(tag, p))?;
+                let generator =
+                    parse_generator(spec, &self.policy).map_err(|p| invalid(tag, p.to_string()))?;
                 field_generators.insert(field.to_owned(), generator);
             }
         }
@@ -290,7 +280,7 @@ impl Defaults {
 
         let validation_window = match setting(VALIDATION_WINDOW_TAG, VALIDATION_WINDOW_VAR) {
             None => DEFAULT_VALIDATION_WINDOW,
-            Some((name, text)) => parse_duration(text).map_err(|p| invalid(name, p))?,
+            Some((name, text)) => parse_duration(text).map_err(|p| invalid(name, p.to_string()))?,
         };
 
         Ok(Settings {
@@ -311,79 +301,19 @@ impl Settings {
     }
 }
 
-/// The most random bytes a token may have: 4 KiB of entropy is far past any use.
-const MAX_TOKEN_BYTES: usize = 4096;
-
-/// Parses `password [length=N] [numbers=false] ...`, `hex bytes=N`, `base64 bytes=N`
-/// or `base64url bytes=N`; password options start from the environment's policy.
-pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, String> {
-    let mut words = spec.split_whitespace();
-    let kind = words.next().unwrap_or("");
-    let options: Vec<(&str, &str)> = words
-        .map(|w| {
-            w.split_once('=')
-                .ok_or_else(|| format!("{w:?} is not of the form option=value"))
-        })
-        .collect::<Result<_, _>>()?;
-    let bytes = || -> Result<usize, String> {
-        let mut bytes = 32;
-        for (key, value) in &options {
-            match *key {
-                "bytes" => {
-                    bytes = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_TOKEN_BYTES).contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "bytes={value} must be a whole number from 1 to {MAX_TOKEN_BYTES}"
-                            )
-                        })?;
-                }
-                other => return Err(format!("{kind} takes only bytes=N, not {other}")),
-            }
-        }
-        Ok(bytes)
-    };
-    match kind {
-        "hex" => Ok(Generator::Hex(bytes()?)),
-        "base64" => Ok(Generator::Base64(bytes()?)),
-        "base64url" => Ok(Generator::Base64Url(bytes()?)),
-        "password" => {
-            let mut policy = base.clone();
-            for (key, value) in options {
-                let flag = |name| parse_bool(name, value).map_err(|e| e.to_string());
-                match key {
-                    "length" => {
-                        policy.length = value
-                            .parse()
-                            .map_err(|_| format!("length={value} is not a whole number"))?
-                    }
-                    "exclude" => policy.exclude_characters = value.to_owned(),
-                    "numbers" => policy.exclude_numbers = !flag("numbers")?,
-                    "punctuation" => policy.exclude_punctuation = !flag("punctuation")?,
-                    "uppercase" => policy.exclude_uppercase = !flag("uppercase")?,
-                    "lowercase" => policy.exclude_lowercase = !flag("lowercase")?,
-                    "space" => policy.include_space = flag("space")?,
-                    "require-each" => policy.require_each_included_type = flag("require-each")?,
-                    other => {
-                        return Err(format!(
-                            "unknown password option {other}; use length, exclude, numbers, punctuation, uppercase, lowercase, space or require-each"
-                        ));
-                    }
-                }
-            }
-            policy.validate().map_err(|e| e.to_string())?;
-            Ok(Generator::Password(policy))
-        }
-        other => Err(format!(
-            "{other:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
-        )),
-    }
+/// Why a duration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// An unknown unit.
+    #[error("{0:?} is not a duration; write a number with s, m, h or d, such as 24h")]
+    Unit(String),
+    /// Zero, too large, or no number.
+    #[error("{0:?} is not a positive duration such as 24h")]
+    NotPositive(String),
 }
 
 /// Parses `30m`, `24h`, `7d` or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let (digits, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
@@ -395,9 +325,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" => 86_400,
         _ => {
-            return Err(format!(
-                "{text:?} is not a duration; write a number with s, m, h or d, such as 24h"
-            ));
+            return Err(DurationError::Unit(text.to_owned()));
         }
     };
     digits
@@ -406,7 +334,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .and_then(|n| n.checked_mul(scale))
         .filter(|s| *s > 0)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is not a positive duration such as 24h"))
+        .ok_or_else(|| DurationError::NotPositive(text.to_owned()))
 }
 
 #[cfg(test)]

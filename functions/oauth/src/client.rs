@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use rotor_core::http::UrlError;
 use rotor_core::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
@@ -88,60 +89,92 @@ impl fmt::Debug for Client {
     }
 }
 
+/// Why a secret value is not an OAuth client (each message names the field
+/// at fault, never a value).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The value is not a JSON object.
+    #[error(
+        "is not a JSON object; OAuth client secrets are JSON objects with provider, client_id, client_secret and token_endpoint"
+    )]
+    NotAnObject,
+    /// A field that must be a string is something else.
+    #[error("has a {0} field that is not a string")]
+    NotAString(String),
+    /// A required field is missing or empty.
+    #[error("has no {0} field (or it is empty)")]
+    Missing(String),
+    /// The client secret is missing.
+    #[error("has no client_secret field")]
+    NoClientSecret,
+    /// The provider is none rotor knows.
+    #[error("has provider {0:?}; use rfc7592, keycloak, okta, entra or auth0")]
+    UnknownProvider(String),
+    /// An endpoint is refused (not TLS, does not parse...).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The token endpoint auth method is neither basic nor post.
+    #[error("has token_endpoint_auth_method {0:?}; use client_secret_basic or client_secret_post")]
+    UnknownAuthMethod(String),
+    /// An RFC 7592 client without its registration access token.
+    #[error("has no registration_access_token, which RFC 7592 needs to manage the client")]
+    NoRegistrationToken,
+    /// A field the client's provider needs is missing.
+    #[error("has no {field} field, which provider {provider} needs")]
+    ProviderNeeds {
+        /// The field.
+        field: String,
+        /// The provider.
+        provider: Provider,
+    },
+}
+
 const SECRET_FIELDS: [&str; 2] = ["client_secret", "registration_access_token"];
 
 impl Client {
     /// Parses a secret value; the error names the field at fault, never a value.
-    pub fn parse(value: &SecretString) -> Result<Client, String> {
+    pub fn parse(value: &SecretString) -> Result<Client, ClientError> {
         let mut fields = match serde_json::from_str::<Value>(value.expose_secret()) {
             Ok(Value::Object(fields)) => fields,
-            _ => return Err("is not a JSON object; OAuth client secrets are JSON objects with provider, client_id, client_secret and token_endpoint".into()),
+            _ => return Err(ClientError::NotAnObject),
         };
-        let mut secret = |name: &str| -> Result<Option<SecretString>, String> {
+        let mut secret = |name: &str| -> Result<Option<SecretString>, ClientError> {
             match fields.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(_)) => match fields.insert(name.to_owned(), Value::Null) {
                     Some(Value::String(s)) => Ok(Some(SecretString::from(s))),
                     _ => Ok(None),
                 },
-                Some(_) => Err(format!("has a {name} field that is not a string")),
+                Some(_) => Err(ClientError::NotAString(name.to_owned())),
             }
         };
-        let client_secret = secret("client_secret")?.ok_or("has no client_secret field")?;
+        let client_secret = secret("client_secret")?.ok_or(ClientError::NoClientSecret)?;
         let registration_access_token = secret("registration_access_token")?;
-        let text = |name: &str| -> Result<Option<String>, String> {
+        let text = |name: &str| -> Result<Option<String>, ClientError> {
             match fields.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("has a {name} field that is not a string")),
+                Some(_) => Err(ClientError::NotAString(name.to_owned())),
             }
         };
         let required =
-            |name: &str| text(name)?.ok_or_else(|| format!("has no {name} field (or it is empty)"));
+            |name: &str| text(name)?.ok_or_else(|| ClientError::Missing(name.to_owned()));
         let provider_text = required("provider")?;
-        let provider = Provider::parse(&provider_text).ok_or_else(|| {
-            format!("has provider {provider_text:?}; use rfc7592, keycloak, okta, entra or auth0")
-        })?;
+        let provider = Provider::parse(&provider_text)
+            .ok_or_else(|| ClientError::UnknownProvider(provider_text.clone()))?;
         let token_endpoint = required("token_endpoint")?;
-        rotor_core::http::require_tls(&token_endpoint).map_err(|e| e.to_string())?;
+        rotor_core::http::require_tls(&token_endpoint)?;
         let auth_method = match text("token_endpoint_auth_method")?.as_deref() {
             None | Some("client_secret_basic") => AuthMethod::Basic,
             Some("client_secret_post") => AuthMethod::Post,
-            Some(other) => {
-                return Err(format!(
-                    "has token_endpoint_auth_method {other:?}; use client_secret_basic or client_secret_post"
-                ));
-            }
+            Some(other) => return Err(ClientError::UnknownAuthMethod(other.to_owned())),
         };
         if provider == Provider::Rfc7592 {
             let uri = required("registration_client_uri")?;
-            rotor_core::http::require_tls(&uri).map_err(|e| e.to_string())?;
+            rotor_core::http::require_tls(&uri)?;
             if registration_access_token.is_none() {
-                return Err(
-                    "has no registration_access_token, which RFC 7592 needs to manage the client"
-                        .into(),
-                );
+                return Err(ClientError::NoRegistrationToken);
             }
         }
         Ok(Client {
@@ -166,12 +199,10 @@ impl Client {
     }
 
     /// A provider-specific field that must be there.
-    pub fn require(&self, name: &str) -> Result<&str, String> {
-        self.field(name).ok_or_else(|| {
-            format!(
-                "has no {name} field, which provider {} needs",
-                self.provider
-            )
+    pub fn require(&self, name: &str) -> Result<&str, ClientError> {
+        self.field(name).ok_or_else(|| ClientError::ProviderNeeds {
+            field: name.to_owned(),
+            provider: self.provider,
         })
     }
 
@@ -254,7 +285,9 @@ mod tests {
             ),
         ];
         for (json, expected) in cases {
-            let error = Client::parse(&SecretString::from(json)).unwrap_err();
+            let error = Client::parse(&SecretString::from(json))
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.contains(expected) && !error.contains("s3cr3t"),
                 "{error}"

@@ -25,7 +25,7 @@ pub mod providers;
 pub mod token;
 
 use client::{Client, Provider};
-use providers::IssueError;
+use providers::rfc7592::IssueError;
 use token::{Grant, client_credentials};
 
 /// `at-finish` (default): retire the old secret once the new one is current;
@@ -162,15 +162,15 @@ impl OAuthRotator {
         };
         let remember = |token: &SecretString| self.tokens.put(arn, uri, token);
         let result = match self.tokens.get(arn, uri) {
-            Some(known) => match providers::rfc7592_issue(current, &known, remember).await {
+            Some(known) => match providers::rfc7592::issue(current, &known, remember).await {
                 // Another process stored a newer token since: use the stored one.
                 Err(IssueError::TokenRefused { .. }) => {
                     self.tokens.forget(arn, uri);
-                    providers::rfc7592_issue(current, stored, remember).await
+                    providers::rfc7592::issue(current, stored, remember).await
                 }
                 other => other,
             },
-            None => providers::rfc7592_issue(current, stored, remember).await,
+            None => providers::rfc7592::issue(current, stored, remember).await,
         };
         match result {
             Ok(issued) => {
@@ -216,7 +216,7 @@ fn parse(secret: &str, label: &str, value: &SecretString) -> Result<Client, Erro
     Client::parse(value).map_err(|problem| Error::InvalidSecretValue {
         secret: secret.to_owned(),
         label: label.to_owned(),
-        problem,
+        problem: problem.to_string(),
     })
 }
 
@@ -244,7 +244,7 @@ impl Rotator for OAuthRotator {
             Provider::Rfc7592 => self.rfc7592(ctx, &current).await,
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-                let issued = providers::entra_issue(&current, &auth, &ctx.event.token).await?;
+                let issued = providers::entra::issue(&current, &auth, &ctx.event.token).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
@@ -282,7 +282,7 @@ impl Rotator for OAuthRotator {
             return Ok(Some(copy()));
         }
         let uri = client.field("registration_client_uri").unwrap_or_default();
-        let Some(read) = providers::rfc7592_read(&client, token).await? else {
+        let Some(read) = providers::rfc7592::read(&client, token).await? else {
             // Refused: nothing better is known than the kept value.
             return Ok(Some(copy()));
         };

@@ -46,24 +46,48 @@ pub struct FunctionArn {
     qualifier: Option<String>,
 }
 
+/// Why a text is not a Lambda function ARN (the text is a setting, never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionArnError {
+    /// It does not start with `arn:`.
+    #[error("{0:?} is not an ARN; give a rotation function's ARN, {FUNCTION_EXAMPLE}")]
+    NotAnArn(String),
+    /// It is an ARN, but not of a Lambda function.
+    #[error("{0:?} is not a Lambda function ARN; give one {FUNCTION_EXAMPLE}")]
+    NotAFunction(String),
+}
+
+const FUNCTION_EXAMPLE: &str =
+    "such as arn:aws:lambda:us-east-1:123456789012:function:generic-rotation";
+
+/// Why a text is neither a secret's ARN nor a secret name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowedSecretError {
+    /// It starts with `arn:` but is not a secret's ARN.
+    #[error(
+        "{0:?} is not a secret's ARN; give the full ARN, such as arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app-AbCdEf, or the secret's exact name"
+    )]
+    NotASecretArn(String),
+    /// It holds characters a secret name cannot, or is empty or too long.
+    #[error(
+        "{0:?} is neither a secret's ARN nor a secret name (1 to 512 of the letters, digits and /_+=.@-)"
+    )]
+    NotAName(String),
+}
+
 impl FunctionArn {
     /// Parses a Lambda function ARN; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<FunctionArn, String> {
+    pub fn parse(text: &str) -> Result<FunctionArn, FunctionArnError> {
         let text = text.trim();
-        let example = "such as arn:aws:lambda:us-east-1:123456789012:function:generic-rotation";
         let parts: Vec<&str> = text.split(':').collect();
         if parts.first() != Some(&"arn") {
-            return Err(format!(
-                "{text:?} is not an ARN; give a rotation function's ARN, {example}"
-            ));
+            return Err(FunctionArnError::NotAnArn(text.to_owned()));
         }
         let (partition, service, region, account, kind, name, qualifier) = match parts[..] {
             [_, p, s, r, a, k, n] => (p, s, r, a, k, n, None),
             [_, p, s, r, a, k, n, q] => (p, s, r, a, k, n, Some(q)),
             _ => {
-                return Err(format!(
-                    "{text:?} is not a Lambda function ARN; give one {example}"
-                ));
+                return Err(FunctionArnError::NotAFunction(text.to_owned()));
             }
         };
         let word = |s: &str, max: usize| {
@@ -81,9 +105,7 @@ impl FunctionArn {
             && word(name, 64)
             && qualifier.is_none_or(|q| q == "$LATEST" || word(q, 128));
         if !valid {
-            return Err(format!(
-                "{text:?} is not a Lambda function ARN; give one {example}"
-            ));
+            return Err(FunctionArnError::NotAFunction(text.to_owned()));
         }
         Ok(FunctionArn {
             text: text.to_owned(),
@@ -136,7 +158,7 @@ pub enum AllowedSecret {
 
 impl AllowedSecret {
     /// Parses one entry; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<AllowedSecret, String> {
+    pub fn parse(text: &str) -> Result<AllowedSecret, AllowedSecretError> {
         let text = text.trim();
         if text.starts_with("arn:") {
             let parts: Vec<&str> = text.splitn(7, ':').collect();
@@ -155,16 +177,12 @@ impl AllowedSecret {
             return if valid {
                 Ok(AllowedSecret::Arn(text.to_owned()))
             } else {
-                Err(format!(
-                    "{text:?} is not a secret's ARN; give the full ARN, such as arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app-AbCdEf, or the secret's exact name"
-                ))
+                Err(AllowedSecretError::NotASecretArn(text.to_owned()))
             };
         }
         let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
         if text.is_empty() || text.len() > 512 || !text.chars().all(allowed) {
-            return Err(format!(
-                "{text:?} is neither a secret's ARN nor a secret name (1 to 512 of the letters, digits and /_+=.@-)"
-            ));
+            return Err(AllowedSecretError::NotAName(text.to_owned()));
         }
         Ok(AllowedSecret::Name(text.to_owned()))
     }
@@ -351,7 +369,7 @@ mod tests {
             "arn:aws:lambda:us-east-1:123456789012:function:a b",
             "arn:aws:lambda:us-east-1:123456789012:function:x:",
         ] {
-            let error = FunctionArn::parse(bad).unwrap_err();
+            let error = FunctionArn::parse(bad).unwrap_err().to_string();
             assert!(error.contains("ARN"), "{bad}: {error}");
         }
     }

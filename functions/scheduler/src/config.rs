@@ -77,31 +77,54 @@ pub struct TagFilter {
     pub value: Option<String>,
 }
 
+/// Why a text is not a tag filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagFilterError {
+    /// Nothing before the `=`.
+    #[error("{0:?} has no tag key; write key=value, such as rotor:fleet=payments, or a key alone")]
+    NoKey(String),
+    /// A key over Secrets Manager's limit.
+    #[error("the tag key is longer than 128 characters")]
+    KeyTooLong,
+    /// A value over Secrets Manager's limit.
+    #[error("the tag value is longer than 256 characters")]
+    ValueTooLong,
+    /// A character tags cannot hold.
+    #[error(
+        "{text:?} contains {bad:?}; tags hold only letters, digits, spaces and _ . : / = + - @"
+    )]
+    Character {
+        /// The filter as given.
+        text: String,
+        /// The first character refused.
+        bad: char,
+    },
+}
+
 impl TagFilter {
     /// Parses `key=value` or `key`. The key ends at the first `=`, so a key
     /// cannot contain one. Keys and values may hold what Secrets Manager allows
     /// in tags: letters, digits, spaces and `_ . : / = + - @`.
-    pub fn parse(text: &str) -> Result<TagFilter, String> {
+    pub fn parse(text: &str) -> Result<TagFilter, TagFilterError> {
         let (key, value) = match text.split_once('=') {
             Some((key, value)) => (key, Some(value)),
             None => (text, None),
         };
         if key.trim().is_empty() {
-            return Err(format!(
-                "{text:?} has no tag key; write key=value, such as rotor:fleet=payments, or a key alone"
-            ));
+            return Err(TagFilterError::NoKey(text.to_owned()));
         }
         if key.chars().count() > 128 {
-            return Err("the tag key is longer than 128 characters".to_owned());
+            return Err(TagFilterError::KeyTooLong);
         }
         if value.is_some_and(|v| v.chars().count() > 256) {
-            return Err("the tag value is longer than 256 characters".to_owned());
+            return Err(TagFilterError::ValueTooLong);
         }
         let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
         if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
-            return Err(format!(
-                "{text:?} contains {bad:?}; tags hold only letters, digits, spaces and _ . : / = + - @"
-            ));
+            return Err(TagFilterError::Character {
+                text: text.to_owned(),
+                bad,
+            });
         }
         Ok(TagFilter {
             key: key.to_owned(),
@@ -141,7 +164,9 @@ impl Config {
         let error = |variable: &'static str, problem: String| ConfigError { variable, problem };
 
         let tag_filter = match get(TAG_FILTER_VAR) {
-            Some(text) => TagFilter::parse(&text).map_err(|p| error(TAG_FILTER_VAR, p))?,
+            Some(text) => {
+                TagFilter::parse(&text).map_err(|p| error(TAG_FILTER_VAR, p.to_string()))?
+            }
             None => {
                 return Err(error(
                     TAG_FILTER_VAR,

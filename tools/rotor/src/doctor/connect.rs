@@ -47,7 +47,7 @@ async fn database(value: &SecretString) -> Result<String, String> {
 
 async fn provider(value: &SecretString) -> Result<String, String> {
     use oauth_rotation::token::{Grant, client_credentials};
-    let client = oauth_rotation::client::Client::parse(value)?;
+    let client = oauth_rotation::client::Client::parse(value).map_err(|e| e.to_string())?;
     let grant = Grant {
         endpoint: &client.token_endpoint,
         client_id: &client.client_id,

@@ -32,7 +32,9 @@ pub(super) async fn value_findings(
     let mut check = |label: &str, value: &SecretString| -> Option<String> {
         let problem = match kind {
             Kind::Rds => rds_rotation::secret::DbSecret::parse(value).err(),
-            Kind::Oauth => oauth_rotation::client::Client::parse(value).err(),
+            Kind::Oauth => oauth_rotation::client::Client::parse(value)
+                .err()
+                .map(|e| e.to_string()),
             Kind::Generic | Kind::Scheduler => None,
         }?;
         exam.findings.push(Finding {

@@ -1,0 +1,135 @@
+//! How one value is made: the generator spec a setting or tag names
+//! (`password length=40`, `hex bytes=32`...), parsed, and the value drawn.
+
+use base64::Engine;
+use rotor_core::SecretString;
+use rotor_core::password::{PasswordPolicy, PolicyError, parse_bool};
+
+/// How one value is generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// A password under a GetRandomPassword-style policy.
+    Password(PasswordPolicy),
+    /// N random bytes, hex encoded.
+    Hex(usize),
+    /// N random bytes, standard base64 with padding.
+    Base64(usize),
+    /// N random bytes, URL-safe base64 without padding.
+    Base64Url(usize),
+}
+
+/// The most random bytes a token may have: 4 KiB of entropy is far past any use.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Why a generator spec is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// A word after the kind has no `=`.
+    #[error("{0:?} is not of the form option=value")]
+    NotAnOption(String),
+    /// `bytes=` out of range or not a number.
+    #[error("bytes={0} must be a whole number from 1 to {MAX_TOKEN_BYTES}")]
+    Bytes(String),
+    /// A token generator given another option than `bytes`.
+    #[error("{kind} takes only bytes=N, not {option}")]
+    TokenOption {
+        /// The generator.
+        kind: String,
+        /// The option refused.
+        option: String,
+    },
+    /// `length=` not a number.
+    #[error("length={0} is not a whole number")]
+    Length(String),
+    /// A password option rotor does not know.
+    #[error(
+        "unknown password option {0}; use length, exclude, numbers, punctuation, uppercase, lowercase, space or require-each"
+    )]
+    PasswordOption(String),
+    /// The resulting password policy is unusable (or a flag is not a boolean).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The kind is none of the generators.
+    #[error(
+        "{0:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
+    )]
+    Kind(String),
+}
+
+/// Parses `password [length=N] [numbers=false] ...`, `hex bytes=N`, `base64 bytes=N`
+/// or `base64url bytes=N`; password options start from the environment's policy.
+pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, GeneratorError> {
+    let mut words = spec.split_whitespace();
+    let kind = words.next().unwrap_or("");
+    let options: Vec<(&str, &str)> = words
+        .map(|w| {
+            w.split_once('=')
+                .ok_or_else(|| GeneratorError::NotAnOption(w.to_owned()))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes = || -> Result<usize, GeneratorError> {
+        let mut bytes = 32;
+        for (key, value) in &options {
+            match *key {
+                "bytes" => {
+                    bytes = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_TOKEN_BYTES).contains(n))
+                        .ok_or_else(|| GeneratorError::Bytes((*value).to_owned()))?;
+                }
+                other => {
+                    return Err(GeneratorError::TokenOption {
+                        kind: kind.to_owned(),
+                        option: other.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(bytes)
+    };
+    match kind {
+        "hex" => Ok(Generator::Hex(bytes()?)),
+        "base64" => Ok(Generator::Base64(bytes()?)),
+        "base64url" => Ok(Generator::Base64Url(bytes()?)),
+        "password" => {
+            let mut policy = base.clone();
+            for (key, value) in options {
+                let flag = |name| parse_bool(name, value);
+                match key {
+                    "length" => {
+                        policy.length = value
+                            .parse()
+                            .map_err(|_| GeneratorError::Length(value.to_owned()))?
+                    }
+                    "exclude" => policy.exclude_characters = value.to_owned(),
+                    "numbers" => policy.exclude_numbers = !flag("numbers")?,
+                    "punctuation" => policy.exclude_punctuation = !flag("punctuation")?,
+                    "uppercase" => policy.exclude_uppercase = !flag("uppercase")?,
+                    "lowercase" => policy.exclude_lowercase = !flag("lowercase")?,
+                    "space" => policy.include_space = flag("space")?,
+                    "require-each" => policy.require_each_included_type = flag("require-each")?,
+                    other => {
+                        return Err(GeneratorError::PasswordOption(other.to_owned()));
+                    }
+                }
+            }
+            policy.validate()?;
+            Ok(Generator::Password(policy))
+        }
+        other => Err(GeneratorError::Kind(other.to_owned())),
+    }
+}
+
+/// A fresh value from a generator.
+pub fn generate(generator: &Generator) -> Result<SecretString, rotor_core::password::PolicyError> {
+    let bytes = match generator {
+        Generator::Password(policy) => return policy.generate(),
+        Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
+    };
+    rotor_core::password::random_text(bytes, |raw| match generator {
+        Generator::Hex(_) => hex::encode(raw),
+        Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(raw),
+        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+    })
+}

@@ -1,0 +1,198 @@
+//! One management call, the same for every provider: send with the
+//! credentials, sort the answer by its HTTP status into a typed target
+//! failure, decode its JSON. The providers' modules only say which calls to
+//! make and what the answers mean.
+
+use reqwest::{Method, RequestBuilder};
+use rotor_core::http::{client, describe, display_url};
+use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
+use serde_json::Value;
+
+use super::Management;
+use crate::client::Provider;
+
+/// A provider's management API, called with one set of credentials.
+pub(super) struct Api<'a> {
+    provider: Provider,
+    auth: &'a Management,
+}
+
+impl<'a> Api<'a> {
+    pub(super) fn new(provider: Provider, auth: &'a Management) -> Self {
+        Api { provider, auth }
+    }
+
+    /// The URL of `segments` below the provider base URL the credentials are
+    /// bound to (see [`endpoint`]).
+    pub(super) fn url(&self, segments: &[&str]) -> Result<String, Error> {
+        endpoint(self.auth.base()?, segments)
+    }
+
+    /// Sends a call (with a JSON `body`, if any); the body of a 2xx answer, or
+    /// an error that says whether a retry helps. `what` names the call in messages.
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, Error> {
+        let (status, answer) = self.exchange(method, url, body, what).await?;
+        sort(self.provider, url, what, status, answer)
+    }
+
+    /// Sends a call; the answer's status and body (`Null` when it is not
+    /// JSON), unsorted, for callers that read a status themselves first.
+    pub(super) async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<(u16, Value), Error> {
+        let mut request = with_auth(method, url, self.auth)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let target = format!("{} at {}", self.provider, display_url(url));
+        rotor_core::progress::waiting_for(|| format!("{target} ({what})"));
+        let response = request
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                TargetError::new(
+                    rotor_core::http::send_cause(&e),
+                    format!("{what}: {}", describe(&e)),
+                )
+                .at(System::Provider, target.clone())
+            })?;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        Ok((status, answer))
+    }
+
+    /// A failure of this provider at `url` that no status told (an answer
+    /// without the fields it must have, an id the secret lacks...).
+    pub(super) fn fail(&self, url: &str, cause: Cause, problem: impl Into<String>) -> Error {
+        TargetError::new(cause, problem).at(
+            System::Provider,
+            format!("{} at {}", self.provider, display_url(url)),
+        )
+    }
+}
+
+/// Sorts an answer: the body of a 2xx, or an error that says whether a retry helps.
+pub(super) fn sort(
+    provider: Provider,
+    url: &str,
+    what: &str,
+    status: u16,
+    body: Value,
+) -> Result<Value, Error> {
+    let target = format!("{provider} at {}", display_url(url));
+    let detail = || {
+        // OAuth, Okta, Auth0, Keycloak's ErrorRepresentation, Graph's {"error": {"message"}}.
+        let message = [
+            "error_description",
+            "errorSummary",
+            "message",
+            "errorMessage",
+            "error",
+        ]
+        .iter()
+        .find_map(|k| body[k].as_str().or_else(|| body["error"][k].as_str()))
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+        // Okta puts the reason for a validation failure in errorCauses.
+        let causes: Vec<&str> = body["errorCauses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["errorSummary"].as_str())
+            .collect();
+        let causes = if causes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", causes.join("; "))
+        };
+        format!("{what} answered HTTP {status}{message}{causes}")
+    };
+    if (200..=299).contains(&status) {
+        return Ok(body);
+    }
+    let cause = reqwest::StatusCode::from_u16(status)
+        .map(rotor_core::http::status_cause)
+        .unwrap_or(Cause::Protocol);
+    let problem = match status {
+        401 | 403 => format!(
+            "{}; the management credentials were refused or lack the permission (see the README's provider table)",
+            detail()
+        ),
+        404 => format!("{}; check the ids in the secret", detail()),
+        408 | 429 | 500..=599 => format!("{}; the step can be retried", detail()),
+        _ => detail(),
+    };
+    Err(TargetError::new(cause, problem).at(System::Provider, target))
+}
+
+fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
+    let client =
+        client().map_err(|e| TargetError::from(e).at(System::Provider, display_url(url)))?;
+    Ok(client
+        .request(method, url)
+        .header("Authorization", auth.authorization.expose_secret()))
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded, so that
+/// an id taken from the secret stays one path segment: a `/`, `?`, `#` or
+/// `..` in it can never point a management call at another resource.
+pub(super) fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
+    let refused = |problem: String| {
+        TargetError::new(Cause::Rejected, problem).at(System::Provider, display_url(base))
+    };
+    if let Some(bad) = segments
+        .iter()
+        .find(|s| s.is_empty() || **s == "." || **s == "..")
+    {
+        return Err(refused(format!(
+            "an id in the secret is {bad:?}, which is not an id; check the secret's id fields"
+        )));
+    }
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        refused(format!(
+            "the base URL does not parse ({e}); check the secret"
+        ))
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| refused("the base URL cannot take a path; check the secret".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        let url = endpoint(
+            "https://idp.example/auth/",
+            &["admin", "realms", "r", "clients", "a/../../users?x=1#y"],
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://idp.example/auth/admin/realms/r/clients/a%2F..%2F..%2Fusers%3Fx=1%23y"
+        );
+        assert_eq!(
+            endpoint("https://idp.example", &["api", "v2", "clients", "é"]).unwrap(),
+            "https://idp.example/api/v2/clients/%C3%A9"
+        );
+        for bad in ["..", ".", ""] {
+            let error = endpoint("https://idp.example", &["clients", bad]).unwrap_err();
+            assert!(error.to_string().contains("not an id"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! What each provider needs to issue, install and retire client secrets.
+//!
+//! | provider | who makes the secret | old and new overlap |
+//! | --- | --- | --- |
+//! | rfc7592  | the server, on PUT to the registration URI | no: the old one is retired at once |
+//! | keycloak | rotor (admin API PUT of the client's `secret`) | no |
+//! | okta     | rotor (client secrets API, up to two active) | yes, until finishSecret retires the old |
+//! | entra    | the provider (Graph `addPassword`) | yes, until finishSecret calls `removePassword` |
+//! | auth0    | rotor (Management API PATCH of `client_secret`) | no |
+//!
+//! Management credentials live in another secret (`management_secret_arn`),
+//! never in the client's own: `{"token": ...}` (a bearer token),
+//! `{"okta_api_token": ...}` (Okta's SSWS token), or a client of its own,
+//! `{"client_id", "client_secret", "token_endpoint", "scope"?, "audience"?}`;
+//! always with `"endpoint"`, the provider base URL the credentials are for.
+//! Whoever writes a client secret is not trusted with them: the management
+//! secret must agree to serve the client's secret (`rotor:serves`) or be
+//! allowed by the deployer, and the client's base URL (`okta_domain`, ...) must
+//! lie under its `endpoint`, all checked before any request ([`bind`]).
+
+mod api;
+mod auth0;
+pub mod entra;
+mod keycloak;
+mod management;
+mod okta;
+pub mod rfc7592;
+
+use rotor_core::{Error, ExposeSecret, SecretString};
+use serde_json::Value;
+
+pub use management::{Bound, ENDPOINT_FIELD, Management, base_field, bind, management};
+
+use crate::client::{Client, Provider};
+
+/// A new secret made by the provider, with the fields that go with it.
+pub struct Issued {
+    /// The new client secret.
+    pub secret: SecretString,
+    /// Plain fields to store with it (a key id).
+    pub fields: Vec<(&'static str, Value)>,
+    /// A new registration access token, when the server rotated it too.
+    pub registration_access_token: Option<SecretString>,
+}
+
+/// Installs a secret rotor made (setSecret); idempotent.
+pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Result<(), Error> {
+    match client.provider {
+        Provider::Keycloak => keycloak::install(client, pending, auth).await,
+        Provider::Auth0 => auth0::install(client, pending, auth).await,
+        Provider::Okta => okta::install(client, pending, auth).await,
+        Provider::Rfc7592 | Provider::Entra => Ok(()),
+    }
+}
+
+/// Which of the provider's secrets finishSecret keeps: the current one, and
+/// with `keep_previous` the previous one too.
+struct Keep<'a> {
+    current: &'a Client,
+    previous: Option<&'a Client>,
+    keep_previous: bool,
+}
+
+impl Keep<'_> {
+    /// Whether the secret with this value (Okta) or key id (Entra) is kept.
+    fn keeps(&self, value: Option<&str>, key: Option<&str>) -> bool {
+        let matches = |c: &Client| {
+            value == Some(c.client_secret.expose_secret())
+                || (key.is_some() && key == c.field("key_id"))
+        };
+        matches(self.current) || (self.keep_previous && self.previous.is_some_and(matches))
+    }
+}
+
+/// After promotion, retires the secrets the provider still holds besides the
+/// current one (`keep_previous` keeps the previous one too, until the next
+/// rotation: a grace period of one rotation interval).
+pub async fn retire(
+    current: &Client,
+    previous: Option<&Client>,
+    auth: &Management,
+    keep_previous: bool,
+) -> Result<(), Error> {
+    let keep = Keep {
+        current,
+        previous,
+        keep_previous,
+    };
+    match current.provider {
+        Provider::Okta => okta::retire(&keep, auth).await,
+        Provider::Entra => entra::retire(&keep, auth).await,
+        Provider::Rfc7592 | Provider::Keycloak | Provider::Auth0 => Ok(()),
+    }
+}
