@@ -13,7 +13,7 @@ use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
-use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System};
+use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System, TargetError};
 use tracing::{info, warn};
 
 pub mod connect;
@@ -202,7 +202,7 @@ impl Session {
         }
     }
 
-    async fn ping(&mut self) -> Result<(), String> {
+    async fn ping(&mut self) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => postgres::ping(client).await,
             Session::MySql(session) => session.ping().await,
@@ -213,7 +213,7 @@ impl Session {
         &mut self,
         user: &str,
         password: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => postgres::set_password(client, user, password).await,
             Session::MySql(session) => session.set_own_password(password).await,
@@ -225,7 +225,7 @@ impl Session {
         current: &str,
         pending: &str,
         password: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => {
                 postgres::set_alternate(client, base_username(current), pending, password).await
@@ -239,7 +239,11 @@ impl Session {
     }
 
     /// Through a master session: changes `user`'s password and nothing else.
-    async fn set_password_of(&mut self, user: &str, password: &SecretString) -> Result<(), String> {
+    async fn set_password_of(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => {
                 postgres::set_alternate(client, user, user, password).await
@@ -390,20 +394,14 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
     }
 }
 
-/// A statement that failed on an open session: retryable when the connection
-/// broke under it, not when the server refused it.
-fn failed(secret: &DbSecret, what: &str, detail: String) -> Error {
-    let retryable = connect::is_dropped(&detail.to_ascii_lowercase());
-    Error::Target {
-        target: format!("{} at {}", secret.engine, secret.address()),
-        problem: format!("{what} failed: {detail}"),
-        system: System::Database,
-        cause: if retryable {
-            rotor_core::Cause::Unavailable
-        } else {
-            rotor_core::Cause::Rejected
-        },
-    }
+/// A statement that failed on an open session; its cause comes from the
+/// driver's typed error (the connection broke, the server was busy, or it
+/// refused the statement).
+fn failed(secret: &DbSecret, what: &str, error: TargetError) -> Error {
+    TargetError::new(error.cause, format!("{what} failed: {}", error.problem)).at(
+        System::Database,
+        format!("{} at {}", secret.engine, secret.address()),
+    )
 }
 
 impl Rotator for RdsRotator {

@@ -11,7 +11,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use rotor_core::{ExposeSecret, SecretString};
 
-use crate::connect::{Cause, ConnectError};
+use rotor_core::TargetError;
+
+use crate::connect::{Cause, ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
 use crate::tls;
 
@@ -101,25 +103,25 @@ pub async fn connect(
 
 impl Session {
     /// The query AWS's functions use to prove a login works.
-    pub async fn ping(&mut self) -> Result<(), String> {
+    pub async fn ping(&mut self) -> Result<(), TargetError> {
         self.conn
             .query_drop("SELECT NOW()")
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| failure(&e))
     }
 
     /// The logged-in account's `SHOW GRANTS`, normalised (see [`normalise_grants`]).
-    pub async fn own_grants(&mut self, user: &str) -> Result<BTreeSet<String>, String> {
+    pub async fn own_grants(&mut self, user: &str) -> Result<BTreeSet<String>, TargetError> {
         let lines: Vec<String> = self
             .conn
             .query("SHOW GRANTS FOR CURRENT_USER()")
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failure(&e))?;
         Ok(normalise_grants(&lines, user))
     }
 
     /// Changes the logged-in account's own password, which needs no privilege.
-    pub async fn set_own_password(&mut self, password: &SecretString) -> Result<(), String> {
+    pub async fn set_own_password(&mut self, password: &SecretString) -> Result<(), TargetError> {
         let literal = self.quote(password.expose_secret());
         // MySQL 8 and 9 removed PASSWORD(); MariaDB's self-service form keeps it.
         let statement = if self.mariadb {
@@ -146,11 +148,14 @@ impl Session {
         base: &str,
         pending: &str,
         password: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         let hosts = self.hosts(base).await?;
         if hosts.is_empty() {
-            return Err(format!(
-                "user {base:?} has no account on this server; the original user must exist"
+            return Err(TargetError::new(
+                rotor_core::Cause::NotFound,
+                format!(
+                    "user {base:?} has no account on this server; the original user must exist"
+                ),
             ));
         }
         let existing = self.hosts(pending).await?;
@@ -197,7 +202,7 @@ impl Session {
         base: &str,
         pending: &str,
         host: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         let account = self.account(pending, host);
         let want = self.show_grants(base, host).await?;
         let have = self.show_grants(pending, host).await?;
@@ -254,7 +259,7 @@ impl Session {
         &mut self,
         user: &str,
         host: &str,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, TargetError> {
         if self.mariadb {
             return Ok(Vec::new());
         }
@@ -269,26 +274,26 @@ impl Session {
             Ok(roles) => Ok(roles),
             // ER_NO_SUCH_TABLE: a server without roles.
             Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(Vec::new()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(failure(&e)),
         }
     }
 
-    async fn hosts(&mut self, user: &str) -> Result<Vec<String>, String> {
+    async fn hosts(&mut self, user: &str) -> Result<Vec<String>, TargetError> {
         self.conn
             .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| failure(&e))
     }
 
-    async fn show_grants(&mut self, user: &str, host: &str) -> Result<Vec<String>, String> {
+    async fn show_grants(&mut self, user: &str, host: &str) -> Result<Vec<String>, TargetError> {
         self.conn
             .query(format!("SHOW GRANTS FOR {}", self.account(user, host)))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| failure(&e))
     }
 
     /// The `REQUIRE` clause that gives an account `user@host`'s TLS requirements.
-    async fn require_clause(&mut self, user: &str, host: &str) -> Result<String, String> {
+    async fn require_clause(&mut self, user: &str, host: &str) -> Result<String, TargetError> {
         let require: Option<TlsRequirement> = self
             .conn
             .exec_first(
@@ -296,7 +301,7 @@ impl Session {
                 (user, host),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failure(&e))?;
         Ok(match require {
             Some((kind, cipher, issuer, subject)) => match kind.as_str() {
                 "ANY" => "SSL".to_owned(),
@@ -326,17 +331,17 @@ impl Session {
         let _ = self.conn.disconnect().await;
     }
 
-    async fn run(&mut self, statement: String) -> Result<(), String> {
+    async fn run(&mut self, statement: String) -> Result<(), TargetError> {
         self.conn
             .query_drop(statement)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| failure(&e))
     }
 
     /// Runs a statement that carries a password: a failure reports the
     /// server's error code and SQLSTATE, never its message, which can quote
     /// the statement (a syntax error's "near '...'").
-    async fn run_with_password(&mut self, statement: String) -> Result<(), String> {
+    async fn run_with_password(&mut self, statement: String) -> Result<(), TargetError> {
         self.conn
             .query_drop(statement)
             .await
@@ -353,7 +358,11 @@ impl Session {
 }
 
 /// A failed password-carrying statement in words that hold no server text.
-fn withheld(error: &mysql_async::Error) -> String {
+fn withheld(error: &mysql_async::Error) -> TargetError {
+    TargetError::new(statement_cause(error), withheld_text(error))
+}
+
+fn withheld_text(error: &mysql_async::Error) -> String {
     match error {
         mysql_async::Error::Server(e) => {
             let hint = match e.code {
@@ -377,6 +386,12 @@ fn withheld(error: &mysql_async::Error) -> String {
         // The connection or the driver: their text holds no statement.
         other => other.to_string(),
     }
+}
+
+/// A failed statement: its cause from the driver's typed error, and the
+/// driver's message (for statements that carry no password).
+fn failure(error: &mysql_async::Error) -> TargetError {
+    TargetError::new(statement_cause(error), error.to_string())
 }
 
 /// Quotes a string literal; with backslash escapes on (the default sql_mode),
