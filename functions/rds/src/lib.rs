@@ -394,6 +394,28 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
     }
 }
 
+/// A login an RDS Proxy refused: the proxy authenticates with the secrets
+/// registered with it, so the likely cause is that the pending user's secret
+/// is not one of them (alternating users log in under two names).
+fn through_proxy(error: Error, user: &str) -> Error {
+    match error {
+        Error::Target {
+            system,
+            cause,
+            target,
+            problem,
+        } => Error::Target {
+            system,
+            cause,
+            target,
+            problem: format!(
+                "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
+            ),
+        },
+        other => other,
+    }
+}
+
 /// A statement that failed on an open session; its cause comes from the
 /// driver's typed error (the connection broke, the server was busy, or it
 /// refused the statement).
@@ -516,11 +538,13 @@ impl Rotator for RdsRotator {
                     delay *= 2;
                 }
                 Err(e) => {
-                    return Err(e.into_error(
-                        pending.engine,
-                        &pending.address(),
-                        &pending.username,
-                    ));
+                    let refused = e.cause == Cause::Credentials;
+                    let error = e.into_error(pending.engine, &pending.address(), &pending.username);
+                    return Err(if refused && managed::is_rds_proxy(&pending.host) {
+                        through_proxy(error, &pending.username)
+                    } else {
+                        error
+                    });
                 }
             }
         }
@@ -804,5 +828,33 @@ impl RdsRotator {
             ));
         };
         Ok(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusing_proxy_is_named_as_the_likely_cause() {
+        let pending = DbSecret::parse(&SecretString::from(
+            r#"{"engine":"postgres","host":"app.proxy-abc123.eu-west-1.rds.amazonaws.com","username":"app_clone","password":"hunter2-secret"}"#,
+        ))
+        .unwrap();
+        let refused = ConnectError {
+            cause: Cause::Credentials,
+            detail: "password authentication failed".into(),
+        }
+        .into_error(pending.engine, &pending.address(), &pending.username);
+        let error = through_proxy(refused, &pending.username);
+        assert_eq!(error.error_type(), "NotRetryable.DatabaseAuth");
+        let text = error.to_string();
+        assert!(
+            text.contains("RDS Proxy")
+                && text.contains("\"app_clone\"")
+                && text.contains("both users' secrets"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
     }
 }
