@@ -311,16 +311,18 @@ pub fn mysql_statement_cause(code: u16) -> rotor_core::Cause {
 mod tests {
     use super::*;
 
+    /// A MySQL server error with `code`.
+    fn server(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError {
+            code,
+            message: "withheld".into(),
+            state: "HY000".into(),
+        })
+    }
+
     #[test]
     fn sorts_typed_driver_errors() {
         use std::io::{Error as Io, ErrorKind};
-        let server = |code| {
-            mysql_async::Error::Server(mysql_async::ServerError {
-                code,
-                message: "withheld".into(),
-                state: "HY000".into(),
-            })
-        };
         let cases: [(Box<dyn std::error::Error>, Option<Cause>); 7] = [
             (
                 Box::new(Io::from(ErrorKind::ConnectionRefused)),
@@ -403,13 +405,6 @@ mod tests {
     #[test]
     fn sorts_statement_failures_by_typed_values() {
         use rotor_core::Cause as Core;
-        let server = |code| {
-            mysql_async::Error::Server(mysql_async::ServerError {
-                code,
-                message: "withheld".into(),
-                state: "HY000".into(),
-            })
-        };
         let cases: [(Box<dyn std::error::Error>, Core); 7] = [
             (Box::new(server(1227)), Core::Permission),
             (Box::new(server(1213)), Core::Unavailable),

@@ -785,10 +785,6 @@ impl RdsRotator {
         current: &DbSecret,
     ) -> Result<Session, Error> {
         let arn = ctx.secret_arn();
-        // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
-        // masterarn is written by whoever writes this secret: the master secret
-        // is read only if it agrees to serve this one (its rotor:serves tag) or
-        // the deployer's variable names it.
         let (setting, target) = match (&current.masterarn, &config.master_secret) {
             (Some(named), _) => ("masterarn", named.as_str()),
             (None, Some(deployer)) => (MASTER_SECRET_VAR, deployer.as_str()),
