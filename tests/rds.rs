@@ -1303,6 +1303,86 @@ fn create_master(db: &Db, name: &str, password: &SecretString) {
     };
 }
 
+/// Issue 14, items 1 and 2, Aurora-style: the master secret RDS manages for a
+/// DB cluster (tagged aws:rds:primaryDBClusterArn) rotates a user whose secret
+/// names the cluster's reader endpoint; the master logs in at the writer
+/// endpoint DescribeDBClusters reports. moto gives a cluster's endpoints a
+/// random part, so the cluster comes first and the server's certificate names
+/// its endpoints.
+#[tokio::test]
+async fn an_rds_managed_cluster_master_rotates_a_user_of_the_reader_endpoint() {
+    let rds = moto_rds();
+    let store = moto_store();
+    let id = unique("cluster");
+    let cluster = rds
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .expect("CreateDBCluster")
+        .db_cluster
+        .expect("the cluster");
+    let writer = cluster.endpoint().expect("a writer endpoint").to_owned();
+    let reader = cluster
+        .reader_endpoint()
+        .expect("a reader endpoint")
+        .to_owned();
+    let master = cluster
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("a managed master secret")
+        .to_owned();
+    let db = Db::start_also_for("postgres", &[&writer, &reader]);
+    rds.modify_db_cluster()
+        .db_cluster_identifier(&id)
+        .port(i32::from(db.port()))
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("ModifyDBCluster");
+    create_master(&db, "admin", &password(&store, &master, AWSCURRENT).await);
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &db.secret_at(
+            &reader,
+            db.port(),
+            "svc",
+            &old,
+            json!({"masterarn": master}),
+        ),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&writer, &reader],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc_clone")
+    );
+    assert!(db.logs_in("svc_clone", &password(&store, &arn, AWSCURRENT).await));
+    assert!(db.logs_in("svc", &old), "the previous user still logs in");
+}
+
 /// Issue 14, item 1, the other side: a secret whose host is not the managed
 /// master's database does not get the master password sent to it.
 #[tokio::test]
