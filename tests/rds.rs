@@ -1147,6 +1147,14 @@ async fn managed_instance(db: &Db) -> (String, String) {
     (host, secret)
 }
 
+/// An engine version moto accepts for the test server's engine.
+fn engine_version(db: &Db) -> &'static str {
+    match db.engine() {
+        "postgres" => "16.3",
+        _ => "10.11.8",
+    }
+}
+
 /// [`managed_instance`] with the instance's identifier first.
 async fn managed_instance_named(db: &Db) -> (String, String, String) {
     let rds = moto_rds();
@@ -1155,6 +1163,8 @@ async fn managed_instance_named(db: &Db) -> (String, String, String) {
         .create_db_instance()
         .db_instance_identifier(&id)
         .engine(db.engine())
+        // moto knows no default version for mariadb.
+        .engine_version(engine_version(db))
         .db_instance_class("db.t3.micro")
         .allocated_storage(20)
         .master_username("admin")
@@ -1219,17 +1229,13 @@ async fn other_instance(db: &Db, source: Option<&str>) -> String {
 /// password, tagged aws:rds:primaryDBInstanceArn) rotates an alternating pair
 /// with no change to any secret; engine, host and port come from the RDS API,
 /// and the master logs in to the host RDS names.
-#[tokio::test]
-async fn an_rds_managed_master_secret_serves_as_masterarn() {
-    let db = Db::start("postgres", TlsMode::Required);
+async fn an_rds_managed_master_secret_serves_as_masterarn(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
     let store = moto_store();
     let (host, master) = managed_instance(&db).await;
     // RDS's master user exists with the password RDS keeps in the secret.
     let master_password = password(&store, &master, AWSCURRENT).await;
-    db.admin(&format!(
-        "CREATE ROLE admin LOGIN SUPERUSER PASSWORD {}",
-        pg_literal(master_password.expose_secret())
-    ));
+    create_master(&db, "admin", &master_password);
     let master_before = value(&store, &master, AWSCURRENT).await;
     let old = random_password();
     db.create_user("svc", &old);
@@ -1267,6 +1273,114 @@ async fn an_rds_managed_master_secret_serves_as_masterarn() {
         same(&value(&store, &master, AWSCURRENT).await, &master_before),
         "the master secret is unchanged"
     );
+}
+
+#[tokio::test]
+async fn postgres_an_rds_managed_master_secret_serves_as_masterarn() {
+    an_rds_managed_master_secret_serves_as_masterarn("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_an_rds_managed_master_secret_serves_as_masterarn() {
+    an_rds_managed_master_secret_serves_as_masterarn("mariadb").await;
+}
+
+/// A master user `name` as RDS makes one: it may create users and grant
+/// every privilege.
+fn create_master(db: &Db, name: &str, password: &SecretString) {
+    let pw = password.expose_secret();
+    match db.engine() {
+        "postgres" => db.admin(&format!(
+            "CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}",
+            pg_ident(name),
+            pg_literal(pw)
+        )),
+        _ => db.admin(&format!(
+            "CREATE USER {account} IDENTIFIED BY {}; GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION",
+            my_literal(pw),
+            account = my_account(name)
+        )),
+    };
+}
+
+/// Issue 14, items 1 and 2, Aurora-style: the master secret RDS manages for a
+/// DB cluster (tagged aws:rds:primaryDBClusterArn) rotates a user whose secret
+/// names the cluster's reader endpoint; the master logs in at the writer
+/// endpoint DescribeDBClusters reports. moto gives a cluster's endpoints a
+/// random part, so the cluster comes first and the server's certificate names
+/// its endpoints.
+#[tokio::test]
+async fn an_rds_managed_cluster_master_rotates_a_user_of_the_reader_endpoint() {
+    let rds = moto_rds();
+    let store = moto_store();
+    let id = unique("cluster");
+    let cluster = rds
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .expect("CreateDBCluster")
+        .db_cluster
+        .expect("the cluster");
+    let writer = cluster.endpoint().expect("a writer endpoint").to_owned();
+    let reader = cluster
+        .reader_endpoint()
+        .expect("a reader endpoint")
+        .to_owned();
+    let master = cluster
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("a managed master secret")
+        .to_owned();
+    let db = Db::start_also_for("postgres", &[&writer, &reader]);
+    rds.modify_db_cluster()
+        .db_cluster_identifier(&id)
+        .port(i32::from(db.port()))
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("ModifyDBCluster");
+    create_master(&db, "admin", &password(&store, &master, AWSCURRENT).await);
+    let old = random_password();
+    db.create_user("svc", &old);
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &db.secret_at(
+            &reader,
+            db.port(),
+            "svc",
+            &old,
+            json!({"masterarn": master}),
+        ),
+        &[],
+        &t,
+    )
+    .await;
+    let ca = db.ca_path();
+    let function = start_function_resolving(
+        "rds-rotation",
+        &[&writer, &reader],
+        &[
+            ("SSL_CERT_FILE", ca.as_str()),
+            ("ROTATION_STRATEGY", "alternating"),
+            ("MASTER_SECRET_ARN", master.as_str()),
+        ],
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert_eq!(
+        field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
+        Some("svc_clone")
+    );
+    assert!(db.logs_in("svc_clone", &password(&store, &arn, AWSCURRENT).await));
+    assert!(db.logs_in("svc", &old), "the previous user still logs in");
 }
 
 /// Issue 14, item 1, the other side: a secret whose host is not the managed
@@ -1385,9 +1499,8 @@ async fn a_read_replica_host_rotates_through_the_writer() {
 /// cannot log in with its stored passwords (expired or reset elsewhere) or
 /// cannot change its own: setSecret logs in as the master and changes only
 /// that user's password.
-#[tokio::test]
-async fn single_user_rotation_through_the_master() {
-    let db = Db::start("postgres", TlsMode::Required);
+async fn single_user_rotation_through_the_master(engine: &str) {
+    let db = Db::start(engine, TlsMode::Required);
     let store = moto_store();
     let master = store
         .create_secret(
@@ -1423,8 +1536,21 @@ async fn single_user_rotation_through_the_master() {
         Some("solo")
     );
     assert!(db.logs_in("solo", &password(&store, &arn, AWSCURRENT).await));
-    let roles = db.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'solo%'");
-    assert_eq!(roles.trim(), "1", "no other user was created");
+    let users = match engine {
+        "postgres" => db.admin("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'solo%'"),
+        _ => db.admin("SELECT count(*) FROM mysql.user WHERE User LIKE 'solo%'"),
+    };
+    assert_eq!(users.trim(), "1", "no other user was created");
+}
+
+#[tokio::test]
+async fn postgres_single_user_rotation_through_the_master() {
+    single_user_rotation_through_the_master("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_single_user_rotation_through_the_master() {
+    single_user_rotation_through_the_master("mariadb").await;
 }
 
 /// Issue 14, item 5: one deployment, both strategies: the `rotor:strategy`

@@ -4,7 +4,7 @@
 //! no code with the function.
 
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
-use rotor_testbed::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode};
+use rotor_testbed::db::{ClientLogin, ClientTls, MariaDb, Postgres, ServerCert, TlsMode};
 use serde_json::{Value, json};
 
 use crate::value;
@@ -23,6 +23,20 @@ impl Db {
         let started = match engine {
             "postgres" => Postgres::start(tls).map(Db::Postgres),
             _ => MariaDb::start(tls).map(Db::MariaDb),
+        };
+        started.unwrap_or_else(|e| panic!("cannot start {engine}: {e:#}"))
+    }
+
+    /// Starts a server of `engine` whose certificate also names `names`.
+    pub fn start_also_for(engine: &str, names: &[&str]) -> Db {
+        let names: Vec<&'static str> = names
+            .iter()
+            .map(|n| &*Box::leak(n.to_string().into_boxed_str()))
+            .collect();
+        let cert = ServerCert::ValidAlsoFor(Box::leak(names.into_boxed_slice()));
+        let started = match engine {
+            "postgres" => Postgres::start_with(TlsMode::Required, cert).map(Db::Postgres),
+            _ => MariaDb::start_with(TlsMode::Required, cert).map(Db::MariaDb),
         };
         started.unwrap_or_else(|e| panic!("cannot start {engine}: {e:#}"))
     }

@@ -61,6 +61,11 @@ pub fn typed_cause(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
             }
             return Some(Cause::Other);
         }
+        if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>()
+            && pg.is_closed()
+        {
+            return Some(Cause::Dropped);
+        }
         if let Some(my) = error.downcast_ref::<mysql_async::Error>() {
             match my {
                 // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
@@ -73,6 +78,9 @@ pub fn typed_cause(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
                 }
                 mysql_async::Error::Server(_) => return Some(Cause::Other),
                 mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => return Some(Cause::Tls),
+                mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+                    return Some(Cause::Dropped);
+                }
                 _ => {}
             }
         }
@@ -136,8 +144,6 @@ impl ConnectError {
             Cause::Refused
         } else if text.contains("timed out") || text.contains("timeout") {
             Cause::Timeout
-        } else if is_dropped(&text) {
-            Cause::Dropped
         } else if [
             "certificate",
             "tls",
@@ -229,38 +235,94 @@ impl ConnectError {
     }
 }
 
-/// Whether a driver's message (lower case) says the connection broke, which
-/// a retry can get past, rather than that the server refused something.
-pub fn is_dropped(text: &str) -> bool {
-    [
-        "connection reset",
-        "broken pipe",
-        "connection aborted",
-        "unexpected eof",
-        "unexpected end of file",
-        "connection closed",
-        "connectionclosed",
-        "os error 104",
-        "os error 32",
-    ]
-    .iter()
-    .any(|n| text.contains(n))
+/// Why a statement failed on an open session, from the drivers' typed values:
+/// the connection broke under it, or the server is busy or rolled the
+/// transaction back (retryable), or the server refused it (a missing
+/// privilege, anything else).
+pub fn statement_cause(error: &(dyn std::error::Error + 'static)) -> rotor_core::Cause {
+    use rotor_core::Cause as Core;
+    if let Some(pg) = error.downcast_ref::<tokio_postgres::Error>() {
+        if let Some(db) = pg.as_db_error() {
+            return postgres_statement_cause(db.code().code());
+        }
+        if pg.is_closed() || typed_cause(error).is_some_and(broke) {
+            return Core::Unavailable;
+        }
+        return Core::Protocol;
+    }
+    if let Some(my) = error.downcast_ref::<mysql_async::Error>() {
+        return match my {
+            mysql_async::Error::Server(e) => mysql_statement_cause(e.code),
+            mysql_async::Error::Io(_)
+            | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+                Core::Unavailable
+            }
+            _ => Core::Protocol,
+        };
+    }
+    match typed_cause(error) {
+        Some(cause) if broke(cause) => Core::Unavailable,
+        _ => Core::Rejected,
+    }
+}
+
+/// Whether a connection-level cause means the link broke or the server was
+/// busy: something a retry can get past.
+fn broke(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::Dropped | Cause::Refused | Cause::Timeout | Cause::Busy | Cause::Tls
+    )
+}
+
+/// A PostgreSQL SQLSTATE's cause for a failed statement.
+pub fn postgres_statement_cause(code: &str) -> rotor_core::Cause {
+    use rotor_core::Cause as Core;
+    match code {
+        // insufficient_privilege.
+        "42501" => Core::Permission,
+        // Admin or crash shutdown, cannot connect now.
+        "57P01" | "57P02" | "57P03" => Core::Unavailable,
+        // Connection exceptions, rolled-back transactions (serialization,
+        // deadlock), insufficient resources.
+        _ if code.starts_with("08") || code.starts_with("40") || code.starts_with("53") => {
+            Core::Unavailable
+        }
+        _ if code.starts_with("28") => Core::Auth,
+        _ => Core::Rejected,
+    }
+}
+
+/// A MySQL or MariaDB server error code's cause for a failed statement.
+pub fn mysql_statement_cause(code: u16) -> rotor_core::Cause {
+    use rotor_core::Cause as Core;
+    match code {
+        // ER_DBACCESS_DENIED, ER_ACCESS_DENIED, ER_TABLEACCESS_DENIED,
+        // ER_SPECIFIC_ACCESS_DENIED, ER_NONEXISTING_GRANT (grant option).
+        1044 | 1045 | 1142 | 1227 | 1410 => Core::Permission,
+        // ER_CON_COUNT, ER_SERVER_SHUTDOWN, ER_TOO_MANY_USER_CONNECTIONS,
+        // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, server gone, lost connection.
+        1040 | 1053 | 1203 | 1205 | 1213 | 2006 | 2013 => Core::Unavailable,
+        _ => Core::Rejected,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A MySQL server error with `code`.
+    fn server(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError {
+            code,
+            message: "withheld".into(),
+            state: "HY000".into(),
+        })
+    }
+
     #[test]
     fn sorts_typed_driver_errors() {
         use std::io::{Error as Io, ErrorKind};
-        let server = |code| {
-            mysql_async::Error::Server(mysql_async::ServerError {
-                code,
-                message: "withheld".into(),
-                state: "HY000".into(),
-            })
-        };
         let cases: [(Box<dyn std::error::Error>, Option<Cause>); 7] = [
             (
                 Box::new(Io::from(ErrorKind::ConnectionRefused)),
@@ -323,14 +385,6 @@ mod tests {
                 "Server error: `ERROR 28000 (1045): Access denied for user 'app'@'127.0.0.1' (using password: YES)'",
                 Cause::Credentials,
             ),
-            (
-                "error connecting to server: Connection reset by peer (os error 104)",
-                Cause::Dropped,
-            ),
-            (
-                "error performing TLS handshake: unexpected EOF",
-                Cause::Dropped,
-            ),
             ("something odd", Cause::Other),
         ];
         for (text, cause) in cases {
@@ -346,5 +400,39 @@ mod tests {
             "app",
         );
         assert!(error.is_retryable() && error.to_string().contains("PostgreSQL at db:5432"));
+    }
+
+    #[test]
+    fn sorts_statement_failures_by_typed_values() {
+        use rotor_core::Cause as Core;
+        let cases: [(Box<dyn std::error::Error>, Core); 7] = [
+            (Box::new(server(1227)), Core::Permission),
+            (Box::new(server(1213)), Core::Unavailable),
+            (Box::new(server(1064)), Core::Rejected),
+            (
+                Box::new(mysql_async::Error::Io(mysql_async::IoError::Io(
+                    std::io::ErrorKind::ConnectionReset.into(),
+                ))),
+                Core::Unavailable,
+            ),
+            (
+                Box::new(mysql_async::Error::Driver(
+                    mysql_async::DriverError::ConnectionClosed,
+                )),
+                Core::Unavailable,
+            ),
+            (
+                Box::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+                Core::Unavailable,
+            ),
+            (Box::new(std::io::Error::other("odd")), Core::Rejected),
+        ];
+        for (error, cause) in cases {
+            assert_eq!(statement_cause(error.as_ref()), cause, "{error}");
+        }
+        assert_eq!(postgres_statement_cause("42501"), Core::Permission);
+        assert_eq!(postgres_statement_cause("40001"), Core::Unavailable);
+        assert_eq!(postgres_statement_cause("57P01"), Core::Unavailable);
+        assert_eq!(postgres_statement_cause("42601"), Core::Rejected);
     }
 }

@@ -13,7 +13,7 @@ use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::password::PasswordPolicy;
 use rotor_core::settings::EnvSettings;
-use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System};
+use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext, System, TargetError};
 use tracing::{info, warn};
 
 pub mod connect;
@@ -202,7 +202,7 @@ impl Session {
         }
     }
 
-    async fn ping(&mut self) -> Result<(), String> {
+    async fn ping(&mut self) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => postgres::ping(client).await,
             Session::MySql(session) => session.ping().await,
@@ -213,7 +213,7 @@ impl Session {
         &mut self,
         user: &str,
         password: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => postgres::set_password(client, user, password).await,
             Session::MySql(session) => session.set_own_password(password).await,
@@ -225,7 +225,7 @@ impl Session {
         current: &str,
         pending: &str,
         password: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => {
                 postgres::set_alternate(client, base_username(current), pending, password).await
@@ -239,7 +239,11 @@ impl Session {
     }
 
     /// Through a master session: changes `user`'s password and nothing else.
-    async fn set_password_of(&mut self, user: &str, password: &SecretString) -> Result<(), String> {
+    async fn set_password_of(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), TargetError> {
         match self {
             Session::Postgres(client) => {
                 postgres::set_alternate(client, user, user, password).await
@@ -390,20 +394,36 @@ fn refused(secret: &DbSecret, problem: String) -> Error {
     }
 }
 
-/// A statement that failed on an open session: retryable when the connection
-/// broke under it, not when the server refused it.
-fn failed(secret: &DbSecret, what: &str, detail: String) -> Error {
-    let retryable = connect::is_dropped(&detail.to_ascii_lowercase());
-    Error::Target {
-        target: format!("{} at {}", secret.engine, secret.address()),
-        problem: format!("{what} failed: {detail}"),
-        system: System::Database,
-        cause: if retryable {
-            rotor_core::Cause::Unavailable
-        } else {
-            rotor_core::Cause::Rejected
+/// A login an RDS Proxy refused: the proxy authenticates with the secrets
+/// registered with it, so the likely cause is that the pending user's secret
+/// is not one of them (alternating users log in under two names).
+fn through_proxy(error: Error, user: &str) -> Error {
+    match error {
+        Error::Target {
+            system,
+            cause,
+            target,
+            problem,
+        } => Error::Target {
+            system,
+            cause,
+            target,
+            problem: format!(
+                "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
+            ),
         },
+        other => other,
     }
+}
+
+/// A statement that failed on an open session; its cause comes from the
+/// driver's typed error (the connection broke, the server was busy, or it
+/// refused the statement).
+fn failed(secret: &DbSecret, what: &str, error: TargetError) -> Error {
+    TargetError::new(error.cause, format!("{what} failed: {}", error.problem)).at(
+        System::Database,
+        format!("{} at {}", secret.engine, secret.address()),
+    )
 }
 
 impl Rotator for RdsRotator {
@@ -518,11 +538,13 @@ impl Rotator for RdsRotator {
                     delay *= 2;
                 }
                 Err(e) => {
-                    return Err(e.into_error(
-                        pending.engine,
-                        &pending.address(),
-                        &pending.username,
-                    ));
+                    let refused = e.cause == Cause::Credentials;
+                    let error = e.into_error(pending.engine, &pending.address(), &pending.username);
+                    return Err(if refused && managed::is_rds_proxy(&pending.host) {
+                        through_proxy(error, &pending.username)
+                    } else {
+                        error
+                    });
                 }
             }
         }
@@ -763,10 +785,6 @@ impl RdsRotator {
         current: &DbSecret,
     ) -> Result<Session, Error> {
         let arn = ctx.secret_arn();
-        // The secret's own masterarn, else the deployer's MASTER_SECRET_ARN. A
-        // masterarn is written by whoever writes this secret: the master secret
-        // is read only if it agrees to serve this one (its rotor:serves tag) or
-        // the deployer's variable names it.
         let (setting, target) = match (&current.masterarn, &config.master_secret) {
             (Some(named), _) => ("masterarn", named.as_str()),
             (None, Some(deployer)) => (MASTER_SECRET_VAR, deployer.as_str()),
@@ -806,5 +824,33 @@ impl RdsRotator {
             ));
         };
         Ok(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusing_proxy_is_named_as_the_likely_cause() {
+        let pending = DbSecret::parse(&SecretString::from(
+            r#"{"engine":"postgres","host":"app.proxy-abc123.eu-west-1.rds.amazonaws.com","username":"app_clone","password":"hunter2-secret"}"#,
+        ))
+        .unwrap();
+        let refused = ConnectError {
+            cause: Cause::Credentials,
+            detail: "password authentication failed".into(),
+        }
+        .into_error(pending.engine, &pending.address(), &pending.username);
+        let error = through_proxy(refused, &pending.username);
+        assert_eq!(error.error_type(), "NotRetryable.DatabaseAuth");
+        let text = error.to_string();
+        assert!(
+            text.contains("RDS Proxy")
+                && text.contains("\"app_clone\"")
+                && text.contains("both users' secrets"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
     }
 }

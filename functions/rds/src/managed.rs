@@ -83,6 +83,23 @@ pub fn same_host(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+/// Whether `host` is an RDS Proxy endpoint, as AWS names them: a label after
+/// the first starts with `proxy-` (`name.proxy-id.region.rds.amazonaws.com`,
+/// `endpoint.endpoint.proxy-id.region.rds.amazonaws.com`). An IP address or a
+/// name of one label is not.
+pub fn is_rds_proxy(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return false;
+    }
+    host.split('.').skip(1).any(|label| {
+        label.len() > "proxy-".len()
+            && label
+                .get(.."proxy-".len())
+                .is_some_and(|start| start.eq_ignore_ascii_case("proxy-"))
+    })
+}
+
 /// Where a database accepts connections, as the RDS API reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -383,6 +400,20 @@ fn api_error<E: std::error::Error + Send + Sync + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_rds_proxy_endpoints_by_their_labels() {
+        assert!(is_rds_proxy("app.proxy-abc123.eu-west-1.rds.amazonaws.com"));
+        assert!(is_rds_proxy(
+            "ro.endpoint.proxy-abc123.eu-west-1.rds.amazonaws.com."
+        ));
+        assert!(is_rds_proxy("APP.PROXY-ABC123.eu-west-1.rds.amazonaws.com"));
+        assert!(!is_rds_proxy("proxy-abc123.example.com"));
+        assert!(!is_rds_proxy("db.cluster-abc.eu-west-1.rds.amazonaws.com"));
+        assert!(!is_rds_proxy("db.my-proxy-abc.example.com"));
+        assert!(!is_rds_proxy("127.0.0.1"));
+        assert!(!is_rds_proxy("::1"));
+    }
 
     #[test]
     fn reads_the_tag_in_any_case() {

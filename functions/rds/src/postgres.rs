@@ -13,7 +13,9 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connect::ConnectError;
+use rotor_core::TargetError;
+
+use crate::connect::{ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
 use crate::tls;
 
@@ -66,12 +68,12 @@ pub async fn connect(
 }
 
 /// The query AWS's functions use to prove a login works.
-pub async fn ping(client: &Client) -> Result<(), String> {
+pub async fn ping(client: &Client) -> Result<(), TargetError> {
     client
         .simple_query("SELECT now()")
         .await
         .map(|_| ())
-        .map_err(|e| error_chain(&e))
+        .map_err(|e| failure(&e))
 }
 
 /// Sets `role`'s password (the session must be that role or may alter it).
@@ -79,7 +81,7 @@ pub async fn set_password(
     client: &Client,
     role: &str,
     password: &SecretString,
-) -> Result<(), String> {
+) -> Result<(), TargetError> {
     let verifier = verifier(client, role, password).await?;
     client
         .batch_execute(&format!(
@@ -113,18 +115,18 @@ pub async fn set_alternate(
     base: &str,
     target: &str,
     password: &SecretString,
-) -> Result<(), String> {
+) -> Result<(), TargetError> {
     let role = quote_ident(target);
     client
         .batch_execute("BEGIN")
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     let verifier = verifier(client, target, password).await?;
     let mut script = String::new();
     let exists = client
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&target])
         .await
-        .map_err(|e| error_chain(&e))?
+        .map_err(|e| failure(&e))?
         .is_some();
     if target != base && exists {
         script.push_str(&revoke_extras(client, base, target).await?);
@@ -151,7 +153,7 @@ pub async fn set_alternate(
 /// other roles' memberships, attributes, and privileges granted to `clone`
 /// itself in this database (objects it owns are left alone: dropping data is
 /// not a rotation's call).
-async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<String, String> {
+async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<String, TargetError> {
     let role = quote_ident(clone);
     let mut script = String::new();
     let rows = client
@@ -161,7 +163,7 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
             &[&clone, &base],
         )
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     for row in rows {
         let other: String = row.get(0);
         script.push_str(&format!("REVOKE {} FROM {role};", quote_ident(&other)));
@@ -173,7 +175,7 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
             &[&clone, &base],
         )
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     let of = |name: &str| attributes.iter().find(|r| r.get::<_, String>(0) == name);
     if let Some(clone_row) = of(clone) {
         for (i, (_, attribute)) in ATTRIBUTES.iter().enumerate() {
@@ -196,7 +198,7 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
             &[&clone],
         )
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     for row in grants {
         let (kind, object): (String, String) = (row.get(0), row.get(1));
         script.push_str(&format!("REVOKE ALL ON {kind} {object} FROM {role};"));
@@ -206,7 +208,7 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
 
 /// What a logged-in alternate user is, as far as access goes: who it acts as
 /// (`current_user` after its login `SET role`) and the roles it is a member of.
-pub async fn identity(client: &Client) -> Result<(String, Vec<String>), String> {
+pub async fn identity(client: &Client) -> Result<(String, Vec<String>), TargetError> {
     let row = client
         .query_one(
             "SELECT current_user::text, coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname) \
@@ -215,15 +217,19 @@ pub async fn identity(client: &Client) -> Result<(String, Vec<String>), String> 
             &[],
         )
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     Ok((row.get(0), row.get(1)))
 }
 
-async fn verifier(client: &Client, role: &str, password: &SecretString) -> Result<String, String> {
+async fn verifier(
+    client: &Client,
+    role: &str,
+    password: &SecretString,
+) -> Result<String, TargetError> {
     let row = client
         .query_one("SHOW password_encryption", &[])
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| failure(&e))?;
     let encryption: String = row.get(0);
     let password = password.expose_secret().as_bytes();
     Ok(if encryption.eq_ignore_ascii_case("md5") {
@@ -236,7 +242,11 @@ async fn verifier(client: &Client, role: &str, password: &SecretString) -> Resul
 /// A failed statement that carries a password (verifier) in words that hold
 /// no server text: the SQLSTATE and a hint, never the message, detail or
 /// the server's own hint, which may quote the statement.
-fn withheld(error: &tokio_postgres::Error) -> String {
+fn withheld(error: &tokio_postgres::Error) -> TargetError {
+    TargetError::new(statement_cause(error), withheld_text(error))
+}
+
+fn withheld_text(error: &tokio_postgres::Error) -> String {
     let Some(code) = error.code() else {
         // The connection or the driver: their text holds no statement.
         return error_chain(error);
@@ -268,6 +278,12 @@ pub fn quote_literal(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', "''"))
     }
+}
+
+/// A failed statement that carries no password: its cause from the driver's
+/// typed error, and the driver's account of it.
+fn failure(error: &tokio_postgres::Error) -> TargetError {
+    TargetError::new(statement_cause(error), error_chain(error))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -150,6 +150,9 @@ pub enum ServerCert {
     Valid,
     /// The same, but expired (see [`TestCa::expired_server_cert`]).
     Expired,
+    /// Valid now, for [`SERVER_NAMES`] and these names too (names a test
+    /// learns at run time, such as the endpoints moto gives a DB cluster).
+    ValidAlsoFor(&'static [&'static str]),
 }
 
 /// Where a server's TLS material lives in its temp dir. The paths are known
@@ -174,12 +177,17 @@ impl TlsFiles {
     }
 
     /// Makes a new test CA and writes its certificate, and a server certificate
-    /// and key it issued for [`SERVER_NAMES`], for the server's `user`.
+    /// and key it issued for [`SERVER_NAMES`] (and any names `cert` adds), for
+    /// the server's `user`.
     pub fn write(&self, cert: ServerCert, user: Option<&OsUser>) -> anyhow::Result<TestCa> {
         let ca = TestCa::new();
         let (cert_pem, key_pem) = match cert {
             ServerCert::Valid => ca.server_cert(SERVER_NAMES),
             ServerCert::Expired => ca.expired_server_cert(SERVER_NAMES),
+            ServerCert::ValidAlsoFor(extra) => {
+                let names: Vec<&str> = SERVER_NAMES.iter().chain(extra).copied().collect();
+                ca.server_cert(&names)
+            }
         };
         write_private(&self.ca_path, ca.ca_pem(), user)?;
         fs::set_permissions(&self.ca_path, fs::Permissions::from_mode(0o644))?;

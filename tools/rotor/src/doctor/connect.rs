@@ -30,12 +30,12 @@ async fn database(value: &SecretString) -> Result<String, String> {
             .map_err(failed)?;
         let pinged = session.ping().await;
         session.close().await;
-        pinged?;
+        pinged.map_err(|e| e.problem)?;
     } else {
         let client = postgres::connect(&secret, &secret.username, &secret.password)
             .await
             .map_err(failed)?;
-        postgres::ping(&client).await?;
+        postgres::ping(&client).await.map_err(|e| e.problem)?;
     }
     Ok(format!(
         "{} logs in at {} ({:?})",

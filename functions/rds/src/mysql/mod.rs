@@ -1,0 +1,400 @@
+//! MySQL and MariaDB: connect (verified TLS unless the secret says otherwise),
+//! change a password with each server's own correct syntax, and keep the
+//! alternate user's accounts, privileges and TLS requirements equal to the
+//! original's.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+use rotor_core::{ExposeSecret, SecretString};
+
+use rotor_core::TargetError;
+
+use crate::connect::{Cause, ConnectError, statement_cause};
+use crate::secret::{DbSecret, Transport};
+use crate::tls;
+
+mod grants;
+
+use grants::granted_roles;
+pub use grants::{copy_grants, normalise_grants, quote_string};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `mysql.user`'s ssl_type, ssl_cipher, x509_issuer and x509_subject.
+type TlsRequirement = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// An open session and what the server is.
+pub struct Session {
+    conn: Conn,
+    mariadb: bool,
+    backslash_escapes: bool,
+}
+
+/// Options asking for TLS verified against [`tls::roots`], built once per
+/// process. mysql_async turns them into a TLS connector (root store, rustls
+/// configuration) on the first connection and keeps it in the options, shared
+/// by their clones: every verified connection starts from a clone of these.
+fn verified_tls() -> Result<&'static Opts, String> {
+    static OPTS: OnceLock<Result<Opts, String>> = OnceLock::new();
+    OPTS.get_or_init(|| {
+        let roots = tls::roots()?;
+        // mysql_async builds its rustls configuration on the process's default.
+        tls::install_default_provider();
+        // mysql_async refuses every root if one does not parse; the PostgreSQL
+        // path skips such a certificate, and so does this one.
+        let certs = roots
+            .certs
+            .iter()
+            .filter(|c| rustls::RootCertStore::empty().add((*c).clone()).is_ok())
+            .map(|c| c.to_vec().into())
+            .collect();
+        let ssl = SslOpts::default()
+            .with_root_certs(certs)
+            .with_disable_built_in_roots(true);
+        Ok(OptsBuilder::default().ssl_opts(Some(ssl)).into())
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Logs in as `user` with `password` at the secret's host.
+pub async fn connect(
+    secret: &DbSecret,
+    user: &str,
+    password: &SecretString,
+) -> Result<Session, ConnectError> {
+    let base = match secret.transport {
+        Transport::VerifiedTls => OptsBuilder::from_opts(
+            verified_tls()
+                .map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?
+                .clone(),
+        ),
+        Transport::Plaintext => OptsBuilder::default(),
+    };
+    let opts = base
+        .ip_or_hostname(secret.host.clone())
+        .tcp_port(secret.port)
+        .user(Some(user))
+        .pass(Some(password.expose_secret()))
+        .db_name(secret.dbname.clone())
+        .prefer_socket(false);
+    let connecting = Conn::new(opts);
+    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Err(_) => {
+            return Err(ConnectError {
+                cause: Cause::Timeout,
+                detail: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            });
+        }
+        Ok(Err(e)) => return Err(ConnectError::from_driver(&e, e.to_string())),
+        Ok(Ok(conn)) => conn,
+    };
+    let (version, sql_mode): (String, String) = conn
+        .query_first("SELECT VERSION(), @@SESSION.sql_mode")
+        .await
+        .map_err(|e| ConnectError::from_driver(&e, e.to_string()))?
+        .unwrap_or_default();
+    Ok(Session {
+        conn,
+        mariadb: version.to_ascii_lowercase().contains("mariadb"),
+        backslash_escapes: !sql_mode.contains("NO_BACKSLASH_ESCAPES"),
+    })
+}
+
+impl Session {
+    /// The query AWS's functions use to prove a login works.
+    pub async fn ping(&mut self) -> Result<(), TargetError> {
+        self.conn
+            .query_drop("SELECT NOW()")
+            .await
+            .map_err(|e| failure(&e))
+    }
+
+    /// The logged-in account's `SHOW GRANTS`, normalised (see [`normalise_grants`]).
+    pub async fn own_grants(&mut self, user: &str) -> Result<BTreeSet<String>, TargetError> {
+        let lines: Vec<String> = self
+            .conn
+            .query("SHOW GRANTS FOR CURRENT_USER()")
+            .await
+            .map_err(|e| failure(&e))?;
+        Ok(normalise_grants(&lines, user))
+    }
+
+    /// Changes the logged-in account's own password, which needs no privilege.
+    pub async fn set_own_password(&mut self, password: &SecretString) -> Result<(), TargetError> {
+        let literal = self.quote(password.expose_secret());
+        // MySQL 8 and 9 removed PASSWORD(); MariaDB's self-service form keeps it.
+        let statement = if self.mariadb {
+            format!("SET PASSWORD = PASSWORD({literal})")
+        } else {
+            format!("ALTER USER USER() IDENTIFIED BY {literal}")
+        };
+        self.run_with_password(statement).await
+    }
+
+    /// Through a master session: gives `pending` an account on every host the
+    /// original user `base` has, with `password`. When `pending` is the clone,
+    /// it is brought to exactly `base`'s state whatever state it is in:
+    /// accounts on hosts `base` lacks are dropped, and on each host its
+    /// privileges (grants with their GRANT OPTION, MySQL's partial revokes,
+    /// roles and default roles) and TLS requirements become `base`'s. Privileges
+    /// always flow from the original user, never back, so they cannot drift
+    /// between the two. The engine has no transactions for account statements:
+    /// instead every call converges again, and the password is set last on an
+    /// existing account, so that a working pending password means its
+    /// privileges were synchronised at least once.
+    pub async fn set_alternate(
+        &mut self,
+        base: &str,
+        pending: &str,
+        password: &SecretString,
+    ) -> Result<(), TargetError> {
+        let hosts = self.hosts(base).await?;
+        if hosts.is_empty() {
+            return Err(TargetError::new(
+                rotor_core::Cause::NotFound,
+                format!(
+                    "user {base:?} has no account on this server; the original user must exist"
+                ),
+            ));
+        }
+        let existing = self.hosts(pending).await?;
+        let secret = self.quote(password.expose_secret());
+        if pending == base {
+            // The original keeps its own privileges; only its password changes.
+            for host in &hosts {
+                let account = self.account(pending, host);
+                self.run_with_password(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
+                    .await?;
+            }
+            return Ok(());
+        }
+        for host in existing.iter().filter(|h| !hosts.contains(h)) {
+            let account = self.account(pending, host);
+            self.run(format!("DROP USER {account}")).await?;
+        }
+        for host in &hosts {
+            let account = self.account(pending, host);
+            let require = self.require_clause(base, host).await?;
+            let created = !existing.contains(host);
+            if created {
+                self.run_with_password(format!(
+                    "CREATE USER {account} IDENTIFIED BY {secret} REQUIRE {require}"
+                ))
+                .await?;
+            }
+            self.sync_privileges(base, pending, host).await?;
+            if !created {
+                self.run_with_password(format!(
+                    "ALTER USER {account} IDENTIFIED BY {secret} REQUIRE {require}"
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `pending@host`'s privileges `base@host`'s: nothing is done when
+    /// the normalised grants already agree, else everything is revoked and
+    /// `base`'s grants, partial revokes, roles and default roles replayed.
+    async fn sync_privileges(
+        &mut self,
+        base: &str,
+        pending: &str,
+        host: &str,
+    ) -> Result<(), TargetError> {
+        let account = self.account(pending, host);
+        let want = self.show_grants(base, host).await?;
+        let have = self.show_grants(pending, host).await?;
+        let want_roles = self.default_roles(base, host).await?;
+        let have_roles = self.default_roles(pending, host).await?;
+        if normalise_grants(&want, base) == normalise_grants(&have, pending)
+            && want_roles == have_roles
+        {
+            return Ok(());
+        }
+        // Roles first: MySQL's REVOKE ALL leaves them in place, MariaDB's takes
+        // them too (and then refuses to revoke them again).
+        for line in &have {
+            if let Some(roles) = granted_roles(line, pending) {
+                self.run(format!("REVOKE {roles} FROM {account}")).await?;
+            }
+        }
+        self.run(format!(
+            "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
+        ))
+        .await?;
+        let has_default = have.iter().any(|l| l.starts_with("SET DEFAULT ROLE "));
+        if has_default || !have_roles.is_empty() {
+            self.run(self.default_role_statement("NONE", &account))
+                .await?;
+        }
+        for statement in copy_grants(&want, base, &account) {
+            self.run(statement).await?;
+        }
+        if !want_roles.is_empty() {
+            let roles = want_roles
+                .iter()
+                .map(|(user, host)| self.account(user, host))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.run(self.default_role_statement(&roles, &account))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `SET DEFAULT ROLE` in the server's dialect.
+    fn default_role_statement(&self, roles: &str, account: &str) -> String {
+        if self.mariadb {
+            format!("SET DEFAULT ROLE {roles} FOR {account}")
+        } else {
+            format!("SET DEFAULT ROLE {roles} TO {account}")
+        }
+    }
+
+    /// MySQL's default roles of an account (MariaDB shows its one default role
+    /// in `SHOW GRANTS`; MySQL 5.7 has no roles).
+    async fn default_roles(
+        &mut self,
+        user: &str,
+        host: &str,
+    ) -> Result<Vec<(String, String)>, TargetError> {
+        if self.mariadb {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .conn
+            .exec(
+                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2",
+                (user, host),
+            )
+            .await;
+        match found {
+            Ok(roles) => Ok(roles),
+            // ER_NO_SUCH_TABLE: a server without roles.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(Vec::new()),
+            Err(e) => Err(failure(&e)),
+        }
+    }
+
+    async fn hosts(&mut self, user: &str) -> Result<Vec<String>, TargetError> {
+        self.conn
+            .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+            .await
+            .map_err(|e| failure(&e))
+    }
+
+    async fn show_grants(&mut self, user: &str, host: &str) -> Result<Vec<String>, TargetError> {
+        self.conn
+            .query(format!("SHOW GRANTS FOR {}", self.account(user, host)))
+            .await
+            .map_err(|e| failure(&e))
+    }
+
+    /// The `REQUIRE` clause that gives an account `user@host`'s TLS requirements.
+    async fn require_clause(&mut self, user: &str, host: &str) -> Result<String, TargetError> {
+        let require: Option<TlsRequirement> = self
+            .conn
+            .exec_first(
+                "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
+                (user, host),
+            )
+            .await
+            .map_err(|e| failure(&e))?;
+        Ok(match require {
+            Some((kind, cipher, issuer, subject)) => match kind.as_str() {
+                "ANY" => "SSL".to_owned(),
+                "X509" => "X509".to_owned(),
+                "SPECIFIED" => {
+                    let mut parts = Vec::new();
+                    for (name, value) in
+                        [("CIPHER", cipher), ("ISSUER", issuer), ("SUBJECT", subject)]
+                    {
+                        if !value.is_empty() {
+                            parts.push(format!(
+                                "{name} {}",
+                                self.quote(&String::from_utf8_lossy(&value))
+                            ));
+                        }
+                    }
+                    parts.join(" AND ")
+                }
+                _ => "NONE".to_owned(),
+            },
+            None => "NONE".to_owned(),
+        })
+    }
+
+    /// Closes the session politely.
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+
+    async fn run(&mut self, statement: String) -> Result<(), TargetError> {
+        self.conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| failure(&e))
+    }
+
+    /// Runs a statement that carries a password: a failure reports the
+    /// server's error code and SQLSTATE, never its message, which can quote
+    /// the statement (a syntax error's "near '...'").
+    async fn run_with_password(&mut self, statement: String) -> Result<(), TargetError> {
+        self.conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| withheld(&e))
+    }
+
+    fn account(&self, user: &str, host: &str) -> String {
+        format!("{}@{}", self.quote(user), self.quote(host))
+    }
+
+    fn quote(&self, text: &str) -> String {
+        quote_string(text, self.backslash_escapes)
+    }
+}
+
+/// A failed password-carrying statement in words that hold no server text.
+fn withheld(error: &mysql_async::Error) -> TargetError {
+    TargetError::new(statement_cause(error), withheld_text(error))
+}
+
+fn withheld_text(error: &mysql_async::Error) -> String {
+    match error {
+        mysql_async::Error::Server(e) => {
+            let hint = match e.code {
+                1044 | 1045 | 1142 | 1227 | 1410 => {
+                    "; the login lacks a privilege this needs (the master user needs CREATE USER and, with GRANT OPTION, every privilege of the original user)"
+                }
+                1819 => {
+                    "; the server's password policy refused the generated password: align PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
+                }
+                1064 => {
+                    "; the server does not accept this statement's syntax: check that the secret's engine names the server's (mysql or mariadb)"
+                }
+                1396 => "; the account operation failed: check the user's accounts (mysql.user)",
+                _ => "",
+            };
+            format!(
+                "server error {} (SQLSTATE {}); the server's message is withheld because the statement carries a password{hint}",
+                e.code, e.state
+            )
+        }
+        // The connection or the driver: their text holds no statement.
+        other => other.to_string(),
+    }
+}
+
+/// A failed statement: its cause from the driver's typed error, and the
+/// driver's message (for statements that carry no password).
+fn failure(error: &mysql_async::Error) -> TargetError {
+    TargetError::new(statement_cause(error), error.to_string())
+}
