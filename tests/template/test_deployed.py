@@ -24,9 +24,13 @@ FUNCTIONS = {
     "GenericRotationFunction": "generic-rotation",
     "RdsRotationFunction": "rds-rotation",
     "OauthRotationFunction": "oauth-rotation",
+    "RedisRotationFunction": "redis-rotation",
     "RotationSchedulerFunction": "rotation-scheduler",
 }
-ROTATION_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "OauthRotationFunction"]
+ROTATION_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "OauthRotationFunction", "RedisRotationFunction"]
+# Placed in the VPC whenever subnets are given: they must reach their servers.
+VPC_FUNCTIONS = ["RdsRotationFunction", "RedisRotationFunction"]
+PASSWORD_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "RedisRotationFunction"]
 ROLES = {f: f.replace("Function", "Role") for f in FUNCTIONS}
 ENI_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
@@ -49,6 +53,12 @@ READ_SECRETS = {
     "additionalMasterSecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:admins/*",
     "managementSecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:idp-admin-AbCdEf",
     "webhookKeySecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hook-key-AbCdEf",
+    "redisMasterSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cache-admin-AbCdEf",
+    "redisAdditionalMasterSecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cache-admins/*",
+}
+MANAGED_USERS = {
+    "redisManagedUserArns": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:orders-*,"
+                            f"arn:aws:memorydb:{REGION}:{ACCOUNT}:user/billing",
 }
 OTHER_ROTATION_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:legacy-rotation"
 SCHEDULER_ARN = {"schedulerRotationLambdaArn": OTHER_ROTATION_FUNCTION}
@@ -58,14 +68,14 @@ ALLOWED_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/orders-
 # the functions that get it (README, "Deploy").
 ENV_PARAMETERS = {
     "endpoint": ("SECRETS_MANAGER_ENDPOINT", "https://vpce-0abc-secretsmanager.example", None),
-    "excludeCharacters": ("EXCLUDE_CHARACTERS", "/@\"'\\", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "passwordLength": ("PASSWORD_LENGTH", "40", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "excludeNumbers": ("EXCLUDE_NUMBERS", "true", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "excludePunctuation": ("EXCLUDE_PUNCTUATION", "true", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "excludeUppercase": ("EXCLUDE_UPPERCASE", "false", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "excludeLowercase": ("EXCLUDE_LOWERCASE", "false", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "includeSpace": ("INCLUDE_SPACE", "false", ["GenericRotationFunction", "RdsRotationFunction"]),
-    "requireEachIncludedType": ("REQUIRE_EACH_INCLUDED_TYPE", "true", ["GenericRotationFunction", "RdsRotationFunction"]),
+    "excludeCharacters": ("EXCLUDE_CHARACTERS", "/@\"'\\", PASSWORD_FUNCTIONS),
+    "passwordLength": ("PASSWORD_LENGTH", "40", PASSWORD_FUNCTIONS),
+    "excludeNumbers": ("EXCLUDE_NUMBERS", "true", PASSWORD_FUNCTIONS),
+    "excludePunctuation": ("EXCLUDE_PUNCTUATION", "true", PASSWORD_FUNCTIONS),
+    "excludeUppercase": ("EXCLUDE_UPPERCASE", "false", PASSWORD_FUNCTIONS),
+    "excludeLowercase": ("EXCLUDE_LOWERCASE", "false", PASSWORD_FUNCTIONS),
+    "includeSpace": ("INCLUDE_SPACE", "false", PASSWORD_FUNCTIONS),
+    "requireEachIncludedType": ("REQUIRE_EACH_INCLUDED_TYPE", "true", PASSWORD_FUNCTIONS),
     "pendingLabel": ("ROTOR_PENDING_LABEL", "STAGED", ROTATION_FUNCTIONS),
     "genericFields": ("ROTOR_FIELDS", "password api_key", ["GenericRotationFunction"]),
     "genericGenerate": ("ROTOR_GENERATE", "hex bytes=32", ["GenericRotationFunction"]),
@@ -77,9 +87,11 @@ ENV_PARAMETERS = {
     "rotationStrategy": ("ROTATION_STRATEGY", "alternating", ["RdsRotationFunction"]),
     "masterSecretArn": ("MASTER_SECRET_ARN", READ_SECRETS["masterSecretArn"], ["RdsRotationFunction"]),
     "usernameCharacterLimit": ("USERNAME_CHARACTER_LIMIT", "32", ["RdsRotationFunction"]),
-    "sslCertFile": ("SSL_CERT_FILE", "/opt/rds-global-bundle.pem", ["RdsRotationFunction"]),
+    "sslCertFile": ("SSL_CERT_FILE", "/opt/rds-global-bundle.pem", VPC_FUNCTIONS),
     "revokePrevious": ("REVOKE_PREVIOUS", "next-rotation", ["OauthRotationFunction"]),
     "managementSecretsForEveryClient": ("MANAGEMENT_SECRET_ARNS", READ_SECRETS["managementSecretArns"], ["OauthRotationFunction"]),
+    "redisMasterSecretArn": ("MASTER_SECRET_ARN", READ_SECRETS["redisMasterSecretArn"], ["RedisRotationFunction"]),
+    "redisRevokePrevious": ("REVOKE_PREVIOUS", "at-finish", ["RedisRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
@@ -119,7 +131,7 @@ def in_vpc(parameters):
         return []
     if parameters.get("vpcForAllFunctions") == "true":
         return list(FUNCTIONS)
-    return ["RdsRotationFunction"]
+    return list(VPC_FUNCTIONS)
 
 
 def env(template, logical_id):
@@ -168,6 +180,18 @@ def expected_statements(logical_id, parameters):
     if logical_id == "OauthRotationFunction" and p.get("managementSecretArns"):
         found.append({"Sid": "ManagementSecrets", "Effect": "Allow", "Action": read,
                       "Resource": p["managementSecretArns"].split(",")})
+    if logical_id == "RedisRotationFunction":
+        if p.get("redisMasterSecretArn"):
+            found.append({"Sid": "MasterSecret", "Effect": "Allow", "Action": read,
+                          "Resource": p["redisMasterSecretArn"]})
+        if p.get("redisAdditionalMasterSecretArns"):
+            found.append({"Sid": "AdditionalMasterSecrets", "Effect": "Allow", "Action": read,
+                          "Resource": p["redisAdditionalMasterSecretArns"].split(",")})
+        if p.get("redisManagedUserArns"):
+            found.append({"Sid": "ManagedCacheUsers", "Effect": "Allow",
+                          "Action": ["elasticache:DescribeUsers", "elasticache:ModifyUser",
+                                     "memorydb:DescribeUsers", "memorydb:UpdateUser"],
+                          "Resource": p["redisManagedUserArns"].split(",")})
     if logical_id in ROTATION_FUNCTIONS and p.get("kmsKeyArn"):
         found.append({"Sid": "SecretKeysThroughSecretsManager", "Effect": "Allow",
                       "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -219,9 +243,10 @@ PARAMETER_SETS = {
     "VPC": {**VPC, **ENDPOINT},
     "VPC for all": {**VPC_ALL, **ENDPOINT},
     "KMS keys and read secrets": {**KMS, **READ_SECRETS},
+    "managed cache users": MANAGED_USERS,
     "scheduler rotation function": SCHEDULER_ARN,
     "no RDS API": {"rdsDescribeDatabases": "false"},
-    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
+    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
                    "fleetScheduleState": "ENABLED"},
 }
 
@@ -316,15 +341,25 @@ class Environment(unittest.TestCase):
     def test_rotation_functions_stay_out_of_the_vpc_unless_asked(self):
         template = deployed(**VPC)
         placed = [f for f in FUNCTIONS if "VpcConfig" in template["Resources"][f]["Properties"]]
-        self.assertEqual(placed, ["RdsRotationFunction"])
+        self.assertEqual(placed, VPC_FUNCTIONS)
 
-    def test_ca_bundle_layer_on_rds_rotation(self):
+    def test_ca_bundle_layer_on_rds_and_redis_rotation(self):
         layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:rds-ca:3"
         template = deployed(caBundleLayerArn=layer)
-        self.assertEqual(template["Resources"]["RdsRotationFunction"]["Properties"].get("Layers"), [layer])
+        for logical_id in VPC_FUNCTIONS:
+            self.assertEqual(template["Resources"][logical_id]["Properties"].get("Layers"), [layer])
+            self.assertNotIn("Layers", deployed()["Resources"][logical_id]["Properties"])
         for logical_id in ["GenericRotationFunction", "OauthRotationFunction", "RotationSchedulerFunction"]:
             self.assertNotIn("Layers", template["Resources"][logical_id]["Properties"])
-        self.assertNotIn("Layers", deployed()["Resources"]["RdsRotationFunction"]["Properties"])
+
+    def test_redis_and_oauth_revoke_previous_are_apart(self):
+        # Opposite defaults: oauth-rotation's parameter must not reach
+        # redis-rotation, nor redis-rotation's oauth-rotation.
+        template = deployed(revokePrevious="next-rotation")
+        self.assertNotIn("REVOKE_PREVIOUS", env(template, "RedisRotationFunction"))
+        template = deployed(redisRevokePrevious="at-finish")
+        self.assertNotIn("REVOKE_PREVIOUS", env(template, "OauthRotationFunction"))
+        self.assertEqual(env(template, "RedisRotationFunction")["REVOKE_PREVIOUS"], "at-finish")
 
 
 class Network(unittest.TestCase):
@@ -429,7 +464,7 @@ class Alarms(unittest.TestCase):
 
     def test_log_groups_outlive_the_stack(self):
         groups = resources_of_type(deployed(), "AWS::Logs::LogGroup")
-        self.assertEqual(len(groups), 4)
+        self.assertEqual(len(groups), len(FUNCTIONS))
         for logical_id, group in groups.items():
             with self.subTest(log_group=logical_id):
                 self.assertEqual(group.get("DeletionPolicy"), "Retain")
@@ -490,9 +525,10 @@ class Scheduler(unittest.TestCase):
 class Deployment(unittest.TestCase):
     def test_first_deploy_does_not_rotate_at_once(self):
         secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf"
-        template = deployed(genericRotationSecretArn=secret, rdsRotationSecretArn=secret, oauthRotationSecretArn=secret)
+        template = deployed(genericRotationSecretArn=secret, rdsRotationSecretArn=secret,
+                            oauthRotationSecretArn=secret, redisRotationSecretArn=secret)
         schedules = resources_of_type(template, "AWS::SecretsManager::RotationSchedule")
-        self.assertEqual(len(schedules), 3)
+        self.assertEqual(len(schedules), len(ROTATION_FUNCTIONS))
         for logical_id, schedule in schedules.items():
             with self.subTest(schedule=logical_id):
                 self.assertEqual(schedule["Properties"]["RotateImmediatelyOnUpdate"], "false")
