@@ -57,8 +57,13 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-fn parse_kind(text: &str) -> Result<Kind, String> {
-    Kind::parse(text).ok_or_else(|| format!("{text:?}: use rds, oauth or generic"))
+/// `--kind` named no rotor function.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: use rds, oauth or generic")]
+pub struct UnknownKind(String);
+
+fn parse_kind(text: &str) -> Result<Kind, UnknownKind> {
+    Kind::parse(text).ok_or_else(|| UnknownKind(text.to_owned()))
 }
 
 /// Runs `rotor doctor`; `Ok(true)` when nothing needs attention (after any

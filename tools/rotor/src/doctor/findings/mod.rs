@@ -185,8 +185,36 @@ pub async fn examine(
     Ok(exam)
 }
 
+/// Why GetSecretValue gave no value: the service's error code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Unreadable {
+    code: String,
+    message: String,
+}
+
+/// Why a secret that another one points at may not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The pointing secret itself could not be described.
+    #[error("describing {arn}: {source}")]
+    Describe {
+        /// The pointing secret.
+        arn: String,
+        /// What Secrets Manager said.
+        source: rotor_core::store::StoreError,
+    },
+    /// The core's consent rule refused the link, or its target could not be read.
+    #[error(transparent)]
+    Refused(rotor_core::Error),
+}
+
 /// AWSCURRENT or AWSPENDING's value: `Ok(None)` when there is none.
-async fn read(clients: &Clients, arn: &str, label: &str) -> Result<Option<SecretString>, String> {
+async fn read(
+    clients: &Clients,
+    arn: &str,
+    label: &str,
+) -> Result<Option<SecretString>, Unreadable> {
     match clients
         .secrets
         .get_secret_value()
@@ -199,11 +227,10 @@ async fn read(clients: &Clients, arn: &str, label: &str) -> Result<Option<Secret
             .secret_string()
             .map(|s| SecretString::from(s.to_owned()))),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("GetSecretValue failed")
-        )),
+        Err(e) => Err(Unreadable {
+            code: e.code().unwrap_or("error").to_owned(),
+            message: e.message().unwrap_or("GetSecretValue failed").to_owned(),
+        }),
     }
 }
 

@@ -7,8 +7,8 @@ use super::*;
 pub(super) async fn value_findings(
     clients: &Clients,
     exam: &mut Examination,
-    current: &Result<Option<SecretString>, String>,
-    pending: Option<&Result<Option<SecretString>, String>>,
+    current: &Result<Option<SecretString>, Unreadable>,
+    pending: Option<&Result<Option<SecretString>, Unreadable>>,
 ) {
     let arn = exam.arn.clone();
     let current = match current {
@@ -31,7 +31,9 @@ pub(super) async fn value_findings(
     let Some(kind) = exam.kind else { return };
     let mut check = |label: &str, value: &SecretString| -> Option<String> {
         let problem = match kind {
-            Kind::Rds => rds_rotation::secret::DbSecret::parse(value).err(),
+            Kind::Rds => rds_rotation::secret::DbSecret::parse(value)
+                .err()
+                .map(|e| e.to_string()),
             Kind::Oauth => oauth_rotation::client::Client::parse(value)
                 .err()
                 .map(|e| e.to_string()),
@@ -124,7 +126,7 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
         },
     };
     let problem = match linked(clients, &exam.arn, link).await {
-        Err(error) => Some(error),
+        Err(error) => Some(error.to_string()),
         Ok(master) => rds_rotation::secret::DbSecret::parse(&master.value)
             .err()
             .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
@@ -203,12 +205,15 @@ pub(super) async fn linked(
     clients: &Clients,
     arn: &str,
     link: rotor_core::linked::Link<'_>,
-) -> Result<rotor_core::linked::LinkedSecret, String> {
+) -> Result<rotor_core::linked::LinkedSecret, LinkError> {
     let store = rotor_core::AwsStore::new(clients.secrets.clone());
     let pointing = rotor_core::SecretStore::describe(&store, arn)
         .await
-        .map_err(|e| format!("describing {arn}: {e}"))?;
+        .map_err(|source| LinkError::Describe {
+            arn: arn.to_owned(),
+            source,
+        })?;
     rotor_core::linked::read(&store, &pointing, link)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(LinkError::Refused)
 }
