@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use rotor_testbed::loopback;
 use serde_json::{Value, json};
 
 use super::Outcome;
@@ -31,10 +32,7 @@ pub(super) async fn handle(
         .strip_prefix(PREFIX)
         .map(|r| r.split('/').collect())
         .unwrap_or_default();
-    let header_type = request
-        .headers()
-        .get("Lambda-Runtime-Function-Error-Type")
-        .and_then(|v| v.to_str().ok())
+    let header_type = loopback::header(request.headers(), "Lambda-Runtime-Function-Error-Type")
         .map(str::to_owned);
     tracing::debug!(%method, %path, "runtime API request");
     let response = match (&method, route.as_slice()) {

@@ -86,6 +86,20 @@ async fn obey(mode: &mut watch::Receiver<Mode>) -> Flow {
     }
 }
 
+/// Passes a chunk on as the mode says (a black hole swallows it); `Err`
+/// when the connection must end.
+async fn forward(
+    mode: &mut watch::Receiver<Mode>,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    chunk: &[u8],
+) -> Result<(), End> {
+    match obey(mode).await {
+        Flow::Forward => to.write_all(chunk).await.map_err(|_| End::Reset),
+        Flow::Swallow => Ok(()),
+        Flow::Reset => Err(End::Reset),
+    }
+}
+
 type Halves<'a> = (
     &'a mut tokio::net::tcp::OwnedReadHalf,
     &'a mut tokio::net::tcp::OwnedWriteHalf,
@@ -131,13 +145,8 @@ async fn pump(
                     }
                     Verdict::Forward => {}
                 }
-                match obey(mode).await {
-                    Flow::Forward => {}
-                    Flow::Swallow => continue,
-                    Flow::Reset => return End::Reset,
-                }
-                if to_server.write_all(&up[..n]).await.is_err() {
-                    return End::Reset;
+                if let Err(end) = forward(mode, to_server, &up[..n]).await {
+                    return end;
                 }
             }
             read = from_server.read(&mut down), if server_open => {
@@ -153,13 +162,8 @@ async fn pump(
                     plan.kill(what);
                     return End::Reset;
                 }
-                match obey(mode).await {
-                    Flow::Forward => {}
-                    Flow::Swallow => continue,
-                    Flow::Reset => return End::Reset,
-                }
-                if to_client.write_all(&down[..n]).await.is_err() {
-                    return End::Reset;
+                if let Err(end) = forward(mode, to_client, &down[..n]).await {
+                    return end;
                 }
             }
         }
