@@ -54,11 +54,16 @@ pub struct RotateArgs {
     pub step_timeout: u64,
 }
 
+/// An `--env` argument without `=`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not NAME=VALUE")]
+pub struct NotNameValue(String);
+
 /// clap's value parser for `--env NAME=VALUE` (rotate and doctor).
-pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), NotNameValue> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+        .ok_or_else(|| NotNameValue(text.to_owned()))
 }
 
 impl RotateArgs {

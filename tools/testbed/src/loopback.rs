@@ -47,6 +47,11 @@ pub struct Options {
     pub title_case_headers: bool,
 }
 
+/// A header's value as text; `None` when it is absent or not visible ASCII.
+pub fn header<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Listens on 127.0.0.1 at a free port and answers every request with `handler`.
 /// `name` goes into the debug log line of a connection that ends in an error.
 pub async fn serve<H, F, B>(name: &'static str, handler: H) -> std::io::Result<Loopback>

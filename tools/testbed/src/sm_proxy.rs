@@ -165,10 +165,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let operation = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
+    let operation = loopback::header(&parts.headers, "x-amz-target")
         .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
         .unwrap_or_else(|| format!("(no X-Amz-Target: {} {})", parts.method, parts.uri.path()));
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -109,10 +109,7 @@ async fn handle(
     key: Arc<SecretString>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
+        loopback::header(request.headers(), name)
             .unwrap_or("")
             .to_owned()
     };

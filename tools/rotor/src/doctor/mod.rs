@@ -57,8 +57,13 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-fn parse_kind(text: &str) -> Result<Kind, String> {
-    Kind::parse(text).ok_or_else(|| format!("{text:?}: use rds, oauth or generic"))
+/// `--kind` named no rotor function.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: use rds, oauth or generic")]
+pub struct UnknownKind(String);
+
+fn parse_kind(text: &str) -> Result<Kind, UnknownKind> {
+    Kind::parse(text).ok_or_else(|| UnknownKind(text.to_owned()))
 }
 
 /// Runs `rotor doctor`; `Ok(true)` when nothing needs attention (after any
@@ -109,18 +114,10 @@ async fn connect(clients: &Clients, exam: &mut Examination) {
             .push("--connect: which function the secret is for is unknown; give --kind".into());
         return;
     };
-    let value = clients
-        .secrets
-        .get_secret_value()
-        .secret_id(&exam.arn)
-        .version_stage(AWSCURRENT)
-        .send()
+    let value = findings::read(clients, &exam.arn, AWSCURRENT)
         .await
         .ok()
-        .and_then(|out| {
-            out.secret_string()
-                .map(|s| rotor_core::SecretString::from(s.to_owned()))
-        });
+        .flatten();
     let Some(value) = value else {
         exam.notes
             .push("--connect: AWSCURRENT could not be read (see the findings)".into());
@@ -128,16 +125,15 @@ async fn connect(clients: &Clients, exam: &mut Examination) {
     };
     match connect::check(kind, &value).await {
         Ok(proved) => exam.notes.push(format!("--connect: AWSCURRENT works: {proved}")),
-        Err(problem) => exam.findings.push(Finding {
-            code: "current-does-not-work",
-            health: Health::Misconfigured,
-            what: format!("AWSCURRENT's credential does not work: {problem}"),
-            why: "whatever reads the secret fails now, and a rotation (whose steps log in with it, or with the master) will too".into(),
-            fix: vec![
+        Err(problem) => exam.findings.push(Finding::new(
+            "current-does-not-work",
+            Health::Misconfigured,
+            format!("AWSCURRENT's credential does not work: {problem}"),
+            "whatever reads the secret fails now, and a rotation (whose steps log in with it, or with the master) will too",
+            vec![
                 "fix the target or the value by hand (the message names what failed); if the pending version holds the working credential, finish that rotation instead (see pending findings)".into(),
             ],
-            repair: None,
-        }),
+        )),
     }
 }
 

@@ -8,7 +8,7 @@
 
 pub mod health;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntry};
+use aws_sdk_secretsmanager::types::{
+    Filter, FilterNameStringType, RotationRulesType, SecretListEntry,
+};
 use rotor_core::labels::{AWSPENDING, Versions};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -263,26 +265,40 @@ fn time(t: Option<&DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
-/// What one ListSecrets (or DescribeSecret) entry says.
+/// What one ListSecrets entry says.
 pub fn facts_of(entry: &SecretListEntry) -> Facts {
+    facts(
+        entry.rotation_enabled(),
+        entry.rotation_lambda_arn(),
+        entry.next_rotation_date(),
+        entry.last_rotated_date(),
+        entry.rotation_rules(),
+        entry.secret_versions_to_stages(),
+    )
+}
+
+/// The facts from the rotation fields that ListSecrets and DescribeSecret
+/// both return (in types of their own).
+pub fn facts(
+    rotation_enabled: Option<bool>,
+    function: Option<&str>,
+    next_rotation: Option<&DateTime>,
+    last_rotated: Option<&DateTime>,
+    rules: Option<&RotationRulesType>,
+    stages: Option<&HashMap<String, Vec<String>>>,
+) -> Facts {
     let versions = Versions::new(
-        entry
-            .secret_versions_to_stages()
+        stages
             .into_iter()
             .flatten()
             .map(|(id, labels)| (id.clone(), labels.clone())),
     );
     Facts {
-        rotation_enabled: entry.rotation_enabled() == Some(true),
-        function: entry
-            .rotation_lambda_arn()
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned),
-        next_rotation: time(entry.next_rotation_date()),
-        last_rotated: time(entry.last_rotated_date()),
-        every_days: entry
-            .rotation_rules()
-            .and_then(|r| r.automatically_after_days()),
+        rotation_enabled: rotation_enabled == Some(true),
+        function: function.filter(|a| !a.is_empty()).map(str::to_owned),
+        next_rotation: time(next_rotation),
+        last_rotated: time(last_rotated),
+        every_days: rules.and_then(|r| r.automatically_after_days()),
         in_flight: health::in_flight(&versions),
         versions,
     }

@@ -39,23 +39,35 @@ pub(super) fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// `application/x-www-form-urlencoded` parameters; Err on bad escapes or a
-/// repeated name.
-pub(super) fn parse_form(text: &str) -> Result<BTreeMap<String, String>, ()> {
+/// Why a form body or query is not `application/x-www-form-urlencoded`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum FormError {
+    /// A `%` not followed by two hex digits.
+    #[error("a % escape is not two hex digits")]
+    BadEscape,
+    /// The decoded bytes are not UTF-8.
+    #[error("the decoded text is not UTF-8")]
+    NotUtf8,
+    /// A parameter given twice (RFC 6749 §3.2 forbids it).
+    #[error("the parameter {0:?} is repeated")]
+    Repeated(String),
+}
+
+/// `application/x-www-form-urlencoded` parameters.
+pub(super) fn parse_form(text: &str) -> Result<BTreeMap<String, String>, FormError> {
     let mut out = BTreeMap::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if out
-            .insert(form_decode(name)?, form_decode(value)?)
-            .is_some()
-        {
-            return Err(());
+        let name = form_decode(name)?;
+        if out.contains_key(&name) {
+            return Err(FormError::Repeated(name));
         }
+        out.insert(name, form_decode(value)?);
     }
     Ok(out)
 }
 
-pub(super) fn form_decode(text: &str) -> Result<String, ()> {
+pub(super) fn form_decode(text: &str) -> Result<String, FormError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -63,16 +75,16 @@ pub(super) fn form_decode(text: &str) -> Result<String, ()> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or(())?;
-                let hex = std::str::from_utf8(hex).map_err(|_| ())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+                let hex = bytes.get(i + 1..i + 3).ok_or(FormError::BadEscape)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| FormError::BadEscape)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| FormError::BadEscape)?);
                 i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| ())
+    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -128,7 +140,8 @@ mod tests {
             form_decode(&form_encode("a b+c/d:é~")),
             Ok("a b+c/d:é~".to_owned())
         );
-        assert_eq!(parse_form("a=1&a=2"), Err(()));
+        assert_eq!(parse_form("a=1&a=2"), Err(FormError::Repeated("a".into())));
+        assert_eq!(parse_form("a=%zz"), Err(FormError::BadEscape));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400 + 3_661), "2000-02-29T01:01:01Z");
     }

@@ -35,13 +35,7 @@ pub(super) async fn handle(
     request: Request<Incoming>,
     state: Arc<Mutex<State>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| loopback::header(request.headers(), name).map(str::to_owned);
     let (authorization, content_type) = (header("authorization"), header("content-type"));
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();

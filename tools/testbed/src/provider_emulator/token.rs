@@ -13,11 +13,11 @@ impl State {
         let content_type = call.content_type.as_deref().unwrap_or("");
         let params = if content_type.starts_with("application/x-www-form-urlencoded") {
             match std::str::from_utf8(&call.body)
-                .map_err(|_| ())
+                .map_err(|_| FormError::NotUtf8)
                 .and_then(parse_form)
             {
                 Ok(params) => params,
-                Err(()) => {
+                Err(_) => {
                     return invalid(
                         "the body is not valid application/x-www-form-urlencoded, or repeats a parameter (RFC 6749 §3.2)",
                     );

@@ -19,43 +19,40 @@ pub(super) fn rotation_findings(exam: &mut Examination) {
     }
     let Some(function_arn) = exam.facts.function.clone() else {
         if exam.facts.rotation_enabled {
-            exam.findings.push(Finding {
-                code: "no-function",
-                health: Health::Misconfigured,
-                what: "rotation is on but no rotation function is set".into(),
-                why: "Secrets Manager has nothing to invoke, so every rotation fails".into(),
-                fix: vec![format!(
+            exam.findings.push(Finding::new(
+                "no-function",
+                Health::Misconfigured,
+                "rotation is on but no rotation function is set",
+                "Secrets Manager has nothing to invoke, so every rotation fails",
+                vec![format!(
                     "aws secretsmanager rotate-secret --secret-id {arn} --rotation-lambda-arn FUNCTION_ARN"
                 )],
-                repair: None,
-            });
+            ));
         }
         return;
     };
     match &exam.function {
-        Some(Function::Missing) => exam.findings.push(Finding {
-            code: "function-missing",
-            health: Health::Misconfigured,
-            what: format!("the rotation function {function_arn} does not exist"),
-            why: "every rotation of this secret fails before it starts (\"A previous rotation isn't complete\" follows if one was in flight)".into(),
-            fix: vec![
+        Some(Function::Missing) => exam.findings.push(Finding::new(
+            "function-missing",
+            Health::Misconfigured,
+            format!("the rotation function {function_arn} does not exist"),
+            "every rotation of this secret fails before it starts (\"A previous rotation isn't complete\" follows if one was in flight)",
+            vec![
                 "deploy rotor's functions (sam deploy), then point the secret at one:".into(),
                 format!(
                     "aws secretsmanager rotate-secret --secret-id {arn} --rotation-lambda-arn FUNCTION_ARN --no-rotate-immediately"
                 ),
             ],
-            repair: None,
-        }),
-        Some(Function::Unknown(why)) => exam.findings.push(Finding {
-            code: "function-unreadable",
-            health: Health::Ok,
-            what: format!("could not read the rotation function {function_arn}: {why}"),
-            why: "doctor cannot check it exists or that Secrets Manager may invoke it".into(),
-            fix: vec![
+        )),
+        Some(Function::Unknown(why)) => exam.findings.push(Finding::new(
+            "function-unreadable",
+            Health::Ok,
+            format!("could not read the rotation function {function_arn}: {why}"),
+            "doctor cannot check it exists or that Secrets Manager may invoke it",
+            vec![
                 "run doctor with lambda:GetFunctionConfiguration and lambda:GetPolicy on the function".into(),
             ],
-            repair: None,
-        }),
+        )),
         Some(Function::Found(f)) => function_findings(&arn, f, &mut exam.findings, &mut exam.notes),
         None => {}
     }
@@ -69,17 +66,16 @@ pub(super) fn function_findings(
 ) {
     let name = f.arn.rsplit(':').next().unwrap_or(&f.arn).to_owned();
     if f.invocable == Some(false) {
-        findings.push(Finding {
-            code: "not-invocable",
-            health: Health::Misconfigured,
-            what: format!("Secrets Manager may not invoke {name}"),
-            why: "its resource policy has no Allow for secretsmanager.amazonaws.com, so rotations fail with AccessDenied".into(),
-            fix: vec![format!(
+        findings.push(Finding::new(
+            "not-invocable",
+            Health::Misconfigured,
+            format!("Secrets Manager may not invoke {name}"),
+            "its resource policy has no Allow for secretsmanager.amazonaws.com, so rotations fail with AccessDenied",
+            vec![format!(
                 "aws lambda add-permission --function-name {} --statement-id SecretsManagerInvoke --action lambda:InvokeFunction --principal secretsmanager.amazonaws.com",
                 f.arn
             )],
-            repair: None,
-        });
+        ));
     }
     let Some(kind) = f.kind else {
         notes.push(format!(
@@ -88,37 +84,35 @@ pub(super) fn function_findings(
         return;
     };
     if kind == Kind::Scheduler {
-        findings.push(Finding {
-            code: "scheduler-as-rotation",
-            health: Health::Misconfigured,
-            what: format!("{name} is rotation-scheduler, not a rotation function"),
-            why: "the scheduler starts rotations; it cannot run a rotation's four steps".into(),
-            fix: vec![format!(
+        findings.push(Finding::new(
+            "scheduler-as-rotation",
+            Health::Misconfigured,
+            format!("{name} is rotation-scheduler, not a rotation function"),
+            "the scheduler starts rotations; it cannot run a rotation's four steps",
+            vec![format!(
                 "aws secretsmanager rotate-secret --secret-id {arn} --rotation-lambda-arn ROTATION_FUNCTION_ARN --no-rotate-immediately"
             )],
-            repair: None,
-        });
+        ));
         return;
     }
     if let Some(timeout) = f.timeout
         && timeout < recommended_timeout(kind)
     {
-        findings.push(Finding {
-            code: "short-timeout",
-            health: Health::Ok,
-            what: format!(
+        findings.push(Finding::new(
+            "short-timeout",
+            Health::Ok,
+            format!(
                 "{name} may run {timeout} s; {} gets {} s in the template",
                 kind.name(),
                 recommended_timeout(kind)
             ),
-            why: "a step cut short by the timeout leaves the rotation in flight until the next attempt".into(),
-            fix: vec![format!(
+            "a step cut short by the timeout leaves the rotation in flight until the next attempt",
+            vec![format!(
                 "aws lambda update-function-configuration --function-name {} --timeout {}",
                 f.arn,
                 recommended_timeout(kind)
             )],
-            repair: None,
-        });
+        ));
     }
     let lookup = |var: &str| f.env.get(var).cloned();
     let settings = match kind {
@@ -140,16 +134,15 @@ pub(super) fn function_findings(
         Kind::Scheduler => Ok(()),
     };
     if let Err(problem) = settings {
-        findings.push(Finding {
-            code: "function-settings",
-            health: Health::Misconfigured,
-            what: format!("{name}'s settings are invalid: {problem}"),
-            why: "the function refuses every step of every secret until they are fixed".into(),
-            fix: vec![format!(
+        findings.push(Finding::new(
+            "function-settings",
+            Health::Misconfigured,
+            format!("{name}'s settings are invalid: {problem}"),
+            "the function refuses every step of every secret until they are fixed",
+            vec![format!(
                 "fix the variable in the stack's parameters and redeploy (or aws lambda update-function-configuration --function-name {} --environment ...)",
                 f.arn
             )],
-            repair: None,
-        });
+        ));
     }
 }

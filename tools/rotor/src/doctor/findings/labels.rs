@@ -6,16 +6,15 @@ use super::*;
 pub(super) fn label_findings(exam: &mut Examination, options: &Options) {
     let arn = exam.arn.clone();
     if exam.facts.versions.current().is_none() {
-        exam.findings.push(Finding {
-            code: "no-current",
-            health: Health::Misconfigured,
-            what: "no version is AWSCURRENT".into(),
-            why: "readers of the secret get nothing, and a rotation has nothing to start from".into(),
-            fix: vec![format!(
+        exam.findings.push(Finding::new(
+            "no-current",
+            Health::Misconfigured,
+            "no version is AWSCURRENT",
+            "readers of the secret get nothing, and a rotation has nothing to start from",
+            vec![format!(
                 "aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://value.json"
             )],
-            repair: None,
-        });
+        ));
     }
     let Some(flight) = exam.facts.in_flight.clone() else {
         return;
@@ -30,19 +29,19 @@ pub(super) fn label_findings(exam: &mut Examination, options: &Options) {
         ),
     };
     if flight.on_current {
-        exam.findings.push(Finding {
-            code: "pending-on-current",
-            health: Health::Stuck,
-            what: format!("AWSPENDING is still on version {version}, which is AWSCURRENT"),
-            why: "a finishSecret moved AWSCURRENT and stopped before removing AWSPENDING; AWS's own functions and some tools then refuse to rotate".into(),
-            fix: vec![
+        exam.findings.push(Finding::new(
+            "pending-on-current",
+            Health::Stuck,
+            format!("AWSPENDING is still on version {version}, which is AWSCURRENT"),
+            "a finishSecret moved AWSCURRENT and stopped before removing AWSPENDING; AWS's own functions and some tools then refuse to rotate",
+            vec![
                 format!("rotor doctor {arn} --fix"),
                 format!(
                     "aws secretsmanager update-secret-version-stage --secret-id {arn} --version-stage AWSPENDING --remove-from-version-id {version}"
                 ),
             ],
-            repair: Some(Repair::DropStalePending { version }),
-        });
+        )
+            .with_repair(Repair::DropStalePending { version }));
         return;
     }
     let now = SystemTime::now();
@@ -53,34 +52,33 @@ pub(super) fn label_findings(exam: &mut Examination, options: &Options) {
     let stuck = age.is_none_or(|a| a >= options.stuck_after);
     let health = if stuck { Health::Stuck } else { Health::Ok };
     match flight.has_value {
-        Some(false) => exam.findings.push(Finding {
-            code: "pending-without-value",
+        Some(false) => exam.findings.push(Finding::new(
+            "pending-without-value",
             health,
-            what: format!("version {version} has been AWSPENDING{age_text} without a value"),
-            why: "createSecret never stored a new credential; until the label goes, Secrets Manager answers every rotation with \"A previous rotation isn't complete\"".into(),
-            fix: vec![
+            format!("version {version} has been AWSPENDING{age_text} without a value"),
+            "createSecret never stored a new credential; until the label goes, Secrets Manager answers every rotation with \"A previous rotation isn't complete\"",
+            vec![
                 format!("rotor doctor {arn} --fix   (cancels it: nothing was made, so nothing is lost)"),
                 format!(
                     "aws secretsmanager update-secret-version-stage --secret-id {arn} --version-stage AWSPENDING --remove-from-version-id {version}"
                 ),
             ],
-            repair: Some(Repair::Cancel { version }),
-        }),
-        Some(true) => exam.findings.push(Finding {
-            code: "pending-with-value",
+        )
+            .with_repair(Repair::Cancel { version })),
+        Some(true) => exam.findings.push(Finding::new(
+            "pending-with-value",
             health,
-            what: format!("version {version} has been AWSPENDING{age_text} with a value"),
-            why: "the new credential may already be set on the target; deleting it could strand the only one that works, so doctor only finishes the rotation with its own token".into(),
-            fix: vec![format!("rotor doctor {arn} --fix   (resumes it)"), resume_by_hand],
-            repair: Some(Repair::Resume { version }),
-        }),
-        None => exam.findings.push(Finding {
-            code: "pending-unknown",
+            format!("version {version} has been AWSPENDING{age_text} with a value"),
+            "the new credential may already be set on the target; deleting it could strand the only one that works, so doctor only finishes the rotation with its own token",
+            vec![format!("rotor doctor {arn} --fix   (resumes it)"), resume_by_hand],
+        )
+            .with_repair(Repair::Resume { version })),
+        None => exam.findings.push(Finding::new(
+            "pending-unknown",
             health,
-            what: format!("version {version} is AWSPENDING{age_text}; its value could not be read"),
-            why: "doctor cannot tell whether a credential was made, so it changes nothing".into(),
-            fix: vec![resume_by_hand],
-            repair: None,
-        }),
+            format!("version {version} is AWSPENDING{age_text}; its value could not be read"),
+            "doctor cannot tell whether a credential was made, so it changes nothing",
+            vec![resume_by_hand],
+        )),
     }
 }

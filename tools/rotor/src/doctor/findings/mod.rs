@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use rotor_core::labels::{AWSCURRENT, AWSPENDING, Versions};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -62,6 +62,34 @@ pub struct Finding {
     /// The repair `--fix` applies, when one is safe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<Repair>,
+}
+
+impl Finding {
+    /// A finding that `--fix` has no repair for; `fix` lists the commands.
+    pub(super) fn new(
+        code: &'static str,
+        health: Health,
+        what: impl Into<String>,
+        why: impl Into<String>,
+        fix: Vec<String>,
+    ) -> Finding {
+        Finding {
+            code,
+            health,
+            what: what.into(),
+            why: why.into(),
+            fix,
+            repair: None,
+        }
+    }
+
+    /// The same finding, with the repair `--fix` applies.
+    pub(super) fn with_repair(self, repair: Repair) -> Finding {
+        Finding {
+            repair: Some(repair),
+            ..self
+        }
+    }
 }
 
 /// Everything doctor learned about one secret.
@@ -120,30 +148,14 @@ pub async fn examine(
         .iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
         .collect();
-    let versions = Versions::new(
-        described
-            .version_ids_to_stages()
-            .into_iter()
-            .flatten()
-            .map(|(id, labels)| (id.clone(), labels.clone())),
+    let mut facts = crate::status::facts(
+        described.rotation_enabled(),
+        described.rotation_lambda_arn(),
+        described.next_rotation_date(),
+        described.last_rotated_date(),
+        described.rotation_rules(),
+        described.version_ids_to_stages(),
     );
-    let time = |t: Option<&aws_sdk_secretsmanager::primitives::DateTime>| {
-        t.and_then(|t| SystemTime::try_from(*t).ok())
-    };
-    let mut facts = Facts {
-        rotation_enabled: described.rotation_enabled() == Some(true),
-        function: described
-            .rotation_lambda_arn()
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned),
-        next_rotation: time(described.next_rotation_date()),
-        last_rotated: time(described.last_rotated_date()),
-        every_days: described
-            .rotation_rules()
-            .and_then(|r| r.automatically_after_days()),
-        in_flight: health::in_flight(&versions),
-        versions,
-    };
     if let Some(flight) = &mut facts.in_flight
         && !flight.on_current
     {
@@ -185,8 +197,36 @@ pub async fn examine(
     Ok(exam)
 }
 
+/// Why GetSecretValue gave no value: the service's error code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Unreadable {
+    code: String,
+    message: String,
+}
+
+/// Why a secret that another one points at may not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The pointing secret itself could not be described.
+    #[error("describing {arn}: {source}")]
+    Describe {
+        /// The pointing secret.
+        arn: String,
+        /// What Secrets Manager said.
+        source: rotor_core::store::StoreError,
+    },
+    /// The core's consent rule refused the link, or its target could not be read.
+    #[error(transparent)]
+    Refused(rotor_core::Error),
+}
+
 /// AWSCURRENT or AWSPENDING's value: `Ok(None)` when there is none.
-async fn read(clients: &Clients, arn: &str, label: &str) -> Result<Option<SecretString>, String> {
+pub(super) async fn read(
+    clients: &Clients,
+    arn: &str,
+    label: &str,
+) -> Result<Option<SecretString>, Unreadable> {
     match clients
         .secrets
         .get_secret_value()
@@ -199,11 +239,10 @@ async fn read(clients: &Clients, arn: &str, label: &str) -> Result<Option<Secret
             .secret_string()
             .map(|s| SecretString::from(s.to_owned()))),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("GetSecretValue failed")
-        )),
+        Err(e) => Err(Unreadable {
+            code: e.code().unwrap_or("error").to_owned(),
+            message: e.message().unwrap_or("GetSecretValue failed").to_owned(),
+        }),
     }
 }
 

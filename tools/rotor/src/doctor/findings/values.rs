@@ -7,51 +7,51 @@ use super::*;
 pub(super) async fn value_findings(
     clients: &Clients,
     exam: &mut Examination,
-    current: &Result<Option<SecretString>, String>,
-    pending: Option<&Result<Option<SecretString>, String>>,
+    current: &Result<Option<SecretString>, Unreadable>,
+    pending: Option<&Result<Option<SecretString>, Unreadable>>,
 ) {
     let arn = exam.arn.clone();
     let current = match current {
         Ok(Some(value)) => value,
         Ok(None) => return,
         Err(problem) => {
-            exam.findings.push(Finding {
-                code: "current-unreadable",
-                health: Health::Misconfigured,
-                what: format!("AWSCURRENT cannot be read: {problem}"),
-                why: "the rotation function reads it in every step (with its own role, which may differ from yours)".into(),
-                fix: vec![
+            exam.findings.push(Finding::new(
+                "current-unreadable",
+                Health::Misconfigured,
+                format!("AWSCURRENT cannot be read: {problem}"),
+                "the rotation function reads it in every step (with its own role, which may differ from yours)",
+                vec![
                     "grant secretsmanager:GetSecretValue on the secret, and kms:Decrypt on its key, to the function's role".into(),
                 ],
-                repair: None,
-            });
+            ));
             return;
         }
     };
     let Some(kind) = exam.kind else { return };
     let mut check = |label: &str, value: &SecretString| -> Option<String> {
         let problem = match kind {
-            Kind::Rds => rds_rotation::secret::DbSecret::parse(value).err(),
+            Kind::Rds => rds_rotation::secret::DbSecret::parse(value)
+                .err()
+                .map(|e| e.to_string()),
             Kind::Oauth => oauth_rotation::client::Client::parse(value)
                 .err()
                 .map(|e| e.to_string()),
             Kind::Generic | Kind::Scheduler => None,
         }?;
-        exam.findings.push(Finding {
-            code: if label == AWSCURRENT {
+        exam.findings.push(Finding::new(
+            if label == AWSCURRENT {
                 "current-unparsable"
             } else {
                 "pending-unparsable"
             },
-            health: Health::Misconfigured,
-            what: format!("{label}'s value is not a valid {} secret: {problem}", kind.name()),
-            why: "the function refuses to rotate a value it cannot parse".into(),
-            fix: vec![format!(
+            Health::Misconfigured,
+            format!("{label}'s value is not a valid {} secret: {problem}", kind.name()),
+            "the function refuses to rotate a value it cannot parse",
+            vec![format!(
                 "aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://fixed.json{}",
                 if label == AWSCURRENT { "" } else { " --version-stages AWSPENDING --client-request-token VERSION" }
             )],
-            repair: None,
-        });
+        ));
         Some(problem)
     };
     let failed = check(AWSCURRENT, current).is_some();
@@ -100,16 +100,15 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
         (None, Some(variable)) => (rds_rotation::MASTER_SECRET_VAR, variable.clone()),
         (None, None) => {
             if alternating {
-                exam.findings.push(Finding {
-                    code: "master-missing",
-                    health: Health::Misconfigured,
-                    what: "the alternating strategy needs a master secret, and none is named".into(),
-                    why: "the function cannot create or update the alternate user".into(),
-                    fix: vec![
+                exam.findings.push(Finding::new(
+                    "master-missing",
+                    Health::Misconfigured,
+                    "the alternating strategy needs a master secret, and none is named",
+                    "the function cannot create or update the alternate user",
+                    vec![
                         "add \"masterarn\" to the secret's value, or set the stack's masterSecretArn".into(),
                     ],
-                    repair: None,
-                });
+                ));
             }
             return;
         }
@@ -124,22 +123,21 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
         },
     };
     let problem = match linked(clients, &exam.arn, link).await {
-        Err(error) => Some(error),
+        Err(error) => Some(error.to_string()),
         Ok(master) => rds_rotation::secret::DbSecret::parse(&master.value)
             .err()
             .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
     };
     if let Some(problem) = problem {
-        exam.findings.push(Finding {
-            code: "master-unreadable",
-            health: Health::Misconfigured,
-            what: format!("the master secret {target} cannot be used: {problem}"),
-            why: "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step".into(),
-            fix: vec![format!(
+        exam.findings.push(Finding::new(
+            "master-unreadable",
+            Health::Misconfigured,
+            format!("the master secret {target} cannot be used: {problem}"),
+            "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step",
+            vec![format!(
                 "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {target} (and kms:Decrypt on its key), and run rotor doctor {target} for its own state"
             )],
-            repair: None,
-        });
+        ));
     }
 }
 
@@ -155,17 +153,16 @@ pub(super) async fn generic_settings(clients: &Clients, exam: &mut Examination) 
     let settings = match defaults.resolve(&exam.arn, &exam.tags) {
         Ok(settings) => settings,
         Err(problem) => {
-            exam.findings.push(Finding {
-                code: "settings-invalid",
-                health: Health::Misconfigured,
-                what: format!("the secret's rotation settings are invalid: {problem}"),
-                why: "generic-rotation refuses the secret until its rotor:* tags are fixed".into(),
-                fix: vec![format!(
+            exam.findings.push(Finding::new(
+                "settings-invalid",
+                Health::Misconfigured,
+                format!("the secret's rotation settings are invalid: {problem}"),
+                "generic-rotation refuses the secret until its rotor:* tags are fixed",
+                vec![format!(
                     "aws secretsmanager tag-resource --secret-id {} --tags Key=TAG,Value=VALUE",
                     exam.arn
                 )],
-                repair: None,
-            });
+            ));
             return;
         }
     };
@@ -180,20 +177,19 @@ pub(super) async fn generic_settings(clients: &Clients, exam: &mut Examination) 
         },
     };
     if let Err(problem) = linked(clients, &exam.arn, link).await {
-        exam.findings.push(Finding {
-            code: "webhook-key-unreadable",
-            health: Health::Misconfigured,
-            what: format!(
+        exam.findings.push(Finding::new(
+            "webhook-key-unreadable",
+            Health::Misconfigured,
+            format!(
                 "the webhook's signing-key secret {} cannot be used: {problem}",
                 hook.key_secret
             ),
-            why: "every step that calls the webhook signs its request with that key; without it the rotation fails".into(),
-            fix: vec![format!(
+            "every step that calls the webhook signs its request with that key; without it the rotation fails",
+            vec![format!(
                 "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {}",
                 hook.key_secret
             )],
-            repair: None,
-        });
+        ));
     }
 }
 
@@ -203,12 +199,15 @@ pub(super) async fn linked(
     clients: &Clients,
     arn: &str,
     link: rotor_core::linked::Link<'_>,
-) -> Result<rotor_core::linked::LinkedSecret, String> {
+) -> Result<rotor_core::linked::LinkedSecret, LinkError> {
     let store = rotor_core::AwsStore::new(clients.secrets.clone());
     let pointing = rotor_core::SecretStore::describe(&store, arn)
         .await
-        .map_err(|e| format!("describing {arn}: {e}"))?;
+        .map_err(|source| LinkError::Describe {
+            arn: arn.to_owned(),
+            source,
+        })?;
     rotor_core::linked::read(&store, &pointing, link)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(LinkError::Refused)
 }
