@@ -73,10 +73,13 @@ async fn answer(shared: &Shared, action: &str, params: &Params) -> Result<String
             "Version must be {VERSION} for ElastiCache."
         )));
     }
-    if let Some(fault) = shared.with_state(|s| s.take_injected(action)) {
-        return Err(fault);
+    let injected = shared.with_state(|s| s.take_injected(action));
+    if let Some(injected) = &injected
+        && !injected.after_applying
+    {
+        return Err(injected.fault.clone());
     }
-    match action {
+    let answer = match action {
         "DescribeUsers" => describe_users(shared, params),
         "ModifyUser" => modify_user(shared, params).await,
         _ => Err(Fault::new(
@@ -84,6 +87,10 @@ async fn answer(shared: &Shared, action: &str, params: &Params) -> Result<String
             400,
             format!("The action {action} is not valid for this web service."),
         )),
+    };
+    match injected {
+        Some(injected) if answer.is_ok() => Err(injected.fault),
+        _ => answer,
     }
 }
 

@@ -142,11 +142,23 @@ impl ElastiCacheEmulator {
     /// Answers the next call of `action` (e.g. `ModifyUser`) with `code` and
     /// `status`, changing nothing. Each call queues one failure.
     pub fn fail_next(&self, action: &str, code: &str, status: u16) {
+        self.inject(action, code, status, false);
+    }
+
+    /// Makes the next call of `action` take effect (in Redis too), then
+    /// answers it with `code` and `status`: an answer lost after the service
+    /// acted. A call refused on its own merits answers that instead.
+    pub fn lose_next_answer(&self, action: &str, code: &str, status: u16) {
+        self.inject(action, code, status, true);
+    }
+
+    fn inject(&self, action: &str, code: &str, status: u16, after_applying: bool) {
         let fault = Fault::new(code, status, format!("Injected {code} by the test."));
         self.shared.with_state(|s| {
             s.injected.push(Injected {
                 action: action.to_owned(),
                 fault,
+                after_applying,
             })
         });
     }

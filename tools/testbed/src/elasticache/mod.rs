@@ -38,7 +38,8 @@
 //!
 //! Knobs ([`knobs`]): add users, keep a user `modifying`, fail the next call of
 //! an action with any code and status (`Throttling` 400, `InternalFailure`
-//! 500), read the call log (never password values) and a user's state.
+//! 500), or make the change and then answer such a fault (a lost answer),
+//! read the call log (never password values) and a user's state.
 //! Plain HTTP on 127.0.0.1, through [`crate::loopback::serve`].
 
 use std::net::SocketAddr;

@@ -93,6 +93,8 @@ pub struct Call {
 pub(super) struct Injected {
     pub(super) action: String,
     pub(super) fault: Fault,
+    /// Make the change first: the answer is lost after the service acted.
+    pub(super) after_applying: bool,
 }
 
 pub(super) struct State {
@@ -122,8 +124,8 @@ impl State {
     }
 
     /// The first fault injected for `action`, removed.
-    pub(super) fn take_injected(&mut self, action: &str) -> Option<Fault> {
+    pub(super) fn take_injected(&mut self, action: &str) -> Option<Injected> {
         let at = self.injected.iter().position(|i| i.action == action)?;
-        Some(self.injected.remove(at).fault)
+        Some(self.injected.remove(at))
     }
 }

@@ -431,6 +431,24 @@ async fn elasticache_injected_faults_reach_the_sdk_and_its_retries() {
     let codes: Vec<Option<&str>> = modifies.iter().map(|c| c.error_code.as_deref()).collect();
     assert_eq!(codes, [Some("Throttling"), Some("Throttling"), None]);
     assert_eq!(modifies[2].status, 200);
+
+    // An answer lost after the change: Redis has the new passwords, the
+    // caller an error, and the user is modifying.
+    emulator.stay_modifying(ID, 0);
+    let third = password('c');
+    emulator.lose_next_answer("ModifyUser", "InternalFailure", 500);
+    let error = once
+        .modify_user()
+        .user_id(ID)
+        .passwords(second.expose_secret())
+        .passwords(third.expose_secret())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&error), ("InternalFailure".into(), 500));
+    assert!(redis.logs_in(NAME, &second) && redis.logs_in(NAME, &third));
+    assert_eq!(emulator.password_count(ID), Some(2));
+    assert_eq!(emulator.user(ID).unwrap().status, "modifying");
 }
 
 #[tokio::test]
