@@ -15,6 +15,7 @@ use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 
+pub mod acl;
 pub mod managed;
 pub mod resp;
 pub mod secret;

@@ -316,7 +316,7 @@ pub(crate) async fn test<S: SecretStore>(
         return Ok(());
     };
     let target = format!("Redis at {}", endpoint.address());
-    match crate::self_managed::login(endpoint, &pending.username, password)
+    match crate::acl::login(endpoint, &pending.username, password)
         .await
         .map_err(|e| e.at(System::Cache, target.clone()))?
     {
