@@ -10,6 +10,7 @@
 //! | `oauth_server` | glewlwyd, a real OAuth 2 server with RFC 7591/7592 registration |
 //! | `provider_emulator` | Keycloak, Okta, Entra ID, Auth0 and RFC 7592 client-secret APIs |
 //! | `webhook_receiver` | the receiving end of generic-rotation's webhooks |
+//! | `elasticache` | the ElastiCache user API (DescribeUsers, ModifyUser) over a real Redis's ACL users |
 //! | `redis_server` | Redis 7 with ACL users, an ACL file and TLS from a test CA |
 //! | `sm_proxy` | an HTTP proxy in front of moto that logs calls and injects faults |
 //! | `fault_proxy` | a TCP proxy that cuts, stalls or crashes a connection to a target |
@@ -24,6 +25,8 @@ pub mod moto;
 pub mod ca;
 #[cfg(feature = "bed")]
 pub mod db;
+#[cfg(feature = "bed")]
+pub mod elasticache;
 #[cfg(feature = "bed")]
 pub mod fault_proxy;
 #[cfg(feature = "bed")]

@@ -3,4 +3,5 @@
 //! process. One binary, so that it links once.
 
 mod db_bed;
+mod elasticache_bed;
 mod oauth_bed;
