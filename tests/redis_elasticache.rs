@@ -255,3 +255,37 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     assert!(bed.logs_in(&first));
     assert_eq!(bed.emulator.password_count(&bed.id), Some(1));
 }
+
+/// ElastiCache answers throttling with HTTP 400 and the code `Throttling`:
+/// after the SDK's three attempts the step fails as retryable
+/// (`CacheUnavailable`), naming the code; an `AccessDenied` is not retryable
+/// and names the permission to grant. Nothing changes until a retry passes.
+#[tokio::test]
+async fn elasticache_throttling_and_access_denied_are_classified() {
+    let first = random_password();
+    let bed = bed(&first).await;
+    let store = moto_store();
+    let t = token();
+    let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
+    let function = bed.function(&bed.arn, &[]).await;
+    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    for _ in 0..3 {
+        bed.emulator.fail_next("DescribeUsers", "Throttling", 400);
+    }
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "Retryable.CacheUnavailable", "{message}");
+    assert!(message.contains("Throttling"), "{message}");
+    bed.emulator.fail_next("ModifyUser", "AccessDenied", 403);
+    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.CachePermission", "{message}");
+    assert!(message.contains("elasticache:ModifyUser"), "{message}");
+    assert_eq!(bed.emulator.password_count(&bed.id), Some(1));
+    assert!(bed.logs_in(&first));
+    run_steps(&function, &arn, &t, &["setSecret", "testSecret"]).await;
+    assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
+    assert_no_stored_secret_in(&store, &arn, &function.output()).await;
+}
