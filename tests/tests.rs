@@ -14,6 +14,8 @@ mod oauth_providers;
 mod races;
 mod rds;
 mod redis;
+mod redis_elasticache;
+mod redis_managed;
 mod runner;
 mod scheduler;
 mod untrusted_writer;

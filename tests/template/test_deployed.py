@@ -92,6 +92,7 @@ ENV_PARAMETERS = {
     "managementSecretsForEveryClient": ("MANAGEMENT_SECRET_ARNS", READ_SECRETS["managementSecretArns"], ["OauthRotationFunction"]),
     "redisMasterSecretArn": ("MASTER_SECRET_ARN", READ_SECRETS["redisMasterSecretArn"], ["RedisRotationFunction"]),
     "redisRevokePrevious": ("REVOKE_PREVIOUS", "at-finish", ["RedisRotationFunction"]),
+    "redisManagedUserArns": ("MANAGED_USER_ARNS", MANAGED_USERS["redisManagedUserArns"], ["RedisRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
@@ -335,7 +336,13 @@ class Environment(unittest.TestCase):
         read |= set(re.findall(r'\("((?:EXCLUDE|INCLUDE|REQUIRE)_[A-Z_]+)",', sources))
         read |= {"REQUIRE_EACH_INCLUDED_TYPE"}
         set_by_template = {v[0] for v in ENV_PARAMETERS.values()} | {"ROTATION_FUNCTION_ARNS"}
-        self.assertEqual(sorted(read - set_by_template), [])
+        # redis-rotation also reads AWS's ElastiCache function's own variables,
+        # so a deployment migrated from it keeps its settings; the template's
+        # function needs none of them (its 60 s timeout bounds the wait for an
+        # active user, and MANAGED_USER_ARNS binds it to users).
+        from_aws_function = {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "WAITING_RETRY_INTERVAL_IN_SECONDS",
+                             "SECRET_ARN", "USER_NAME"}
+        self.assertEqual(sorted(read - set_by_template - from_aws_function), [])
 
     def test_rotation_functions_stay_out_of_the_vpc_unless_asked(self):
         template = deployed(**VPC)

@@ -1,36 +1,27 @@
 //! `redis-rotation`: rotates the password of a Redis or Valkey ACL user with
 //! no moment when a client's password is refused. Redis users hold several
-//! passwords at once, so:
-//! * setSecret adds the new password (`ACL SETUSER user >new`), keeping the old;
-//! * testSecret logs in as the user with the new password on a fresh
-//!   connection (`AUTH`, `PING`);
-//! * finishSecret, after the labels moved, removes every password but the
-//!   current and previous ones (by their SHA-256, as `ACL GETUSER` lists them),
-//!   or every one but the current with `REVOKE_PREVIOUS=at-finish`.
+//! passwords at once, so the old and the new one both work from setSecret on.
 //!
-//! Changes are made by the admin secret that `masterarn` (or the deployer's
-//! `MASTER_SECRET_ARN`) names, read only when it agrees to serve the secret
-//! (rotor_core::linked); without one, by the user itself, which then needs
-//! `+acl` (see the README for why that is rarely what you want).
+//! Two kinds of secret:
+//! * a self-managed server's user (`host`, `username`, `password`, …): the
+//!   function speaks RESP to the server ([`self_managed`]);
+//! * an Amazon ElastiCache RBAC user or an Amazon MemoryDB user (`user_arn`,
+//!   as AWS's own rotation function reads it): the function calls the
+//!   service's API, and only for users the deployer lists ([`managed`]).
 
-use std::collections::BTreeSet;
-
-use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
-use rotor_core::linked::{self, Deployer, Link};
-use rotor_core::password::PasswordPolicy;
+use rotor_core::labels::AWSCURRENT;
+use rotor_core::password::{PasswordPolicy, PolicyError};
 use rotor_core::settings::EnvSettings;
 use rotor_core::store::VersionSelector;
-use rotor_core::{
-    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, System,
-    TargetError,
-};
-use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 
+pub mod acl;
+pub mod managed;
 pub mod resp;
 pub mod secret;
+pub mod self_managed;
 
-use resp::{Connection, Reply};
+use managed::{ManagedSettings, SettingsError};
 use secret::RedisSecret;
 
 /// The admin secret to use when a secret has no `masterarn`.
@@ -39,31 +30,42 @@ pub const MASTER_SECRET_VAR: &str = "MASTER_SECRET_ARN";
 /// finishSecret keeps it) or `at-finish`, oauth-rotation's vocabulary.
 pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
 
+/// A variable the function cannot use; names it and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `REVOKE_PREVIOUS` is neither word.
+    #[error("{REVOKE_VAR}={0:?}; use next-rotation (the default) or at-finish")]
+    Revoke(String),
+    /// The password policy variables.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The managed users' variables.
+    #[error(transparent)]
+    Managed(#[from] SettingsError),
+}
+
 /// The deployment's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
     master_secret: Option<String>,
     revoke_at_finish: bool,
     policy: PasswordPolicy,
+    managed: ManagedSettings,
 }
 
 impl Config {
     /// Reads the settings from any lookup (the environment, or a test's map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let revoke_at_finish = match lookup(REVOKE_VAR).as_deref().map(str::trim) {
             None | Some("") | Some("next-rotation") => false,
             Some("at-finish") => true,
-            Some(other) => {
-                return Err(format!(
-                    "{REVOKE_VAR}={other:?}; use next-rotation (the default) or at-finish"
-                ));
-            }
+            Some(other) => return Err(ConfigError::Revoke(other.to_owned())),
         };
         Ok(Config {
             master_secret: lookup(MASTER_SECRET_VAR).filter(|v| !v.trim().is_empty()),
             revoke_at_finish,
-            policy: PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup)
-                .map_err(|e| e.to_string())?,
+            policy: PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup)?,
+            managed: ManagedSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -71,278 +73,16 @@ impl Config {
 /// Rotates Redis ACL users' passwords.
 pub struct RedisRotator {
     config: EnvSettings<Config>,
+    clients: managed::Clients,
 }
 
 impl RedisRotator {
     /// Reads the environment once; a bad variable fails every step, naming it.
+    /// The ElastiCache and MemoryDB clients are made on first use.
     pub fn from_env() -> Self {
         RedisRotator {
             config: EnvSettings::new(Config::from_lookup(|v| std::env::var(v).ok())),
-        }
-    }
-}
-
-fn parse(secret: &str, label: &str, value: &SecretString) -> Result<RedisSecret, Error> {
-    RedisSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
-        secret: secret.to_owned(),
-        label: label.to_owned(),
-        problem,
-    })
-}
-
-fn target(s: &RedisSecret) -> String {
-    format!("Redis at {}", s.address())
-}
-
-fn at(s: &RedisSecret, e: TargetError) -> Error {
-    e.at(System::Cache, target(s))
-}
-
-fn sha256_hex(password: &SecretString) -> String {
-    hex::encode(Sha256::digest(password.expose_secret().as_bytes()))
-}
-
-fn waiting(s: &RedisSecret, doing: &str, user: &str) {
-    rotor_core::progress::waiting_for(|| {
-        format!("Redis at {} ({doing} user {user:?})", s.address())
-    });
-}
-
-/// Connects to `s`'s server and logs in as `user`: `Ok(None)` when the
-/// server refuses the password.
-async fn login(
-    s: &RedisSecret,
-    user: &str,
-    password: &SecretString,
-) -> Result<Option<Connection>, TargetError> {
-    waiting(s, "logging in as", user);
-    let mut conn = Connection::open(&s.host, s.port, s.transport).await?;
-    let reply = conn
-        .call(
-            &[
-                b"AUTH",
-                user.as_bytes(),
-                password.expose_secret().as_bytes(),
-            ],
-            true,
-        )
-        .await?;
-    match reply {
-        Reply::Status(_) => Ok(Some(conn)),
-        Reply::Error(code, _) if code == "WRONGPASS" || code == "NOAUTH" => Ok(None),
-        Reply::Error(code, _) => Err(TargetError::new(
-            rejected_cause(&code),
-            format!("AUTH as user {user:?} failed with {code}"),
-        )),
-        _ => Err(TargetError::new(
-            Cause::Protocol,
-            "AUTH answered neither OK nor an error",
-        )),
-    }
-}
-
-fn rejected_cause(code: &str) -> Cause {
-    match code {
-        "NOPERM" => Cause::Permission,
-        "WRONGPASS" | "NOAUTH" => Cause::Auth,
-        "LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" => Cause::Unavailable,
-        "READONLY" => Cause::Rejected,
-        _ => Cause::Rejected,
-    }
-}
-
-/// The SHA-256 hashes of `user`'s passwords, or `None` if there is no such user.
-async fn password_hashes(
-    conn: &mut Connection,
-    user: &str,
-) -> Result<Option<BTreeSet<String>>, TargetError> {
-    let reply = conn
-        .call(&[b"ACL", b"GETUSER", user.as_bytes()], false)
-        .await?;
-    let items = match reply {
-        Reply::Array(None) | Reply::Bulk(None) => return Ok(None),
-        Reply::Array(Some(items)) => items,
-        Reply::Error(code, message) => {
-            return Err(TargetError::new(
-                rejected_cause(&code),
-                format!(
-                    "ACL GETUSER {user:?} failed: {code} {message}; the managing user needs +acl"
-                ),
-            ));
-        }
-        _ => {
-            return Err(TargetError::new(
-                Cause::Protocol,
-                "ACL GETUSER answered no list",
-            ));
-        }
-    };
-    let mut fields = items.iter();
-    while let (Some(key), Some(value)) = (fields.next(), fields.next()) {
-        if matches!(key, Reply::Bulk(Some(k)) if k == b"passwords") {
-            let Reply::Array(Some(list)) = value else {
-                return Err(TargetError::new(
-                    Cause::Protocol,
-                    "ACL GETUSER's passwords are not a list",
-                ));
-            };
-            return Ok(Some(
-                list.iter()
-                    .filter_map(|h| match h {
-                        Reply::Bulk(Some(h)) => String::from_utf8(h.clone()).ok(),
-                        _ => None,
-                    })
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect(),
-            ));
-        }
-    }
-    Err(TargetError::new(
-        Cause::Protocol,
-        "ACL GETUSER listed no passwords field",
-    ))
-}
-
-/// Runs `ACL SETUSER user rules...`, whose rules carry secrets.
-async fn set_user(
-    conn: &mut Connection,
-    user: &str,
-    rules: &[&[u8]],
-    what: &str,
-) -> Result<(), TargetError> {
-    let mut args: Vec<&[u8]> = vec![b"ACL", b"SETUSER", user.as_bytes()];
-    args.extend_from_slice(rules);
-    match conn.call(&args, true).await? {
-        Reply::Status(_) => Ok(()),
-        Reply::Error(code, _) => Err(TargetError::new(
-            rejected_cause(&code),
-            format!(
-                "ACL SETUSER {user:?} ({what}) failed with {code} (the server's message is not shown: it echoes the rule)"
-            ),
-        )),
-        _ => Err(TargetError::new(
-            Cause::Protocol,
-            "ACL SETUSER answered neither OK nor an error",
-        )),
-    }
-}
-
-/// Persists the ACL where the server keeps it in an ACL file (`ACL SAVE`).
-async fn persist(conn: &mut Connection) -> Result<(), TargetError> {
-    let aclfile = match conn.call(&[b"CONFIG", b"GET", b"aclfile"], false).await? {
-        Reply::Array(Some(items)) => match items.get(1) {
-            Some(Reply::Bulk(Some(path))) => Some(!path.is_empty()),
-            _ => Some(false),
-        },
-        // The managing user may not read the configuration: try to save.
-        Reply::Error(_, _) => None,
-        _ => {
-            return Err(TargetError::new(
-                Cause::Protocol,
-                "CONFIG GET answered no list",
-            ));
-        }
-    };
-    if aclfile == Some(false) {
-        return Ok(());
-    }
-    match conn.call(&[b"ACL", b"SAVE"], false).await? {
-        Reply::Status(_) => Ok(()),
-        Reply::Error(code, message) if aclfile == Some(true) => Err(TargetError::new(
-            rejected_cause(&code),
-            format!(
-                "ACL SAVE failed: {code} {message}. The change is live but would be lost when the server restarts: make the ACL file writable by the server (and give the managing user +acl|save), then retry"
-            ),
-        )),
-        Reply::Error(code, _) => {
-            warn!(code = %code, "ACL SAVE failed and the managing user cannot read CONFIG aclfile; if the server uses an ACL file, the change would be lost at restart");
-            Ok(())
-        }
-        _ => Err(TargetError::new(
-            Cause::Protocol,
-            "ACL SAVE answered neither OK nor an error",
-        )),
-    }
-}
-
-impl RedisRotator {
-    /// A connection logged in as whoever manages `user`'s ACL: the admin secret
-    /// if one is named, else the user itself with the first of `own` that works.
-    async fn manager<S: SecretStore>(
-        &self,
-        ctx: &StepContext<'_, S>,
-        config: &Config,
-        user: &RedisSecret,
-        own: &[&SecretString],
-    ) -> Result<Connection, Error> {
-        let arn = ctx.secret_arn();
-        let named = match (&user.masterarn, &config.master_secret) {
-            (Some(named), _) => Some(("masterarn", named.as_str())),
-            (None, Some(deployer)) => Some((MASTER_SECRET_VAR, deployer.as_str())),
-            (None, None) => None,
-        };
-        let Some((setting, target_id)) = named else {
-            for password in own {
-                if let Some(conn) = login(user, &user.username, password)
-                    .await
-                    .map_err(|e| at(user, e))?
-                {
-                    return Ok(conn);
-                }
-            }
-            return Err(at(
-                user,
-                TargetError::new(
-                    Cause::Auth,
-                    format!(
-                        "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value (or name an admin secret in masterarn), then rotate again",
-                        user.username
-                    ),
-                ),
-            ));
-        };
-        let allowed: Vec<String> = config.master_secret.iter().cloned().collect();
-        let linked = linked::read(
-            ctx.store(),
-            ctx.secret,
-            Link {
-                setting,
-                target: target_id,
-                deployer: Deployer {
-                    variable: MASTER_SECRET_VAR,
-                    secrets: &allowed,
-                },
-            },
-        )
-        .await?;
-        let master = parse(&linked.arn, AWSCURRENT, &linked.value)?;
-        if master.host != user.host {
-            return Err(Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: setting.into(),
-                problem: format!(
-                    "the admin secret names host {}, but this secret names {}; they must be the same server",
-                    master.host, user.host
-                ),
-            });
-        }
-        // The admin logs in on its own secret's port and transport: whoever
-        // writes the user's secret cannot send the admin password in plaintext.
-        match login(&master, &master.username, &master.password)
-            .await
-            .map_err(|e| at(&master, e))?
-        {
-            Some(conn) => Ok(conn),
-            None => Err(at(
-                &master,
-                TargetError::new(
-                    Cause::Auth,
-                    format!(
-                        "refused the admin credentials of user {:?} from {}; nothing was changed. Fix that secret's password, then rotate again",
-                        master.username, linked.arn
-                    ),
-                ),
-            )),
+            clients: managed::Clients::default(),
         }
     }
 }
@@ -354,7 +94,15 @@ impl Rotator for RedisRotator {
     ) -> Result<SecretString, Error> {
         let arn = ctx.secret_arn();
         let config = self.config.get(arn)?;
-        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
+        let current = &ctx.current().await?.value;
+        if managed::secret::is_managed(current) {
+            return managed::create(ctx, config, current).await;
+        }
+        let current = RedisSecret::parse(current).map_err(|problem| Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: AWSCURRENT.to_owned(),
+            problem: problem.0,
+        })?;
         let password = config
             .policy
             .generate()
@@ -366,220 +114,43 @@ impl Rotator for RedisRotator {
     }
 
     async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config.get(arn)?;
-        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        if (
-            pending.host.as_str(),
-            pending.port,
-            pending.username.as_str(),
-            pending.transport,
-        ) != (
-            current.host.as_str(),
-            current.port,
-            current.username.as_str(),
-            current.transport,
-        ) {
-            return Err(Error::InvalidSecretValue {
-                secret: arn.to_owned(),
-                label: ctx.pending_label.to_owned(),
-                problem: format!(
-                    "names user {:?} at {}, but AWSCURRENT names user {:?} at {}; rotation changes a password, not the user, server or transport",
-                    pending.username,
-                    pending.address(),
-                    current.username,
-                    current.address()
-                ),
-            });
-        }
-        let previous = match ctx.previous().await? {
-            Some(p) => RedisSecret::parse(&p.value)
-                .ok()
-                .filter(|p| p.username == current.username),
-            None => None,
-        };
-        let mut own = vec![&current.password];
-        if let Some(p) = &previous {
-            own.push(&p.password);
-        }
-        own.push(&pending.password);
-        // Whoever writes this secret is not the admin's owner: the admin adds a
-        // password only to a user whose secret already holds a working one, so
-        // naming another user (or the admin itself) in the secret gains nothing.
-        let mut proven = false;
-        for password in &own {
-            if let Some(conn) = login(&current, &current.username, password)
-                .await
-                .map_err(|e| at(&current, e))?
-            {
-                drop(conn);
-                proven = true;
-                break;
-            }
-        }
-        if !proven {
-            return Err(at(
-                &current,
-                TargetError::new(
-                    Cause::Auth,
-                    format!(
-                        "refused the current, previous and pending passwords of user {:?}, so no password was added: the function changes only a user whose secret holds a working password. Set the user's password to the AWSCURRENT value, then rotate again",
-                        current.username
-                    ),
-                ),
-            ));
-        }
-        let mut conn = self.manager(ctx, config, &current, &own).await?;
-        waiting(&pending, "adding a password to", &pending.username);
-        let hashes = password_hashes(&mut conn, &pending.username)
-            .await
-            .map_err(|e| at(&pending, e))?
-            .ok_or_else(|| at(&pending, TargetError::new(
-                Cause::NotFound,
-                format!("has no ACL user {:?}; create it (ACL SETUSER) with the AWSCURRENT password, then rotate again", pending.username),
-            )))?;
-        if hashes.contains(&sha256_hex(&pending.password)) {
-            info!(secret = %arn, user = %pending.username, "the user already holds the pending password");
+        let config = self.config.get(ctx.secret_arn())?;
+        if managed::secret::is_managed(&ctx.current().await?.value) {
+            managed::set(ctx, config, &self.clients).await
         } else {
-            let mut rule = format!(">{}", pending.password.expose_secret()).into_bytes();
-            let result = set_user(
-                &mut conn,
-                &pending.username,
-                &[&rule],
-                "adding the pending password",
-            )
-            .await;
-            zeroize::Zeroize::zeroize(&mut rule);
-            result.map_err(|e| at(&pending, e))?;
-            info!(secret = %arn, user = %pending.username, "pending password added; the current one still works");
+            self_managed::set(ctx, config).await
         }
-        persist(&mut conn).await.map_err(|e| at(&pending, e))?;
-        Ok(())
     }
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-        waiting(&pending, "testing the login of", &pending.username);
-        let Some(mut conn) = login(&pending, &pending.username, &pending.password)
-            .await
-            .map_err(|e| at(&pending, e))?
-        else {
-            return Err(at(
-                &pending,
-                TargetError::new(
-                    Cause::Auth,
-                    format!(
-                        "refused the pending password of user {:?}; run setSecret again",
-                        pending.username
-                    ),
-                ),
-            ));
-        };
-        match conn
-            .call(&[b"PING"], false)
-            .await
-            .map_err(|e| at(&pending, e))?
-        {
-            Reply::Status(s) if s == "PONG" => Ok(()),
-            Reply::Error(code, message) => Err(at(
-                &pending,
-                TargetError::new(
-                    rejected_cause(&code),
-                    format!(
-                        "PING as user {:?} failed: {code} {message}; the user needs +ping (or +@connection)",
-                        pending.username
-                    ),
-                ),
-            )),
-            _ => Err(at(
-                &pending,
-                TargetError::new(Cause::Protocol, "PING did not answer PONG"),
-            )),
+        let config = self.config.get(ctx.secret_arn())?;
+        if managed::secret::is_managed(&ctx.pending().await?.value) {
+            managed::test(ctx, config, &self.clients).await
+        } else {
+            self_managed::test(ctx).await
         }
     }
 
     async fn after_finish<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
         let arn = ctx.secret_arn();
         let config = self.config.get(arn)?;
-        let read = |label: &'static str| async move {
-            ctx.store()
-                .get_value(arn, VersionSelector::Label(label))
-                .await
-                .map_err(|source| Error::Store {
-                    secret: arn.to_owned(),
-                    operation: "GetSecretValue",
-                    source,
-                })
-        };
-        let Some(current) = read(AWSCURRENT).await? else {
+        // The labels have moved: read AWSCURRENT afresh.
+        let current = ctx
+            .store()
+            .get_value(arn, VersionSelector::Label(AWSCURRENT))
+            .await
+            .map_err(|source| Error::Store {
+                secret: arn.to_owned(),
+                operation: "GetSecretValue",
+                source,
+            })?;
+        let Some(current) = current else {
             return Ok(());
         };
-        let current = parse(arn, AWSCURRENT, &current.value)?;
-        let previous = match read(AWSPREVIOUS).await? {
-            Some(p) => RedisSecret::parse(&p.value)
-                .ok()
-                .filter(|p| p.username == current.username && p.host == current.host),
-            None => None,
-        };
-        let mut keep = BTreeSet::from([sha256_hex(&current.password)]);
-        let mut own = vec![&current.password];
-        if let Some(p) = &previous {
-            own.push(&p.password);
-            if !config.revoke_at_finish {
-                keep.insert(sha256_hex(&p.password));
-            }
-        }
-        let mut conn = self.manager(ctx, config, &current, &own).await?;
-        waiting(&current, "removing old passwords of", &current.username);
-        let Some(hashes) = password_hashes(&mut conn, &current.username)
-            .await
-            .map_err(|e| at(&current, e))?
-        else {
-            return Err(at(
-                &current,
-                TargetError::new(
-                    Cause::NotFound,
-                    format!(
-                        "has no ACL user {:?} any more; nothing to tidy",
-                        current.username
-                    ),
-                ),
-            ));
-        };
-        if !hashes.contains(&sha256_hex(&current.password)) {
-            // Never remove a password while the current one is not in place.
-            return Err(at(
-                &current,
-                TargetError::new(
-                    Cause::Mismatch,
-                    format!(
-                        "user {:?} does not hold the AWSCURRENT password, so no password was removed; run setSecret for the current version, or set the user's password to AWSCURRENT",
-                        current.username
-                    ),
-                ),
-            ));
-        }
-        let stale: Vec<Vec<u8>> = hashes
-            .difference(&keep)
-            .map(|h| format!("!{h}").into_bytes())
-            .collect();
-        if stale.is_empty() {
-            info!(secret = %arn, user = %current.username, "no old password to remove");
+        if managed::secret::is_managed(&current.value) {
+            managed::finish(ctx, config, &self.clients, &current.value).await
         } else {
-            let rules: Vec<&[u8]> = stale.iter().map(Vec::as_slice).collect();
-            set_user(
-                &mut conn,
-                &current.username,
-                &rules,
-                "removing old passwords",
-            )
-            .await
-            .map_err(|e| at(&current, e))?;
-            info!(secret = %arn, user = %current.username, removed = stale.len(), "old passwords removed");
+            self_managed::finish(ctx, config, &current.value).await
         }
-        persist(&mut conn).await.map_err(|e| at(&current, e))?;
-        Ok(())
     }
 }

@@ -91,7 +91,7 @@ impl Connection {
         let io: Box<dyn Io> = match transport {
             Transport::Plaintext => Box::new(tcp),
             Transport::VerifiedTls => {
-                let config = client_config().map_err(|p| TargetError::new(Cause::Tls, p))?;
+                let config = client_config()?;
                 let name = ServerName::try_from(host.to_owned()).map_err(|_| {
                     TargetError::new(
                         Cause::Tls,
@@ -256,17 +256,18 @@ const SYSTEM_BUNDLES: [&str; 5] = [
     "/etc/ssl/cert.pem",
 ];
 
-fn bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+fn bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, rustls_pki_types::pem::Error> {
+    CertificateDer::pem_file_iter(path)?.collect()
+}
+
+fn no_tls(problem: String) -> TargetError {
+    TargetError::new(Cause::Tls, problem)
 }
 
 /// The TLS client configuration: the system's CAs plus `SSL_CERT_FILE`'s,
 /// built on the first TLS connection, never on the cold path.
-pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TargetError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, TargetError>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let mut certs = Vec::new();
@@ -275,14 +276,14 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
             }
             if let Some(extra) = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()) {
                 let path = Path::new(&extra);
-                let found = bundle(path).map_err(|e| format!("{CA_FILE_VAR}={} could not be read as a PEM bundle: {e}; point it at the server's CA bundle", path.display()))?;
+                let found = bundle(path).map_err(|e| no_tls(format!("{CA_FILE_VAR}={} could not be read as a PEM bundle: {e}; point it at the server's CA bundle", path.display())))?;
                 if found.is_empty() {
-                    return Err(format!("{CA_FILE_VAR}={} holds no certificate; point it at the server's CA bundle", path.display()));
+                    return Err(no_tls(format!("{CA_FILE_VAR}={} holds no certificate; point it at the server's CA bundle", path.display())));
                 }
                 certs.extend(found);
             }
             if certs.is_empty() {
-                return Err(format!("no CA certificates found; set {CA_FILE_VAR} to the server's CA bundle"));
+                return Err(no_tls(format!("no CA certificates found; set {CA_FILE_VAR} to the server's CA bundle")));
             }
             let mut roots = RootCertStore::empty();
             let _ = roots.add_parsable_certificates(certs);
@@ -290,7 +291,7 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| no_tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
             Ok(Arc::new(config))

@@ -18,6 +18,135 @@ pub enum Transport {
     Plaintext,
 }
 
+/// What is wrong with a secret's value: names the field and the fix, never a
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<&str> for Invalid {
+    fn from(problem: &str) -> Self {
+        Invalid(problem.to_owned())
+    }
+}
+
+/// Where a Redis-protocol server listens, and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The host name or address.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// TLS or plaintext.
+    pub transport: Transport,
+}
+
+impl Endpoint {
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A secret's fields as JSON; the error says the value is no JSON object.
+pub fn fields(value: &SecretString, expected: &str) -> Result<Map<String, Value>, Invalid> {
+    match serde_json::from_str(value.expose_secret()) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(Invalid(format!(
+            "is JSON but not an object; store a JSON object with {expected}"
+        ))),
+        Err(e) => Err(Invalid(format!(
+            "is not JSON (line {}, column {}); store a JSON object with {expected}",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+/// A string field, `None` when absent or null.
+pub fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Invalid> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Invalid(format!("field {name} must be a string"))),
+    }
+}
+
+/// The `password` field: `None` when absent or null (the caller decides
+/// whether that is allowed), an error when empty or not a string.
+pub fn password(fields: &Map<String, Value>) -> Result<Option<SecretString>, Invalid> {
+    match fields.get("password") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(SecretString::from(s.as_str()))),
+        Some(Value::String(_)) => Err("field password is empty; store the user's password".into()),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err("field password must be a string".into()),
+    }
+}
+
+/// `host`, `port` and `ssl`, or `None` when the secret has no `host`.
+pub fn endpoint(fields: &Map<String, Value>) -> Result<Option<Endpoint>, Invalid> {
+    let Some(host) = text(fields, "host")?
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+    else {
+        return Ok(None);
+    };
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(
+            "field host must be a host name or address, without spaces, slashes or a scheme".into(),
+        );
+    }
+    let bad_port = || Invalid::from("field port must be a port number from 1 to 65535");
+    let port = match fields.get("port") {
+        None | Some(Value::Null) => DEFAULT_PORT,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(bad_port)?,
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(bad_port)?,
+        Some(_) => return Err(bad_port()),
+    };
+    let transport = match fields.get("ssl") {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => Transport::VerifiedTls,
+        Some(Value::Bool(false)) => Transport::Plaintext,
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Transport::VerifiedTls,
+            "false" => Transport::Plaintext,
+            _ => return Err("field ssl must be true or false".into()),
+        },
+        Some(_) => return Err("field ssl must be true or false".into()),
+    };
+    Ok(Some(Endpoint {
+        host,
+        port,
+        transport,
+    }))
+}
+
+/// `fields` with another password, as a secret value.
+pub fn with_password(fields: &Map<String, Value>, password: &SecretString) -> SecretString {
+    let mut fields = fields.clone();
+    fields.insert(
+        "password".into(),
+        Value::String(password.expose_secret().to_owned()),
+    );
+    let text = serde_json::to_string(&Value::Object(fields)).unwrap_or_default();
+    SecretString::from(text)
+}
+
 /// A parsed user secret.
 pub struct RedisSecret {
     /// The host name or address.
@@ -35,78 +164,22 @@ pub struct RedisSecret {
     fields: Map<String, Value>,
 }
 
+const EXPECTED: &str = "host, port, username and password";
+
 impl RedisSecret {
     /// Parses a secret value; the error names the field and the fix.
-    pub fn parse(value: &SecretString) -> Result<RedisSecret, String> {
-        let fields: Map<String, Value> = match serde_json::from_str(value.expose_secret()) {
-            Ok(Value::Object(fields)) => fields,
-            Ok(_) => return Err("is JSON but not an object; store a JSON object with host, port, username and password".into()),
-            Err(e) => {
-                return Err(format!(
-                    "is not JSON (line {}, column {}); store a JSON object with host, port, username and password",
-                    e.line(),
-                    e.column()
-                ));
-            }
-        };
-        let text = |name: &str| -> Result<Option<String>, String> {
-            match fields.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("field {name} must be a string")),
-            }
-        };
-        let host = text("host")?
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .ok_or("has no host field; add the Redis server's host name")?;
-        if host
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-        {
-            return Err(
-                "field host must be a host name or address, without spaces, slashes or a scheme"
-                    .into(),
-            );
-        }
-        let port = match fields.get("port") {
-            None | Some(Value::Null) => DEFAULT_PORT,
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|n| u16::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or("field port must be a port number from 1 to 65535")?,
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or("field port must be a port number from 1 to 65535")?,
-            Some(_) => return Err("field port must be a port number from 1 to 65535".into()),
-        };
-        let username = text("username")?.unwrap_or_else(|| "default".into());
+    pub fn parse(value: &SecretString) -> Result<RedisSecret, Invalid> {
+        let fields = fields(value, EXPECTED)?;
+        let Endpoint {
+            host,
+            port,
+            transport,
+        } = endpoint(&fields)?.ok_or("has no host field; add the Redis server's host name")?;
+        let username = text(&fields, "username")?.unwrap_or_else(|| "default".into());
         check_username(&username)?;
-        let password = match fields.get("password") {
-            Some(Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
-            Some(Value::String(_)) => {
-                return Err("field password is empty; store the user's password".into());
-            }
-            None | Some(Value::Null) => {
-                return Err("has no password field; add the user's password".into());
-            }
-            Some(_) => return Err("field password must be a string".into()),
-        };
-        let transport = match fields.get("ssl") {
-            None | Some(Value::Null) | Some(Value::Bool(true)) => Transport::VerifiedTls,
-            Some(Value::Bool(false)) => Transport::Plaintext,
-            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" => Transport::VerifiedTls,
-                "false" => Transport::Plaintext,
-                _ => return Err("field ssl must be true or false".into()),
-            },
-            Some(_) => return Err("field ssl must be true or false".into()),
-        };
-        let masterarn = text("masterarn")?.filter(|m| !m.trim().is_empty());
+        let password =
+            password(&fields)?.ok_or("has no password field; add the user's password")?;
+        let masterarn = text(&fields, "masterarn")?.filter(|m| !m.trim().is_empty());
         Ok(RedisSecret {
             host,
             port,
@@ -118,24 +191,23 @@ impl RedisSecret {
         })
     }
 
+    /// Where the server listens.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            transport: self.transport,
+        }
+    }
+
     /// `host:port`, for messages.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.endpoint().address()
     }
 
     /// This secret's value with another password, every other field kept.
     pub fn with_password(&self, password: &SecretString) -> SecretString {
-        let mut fields = self.fields.clone();
-        fields.insert(
-            "password".into(),
-            Value::String(password.expose_secret().to_owned()),
-        );
-        let text = serde_json::to_string(&Value::Object(fields)).unwrap_or_default();
-        SecretString::from(text)
+        with_password(&self.fields, password)
     }
 }
 
@@ -144,7 +216,7 @@ impl RedisSecret {
 /// Each command argument travels as its own length-prefixed string, so no name
 /// could add ACL rules anyway; refusing odd names gives a clear error instead
 /// of a server's.
-pub fn check_username(name: &str) -> Result<(), String> {
+pub fn check_username(name: &str) -> Result<(), Invalid> {
     if name.is_empty() {
         return Err("field username is empty; name the ACL user".into());
     }
@@ -152,9 +224,9 @@ pub fn check_username(name: &str) -> Result<(), String> {
         return Err("field username is longer than 256 bytes".into());
     }
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "field username {name:?} holds whitespace or control characters, which Redis ACL user names cannot"
-        ));
+        )));
     }
     Ok(())
 }
@@ -163,7 +235,7 @@ pub fn check_username(name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<RedisSecret, String> {
+    fn parse(text: &str) -> Result<RedisSecret, Invalid> {
         RedisSecret::parse(&SecretString::from(text))
     }
 
@@ -195,7 +267,7 @@ mod tests {
             "hunter2",
         ] {
             let e = parse(bad).err().expect("refused");
-            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.0.contains("hunter2"), "{e}");
         }
     }
 }

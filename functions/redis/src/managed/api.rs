@@ -1,0 +1,157 @@
+//! What the ElastiCache and MemoryDB clients share: a user as `DescribeUsers`
+//! reports it, and the classification of an API failure into a target cause.
+
+use aws_sdk_memorydb::config::http::HttpResponse;
+use aws_sdk_memorydb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use rotor_core::{Cause, TargetError};
+
+/// The status in which a user accepts a change and its passwords are in force.
+pub const ACTIVE: &str = "active";
+
+/// A user as `DescribeUsers` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserState {
+    /// Its ARN, as the service reports it.
+    pub arn: Option<String>,
+    /// The name clients log in with.
+    pub name: Option<String>,
+    /// `active`, `modifying`, `creating`, `deleting`, …
+    pub status: String,
+    /// How many passwords it holds (never the passwords).
+    pub password_count: Option<i32>,
+}
+
+/// The cause of an API failure, from the error code (the services answer a
+/// throttled call with HTTP 400 and a code) or, failing that, the status.
+pub fn classify(code: Option<&str>, status: u16) -> Cause {
+    match code.unwrap_or_default() {
+        "UserNotFound" | "UserNotFoundFault" => Cause::NotFound,
+        "InvalidUserState" | "InvalidUserStateFault" => Cause::Pending,
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "InternalServiceError" => Cause::Unavailable,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "NotAuthorized" => {
+            Cause::Permission
+        }
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature" => Cause::Auth,
+        _ => match status {
+            401 | 403 => Cause::Permission,
+            404 => Cause::NotFound,
+            429 | 500..=599 => Cause::Unavailable,
+            _ => Cause::Rejected,
+        },
+    }
+}
+
+/// What to do about a failure of `cause`, for the message.
+fn fix(cause: Cause, service: &str, operation: &str, user: &str) -> String {
+    match cause {
+        Cause::NotFound => format!(
+            "; the secret's user_arn names no {service} user ({user}) in this account and region: fix user_arn, or create the user"
+        ),
+        Cause::Pending => format!(
+            "; the user is being changed ({service} applies a change for a few minutes): rotate again once it is active"
+        ),
+        Cause::Permission => format!(
+            "; the function's role needs {}:{operation} on {user} (template parameter redisManagedUserArns)",
+            service.to_ascii_lowercase()
+        ),
+        Cause::Unavailable | Cause::Unreachable => {
+            format!("; {service} is throttling or failing for now: rotate again")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A failed call as a target error. `echo` says whether the service's own
+/// message may be shown: not for calls that carry passwords, whose message
+/// could quote one.
+pub fn failure<E>(
+    service: &str,
+    operation: &str,
+    user: &str,
+    error: &SdkError<E, HttpResponse>,
+    echo: bool,
+) -> TargetError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (cause, detail) = match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            (Cause::Unreachable, DisplayErrorContext(error).to_string())
+        }
+        SdkError::ServiceError(service_error) => {
+            let err = service_error.err();
+            let status = service_error.raw().status().as_u16();
+            let code = err.code();
+            let cause = classify(code, status);
+            let mut detail = format!("{} (HTTP {status})", code.unwrap_or("an unnamed error"));
+            if echo && let Some(message) = err.message() {
+                detail.push_str(": ");
+                detail.push_str(message);
+            }
+            (cause, detail)
+        }
+        SdkError::ResponseError(_) => (
+            Cause::Protocol,
+            "an answer the SDK could not read".to_owned(),
+        ),
+        _ => (
+            Cause::Rejected,
+            "a request the SDK could not build".to_owned(),
+        ),
+    };
+    let fix = fix(cause, service, operation, user);
+    TargetError::new(
+        cause,
+        format!("{operation} for {user} failed: {detail}{fix}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_decide_before_statuses() {
+        assert_eq!(classify(Some("UserNotFound"), 404), Cause::NotFound);
+        assert_eq!(classify(Some("UserNotFoundFault"), 400), Cause::NotFound);
+        assert_eq!(classify(Some("InvalidUserState"), 400), Cause::Pending);
+        assert_eq!(classify(Some("InvalidUserStateFault"), 400), Cause::Pending);
+        assert_eq!(classify(Some("Throttling"), 400), Cause::Unavailable);
+        assert_eq!(
+            classify(Some("ThrottlingException"), 400),
+            Cause::Unavailable
+        );
+        assert_eq!(classify(Some("AccessDenied"), 403), Cause::Permission);
+        assert_eq!(
+            classify(Some("AccessDeniedException"), 400),
+            Cause::Permission
+        );
+        assert_eq!(classify(Some("ExpiredToken"), 400), Cause::Auth);
+        assert_eq!(
+            classify(Some("InvalidParameterValue"), 400),
+            Cause::Rejected
+        );
+        assert_eq!(classify(None, 503), Cause::Unavailable);
+        assert_eq!(classify(None, 429), Cause::Unavailable);
+        assert_eq!(classify(None, 403), Cause::Permission);
+        assert!(Cause::Pending.is_retryable() && Cause::Unavailable.is_retryable());
+        assert!(!Cause::NotFound.is_retryable() && !Cause::Permission.is_retryable());
+    }
+}

@@ -1,0 +1,359 @@
+//! Amazon ElastiCache (Redis OSS, Valkey) RBAC users and Amazon MemoryDB
+//! users, whose passwords only the services' APIs change. A secret in the
+//! shape AWS's `SecretsManagerElasticacheUserRotation` reads (`user_arn`,
+//! `username`, `password`) is rotated with a two-password overlap:
+//! * setSecret waits for the user's `Status` to be `active`, then sets its
+//!   passwords to [pending, current] (ElastiCache `ModifyUser`, MemoryDB
+//!   `UpdateUser`): clients keep logging in with the current one;
+//! * testSecret waits for `active` again (the change is in force), and logs
+//!   in with the pending password where the secret names a `host`;
+//! * finishSecret: the labels move; with `REVOKE_PREVIOUS=at-finish` the
+//!   passwords become [new] only, else the previous one works until the next
+//!   rotation's setSecret replaces it.
+//!
+//! Whoever writes a secret is not the deployer: the function changes only a
+//! user whose ARN the deployer lists in `MANAGED_USER_ARNS`, in the function's
+//! own region and the secret's account, and only once `DescribeUsers` reports
+//! that very ARN for the identifier it is about to change.
+
+pub mod api;
+pub mod arn;
+pub mod elasticache;
+pub mod memorydb;
+pub mod secret;
+mod settings;
+
+use std::time::{Duration, Instant};
+
+use rotor_core::labels::AWSCURRENT;
+use rotor_core::{Cause, Error, SecretStore, SecretString, StepContext, System, TargetError};
+use tokio::sync::OnceCell;
+use tracing::info;
+
+use crate::Config;
+use api::{ACTIVE, UserState};
+use arn::{Arn, CacheUser};
+use secret::ManagedSecret;
+pub use settings::{
+    MANAGED_USER_ARNS_VAR, MAX_WAIT_VAR, ManagedSettings, SECRET_ARN_VAR, SettingsError,
+    USER_NAME_VAR, WAIT_INTERVAL_VAR,
+};
+
+/// How long before the step's deadline the wait for `active` gives up, to
+/// report the user's status rather than be cut short.
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
+
+/// The API clients, made on the first managed secret only.
+#[derive(Default)]
+pub struct Clients {
+    config: OnceCell<aws_config::SdkConfig>,
+    memorydb: OnceCell<aws_sdk_memorydb::Client>,
+    elasticache: OnceCell<aws_sdk_elasticache::Client>,
+}
+
+impl Clients {
+    /// The SDK configuration from the environment (region, credentials,
+    /// `AWS_ENDPOINT_URL_MEMORYDB`, `AWS_ENDPOINT_URL_ELASTICACHE`), on the
+    /// HTTPS client Secrets Manager uses.
+    async fn config(&self) -> &aws_config::SdkConfig {
+        self.config
+            .get_or_init(|| async {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(rotor_core::store::aws::https_client())
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_millis(3100))
+                            .operation_attempt_timeout(Duration::from_secs(5))
+                            .build(),
+                    )
+                    .load()
+                    .await
+            })
+            .await
+    }
+}
+
+fn parse(secret: &str, label: &str, value: &SecretString) -> Result<ManagedSecret, Error> {
+    ManagedSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
+        secret: secret.to_owned(),
+        label: label.to_owned(),
+        problem: problem.0,
+    })
+}
+
+/// A user the function has checked it may change, with its service's client.
+struct Bound<'a> {
+    api: Api<'a>,
+    arn: &'a Arn,
+    user: &'a CacheUser,
+    username: &'a str,
+    settings: &'a ManagedSettings,
+}
+
+enum Api<'a> {
+    MemoryDb(&'a aws_sdk_memorydb::Client),
+    ElastiCache(&'a aws_sdk_elasticache::Client),
+}
+
+impl Bound<'_> {
+    fn target(&self) -> String {
+        format!("{} user {}", self.user.service(), self.arn)
+    }
+
+    fn at(&self, e: TargetError) -> Error {
+        e.at(System::Cache, self.target())
+    }
+
+    async fn describe(&self) -> Result<UserState, Error> {
+        let arn = self.arn.to_string();
+        rotor_core::progress::waiting_for(|| format!("{} (DescribeUsers)", self.target()));
+        let state = match self.api {
+            Api::MemoryDb(c) => memorydb::describe(c, self.user.id(), &arn).await,
+            Api::ElastiCache(c) => elasticache::describe(c, self.user.id(), &arn).await,
+        }
+        .map_err(|e| self.at(e))?;
+        // The API acts on the caller's account: the user it reports must be
+        // the one the secret names, or the function would change another.
+        let reported: Option<Arn> = state.arn.as_deref().and_then(|a| a.parse().ok());
+        if reported.as_ref() != Some(self.arn) {
+            return Err(self.at(TargetError::new(
+                Cause::Mismatch,
+                format!(
+                    "DescribeUsers reports {} {:?} as {}, not as the secret's user_arn; the user is not in this function's account and region. Nothing was changed: rotate it with a function deployed in the user's account and region",
+                    match self.user {
+                        CacheUser::ElastiCache(_) => "user ID",
+                        CacheUser::MemoryDb(_) => "user name",
+                    },
+                    self.user.id(),
+                    state.arn.as_deref().unwrap_or("no ARN")
+                ),
+            )));
+        }
+        if state.name.as_deref() != Some(self.username) {
+            return Err(self.at(TargetError::new(
+                Cause::Mismatch,
+                format!(
+                    "the user logs in as {:?}, but the secret's username is {:?}; nothing was changed. Set the secret's username to the user's name",
+                    state.name.as_deref().unwrap_or(""),
+                    self.username
+                ),
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Waits until the user is `active`: at most the deployer's
+    /// `MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS`, and never past the step's
+    /// deadline. Running out is retryable and names the status.
+    async fn wait_active(&self, step: &str) -> Result<UserState, Error> {
+        let started = Instant::now();
+        let mut limit = started + self.settings.max_wait;
+        if let Some(deadline) = rotor_core::progress::deadline() {
+            limit = limit.min(deadline.checked_sub(WAIT_MARGIN).unwrap_or(deadline));
+        }
+        loop {
+            let state = self.describe().await?;
+            if state.status == ACTIVE {
+                return Ok(state);
+            }
+            if Instant::now() + self.settings.interval >= limit {
+                return Err(self.at(TargetError::new(
+                    Cause::Pending,
+                    format!(
+                        "{step}: the user is {:?}, not active, after {} s of waiting ({MAX_WAIT_VAR}={}, and the function's timeout); {} is still applying a change to it. Nothing was changed by this step: rotate again once the user is active",
+                        state.status,
+                        started.elapsed().as_secs(),
+                        self.settings.max_wait.as_secs(),
+                        self.user.service()
+                    ),
+                )));
+            }
+            info!(user = %self.arn, status = %state.status, "{step}: waiting for the user to be active");
+            tokio::time::sleep(self.settings.interval).await;
+        }
+    }
+
+    async fn set_passwords(&self, passwords: &[&SecretString]) -> Result<(), Error> {
+        let arn = self.arn.to_string();
+        rotor_core::progress::waiting_for(|| format!("{} (setting passwords)", self.target()));
+        match self.api {
+            Api::MemoryDb(c) => memorydb::set_passwords(c, self.user.id(), &arn, passwords).await,
+            Api::ElastiCache(c) => {
+                elasticache::set_passwords(c, self.user.id(), &arn, passwords).await
+            }
+        }
+        .map_err(|e| self.at(e))
+    }
+}
+
+impl Clients {
+    /// Checks that the deployer lets the function change `s`'s user, then
+    /// returns it with its client.
+    async fn bind<'a>(
+        &'a self,
+        settings: &'a ManagedSettings,
+        secret_arn: &str,
+        label: &str,
+        s: &'a ManagedSecret,
+    ) -> Result<Bound<'a>, Error> {
+        settings.authorize(secret_arn, label, s)?;
+        let config = self.config().await;
+        let region = config.region().map(|r| r.as_ref().to_owned());
+        if region.as_deref() != Some(s.user_arn.region.as_str()) {
+            return Err(Error::InvalidSecretValue {
+                secret: secret_arn.to_owned(),
+                label: label.to_owned(),
+                problem: format!(
+                    "field user_arn names a user in region {}, but the function runs in {}; nothing was changed. Rotate it with a function deployed in {}",
+                    s.user_arn.region,
+                    region.as_deref().unwrap_or("no region"),
+                    s.user_arn.region
+                ),
+            });
+        }
+        let api = match &s.user {
+            CacheUser::MemoryDb(_) => Api::MemoryDb(
+                self.memorydb
+                    .get_or_init(|| async { aws_sdk_memorydb::Client::new(config) })
+                    .await,
+            ),
+            CacheUser::ElastiCache(_) => Api::ElastiCache(
+                self.elasticache
+                    .get_or_init(|| async { aws_sdk_elasticache::Client::new(config) })
+                    .await,
+            ),
+        };
+        Ok(Bound {
+            api,
+            arn: &s.user_arn,
+            user: &s.user,
+            username: &s.username,
+            settings,
+        })
+    }
+}
+
+/// createSecret: a new password, every other field kept. Refuses a user the
+/// deployer does not allow before anything is stored.
+pub(crate) async fn create<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &SecretString,
+) -> Result<SecretString, Error> {
+    let arn = ctx.secret_arn();
+    let current = parse(arn, AWSCURRENT, current)?;
+    config.managed.authorize(arn, AWSCURRENT, &current)?;
+    let password = config
+        .managed
+        .policy
+        .generate()
+        .map_err(|source| Error::PasswordPolicy {
+            secret: arn.to_owned(),
+            source,
+        })?;
+    Ok(current.with_password(&password))
+}
+
+/// setSecret: [pending, current] once the user is active.
+pub(crate) async fn set<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    clients: &Clients,
+) -> Result<(), Error> {
+    let arn = ctx.secret_arn();
+    let label = ctx.pending_label;
+    let pending = parse(arn, label, &ctx.pending().await?.value)?;
+    let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
+    if pending.user_arn != current.user_arn || pending.username != current.username {
+        return Err(Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: label.to_owned(),
+            problem: format!(
+                "names user {:?} ({}), but AWSCURRENT names {:?} ({}); rotation changes a password, not the user",
+                pending.username, pending.user_arn, current.username, current.user_arn
+            ),
+        });
+    }
+    let new = pending
+        .password
+        .as_ref()
+        .ok_or_else(|| Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: label.to_owned(),
+            problem: "has no password field; run createSecret again".into(),
+        })?;
+    let user = clients.bind(&config.managed, arn, label, &pending).await?;
+    user.wait_active("setSecret").await?;
+    let mut passwords = vec![new];
+    // Before the first rotation AWS's secrets may hold no password yet.
+    if let Some(old) = &current.password {
+        passwords.push(old);
+    }
+    user.set_passwords(&passwords).await?;
+    info!(secret = %arn, user = %pending.user_arn, passwords = passwords.len(), "passwords set; the current one still works");
+    Ok(())
+}
+
+/// testSecret: the user is active again, and the pending password logs in
+/// where the secret names an endpoint.
+pub(crate) async fn test<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    clients: &Clients,
+) -> Result<(), Error> {
+    let arn = ctx.secret_arn();
+    let label = ctx.pending_label;
+    let pending = parse(arn, label, &ctx.pending().await?.value)?;
+    let user = clients.bind(&config.managed, arn, label, &pending).await?;
+    let state = user.wait_active("testSecret").await?;
+    if state.password_count == Some(0) {
+        return Err(user.at(TargetError::new(
+            Cause::Mismatch,
+            "holds no password; run setSecret again",
+        )));
+    }
+    let (Some(endpoint), Some(password)) = (&pending.endpoint, &pending.password) else {
+        return Ok(());
+    };
+    let target = format!("Redis at {}", endpoint.address());
+    match crate::acl::login(endpoint, &pending.username, password)
+        .await
+        .map_err(|e| e.at(System::Cache, target.clone()))?
+    {
+        Some(_) => Ok(()),
+        None => Err(TargetError::new(
+            Cause::Auth,
+            format!(
+                "refused the pending password of user {:?} although {} reports the user active; run setSecret again",
+                pending.username,
+                pending.user.service()
+            ),
+        )
+        .at(System::Cache, target)),
+    }
+}
+
+/// finishSecret, after the labels moved: with `REVOKE_PREVIOUS=at-finish`
+/// only AWSCURRENT's password stays.
+pub(crate) async fn finish<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    clients: &Clients,
+    current: &SecretString,
+) -> Result<(), Error> {
+    if !config.revoke_at_finish {
+        return Ok(());
+    }
+    let arn = ctx.secret_arn();
+    let current = parse(arn, AWSCURRENT, current)?;
+    let Some(password) = &current.password else {
+        return Ok(());
+    };
+    let user = clients
+        .bind(&config.managed, arn, AWSCURRENT, &current)
+        .await?;
+    user.wait_active("finishSecret").await?;
+    user.set_passwords(&[password]).await?;
+    info!(secret = %arn, user = %current.user_arn, "the previous password is revoked");
+    Ok(())
+}
