@@ -19,7 +19,7 @@ pub async fn check(kind: Kind, value: &SecretString) -> Result<String, String> {
 
 async fn database(value: &SecretString) -> Result<String, String> {
     use rds_rotation::{mysql, postgres};
-    let secret = rds_rotation::secret::DbSecret::parse(value)?;
+    let secret = rds_rotation::secret::DbSecret::parse(value).map_err(|e| e.to_string())?;
     let failed = |e: rds_rotation::connect::ConnectError| {
         e.into_error(secret.engine, &secret.address(), &secret.username)
             .to_string()

@@ -31,7 +31,9 @@ pub(super) async fn value_findings(
     let Some(kind) = exam.kind else { return };
     let mut check = |label: &str, value: &SecretString| -> Option<String> {
         let problem = match kind {
-            Kind::Rds => rds_rotation::secret::DbSecret::parse(value).err(),
+            Kind::Rds => rds_rotation::secret::DbSecret::parse(value)
+                .err()
+                .map(|e| e.to_string()),
             Kind::Oauth => oauth_rotation::client::Client::parse(value)
                 .err()
                 .map(|e| e.to_string()),
