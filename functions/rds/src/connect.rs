@@ -6,6 +6,7 @@
 use rotor_core::{Error, System};
 
 use crate::secret::Engine;
+use crate::tls::TlsSetupError;
 
 /// What kind of failure a connection attempt met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +121,15 @@ impl ConnectError {
         match typed_cause(error) {
             Some(cause) => ConnectError { cause, detail },
             None => ConnectError::classify(detail, false),
+        }
+    }
+
+    /// No TLS connection can be made at all: the trusted certificates or the
+    /// TLS configuration are at fault, whatever the host.
+    pub fn tls_setup(error: TlsSetupError) -> ConnectError {
+        ConnectError {
+            cause: Cause::Tls,
+            detail: format!("TLS setup: {error}"),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_rds::types::{DbCluster, DbInstance};
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
@@ -139,14 +140,7 @@ impl Rds {
     pub async fn endpoint(&self, primary: &Primary) -> Result<Endpoint, TargetError> {
         let (engine, host, port) = match primary {
             Primary::Instance(arn) => {
-                let out = self
-                    .client
-                    .describe_db_instances()
-                    .db_instance_identifier(arn)
-                    .send()
-                    .await
-                    .map_err(|e| api_error("DescribeDBInstances", arn, e))?;
-                let instance = out.db_instances().first().ok_or_else(|| {
+                let instance = self.describe_instance(arn).await?.ok_or_else(|| {
                     TargetError::new(
                         Cause::NotFound,
                         format!("DescribeDBInstances found no DB instance {arn}"),
@@ -160,14 +154,7 @@ impl Rds {
                 )
             }
             Primary::Cluster(arn) => {
-                let out = self
-                    .client
-                    .describe_db_clusters()
-                    .db_cluster_identifier(arn)
-                    .send()
-                    .await
-                    .map_err(|e| api_error("DescribeDBClusters", arn, e))?;
-                let cluster = out.db_clusters().first().ok_or_else(|| {
+                let cluster = self.describe_cluster(arn).await?.ok_or_else(|| {
                     TargetError::new(
                         Cause::NotFound,
                         format!("DescribeDBClusters found no DB cluster {arn}"),
@@ -311,24 +298,9 @@ impl Rds {
             .map(|i| i.1))
     }
 
+    /// The instance `id` and its endpoint's host.
     async fn instance(&self, id: &str) -> Result<Option<(Option<String>, Instance)>, TargetError> {
-        let out = match self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(api_error("DescribeDBInstances", id, e)),
-        };
-        Ok(out.db_instances().first().map(|i| {
+        Ok(self.describe_instance(id).await?.map(|i| {
             (
                 i.endpoint().and_then(|e| e.address()).map(str::to_owned),
                 Instance {
@@ -343,29 +315,56 @@ impl Rds {
         }))
     }
 
+    /// The cluster `id`.
     async fn cluster(&self, id: &str) -> Result<Option<Cluster>, TargetError> {
-        let out = match self
+        Ok(self.describe_cluster(id).await?.map(|c| Cluster {
+            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+            writer: c.endpoint().map(str::to_owned),
+            reader: c.reader_endpoint().map(str::to_owned),
+        }))
+    }
+
+    /// DescribeDBInstances for the instance `id` (a name or an ARN); `None`
+    /// when there is no such instance.
+    async fn describe_instance(&self, id: &str) -> Result<Option<DbInstance>, TargetError> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_instances().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(api_error("DescribeDBInstances", id, e)),
+        }
+    }
+
+    /// DescribeDBClusters for the cluster `id` (a name or an ARN); `None`
+    /// when there is no such cluster.
+    async fn describe_cluster(&self, id: &str) -> Result<Option<DbCluster>, TargetError> {
+        match self
             .client
             .describe_db_clusters()
             .db_cluster_identifier(id)
             .send()
             .await
         {
-            Ok(out) => out,
+            Ok(out) => Ok(out.db_clusters().first().cloned()),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_db_cluster_not_found_fault()) =>
             {
-                return Ok(None);
+                Ok(None)
             }
-            Err(e) => return Err(api_error("DescribeDBClusters", id, e)),
-        };
-        Ok(out.db_clusters().first().map(|c| Cluster {
-            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
-            arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
-            writer: c.endpoint().map(str::to_owned),
-            reader: c.reader_endpoint().map(str::to_owned),
-        }))
+            Err(e) => Err(api_error("DescribeDBClusters", id, e)),
+        }
     }
 }
 

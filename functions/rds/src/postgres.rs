@@ -17,14 +17,14 @@ use rotor_core::TargetError;
 
 use crate::connect::{ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
-use crate::tls;
+use crate::tls::{self, TlsSetupError};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS connector, built once per process (clones share the configuration).
-fn connector() -> Result<MakeRustlsConnect, String> {
-    static CONNECTOR: OnceLock<Result<MakeRustlsConnect, String>> = OnceLock::new();
+fn connector() -> Result<MakeRustlsConnect, TlsSetupError> {
+    static CONNECTOR: OnceLock<Result<MakeRustlsConnect, TlsSetupError>> = OnceLock::new();
     CONNECTOR
         .get_or_init(|| {
             tls::client_config().map(|config| MakeRustlsConnect::new((*config).clone()))
@@ -51,8 +51,7 @@ pub async fn connect(
     let client = match secret.transport {
         Transport::VerifiedTls => {
             config.ssl_mode(SslMode::Require);
-            let connector = connector()
-                .map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?;
+            let connector = connector().map_err(ConnectError::tls_setup)?;
             let (client, connection) = config.connect(connector).await.map_err(describe)?;
             tokio::spawn(connection);
             client

@@ -110,42 +110,82 @@ impl fmt::Debug for DbSecret {
 /// The longest host or user name accepted: far beyond any engine's limit.
 const MAX_NAME: usize = 1024;
 
+/// The fields every RDS secret needs, for messages.
+const REQUIRED: &str = "RDS secrets are JSON objects with engine, host, username and password";
+
+/// Why a value is not an RDS secret. Each message names the field at fault
+/// and the fix, and never holds a field's value except the engine's.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The value does not parse as JSON.
+    #[error("is not JSON; {REQUIRED}")]
+    NotJson,
+    /// The value is JSON, but not an object.
+    #[error("is JSON but not an object; {REQUIRED}")]
+    NotAnObject,
+    /// There is no password field.
+    #[error("has no password field")]
+    NoPassword,
+    /// A required field is absent, null or empty.
+    #[error(
+        "has no {0} field (or it is empty); RDS secrets need engine, host, username and password"
+    )]
+    Missing(&'static str),
+    /// A field that must be a string is something else.
+    #[error("has a {0} field that is not a string")]
+    NotAString(&'static str),
+    /// A name longer than [`MAX_NAME`] bytes.
+    #[error("has a {0} field longer than {MAX_NAME} bytes")]
+    TooLong(&'static str),
+    /// A name with a NUL character, which no engine takes.
+    #[error("has a {0} field with a NUL character")]
+    Nul(&'static str),
+    /// An engine rds-rotation does not rotate.
+    #[error(
+        "has engine {0:?}, which rds-rotation does not rotate; use mysql, aurora-mysql, mariadb, postgres or aurora-postgresql"
+    )]
+    UnknownEngine(String),
+    /// A numeric port of 0 or above 65535.
+    #[error("has a port outside 1-65535")]
+    PortOutOfRange,
+    /// A port string that is not a number from 1 to 65535.
+    #[error("has a port that is not a number from 1 to 65535")]
+    PortNotANumber,
+    /// A port that is an object, array or boolean.
+    #[error("has a port that is neither a number nor a string")]
+    PortType,
+}
+
 impl DbSecret {
     /// Parses a secret value; the error names the field at fault and the fix.
-    pub fn parse(value: &SecretString) -> Result<DbSecret, String> {
+    pub fn parse(value: &SecretString) -> Result<DbSecret, SecretError> {
         let mut fields = match serde_json::from_str::<Value>(value.expose_secret()) {
             Ok(Value::Object(fields)) => fields,
-            Ok(_) => return Err("is JSON but not an object; RDS secrets are JSON objects with engine, host, username and password".into()),
-            Err(_) => return Err("is not JSON; RDS secrets are JSON objects with engine, host, username and password".into()),
+            Ok(_) => return Err(SecretError::NotAnObject),
+            Err(_) => return Err(SecretError::NotJson),
         };
         // The password leaves the map (a placeholder keeps its position).
         let password = match fields.insert("password".into(), Value::Null) {
             Some(Value::String(p)) => SecretString::from(p),
-            Some(_) => return Err("has a password field that is not a string".into()),
-            None => return Err("has no password field".into()),
+            Some(_) => return Err(SecretError::NotAString("password")),
+            None => return Err(SecretError::NoPassword),
         };
-        let text = |name: &str| -> Result<Option<String>, String> {
+        let text = |name: &'static str| -> Result<Option<String>, SecretError> {
             match fields.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if s.len() > MAX_NAME => {
-                    Err(format!("has a {name} field longer than {MAX_NAME} bytes"))
-                }
-                Some(Value::String(s)) if s.contains('\0') => {
-                    Err(format!("has a {name} field with a NUL character"))
-                }
+                Some(Value::String(s)) if s.len() > MAX_NAME => Err(SecretError::TooLong(name)),
+                Some(Value::String(s)) if s.contains('\0') => Err(SecretError::Nul(name)),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(format!("has a {name} field that is not a string")),
+                Some(_) => Err(SecretError::NotAString(name)),
             }
         };
-        let required = |name: &str| -> Result<String, String> {
+        let required = |name: &'static str| -> Result<String, SecretError> {
             text(name)?
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("has no {name} field (or it is empty); RDS secrets need engine, host, username and password"))
+                .ok_or(SecretError::Missing(name))
         };
         let engine_text = required("engine")?;
-        let engine = Engine::parse(&engine_text).ok_or_else(|| {
-            format!("has engine {engine_text:?}, which rds-rotation does not rotate; use mysql, aurora-mysql, mariadb, postgres or aurora-postgresql")
-        })?;
+        let engine = Engine::parse(&engine_text).ok_or(SecretError::UnknownEngine(engine_text))?;
         let host = required("host")?;
         let username = required("username")?;
         let port = match fields.get("port") {
@@ -154,14 +194,14 @@ impl DbSecret {
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
                 .filter(|p| *p > 0)
-                .ok_or("has a port outside 1-65535")?,
+                .ok_or(SecretError::PortOutOfRange)?,
             Some(Value::String(s)) => s
                 .trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or("has a port that is not a number from 1 to 65535")?,
-            Some(_) => return Err("has a port that is neither a number nor a string".into()),
+                .ok_or(SecretError::PortNotANumber)?,
+            Some(_) => return Err(SecretError::PortType),
         };
         let transport = match fields.get("ssl") {
             None | Some(Value::Null) | Some(Value::Bool(true)) => Transport::VerifiedTls,
@@ -187,6 +227,20 @@ impl DbSecret {
             password,
             transport,
             fields,
+        })
+    }
+
+    /// Parses the version `label` of the secret `secret`, as a step reads it:
+    /// the error is the step's, naming the secret, the label and the field.
+    pub fn parse_version(
+        secret: &str,
+        label: &str,
+        value: &SecretString,
+    ) -> Result<DbSecret, rotor_core::Error> {
+        DbSecret::parse(value).map_err(|problem| rotor_core::Error::InvalidSecretValue {
+            secret: secret.to_owned(),
+            label: label.to_owned(),
+            problem: problem.to_string(),
         })
     }
 
@@ -219,14 +273,41 @@ impl DbSecret {
 /// The suffix that marks the alternate user of the alternating-users strategy.
 pub const CLONE_SUFFIX: &str = "_clone";
 
+/// Why a user has no alternate within the engine's limits.
+#[derive(Debug, thiserror::Error)]
+pub enum AlternateNameError {
+    /// The name is the suffix alone.
+    #[error(
+        "the user name {0:?} has no original user before {CLONE_SUFFIX:?}; alternating users need a name such as app and app{CLONE_SUFFIX}"
+    )]
+    NoOriginal(String),
+    /// The clone's name would be longer than the engine allows.
+    #[error(
+        "the alternate user {clone:?} would be {length} long, over {engine}'s limit of {limit}; use a shorter user name{}",
+        if *.engine == Engine::MySql { " or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)" } else { "" }
+    )]
+    TooLong {
+        /// The clone's name.
+        clone: String,
+        /// Its length, in the engine's unit.
+        length: usize,
+        /// The engine.
+        engine: Engine,
+        /// The engine's (or the deployment's) limit.
+        limit: usize,
+    },
+}
+
 /// The other user of an alternating pair: `u` ↔ `u_clone`, within the engine's
 /// name limit (counted in characters for MySQL and MariaDB, bytes for PostgreSQL).
-pub fn alternate_username(current: &str, limit: usize, engine: Engine) -> Result<String, String> {
+pub fn alternate_username(
+    current: &str,
+    limit: usize,
+    engine: Engine,
+) -> Result<String, AlternateNameError> {
     if let Some(base) = current.strip_suffix(CLONE_SUFFIX) {
         if base.is_empty() {
-            return Err(format!(
-                "the user name {current:?} has no original user before {CLONE_SUFFIX:?}; alternating users need a name such as app and app{CLONE_SUFFIX}"
-            ));
+            return Err(AlternateNameError::NoOriginal(current.to_owned()));
         }
         return Ok(base.to_owned());
     }
@@ -236,14 +317,12 @@ pub fn alternate_username(current: &str, limit: usize, engine: Engine) -> Result
         _ => clone.chars().count(),
     };
     if length > limit {
-        return Err(format!(
-            "the alternate user {clone:?} would be {length} long, over {engine}'s limit of {limit}; use a shorter user name{}",
-            if engine == Engine::MySql {
-                " or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)"
-            } else {
-                ""
-            }
-        ));
+        return Err(AlternateNameError::TooLong {
+            clone,
+            length,
+            engine,
+            limit,
+        });
     }
     Ok(clone)
 }
@@ -257,7 +336,7 @@ pub fn base_username(name: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<DbSecret, String> {
+    fn parse(json: &str) -> Result<DbSecret, SecretError> {
         DbSecret::parse(&SecretString::from(json))
     }
 
@@ -327,7 +406,7 @@ mod tests {
             ),
         ];
         for (json, expected) in cases {
-            let error = parse(json).unwrap_err();
+            let error = parse(json).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
             assert!(!error.contains("p4ss"));
         }
@@ -371,7 +450,23 @@ mod tests {
         assert!(
             alternate_username("a_sixteen_chars_", 16, Engine::MySql)
                 .unwrap_err()
+                .to_string()
                 .contains("USERNAME_CHARACTER_LIMIT")
+        );
+        assert_eq!(
+            alternate_username("a_sixteen_chars_", 16, Engine::MySql)
+                .unwrap_err()
+                .to_string(),
+            "the alternate user \"a_sixteen_chars__clone\" would be 22 long, over MySQL's limit of 16; use a shorter user name or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)"
+        );
+        assert_eq!(
+            alternate_username(&"x".repeat(80), 80, Engine::MariaDb)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "the alternate user \"{}_clone\" would be 86 long, over MariaDB's limit of 80; use a shorter user name",
+                "x".repeat(80)
+            )
         );
         // PostgreSQL counts bytes: 28 two-byte letters + "_clone" = 62 bytes.
         assert!(alternate_username(&"é".repeat(28), 63, Engine::Postgres).is_ok());

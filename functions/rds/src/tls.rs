@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 
 /// The variable naming an extra CA bundle (PEM).
 pub const CA_FILE_VAR: &str = "SSL_CERT_FILE";
@@ -34,14 +34,40 @@ pub struct Roots {
     pub sources: Vec<String>,
 }
 
+/// Why no TLS connection can be made: the trusted certificates could not be
+/// loaded, or the TLS library refused its configuration. Each message names
+/// the file at fault and the fix.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// `SSL_CERT_FILE` could not be read or parsed.
+    #[error(
+        "{CA_FILE_VAR}={path} could not be read as a PEM bundle: {cause}; point it at the database's CA bundle"
+    )]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// What the PEM reader said.
+        cause: Arc<pem::Error>,
+    },
+    /// `SSL_CERT_FILE` holds no certificate.
+    #[error("{CA_FILE_VAR}={0} holds no certificate; point it at the database's CA bundle")]
+    NoCertificate(String),
+    /// Neither the system nor `SSL_CERT_FILE` gave a certificate.
+    #[error("no CA certificates found (looked in {} and {CA_FILE_VAR}); set {CA_FILE_VAR} to the database's CA bundle", SYSTEM_BUNDLES.join(", "))]
+    NoRoots,
+    /// The TLS library refused the protocol versions asked of it.
+    #[error("the TLS library refused its configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
 /// The roots, loaded on first use; an unreadable SSL_CERT_FILE is an error
 /// every time it is asked for, with the path and the fix.
-pub fn roots() -> Result<&'static Roots, String> {
-    static ROOTS: OnceLock<Result<Roots, String>> = OnceLock::new();
+pub fn roots() -> Result<&'static Roots, TlsSetupError> {
+    static ROOTS: OnceLock<Result<Roots, TlsSetupError>> = OnceLock::new();
     ROOTS.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-fn load() -> Result<Roots, String> {
+fn load() -> Result<Roots, TlsSetupError> {
     let mut certs = Vec::new();
     let mut sources = Vec::new();
     if let Some(system) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
@@ -53,32 +79,24 @@ fn load() -> Result<Roots, String> {
     }
     if let Some(extra) = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()) {
         let path = Path::new(&extra);
-        let found = read_bundle(path).map_err(|e| {
-            format!("{CA_FILE_VAR}={} could not be read as a PEM bundle: {e}; point it at the database's CA bundle", path.display())
+        let found = read_bundle(path).map_err(|cause| TlsSetupError::Unreadable {
+            path: path.display().to_string(),
+            cause: Arc::new(cause),
         })?;
         if found.is_empty() {
-            return Err(format!(
-                "{CA_FILE_VAR}={} holds no certificate; point it at the database's CA bundle",
-                path.display()
-            ));
+            return Err(TlsSetupError::NoCertificate(path.display().to_string()));
         }
         certs.extend(found);
         sources.push(path.display().to_string());
     }
     if certs.is_empty() {
-        return Err(format!(
-            "no CA certificates found (looked in {} and {CA_FILE_VAR}); set {CA_FILE_VAR} to the database's CA bundle",
-            SYSTEM_BUNDLES.join(", ")
-        ));
+        return Err(TlsSetupError::NoRoots);
     }
     Ok(Roots { certs, sources })
 }
 
-fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path.as_ref())
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, pem::Error> {
+    CertificateDer::pem_file_iter(path.as_ref())?.collect()
 }
 
 /// The cryptography under every TLS connection rds-rotation makes: ring, never
@@ -96,19 +114,44 @@ pub fn install_default_provider() {
 }
 
 /// A rustls client configuration over the roots, built once.
-pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, TlsSetupError>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let roots = roots()?;
             let mut store = RootCertStore::empty();
             let (_added, _ignored) = store.add_parsable_certificates(roots.certs.iter().cloned());
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
+                .with_safe_default_protocol_versions()?
                 .with_root_certificates(store)
                 .with_no_client_auth();
             Ok(Arc::new(config))
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_errors_name_the_file_and_the_fix() {
+        let missing = "/nonexistent/rds-bundle.pem";
+        let error = TlsSetupError::Unreadable {
+            path: missing.into(),
+            cause: Arc::new(read_bundle(missing).unwrap_err()),
+        }
+        .to_string();
+        assert!(
+            error.starts_with("SSL_CERT_FILE=/nonexistent/rds-bundle.pem could not be read")
+                && error.ends_with("point it at the database's CA bundle"),
+            "{error}"
+        );
+        let none = TlsSetupError::NoRoots.to_string();
+        assert!(
+            none.contains("/etc/ssl/certs/ca-certificates.crt")
+                && none.ends_with("set SSL_CERT_FILE to the database's CA bundle"),
+            "{none}"
+        );
+    }
 }

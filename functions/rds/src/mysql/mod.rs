@@ -15,7 +15,7 @@ use rotor_core::TargetError;
 
 use crate::connect::{Cause, ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
-use crate::tls;
+use crate::tls::{self, TlsSetupError};
 
 mod grants;
 
@@ -39,8 +39,8 @@ pub struct Session {
 /// process. mysql_async turns them into a TLS connector (root store, rustls
 /// configuration) on the first connection and keeps it in the options, shared
 /// by their clones: every verified connection starts from a clone of these.
-fn verified_tls() -> Result<&'static Opts, String> {
-    static OPTS: OnceLock<Result<Opts, String>> = OnceLock::new();
+fn verified_tls() -> Result<&'static Opts, TlsSetupError> {
+    static OPTS: OnceLock<Result<Opts, TlsSetupError>> = OnceLock::new();
     OPTS.get_or_init(|| {
         let roots = tls::roots()?;
         // mysql_async builds its rustls configuration on the process's default.
@@ -69,11 +69,9 @@ pub async fn connect(
     password: &SecretString,
 ) -> Result<Session, ConnectError> {
     let base = match secret.transport {
-        Transport::VerifiedTls => OptsBuilder::from_opts(
-            verified_tls()
-                .map_err(|e| ConnectError::classify(format!("TLS setup: {e}"), false))?
-                .clone(),
-        ),
+        Transport::VerifiedTls => {
+            OptsBuilder::from_opts(verified_tls().map_err(ConnectError::tls_setup)?.clone())
+        }
         Transport::Plaintext => OptsBuilder::default(),
     };
     let opts = base

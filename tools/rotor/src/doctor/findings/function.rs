@@ -116,15 +116,17 @@ pub(super) fn function_findings(
     }
     let lookup = |var: &str| f.env.get(var).cloned();
     let settings = match kind {
-        Kind::Rds => rds_rotation::Config::from_lookup(lookup).map(|config| {
-            notes.push(format!(
-                "{name} is rds-rotation, strategy {}",
-                match config.strategy() {
-                    rds_rotation::Strategy::Single => "single",
-                    rds_rotation::Strategy::Alternating => "alternating",
-                }
-            ));
-        }),
+        Kind::Rds => rds_rotation::Config::from_lookup(lookup)
+            .map(|config| {
+                notes.push(format!(
+                    "{name} is rds-rotation, strategy {}",
+                    match config.strategy() {
+                        rds_rotation::Strategy::Single => "single",
+                        rds_rotation::Strategy::Alternating => "alternating",
+                    }
+                ));
+            })
+            .map_err(|e| e.to_string()),
         Kind::Oauth => oauth_rotation::Config::from_lookup(lookup)
             .map(|_| notes.push(format!("{name} is oauth-rotation")))
             .map_err(|e| e.to_string()),

@@ -1,0 +1,148 @@
+//! Alternating users: `u` and `u_clone` take turns. The master brings the
+//! user that is not current to exactly the original user's state on every
+//! attempt, and testSecret checks that the clone acts with the original's
+//! access and no more.
+
+use rotor_core::labels::AWSCURRENT;
+use rotor_core::{Error, SecretStore, StepContext, System};
+use tracing::info;
+
+use crate::config::Config;
+use crate::master;
+use crate::postgres;
+use crate::secret::{DbSecret, alternate_username, base_username};
+use crate::session::{Change, Session, failed, login, refused, target};
+
+/// The user name that takes over from `current`'s, or why there is none.
+pub(crate) fn next_username(
+    arn: &str,
+    config: &Config,
+    current: &DbSecret,
+) -> Result<String, Error> {
+    alternate_username(
+        &current.username,
+        config.username_limit(current.engine),
+        current.engine,
+    )
+    .map_err(|e| Error::InvalidSecretValue {
+        secret: arn.to_owned(),
+        label: AWSCURRENT.into(),
+        problem: e.to_string(),
+    })
+}
+
+/// setSecret: the master brings `pending`'s user, the other of the pair, to
+/// the state of `current`'s, with `pending`'s password.
+pub(crate) async fn set_secret<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    pending: &DbSecret,
+) -> Result<(), Error> {
+    let arn = ctx.secret_arn();
+    let expected = next_username(arn, config, current).ok();
+    if expected.as_deref() != Some(pending.username.as_str()) {
+        return Err(Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: ctx.pending_label.to_owned(),
+            problem: format!(
+                "names user {:?}, which is not the alternate of the current user {:?}",
+                pending.username, current.username
+            ),
+        });
+    }
+    match login(current).await? {
+        Some(session) => session.close().await,
+        None => {
+            return Err(refused(
+                current,
+                format!(
+                    "refused the AWSCURRENT credentials of user {:?}; fix them before rotating",
+                    current.username
+                ),
+            ));
+        }
+    }
+    let change = Change::Alternate {
+        current: &current.username,
+    };
+    master::session(ctx, config, current)
+        .await?
+        .apply(change, pending)
+        .await?;
+    info!(secret = %arn, user = %pending.username, "alternate user set");
+    Ok(())
+}
+
+/// testSecret: checks that the logged-in clone `pending` has the access of
+/// the original user: MySQL and MariaDB, the same `SHOW GRANTS` once the user
+/// names are set aside (the original logs in with AWSCURRENT to show its
+/// own); PostgreSQL, membership of the original role only, and acting as it.
+pub(crate) async fn same_access(
+    session: &mut Session,
+    pending: &DbSecret,
+    current: &DbSecret,
+) -> Result<(), Error> {
+    let base = base_username(&pending.username);
+    let fix = "run setSecret again (rotating again re-synchronises the alternate user)";
+    let mismatch = |problem: String| Error::Target {
+        target: target(pending),
+        problem: format!("testSecret: {problem}; {fix}"),
+        system: System::Database,
+        cause: rotor_core::Cause::Mismatch,
+    };
+    match session {
+        Session::Postgres(client) => {
+            let (acts_as, member_of) = postgres::identity(client)
+                .await
+                .map_err(|detail| failed(pending, "reading the pending user's roles", detail))?;
+            if acts_as != base {
+                return Err(mismatch(format!(
+                    "user {:?} acts as {acts_as:?} after login, not as the original user {base:?} (ALTER ROLE ... SET role)",
+                    pending.username
+                )));
+            }
+            if member_of != [base] {
+                return Err(mismatch(format!(
+                    "user {:?} is a member of {member_of:?}; it must be a member of exactly [{base:?}]",
+                    pending.username
+                )));
+            }
+            Ok(())
+        }
+        Session::MySql(clone) => {
+            if current.username != base {
+                return Err(mismatch(format!(
+                    "AWSCURRENT names user {:?}, not the original user {base:?} of {:?}",
+                    current.username, pending.username
+                )));
+            }
+            let have = clone
+                .own_grants(&pending.username)
+                .await
+                .map_err(|detail| failed(pending, "SHOW GRANTS as the pending user", detail))?;
+            let Some(Session::MySql(mut original)) = login(current).await? else {
+                return Err(refused(
+                    current,
+                    format!(
+                        "refused the AWSCURRENT credentials of user {:?}, whose privileges the pending user must match",
+                        current.username
+                    ),
+                ));
+            };
+            let want = original.own_grants(base).await;
+            original.close().await;
+            let want =
+                want.map_err(|detail| failed(current, "SHOW GRANTS as the original user", detail))?;
+            if have == want {
+                return Ok(());
+            }
+            let missing: Vec<&String> = want.difference(&have).collect();
+            let extra: Vec<&String> = have.difference(&want).collect();
+            Err(mismatch(format!(
+                "user {:?} lacks {missing:?} and has {extra:?} beyond the original user {base:?} (SHOW GRANTS, user names as ?)",
+                pending.username
+            )))
+        }
+    }
+}
