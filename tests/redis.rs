@@ -51,18 +51,6 @@ async fn admin_secret(
     (arn, team)
 }
 
-async fn run_steps(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
-    for name in steps {
-        let first = step(function, &event(arn, t, name)).await;
-        let second = step(function, &event(arn, t, name)).await;
-        assert!(
-            first.is_ok() && second.is_ok(),
-            "{name}: {first:?} / {second:?}\n{}",
-            function.output()
-        );
-    }
-}
-
 /// Two rotations of one user managed by an admin secret: the old password
 /// works until finishSecret and after it (AWSPREVIOUS), the one before is
 /// removed by the next rotation; every step replayed; the ACL file follows.
@@ -89,7 +77,7 @@ async fn single_user_overlap_with_an_admin_secret() {
     .await;
     let function = function(&redis, &[]).await;
 
-    run_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
     let second = password(&store, &arn, "AWSPENDING").await;
     assert!(
         redis.logs_in("app", &first),
@@ -100,7 +88,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         "the pending password works after setSecret"
     );
     assert_eq!(redis.password_count("app").unwrap(), 2);
-    run_steps(&function, &arn, &t, &["testSecret", "finishSecret"]).await;
+    replay_steps(&function, &arn, &t, &["testSecret", "finishSecret"]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(
         redis.logs_in("app", &first),
@@ -125,7 +113,7 @@ async fn single_user_overlap_with_an_admin_secret() {
     // The next rotation removes the first password, keeps the second.
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    run_steps(
+    replay_steps(
         &function,
         &arn,
         &t2,
@@ -137,7 +125,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         3,
         "three during the rotation"
     );
-    run_steps(&function, &arn, &t2, &["finishSecret"]).await;
+    replay_steps(&function, &arn, &t2, &["finishSecret"]).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert!(
@@ -178,7 +166,7 @@ async fn self_managed_user_revoking_at_finish() {
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
     let function = function(&redis, &[("REVOKE_PREVIOUS", "at-finish")]).await;
-    run_steps(
+    replay_steps(
         &function,
         &arn,
         &t,
@@ -186,7 +174,7 @@ async fn self_managed_user_revoking_at_finish() {
     )
     .await;
     assert!(redis.logs_in("selfie", &old));
-    run_steps(&function, &arn, &t, &["finishSecret"]).await;
+    replay_steps(&function, &arn, &t, &["finishSecret"]).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert!(redis.logs_in("selfie", &new));
     assert!(!redis.logs_in("selfie", &old), "revoked at finish");
@@ -218,7 +206,7 @@ async fn a_wrong_admin_password_changes_nothing() {
     )
     .await;
     let function = function(&redis, &[]).await;
-    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret"]).await;
     let err = step(&function, &event(&arn, &t, "setSecret"))
         .await
         .unwrap_err();
@@ -259,7 +247,7 @@ async fn hostile_user_names_inject_no_rules() {
             &t,
         )
         .await;
-        run_steps(
+        replay_steps(
             &function,
             &arn,
             &t,
@@ -317,7 +305,7 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let untrusting = start_function("redis-rotation", &[]).await;
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
-    run_steps(&untrusting, &arn, &t, &["createSecret"]).await;
+    replay_steps(&untrusting, &arn, &t, &["createSecret"]).await;
     let err = step(&untrusting, &event(&arn, &t, "setSecret"))
         .await
         .unwrap_err();
@@ -327,7 +315,7 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let t = token();
     let plain = json!({"port": redis.plain_port(), "ssl": false});
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, plain), &[], &t).await;
-    run_steps(
+    replay_steps(
         &untrusting,
         &arn,
         &t,

@@ -86,18 +86,6 @@ impl Bed {
     }
 }
 
-async fn run_steps(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
-    for name in steps {
-        let first = step(function, &event(arn, t, name)).await;
-        let second = step(function, &event(arn, t, name)).await;
-        assert!(
-            first.is_ok() && second.is_ok(),
-            "{name}: {first:?} / {second:?}\n{}",
-            function.output()
-        );
-    }
-}
-
 /// A rotation with every step replayed, REVOKE_PREVIOUS=at-finish: the old
 /// password logs in until finishSecret, the new one from setSecret on, and
 /// after finishSecret only the new one. Then a rotation with the default
@@ -113,7 +101,7 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         .function(&bed.arn, &[("REVOKE_PREVIOUS", "at-finish")])
         .await;
 
-    run_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
     let second = password(&store, &arn, "AWSPENDING").await;
     assert!(
         bed.logs_in(&first),
@@ -123,9 +111,9 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         bed.logs_in(&second),
         "the pending password works after setSecret"
     );
-    run_steps(&function, &arn, &t, &["testSecret"]).await;
+    replay_steps(&function, &arn, &t, &["testSecret"]).await;
     assert!(bed.logs_in(&first), "and still after testSecret");
-    run_steps(&function, &arn, &t, &["finishSecret"]).await;
+    replay_steps(&function, &arn, &t, &["finishSecret"]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(bed.logs_in(&second));
     assert!(!bed.logs_in(&first), "revoked at finish");
@@ -139,7 +127,7 @@ async fn elasticache_user_rotates_with_no_refused_login() {
     rotor_core::store::RotationService::begin_rotation(&store, &arn, &t2)
         .await
         .unwrap();
-    run_steps(
+    replay_steps(
         &keeping,
         &arn,
         &t2,
@@ -172,7 +160,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     let function = bed
         .function(&bed.arn, &[("MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "0")])
         .await;
-    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret"]).await;
     let second = password(&store, &arn, "AWSPENDING").await;
 
     assert!(bed.emulator.stay_modifying(&bed.id, 1000));
@@ -218,7 +206,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
         }
     }
     let relaxed = bed.function(&bed.arn, &[]).await;
-    run_steps(&relaxed, &arn, &t, &["testSecret", "finishSecret"]).await;
+    replay_steps(&relaxed, &arn, &t, &["testSecret", "finishSecret"]).await;
     assert!(bed.logs_in(&first) && bed.logs_in(&second));
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
@@ -246,7 +234,7 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     );
 
     let allowed = bed.function(&bed.arn, &[]).await;
-    run_steps(&allowed, &arn, &t, &["createSecret"]).await;
+    replay_steps(&allowed, &arn, &t, &["createSecret"]).await;
     for name in ["setSecret", "testSecret"] {
         let (kind, message) = step(&refusing, &event(&arn, &t, name)).await.unwrap_err();
         assert_eq!(kind, "NotRetryable.InvalidSettings", "{name}: {message}");
@@ -268,7 +256,7 @@ async fn elasticache_throttling_and_access_denied_are_classified() {
     let t = token();
     let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
     let function = bed.function(&bed.arn, &[]).await;
-    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret"]).await;
     for _ in 0..3 {
         bed.emulator.fail_next("DescribeUsers", "Throttling", 400);
     }
@@ -285,7 +273,7 @@ async fn elasticache_throttling_and_access_denied_are_classified() {
     assert!(message.contains("elasticache:ModifyUser"), "{message}");
     assert_eq!(bed.emulator.password_count(&bed.id), Some(1));
     assert!(bed.logs_in(&first));
-    run_steps(&function, &arn, &t, &["setSecret", "testSecret"]).await;
+    replay_steps(&function, &arn, &t, &["setSecret", "testSecret"]).await;
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
 }

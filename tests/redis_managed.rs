@@ -85,18 +85,6 @@ async fn function(allowed: &str, extra: &[(&str, &str)]) -> LocalFunction {
     start_function("redis-rotation", &env).await
 }
 
-async fn run_steps(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
-    for name in steps {
-        let first = step(function, &event(arn, t, name)).await;
-        let second = step(function, &event(arn, t, name)).await;
-        assert!(
-            first.is_ok() && second.is_ok(),
-            "{name}: {first:?} / {second:?}\n{}",
-            function.output()
-        );
-    }
-}
-
 /// Two rotations of a MemoryDB user, every step replayed: setSecret leaves
 /// the user two passwords (pending and current), finishSecret moves the
 /// labels and keeps both; the next rotation with REVOKE_PREVIOUS=at-finish
@@ -113,13 +101,13 @@ async fn memorydb_user_rotates_with_two_passwords() {
     let arn = staged_secret(&store, &value.to_string(), &[], &t).await;
     let function = function(&arn_user, &[]).await;
 
-    run_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
     assert_eq!(
         user(&name).await,
         ("active".into(), 2),
         "pending and current"
     );
-    run_steps(&function, &arn, &t, &["testSecret", "finishSecret"]).await;
+    replay_steps(&function, &arn, &t, &["testSecret", "finishSecret"]).await;
     let second = password(&store, &arn, AWSCURRENT).await;
     assert!(second.expose_secret() != first.expose_secret());
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == first.expose_secret());
@@ -136,7 +124,7 @@ async fn memorydb_user_rotates_with_two_passwords() {
     let revoking = self::function(&arn_user, &[("REVOKE_PREVIOUS", "at-finish")]).await;
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    run_steps(
+    replay_steps(
         &revoking,
         &arn,
         &t2,
@@ -144,7 +132,7 @@ async fn memorydb_user_rotates_with_two_passwords() {
     )
     .await;
     assert_eq!(user(&name).await.1, 2);
-    run_steps(&revoking, &arn, &t2, &["finishSecret"]).await;
+    replay_steps(&revoking, &arn, &t2, &["finishSecret"]).await;
     assert_eq!(user(&name).await.1, 1, "only the new password stays");
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert_no_stored_secret_in(&store, &arn, &revoking.output()).await;
@@ -160,7 +148,7 @@ async fn memorydb_secret_without_a_password_yet() {
     let t = token();
     let arn = staged_secret(&store, &secret(&arn_user, &name, None), &[], &t).await;
     let function = function(&arn_user, &[]).await;
-    run_steps(
+    replay_steps(
         &function,
         &arn,
         &t,
@@ -199,7 +187,7 @@ async fn a_user_not_on_the_allow_list_is_never_changed() {
     // A pending value stored by a function that may (the writer's secret is
     // the same): another deployment that may not still refuses setSecret.
     let allowed = function(&arn_user, &[]).await;
-    run_steps(&allowed, &arn, &t, &["createSecret"]).await;
+    replay_steps(&allowed, &arn, &t, &["createSecret"]).await;
     let refusing = function(
         &format!("{},{}", user_arn(&listed), user_arn("app-*-x")),
         &[],
@@ -271,7 +259,7 @@ async fn a_missing_user_is_a_clear_not_found() {
     )
     .await;
     let function = function(&arn_user, &[]).await;
-    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret"]).await;
     let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
         .await
         .unwrap_err();
@@ -313,7 +301,7 @@ async fn throttling_is_retryable() {
     .await;
     let t = token();
     let arn = staged_secret(&store, &secret(&arn_user, &name, Some(&first)), &[], &t).await;
-    run_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay_steps(&function, &arn, &t, &["createSecret"]).await;
     let throttled = aws_error(
         "400 Bad Request",
         r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
@@ -327,6 +315,6 @@ async fn throttling_is_retryable() {
     assert!(message.contains("ThrottlingException"), "{message}");
     assert_eq!(user(&name).await.1, 1, "nothing was changed");
     proxy.answer_next(1, &throttled);
-    run_steps(&function, &arn, &t, &["setSecret"]).await;
+    replay_steps(&function, &arn, &t, &["setSecret"]).await;
     assert_eq!(user(&name).await.1, 2);
 }

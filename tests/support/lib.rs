@@ -129,6 +129,20 @@ pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (St
     step_within(function, event, Duration::from_secs(30)).await
 }
 
+/// Runs each of `steps` twice in a row, as Secrets Manager's retries may;
+/// both runs must succeed.
+pub async fn replay_steps(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
+    for name in steps {
+        let first = step(function, &event(arn, t, name)).await;
+        let second = step(function, &event(arn, t, name)).await;
+        assert!(
+            first.is_ok() && second.is_ok(),
+            "{name}: {first:?} / {second:?}\n{}",
+            function.output()
+        );
+    }
+}
+
 /// [`step`] with the invocation's deadline `timeout` from now. The function
 /// must answer before it: a step that does not is a failed test.
 pub async fn step_within(

@@ -121,16 +121,7 @@ impl Rds {
     /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL_RDS`),
     /// on the HTTPS client Secrets Manager uses.
     pub async fn from_env() -> Rds {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(rotor_core::store::aws::https_client())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(std::time::Duration::from_millis(3100))
-                    .operation_attempt_timeout(std::time::Duration::from_secs(5))
-                    .build(),
-            )
-            .load()
-            .await;
+        let config = rotor_core::store::aws::sdk_loader().load().await;
         Rds {
             client: aws_sdk_rds::Client::new(&config),
         }

@@ -44,7 +44,7 @@ impl AwsStore {
     /// credentials and endpoint as the SDK resolves them, plus
     /// `SECRETS_MANAGER_ENDPOINT` for users of AWS's official functions.
     pub async fn from_env() -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = sdk_loader();
         let sdk_endpoint_set = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
@@ -54,19 +54,28 @@ impl AwsStore {
         {
             loader = loader.endpoint_url(endpoint);
         }
-        let config = loader.http_client(https_client()).timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
-        AwsStore::new(Client::new(&config.load().await))
+        AwsStore::new(Client::new(&loader.load().await))
     }
 
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// Where every AWS client rotor builds starts from: region, credentials and
+/// endpoints (`AWS_ENDPOINT_URL_<SERVICE>`) as the SDK resolves them from the
+/// environment, on [`https_client`], with rotor's connect and per-attempt
+/// timeouts.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        )
 }
 
 /// The HTTPS client for every AWS SDK config and client rotor builds; the SDK

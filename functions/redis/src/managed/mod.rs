@@ -57,18 +57,7 @@ impl Clients {
     /// HTTPS client Secrets Manager uses.
     async fn config(&self) -> &aws_config::SdkConfig {
         self.config
-            .get_or_init(|| async {
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(rotor_core::store::aws::https_client())
-                    .timeout_config(
-                        aws_config::timeout::TimeoutConfig::builder()
-                            .connect_timeout(Duration::from_millis(3100))
-                            .operation_attempt_timeout(Duration::from_secs(5))
-                            .build(),
-                    )
-                    .load()
-                    .await
-            })
+            .get_or_init(|| rotor_core::store::aws::sdk_loader().load())
             .await
     }
 }
