@@ -129,6 +129,22 @@ pub enum Error {
         fix: String,
     },
 
+    /// An admin secret was asked to act on a user it may not: its own, one
+    /// outside its owner's `rotor:manages` tag, or a privileged account.
+    #[error(
+        "secret {secret} names user {user:?}, which the admin secret {admin} may not act on: {reason}. Nothing was changed"
+    )]
+    NotManaged {
+        /// The ARN of the secret being rotated.
+        secret: String,
+        /// The ARN of the admin secret.
+        admin: String,
+        /// The user the secret names.
+        user: String,
+        /// Why, and the fix.
+        reason: String,
+    },
+
     /// The password policy cannot produce a password.
     #[error("password policy for secret {secret}: {source}")]
     PasswordPolicy {
@@ -351,6 +367,7 @@ impl Error {
             Error::InvalidSecretValue { .. } => "InvalidSecretValue",
             Error::InvalidSettings { .. } => "InvalidSettings",
             Error::NotServed { .. } => "NotServed",
+            Error::NotManaged { .. } => "NotManaged",
             Error::PasswordPolicy { .. } => "PasswordPolicy",
             Error::NoDistinctValue { .. } => "NoDistinctValue",
             Error::Store { .. } => "SecretsManager",

@@ -5,7 +5,8 @@
 //! every target: parsing the event ([`event`]), the staging-label rules
 //! ([`labels`]), the secret store port and its adapters ([`store`]), the step
 //! driver ([`rotation`]), the rule for reading a secret that another secret
-//! points at ([`linked`]), password generation ([`password`]), errors ([`error`])
+//! points at ([`linked`]) and the limits on an admin secret that acts for
+//! others ([`admin`]), password generation ([`password`]), errors ([`error`])
 //! and the Lambda edge ([`lambda`]). It knows no database or identity provider.
 //!
 //! It must never put a secret value in a log line, an error message or Debug
@@ -13,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod error;
 pub mod event;
 #[cfg(feature = "http")]

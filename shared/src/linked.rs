@@ -95,21 +95,42 @@ pub fn consent(
 
 /// Whether `id` (a full ARN, an ARN without Secrets Manager's six-character
 /// suffix, or a name) names the secret `secret`.
+///
+/// A full ARN (one that ends in `-` and six letters or digits) names that one
+/// secret and nothing else: `...:secret:team-a/app-AbCdEf` does not name a
+/// secret *called* `team-a/app-AbCdEf`, whose ARN is `...-AbCdEf-Zz9Yy8`. An
+/// ARN without the suffix names any secret of that name in that account and
+/// region, now or recreated later, as a name does; so an owner who names a
+/// secret rather than one ARN trusts whoever can create a secret of that name
+/// (and, for a prefix, any name under it).
 pub fn names_secret(id: &str, secret: &SecretDescription) -> bool {
     if id.is_empty() {
         return false;
     }
-    if id == secret.arn || id == secret.name {
+    if !id.starts_with("arn:") {
+        return id == secret.name;
+    }
+    if id == secret.arn {
         return true;
+    }
+    if has_random_suffix(id) {
+        return false;
     }
     // A partial ARN: everything up to the `-XXXXXX` that Secrets Manager appends.
     secret
         .arn
         .strip_prefix(id)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|suffix| {
-            suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        .is_some_and(|rest| rest.len() == 7 && has_random_suffix(rest))
+}
+
+/// Whether `text` ends in `-` and six ASCII letters or digits, as every full
+/// secret ARN does.
+fn has_random_suffix(text: &str) -> bool {
+    text.len() >= 7
+        && text.as_bytes()[text.len() - 7] == b'-'
+        && text.as_bytes()[text.len() - 6..]
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
 }
 
 fn serves_entry(entry: &str, pointing: &SecretDescription) -> bool {
@@ -241,6 +262,30 @@ mod tests {
             let master = secret("db/master", &[(SERVES_TAG, serves)]);
             assert_eq!(consent(&app, &master, &NOBODY), None, "{serves}");
         }
+    }
+
+    #[test]
+    fn a_full_arn_serves_only_itself() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/app-AbCdEf";
+        let master = secret("db/master", &[(SERVES_TAG, arn)]);
+        let owner = secret("team-a/app", &[]);
+        assert_eq!(consent(&owner, &master, &NOBODY), Some(Consent::ServesTag));
+        // A secret named like the full ARN's tail: its ARN has a suffix of its own.
+        let look_alike = secret("team-a/app-AbCdEf", &[]);
+        assert_eq!(look_alike.arn, format!("{arn}-AbCdEf"));
+        assert_eq!(consent(&look_alike, &master, &NOBODY), None);
+        // The same rule for the deployer's list.
+        let allowed = [look_alike.arn.trim_end_matches("-AbCdEf").to_owned()];
+        let deployer = Deployer {
+            variable: "MASTER_SECRET_ARN",
+            secrets: &allowed,
+        };
+        assert_eq!(consent(&owner, &look_alike, &deployer), None);
+        let original = secret("team-a/app", &[]);
+        assert_eq!(
+            consent(&owner, &original, &deployer),
+            Some(Consent::Deployer)
+        );
     }
 
     #[test]

@@ -6,6 +6,12 @@
 
 use crate::error::Error;
 
+/// The deployer's variable that lets URLs name this machine (`true`): set by
+/// the tests and the demo, whose receivers listen on 127.0.0.1. Unset in
+/// production, where 127.0.0.1 is the Lambda Runtime API's and extensions'.
+/// Read by [`crate::http`].
+pub const LOOPBACK_VAR: &str = "ROTOR_ALLOW_LOOPBACK_URLS";
+
 /// Settings, or why the environment could not be read into them.
 #[derive(Clone, Debug)]
 pub struct EnvSettings<T>(Result<T, Unusable>);

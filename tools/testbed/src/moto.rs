@@ -114,6 +114,8 @@ pub fn local_env(endpoint: &str) -> Vec<(String, String)> {
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "rotor-local"),
         ("AWS_SECRET_ACCESS_KEY", "rotor-local"),
+        // The test bed's receivers and servers listen on 127.0.0.1.
+        (rotor_core::settings::LOOPBACK_VAR, "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
