@@ -5,6 +5,14 @@
 //! provider emulator and a listener on 127.0.0.1 that records what reaches it,
 //! and asserts that nothing arrives, nothing changes, the error says which
 //! setting to change, and no secret value appears in the error or the output.
+//!
+//! The second review (issue 21) added one file per function family; this
+//! file keeps the OAuth management and webhook key cases of issue 12.
+
+mod generic;
+mod oauth;
+mod rds;
+mod redis;
 
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
