@@ -492,15 +492,20 @@ mod tests {
     fn webhook_prefixes_are_compared_as_parsed_urls() {
         let d = defaults(&[(
             "ROTOR_WEBHOOK_ALLOWED_PREFIXES",
-            "https://hooks.example.com, http://127.0.0.1:8080/rotor",
+            "https://hooks.example.com, https://10.0.0.7:8080/rotor, http://127.0.0.1:8080/rotor",
         )]);
         let key = ("rotor:webhook-key-secret", "hook-key");
         for url in [
             "https://hooks.example.com@evil.example/",
             "https://hooks.example.com.evil.example/",
-            "http://127.0.0.1:8080@evil.example/rotor",
-            "http://127.0.0.1:8080/rotorx",
-            "http://127.0.0.1:9090/rotor",
+            "https://10.0.0.7:8080@evil.example/rotor",
+            "https://10.0.0.7:8080/rotorx",
+            "https://10.0.0.7:9090/rotor",
+            "https://10.0.0.7:8080/rotor/..%2Fadmin",
+            "https://10.0.0.7:8080/rotor%5C..%5Cadmin",
+            // Under a prefix, but this machine: refused without the deployer's
+            // ROTOR_ALLOW_LOOPBACK_URLS, which this test process does not set.
+            "http://127.0.0.1:8080/rotor/app",
         ] {
             let refused = d.resolve("s", &tags(&[("rotor:webhook", url), key]));
             let text = refused.unwrap_err().to_string();
@@ -508,7 +513,7 @@ mod tests {
         }
         for url in [
             "https://hooks.example.com/any",
-            "http://127.0.0.1:8080/rotor/app",
+            "https://10.0.0.7:8080/rotor/app",
         ] {
             assert!(
                 d.resolve("s", &tags(&[("rotor:webhook", url), key]))
