@@ -18,4 +18,5 @@ mod redis_elasticache;
 mod redis_managed;
 mod runner;
 mod scheduler;
+mod trace_logs;
 mod untrusted_writer;

@@ -4,6 +4,7 @@
 
 pub use rotor_testbed::db;
 
+pub mod leaks;
 pub mod listener;
 pub mod providers;
 pub mod target_db;
@@ -249,35 +250,30 @@ pub async fn value(store: &AwsStore, arn: &str, label: &str) -> Option<SecretStr
 
 /// Fails the test if a credential the secret stores under AWSCURRENT,
 /// AWSPENDING or AWSPREVIOUS appears in `text` (a function's output, error
-/// messages). A credential is a `password`, `client_secret`,
-/// `registration_access_token`, `token` or `okta_api_token` field (the last two:
-/// management secrets), or the whole value when it is not JSON.
+/// messages), in any of the shapes [`leaks::forms`] lists. A credential is
+/// any field [`leaks::is_credential_field`] names (`password`,
+/// `client_secret`, `registration_access_token`, `okta_api_token`,
+/// `SecretAccessKey`, ...), or the whole value when it is not JSON.
 /// The failure names the label, never the value.
 pub async fn assert_no_stored_secret_in(store: &AwsStore, arn: &str, text: &str) {
     for label in ["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"] {
         let Some(stored) = value(store, arn, label).await else {
             continue;
         };
-        let secrets: Vec<String> = match serde_json::from_str::<Value>(stored.expose_secret()) {
-            Ok(Value::Object(fields)) => [
-                "password",
-                "client_secret",
-                "registration_access_token",
-                "token",
-                "okta_api_token",
-            ]
-            .iter()
-            .filter_map(|name| fields.get(*name)?.as_str().map(str::to_owned))
-            .collect(),
-            _ => vec![stored.expose_secret().to_owned()],
-        };
-        let leaked = secrets
-            .iter()
-            .any(|s| !s.is_empty() && text.contains(s.as_str()));
+        let leaked = leaks::find_any(&leaks::credentials_in(&stored), text).is_some();
         assert!(
             !leaked,
             "the {label} credential of {arn} appears in the output"
         );
+    }
+}
+
+/// Fails the test if any of `credentials` (verifiers read from a server, say)
+/// appears in `text`, in any shape [`leaks::forms`] lists. `what` names them
+/// in the failure, which never prints one.
+pub fn assert_none_in(credentials: &[String], what: &str, text: &str) {
+    if let Some(index) = leaks::find_any(credentials, text) {
+        panic!("{what} #{index} appears in the output");
     }
 }
 
