@@ -183,3 +183,75 @@ async fn the_secrecy_check_finds_a_leaked_credential() {
     .await;
     assert!(leaked.is_err_and(|e| e.is_panic()));
 }
+
+/// SECURITY.md row 9: a client secret's writer puts `/../` in the id field a
+/// management call puts in its path (Keycloak's `client_uuid`, Okta's
+/// `okta_app_id`, Entra's `application_object_id`, Auth0's `client_id`), to
+/// climb from their own client to another team's at the same provider. Each
+/// id is one percent-encoded path segment, so the call names no resource and
+/// is refused; the other client's secret is untouched and no request's path
+/// has a segment naming it.
+#[tokio::test]
+async fn an_id_field_cannot_climb_to_another_client() {
+    use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
+    use serde_json::Value;
+
+    let function = start_function("oauth-rotation", &[]).await;
+    for (provider, field) in [
+        (Provider::Keycloak, "client_uuid"),
+        (Provider::Okta, "okta_app_id"),
+        (Provider::Entra, "application_object_id"),
+        (Provider::Auth0, "client_id"),
+    ] {
+        let emulator = ProviderEmulator::start().await.expect("the emulator");
+        let store = moto_store();
+        let (victim, _) =
+            providers::setup(&emulator, &store, provider, TokenAuth::Post, true).await;
+        let (attacker, _) =
+            providers::setup(&emulator, &store, provider, TokenAuth::Post, true).await;
+        let stored = value(&store, &attacker.arn, AWSCURRENT).await.unwrap();
+        let mut hostile: Value = serde_json::from_str(stored.expose_secret()).unwrap();
+        hostile[field] = json!(format!("{}/../{}", attacker.admin_id, victim.admin_id));
+        let t = token();
+        let arn = staged_secret_named(
+            &store,
+            &format!("{}{}", attacker.team, unique("climb")),
+            &hostile.to_string(),
+            &[],
+            &t,
+        )
+        .await;
+        let seen_before = emulator.seen().len();
+
+        let mut refused = None;
+        for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            if let Err(failure) = step(&function, &event(&arn, &t, name)).await {
+                refused = Some(failure);
+                break;
+            }
+        }
+
+        let (kind, message) = refused.expect("the rotation is refused");
+        assert!(
+            kind.starts_with("NotRetryable."),
+            "{provider:?}: {kind}: {message}"
+        );
+        let climbed: Vec<String> = emulator.seen()[seen_before..]
+            .iter()
+            .filter(|seen| seen.path.split('/').any(|s| s == victim.admin_id))
+            .map(|seen| format!("{} {}", seen.method, seen.path))
+            .collect();
+        assert!(
+            climbed.is_empty(),
+            "{provider:?}: requests reached the other client: {climbed:?}"
+        );
+        assert!(
+            victim.gets_token(&emulator, &victim.initial).await,
+            "{provider:?}: the other client's secret stopped working"
+        );
+        assert_eq!(victim.active(&emulator), 1, "{provider:?}");
+        assert!(value(&store, &arn, AWSPENDING).await.is_none() || kind.contains("Provider"));
+        assert_no_stored_secret_in(&store, &arn, &format!("{message}\n{}", function.output()))
+            .await;
+    }
+}
