@@ -29,6 +29,9 @@ async fn rotor(args: &[&str]) -> (i32, String) {
 async fn rotor_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::process::Command::new(function_binary("rotor"))
         .args(args)
+        // The test bed's servers listen on 127.0.0.1, which rotor refuses
+        // outside tests.
+        .env(rotor_core::settings::LOOPBACK_VAR, "true")
         .envs(env.iter().copied())
         .args(["--endpoint", moto().endpoint()])
         .stdin(std::process::Stdio::null())
