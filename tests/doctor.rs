@@ -1218,3 +1218,85 @@ async fn status_knows_every_function_the_template_deploys() {
     assert!(reasons.contains("REVOKE_PREVIOUS"), "{reasons}");
     assert!(reasons.contains("rotation-scheduler"), "{reasons}");
 }
+
+/// oauth-rotation against an RFC 7592 server: the server issued the new
+/// secret (and retired the old one), and Secrets Manager refused to store it
+/// (ValueNotStored). The pending version has no value, yet cancelling it would
+/// throw away the only recovery path the function's error names: retrying the
+/// rotation with that version. doctor offers Resume there, never Cancel, and
+/// --fix completes the rotation.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rfc7592_value_that_was_not_stored_is_resumed_never_cancelled() {
+    use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
+    use rotor_testbed::sm_proxy::{Fault, SmProxy};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    let method = AuthMethod::ClientSecretBasic;
+    let client = server.register_client(method).await.expect("register");
+    let ca = server.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    let store = moto_store();
+    let function = unique("fn");
+    let pending = token();
+    let arn = secret_for(
+        &store,
+        &unique("doctor"),
+        &rfc7592_secret(&server, &client, method, None),
+        &[],
+        &function,
+        Some(&pending),
+    )
+    .await;
+    deploy(&function, "oauth-rotation", &[], 120, true).await;
+
+    // Every PutSecretValue fails as a KMS key that refuses does.
+    let refuse = Arc::new(AtomicBool::new(true));
+    let plan = refuse.clone();
+    let sm = SmProxy::with_faults(moto().endpoint(), move |operation, _, _| {
+        (operation == "PutSecretValue" && plan.load(Ordering::SeqCst))
+            .then_some(Fault::EncryptionFailure)
+    })
+    .await
+    .expect("proxy");
+    let local = start_function_at("oauth-rotation", sm.endpoint(), &trust).await;
+    let (kind, message) = step(&local, &event(&arn, &pending, "createSecret"))
+        .await
+        .expect_err("the value cannot be stored");
+    assert_eq!(kind, "NotRetryable.ValueNotStored", "{message}");
+    refuse.store(false, Ordering::SeqCst);
+    drop(local);
+
+    let (code, doc) = doctor_with(&arn, &["--stuck-after-minutes", "0"], &trust).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-without-value"], "{doc}");
+    assert_eq!(doc["findings"][0]["repair"]["repair"], "resume", "{doc}");
+    let fix = doc["findings"][0]["fix"].to_string();
+    assert!(
+        !fix.contains("cancel") && !fix.contains("--remove-from-version-id"),
+        "{fix}"
+    );
+
+    let cert = format!("SSL_CERT_FILE={ca}");
+    let (code, doc) = doctor_with(
+        &arn,
+        &[
+            "--connect",
+            "--stuck-after-minutes",
+            "0",
+            "--fix",
+            "--yes",
+            "--function",
+            "oauth-rotation",
+            "--env",
+            &cert,
+        ],
+        &trust,
+    )
+    .await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    assert_eq!(labels(&store, &arn).await[&pending], [AWSCURRENT]);
+}

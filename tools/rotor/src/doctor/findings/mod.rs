@@ -187,7 +187,7 @@ pub async fn examine(
     exam.kind = kind;
     exam.notes.extend(how);
     rotation_findings(&mut exam);
-    label_findings(&mut exam, options);
+    label_findings(&mut exam, options, value);
     value_findings(clients, &mut exam, &current, pending.as_ref()).await;
     exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
     Ok(exam)
