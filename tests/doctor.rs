@@ -12,13 +12,18 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use rotor_cli::function::function_binary;
 use rotor_cli::rotate::{RotateOptions, rotate};
+use rotor_core::ExposeSecret;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, SecretStore, SecretString};
 use rotor_testbed::db::{TlsMode, random_password};
+use rotor_testbed::redis_server::{ADMIN_USER, RedisServer};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};
+
+/// Names and values: a function's environment, a secret's tags.
+type Vars = &'static [(&'static str, &'static str)];
 
 /// Runs the `rotor` binary against moto; returns its exit code and stdout.
 async fn rotor(args: &[&str]) -> (i32, String) {
@@ -29,6 +34,9 @@ async fn rotor(args: &[&str]) -> (i32, String) {
 async fn rotor_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::process::Command::new(function_binary("rotor"))
         .args(args)
+        // The test bed's servers listen on 127.0.0.1, which rotor refuses
+        // outside tests.
+        .env(rotor_core::settings::LOOPBACK_VAR, "true")
         .envs(env.iter().copied())
         .args(["--endpoint", moto().endpoint()])
         .stdin(std::process::Stdio::null())
@@ -119,8 +127,27 @@ fn function_arn(name: &str) -> String {
     format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
 }
 
-/// CreateFunction (and AddPermission for Secrets Manager when `invocable`).
+/// CreateFunction (and AddPermission for Secrets Manager when `invocable`),
+/// described as the template describes rotor's function `kind`.
 async fn deploy(name: &str, kind: &str, env: &[(&str, &str)], timeout: i32, invocable: bool) {
+    deploy_described(
+        name,
+        &format!("rotor {kind}: test"),
+        env,
+        timeout,
+        invocable,
+    )
+    .await;
+}
+
+/// [`deploy`] with any description.
+async fn deploy_described(
+    name: &str,
+    description: &str,
+    env: &[(&str, &str)],
+    timeout: i32,
+    invocable: bool,
+) {
     use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
     // The smallest zip: its end-of-directory record.
     let mut zip = b"PK\x05\x06".to_vec();
@@ -132,7 +159,7 @@ async fn deploy(name: &str, kind: &str, env: &[(&str, &str)], timeout: i32, invo
         .runtime(Runtime::Providedal2023)
         .role(role())
         .handler("bootstrap")
-        .description(format!("rotor {kind}: test"))
+        .description(description)
         .timeout(timeout)
         .environment(
             Environment::builder()
@@ -744,4 +771,532 @@ async fn a_webhook_key_that_did_not_agree_is_a_finding() {
     let (code, doc) = doctor(&arn, &[]).await;
     assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
     assert_eq!(code, 0);
+}
+
+/// A secret whose rotation is on and set to a function `unique("fn")`
+/// (which the caller deploys), with no rotation in flight: the state of a
+/// secret a rotation function serves between rotations. Returns (ARN, function name).
+async fn served_by(
+    store: &AwsStore,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+) -> (String, String) {
+    let function = unique("fn");
+    let arn = secret_for(store, name, value, tags, &function, None).await;
+    (arn, function)
+}
+
+/// A secret whose rotation is on and set to `function` (not deployed yet, so
+/// moto invokes nothing), with a rotation to version `pending` staged without
+/// a value, or none in flight.
+async fn secret_for(
+    store: &AwsStore,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+    function: &str,
+    pending: Option<&str>,
+) -> String {
+    let arn = store
+        .create_secret(name, &SecretString::from(value), tags)
+        .await
+        .expect("create");
+    let staged = pending.map(str::to_owned).unwrap_or_else(token);
+    start_rotation(&arn, &function_arn(function), &staged).await;
+    if pending.is_none() {
+        store
+            .move_label(
+                &arn,
+                &rotor_core::labels::LabelMove {
+                    label: AWSPENDING.into(),
+                    to: None,
+                    from: Some(staged),
+                },
+            )
+            .await
+            .expect("unstage");
+    }
+    arn
+}
+
+/// Stores `value` as the secret's new AWSCURRENT.
+async fn put_current(store: &AwsStore, arn: &str, value: &str) {
+    store
+        .put_value(
+            arn,
+            NewVersion {
+                token: &token(),
+                value: &SecretString::from(value),
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .expect("put");
+}
+
+/// The notes doctor wrote, in one string.
+fn notes(doc: &Value) -> String {
+    doc["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first finding's text (what and why).
+fn first_finding(doc: &Value) -> String {
+    let text = |field: &str| {
+        doc["findings"][0][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    format!("{} {}", text("what"), text("why"))
+}
+
+fn redis_user_secret(redis: &RedisServer, user: &str, pw: &SecretString, extra: Value) -> String {
+    let mut value = json!({
+        "host": redis.host(),
+        "port": redis.tls_port(),
+        "username": user,
+        "password": pw.expose_secret(),
+    });
+    if let (Value::Object(map), Value::Object(more)) = (&mut value, extra) {
+        map.extend(more);
+    }
+    value.to_string()
+}
+
+/// redis-rotation as the template deploys it, with the settings that made
+/// doctor take it for rds-rotation (MASTER_SECRET_ARN) or oauth-rotation
+/// (REVOKE_PREVIOUS): a healthy self-managed user's secret has no findings,
+/// --connect logs in to the real Redis as that user, a wrong password is
+/// reported, and an admin secret that never agreed to serve the secret is
+/// found by the core's consent rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_managed_redis_secret_is_read_and_logged_in_as_redis_rotation_does() {
+    let redis =
+        RedisServer::start().unwrap_or_else(|e| panic!("cannot start the Redis server: {e:#}"));
+    let ca = redis.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    let store = moto_store();
+    let admin = store
+        .create_secret(
+            &unique("redis-admin"),
+            &SecretString::from(redis_user_secret(
+                &redis,
+                ADMIN_USER,
+                &redis.admin_password(),
+                json!({}),
+            )),
+            &[],
+        )
+        .await
+        .expect("create admin");
+    let user = format!("app{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let password = random_password();
+    redis
+        .create_user(&user, &password, &[])
+        .expect("ACL SETUSER");
+    let (arn, function) = served_by(
+        &store,
+        &unique("doctor"),
+        &redis_user_secret(&redis, &user, &password, json!({})),
+        &[],
+    )
+    .await;
+    deploy(
+        &function,
+        "redis-rotation",
+        &[
+            ("MASTER_SECRET_ARN", admin.as_str()),
+            ("REVOKE_PREVIOUS", "next-rotation"),
+        ],
+        60,
+        true,
+    )
+    .await;
+
+    let (code, doc) = doctor_with(&arn, &[], &trust).await;
+    assert_eq!(doc["kind"], "redis-rotation", "{doc}");
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+
+    let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    let said = notes(&doc);
+    assert!(
+        said.contains("--connect: AWSCURRENT works") && said.contains(&user),
+        "{said}"
+    );
+
+    // A password the server refuses.
+    let wrong = random_password();
+    put_current(
+        &store,
+        &arn,
+        &redis_user_secret(&redis, &user, &wrong, json!({})),
+    )
+    .await;
+    let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+    assert_eq!(codes(&doc), ["current-does-not-work"], "{doc}");
+    assert_eq!(code, 1);
+    let text = doc.to_string();
+    assert!(text.contains(&user), "{text}");
+    for secret in [&wrong, &password, &redis.admin_password()] {
+        assert!(!text.contains(secret.expose_secret()));
+    }
+
+    // An admin secret named in masterarn that does not serve this secret.
+    let other_admin = store
+        .create_secret(
+            &unique("redis-admin"),
+            &SecretString::from(redis_user_secret(
+                &redis,
+                ADMIN_USER,
+                &redis.admin_password(),
+                json!({}),
+            )),
+            &[],
+        )
+        .await
+        .expect("create admin");
+    put_current(
+        &store,
+        &arn,
+        &redis_user_secret(&redis, &user, &password, json!({"masterarn": other_admin})),
+    )
+    .await;
+    let (code, doc) = doctor_with(&arn, &[], &trust).await;
+    assert_eq!(codes(&doc), ["master-unreadable"], "{doc}");
+    assert!(doc.to_string().contains("rotor:serves"), "{doc}");
+    assert_eq!(code, 1);
+}
+
+/// An ElastiCache or MemoryDB user's secret (`user_arn`, as AWS's own
+/// function reads it) is parsed by redis-rotation's managed parser: healthy,
+/// it has no findings; --connect logs in where the secret names an endpoint
+/// and says it cannot where it names none; a user the deployer does not list
+/// in MANAGED_USER_ARNS, and a user_arn that is no cache user's, are findings.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_redis_secret_is_read_by_redis_rotations_managed_parser() {
+    let redis =
+        RedisServer::start().unwrap_or_else(|e| panic!("cannot start the Redis server: {e:#}"));
+    let ca = redis.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    let store = moto_store();
+    let user = format!("app{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let password = random_password();
+    redis
+        .create_user(&user, &password, &[])
+        .expect("ACL SETUSER");
+    let user_arn = format!("arn:aws:memorydb:us-east-1:123456789012:user/{user}");
+    let with_endpoint = redis_user_secret(&redis, &user, &password, json!({"user_arn": user_arn}));
+    let (arn, function) = served_by(&store, &unique("doctor"), &with_endpoint, &[]).await;
+    deploy(
+        &function,
+        "redis-rotation",
+        &[("MANAGED_USER_ARNS", user_arn.as_str())],
+        60,
+        true,
+    )
+    .await;
+
+    let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+    assert_eq!(doc["kind"], "redis-rotation", "{doc}");
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    let said = notes(&doc);
+    assert!(
+        said.contains("--connect: AWSCURRENT works") && said.contains(&user),
+        "{said}"
+    );
+
+    // AWS's shape without an endpoint: nothing to log in at.
+    let bare =
+        json!({"user_arn": user_arn, "username": user, "password": password.expose_secret()});
+    put_current(&store, &arn, &bare.to_string()).await;
+    let (code, doc) = doctor_with(&arn, &["--connect"], &trust).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    let said = notes(&doc);
+    assert!(
+        said.contains("--connect: not checked") && said.contains("host"),
+        "{said}"
+    );
+
+    // A user the deployer does not let the function change.
+    let stranger = json!({
+        "user_arn": "arn:aws:memorydb:us-east-1:123456789012:user/someone-else",
+        "username": "someone-else",
+    });
+    put_current(&store, &arn, &stranger.to_string()).await;
+    let (code, doc) = doctor_with(&arn, &[], &trust).await;
+    assert_eq!(codes(&doc), ["managed-user-not-allowed"], "{doc}");
+    assert!(first_finding(&doc).contains("MANAGED_USER_ARNS"), "{doc}");
+    assert_eq!(code, 1);
+
+    // A user_arn that names no cache user.
+    let not_a_user = json!({
+        "user_arn": "arn:aws:rds:us-east-1:123456789012:db:orders",
+        "username": "app",
+    });
+    put_current(&store, &arn, &not_a_user.to_string()).await;
+    let (code, doc) = doctor_with(&arn, &[], &trust).await;
+    assert_eq!(codes(&doc), ["current-unparsable"], "{doc}");
+    assert!(first_finding(&doc).contains("user_arn"), "{doc}");
+    assert_eq!(code, 1);
+}
+
+/// Which function a secret is for comes from its rotation function: the
+/// template's description, else the function's name, else its settings, the
+/// value's shape deciding only between the functions those settings fit.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_function_and_the_value_say_which_function_a_secret_is_for() {
+    let store = moto_store();
+    let redis_value = r#"{"host":"cache.example","username":"app","password":"pw"}"#;
+    let oauth_value = json!({
+        "provider": "keycloak", "client_id": "app", "client_secret": "s",
+        "token_endpoint": "https://idp.example/realms/r/protocol/openid-connect/token",
+        "admin_url": "https://idp.example/admin/realms/r", "management_secret_arn": "m"
+    })
+    .to_string();
+    // (description, name suffix, settings, value, kind)
+    let cases: [(&str, &str, Vars, &str, &str); 5] = [
+        (
+            "caches",
+            "-redis-rotation",
+            &[],
+            redis_value,
+            "redis-rotation",
+        ),
+        (
+            "caches",
+            "",
+            &[("MASTER_SECRET_ARN", "admin")],
+            redis_value,
+            "redis-rotation",
+        ),
+        (
+            "caches",
+            "",
+            &[("REVOKE_PREVIOUS", "at-finish")],
+            redis_value,
+            "redis-rotation",
+        ),
+        (
+            "clients",
+            "",
+            &[("REVOKE_PREVIOUS", "at-finish")],
+            &oauth_value,
+            "oauth-rotation",
+        ),
+        (
+            "caches",
+            "",
+            &[("MANAGED_USER_ARNS", "")],
+            redis_value,
+            "redis-rotation",
+        ),
+    ];
+    for (description, suffix, env, value, kind) in cases {
+        let name = format!("{}{suffix}", unique("fn"));
+        let arn = secret_for(&store, &unique("doctor"), value, &[], &name, None).await;
+        deploy_described(&name, description, env, 60, true).await;
+        let (_, doc) = doctor(&arn, &[]).await;
+        assert_eq!(doc["kind"], kind, "{description} {suffix} {env:?}: {doc}");
+        assert!(
+            !codes(&doc).contains(&"current-unparsable".to_owned()),
+            "{kind}: {doc}"
+        );
+    }
+}
+
+/// generic-rotation logs in nowhere: --connect on a healthy generic secret
+/// says there is nothing to log in to, and is no finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_on_a_generic_secret_has_nothing_to_log_in_to() {
+    let (_store, arn, _) = generic_secret(None).await;
+    let (code, doc) = doctor(&arn, &["--connect"]).await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    assert!(notes(&doc).contains("nothing to log in to"), "{doc}");
+}
+
+/// generic-rotation refuses a JSON value without the fields its settings
+/// regenerate (`password` by default, rotor:fields otherwise), and a value
+/// that is not JSON when fields are named: doctor reads the value through the
+/// same rule. A value that looks like broken JSON, with no fields named, is
+/// rotated whole: a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generic_value_without_the_fields_its_settings_name_is_a_finding() {
+    let store = moto_store();
+    let broken = r#"{"username":"app","password":"x""#;
+    let cases: [(&str, Vars, &[&str], &str); 5] = [
+        (r#"{"username":"app","password":"x"}"#, &[], &[], ""),
+        (
+            r#"{"username":"app"}"#,
+            &[],
+            &["current-unparsable"],
+            "\"password\"",
+        ),
+        (
+            r#"{"username":"app","password":"x"}"#,
+            &[("rotor:fields", "password api_key")],
+            &["current-unparsable"],
+            "\"api_key\"",
+        ),
+        (
+            broken,
+            &[("rotor:fields", "password")],
+            &["current-unparsable"],
+            "not a JSON object",
+        ),
+        (broken, &[], &["current-not-json"], "whole"),
+    ];
+    for (value, tags, expected, words) in cases {
+        let (arn, function) = served_by(&store, &unique("doctor"), value, tags).await;
+        deploy(&function, "generic-rotation", &[], 60, true).await;
+        let (code, doc) = doctor(&arn, &[]).await;
+        assert_eq!(doc["kind"], "generic-rotation");
+        assert_eq!(codes(&doc), expected, "{value} {tags:?}: {doc}");
+        assert!(first_finding(&doc).contains(words), "{doc}");
+        let needs_attention = expected.contains(&"current-unparsable");
+        assert_eq!(code, i32::from(needs_attention), "{doc}");
+    }
+}
+
+/// `rotor status` names the rotor function behind every secret (each one the
+/// template deploys) and calls a secret misconfigured when its function's
+/// own settings parser refuses the settings, or when it is the scheduler.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_knows_every_function_the_template_deploys() {
+    let store = moto_store();
+    let prefix = unique("status");
+    let cases: [(&str, Vars, &str); 6] = [
+        ("generic-rotation", &[], "ok"),
+        ("rds-rotation", &[("ROTATION_STRATEGY", "single")], "ok"),
+        ("oauth-rotation", &[], "ok"),
+        ("redis-rotation", &[], "ok"),
+        (
+            "redis-rotation",
+            &[("REVOKE_PREVIOUS", "sometimes")],
+            "misconfigured",
+        ),
+        ("rotation-scheduler", &[], "misconfigured"),
+    ];
+    let mut expected = Vec::new();
+    for (n, (kind, env, health)) in cases.iter().enumerate() {
+        let name = format!("{prefix}/{n}");
+        let (_, function) = served_by(&store, &name, "v", &[]).await;
+        deploy(&function, kind, env, 600, true).await;
+        expected.push((name, kind.to_string(), health.to_string()));
+    }
+    let (code, out) = rotor(&["status", "--prefix", &prefix, "--json"]).await;
+    assert_eq!(code, 1);
+    let doc: Value = serde_json::from_str(&out).expect("status --json");
+    let mut seen: Vec<(String, String, String)> = doc["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["kind"].as_str().unwrap_or_default().to_owned(),
+                s["health"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, expected, "{doc}");
+    let reasons = doc.to_string();
+    assert!(reasons.contains("REVOKE_PREVIOUS"), "{reasons}");
+    assert!(reasons.contains("rotation-scheduler"), "{reasons}");
+}
+
+/// oauth-rotation against an RFC 7592 server: the server issued the new
+/// secret (and retired the old one), and Secrets Manager refused to store it
+/// (ValueNotStored). The pending version has no value, yet cancelling it would
+/// throw away the only recovery path the function's error names: retrying the
+/// rotation with that version. doctor offers Resume there, never Cancel, and
+/// --fix completes the rotation.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rfc7592_value_that_was_not_stored_is_resumed_never_cancelled() {
+    use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
+    use rotor_testbed::sm_proxy::{Fault, SmProxy};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server =
+        OAuthServer::start().unwrap_or_else(|e| panic!("cannot start the OAuth server: {e:#}"));
+    let method = AuthMethod::ClientSecretBasic;
+    let client = server.register_client(method).await.expect("register");
+    let ca = server.ca_path().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+    let store = moto_store();
+    let function = unique("fn");
+    let pending = token();
+    let arn = secret_for(
+        &store,
+        &unique("doctor"),
+        &rfc7592_secret(&server, &client, method, None),
+        &[],
+        &function,
+        Some(&pending),
+    )
+    .await;
+    deploy(&function, "oauth-rotation", &[], 120, true).await;
+
+    // Every PutSecretValue fails as a KMS key that refuses does.
+    let refuse = Arc::new(AtomicBool::new(true));
+    let plan = refuse.clone();
+    let sm = SmProxy::with_faults(moto().endpoint(), move |operation, _, _| {
+        (operation == "PutSecretValue" && plan.load(Ordering::SeqCst))
+            .then_some(Fault::EncryptionFailure)
+    })
+    .await
+    .expect("proxy");
+    let local = start_function_at("oauth-rotation", sm.endpoint(), &trust).await;
+    let (kind, message) = step(&local, &event(&arn, &pending, "createSecret"))
+        .await
+        .expect_err("the value cannot be stored");
+    assert_eq!(kind, "NotRetryable.ValueNotStored", "{message}");
+    refuse.store(false, Ordering::SeqCst);
+    drop(local);
+
+    let (code, doc) = doctor_with(&arn, &["--stuck-after-minutes", "0"], &trust).await;
+    assert_eq!(code, 1);
+    assert_eq!(codes(&doc), ["pending-without-value"], "{doc}");
+    assert_eq!(doc["findings"][0]["repair"]["repair"], "resume", "{doc}");
+    let fix = doc["findings"][0]["fix"].to_string();
+    assert!(
+        !fix.contains("cancel") && !fix.contains("--remove-from-version-id"),
+        "{fix}"
+    );
+
+    let cert = format!("SSL_CERT_FILE={ca}");
+    let (code, doc) = doctor_with(
+        &arn,
+        &[
+            "--connect",
+            "--stuck-after-minutes",
+            "0",
+            "--fix",
+            "--yes",
+            "--function",
+            "oauth-rotation",
+            "--env",
+            &cert,
+        ],
+        &trust,
+    )
+    .await;
+    assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+    assert_eq!(code, 0);
+    assert_eq!(labels(&store, &arn).await[&pending], [AWSCURRENT]);
 }

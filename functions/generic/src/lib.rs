@@ -114,6 +114,19 @@ fn shape(
     Ok(Shape::Json(object, fields))
 }
 
+/// Checks that a stored value has the shape `settings` rotate, as
+/// createSecret (for AWSCURRENT) and testSecret (for the pending value)
+/// require; the error is theirs. For tools that diagnose a secret
+/// (`rotor doctor`).
+pub fn check_value(
+    secret: &str,
+    label: &str,
+    value: &SecretString,
+    settings: &Settings,
+) -> Result<(), Error> {
+    shape(secret, label, value, settings).map(|_| ())
+}
+
 impl Rotator for GenericRotator {
     async fn create_value<S: SecretStore>(
         &self,

@@ -12,8 +12,8 @@ use crate::resp::{Connection, Reply};
 use crate::secret::Endpoint;
 
 /// Connects to the server at `to` and logs in as `user`: `Ok(None)` when the
-/// server refuses the password.
-pub(crate) async fn login(
+/// server refuses the password. Public for `rotor doctor --connect`.
+pub async fn login(
     to: &Endpoint,
     user: &str,
     password: &SecretString,

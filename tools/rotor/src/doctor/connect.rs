@@ -1,19 +1,25 @@
 //! `rotor doctor --connect`: testSecret's check against AWSCURRENT, changing
-//! nothing: a database login (and the query AWS's functions use), or a
-//! client_credentials grant at the provider's token endpoint.
+//! nothing: a database login (and the query AWS's functions use), a Redis
+//! login (`AUTH` and `PING`), or a client_credentials grant at the provider's
+//! token endpoint. Where a function has nothing to log in to, or the secret
+//! names nowhere to log in, it says so rather than pass or fail.
 
 use rotor_core::{SecretString, TargetError};
 
 use super::lambda::Kind;
 
+/// What the check found, when the credential was not refused.
+#[derive(Debug)]
+pub enum Checked {
+    /// The credential works: what was proved.
+    Works(String),
+    /// Nothing was tried: why.
+    NotChecked(String),
+}
+
 /// Why AWSCURRENT's credential was not proved to work.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// generic-rotation (and the scheduler) log in nowhere themselves.
-    #[error(
-        "generic-rotation has no login of its own to try (its webhook validates new values during a rotation)"
-    )]
-    NoLogin,
     /// The value is not a secret of the function's kind: the parser's words.
     #[error("{0}")]
     Unparsable(Box<dyn std::error::Error + Send + Sync>),
@@ -33,18 +39,35 @@ pub enum CheckError {
         /// What the endpoint said.
         cause: TargetError,
     },
+    /// The Redis server could not be reached, refused the password, or
+    /// refused the user a PING.
+    #[error("Redis at {address}, user {user:?}: {cause}")]
+    Redis {
+        /// `host:port`.
+        address: String,
+        /// The ACL user.
+        user: String,
+        /// What failed.
+        cause: TargetError,
+    },
 }
 
-/// Checks the value's credential; `Ok` names what was proved.
-pub async fn check(kind: Kind, value: &SecretString) -> Result<String, CheckError> {
+/// Checks the value's credential.
+pub async fn check(kind: Kind, value: &SecretString) -> Result<Checked, CheckError> {
     match kind {
         Kind::Rds => database(value).await,
         Kind::Oauth => provider(value).await,
-        Kind::Generic | Kind::Scheduler => Err(CheckError::NoLogin),
+        Kind::Redis => cache(value).await,
+        Kind::Generic => Ok(Checked::NotChecked(
+            "generic-rotation's value has nothing to log in to: the function generates it, and whatever reads the secret uses it. A webhook, where the settings name one, validates new values during a rotation; doctor does not call it".into(),
+        )),
+        Kind::Scheduler => Ok(Checked::NotChecked(
+            "rotation-scheduler starts rotations and holds no credential".into(),
+        )),
     }
 }
 
-async fn database(value: &SecretString) -> Result<String, CheckError> {
+async fn database(value: &SecretString) -> Result<Checked, CheckError> {
     use rds_rotation::{mysql, postgres};
     let secret = rds_rotation::secret::DbSecret::parse(value)
         .map_err(|problem| CheckError::Unparsable(problem.into()))?;
@@ -64,15 +87,15 @@ async fn database(value: &SecretString) -> Result<String, CheckError> {
             .map_err(failed)?;
         postgres::ping(&client).await.map_err(CheckError::Query)?;
     }
-    Ok(format!(
+    Ok(Checked::Works(format!(
         "{} logs in at {} ({:?})",
         secret.username,
         secret.address(),
         secret.engine
-    ))
+    )))
 }
 
-async fn provider(value: &SecretString) -> Result<String, CheckError> {
+async fn provider(value: &SecretString) -> Result<Checked, CheckError> {
     use oauth_rotation::token::{Grant, client_credentials};
     let client = oauth_rotation::client::Client::parse(value)
         .map_err(|problem| CheckError::Unparsable(problem.into()))?;
@@ -86,14 +109,78 @@ async fn provider(value: &SecretString) -> Result<String, CheckError> {
     };
     let endpoint = rotor_core::http::display_url(&client.token_endpoint);
     match client_credentials(&grant).await {
-        Ok(_token) => Ok(format!(
+        Ok(_token) => Ok(Checked::Works(format!(
             "client {} gets a token at {endpoint}",
             client.client_id
-        )),
+        ))),
         Err(cause) => Err(CheckError::NoToken {
             client_id: client.client_id.clone(),
             endpoint,
             cause,
         }),
+    }
+}
+
+/// redis-rotation's secrets: a self-managed user logs in where the secret
+/// says; an ElastiCache or MemoryDB user where the secret names an endpoint
+/// (as testSecret does), and otherwise cannot be checked from here.
+async fn cache(value: &SecretString) -> Result<Checked, CheckError> {
+    use redis_rotation::managed::secret::{ManagedSecret, is_managed};
+    use redis_rotation::secret::RedisSecret;
+    if !is_managed(value) {
+        let secret =
+            RedisSecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
+        return redis_login(&secret.endpoint(), &secret.username, &secret.password).await;
+    }
+    let secret =
+        ManagedSecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    let service = secret.user.service();
+    match (&secret.endpoint, &secret.password) {
+        (_, None) => Ok(Checked::NotChecked(format!(
+            "the secret holds no password yet for {service} user {} (the first rotation sets one)",
+            secret.user_arn
+        ))),
+        (None, Some(_)) => Ok(Checked::NotChecked(format!(
+            "the secret names no host to log in at: {service} holds user {}'s passwords, and doctor does not ask {service}. Add host and port (and ssl) to the secret to have --connect, and testSecret, log in with it",
+            secret.user_arn
+        ))),
+        (Some(endpoint), Some(password)) => redis_login(endpoint, &secret.username, password).await,
+    }
+}
+
+/// `AUTH user password` then `PING` on a fresh connection, as testSecret does.
+async fn redis_login(
+    endpoint: &redis_rotation::secret::Endpoint,
+    user: &str,
+    password: &SecretString,
+) -> Result<Checked, CheckError> {
+    use redis_rotation::resp::Reply;
+    let failed = |cause: TargetError| CheckError::Redis {
+        address: endpoint.address(),
+        user: user.to_owned(),
+        cause,
+    };
+    let Some(mut conn) = redis_rotation::acl::login(endpoint, user, password)
+        .await
+        .map_err(failed)?
+    else {
+        return Err(failed(TargetError::new(
+            rotor_core::Cause::Auth,
+            "the server refused the password (WRONGPASS)",
+        )));
+    };
+    match conn.call(&[b"PING"], false).await.map_err(failed)? {
+        Reply::Status(s) if s == "PONG" => Ok(Checked::Works(format!(
+            "user {user:?} logs in at {} and PINGs",
+            endpoint.address()
+        ))),
+        Reply::Error(code, message) => Err(failed(TargetError::new(
+            rotor_core::Cause::Permission,
+            format!("PING failed: {code} {message}; the user needs +ping (or +@connection)"),
+        ))),
+        _ => Err(failed(TargetError::new(
+            rotor_core::Cause::Protocol,
+            "PING did not answer PONG",
+        ))),
     }
 }

@@ -1,6 +1,10 @@
 //! `rotor doctor --fix`: the repairs that cannot lose a working credential,
 //! each shown and confirmed (unless `--yes`) and checked against a fresh read
-//! of the secret just before it is done.
+//! of the secret just before it is done. Which repair a finding gets is the
+//! findings' choice (`super::findings`): a pending version without a value is
+//! cancelled only where rotor makes values itself; where the target issues
+//! them and retires the old one (RFC 7592), the value may exist only in the
+//! function's memory for that version, so the rotation is resumed instead.
 
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;

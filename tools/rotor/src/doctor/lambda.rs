@@ -1,5 +1,12 @@
 //! What a rotation function's Lambda metadata says: does it exist, may Secrets
 //! Manager invoke it, which rotor function and strategy it is, its timeout.
+//!
+//! Which rotor function it runs comes from its identity first: the
+//! description the template gives it (`rotor redis-rotation: ...`), else its
+//! name (`<stack>-redis-rotation`). Without either, its settings narrow the
+//! choice to the functions that read them; several functions read
+//! `MASTER_SECRET_ARN` or `REVOKE_PREVIOUS`, so the value's shape decides
+//! between those (doctor does, `super::findings`), never the settings alone.
 
 use std::collections::BTreeMap;
 
@@ -9,13 +16,16 @@ use serde_json::Value;
 /// The service principal that invokes rotation functions.
 pub const SECRETS_MANAGER: &str = "secretsmanager.amazonaws.com";
 
-/// Which of rotor's functions a Lambda function runs.
+/// Which of rotor's functions a Lambda function runs: every one the template
+/// deploys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// rds-rotation.
     Rds,
     /// oauth-rotation.
     Oauth,
+    /// redis-rotation (self-managed servers, ElastiCache and MemoryDB users).
+    Redis,
     /// generic-rotation.
     Generic,
     /// rotation-scheduler (not a rotation function).
@@ -23,21 +33,113 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every function the template deploys.
+    pub const ALL: [Kind; 5] = [
+        Kind::Rds,
+        Kind::Oauth,
+        Kind::Redis,
+        Kind::Generic,
+        Kind::Scheduler,
+    ];
+
     /// The binary's name.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rds => "rds-rotation",
             Kind::Oauth => "oauth-rotation",
+            Kind::Redis => "redis-rotation",
             Kind::Generic => "generic-rotation",
             Kind::Scheduler => "rotation-scheduler",
         }
     }
 
-    /// From a binary name.
+    /// From a binary name, or its first word (`rds`, `redis`...).
     pub fn parse(text: &str) -> Option<Kind> {
-        [Kind::Rds, Kind::Oauth, Kind::Generic, Kind::Scheduler]
+        Kind::ALL
             .into_iter()
             .find(|k| k.name() == text || k.name().split('-').next() == Some(text))
+    }
+
+    /// The variables this function reads (beyond those every function reads).
+    fn variables(self) -> &'static [&'static str] {
+        use generic_rotation::settings::names as generic;
+        use redis_rotation::managed as cache;
+        match self {
+            Kind::Rds => &[
+                rds_rotation::STRATEGY_VAR,
+                rds_rotation::MASTER_SECRET_VAR,
+                rds_rotation::config::USERNAME_LIMIT_VAR,
+            ],
+            Kind::Oauth => &[
+                oauth_rotation::REVOKE_VAR,
+                oauth_rotation::MANAGEMENT_SECRETS_VAR,
+            ],
+            Kind::Redis => &[
+                redis_rotation::MASTER_SECRET_VAR,
+                redis_rotation::REVOKE_VAR,
+                cache::MANAGED_USER_ARNS_VAR,
+                cache::MAX_WAIT_VAR,
+                cache::WAIT_INTERVAL_VAR,
+                cache::SECRET_ARN_VAR,
+                cache::USER_NAME_VAR,
+            ],
+            Kind::Generic => &[
+                generic::FIELDS_VAR,
+                generic::GENERATE_VAR,
+                generic::MODE_VAR,
+                generic::WEBHOOK_VAR,
+                generic::WEBHOOK_KEY_VAR,
+                generic::VALIDATION_WINDOW_VAR,
+                generic::WEBHOOK_PREFIXES_VAR,
+            ],
+            Kind::Scheduler => &[
+                "TAG_FILTER",
+                "POLICY_TAG",
+                "DEFAULT_POLICY",
+                "MAX_ROTATIONS_PER_SECRET_PER_HOUR",
+                "MAX_CONCURRENCY",
+                "RATE_PER_SECOND",
+                "ROTATION_LAMBDA_ARN",
+            ],
+        }
+    }
+
+    /// The timeout the template gives the function; less risks a step cut short.
+    pub fn recommended_timeout(self) -> i32 {
+        match self {
+            Kind::Oauth => 120,
+            Kind::Scheduler => 600,
+            Kind::Rds | Kind::Redis | Kind::Generic => 60,
+        }
+    }
+}
+
+/// A function's settings, read by `kind`'s own parser: what they say (for a
+/// note), or why the function refuses every step until they are fixed.
+pub fn read_settings(kind: Kind, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let lookup = |var: &str| env.get(var).cloned();
+    match kind {
+        Kind::Rds => rds_rotation::Config::from_lookup(lookup)
+            .map(|config| {
+                format!(
+                    "rds-rotation, strategy {}",
+                    match config.strategy() {
+                        rds_rotation::Strategy::Single => "single",
+                        rds_rotation::Strategy::Alternating => "alternating",
+                    }
+                )
+            })
+            .map_err(|e| e.to_string()),
+        Kind::Oauth => oauth_rotation::Config::from_lookup(lookup)
+            .map(|_| kind.name().to_owned())
+            .map_err(|e| e.to_string()),
+        Kind::Redis => redis_rotation::Config::from_lookup(lookup)
+            .map(|_| kind.name().to_owned())
+            .map_err(|e| e.to_string()),
+        Kind::Generic => generic_rotation::settings::Defaults::from_lookup(lookup)
+            .map(|_| kind.name().to_owned())
+            .map_err(|e| e.to_string()),
+        Kind::Scheduler => Ok(kind.name().to_owned()),
     }
 }
 
@@ -57,8 +159,13 @@ pub enum Function {
 pub struct FunctionFacts {
     /// Its ARN.
     pub arn: String,
-    /// Which rotor function, if it is one we recognise.
+    /// Which rotor function, when its description, its name or its settings
+    /// say so.
     pub kind: Option<Kind>,
+    /// Without `kind`: the rotor functions whose settings these are, when
+    /// several read them (`MASTER_SECRET_ARN`: rds or redis); the value's
+    /// shape decides.
+    pub candidates: Vec<Kind>,
     /// Its environment (settings only; rotor's functions keep no secret there).
     pub env: BTreeMap<String, String>,
     /// Its timeout in seconds.
@@ -92,12 +199,15 @@ pub async fn inspect(client: &aws_sdk_lambda::Client, arn: &str) -> Function {
         .and_then(|e| e.variables())
         .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let kind = config
-        .description()
-        .and_then(|d| d.strip_prefix("rotor "))
-        .and_then(|d| d.split([':', ' ']).next())
-        .and_then(Kind::parse)
-        .or_else(|| kind_from_env(&env));
+    let identity = kind_from_identity(config.description(), config.function_name());
+    let candidates = match identity {
+        Some(kind) => vec![kind],
+        None => kinds_from_env(&env),
+    };
+    let kind = match candidates.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    };
     let invocable = match client.get_policy().function_name(arn).send().await {
         Ok(policy) => Some(policy.policy().is_some_and(allows_secrets_manager)),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Some(false),
@@ -106,25 +216,52 @@ pub async fn inspect(client: &aws_sdk_lambda::Client, arn: &str) -> Function {
     Function::Found(Box::new(FunctionFacts {
         arn: config.function_arn().unwrap_or(arn).to_owned(),
         kind,
+        candidates: if kind.is_some() {
+            Vec::new()
+        } else {
+            candidates
+        },
         env,
         timeout: config.timeout(),
         invocable,
     }))
 }
 
-/// A function deployed without the template's description: its settings say
-/// which it is.
-fn kind_from_env(env: &BTreeMap<String, String>) -> Option<Kind> {
-    let has = |var: &str| env.contains_key(var);
-    if has(rds_rotation::STRATEGY_VAR) || has(rds_rotation::MASTER_SECRET_VAR) {
-        Some(Kind::Rds)
-    } else if has("MANAGEMENT_SECRET_ARNS") || has("REVOKE_PREVIOUS") {
-        Some(Kind::Oauth)
-    } else if has("ROTOR_FIELDS") || has("ROTOR_MODE") || has("ROTOR_WEBHOOK_URL") {
-        Some(Kind::Generic)
-    } else {
-        None
+/// The template's description (`rotor <binary>: ...`), else the function's
+/// name: the binary's, or the template's `<stack>-<binary>`.
+fn kind_from_identity(description: Option<&str>, name: Option<&str>) -> Option<Kind> {
+    let described = description
+        .and_then(|d| d.strip_prefix("rotor "))
+        .and_then(|d| d.split([':', ' ']).next())
+        .and_then(Kind::parse);
+    described.or_else(|| {
+        let name = name?;
+        Kind::ALL.into_iter().find(|k| {
+            name == k.name()
+                || name
+                    .strip_suffix(k.name())
+                    .is_some_and(|stack| stack.ends_with('-'))
+        })
+    })
+}
+
+/// A function deployed without the template's description or name: the
+/// rotor functions that read every rotor setting it has (one, several, or
+/// none when they fit no single function).
+fn kinds_from_env(env: &BTreeMap<String, String>) -> Vec<Kind> {
+    let mut candidates = Kind::ALL.to_vec();
+    let mut any = false;
+    for var in env.keys() {
+        let readers: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.variables().contains(&var.as_str()))
+            .collect();
+        if !readers.is_empty() {
+            any = true;
+            candidates.retain(|k| readers.contains(k));
+        }
     }
+    if any { candidates } else { Vec::new() }
 }
 
 /// Whether a resource policy has an Allow statement for Secrets Manager to
@@ -172,6 +309,55 @@ mod tests {
     fn names_rotor_functions() {
         assert_eq!(Kind::parse("rds-rotation"), Some(Kind::Rds));
         assert_eq!(Kind::parse("oauth"), Some(Kind::Oauth));
+        assert_eq!(Kind::parse("redis"), Some(Kind::Redis));
         assert_eq!(Kind::parse("other"), None);
+    }
+
+    #[test]
+    fn identity_before_settings() {
+        let described = Some("rotor redis-rotation: Redis and Valkey ACL users");
+        assert_eq!(kind_from_identity(described, Some("x")), Some(Kind::Redis));
+        assert_eq!(
+            kind_from_identity(Some("caches"), Some("prod-redis-rotation")),
+            Some(Kind::Redis)
+        );
+        assert_eq!(
+            kind_from_identity(None, Some("rotation-scheduler")),
+            Some(Kind::Scheduler)
+        );
+        assert_eq!(kind_from_identity(None, Some("myredis-rotationx")), None);
+        assert_eq!(kind_from_identity(None, Some("xredis-rotation")), None);
+    }
+
+    #[test]
+    fn settings_narrow_the_choice() {
+        let env = |vars: &[&str]| -> BTreeMap<String, String> {
+            vars.iter()
+                .map(|v| (v.to_string(), String::new()))
+                .collect()
+        };
+        assert_eq!(
+            kinds_from_env(&env(&["MASTER_SECRET_ARN"])),
+            [Kind::Rds, Kind::Redis]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["REVOKE_PREVIOUS"])),
+            [Kind::Oauth, Kind::Redis]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["MASTER_SECRET_ARN", "REVOKE_PREVIOUS"])),
+            [Kind::Redis]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["ROTATION_STRATEGY", "MASTER_SECRET_ARN"])),
+            [Kind::Rds]
+        );
+        assert_eq!(kinds_from_env(&env(&["MANAGED_USER_ARNS"])), [Kind::Redis]);
+        assert_eq!(kinds_from_env(&env(&["ROTOR_FIELDS"])), [Kind::Generic]);
+        assert_eq!(kinds_from_env(&env(&["PASSWORD_LENGTH"])), []);
+        assert_eq!(
+            kinds_from_env(&env(&["ROTOR_FIELDS", "MANAGED_USER_ARNS"])),
+            []
+        );
     }
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::clients::Clients;
 use crate::status::health::{Health, human};
+use connect::Checked;
 use findings::{Examination, Finding, Options};
 use lambda::{Function, Kind};
 
@@ -22,8 +23,11 @@ use lambda::{Function, Kind};
 pub struct DoctorArgs {
     /// The secret's ARN or name.
     pub secret_id: String,
-    /// Also perform testSecret's check against AWSCURRENT (a database login,
-    /// or the provider's token call), changing nothing.
+    /// Also perform testSecret's check against AWSCURRENT, changing nothing:
+    /// a database or Redis login, or the provider's token call. A
+    /// generic-rotation secret has nothing to log in to, and an ElastiCache or
+    /// MemoryDB user's secret without a host nowhere to log in at: doctor
+    /// says so.
     #[arg(long)]
     pub connect: bool,
     /// Apply the repairs that cannot lose a working credential, each shown
@@ -38,7 +42,7 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub endpoint: Option<String>,
     /// Which rotor function the secret is for, when its Lambda metadata does
-    /// not say: rds, oauth or generic.
+    /// not say: rds, oauth, redis or generic.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<Kind>,
     /// With --fix against an emulator: resume with this function binary
@@ -59,7 +63,7 @@ pub struct DoctorArgs {
 
 /// `--kind` named no rotor function.
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?}: use rds, oauth or generic")]
+#[error("{0:?}: use rds, oauth, redis or generic")]
 pub struct UnknownKind(String);
 
 fn parse_kind(text: &str) -> Result<Kind, UnknownKind> {
@@ -114,6 +118,13 @@ async fn connect(clients: &Clients, exam: &mut Examination) {
             .push("--connect: which function the secret is for is unknown; give --kind".into());
         return;
     };
+    if exam.findings.iter().any(|f| f.code == "current-unparsable") {
+        exam.notes.push(format!(
+            "--connect: not checked: AWSCURRENT is not a valid {} secret (see the findings)",
+            kind.name()
+        ));
+        return;
+    }
     let value = findings::read(clients, &exam.arn, AWSCURRENT)
         .await
         .ok()
@@ -124,7 +135,8 @@ async fn connect(clients: &Clients, exam: &mut Examination) {
         return;
     };
     match connect::check(kind, &value).await {
-        Ok(proved) => exam.notes.push(format!("--connect: AWSCURRENT works: {proved}")),
+        Ok(Checked::Works(proved)) => exam.notes.push(format!("--connect: AWSCURRENT works: {proved}")),
+        Ok(Checked::NotChecked(why)) => exam.notes.push(format!("--connect: not checked: {why}")),
         Err(problem) => exam.findings.push(Finding::new(
             "current-does-not-work",
             Health::Misconfigured,
@@ -166,7 +178,11 @@ pub fn text(exam: &Examination) -> String {
             let _ = writeln!(
                 out,
                 "function  {arn}: {}, timeout {}, Secrets Manager may invoke it: {}",
-                facts.kind.map(Kind::name).unwrap_or("not a rotor function"),
+                facts
+                    .kind
+                    .or(exam.kind.filter(|k| facts.candidates.contains(k)))
+                    .map(Kind::name)
+                    .unwrap_or("not a rotor function"),
                 facts
                     .timeout
                     .map(|t| format!("{t} s"))

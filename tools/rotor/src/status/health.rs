@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, Versions};
 use serde::Serialize;
 
-use crate::doctor::lambda::Function;
+use crate::doctor::lambda::{Function, Kind, read_settings};
 
 /// The one word `rotor status` gives each secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -18,8 +18,9 @@ pub enum Health {
     Overdue,
     /// A rotation has been in flight too long, or left a label behind.
     Stuck,
-    /// Rotation is on but cannot run: no function, or one Secrets Manager
-    /// cannot invoke.
+    /// Rotation is on but cannot run: no function, one Secrets Manager
+    /// cannot invoke, one that is no rotation function, or one whose
+    /// settings its own parser refuses.
     Misconfigured,
 }
 
@@ -110,11 +111,32 @@ pub fn assess(
                 "the rotation function does not exist".into(),
                 &mut reasons,
             ),
-            (Some(_), Some(Function::Found(f))) if f.invocable == Some(false) => worse(
-                Health::Misconfigured,
-                "Secrets Manager may not invoke the rotation function".into(),
-                &mut reasons,
-            ),
+            (Some(_), Some(Function::Found(f))) => {
+                if f.invocable == Some(false) {
+                    worse(
+                        Health::Misconfigured,
+                        "Secrets Manager may not invoke the rotation function".into(),
+                        &mut reasons,
+                    );
+                }
+                match f.kind {
+                    Some(Kind::Scheduler) => worse(
+                        Health::Misconfigured,
+                        "the rotation function is rotation-scheduler, which starts rotations but cannot run one".into(),
+                        &mut reasons,
+                    ),
+                    Some(kind) => {
+                        if let Err(problem) = read_settings(kind, &f.env) {
+                            worse(
+                                Health::Misconfigured,
+                                format!("the rotation function's settings are invalid ({}): {problem}", kind.name()),
+                                &mut reasons,
+                            );
+                        }
+                    }
+                    None => {}
+                }
+            }
             _ => {}
         }
     }
@@ -227,6 +249,32 @@ mod tests {
         let (health, reasons) = assess(&missing, Some(&Function::Missing), now, HOUR);
         assert_eq!(health, Health::Misconfigured);
         assert!(reasons[0].contains("does not exist"));
+
+        let function = |kind: Kind, env: &[(&str, &str)]| {
+            Function::Found(Box::new(crate::doctor::lambda::FunctionFacts {
+                arn: "arn:aws:lambda:us-east-1:1:function:f".into(),
+                kind: Some(kind),
+                candidates: Vec::new(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                timeout: Some(60),
+                invocable: Some(true),
+            }))
+        };
+        let ok = facts(&[("a", &[AWSCURRENT])]);
+        let redis = function(Kind::Redis, &[("REVOKE_PREVIOUS", "at-finish")]);
+        assert_eq!(assess(&ok, Some(&redis), now, HOUR).0, Health::Ok);
+        let refused = function(Kind::Redis, &[("REVOKE_PREVIOUS", "sometimes")]);
+        let (health, reasons) = assess(&ok, Some(&refused), now, HOUR);
+        assert_eq!(health, Health::Misconfigured);
+        assert!(reasons[0].contains("REVOKE_PREVIOUS"), "{reasons:?}");
+        let scheduler = function(Kind::Scheduler, &[]);
+        assert_eq!(
+            assess(&ok, Some(&scheduler), now, HOUR).0,
+            Health::Misconfigured
+        );
 
         let mut late = facts(&[("a", &[AWSCURRENT])]);
         late.last_rotated = Some(now - 40 * 24 * HOUR);

@@ -66,6 +66,8 @@ pub struct Line {
     pub facts: Facts,
     /// The schedule as Secrets Manager holds it.
     pub schedule: Option<String>,
+    /// Which rotor function rotates it, when the function's metadata says.
+    pub kind: Option<lambda::Kind>,
     /// The health word and why.
     pub health: Health,
     /// The reasons for the word.
@@ -199,6 +201,10 @@ pub async fn collect(
                 arn: entry.arn().unwrap_or_default().to_owned(),
                 name: entry.name().unwrap_or_default().to_owned(),
                 schedule: entry.rotation_rules().and_then(schedule),
+                kind: match function {
+                    Some(lambda::Function::Found(f)) => f.kind,
+                    _ => None,
+                },
                 facts,
                 health,
                 reasons,
@@ -459,6 +465,7 @@ pub fn to_json(lines: &[Line]) -> serde_json::Value {
             "reasons": l.reasons,
             "rotation_enabled": l.facts.rotation_enabled,
             "function": l.facts.function,
+            "kind": l.kind.map(lambda::Kind::name),
             "schedule": l.schedule,
             "last_rotated": rfc(l.facts.last_rotated),
             "next_rotation": rfc(l.facts.next_rotation),

@@ -3,15 +3,6 @@
 
 use super::*;
 
-/// The timeout the template gives each function; less risks a step cut short.
-pub(super) fn recommended_timeout(kind: Kind) -> i32 {
-    match kind {
-        Kind::Oauth => 120,
-        Kind::Scheduler => 600,
-        Kind::Rds | Kind::Generic => 60,
-    }
-}
-
 pub(super) fn rotation_findings(exam: &mut Examination) {
     let arn = exam.arn.clone();
     if !exam.facts.rotation_enabled {
@@ -53,14 +44,19 @@ pub(super) fn rotation_findings(exam: &mut Examination) {
                 "run doctor with lambda:GetFunctionConfiguration and lambda:GetPolicy on the function".into(),
             ],
         )),
-        Some(Function::Found(f)) => function_findings(&arn, f, &mut exam.findings, &mut exam.notes),
+        Some(Function::Found(f)) => {
+            function_findings(&arn, f, exam.kind, &mut exam.findings, &mut exam.notes)
+        }
         None => {}
     }
 }
 
+/// `kind` is the function the secret is read as: the function's own, or one
+/// of its candidates chosen by the value's shape.
 pub(super) fn function_findings(
     arn: &str,
     f: &FunctionFacts,
+    kind: Option<Kind>,
     findings: &mut Vec<Finding>,
     notes: &mut Vec<String>,
 ) {
@@ -77,9 +73,9 @@ pub(super) fn function_findings(
             )],
         ));
     }
-    let Some(kind) = f.kind else {
+    let Some(kind) = f.kind.or(kind.filter(|k| f.candidates.contains(k))) else {
         notes.push(format!(
-            "{name} is not one of rotor's functions (or was deployed without the template's description)"
+            "{name} is not one of rotor's functions (or was deployed without the template's description or name)"
         ));
         return;
     };
@@ -96,7 +92,7 @@ pub(super) fn function_findings(
         return;
     }
     if let Some(timeout) = f.timeout
-        && timeout < recommended_timeout(kind)
+        && timeout < kind.recommended_timeout()
     {
         findings.push(Finding::new(
             "short-timeout",
@@ -104,37 +100,19 @@ pub(super) fn function_findings(
             format!(
                 "{name} may run {timeout} s; {} gets {} s in the template",
                 kind.name(),
-                recommended_timeout(kind)
+                kind.recommended_timeout()
             ),
             "a step cut short by the timeout leaves the rotation in flight until the next attempt",
             vec![format!(
                 "aws lambda update-function-configuration --function-name {} --timeout {}",
                 f.arn,
-                recommended_timeout(kind)
+                kind.recommended_timeout()
             )],
         ));
     }
-    let lookup = |var: &str| f.env.get(var).cloned();
-    let settings = match kind {
-        Kind::Rds => rds_rotation::Config::from_lookup(lookup)
-            .map(|config| {
-                notes.push(format!(
-                    "{name} is rds-rotation, strategy {}",
-                    match config.strategy() {
-                        rds_rotation::Strategy::Single => "single",
-                        rds_rotation::Strategy::Alternating => "alternating",
-                    }
-                ));
-            })
-            .map_err(|e| e.to_string()),
-        Kind::Oauth => oauth_rotation::Config::from_lookup(lookup)
-            .map(|_| notes.push(format!("{name} is oauth-rotation")))
-            .map_err(|e| e.to_string()),
-        Kind::Generic => generic_rotation::settings::Defaults::from_lookup(lookup)
-            .map(|_| notes.push(format!("{name} is generic-rotation")))
-            .map_err(|e| e.to_string()),
-        Kind::Scheduler => Ok(()),
-    };
+    let settings = lambda::read_settings(kind, &f.env).map(|what| {
+        notes.push(format!("{name} is {what}"));
+    });
     if let Err(problem) = settings {
         findings.push(Finding::new(
             "function-settings",

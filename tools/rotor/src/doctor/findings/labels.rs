@@ -3,7 +3,23 @@
 
 use super::*;
 
-pub(super) fn label_findings(exam: &mut Examination, options: &Options) {
+/// Whether the function makes its new value at the target, retiring the old
+/// one as it does (RFC 7592's update): the function's own rule
+/// ([`rotor_core::Rotator::issued_at_target`]), applied to AWSCURRENT.
+fn issued_at_target(kind: Option<Kind>, current: Option<&SecretString>) -> bool {
+    use rotor_core::Rotator as _;
+    let (Some(Kind::Oauth), Some(current)) = (kind, current) else {
+        return false;
+    };
+    oauth_rotation::Config::from_lookup(|_| None)
+        .is_ok_and(|config| oauth_rotation::OAuthRotator::new(config).issued_at_target(current))
+}
+
+pub(super) fn label_findings(
+    exam: &mut Examination,
+    options: &Options,
+    current: Option<&SecretString>,
+) {
     let arn = exam.arn.clone();
     if exam.facts.versions.current().is_none() {
         exam.findings.push(Finding::new(
@@ -52,6 +68,21 @@ pub(super) fn label_findings(exam: &mut Examination, options: &Options) {
     let stuck = age.is_none_or(|a| a >= options.stuck_after);
     let health = if stuck { Health::Stuck } else { Health::Ok };
     match flight.has_value {
+        // createSecret may have failed with ValueNotStored: the server issued
+        // the new secret and retired the old one, and the function keeps the
+        // new one for this version only. Cancelling would throw that away.
+        Some(false) if issued_at_target(exam.kind, current) => exam.findings.push(Finding::new(
+            "pending-without-value",
+            health,
+            format!("version {version} has been AWSPENDING{age_text} without a value"),
+            concat!(
+                "the authorization server makes the new secret itself and retires the old one (RFC 7592), so createSecret may have got one that Secrets Manager did not store (NotRetryable.ValueNotStored); ",
+                "the function keeps it for this version, and only a retry with this version stores it. ",
+                "Cancelling would lose it, so doctor only resumes the rotation with its own token"
+            ),
+            vec![format!("rotor doctor {arn} --fix   (resumes it)"), resume_by_hand],
+        )
+            .with_repair(Repair::Resume { version })),
         Some(false) => exam.findings.push(Finding::new(
             "pending-without-value",
             health,

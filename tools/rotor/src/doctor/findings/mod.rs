@@ -175,7 +175,6 @@ pub async fn examine(
         findings: Vec::new(),
         notes: Vec::new(),
     };
-    rotation_findings(&mut exam);
     let current = read(clients, &exam.arn, AWSCURRENT).await;
     let pending = match &exam.facts.in_flight {
         Some(f) if !f.on_current && f.has_value == Some(true) => {
@@ -183,15 +182,12 @@ pub async fn examine(
         }
         _ => None,
     };
-    let found = match &exam.function {
-        Some(Function::Found(f)) => f.kind,
-        _ => None,
-    };
-    exam.kind = found.or(options.kind).or_else(|| match &current {
-        Ok(Some(value)) => guess_kind(value),
-        _ => None,
-    });
-    label_findings(&mut exam, options);
+    let value = current.as_ref().ok().and_then(Option::as_ref);
+    let (kind, how) = which_function(exam.function.as_ref(), options.kind, value);
+    exam.kind = kind;
+    exam.notes.extend(how);
+    rotation_findings(&mut exam);
+    label_findings(&mut exam, options, value);
     value_findings(clients, &mut exam, &current, pending.as_ref()).await;
     exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
     Ok(exam)
@@ -246,17 +242,72 @@ pub(super) async fn read(
     }
 }
 
-/// Without Lambda metadata, the value's shape says which function it is for.
-fn guess_kind(value: &SecretString) -> Option<Kind> {
-    let fields: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(value.expose_secret()).ok()?;
-    if fields.contains_key("engine") {
-        Some(Kind::Rds)
-    } else if fields.contains_key("client_id") && fields.contains_key("token_endpoint") {
-        Some(Kind::Oauth)
-    } else {
-        Some(Kind::Generic)
+/// Which function the value is read as, and a note saying how it was told
+/// when the function's metadata did not say: the function's own kind (its
+/// description, its name, or settings only one function reads); else
+/// `--kind`; else the value's shape, among the functions whose settings the
+/// function has (rds or redis for MASTER_SECRET_ARN), or among all of them
+/// when there is no metadata.
+fn which_function(
+    function: Option<&Function>,
+    given: Option<Kind>,
+    value: Option<&SecretString>,
+) -> (Option<Kind>, Option<String>) {
+    let facts = match function {
+        Some(Function::Found(f)) => Some(f),
+        _ => None,
+    };
+    if let Some(kind) = facts.and_then(|f| f.kind).or(given) {
+        return (Some(kind), None);
     }
+    let candidates = facts.map(|f| f.candidates.as_slice()).unwrap_or_default();
+    let fits = |k: &Kind| candidates.is_empty() || candidates.contains(k);
+    let shape = value.and_then(shape_of).filter(fits);
+    let names = |kinds: &[Kind]| {
+        kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let note = match (shape, candidates.is_empty()) {
+        (Some(kind), false) => format!(
+            "the function's settings are those of {}; the value's shape is {}'s",
+            names(candidates),
+            kind.name()
+        ),
+        (Some(kind), true) => format!(
+            "no rotor function's metadata says which function the secret is for; its value's shape is {}'s (--kind overrides)",
+            kind.name()
+        ),
+        (None, false) => format!(
+            "the function's settings are those of {}, and the value's shape is neither's; give --kind",
+            names(candidates)
+        ),
+        (None, true) => {
+            "which rotor function the secret is for is unknown: no function's metadata says, and the value has no shape to tell by; give --kind".to_owned()
+        }
+    };
+    (shape, Some(note))
+}
+
+/// The function whose secrets look like `value`, by the fields only its
+/// format has: `engine` (rds), `client_id` or `token_endpoint` (oauth),
+/// `user_arn` or `host` (redis); any other value is generic-rotation's.
+fn shape_of(value: &SecretString) -> Option<Kind> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(value.expose_secret()) else {
+        return Some(Kind::Generic);
+    };
+    let has = |field: &str| fields.contains_key(field);
+    Some(if has("engine") {
+        Kind::Rds
+    } else if has("client_id") || has("token_endpoint") {
+        Kind::Oauth
+    } else if has("user_arn") || has("host") {
+        Kind::Redis
+    } else {
+        Kind::Generic
+    })
 }
 
 /// Whether anything needs attention.
@@ -288,5 +339,56 @@ impl std::fmt::Display for Repair {
                 "resume the rotation to version {version} with its own token"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(kind: Option<Kind>, candidates: &[Kind]) -> Function {
+        Function::Found(Box::new(FunctionFacts {
+            arn: "arn:aws:lambda:us-east-1:1:function:f".into(),
+            kind,
+            candidates: candidates.to_vec(),
+            env: BTreeMap::new(),
+            timeout: Some(60),
+            invocable: Some(true),
+        }))
+    }
+
+    fn kind_of(function: Option<&Function>, given: Option<Kind>, value: &str) -> Option<Kind> {
+        which_function(function, given, Some(&SecretString::from(value))).0
+    }
+
+    const REDIS: &str = r#"{"host":"cache","username":"app","password":"pw"}"#;
+    const MANAGED: &str =
+        r#"{"user_arn":"arn:aws:memorydb:us-east-1:1:user/app","username":"app"}"#;
+    const RDS: &str = r#"{"engine":"postgres","host":"db","username":"u","password":"p"}"#;
+
+    #[test]
+    fn the_function_says_first_then_kind_then_the_shape() {
+        let redis = found(Some(Kind::Redis), &[]);
+        assert_eq!(
+            kind_of(Some(&redis), Some(Kind::Rds), RDS),
+            Some(Kind::Redis)
+        );
+        assert_eq!(kind_of(None, Some(Kind::Rds), REDIS), Some(Kind::Rds));
+        let either = found(None, &[Kind::Rds, Kind::Redis]);
+        assert_eq!(kind_of(Some(&either), None, REDIS), Some(Kind::Redis));
+        assert_eq!(kind_of(Some(&either), None, MANAGED), Some(Kind::Redis));
+        assert_eq!(kind_of(Some(&either), None, RDS), Some(Kind::Rds));
+        // A shape neither function reads: not guessed.
+        let (kind, note) = which_function(Some(&either), None, Some(&SecretString::from("v")));
+        assert_eq!(kind, None);
+        assert!(note.is_some_and(|n| n.contains("--kind")));
+        // No metadata at all: the shape alone, said in a note.
+        assert_eq!(kind_of(None, None, "plain"), Some(Kind::Generic));
+        assert_eq!(
+            kind_of(None, None, r#"{"password":"p"}"#),
+            Some(Kind::Generic)
+        );
+        assert_eq!(kind_of(None, None, MANAGED), Some(Kind::Redis));
+        assert_eq!(kind_of(None, None, RDS), Some(Kind::Rds));
     }
 }

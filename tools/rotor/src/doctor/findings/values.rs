@@ -1,8 +1,52 @@
 //! Findings from the value, read through the function's own parser, and the
-//! secrets it points at (rds master, webhook signing key), read by the core's
-//! consent rule.
+//! secrets it points at (an rds master, a Redis admin, a webhook signing
+//! key), read by the core's consent rule.
 
 use super::*;
+
+/// How a function reads its secrets, for the one secret examined: the
+/// per-secret settings generic-rotation resolves from its tags.
+enum Reader {
+    Rds,
+    Oauth,
+    Redis,
+    Generic(Box<generic_rotation::settings::Settings>),
+}
+
+impl Reader {
+    /// Why the function refuses the `label` value, in its own words.
+    fn problem(&self, arn: &str, label: &str, value: &SecretString) -> Option<String> {
+        match self {
+            Reader::Rds => rds_rotation::secret::DbSecret::parse(value)
+                .err()
+                .map(|e| e.to_string()),
+            Reader::Oauth => oauth_rotation::client::Client::parse(value)
+                .err()
+                .map(|e| e.to_string()),
+            Reader::Redis => redis_problem(value),
+            Reader::Generic(settings) => {
+                match generic_rotation::check_value(arn, label, value, settings) {
+                    Ok(()) => None,
+                    Err(rotor_core::Error::InvalidSecretValue { problem, .. }) => Some(problem),
+                    Err(other) => Some(other.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// redis-rotation's own choice: a value with `user_arn` is an ElastiCache or
+/// MemoryDB user's, any other a self-managed server's user.
+fn redis_problem(value: &SecretString) -> Option<String> {
+    use redis_rotation::managed::secret::{ManagedSecret, is_managed};
+    use redis_rotation::secret::RedisSecret;
+    let parsed = if is_managed(value) {
+        ManagedSecret::parse(value).map(|_| ())
+    } else {
+        RedisSecret::parse(value).map(|_| ())
+    };
+    parsed.err().map(|e| e.0)
+}
 
 pub(super) async fn value_findings(
     clients: &Clients,
@@ -28,16 +72,20 @@ pub(super) async fn value_findings(
         }
     };
     let Some(kind) = exam.kind else { return };
-    let mut check = |label: &str, value: &SecretString| -> Option<String> {
-        let problem = match kind {
-            Kind::Rds => rds_rotation::secret::DbSecret::parse(value)
-                .err()
-                .map(|e| e.to_string()),
-            Kind::Oauth => oauth_rotation::client::Client::parse(value)
-                .err()
-                .map(|e| e.to_string()),
-            Kind::Generic | Kind::Scheduler => None,
-        }?;
+    let reader = match kind {
+        Kind::Rds => Reader::Rds,
+        Kind::Oauth => Reader::Oauth,
+        Kind::Redis => Reader::Redis,
+        Kind::Generic => match generic_settings(exam) {
+            Some(settings) => Reader::Generic(Box::new(settings)),
+            None => return,
+        },
+        Kind::Scheduler => return,
+    };
+    let mut check = |label: &str, value: &SecretString| -> bool {
+        let Some(problem) = reader.problem(&arn, label, value) else {
+            return true;
+        };
         exam.findings.push(Finding::new(
             if label == AWSCURRENT {
                 "current-unparsable"
@@ -52,19 +100,23 @@ pub(super) async fn value_findings(
                 if label == AWSCURRENT { "" } else { " --version-stages AWSPENDING --client-request-token VERSION" }
             )],
         ));
-        Some(problem)
+        false
     };
-    let failed = check(AWSCURRENT, current).is_some();
+    let parsed = check(AWSCURRENT, current);
     if let Some(Ok(Some(value))) = pending {
         check(AWSPENDING, value);
     }
-    if failed {
+    if !parsed {
         return;
     }
-    match kind {
-        Kind::Rds => rds_links(clients, exam, current).await,
-        Kind::Generic => generic_settings(clients, exam).await,
-        Kind::Oauth | Kind::Scheduler => {}
+    match reader {
+        Reader::Rds => rds_links(clients, exam, current).await,
+        Reader::Redis => redis_links(clients, exam, current).await,
+        Reader::Generic(settings) => {
+            generic_shape(exam, current, &settings);
+            webhook_key(clients, exam, &settings).await;
+        }
+        Reader::Oauth => {}
     }
 }
 
@@ -75,57 +127,165 @@ pub(super) fn env_lookup(exam: &Examination) -> impl Fn(&str) -> Option<String> 
     }
 }
 
+/// The deployer's admin secret for secrets that name none: the function's
+/// variable, when its metadata is known.
+fn deployer_admin(exam: &Examination, variable: &str) -> Option<String> {
+    env_lookup(exam)(variable).filter(|v| !v.trim().is_empty())
+}
+
 /// The master secret of an rds secret with the alternating strategy (its
 /// `masterarn`, else the deployment's MASTER_SECRET_ARN) must agree to serve
 /// it (the core's rule, `rotor_core::linked`), be readable, and parse. Without
 /// the function's metadata the strategy is unknown, so a `masterarn` is checked.
 pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
-    use rotor_core::linked::{Deployer, Link};
     let Ok(secret) = rds_rotation::secret::DbSecret::parse(current) else {
         return;
     };
     let known = matches!(exam.function, Some(Function::Found(_)));
     let config = rds_rotation::Config::from_lookup(env_lookup(exam)).ok();
-    let deployer = config
-        .as_ref()
-        .and_then(|c| c.master_secret().map(str::to_owned));
     let alternating = config
         .as_ref()
         .is_some_and(|c| c.strategy() == rds_rotation::Strategy::Alternating);
     if known && !alternating {
         return;
     }
-    let (setting, target) = match (&secret.masterarn, &deployer) {
-        (Some(named), _) => ("masterarn", named.clone()),
-        (None, Some(variable)) => (rds_rotation::MASTER_SECRET_VAR, variable.clone()),
-        (None, None) => {
-            if alternating {
-                exam.findings.push(Finding::new(
-                    "master-missing",
-                    Health::Misconfigured,
-                    "the alternating strategy needs a master secret, and none is named",
-                    "the function cannot create or update the alternate user",
-                    vec![
-                        "add \"masterarn\" to the secret's value, or set the stack's masterSecretArn".into(),
-                    ],
-                ));
-            }
-            return;
+    let deployer = config
+        .as_ref()
+        .and_then(|c| c.master_secret().map(str::to_owned));
+    if secret.masterarn.is_none() && deployer.is_none() {
+        if alternating {
+            exam.findings.push(Finding::new(
+                "master-missing",
+                Health::Misconfigured,
+                "the alternating strategy needs a master secret, and none is named",
+                "the function cannot create or update the alternate user",
+                vec![
+                    "add \"masterarn\" to the secret's value, or set the stack's masterSecretArn"
+                        .into(),
+                ],
+            ));
         }
+        return;
+    }
+    let admin = Admin {
+        named: secret.masterarn.clone(),
+        deployer,
+        variable: rds_rotation::MASTER_SECRET_VAR,
+        why: "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step",
     };
-    let allowed: Vec<String> = deployer.into_iter().collect();
+    admin_link(clients, exam, admin, |value| {
+        rds_rotation::secret::DbSecret::parse(value)
+            .err()
+            .map(|e| e.to_string())
+    })
+    .await;
+}
+
+/// A self-managed Redis user's admin secret (its `masterarn`, else the
+/// deployment's MASTER_SECRET_ARN), when one is named: it must agree to serve
+/// the secret, be readable, and parse as redis-rotation parses it. Without
+/// one the user changes its own password, which needs nothing else.
+pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
+    use redis_rotation::secret::RedisSecret;
+    if redis_rotation::managed::secret::is_managed(current) {
+        managed_user(exam, current);
+        return;
+    }
+    let Ok(secret) = RedisSecret::parse(current) else {
+        return;
+    };
+    let deployer = deployer_admin(exam, redis_rotation::MASTER_SECRET_VAR);
+    if secret.masterarn.is_none() && deployer.is_none() {
+        return;
+    }
+    let admin = Admin {
+        named: secret.masterarn.clone(),
+        deployer,
+        variable: redis_rotation::MASTER_SECRET_VAR,
+        why: "setSecret and finishSecret log in as the admin to add and remove the user's passwords; without it every rotation fails at setSecret",
+    };
+    admin_link(clients, exam, admin, |value| {
+        RedisSecret::parse(value).err().map(|e| e.0)
+    })
+    .await;
+}
+
+/// An ElastiCache or MemoryDB user's secret: the deployer must list the
+/// user (redis-rotation's own check, `MANAGED_USER_ARNS` and the rest), or
+/// the function refuses it before anything changes. Checked only where the
+/// function's settings are known.
+fn managed_user(exam: &mut Examination, current: &SecretString) {
+    use redis_rotation::managed::ManagedSettings;
+    use redis_rotation::managed::secret::ManagedSecret;
+    let Ok(secret) = ManagedSecret::parse(current) else {
+        return;
+    };
+    exam.notes.push(format!(
+        "AWSCURRENT is {} user {} ({:?}); its passwords change through the {} API",
+        secret.user.service(),
+        secret.user_arn,
+        secret.username,
+        secret.user.service()
+    ));
+    if !matches!(exam.function, Some(Function::Found(_))) {
+        return;
+    }
+    let Ok(settings) = ManagedSettings::from_lookup(env_lookup(exam)) else {
+        return; // reported as function-settings
+    };
+    if let Err(refused) = settings.authorize(&exam.arn, AWSCURRENT, &secret) {
+        exam.findings.push(Finding::new(
+            "managed-user-not-allowed",
+            Health::Misconfigured,
+            format!("the rotation function may not change this user: {refused}"),
+            "redis-rotation changes only the ElastiCache and MemoryDB users its deployer lists, so every rotation of this secret fails at createSecret",
+            vec![format!(
+                "add {} to the stack's redisManagedUserArns (the function's {}) and redeploy, or rotate the secret with the function deployed for that user",
+                secret.user_arn,
+                redis_rotation::managed::MANAGED_USER_ARNS_VAR
+            )],
+        ));
+    }
+}
+
+/// An admin secret a secret relies on: the one it names, else the deployer's.
+struct Admin {
+    /// The secret's own `masterarn`.
+    named: Option<String>,
+    /// The deployer's variable's value.
+    deployer: Option<String>,
+    /// That variable.
+    variable: &'static str,
+    /// What fails without it.
+    why: &'static str,
+}
+
+/// Reads the admin secret by the core's consent rule and parses it with
+/// `parse` (which returns the parser's problem); a finding when either fails.
+async fn admin_link(
+    clients: &Clients,
+    exam: &mut Examination,
+    admin: Admin,
+    parse: impl Fn(&SecretString) -> Option<String>,
+) {
+    use rotor_core::linked::{Deployer, Link};
+    let (setting, target) = match (&admin.named, &admin.deployer) {
+        (Some(named), _) => ("masterarn", named.clone()),
+        (None, Some(variable)) => (admin.variable, variable.clone()),
+        (None, None) => return,
+    };
+    let allowed: Vec<String> = admin.deployer.into_iter().collect();
     let link = Link {
         setting,
         target: &target,
         deployer: Deployer {
-            variable: rds_rotation::MASTER_SECRET_VAR,
+            variable: admin.variable,
             secrets: &allowed,
         },
     };
     let problem = match linked(clients, &exam.arn, link).await {
         Err(error) => Some(error.to_string()),
-        Ok(master) => rds_rotation::secret::DbSecret::parse(&master.value)
-            .err()
+        Ok(master) => parse(&master.value)
             .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
     };
     if let Some(problem) = problem {
@@ -133,7 +293,7 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
             "master-unreadable",
             Health::Misconfigured,
             format!("the master secret {target} cannot be used: {problem}"),
-            "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step",
+            admin.why,
             vec![format!(
                 "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {target} (and kms:Decrypt on its key), and run rotor doctor {target} for its own state"
             )],
@@ -141,17 +301,14 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
     }
 }
 
-/// generic-rotation's per-secret settings (tags over the deployment's) must
-/// resolve, and a webhook's signing-key secret must agree to serve the secret
-/// (or the deployer name it) and be readable.
-pub(super) async fn generic_settings(clients: &Clients, exam: &mut Examination) {
-    use generic_rotation::settings::{Defaults, names};
-    let defaults = match Defaults::from_lookup(env_lookup(exam)) {
-        Ok(defaults) => defaults,
-        Err(_) => return, // reported as function-settings
-    };
-    let settings = match defaults.resolve(&exam.arn, &exam.tags) {
-        Ok(settings) => settings,
+/// generic-rotation's per-secret settings (tags over the deployment's), or
+/// `None` after a finding when they do not resolve.
+fn generic_settings(exam: &mut Examination) -> Option<generic_rotation::settings::Settings> {
+    use generic_rotation::settings::Defaults;
+    // Invalid defaults are reported as function-settings.
+    let defaults = Defaults::from_lookup(env_lookup(exam)).ok()?;
+    match defaults.resolve(&exam.arn, &exam.tags) {
+        Ok(settings) => Some(settings),
         Err(problem) => {
             exam.findings.push(Finding::new(
                 "settings-invalid",
@@ -163,10 +320,55 @@ pub(super) async fn generic_settings(clients: &Clients, exam: &mut Examination) 
                     exam.arn
                 )],
             ));
-            return;
+            None
         }
+    }
+}
+
+/// With no fields named, generic-rotation replaces a value that is not a JSON
+/// object whole. One that starts like an object was meant to be one: warn
+/// that it is broken and what a rotation would make of it.
+fn generic_shape(
+    exam: &mut Examination,
+    current: &SecretString,
+    settings: &generic_rotation::settings::Settings,
+) {
+    if settings.fields.is_some() || !current.expose_secret().trim_start().starts_with('{') {
+        return;
+    }
+    let Err(e) = serde_json::from_str::<serde_json::Value>(current.expose_secret()) else {
+        return;
     };
-    let Some(hook) = settings.webhook else { return };
+    exam.findings.push(Finding::new(
+        "current-not-json",
+        Health::Ok,
+        format!(
+            "AWSCURRENT's value starts like a JSON object but is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+        "generic-rotation rotates a value that is not a JSON object whole: the next rotation replaces all of it with one generated password instead of regenerating a field",
+        vec![format!(
+            "aws secretsmanager put-secret-value --secret-id {} --secret-string file://fixed.json   (or name the fields in the rotor:fields tag, so the function refuses a broken value)",
+            exam.arn
+        )],
+    ));
+}
+
+/// A webhook's signing-key secret must agree to serve the secret (or the
+/// deployer name it) and be readable.
+async fn webhook_key(
+    clients: &Clients,
+    exam: &mut Examination,
+    settings: &generic_rotation::settings::Settings,
+) {
+    use generic_rotation::settings::{Defaults, names};
+    let Some(hook) = &settings.webhook else {
+        return;
+    };
+    let Ok(defaults) = Defaults::from_lookup(env_lookup(exam)) else {
+        return;
+    };
     let allowed = defaults.deployer_key_secrets();
     let link = rotor_core::linked::Link {
         setting: names::WEBHOOK_KEY_TAG,
