@@ -438,6 +438,63 @@ async fn bad_secret_values_and_policies_are_refused_and_nothing_changes() {
     }
 }
 
+/// Issue 21, item 19: a JSON secret with a syntax error and no `rotor:fields`
+/// tag was rotated as a plain string: the whole value became a 32-character
+/// password and `username`, `host` and the rest were gone. Now a value that
+/// starts with `{` or `[` and is no JSON object is refused at createSecret,
+/// with where the JSON breaks and the fix, and nothing changes.
+#[tokio::test]
+async fn a_json_secret_with_a_syntax_error_is_refused_not_replaced() {
+    let store = moto_store();
+    let function = start_function("generic-rotation", &[]).await;
+    let password = format!("pw-{}", token());
+    let cases = [
+        (
+            format!(
+                r#"{{"username":"app","password":"{password}","host":"db.internal","port":5432,"#
+            ),
+            "the JSON ends too early at line 1, column",
+        ),
+        (
+            format!(r#"{{"username":"app" "password":"{password}"}}"#),
+            "a JSON syntax error at line 1, column 19",
+        ),
+        (
+            format!(r#"["app", "{password}""#),
+            "the JSON ends too early at line 1, column",
+        ),
+        (format!(r#"["app", "{password}"]"#), "it is a JSON array"),
+    ];
+    for (initial, problem) in cases {
+        let t = token();
+        let arn = staged_secret(&store, &initial, &[], &t).await;
+        let before = labels(&store, &arn).await;
+        let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+        assert!(
+            message.contains(&arn)
+                && message.contains(problem)
+                && message.contains("rotor:format=plain"),
+            "{message}"
+        );
+        assert!(!message.contains(&password), "the message shows the value");
+        assert_eq!(labels(&store, &arn).await, before);
+        assert!(value(&store, &arn, AWSPENDING).await.is_none());
+        assert!(
+            value(&store, &arn, AWSCURRENT)
+                .await
+                .is_some_and(|v| v.expose_secret() == initial),
+            "AWSCURRENT changed"
+        );
+        assert!(
+            !function.output().contains(&password),
+            "the function's output shows the value"
+        );
+    }
+}
+
 /// Every log line of several rotations, at the most verbose level, is searched
 /// for every secret value those rotations handled: none may appear.
 #[tokio::test]
