@@ -77,7 +77,6 @@ ENV_PARAMETERS = {
     "excludeLowercase": ("EXCLUDE_LOWERCASE", "false", PASSWORD_FUNCTIONS),
     "includeSpace": ("INCLUDE_SPACE", "false", PASSWORD_FUNCTIONS),
     "requireEachIncludedType": ("REQUIRE_EACH_INCLUDED_TYPE", "true", PASSWORD_FUNCTIONS),
-    "pendingLabel": ("ROTOR_PENDING_LABEL", "STAGED", ROTATION_FUNCTIONS),
     "genericFields": ("ROTOR_FIELDS", "password api_key", ["GenericRotationFunction"]),
     "genericGenerate": ("ROTOR_GENERATE", "hex bytes=32", ["GenericRotationFunction"]),
     "genericMode": ("ROTOR_MODE", "multi", ["GenericRotationFunction"]),
@@ -103,6 +102,12 @@ ENV_PARAMETERS = {
     "schedulerRotationLambdaArn": ("ROTATION_LAMBDA_ARN", OTHER_ROTATION_FUNCTION, ["RotationSchedulerFunction"]),
     "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", ALLOWED_SECRETS, ["RotationSchedulerFunction"]),
 }
+
+
+# Variables the functions read that the template never sets: the test bed's
+# (tests and the demo only), and the custom pending label, which works only for
+# rotations an orchestrator stages under it (README, "Environment variables").
+NEVER_DEPLOYED = ["ROTOR_ALLOW_LOOPBACK_URLS", "ROTOR_PENDING_LABEL"]
 
 
 def function_arn(logical_id):
@@ -338,13 +343,29 @@ class Environment(unittest.TestCase):
         read |= set(re.findall(r'\("((?:EXCLUDE|INCLUDE|REQUIRE)_[A-Z_]+)",', sources))
         read |= {"REQUIRE_EACH_INCLUDED_TYPE"}
         set_by_template = {v[0] for v in ENV_PARAMETERS.values()} | {"ROTATION_FUNCTION_ARNS"}
+        # Deliberately not deployed (see the test below).
+        not_deployed = set(NEVER_DEPLOYED)
         # redis-rotation also reads AWS's ElastiCache function's own variables,
         # so a deployment migrated from it keeps its settings; the template's
         # function needs none of them (its 60 s timeout bounds the wait for an
         # active user, and MANAGED_USER_ARNS binds it to users).
         from_aws_function = {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "WAITING_RETRY_INTERVAL_IN_SECONDS",
                              "SECRET_ARN", "USER_NAME"}
-        self.assertEqual(sorted(read - set_by_template - from_aws_function), [])
+        self.assertEqual(sorted(read - set_by_template - from_aws_function - not_deployed), [])
+
+    def test_test_only_variables_are_never_deployed(self):
+        # ROTOR_ALLOW_LOOPBACK_URLS would let a secret's writer send requests
+        # to the Lambda Runtime API and extensions; ROTOR_PENDING_LABEL makes
+        # every rotation Secrets Manager starts fail (RotateSecret always
+        # stages AWSPENDING). No parameter sets either, whatever its value.
+        lines = (ROOT / "template.yaml").read_text().splitlines()
+        code = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+        self.assertEqual([v for v in NEVER_DEPLOYED if v in code], [])
+        for name, parameters in PARAMETER_SETS.items():
+            template = deployed(**parameters)
+            for logical_id in FUNCTIONS:
+                with self.subTest(parameters=name, function=logical_id):
+                    self.assertEqual(sorted(set(env(template, logical_id)) & set(NEVER_DEPLOYED)), [])
 
     def test_rotation_functions_stay_out_of_the_vpc_unless_asked(self):
         template = deployed(**VPC)

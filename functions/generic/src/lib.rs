@@ -744,6 +744,41 @@ mod custom_label_tests {
 
     use super::*;
 
+    /// With a custom label, a version staged as AWSPENDING (as RotateSecret
+    /// stages every rotation) is refused at every step, saying why.
+    #[tokio::test]
+    async fn a_rotation_secrets_manager_staged_is_refused_with_the_reason() {
+        let store = MemoryStore::new();
+        let arn = store
+            .create_secret("s", &SecretString::from("v1"), &[])
+            .await
+            .unwrap();
+        store.begin_rotation(&arn, "v2").await.unwrap();
+        let defaults = settings::Defaults::from_lookup(|_| None).unwrap();
+        let driver = Driver::new(store, GenericRotator::with_defaults(defaults))
+            .with_pending_label("MyPendingLabel");
+        for step in Step::ALL {
+            let event = RotationEvent {
+                secret_id: arn.clone(),
+                token: "v2".into(),
+                step,
+                rotation_token: None,
+            };
+            let error = driver.run(&event).await.unwrap_err();
+            assert_eq!(error.error_type(), "NotRetryable.PendingLabelMismatch");
+            assert!(
+                error
+                    .to_string()
+                    .contains("ROTOR_PENDING_LABEL=MyPendingLabel"),
+                "{error}"
+            );
+        }
+        let versions = driver.store().describe(&arn).await.unwrap().versions;
+        assert_eq!(versions.current(), versions.with_label(AWSCURRENT));
+        assert_eq!(versions.with_label(AWSPENDING), Some("v2"));
+        assert_eq!(versions.with_label("MyPendingLabel"), None);
+    }
+
     /// A value staged under a custom label (as Alibaba's multi-call rotation
     /// does) is kept by createSecret and promoted by finishSecret, which also
     /// takes the custom label off.
