@@ -356,6 +356,72 @@ async fn a_version_that_is_not_pending_is_refused() {
     );
 }
 
+/// Issue 21, item 17: with `ROTOR_PENDING_LABEL` set, a rotation that
+/// Secrets Manager started (RotateSecret stages every rotation as AWSPENDING)
+/// is refused with an error that says why and what to do, not a bare
+/// NotPending that tells the operator to start another rotation, which would
+/// fail the same way. A version staged under the label (by the deployer's
+/// own orchestrator) is rotated, and the label is taken off at the end.
+#[tokio::test]
+async fn a_pending_label_applies_only_to_versions_staged_under_it() {
+    let store = moto_store();
+    let function = start_function("generic-rotation", &[("ROTOR_PENDING_LABEL", "STAGED")]).await;
+    let t = token();
+    let arn = staged_secret(&store, "v1", &[], &t).await;
+    let before = labels(&store, &arn).await;
+    for name in STEPS {
+        let (kind, message) = step(&function, &event(&arn, &t, name)).await.unwrap_err();
+        assert_eq!(kind, "NotRetryable.PendingLabelMismatch", "{message}");
+        assert!(
+            message.contains(&t)
+                && message.contains("AWSPENDING")
+                && message.contains("RotateSecret")
+                && message.contains("ROTOR_PENDING_LABEL")
+                && message.contains("STAGED"),
+            "{message}"
+        );
+    }
+    assert_eq!(labels(&store, &arn).await, before);
+    assert!(value(&store, &arn, AWSPENDING).await.is_none());
+
+    // The way it works: the orchestrator takes AWSPENDING off (or never had
+    // RotateSecret put it on) and stages its own value under the label.
+    store
+        .move_label(
+            &arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(t.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let staged = token();
+    let new = SecretString::from(format!("staged-{}", token()));
+    store
+        .put_value(
+            &arn,
+            NewVersion {
+                token: &staged,
+                value: &new,
+                labels: &["STAGED"],
+                rotation_token: None,
+            },
+        )
+        .await
+        .unwrap();
+    for name in STEPS {
+        let done = step(&function, &event(&arn, &staged, name)).await;
+        assert!(done.is_ok(), "{name}: {done:?}");
+    }
+    assert!(same(&value(&store, &arn, AWSCURRENT).await, &Some(new)));
+    assert_eq!(
+        labels(&store, &arn).await.get(&staged),
+        Some(&vec![AWSCURRENT.to_owned()])
+    );
+}
+
 #[tokio::test]
 async fn rotation_disabled_is_refused() {
     let store = moto_store();
@@ -434,6 +500,63 @@ async fn bad_secret_values_and_policies_are_refused_and_nothing_changes() {
             value(&store, &arn, AWSCURRENT)
                 .await
                 .is_some_and(|v| v.expose_secret() == initial)
+        );
+    }
+}
+
+/// Issue 21, item 19: a JSON secret with a syntax error and no `rotor:fields`
+/// tag was rotated as a plain string: the whole value became a 32-character
+/// password and `username`, `host` and the rest were gone. Now a value that
+/// starts with `{` or `[` and is no JSON object is refused at createSecret,
+/// with where the JSON breaks and the fix, and nothing changes.
+#[tokio::test]
+async fn a_json_secret_with_a_syntax_error_is_refused_not_replaced() {
+    let store = moto_store();
+    let function = start_function("generic-rotation", &[]).await;
+    let password = format!("pw-{}", token());
+    let cases = [
+        (
+            format!(
+                r#"{{"username":"app","password":"{password}","host":"db.internal","port":5432,"#
+            ),
+            "the JSON ends too early at line 1, column",
+        ),
+        (
+            format!(r#"{{"username":"app" "password":"{password}"}}"#),
+            "a JSON syntax error at line 1, column 19",
+        ),
+        (
+            format!(r#"["app", "{password}""#),
+            "the JSON ends too early at line 1, column",
+        ),
+        (format!(r#"["app", "{password}"]"#), "it is a JSON array"),
+    ];
+    for (initial, problem) in cases {
+        let t = token();
+        let arn = staged_secret(&store, &initial, &[], &t).await;
+        let before = labels(&store, &arn).await;
+        let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+        assert!(
+            message.contains(&arn)
+                && message.contains(problem)
+                && message.contains("rotor:format=plain"),
+            "{message}"
+        );
+        assert!(!message.contains(&password), "the message shows the value");
+        assert_eq!(labels(&store, &arn).await, before);
+        assert!(value(&store, &arn, AWSPENDING).await.is_none());
+        assert!(
+            value(&store, &arn, AWSCURRENT)
+                .await
+                .is_some_and(|v| v.expose_secret() == initial),
+            "AWSCURRENT changed"
+        );
+        assert!(
+            !function.output().contains(&password),
+            "the function's output shows the value"
         );
     }
 }

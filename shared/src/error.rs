@@ -56,6 +56,22 @@ pub enum Error {
         labels: String,
     },
 
+    /// The function stages rotations under a custom label
+    /// (`ROTOR_PENDING_LABEL`), but the event's version is AWSPENDING: a
+    /// rotation that Secrets Manager started, which always stages that label.
+    #[error(
+        "version {token} of secret {secret} is staged as AWSPENDING, as Secrets Manager's RotateSecret stages every rotation, but this function rotates only versions staged as {label} ({var}={label}). {var} is for rotations that your own orchestrator stages under that label and runs by invoking the function; for rotations that Secrets Manager starts, remove {var} from the function's environment",
+        var = crate::lambda::PENDING_LABEL_VAR
+    )]
+    PendingLabelMismatch {
+        /// The secret's ARN or name.
+        secret: String,
+        /// The event's ClientRequestToken.
+        token: String,
+        /// The function's pending label.
+        label: String,
+    },
+
     /// Someone stored a new AWSCURRENT value after this rotation began.
     #[error(
         "AWSCURRENT of secret {secret} is now version {current}, which was stored after this rotation's version {token}: someone else wrote the secret during the rotation, and applying a value made from the older one would undo their change. Nothing was changed at the target. Cancel this rotation (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --remove-from-version-id {token}) and rotate again"
@@ -361,6 +377,7 @@ impl Error {
             Error::RotationDisabled { .. } => "RotationDisabled",
             Error::UnknownVersion { .. } => "UnknownVersion",
             Error::NotPending { .. } => "NotPending",
+            Error::PendingLabelMismatch { .. } => "PendingLabelMismatch",
             Error::CurrentChanged { .. } => "CurrentChanged",
             Error::NoCurrentVersion { .. } => "NoCurrentVersion",
             Error::NoPendingValue { .. } => "NoPendingValue",

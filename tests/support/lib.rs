@@ -46,6 +46,16 @@ pub async fn start_function(name: &str, extra: &[(&str, &str)]) -> LocalFunction
     start_function_at(name, moto().endpoint(), extra).await
 }
 
+/// Starts a function binary as it runs in production: without
+/// `ROTOR_ALLOW_LOOPBACK_URLS`, which the test bed sets for every function it
+/// starts (emptied here, so that the test process's own environment cannot
+/// set it either). URLs naming this machine are then refused.
+pub async fn start_function_in_production(name: &str, extra: &[(&str, &str)]) -> LocalFunction {
+    let mut env = vec![(rotor_core::settings::LOOPBACK_VAR, "")];
+    env.extend_from_slice(extra);
+    start_function(name, &env).await
+}
+
 /// Starts a function binary whose Secrets Manager is at `endpoint` (a proxy
 /// in front of moto), with extra environment.
 pub async fn start_function_at(

@@ -16,6 +16,7 @@ import tomllib
 import unittest
 
 from deployed import ACCOUNT, REGION, ROOT, deployed, raw_template, resources_of_type, statements
+from iam import allows
 
 SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*"
 VIA_SECRETS_MANAGER = {"StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}}
@@ -76,7 +77,6 @@ ENV_PARAMETERS = {
     "excludeLowercase": ("EXCLUDE_LOWERCASE", "false", PASSWORD_FUNCTIONS),
     "includeSpace": ("INCLUDE_SPACE", "false", PASSWORD_FUNCTIONS),
     "requireEachIncludedType": ("REQUIRE_EACH_INCLUDED_TYPE", "true", PASSWORD_FUNCTIONS),
-    "pendingLabel": ("ROTOR_PENDING_LABEL", "STAGED", ROTATION_FUNCTIONS),
     "genericFields": ("ROTOR_FIELDS", "password api_key", ["GenericRotationFunction"]),
     "genericGenerate": ("ROTOR_GENERATE", "hex bytes=32", ["GenericRotationFunction"]),
     "genericMode": ("ROTOR_MODE", "multi", ["GenericRotationFunction"]),
@@ -102,6 +102,12 @@ ENV_PARAMETERS = {
     "schedulerRotationLambdaArn": ("ROTATION_LAMBDA_ARN", OTHER_ROTATION_FUNCTION, ["RotationSchedulerFunction"]),
     "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", ALLOWED_SECRETS, ["RotationSchedulerFunction"]),
 }
+
+
+# Variables the functions read that the template never sets: the test bed's
+# (tests and the demo only), and the custom pending label, which works only for
+# rotations an orchestrator stages under it (README, "Environment variables").
+NEVER_DEPLOYED = ["ROTOR_ALLOW_LOOPBACK_URLS", "ROTOR_PENDING_LABEL"]
 
 
 def function_arn(logical_id):
@@ -217,7 +223,7 @@ def expected_statements(logical_id, parameters):
              "Action": "secretsmanager:RotateSecret", "Resource": SECRETS,
              "Condition": {
                  "ArnEquals": {"secretsmanager:resource/AllowRotationLambdaArn": arns},
-                 "ArnEqualsIfExists": {"secretsmanager:RotationLambdaARN": arns},
+                 "Null": {"secretsmanager:RotationLambdaARN": "true"},
                  "BoolIfExists": {"secretsmanager:ModifyRotationRules": "false"},
              }},
         ]
@@ -227,7 +233,8 @@ def expected_statements(logical_id, parameters):
                           "Resource": p["schedulerAllowedSecrets"].split(","),
                           "Condition": {
                               "ArnEquals": {"secretsmanager:RotationLambdaARN": p["schedulerRotationLambdaArn"]},
-                              "Null": {"secretsmanager:resource/AllowRotationLambdaArn": "true"},
+                              "ArnEqualsIfExists": {
+                                  "secretsmanager:resource/AllowRotationLambdaArn": p["schedulerRotationLambdaArn"]},
                               "BoolIfExists": {"secretsmanager:ModifyRotationRules": "false"},
                           }})
         found.append({"Sid": "InvokeTheseRotationFunctions", "Effect": "Allow",
@@ -336,13 +343,29 @@ class Environment(unittest.TestCase):
         read |= set(re.findall(r'\("((?:EXCLUDE|INCLUDE|REQUIRE)_[A-Z_]+)",', sources))
         read |= {"REQUIRE_EACH_INCLUDED_TYPE"}
         set_by_template = {v[0] for v in ENV_PARAMETERS.values()} | {"ROTATION_FUNCTION_ARNS"}
+        # Deliberately not deployed (see the test below).
+        not_deployed = set(NEVER_DEPLOYED)
         # redis-rotation also reads AWS's ElastiCache function's own variables,
         # so a deployment migrated from it keeps its settings; the template's
         # function needs none of them (its 60 s timeout bounds the wait for an
         # active user, and MANAGED_USER_ARNS binds it to users).
         from_aws_function = {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "WAITING_RETRY_INTERVAL_IN_SECONDS",
                              "SECRET_ARN", "USER_NAME"}
-        self.assertEqual(sorted(read - set_by_template - from_aws_function), [])
+        self.assertEqual(sorted(read - set_by_template - from_aws_function - not_deployed), [])
+
+    def test_test_only_variables_are_never_deployed(self):
+        # ROTOR_ALLOW_LOOPBACK_URLS would let a secret's writer send requests
+        # to the Lambda Runtime API and extensions; ROTOR_PENDING_LABEL makes
+        # every rotation Secrets Manager starts fail (RotateSecret always
+        # stages AWSPENDING). No parameter sets either, whatever its value.
+        lines = (ROOT / "template.yaml").read_text().splitlines()
+        code = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+        self.assertEqual([v for v in NEVER_DEPLOYED if v in code], [])
+        for name, parameters in PARAMETER_SETS.items():
+            template = deployed(**parameters)
+            for logical_id in FUNCTIONS:
+                with self.subTest(parameters=name, function=logical_id):
+                    self.assertEqual(sorted(set(env(template, logical_id)) & set(NEVER_DEPLOYED)), [])
 
     def test_rotation_functions_stay_out_of_the_vpc_unless_asked(self):
         template = deployed(**VPC)
@@ -500,7 +523,8 @@ class Scheduler(unittest.TestCase):
     def test_only_allow_listed_secrets_without_a_function_may_be_given_one(self):
         # A secret with no rotation function has no AllowRotationLambdaArn, so
         # the statement above cannot match it: the allow-list statement may,
-        # for exactly the listed secrets and schedulerRotationLambdaArn.
+        # for exactly the listed secrets and schedulerRotationLambdaArn, when
+        # they have no function or that one already.
         role = deployed(**SCHEDULER_ARN, schedulerAllowedSecrets=ALLOWED_SECRETS)["Resources"]["RotationSchedulerRole"]
         rotate = {s["Sid"]: s for s in statements(role) if "secretsmanager:RotateSecret" in as_list(s["Action"])}
         self.assertEqual(sorted(rotate), ["ConfigureAllowListedSecretsOnly", "RotateOnlyThroughTheseFunctions"])
@@ -508,24 +532,47 @@ class Scheduler(unittest.TestCase):
         self.assertEqual(as_list(configure["Resource"]), ALLOWED_SECRETS.split(","))
         self.assertEqual(configure["Condition"]["ArnEquals"],
                          {"secretsmanager:RotationLambdaARN": SCHEDULER_ARN["schedulerRotationLambdaArn"]})
-        self.assertEqual(configure["Condition"]["Null"], {"secretsmanager:resource/AllowRotationLambdaArn": "true"})
+        self.assertEqual(configure["Condition"]["ArnEqualsIfExists"],
+                         {"secretsmanager:resource/AllowRotationLambdaArn": SCHEDULER_ARN["schedulerRotationLambdaArn"]})
         # Without the scheduler's own function, the allow-list grants nothing.
         role = deployed(schedulerAllowedSecrets=ALLOWED_SECRETS)["Resources"]["RotationSchedulerRole"]
         rotate = [s for s in statements(role) if "secretsmanager:RotateSecret" in as_list(s["Action"])]
         self.assertEqual(len(rotate), 1, rotate)
 
     def test_rotate_secret_never_repoints_a_secret(self):
-        # One Allow statement, so both conditions must hold: the secret is
-        # rotated by one of these functions, and a RotationLambdaARN in the
-        # request (when there is one) is one of them too.
-        for parameters in [{}, SCHEDULER_ARN]:
+        # What rotation-scheduler does (functions/scheduler/src/authority.rs),
+        # and all its role allows: a secret already rotated by one of the
+        # stack's functions (or schedulerRotationLambdaArn) is rotated naming
+        # no function; an allow-listed secret with no function yet, or with
+        # schedulerRotationLambdaArn already, may be given
+        # schedulerRotationLambdaArn. No request names a function for a secret
+        # rotated by another (not even by another of the stack's), and none
+        # changes the rotation rules. Evaluated as IAM evaluates the role
+        # (iam.py), for every pair of the secret's function and the named one.
+        foreign = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:team-b-rotation"
+        listed = ALLOWED_SECRETS.split(",")[0]
+        unlisted = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/other-MnOpQr"
+        for parameters in [{}, SCHEDULER_ARN, {**SCHEDULER_ARN, "schedulerAllowedSecrets": ALLOWED_SECRETS}]:
             role = deployed(**parameters)["Resources"]["RotationSchedulerRole"]
-            rotate = [s for s in statements(role) if "secretsmanager:RotateSecret" in as_list(s["Action"])]
-            self.assertEqual(len(rotate), 1, rotate)
-            condition = rotate[0]["Condition"]
+            assign = parameters.get("schedulerRotationLambdaArn")
             arns = scheduler_function_arns(parameters)
-            self.assertEqual(condition["ArnEquals"], {"secretsmanager:resource/AllowRotationLambdaArn": arns})
-            self.assertEqual(condition["ArnEqualsIfExists"], {"secretsmanager:RotationLambdaARN": arns})
+            for secret in [unlisted, listed]:
+                allow_listed = secret in parameters.get("schedulerAllowedSecrets", "").split(",")
+                for current in [*arns, foreign, None]:
+                    for named in [None, *arns, foreign]:
+                        if named is None:
+                            want = current in arns
+                        else:
+                            want = allow_listed and named == assign and current in (None, assign)
+                        context = {"secretsmanager:ModifyRotationRules": "false"}
+                        if current:
+                            context["secretsmanager:resource/AllowRotationLambdaArn"] = current
+                        if named:
+                            context["secretsmanager:RotationLambdaARN"] = named
+                        with self.subTest(parameters=sorted(parameters), secret=secret, current=current, named=named):
+                            self.assertEqual(allows(statements(role), "secretsmanager:RotateSecret", secret, context), want)
+                            rules = {**context, "secretsmanager:ModifyRotationRules": "true"}
+                            self.assertFalse(allows(statements(role), "secretsmanager:RotateSecret", secret, rules))
 
 
 class Deployment(unittest.TestCase):

@@ -22,7 +22,8 @@ pub mod settings;
 pub mod webhook;
 
 pub use generator::generate;
-use settings::{Defaults, Mode, Settings};
+use settings::names::{FIELDS_TAG, FIELDS_VAR, FORMAT_TAG};
+use settings::{Defaults, Format, Mode, Settings};
 use webhook::Reply;
 
 /// Rotates generated values.
@@ -70,6 +71,35 @@ enum Shape {
     Json(Map<String, Value>, Vec<String>),
 }
 
+/// Whether a value reads as JSON to a person: its first character, after
+/// white space (and a byte order mark), opens an object or an array.
+fn starts_like_json(text: &str) -> bool {
+    text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+        .starts_with(['{', '['])
+}
+
+/// Where and how a text fails to parse as JSON: a position, never the text
+/// (serde_json's own message may quote what it found).
+fn json_problem(error: &serde_json::Error) -> String {
+    let what = match error.classify() {
+        serde_json::error::Category::Eof => "the JSON ends too early",
+        _ => "a JSON syntax error",
+    };
+    format!("{what} at line {}, column {}", error.line(), error.column())
+}
+
+/// What a JSON value is, in words, for a value that is JSON but no object.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "a JSON array",
+        Value::String(_) => "a JSON string",
+        Value::Number(_) => "a JSON number",
+        Value::Bool(_) => "a JSON boolean",
+        Value::Null => "JSON null",
+        Value::Object(_) => "a JSON object",
+    }
+}
+
 fn shape(
     secret: &str,
     label: &str,
@@ -81,20 +111,40 @@ fn shape(
         label: label.to_owned(),
         problem,
     };
-    let object = match serde_json::from_str::<Value>(value.expose_secret()) {
-        Ok(Value::Object(object)) => Some(object),
-        _ => None,
+    let text = value.expose_secret();
+    // Why the value is no JSON object, when it is not; a plain string is one
+    // only where the settings allow it.
+    let not_object = match settings.format {
+        Format::Plain => return Ok(Shape::Plain),
+        _ => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => Ok(object),
+            Ok(other) => Err(format!(
+                "is not a JSON object (it is {})",
+                json_kind(&other)
+            )),
+            Err(e) => Err(format!("is not a JSON object ({})", json_problem(&e))),
+        },
     };
-    let (object, fields) = match (object, &settings.fields) {
-        (None, None) => return Ok(Shape::Plain),
-        (None, Some(fields)) => {
+    let (object, fields) = match (not_object, &settings.fields) {
+        (Ok(object), None) => (object, vec!["password".to_owned()]),
+        (Ok(object), Some(fields)) => (object, fields.clone()),
+        (Err(why), Some(fields)) => {
             return Err(invalid(format!(
-                "is not a JSON object, but the settings name fields to regenerate ({}); store a JSON object, or remove the rotor:fields tag / ROTOR_FIELDS to replace the whole value",
+                "{why}, but the settings name fields to regenerate ({}); store a JSON object, or remove the {FIELDS_TAG} tag / {FIELDS_VAR} to replace the whole value",
                 fields.join(", ")
             )));
         }
-        (Some(object), None) => (object, vec!["password".to_owned()]),
-        (Some(object), Some(fields)) => (object, fields.clone()),
+        (Err(why), None) if settings.format == Format::Json => {
+            return Err(invalid(format!(
+                "{why}, but the secret's {FORMAT_TAG} tag says json; store a JSON object, or remove the tag"
+            )));
+        }
+        (Err(why), None) if starts_like_json(text) => {
+            return Err(invalid(format!(
+                "starts with {{ or [ but {why}; rotor does not replace it whole, which would drop every field. Fix the value (put-secret-value), or tag the secret {FORMAT_TAG}=plain if it is a plain string"
+            )));
+        }
+        (Err(_), None) => return Ok(Shape::Plain),
     };
     for field in &fields {
         match object.get(field) {
@@ -127,6 +177,31 @@ pub fn check_value(
     shape(secret, label, value, settings).map(|_| ())
 }
 
+/// How many draws a whole plain value gets to avoid a first `{` or `[`.
+const PLAIN_ATTEMPTS: u32 = 16;
+
+/// A new whole value for a plain secret. Unless the secret is tagged
+/// `rotor:format=plain`, it does not start with `{` or `[`: the next rotation
+/// would take it for broken JSON and refuse it.
+fn new_plain_value(secret: &str, settings: &Settings) -> Result<SecretString, Error> {
+    for _ in 0..PLAIN_ATTEMPTS {
+        let value = generate(&settings.generator).map_err(|source| Error::PasswordPolicy {
+            secret: secret.to_owned(),
+            source,
+        })?;
+        if settings.format == Format::Plain || !starts_like_json(value.expose_secret()) {
+            return Ok(value);
+        }
+    }
+    Err(Error::InvalidSettings {
+        secret: secret.to_owned(),
+        setting: FORMAT_TAG.into(),
+        problem: format!(
+            "every one of {PLAIN_ATTEMPTS} values the password policy drew starts with {{ or [, which the next rotation would read as broken JSON; allow more characters (EXCLUDE_CHARACTERS, rotor:generate), or tag the secret {FORMAT_TAG}=plain"
+        ),
+    })
+}
+
 impl Rotator for GenericRotator {
     async fn create_value<S: SecretStore>(
         &self,
@@ -145,7 +220,7 @@ impl Rotator for GenericRotator {
             source,
         };
         match shape(secret, AWSCURRENT, &current.value, &settings)? {
-            Shape::Plain => generate(&settings.generator).map_err(policy_error),
+            Shape::Plain => new_plain_value(secret, &settings),
             Shape::Json(mut object, fields) => {
                 for field in &fields {
                     let value = generate(settings.generator_for(field)).map_err(policy_error)?;
@@ -486,6 +561,103 @@ mod tests {
         }
     }
 
+    /// Issue 21, item 19: a value that looks like JSON but does not parse (a
+    /// syntax error, a value cut short), or JSON that is not an object, is
+    /// refused, never rotated as a plain string that would replace every field.
+    /// The message says where the JSON breaks, never what it holds.
+    #[tokio::test]
+    async fn values_that_look_like_json_but_are_no_object_are_refused() {
+        let cases = [
+            (
+                r#"{"username":"app","password":"hunter2-hunter2","host":"db.internal","#,
+                "line 1, column 68",
+            ),
+            (
+                "  {\"password\":\"hunter2-hunter2\" \"x\":1}",
+                "line 1, column 33",
+            ),
+            ("[\"hunter2-hunter2\", 1", "line 1, column 21"),
+            (r#"["hunter2-hunter2"]"#, "a JSON array"),
+            (
+                "\u{feff}{\"password\":\"hunter2-hunter2\"}",
+                "line 1, column 1",
+            ),
+        ];
+        for (old, position) in cases {
+            let driver = Driver::new(MemoryStore::new(), rotator(&[]));
+            let arn = secret(driver.store(), old, &[]).await;
+            let error = driver
+                .run(&event(&arn, Step::CreateSecret))
+                .await
+                .unwrap_err();
+            let message = error.to_string();
+            assert_eq!(error.error_type(), "NotRetryable.InvalidSecretValue");
+            assert!(
+                message.contains(position)
+                    && message.contains("rotor:format=plain")
+                    && !message.contains("hunter2"),
+                "{message}"
+            );
+            assert!(
+                driver
+                    .store()
+                    .get_value(&arn, VersionSelector::Label(AWSPENDING))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(value(driver.store(), &arn, AWSCURRENT).await, old);
+        }
+    }
+
+    /// A plain string that merely starts with `{` or `[` is rotated whole when
+    /// the secret says it is plain, and rotor's own whole-value passwords
+    /// never start with either, so they never need that tag.
+    #[tokio::test]
+    async fn plain_values_that_start_like_json() {
+        let driver = Driver::new(MemoryStore::new(), rotator(&[]));
+        let arn = secret(driver.store(), "{not-json", &[("rotor:format", "plain")]).await;
+        rotate(&driver, &arn).await.unwrap();
+        assert_eq!(value(driver.store(), &arn, AWSCURRENT).await.len(), 32);
+
+        // Only `{` and `[`: every draw starts like JSON, so none can be used.
+        let driver = Driver::new(
+            MemoryStore::new(),
+            rotator(&[
+                ("PASSWORD_LENGTH", "4"),
+                ("EXCLUDE_UPPERCASE", "true"),
+                ("EXCLUDE_LOWERCASE", "true"),
+                ("EXCLUDE_NUMBERS", "true"),
+                ("EXCLUDE_CHARACTERS", "!\"#$%&'()*+,-./:;<=>?@\\]^_`|}~"),
+            ]),
+        );
+        let arn = secret(driver.store(), "old", &[]).await;
+        let error = rotate(&driver, &arn).await.unwrap_err();
+        assert!(error.to_string().contains("rotor:format=plain"), "{error}");
+
+        // Two characters, one lowercase and one of `{` `[`: half of all
+        // draws start like JSON.
+        let policy = [
+            ("PASSWORD_LENGTH", "2"),
+            ("EXCLUDE_UPPERCASE", "true"),
+            ("EXCLUDE_NUMBERS", "true"),
+            ("EXCLUDE_CHARACTERS", "!\"#$%&'()*+,-./:;<=>?@\\]^_`|}~"),
+        ];
+        for _ in 0..20 {
+            let driver = Driver::new(MemoryStore::new(), rotator(&policy));
+            let arn = secret(driver.store(), "old", &[]).await;
+            rotate(&driver, &arn).await.unwrap();
+            let new = value(driver.store(), &arn, AWSCURRENT).await;
+            assert!(!new.starts_with(['{', '[']));
+        }
+
+        // The secret may insist on JSON: a plain value is then refused.
+        let driver = Driver::new(MemoryStore::new(), rotator(&[]));
+        let arn = secret(driver.store(), "plain", &[("rotor:format", "json")]).await;
+        let error = rotate(&driver, &arn).await.unwrap_err();
+        assert!(error.to_string().contains("rotor:format"), "{error}");
+    }
+
     #[tokio::test]
     async fn a_warm_process_does_not_read_what_it_already_holds() {
         let driver = Driver::new(MemoryStore::new(), rotator(&[]));
@@ -573,6 +745,41 @@ mod custom_label_tests {
     use rotor_core::{Driver, MemoryStore, Outcome, RotationEvent, Step};
 
     use super::*;
+
+    /// With a custom label, a version staged as AWSPENDING (as RotateSecret
+    /// stages every rotation) is refused at every step, saying why.
+    #[tokio::test]
+    async fn a_rotation_secrets_manager_staged_is_refused_with_the_reason() {
+        let store = MemoryStore::new();
+        let arn = store
+            .create_secret("s", &SecretString::from("v1"), &[])
+            .await
+            .unwrap();
+        store.begin_rotation(&arn, "v2").await.unwrap();
+        let defaults = settings::Defaults::from_lookup(|_| None).unwrap();
+        let driver = Driver::new(store, GenericRotator::with_defaults(defaults))
+            .with_pending_label("MyPendingLabel");
+        for step in Step::ALL {
+            let event = RotationEvent {
+                secret_id: arn.clone(),
+                token: "v2".into(),
+                step,
+                rotation_token: None,
+            };
+            let error = driver.run(&event).await.unwrap_err();
+            assert_eq!(error.error_type(), "NotRetryable.PendingLabelMismatch");
+            assert!(
+                error
+                    .to_string()
+                    .contains("ROTOR_PENDING_LABEL=MyPendingLabel"),
+                "{error}"
+            );
+        }
+        let versions = driver.store().describe(&arn).await.unwrap().versions;
+        assert_eq!(versions.current(), versions.with_label(AWSCURRENT));
+        assert_eq!(versions.with_label(AWSPENDING), Some("v2"));
+        assert_eq!(versions.with_label("MyPendingLabel"), None);
+    }
 
     /// A value staged under a custom label (as Alibaba's multi-call rotation
     /// does) is kept by createSecret and promoted by finishSecret, which also

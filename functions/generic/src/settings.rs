@@ -35,6 +35,9 @@ pub mod names {
     pub const WEBHOOK_KEY_TAG: &str = "rotor:webhook-key-secret";
     /// How long a multi-call rotation may wait for validation, such as `24h`.
     pub const VALIDATION_WINDOW_TAG: &str = "rotor:validation-window";
+    /// What the value is: `plain` (replaced whole, whatever it looks like) or
+    /// `json` (a JSON object); unset, rotor reads it (see [`super::Format`]).
+    pub const FORMAT_TAG: &str = "rotor:format";
 
     /// Environment defaults for the tags above.
     pub const FIELDS_VAR: &str = "ROTOR_FIELDS";
@@ -64,6 +67,21 @@ pub enum Mode {
     Multi,
 }
 
+/// What a secret's value is, as far as rotation is concerned: the
+/// `rotor:format` tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// No tag: a JSON object if the value parses as one; refused if it starts
+    /// with `{` or `[` (after white space) and is no JSON object, so that a
+    /// JSON secret with a syntax error is never replaced whole; a plain string
+    /// otherwise.
+    Auto,
+    /// `plain`: replaced whole, whatever it looks like.
+    Plain,
+    /// `json`: a JSON object; anything else is refused.
+    Json,
+}
+
 /// A webhook that registers and validates new values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Webhook {
@@ -88,6 +106,8 @@ pub struct Settings {
     pub webhook: Option<Webhook>,
     /// How long a staged value may wait for validation.
     pub validation_window: Duration,
+    /// What the value is.
+    pub format: Format,
 }
 
 /// The deployment's defaults, read from the environment once per process.
@@ -200,6 +220,26 @@ impl Defaults {
             ));
         }
 
+        let format = match tags.get(FORMAT_TAG).map(|v| v.trim()) {
+            None => Format::Auto,
+            Some("plain") => Format::Plain,
+            Some("json") => Format::Json,
+            Some(other) => {
+                return Err(invalid(
+                    FORMAT_TAG,
+                    format!("{other:?} is not a format; use plain or json, or remove the tag"),
+                ));
+            }
+        };
+        if format == Format::Plain && fields.is_some() {
+            return Err(invalid(
+                FORMAT_TAG,
+                format!(
+                    "is plain (replace the whole value), but fields to regenerate are named ({FIELDS_TAG} or {FIELDS_VAR}); remove one of the two"
+                ),
+            ));
+        }
+
         let generator = match setting(GENERATE_TAG, GENERATE_VAR) {
             Some((name, spec)) => {
                 parse_generator(spec, &self.policy).map_err(|p| invalid(name, p.to_string()))?
@@ -290,6 +330,7 @@ impl Defaults {
             mode,
             webhook,
             validation_window,
+            format,
         })
     }
 }
@@ -435,6 +476,11 @@ mod tests {
                 "rotor:generate",
             ),
             (tags(&[("rotor:mode", "double")]), "rotor:mode"),
+            (tags(&[("rotor:format", "yaml")]), "rotor:format"),
+            (
+                tags(&[("rotor:format", "plain"), ("rotor:fields", "password")]),
+                "rotor:format",
+            ),
             (tags(&[("rotor:mode", "multi")]), "rotor:mode"),
             (tags(&[("rotor:fields", " ")]), "rotor:fields"),
             (

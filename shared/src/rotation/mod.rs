@@ -164,7 +164,10 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
     }
 
     /// Stages rotations under another label, such as `MyPendingLabel`, for
-    /// rotations that are staged now and promoted later.
+    /// rotations that are staged now and promoted later by an orchestrator
+    /// that invokes the function itself. A rotation that Secrets Manager
+    /// starts is always AWSPENDING: such a driver refuses it
+    /// ([`Error::PendingLabelMismatch`]).
     pub fn with_pending_label(mut self, label: impl Into<String>) -> Self {
         self.pending_label = label.into();
         self
@@ -408,6 +411,15 @@ fn refused(secret: &str, token: &str, pending_label: &str, refusal: Refusal) -> 
             secret: secret.to_owned(),
             token: token.to_owned(),
         },
+        Refusal::NotPending(labels)
+            if pending_label != AWSPENDING && labels.iter().any(|l| l == AWSPENDING) =>
+        {
+            Error::PendingLabelMismatch {
+                secret: secret.to_owned(),
+                token: token.to_owned(),
+                label: pending_label.to_owned(),
+            }
+        }
         Refusal::NotPending(labels) => Error::NotPending {
             secret: secret.to_owned(),
             token: token.to_owned(),
