@@ -372,3 +372,253 @@ async fn an_admin_changes_only_users_its_manages_tag_allows() {
     )
     .await;
 }
+
+/// The tag on an ElastiCache or MemoryDB user that names the secret allowed
+/// to rotate it.
+const SECRET_TAG: &str = "rotor:secret";
+
+/// A secret in AWS's shape for an ElastiCache user, with the endpoint where
+/// testSecret logs in.
+fn cache_user_secret(redis: &RedisServer, arn: &str, name: &str, pw: &SecretString) -> String {
+    json!({
+        "user_arn": arn,
+        "username": name,
+        "password": pw.expose_secret(),
+        "host": redis.host(),
+        "port": redis.tls_port(),
+    })
+    .to_string()
+}
+
+/// Item 4: one `MANAGED_USER_ARNS` for the whole function let any writer
+/// name another listed user (another team's) and replace its passwords with
+/// values the writer reads back, breaking that team's AWSCURRENT at once.
+///
+/// Team A's writer names team B's ElastiCache user, under a wildcard list and
+/// under a list of both ARNs. On the code before the fix all four steps
+/// passed: team B's password stopped logging in, the writer's did. Now
+/// createSecret refuses (InvalidSettings naming the user, the `rotor:secret`
+/// tag and MANAGED_USER_ARNS): no ModifyUser reaches the emulator, team B's
+/// password logs in. Once B's owner tags B with B's secret, team B rotates
+/// under the wildcard list and team A is still refused; a list that admits
+/// several users is open to untagged users only when the deployer says every
+/// writer is trusted (`MANAGED_USERS_TRUST_ALL_WRITERS=true`).
+#[tokio::test]
+async fn a_writer_cannot_rotate_another_listed_teams_elasticache_user() {
+    use rotor_testbed::elasticache::{ElastiCacheEmulator, EmulatedUser};
+
+    let redis = RedisServer::start().unwrap();
+    let emulator = ElastiCacheEmulator::start_for(&redis).await.unwrap();
+    let store = moto_store();
+    let access = "on ~* +@connection +get +set";
+    let (a_pw, b_pw) = (random_password(), random_password());
+    let (a_id, b_id) = (unique("orders"), unique("billing"));
+    let (a_name, b_name) = (unique("orders_app"), unique("billing_app"));
+    let a_arn = emulator
+        .add_user(EmulatedUser::new(
+            &a_id,
+            &a_name,
+            access,
+            std::slice::from_ref(&a_pw),
+        ))
+        .await
+        .unwrap();
+    let b_arn = emulator
+        .add_user(EmulatedUser::new(
+            &b_id,
+            &b_name,
+            access,
+            std::slice::from_ref(&b_pw),
+        ))
+        .await
+        .unwrap();
+    let ca = redis.ca_path().display().to_string();
+    let url = emulator.url();
+    let start = |allowed: String, trust: bool| {
+        let (ca, url) = (ca.clone(), url.clone());
+        async move {
+            let mut env = vec![
+                ("SSL_CERT_FILE", ca.as_str()),
+                ("AWS_ENDPOINT_URL_ELASTICACHE", url.as_str()),
+                ("MANAGED_USER_ARNS", allowed.as_str()),
+                ("WAITING_RETRY_INTERVAL_IN_SECONDS", "1"),
+            ];
+            if trust {
+                env.push(("MANAGED_USERS_TRUST_ALL_WRITERS", "true"));
+            }
+            start_function("redis-rotation", &env).await
+        }
+    };
+    let wildcard = "arn:aws:elasticache:us-east-1:123456789012:user:*".to_owned();
+
+    for allowed in [wildcard.clone(), format!("{a_arn},{b_arn}")] {
+        let function = start(allowed.clone(), false).await;
+        let t = token();
+        let writer = staged_secret(
+            &store,
+            &cache_user_secret(&redis, &b_arn, &b_name, &random_password()),
+            &[],
+            &t,
+        )
+        .await;
+
+        let refused = rotate_until_refused(&function, &writer, &t).await;
+
+        assert!(
+            redis.logs_in(&b_name, &b_pw),
+            "{allowed}: team B's password stopped logging in"
+        );
+        assert_eq!(
+            emulator.calls_of("ModifyUser").len(),
+            0,
+            "{allowed}: a ModifyUser reached ElastiCache"
+        );
+        assert_eq!(emulator.password_count(&b_id), Some(1), "{allowed}");
+        let (kind, message) = refused.expect("the rotation is refused");
+        assert_eq!(kind, "NotRetryable.InvalidSettings", "{allowed}: {message}");
+        assert!(
+            message.starts_with("createSecret")
+                && message.contains(&b_arn)
+                && message.contains(SECRET_TAG)
+                && message.contains("MANAGED_USER_ARNS"),
+            "{allowed}: {message}"
+        );
+        let text = format!("{message}\n{}", function.output());
+        assert_no_stored_secret_in(&store, &writer, &text).await;
+        assert!(!text.contains(b_pw.expose_secret()));
+    }
+
+    // B's owner binds B to team B's secret: team B rotates, team A still may not.
+    let t = token();
+    let team_b = staged_secret(
+        &store,
+        &cache_user_secret(&redis, &b_arn, &b_name, &b_pw),
+        &[],
+        &t,
+    )
+    .await;
+    assert!(emulator.tag_user(&b_id, SECRET_TAG, &team_b));
+    let function = start(wildcard.clone(), false).await;
+    let completed = rotate_until_refused(&function, &team_b, &t).await;
+    assert!(completed.is_none(), "{completed:?}\n{}", function.output());
+    let rotated = value(&store, &team_b, AWSCURRENT).await.unwrap();
+    let rotated: serde_json::Value = serde_json::from_str(rotated.expose_secret()).unwrap();
+    assert!(redis.logs_in(
+        &b_name,
+        &SecretString::from(rotated["password"].as_str().unwrap())
+    ));
+    let t = token();
+    let writer = staged_secret(
+        &store,
+        &cache_user_secret(&redis, &b_arn, &b_name, &random_password()),
+        &[],
+        &t,
+    )
+    .await;
+    let (kind, message) = rotate_until_refused(&function, &writer, &t)
+        .await
+        .expect("team A is still refused");
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(
+        message.contains(&team_b),
+        "the tag's value is named: {message}"
+    );
+
+    // Team A's own untagged user: refused under the wildcard list, unless the
+    // deployer says every writer is trusted.
+    let t = token();
+    let own = staged_secret(
+        &store,
+        &cache_user_secret(&redis, &a_arn, &a_name, &a_pw),
+        &[],
+        &t,
+    )
+    .await;
+    // A role without the tag permission is told which one to grant.
+    emulator.fail_next("ListTagsForResource", "AccessDenied", 403);
+    let (kind, message) = step(&function, &event(&own, &t, "createSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.CachePermission", "{message}");
+    assert!(
+        message.contains("elasticache:ListTagsForResource"),
+        "{message}"
+    );
+    let (kind, _) = step(&function, &event(&own, &t, "createSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSettings");
+    let trusting = start(wildcard, true).await;
+    let completed = rotate_until_refused(&trusting, &own, &t).await;
+    assert!(completed.is_none(), "{completed:?}\n{}", trusting.output());
+    assert_eq!(emulator.password_count(&a_id), Some(2));
+}
+
+/// Item 4 for MemoryDB users, through moto's MemoryDB (which keeps users'
+/// tags: `ListTags` and `TagResource` on a user ARN, checked here). Team A's
+/// writer names team B's user under a wildcard list: on the code before the
+/// fix setSecret gave B the writer's two passwords (moto counts 2); now
+/// createSecret refuses and B keeps its one password. With B's owner's tag
+/// naming team B's secret, team B rotates and team A is still refused.
+#[tokio::test]
+async fn a_writer_cannot_rotate_another_listed_teams_memorydb_user() {
+    use crate::redis_managed::{create_user, memorydb, secret as user_secret, user, user_arn};
+    use aws_sdk_memorydb::types::Tag;
+
+    let store = moto_store();
+    let b_pw = random_password();
+    let b_name = create_user(&[&b_pw]).await;
+    let b_arn = user_arn(&b_name);
+    let wildcard = "arn:aws:memorydb:us-east-1:123456789012:user/*";
+    let function = start_function(
+        "redis-rotation",
+        &[
+            ("AWS_ENDPOINT_URL_MEMORYDB", moto().endpoint()),
+            ("MANAGED_USER_ARNS", wildcard),
+            ("WAITING_RETRY_INTERVAL_IN_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let t = token();
+    let writer = staged_secret(
+        &store,
+        &user_secret(&b_arn, &b_name, Some(&random_password())),
+        &[],
+        &t,
+    )
+    .await;
+    let refused = rotate_until_refused(&function, &writer, &t).await;
+    assert_eq!(user(&b_name).await.1, 1, "team B's user was changed");
+    let (kind, message) = refused.expect("the rotation is refused");
+    assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
+    assert!(
+        message.contains(&b_arn) && message.contains(SECRET_TAG),
+        "{message}"
+    );
+
+    let t = token();
+    let team_b = staged_secret(&store, &user_secret(&b_arn, &b_name, Some(&b_pw)), &[], &t).await;
+    memorydb()
+        .tag_resource()
+        .resource_arn(&b_arn)
+        .tags(Tag::builder().key(SECRET_TAG).value(&team_b).build())
+        .send()
+        .await
+        .expect("moto's TagResource");
+    let completed = rotate_until_refused(&function, &team_b, &t).await;
+    assert!(completed.is_none(), "{completed:?}\n{}", function.output());
+    assert_eq!(user(&b_name).await.1, 2, "pending and previous");
+    let t = token();
+    let writer = staged_secret(
+        &store,
+        &user_secret(&b_arn, &b_name, Some(&random_password())),
+        &[],
+        &t,
+    )
+    .await;
+    let (kind, _) = rotate_until_refused(&function, &writer, &t)
+        .await
+        .expect("team A is still refused");
+    assert_eq!(kind, "NotRetryable.InvalidSettings");
+    assert_no_stored_secret_in(&store, &writer, &function.output()).await;
+}
