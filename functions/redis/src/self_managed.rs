@@ -144,12 +144,17 @@ async fn manager<S: SecretStore>(
     }
 }
 
-/// `value` parsed, if it names the same user at the same server (host and
-/// port) as `current`: only such a version's password counts as the user's.
+/// `value` parsed, if it names the same user on the same host as `current`:
+/// such a version's password counts as the user's (to keep in finishSecret,
+/// and as one the user may already hold in setSecret). The port may differ
+/// (an operator moved the secret from the plaintext to the TLS port between
+/// rotations): this grants nothing, since the admin changes a user only once
+/// its own `ACL GETUSER` shows a hash of one of these passwords, and removing
+/// a previous password early would break its clients' grace period.
 fn same_user(value: &SecretString, current: &RedisSecret) -> Option<RedisSecret> {
     RedisSecret::parse(value)
         .ok()
-        .filter(|p| p.username == current.username && p.server().is(&current.server()))
+        .filter(|p| p.username == current.username && admin::same_host(&p.host, &current.host))
 }
 
 /// setSecret for a self-managed user.
