@@ -24,16 +24,18 @@ use serde_json::{Value, json};
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 
-fn memorydb() -> aws_sdk_memorydb::Client {
+/// moto's MemoryDB API.
+pub(crate) fn memorydb() -> aws_sdk_memorydb::Client {
     aws_sdk_memorydb::Client::new(&rotor_testbed::moto::local_sdk_config(moto().endpoint()))
 }
 
-fn user_arn(name: &str) -> String {
+/// The ARN of MemoryDB user `name` in moto.
+pub(crate) fn user_arn(name: &str) -> String {
     format!("arn:aws:memorydb:{REGION}:{ACCOUNT}:user/{name}")
 }
 
 /// Creates a MemoryDB user with these passwords; returns its name.
-async fn create_user(passwords: &[&SecretString]) -> String {
+pub(crate) async fn create_user(passwords: &[&SecretString]) -> String {
     let name = unique("app");
     let mut mode = AuthenticationMode::builder().r#type(InputAuthenticationType::Password);
     for p in passwords {
@@ -51,7 +53,7 @@ async fn create_user(passwords: &[&SecretString]) -> String {
 }
 
 /// The user's status and password count, as DescribeUsers reports them.
-async fn user(name: &str) -> (String, i32) {
+pub(crate) async fn user(name: &str) -> (String, i32) {
     let out = memorydb()
         .describe_users()
         .user_name(name)
@@ -67,7 +69,8 @@ async fn user(name: &str) -> (String, i32) {
     )
 }
 
-fn secret(arn: &str, name: &str, pw: Option<&SecretString>) -> String {
+/// A secret in AWS's shape for the user `arn` named `name`.
+pub(crate) fn secret(arn: &str, name: &str, pw: Option<&SecretString>) -> String {
     let mut value = json!({ "user_arn": arn, "username": name });
     if let (Some(pw), Value::Object(map)) = (pw, &mut value) {
         map.insert("password".into(), pw.expose_secret().into());

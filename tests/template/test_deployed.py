@@ -93,6 +93,7 @@ ENV_PARAMETERS = {
     "redisMasterSecretArn": ("MASTER_SECRET_ARN", READ_SECRETS["redisMasterSecretArn"], ["RedisRotationFunction"]),
     "redisRevokePrevious": ("REVOKE_PREVIOUS", "at-finish", ["RedisRotationFunction"]),
     "redisManagedUserArns": ("MANAGED_USER_ARNS", MANAGED_USERS["redisManagedUserArns"], ["RedisRotationFunction"]),
+    "redisManagedUsersTrustAllWriters": ("MANAGED_USERS_TRUST_ALL_WRITERS", "true", ["RedisRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
@@ -196,8 +197,9 @@ def expected_statements(logical_id, parameters):
                           "Resource": p["redisAdditionalMasterSecretArns"].split(",")})
         if p.get("redisManagedUserArns"):
             found.append({"Sid": "ManagedCacheUsers", "Effect": "Allow",
-                          "Action": ["elasticache:DescribeUsers", "elasticache:ModifyUser",
-                                     "memorydb:DescribeUsers", "memorydb:UpdateUser"],
+                          "Action": ["elasticache:DescribeUsers", "elasticache:ListTagsForResource",
+                                     "elasticache:ModifyUser", "memorydb:DescribeUsers",
+                                     "memorydb:ListTags", "memorydb:UpdateUser"],
                           "Resource": p["redisManagedUserArns"].split(",")})
     if logical_id in ROTATION_FUNCTIONS and p.get("kmsKeyArn"):
         found.append({"Sid": "SecretKeysThroughSecretsManager", "Effect": "Allow",

@@ -96,7 +96,7 @@ impl Rotator for RedisRotator {
         let config = self.config.get(arn)?;
         let current = &ctx.current().await?.value;
         if managed::secret::is_managed(current) {
-            return managed::create(ctx, config, current).await;
+            return managed::create(ctx, config, &self.clients, current).await;
         }
         let current = RedisSecret::parse(current).map_err(|problem| Error::InvalidSecretValue {
             secret: arn.to_owned(),

@@ -205,6 +205,11 @@ impl RedisSecret {
         self.endpoint().address()
     }
 
+    /// The server it names, as the core compares servers: host and port.
+    pub fn server(&self) -> rotor_core::admin::Endpoint {
+        rotor_core::admin::Endpoint::new(self.host.as_str(), self.port)
+    }
+
     /// This secret's value with another password, every other field kept.
     pub fn with_password(&self, password: &SecretString) -> SecretString {
         with_password(&self.fields, password)

@@ -11,9 +11,18 @@
 //! `MASTER_SECRET_ARN`) names, read only when it agrees to serve the secret
 //! (rotor_core::linked); without one, by the user itself, which then needs
 //! `+acl` (see the README for why that is rarely what you want).
+//!
+//! Whoever writes the user's secret is not the admin's owner, so the admin
+//! acts only under the core's rules (rotor_core::admin): on its own server
+//! (host *and* port of the user's secret equal the admin's; the admin logs in
+//! with its own port and transport), never on its own user, only on users
+//! its `rotor:manages` tag allows, and only on a user that already holds one
+//! of the secret's passwords, as the admin's own `ACL GETUSER` lists their
+//! hashes. Nothing is proven by a login at an endpoint the writer chose.
 
 use std::collections::BTreeSet;
 
+use rotor_core::admin::{self, Manages, Names};
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::store::VersionSelector;
@@ -55,7 +64,10 @@ fn waiting(s: &RedisSecret, doing: &str, user: &str) {
 }
 
 /// A connection logged in as whoever manages `user`'s ACL: the admin secret
-/// if one is named, else the user itself with the first of `own` that works.
+/// if one is named, else the user itself with the first of `own` that works
+/// (its own credentials at its own endpoint). The admin is used only under
+/// the core's rules: the same server as the user's secret (host and port),
+/// and a user it may manage.
 async fn manager<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
@@ -103,16 +115,15 @@ async fn manager<S: SecretStore>(
     )
     .await?;
     let master = parse(&linked.arn, AWSCURRENT, &linked.value)?;
-    if master.host != user.host {
-        return Err(Error::InvalidSettings {
-            secret: arn.to_owned(),
-            setting: setting.into(),
-            problem: format!(
-                "the admin secret names host {}, but this secret names {}; they must be the same server",
-                master.host, user.host
-            ),
-        });
-    }
+    admin::require_same_endpoint(arn, setting, &master.server(), &user.server())?;
+    admin::require_manages(
+        arn,
+        &linked.arn,
+        &master.username,
+        &Manages::from_tags(&linked.tags),
+        &user.username,
+        Names::CaseSensitive,
+    )?;
     // The admin logs in on its own secret's port and transport: whoever
     // writes the user's secret cannot send the admin password in plaintext.
     match login(&master.endpoint(), &master.username, &master.password)
@@ -131,6 +142,19 @@ async fn manager<S: SecretStore>(
             ),
         )),
     }
+}
+
+/// `value` parsed, if it names the same user on the same host as `current`:
+/// such a version's password counts as the user's (to keep in finishSecret,
+/// and as one the user may already hold in setSecret). The port may differ
+/// (an operator moved the secret from the plaintext to the TLS port between
+/// rotations): this grants nothing, since the admin changes a user only once
+/// its own `ACL GETUSER` shows a hash of one of these passwords, and removing
+/// a previous password early would break its clients' grace period.
+fn same_user(value: &SecretString, current: &RedisSecret) -> Option<RedisSecret> {
+    RedisSecret::parse(value)
+        .ok()
+        .filter(|p| p.username == current.username && admin::same_host(&p.host, &current.host))
 }
 
 /// setSecret for a self-managed user.
@@ -165,9 +189,7 @@ pub(crate) async fn set<S: SecretStore>(
         });
     }
     let previous = match ctx.previous().await? {
-        Some(p) => RedisSecret::parse(&p.value)
-            .ok()
-            .filter(|p| p.username == current.username),
+        Some(p) => same_user(&p.value, &current),
         None => None,
     };
     let mut own = vec![&current.password];
@@ -175,41 +197,40 @@ pub(crate) async fn set<S: SecretStore>(
         own.push(&p.password);
     }
     own.push(&pending.password);
-    // Whoever writes this secret is not the admin's owner: the admin adds a
-    // password only to a user whose secret already holds a working one, so
-    // naming another user (or the admin itself) in the secret gains nothing.
-    let mut proven = false;
-    for password in &own {
-        if let Some(conn) = login(&current.endpoint(), &current.username, password)
-            .await
-            .map_err(|e| at(&current, e))?
-        {
-            drop(conn);
-            proven = true;
-            break;
-        }
-    }
-    if !proven {
+    let mut conn = manager(ctx, config, &current, &own).await?;
+    waiting(&pending, "adding a password to", &pending.username);
+    let Some(hashes) = password_hashes(&mut conn, &pending.username)
+        .await
+        .map_err(|e| at(&pending, e))?
+    else {
         return Err(at(
-            &current,
+            &pending,
             TargetError::new(
-                Cause::Auth,
+                Cause::NotFound,
                 format!(
-                    "refused the current, previous and pending passwords of user {:?}, so no password was added: the function changes only a user whose secret holds a working password. Set the user's password to the AWSCURRENT value, then rotate again",
-                    current.username
+                    "has no ACL user {:?}; create it (ACL SETUSER) with the AWSCURRENT password, then rotate again",
+                    pending.username
+                ),
+            ),
+        ));
+    };
+    // Whoever writes this secret is not the admin's owner: a password is
+    // added only to a user that already holds one of the secret's own
+    // (AWSCURRENT or AWSPREVIOUS; AWSPENDING once this step has run), as the
+    // managing connection reads them. Naming a user whose password the
+    // writer does not know gains nothing.
+    if !own.iter().any(|p| hashes.contains(&sha256_hex(p))) {
+        return Err(at(
+            &pending,
+            TargetError::new(
+                Cause::Mismatch,
+                format!(
+                    "user {:?} holds none of this secret's passwords (AWSCURRENT, AWSPREVIOUS, AWSPENDING), so no password was added: the function adds a password only to a user that already holds one of its secret's. Set the user's password to the AWSCURRENT value (ACL SETUSER), then rotate again",
+                    pending.username
                 ),
             ),
         ));
     }
-    let mut conn = manager(ctx, config, &current, &own).await?;
-    waiting(&pending, "adding a password to", &pending.username);
-    let hashes = password_hashes(&mut conn, &pending.username)
-            .await
-            .map_err(|e| at(&pending, e))?
-            .ok_or_else(|| at(&pending, TargetError::new(
-                Cause::NotFound,
-                format!("has no ACL user {:?}; create it (ACL SETUSER) with the AWSCURRENT password, then rotate again", pending.username),
-            )))?;
     if hashes.contains(&sha256_hex(&pending.password)) {
         info!(secret = %arn, user = %pending.username, "the user already holds the pending password");
     } else {
@@ -279,23 +300,17 @@ pub(crate) async fn finish<S: SecretStore>(
     current: &SecretString,
 ) -> Result<(), Error> {
     let arn = ctx.secret_arn();
-    let read = |label: &'static str| async move {
-        ctx.store()
-            .get_value(arn, VersionSelector::Label(label))
-            .await
-            .map_err(|source| Error::Store {
-                secret: arn.to_owned(),
-                operation: "GetSecretValue",
-                source,
-            })
-    };
     let current = parse(arn, AWSCURRENT, current)?;
-    let previous = match read(AWSPREVIOUS).await? {
-        Some(p) => RedisSecret::parse(&p.value)
-            .ok()
-            .filter(|p| p.username == current.username && p.host == current.host),
-        None => None,
-    };
+    let previous = ctx
+        .store()
+        .get_value(arn, VersionSelector::Label(AWSPREVIOUS))
+        .await
+        .map_err(|source| Error::Store {
+            secret: arn.to_owned(),
+            operation: "GetSecretValue",
+            source,
+        })?
+        .and_then(|p| same_user(&p.value, &current));
     let mut keep = BTreeSet::from([sha256_hex(&current.password)]);
     let mut own = vec![&current.password];
     if let Some(p) = &previous {

@@ -184,6 +184,11 @@ impl fmt::Display for ArnPattern {
 }
 
 impl ArnPattern {
+    /// Whether it matches exactly one ARN: no `*` or `?` in any part.
+    pub fn is_exact(&self) -> bool {
+        !self.0.to_string().contains(['*', '?'])
+    }
+
     /// Whether `arn` matches, part by part.
     pub fn matches(&self, arn: &Arn) -> bool {
         let p = &self.0;
@@ -303,5 +308,9 @@ mod tests {
             ))
         );
         assert!(glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY") && glob("*", ""));
+        assert!(p("arn:aws:elasticache:eu-west-1:123456789012:user:orders-app").is_exact());
+        assert!(!p("arn:aws:elasticache:eu-west-1:123456789012:user:orders-*").is_exact());
+        assert!(!p("arn:aws:elasticache:eu-west-?:123456789012:user:orders").is_exact());
+        assert!(!p("arn:aws:elasticache:eu-west-1:*:user:orders").is_exact());
     }
 }

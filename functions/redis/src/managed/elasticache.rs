@@ -1,5 +1,6 @@
 //! ElastiCache (Redis OSS and Valkey) RBAC users: `DescribeUsers` by user ID,
-//! `ModifyUser` with `Passwords` (at most two), as AWS's function calls it.
+//! `ModifyUser` with `Passwords` (at most two), as AWS's function calls it,
+//! and `ListTagsForResource` for the owner's tag on the user.
 
 use aws_sdk_elasticache::Client;
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
@@ -54,4 +55,19 @@ pub async fn set_passwords(
         .await
         .map_err(|e| failure(SERVICE, "ModifyUser", arn, &e, false))?;
     Ok(())
+}
+
+/// The value of the user's tag `key`, `None` when it has none.
+pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>, TargetError> {
+    let out = client
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| failure(SERVICE, "ListTagsForResource", arn, &e, true))?;
+    Ok(out
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .map(|t| t.value().unwrap_or_default().to_owned()))
 }

@@ -1,5 +1,6 @@
 //! MemoryDB users: `DescribeUsers` by user name, `UpdateUser` with
-//! `AuthenticationMode {Type: password, Passwords}` (at most two).
+//! `AuthenticationMode {Type: password, Passwords}` (at most two), and
+//! `ListTags` for the owner's tag on the user.
 
 use aws_sdk_memorydb::Client;
 use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType};
@@ -59,4 +60,19 @@ pub async fn set_passwords(
         .await
         .map_err(|e| failure(SERVICE, "UpdateUser", arn, &e, false))?;
     Ok(())
+}
+
+/// The value of the user's tag `key`, `None` when it has none.
+pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>, TargetError> {
+    let out = client
+        .list_tags()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| failure(SERVICE, "ListTags", arn, &e, true))?;
+    Ok(out
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .map(|t| t.value().unwrap_or_default().to_owned()))
 }

@@ -14,10 +14,14 @@
 //! Whoever writes a secret is not the deployer: the function changes only a
 //! user whose ARN the deployer lists in `MANAGED_USER_ARNS`, in the function's
 //! own region and the secret's account, and only once `DescribeUsers` reports
-//! that very ARN for the identifier it is about to change.
+//! that very ARN for the identifier it is about to change. When that list
+//! admits more than one user, also only for the secret that the user's own
+//! `rotor:secret` tag names ([`binding`]), so that one team's writer cannot
+//! name another team's listed user.
 
 pub mod api;
 pub mod arn;
+pub mod binding;
 pub mod elasticache;
 pub mod memorydb;
 pub mod secret;
@@ -26,6 +30,7 @@ mod settings;
 use std::time::{Duration, Instant};
 
 use rotor_core::labels::AWSCURRENT;
+use rotor_core::store::SecretDescription;
 use rotor_core::{Cause, Error, SecretStore, SecretString, StepContext, System, TargetError};
 use tokio::sync::OnceCell;
 use tracing::info;
@@ -36,7 +41,7 @@ use arn::{Arn, CacheUser};
 use secret::ManagedSecret;
 pub use settings::{
     MANAGED_USER_ARNS_VAR, MAX_WAIT_VAR, ManagedSettings, SECRET_ARN_VAR, SettingsError,
-    USER_NAME_VAR, WAIT_INTERVAL_VAR,
+    TRUST_ALL_WRITERS_VAR, USER_NAME_VAR, WAIT_INTERVAL_VAR,
 };
 
 /// How long before the step's deadline the wait for `active` gives up, to
@@ -162,6 +167,17 @@ impl Bound<'_> {
         }
     }
 
+    /// The user's [`binding::SECRET_TAG`], as its owner set it.
+    async fn owner_tag(&self) -> Result<Option<String>, Error> {
+        let arn = self.arn.to_string();
+        rotor_core::progress::waiting_for(|| format!("{} (reading its tags)", self.target()));
+        match self.api {
+            Api::MemoryDb(c) => memorydb::tag(c, &arn, binding::SECRET_TAG).await,
+            Api::ElastiCache(c) => elasticache::tag(c, &arn, binding::SECRET_TAG).await,
+        }
+        .map_err(|e| self.at(e))
+    }
+
     async fn set_passwords(&self, passwords: &[&SecretString]) -> Result<(), Error> {
         let arn = self.arn.to_string();
         rotor_core::progress::waiting_for(|| format!("{} (setting passwords)", self.target()));
@@ -176,15 +192,17 @@ impl Bound<'_> {
 }
 
 impl Clients {
-    /// Checks that the deployer lets the function change `s`'s user, then
-    /// returns it with its client.
+    /// Checks that the deployer lets the function change `s`'s user for
+    /// `secret`, and, where the deployer's list admits several users, that
+    /// the user's owner does too; then returns it with its client.
     async fn bind<'a>(
         &'a self,
         settings: &'a ManagedSettings,
-        secret_arn: &str,
+        secret: &SecretDescription,
         label: &str,
         s: &'a ManagedSecret,
     ) -> Result<Bound<'a>, Error> {
+        let secret_arn = secret.arn.as_str();
         settings.authorize(secret_arn, label, s)?;
         let config = self.config().await;
         let region = config.region().map(|r| r.as_ref().to_owned());
@@ -212,26 +230,38 @@ impl Clients {
                     .await,
             ),
         };
-        Ok(Bound {
+        let bound = Bound {
             api,
             arn: &s.user_arn,
             user: &s.user,
             username: &s.username,
             settings,
-        })
+        };
+        if settings.owner_tag_required() {
+            let tag = bound.owner_tag().await?;
+            binding::require_bound(secret, &s.user_arn, &s.user, settings, tag.as_deref())?;
+        }
+        Ok(bound)
     }
 }
 
 /// createSecret: a new password, every other field kept. Refuses a user the
-/// deployer does not allow before anything is stored.
+/// deployer (or, for a list of several users, the user's owner) does not
+/// allow before anything is stored.
 pub(crate) async fn create<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
+    clients: &Clients,
     current: &SecretString,
 ) -> Result<SecretString, Error> {
     let arn = ctx.secret_arn();
     let current = parse(arn, AWSCURRENT, current)?;
     config.managed.authorize(arn, AWSCURRENT, &current)?;
+    if config.managed.owner_tag_required() {
+        clients
+            .bind(&config.managed, ctx.secret, AWSCURRENT, &current)
+            .await?;
+    }
     let password = config
         .managed
         .policy
@@ -271,7 +301,9 @@ pub(crate) async fn set<S: SecretStore>(
             label: label.to_owned(),
             problem: "has no password field; run createSecret again".into(),
         })?;
-    let user = clients.bind(&config.managed, arn, label, &pending).await?;
+    let user = clients
+        .bind(&config.managed, ctx.secret, label, &pending)
+        .await?;
     user.wait_active("setSecret").await?;
     let mut passwords = vec![new];
     // Before the first rotation AWS's secrets may hold no password yet.
@@ -293,7 +325,9 @@ pub(crate) async fn test<S: SecretStore>(
     let arn = ctx.secret_arn();
     let label = ctx.pending_label;
     let pending = parse(arn, label, &ctx.pending().await?.value)?;
-    let user = clients.bind(&config.managed, arn, label, &pending).await?;
+    let user = clients
+        .bind(&config.managed, ctx.secret, label, &pending)
+        .await?;
     let state = user.wait_active("testSecret").await?;
     if state.password_count == Some(0) {
         return Err(user.at(TargetError::new(
@@ -339,7 +373,7 @@ pub(crate) async fn finish<S: SecretStore>(
         return Ok(());
     };
     let user = clients
-        .bind(&config.managed, arn, AWSCURRENT, &current)
+        .bind(&config.managed, ctx.secret, AWSCURRENT, &current)
         .await?;
     user.wait_active("finishSecret").await?;
     user.set_passwords(&[password]).await?;

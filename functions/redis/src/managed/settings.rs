@@ -19,6 +19,9 @@ pub const WAIT_INTERVAL_VAR: &str = "WAITING_RETRY_INTERVAL_IN_SECONDS";
 pub const SECRET_ARN_VAR: &str = "SECRET_ARN";
 /// Optional: the only user name it rotates (AWS's function's name).
 pub const USER_NAME_VAR: &str = "USER_NAME";
+/// `true`: every writer of every secret this function rotates may rotate
+/// every user `MANAGED_USER_ARNS` admits, so users need no `rotor:secret` tag.
+pub const TRUST_ALL_WRITERS_VAR: &str = "MANAGED_USERS_TRUST_ALL_WRITERS";
 
 /// The lengths both services accept for a user's password.
 pub const LENGTHS: std::ops::RangeInclusive<usize> = 16..=128;
@@ -36,6 +39,9 @@ pub enum SettingsError {
         /// Why the entry is not an ARN.
         source: ArnError,
     },
+    /// `MANAGED_USERS_TRUST_ALL_WRITERS` is neither `true` nor `false`.
+    #[error("{TRUST_ALL_WRITERS_VAR}={0:?}; use true or false (the default)")]
+    Trust(String),
     /// A number of seconds is not one.
     #[error("{var}={value:?} is not a whole number of seconds")]
     Seconds {
@@ -67,6 +73,8 @@ pub struct ManagedSettings {
     pub secret_arn: Option<Arn>,
     /// `USER_NAME`.
     pub user_name: Option<String>,
+    /// `MANAGED_USERS_TRUST_ALL_WRITERS`.
+    pub trust_all_writers: bool,
     /// The password policy, with AWS's function's excluded characters unless
     /// `EXCLUDE_CHARACTERS` is set; a length of 32 unless given.
     pub policy: PasswordPolicy,
@@ -108,6 +116,11 @@ impl ManagedSettings {
                 source,
             })?),
         };
+        let trust_all_writers = match lookup(TRUST_ALL_WRITERS_VAR).as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(SettingsError::Trust(other.to_owned())),
+        };
         let defaults = PasswordPolicy {
             exclude_characters: DEFAULT_EXCLUDED.into(),
             ..PasswordPolicy::default()
@@ -122,8 +135,31 @@ impl ManagedSettings {
             interval: Duration::from_secs(seconds(&lookup, WAIT_INTERVAL_VAR, 10)?.max(1)),
             secret_arn,
             user_name: lookup(USER_NAME_VAR).filter(|u| !u.trim().is_empty()),
+            trust_all_writers,
             policy,
         })
+    }
+
+    /// Whether a user must carry its owner's `rotor:secret` tag naming the
+    /// secret: when `MANAGED_USER_ARNS` admits more than one user (several
+    /// entries, or a wildcard), any writer could otherwise name another
+    /// team's listed user. A single exact ARN is the deployer's own binding;
+    /// `MANAGED_USERS_TRUST_ALL_WRITERS=true` waives the tag.
+    pub fn owner_tag_required(&self) -> bool {
+        let single = matches!(self.allowed.as_slice(), [only] if only.is_exact());
+        !single && !self.trust_all_writers
+    }
+
+    /// `MANAGED_USER_ARNS` as the deployer wrote it, for messages.
+    pub fn allowed_list(&self) -> String {
+        if self.allowed.is_empty() {
+            return "empty".to_owned();
+        }
+        self.allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Whether the deployer lets the function change `s`'s user for secret
@@ -163,15 +199,7 @@ impl ManagedSettings {
                 format!(
                     "the {label} value's user_arn {} is not in the deployer's {MANAGED_USER_ARNS_VAR} ({}), so the function may not change its password; nothing was changed. If this secret should rotate that user, add the ARN to {MANAGED_USER_ARNS_VAR} (template parameter redisManagedUserArns, which also grants the role ModifyUser/UpdateUser on it)",
                     s.user_arn,
-                    if self.allowed.is_empty() {
-                        "empty".to_owned()
-                    } else {
-                        self.allowed
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    }
+                    self.allowed_list()
                 ),
             ));
         }
@@ -278,6 +306,40 @@ mod tests {
                 .to_string()
                 .contains(USER_NAME_VAR)
         );
+    }
+
+    #[test]
+    fn the_owner_tag_is_required_unless_one_exact_user_or_trust() {
+        let required = |vars: &[(&str, &str)]| settings(vars).unwrap().owner_tag_required();
+        assert!(!required(&[(MANAGED_USER_ARNS_VAR, USER)]));
+        assert!(required(&[(
+            MANAGED_USER_ARNS_VAR,
+            "arn:aws:memorydb:us-east-1:123456789012:user/app-*"
+        )]));
+        assert!(required(&[(
+            MANAGED_USER_ARNS_VAR,
+            &format!("{USER},arn:aws:memorydb:us-east-1:123456789012:user/other")
+        )]));
+        assert!(
+            required(&[]),
+            "an empty list admits nobody, and binds nobody"
+        );
+        assert!(!required(&[
+            (
+                MANAGED_USER_ARNS_VAR,
+                "arn:aws:memorydb:us-east-1:123456789012:user/*"
+            ),
+            (TRUST_ALL_WRITERS_VAR, "true"),
+        ]));
+        assert!(required(&[
+            (
+                MANAGED_USER_ARNS_VAR,
+                "arn:aws:memorydb:us-east-1:123456789012:user/*"
+            ),
+            (TRUST_ALL_WRITERS_VAR, " false "),
+        ]));
+        let e = settings(&[(TRUST_ALL_WRITERS_VAR, "yes")]).unwrap_err();
+        assert!(e.to_string().contains(TRUST_ALL_WRITERS_VAR), "{e}");
     }
 
     #[test]

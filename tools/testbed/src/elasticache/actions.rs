@@ -1,4 +1,5 @@
-//! The hyper handler and the two actions: DescribeUsers and ModifyUser.
+//! The hyper handler and the actions: DescribeUsers, ModifyUser, and a
+//! user's tags (ListTagsForResource, AddTagsToResource).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -82,6 +83,8 @@ async fn answer(shared: &Shared, action: &str, params: &Params) -> Result<String
     let answer = match action {
         "DescribeUsers" => describe_users(shared, params),
         "ModifyUser" => modify_user(shared, params).await,
+        "ListTagsForResource" => list_tags(shared, params),
+        "AddTagsToResource" => add_tags(shared, params),
         _ => Err(Fault::new(
             "InvalidAction",
             400,
@@ -290,5 +293,81 @@ async fn modify_user(shared: &Shared, params: &Params) -> Result<String, Fault> 
         user.modifying_left = describes;
         // The answer shows the change under way, as AWS's does.
         Ok(user.to_xml("modifying"))
+    })
+}
+
+/// The most tags a resource holds (AWS's documented quota).
+const MAX_TAGS: usize = 50;
+
+/// The user that `ResourceName` names. Only users are emulated: an ARN of
+/// anything else, or a text that is no ElastiCache ARN of this emulator's
+/// region and account, is `InvalidARN`.
+fn tagged_user<'a>(
+    state: &'a mut super::state::State,
+    params: &Params,
+) -> Result<&'a mut super::state::UserRecord, Fault> {
+    let name = params
+        .get("ResourceName")
+        .ok_or_else(|| Fault::new("MissingParameter", 400, "ResourceName is required."))?;
+    let user_prefix = format!(
+        "arn:aws:elasticache:{}:{}:user:",
+        super::REGION,
+        super::ACCOUNT
+    );
+    let Some(id) = name.strip_prefix(&user_prefix).filter(|id| !id.is_empty()) else {
+        return Err(Fault::new(
+            "InvalidARN",
+            400,
+            format!("{name} is not the ARN of a user of this emulator (users only are emulated)."),
+        ));
+    };
+    let id = id.to_owned();
+    state
+        .user_by_arn_mut(name)
+        .ok_or_else(|| Fault::user_not_found(&id))
+}
+
+/// `ListTagsForResource`: the user's `TagList`.
+fn list_tags(shared: &Shared, params: &Params) -> Result<String, Fault> {
+    shared.with_state(|s| Ok(tagged_user(s, params)?.tags_xml()))
+}
+
+/// `AddTagsToResource`: sets each of `Tags` (a key already there gets the new
+/// value), answers the user's whole `TagList`.
+fn add_tags(shared: &Shared, params: &Params) -> Result<String, Fault> {
+    let tags = params.tag_list("Tags")?;
+    if tags.is_empty() {
+        return Err(Fault::new("MissingParameter", 400, "Tags is required."));
+    }
+    for (key, value) in &tags {
+        if key.is_empty() || key.chars().count() > 128 || key.starts_with("aws:") {
+            return Err(Fault::invalid_value(
+                "A tag key must be 1 to 128 characters and not start with aws:.",
+            ));
+        }
+        if value.chars().count() > 256 {
+            return Err(Fault::invalid_value(
+                "A tag value must be at most 256 characters.",
+            ));
+        }
+    }
+    shared.with_state(|s| {
+        let user = tagged_user(s, params)?;
+        let mut tagged = user.tags.clone();
+        for (key, value) in &tags {
+            match tagged.iter_mut().find(|(k, _)| k == key) {
+                Some((_, v)) => v.clone_from(value),
+                None => tagged.push((key.clone(), value.clone())),
+            }
+        }
+        if tagged.len() > MAX_TAGS {
+            return Err(Fault::new(
+                "TagQuotaPerResourceExceeded",
+                400,
+                format!("A resource holds at most {MAX_TAGS} tags."),
+            ));
+        }
+        user.tags = tagged;
+        Ok(user.tags_xml())
     })
 }

@@ -1,5 +1,5 @@
-//! The tests' side: holding users, keeping them `modifying`, injecting
-//! faults, and reading what the emulator holds and has seen.
+//! The tests' side: holding users, tagging them, keeping them `modifying`,
+//! injecting faults, and reading what the emulator holds and has seen.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -19,6 +19,8 @@ pub struct EmulatedUser {
     pub passwords: Vec<SecretString>,
     /// `UserGroupIds`.
     pub user_group_ids: Vec<String>,
+    /// Its tags (`ListTagsForResource`), keys and values.
+    pub tags: Vec<(String, String)>,
 }
 
 impl EmulatedUser {
@@ -38,6 +40,7 @@ impl EmulatedUser {
                 .map(|p| SecretString::from(p.expose_secret()))
                 .collect(),
             user_group_ids: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -98,7 +101,7 @@ impl ElastiCacheEmulator {
         );
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.shared.redis.run(&refs).await?;
-        let record = UserRecord {
+        let mut record = UserRecord {
             id: user.user_id.clone(),
             name: user.user_name,
             access_string: user.access_string,
@@ -110,7 +113,11 @@ impl ElastiCacheEmulator {
             },
             password_count: user.passwords.len(),
             modifying_left: 0,
+            tags: Vec::new(),
         };
+        for (key, value) in &user.tags {
+            record.tag(key, value);
+        }
         self.shared.with_state(|s| {
             s.users.retain(|u| u.id != record.id);
             s.users.push(record);
@@ -177,6 +184,24 @@ impl ElastiCacheEmulator {
                 .cloned()
                 .collect()
         })
+    }
+
+    /// Tags user `user_id` with `key` = `value`, as its owner's
+    /// `AddTagsToResource` would; false when there is no such user.
+    pub fn tag_user(&self, user_id: &str, key: &str, value: &str) -> bool {
+        self.shared.with_state(|s| match s.user_mut(user_id) {
+            Some(user) => {
+                user.tag(key, value);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// User `user_id`'s tags, in the order they were added.
+    pub fn tags(&self, user_id: &str) -> Option<Vec<(String, String)>> {
+        self.shared
+            .with_state(|s| s.user(user_id).map(|u| u.tags.clone()))
     }
 
     /// How many passwords the emulator says user `user_id` has.

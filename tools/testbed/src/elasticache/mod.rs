@@ -19,6 +19,11 @@
 //!   `UserName`, `Status`, `Engine` (`redis`), `MinimumEngineVersion` (`6.0`),
 //!   `AccessString`, `UserGroupIds`, `Authentication{Type, PasswordCount}`,
 //!   `ARN` (`arn:aws:elasticache:us-east-1:123456789012:user:ID`);
+//! - a user's tags: `ListTagsForResource` and `AddTagsToResource` with
+//!   `ResourceName` (the user's ARN) and `Tags.Tag.N.Key`/`.Value`, answering
+//!   `<TagList><Tag><Key>…</Key><Value>…</Value></Tag>…`; a user ARN the
+//!   emulator does not hold is `UserNotFound` (404), any other text
+//!   `InvalidARN` (400); at most 50 tags (`TagQuotaPerResourceExceeded`);
 //! - a change leaves the user `modifying` (see [`ElastiCacheEmulator::set_modifying_describes`])
 //!   and a user that is not `active` refuses `ModifyUser` with `InvalidUserState`;
 //! - the passwords are real: a real Redis holds them. `ModifyUser` with
@@ -30,13 +35,14 @@
 //!   (else `MissingAuthenticationToken`, 403), whatever it says;
 //! - Redis changes at once, not at the end of `modifying`; `Engine`,
 //!   `Filters`, `MaxRecords` and `Marker` of `DescribeUsers` are ignored (one
-//!   page); only POST; no other action (`InvalidAction`, 400);
+//!   page); only POST; no other action (`InvalidAction`, 400); tags only on
+//!   users (no clusters or groups), and no `RemoveTagsFromResource`;
 //! - the order in which AWS checks parameters, and its message texts, are not
 //!   documented: these are the emulator's own; a `ModifyUser` that changes
 //!   nothing is refused with `InvalidParameterCombination` (a guess);
 //! - `iam` users get no password at all in Redis (IAM tokens are not emulated).
 //!
-//! Knobs ([`knobs`]): add users, keep a user `modifying`, fail the next call of
+//! Knobs ([`knobs`]): add users, tag them, keep a user `modifying`, fail the next call of
 //! an action with any code and status (`Throttling` 400, `InternalFailure`
 //! 500), or make the change and then answer such a fault (a lost answer),
 //! read the call log (never password values) and a user's state.

@@ -54,6 +54,46 @@ impl Params {
             .collect())
     }
 
+    /// The tags of list `name` as the Query protocol writes a TagList
+    /// (`name.Tag.N.Key`, `name.Tag.N.Value`), in index order; a tag without
+    /// `Value` has the empty value. Err names a member without `Key`, or an
+    /// index that is not 1, 2, … without gaps.
+    pub(super) fn tag_list(&self, name: &str) -> Result<Vec<(String, String)>, Fault> {
+        let prefix = format!("{name}.Tag.");
+        let mut tags: BTreeMap<usize, (Option<String>, Option<String>)> = BTreeMap::new();
+        for (key, value) in self.0.range(prefix.clone()..) {
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                break;
+            };
+            let not_a_member = || Fault::invalid_value(format!("{key} is not a tag member"));
+            let (index, field) = rest.split_once('.').ok_or_else(not_a_member)?;
+            let index: usize = index
+                .parse()
+                .ok()
+                .filter(|i| *i >= 1)
+                .ok_or_else(not_a_member)?;
+            let entry = tags.entry(index).or_default();
+            match field {
+                "Key" => entry.0 = Some(value.clone()),
+                "Value" => entry.1 = Some(value.clone()),
+                _ => return Err(not_a_member()),
+            }
+        }
+        let mut list = Vec::with_capacity(tags.len());
+        for (expected, (index, (key, value))) in tags.into_iter().enumerate() {
+            if index != expected + 1 {
+                return Err(Fault::invalid_value(format!(
+                    "{prefix}{index} has no {prefix}{} before it",
+                    expected + 1
+                )));
+            }
+            let key =
+                key.ok_or_else(|| Fault::invalid_value(format!("{prefix}{index}.Key is missing")))?;
+            list.push((key, value.unwrap_or_default()));
+        }
+        Ok(list)
+    }
+
     /// How many members list `name` has, counted without reading them.
     pub(super) fn list_len(&self, name: &str) -> usize {
         let prefix = format!("{name}.member.");
@@ -187,6 +227,29 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn tag_lists_come_in_index_order() {
+        let params = Params::parse(
+            b"Tags.Tag.2.Key=b&Tags.Tag.1.Value=x%20y&Tags.Tag.1.Key=rotor%3Asecret&Tags.Tag.2.Value=",
+        );
+        assert_eq!(
+            params.tag_list("Tags").unwrap(),
+            [
+                ("rotor:secret".to_owned(), "x y".to_owned()),
+                ("b".to_owned(), String::new())
+            ]
+        );
+        for bad in [
+            &b"Tags.Tag.2.Key=b"[..],
+            b"Tags.Tag.1.Value=v",
+            b"Tags.Tag.x.Key=k",
+            b"Tags.Tag.1.Other=k",
+        ] {
+            assert!(Params::parse(bad).tag_list("Tags").is_err());
+        }
+        assert!(Params::parse(b"").tag_list("Tags").unwrap().is_empty());
     }
 
     #[test]

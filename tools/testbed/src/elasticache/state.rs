@@ -1,5 +1,5 @@
 //! The emulator's data: the users it holds (never their passwords: Redis
-//! holds those), their status, the injected faults and the call log.
+//! holds those), their status and tags, the injected faults and the call log.
 
 use super::protocol::{Fault, element};
 use super::{ACCOUNT, REGION};
@@ -35,9 +35,29 @@ pub(super) struct UserRecord {
     pub(super) password_count: usize,
     /// How many more DescribeUsers answers show it `modifying`.
     pub(super) modifying_left: u32,
+    /// Its tags, in the order they were added; each key once.
+    pub(super) tags: Vec<(String, String)>,
 }
 
 impl UserRecord {
+    /// Sets `key` to `value`, replacing the key's value if it has one.
+    pub(super) fn tag(&mut self, key: &str, value: &str) {
+        match self.tags.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_owned(),
+            None => self.tags.push((key.to_owned(), value.to_owned())),
+        }
+    }
+
+    /// The TagList type's XML: `<TagList><Tag><Key>…</Key><Value>…</Value></Tag>…`.
+    pub(super) fn tags_xml(&self) -> String {
+        let tags: String = self
+            .tags
+            .iter()
+            .map(|(k, v)| format!("<Tag>{}{}</Tag>", element("Key", k), element("Value", v)))
+            .collect();
+        format!("<TagList>{tags}</TagList>")
+    }
+
     pub(super) fn status(&self) -> &'static str {
         if self.modifying_left > 0 {
             "modifying"
@@ -121,6 +141,11 @@ impl State {
 
     pub(super) fn user_mut(&mut self, id: &str) -> Option<&mut UserRecord> {
         self.users.iter_mut().find(|u| u.id == id)
+    }
+
+    /// The user whose ARN is `arn`.
+    pub(super) fn user_by_arn_mut(&mut self, arn: &str) -> Option<&mut UserRecord> {
+        self.users.iter_mut().find(|u| user_arn(&u.id) == arn)
     }
 
     /// The first fault injected for `action`, removed.

@@ -498,3 +498,102 @@ async fn elasticache_requires_a_signed_query_request() {
         .unwrap();
     assert_eq!(wrong_version.status().as_u16(), 400);
 }
+
+/// A user's tags through the SDK: `AddTagsToResource` sets and replaces,
+/// `ListTagsForResource` lists them in the `TagList` shape the SDK parses,
+/// the knob tags as an owner would; an unknown user is `UserNotFound`, an
+/// ARN of something else `InvalidARN`.
+#[tokio::test]
+async fn elasticache_lists_and_adds_a_users_tags() {
+    use aws_sdk_elasticache::types::Tag;
+
+    let (_redis, emulator) = bed(&password('a')).await;
+    let client = client(&emulator, 1);
+    let arn = user_arn(ID);
+    let tags_of = |out: &[Tag]| -> Vec<(String, String)> {
+        out.iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or("").to_owned(),
+                    t.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    let none = client
+        .list_tags_for_resource()
+        .resource_name(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(none.tag_list().is_empty());
+
+    let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/orders-AbCdEf";
+    let added = client
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(Tag::builder().key("rotor:secret").value("old").build())
+        .tags(Tag::builder().key("team").value("a").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(added.tag_list()).len(), 2);
+    client
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(Tag::builder().key("rotor:secret").value(secret).build())
+        .send()
+        .await
+        .unwrap();
+    let listed = client
+        .list_tags_for_resource()
+        .resource_name(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(listed.tag_list()),
+        [
+            ("rotor:secret".to_owned(), secret.to_owned()),
+            ("team".to_owned(), "a".to_owned())
+        ]
+    );
+    assert!(emulator.tag_user(ID, "owner", "ops"));
+    assert!(!emulator.tag_user("nobody", "owner", "ops"));
+    assert_eq!(emulator.tags(ID).unwrap().len(), 3);
+
+    let missing = client
+        .list_tags_for_resource()
+        .resource_name(user_arn("nobody"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&missing), ("UserNotFound".into(), 404));
+    assert!(
+        missing
+            .as_service_error()
+            .unwrap()
+            .is_user_not_found_fault()
+    );
+    let cluster = client
+        .list_tags_for_resource()
+        .resource_name("arn:aws:elasticache:us-east-1:123456789012:cluster:c1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&cluster), ("InvalidARN".into(), 400));
+    assert!(cluster.as_service_error().unwrap().is_invalid_arn_fault());
+    let reserved = client
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(Tag::builder().key("aws:x").value("v").build())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&reserved),
+        ("InvalidParameterValue".into(), 400)
+    );
+    assert_eq!(emulator.calls_of("ListTagsForResource").len(), 4);
+}
