@@ -1131,8 +1131,8 @@ async fn connect_on_a_generic_secret_has_nothing_to_log_in_to() {
 /// generic-rotation refuses a JSON value without the fields its settings
 /// regenerate (`password` by default, rotor:fields otherwise), and a value
 /// that is not JSON when fields are named: doctor reads the value through the
-/// same rule. A value that looks like broken JSON, with no fields named, is
-/// rotated whole: a warning.
+/// same rule, and so does a value that starts like JSON but is none (with no
+/// fields named the function refuses it rather than replace it whole).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_generic_value_without_the_fields_its_settings_name_is_a_finding() {
     let store = moto_store();
@@ -1157,7 +1157,7 @@ async fn a_generic_value_without_the_fields_its_settings_name_is_a_finding() {
             &["current-unparsable"],
             "not a JSON object",
         ),
-        (broken, &[], &["current-not-json"], "whole"),
+        (broken, &[], &["current-unparsable"], "rotor:format"),
     ];
     for (value, tags, expected, words) in cases {
         let (arn, function) = served_by(&store, &unique("doctor"), value, tags).await;

@@ -112,10 +112,7 @@ pub(super) async fn value_findings(
     match reader {
         Reader::Rds => rds_links(clients, exam, current).await,
         Reader::Redis => redis_links(clients, exam, current).await,
-        Reader::Generic(settings) => {
-            generic_shape(exam, current, &settings);
-            webhook_key(clients, exam, &settings).await;
-        }
+        Reader::Generic(settings) => webhook_key(clients, exam, &settings).await,
         Reader::Oauth => {}
     }
 }
@@ -323,36 +320,6 @@ fn generic_settings(exam: &mut Examination) -> Option<generic_rotation::settings
             None
         }
     }
-}
-
-/// With no fields named, generic-rotation replaces a value that is not a JSON
-/// object whole. One that starts like an object was meant to be one: warn
-/// that it is broken and what a rotation would make of it.
-fn generic_shape(
-    exam: &mut Examination,
-    current: &SecretString,
-    settings: &generic_rotation::settings::Settings,
-) {
-    if settings.fields.is_some() || !current.expose_secret().trim_start().starts_with('{') {
-        return;
-    }
-    let Err(e) = serde_json::from_str::<serde_json::Value>(current.expose_secret()) else {
-        return;
-    };
-    exam.findings.push(Finding::new(
-        "current-not-json",
-        Health::Ok,
-        format!(
-            "AWSCURRENT's value starts like a JSON object but is not JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ),
-        "generic-rotation rotates a value that is not a JSON object whole: the next rotation replaces all of it with one generated password instead of regenerating a field",
-        vec![format!(
-            "aws secretsmanager put-secret-value --secret-id {} --secret-string file://fixed.json   (or name the fields in the rotor:fields tag, so the function refuses a broken value)",
-            exam.arn
-        )],
-    ));
 }
 
 /// A webhook's signing-key secret must agree to serve the secret (or the
