@@ -23,19 +23,21 @@ pub fn quote_string(text: &str, backslash_escapes: bool) -> String {
 }
 
 /// The byte offset of `needle` in `text` outside quotes (`'`, `"`, `` ` ``),
-/// searching from `from`; the last one when `last`.
+/// searching from `from`; the last one when `last`. It walks characters, not
+/// bytes: a server may print names that are not ASCII outside quotes, and a
+/// slice inside a character would panic with the line (and a password hash
+/// on it) in the message.
 fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut quote: Option<u8> = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
     let mut found = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    for (i, c) in text.char_indices() {
         match quote {
-            Some(q) if b == b'\\' && q != b'`' => i += 1,
-            Some(q) if b == q => quote = None,
+            Some(_) if escaped => escaped = false,
+            Some(q) if c == '\\' && q != '`' => escaped = true,
+            Some(q) if c == q => quote = None,
             Some(_) => {}
-            None if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
+            None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
             None if i >= from && text[i..].starts_with(needle) => {
                 found = Some(i);
                 if !last {
@@ -44,53 +46,49 @@ fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<us
             }
             None => {}
         }
-        i += 1;
     }
     found
 }
 
-/// The end (exclusive) of the quoted account `'user'@'host'` starting at `at`.
+/// The end (exclusive byte offset) of the account `'user'@'host'` that starts
+/// at `at`: two parts joined by `@`, each quoted or ending at a space.
 fn account_end(text: &str, at: usize) -> usize {
-    let bytes = text.as_bytes();
-    let mut i = at;
-    // Two quoted parts joined by '@' (an unquoted part ends at a space).
+    let Some(rest) = text.get(at..) else {
+        return text.len();
+    };
+    let mut chars = rest.char_indices().peekable();
+    let mut end = rest.len();
     for part in 0..2 {
-        if i >= bytes.len() {
+        let Some(&(_, first)) = chars.peek() else {
+            end = rest.len();
+            break;
+        };
+        end = rest.len();
+        if matches!(first, '\'' | '"' | '`') {
+            chars.next();
+            while let Some((i, c)) = chars.next() {
+                if c == '\\' && first != '`' {
+                    chars.next();
+                } else if c == first && chars.next_if(|&(_, n)| n == first).is_none() {
+                    // The closing quote (a doubled one stands for itself).
+                    end = i + c.len_utf8();
+                    break;
+                }
+            }
+        } else {
+            while let Some(&(i, c)) = chars.peek() {
+                if c == ' ' || c == '@' {
+                    end = i;
+                    break;
+                }
+                chars.next();
+            }
+        }
+        if part == 0 && chars.next_if(|&(_, c)| c == '@').is_none() {
             break;
         }
-        match bytes[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && q != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == q {
-                        if bytes.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            _ => {
-                while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'@' {
-                    i += 1;
-                }
-            }
-        }
-        if part == 0 {
-            if bytes.get(i) != Some(&b'@') {
-                break;
-            }
-            i += 1;
-        }
     }
-    i.min(bytes.len())
+    at + end
 }
 
 /// One line of `SHOW GRANTS FOR user`, taken apart.
@@ -317,6 +315,51 @@ mod tests {
                 "SET DEFAULT ROLE `journalist` FOR 'hulda_clone'@'localhost'",
             ]
         );
+    }
+
+    /// Issue 21, item 14: text outside quotes that is not ASCII (a name the
+    /// server printed unquoted) was sliced inside a character, and the panic
+    /// quoted the line, password hash included.
+    #[test]
+    fn text_outside_quotes_that_is_not_ascii_is_taken_apart() {
+        let shown = lines(&[
+            "GRANT SELECT ON žluť.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABCD'",
+            "GRANT ŽLUŤ TO `app`@`%`",
+            "GRANT USAGE ON *.* TO žofie@`%` REQUIRE SSL",
+        ]);
+        assert_eq!(
+            copy_grants(&shown, "app", "'x'@'%'"),
+            ["GRANT SELECT ON žluť.* TO 'x'@'%'", "GRANT ŽLUŤ TO 'x'@'%'"]
+        );
+        assert_eq!(granted_roles(&shown[1], "app").as_deref(), Some("ŽLUŤ"));
+        let žofie = normalise_grants(&shown, "žofie");
+        assert!(žofie.contains("GRANT USAGE ON *.* TO ?") && žofie.contains("REQUIRE SSL"));
+    }
+
+    proptest::proptest! {
+        /// Whatever a server prints, taking it apart never panics.
+        #[test]
+        fn any_line_is_taken_apart_without_panicking(
+            privileges in "\\PC{0,12}",
+            object in "\\PC{0,12}",
+            user in "[`'\"]?\\PC{0,6}[`'\"]?",
+            host in "\\PC{0,6}",
+            tail in "\\PC{0,16}",
+            line in "\\PC{0,60}",
+        ) {
+            let shown = vec![
+                format!("GRANT {privileges} ON {object} TO {user}@{host}{tail}"),
+                format!("REVOKE {privileges} ON {object} FROM {user}{tail}"),
+                line,
+            ];
+            for name in [user.as_str(), user.trim_matches(['`', '\'', '"'])] {
+                let _ = copy_grants(&shown, name, "'x'@'%'");
+                let _ = normalise_grants(&shown, name);
+                for one in &shown {
+                    let _ = granted_roles(one, name);
+                }
+            }
+        }
     }
 
     #[test]
