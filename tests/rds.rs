@@ -1616,3 +1616,48 @@ async fn a_tag_chooses_the_strategy() {
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
     assert!(message.contains("rotor:strategy"), "{message}");
 }
+
+/// Issue 21, item 14: the function's MySQL/MariaDB sessions set a utf8mb4
+/// client character set before quoting anything, whatever the server gives
+/// a new session. Here the server's `init_connect` (run for every login
+/// without SUPER, as an RDS master is) sets latin1; the master then changes
+/// the password of a user whose name is not ASCII. Before, the name reached
+/// the server as latin1 and matched no account.
+#[tokio::test]
+async fn mariadb_sessions_use_utf8mb4_whatever_the_server_sets() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let master_password = random_password();
+    db.admin(&format!(
+        "CREATE USER 'dbmaster'@'%' IDENTIFIED BY {}; GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO 'dbmaster'@'%' WITH GRANT OPTION",
+        my_literal(master_password.expose_secret())
+    ));
+    let user = "žofie";
+    db.create_user(user, &random_password());
+    db.admin("SET GLOBAL init_connect = 'SET NAMES latin1'");
+    let team = format!("{}/", unique("team"));
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret("dbmaster", &master_password, json!({}))),
+            &[("rotor:serves", team.as_str())],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[]).await;
+    let t = token();
+    // A password the database does not know: the master changes it.
+    let arn = staged_secret_named(
+        &store,
+        &format!("{team}zofie"),
+        &db.secret(user, &random_password(), json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert!(db.logs_in(user, &password(&store, &arn, AWSCURRENT).await));
+}

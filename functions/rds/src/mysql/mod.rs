@@ -92,11 +92,26 @@ pub async fn connect(
         Ok(Err(e)) => return Err(ConnectError::from_driver(&e, e.to_string())),
         Ok(Ok(conn)) => conn,
     };
-    let (version, sql_mode): (String, String) = conn
-        .query_first("SELECT VERSION(), @@SESSION.sql_mode")
+    // Quoting (backslash escapes) is safe only in a character set where no
+    // character's bytes hold a quote or a backslash: not GBK, Big5 or SJIS.
+    // The handshake asks for utf8mb4, but a server may ignore that
+    // (character_set_client_handshake) or change it (init_connect), so the
+    // session sets it, and checks it, before anything is quoted.
+    let driver = |e: mysql_async::Error| ConnectError::from_driver(&e, e.to_string());
+    conn.query_drop("SET NAMES utf8mb4").await.map_err(driver)?;
+    let (version, sql_mode, charset): (String, String, String) = conn
+        .query_first("SELECT VERSION(), @@SESSION.sql_mode, @@SESSION.character_set_client")
         .await
-        .map_err(|e| ConnectError::from_driver(&e, e.to_string()))?
+        .map_err(driver)?
         .unwrap_or_default();
+    if charset != "utf8mb4" {
+        return Err(ConnectError {
+            cause: Cause::Other,
+            detail: format!(
+                "the session's client character set is {charset:?} after SET NAMES utf8mb4; rds-rotation quotes names and passwords for utf8mb4 only"
+            ),
+        });
+    }
     Ok(Session {
         conn,
         mariadb: version.to_ascii_lowercase().contains("mariadb"),
