@@ -947,7 +947,7 @@ async fn mariadb_test_secret_checks_the_clones_access() {
 }
 
 /// A TCP relay to `upstream` that keeps every byte the client sent.
-async fn recording_relay(
+pub(crate) async fn recording_relay(
     upstream: std::net::SocketAddr,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1615,4 +1615,226 @@ async fn a_tag_chooses_the_strategy() {
     let (kind, message) = run.steps.last().unwrap().result.as_ref().unwrap_err();
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
     assert!(message.contains("rotor:strategy"), "{message}");
+}
+
+/// The hosts of `user`'s accounts whose password is not `password`
+/// (MariaDB's mysql_native_password hashes compared by the server), one per
+/// line; empty when every account has it.
+fn accounts_without(db: &Db, user: &str, password: &SecretString) -> String {
+    db.admin(&format!(
+        "SELECT Host FROM mysql.user WHERE User = {} AND authentication_string <> PASSWORD({}) ORDER BY Host",
+        my_literal(user),
+        my_literal(password.expose_secret())
+    ))
+}
+
+/// A master secret for `db` that serves every secret under `team`.
+async fn serving_master(db: &Db, store: &rotor_core::AwsStore, team: &str) -> String {
+    store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[("rotor:serves", team)],
+        )
+        .await
+        .unwrap()
+}
+
+/// Issue 21, item 11: a MySQL/MariaDB user name with several accounts
+/// (`'multi'@'127.0.0.1'` and `'multi'@'localhost'`). The user's own
+/// `ALTER USER USER()` changed only the account it logged in as, and a retry
+/// that logged in with the pending password from the function's address
+/// declared success: the other account kept the old password. Now every
+/// account of the name changes (here through the master, as the user may
+/// not see or change its other accounts), and a retry after a first attempt
+/// that changed one account only finishes the others.
+#[tokio::test]
+async fn mariadb_every_account_of_a_user_gets_the_new_password() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let team = format!("{}/", unique("team"));
+    let master = serving_master(&db, &store, &team).await;
+    let function = function(&db, "single", &[]).await;
+    let old = random_password();
+    // TCP logins from 127.0.0.1 match the first account; the second is
+    // reached through the server's socket.
+    db.admin(&format!(
+        "CREATE USER 'multi'@'127.0.0.1' IDENTIFIED BY {pw}; CREATE USER 'multi'@'localhost' IDENTIFIED BY {pw}",
+        pw = my_literal(old.expose_secret())
+    ));
+    let arn = store
+        .create_secret(
+            &format!("{team}multi"),
+            &SecretString::from(db.secret("multi", &old, json!({"masterarn": master}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    let t = token();
+    store.begin_rotation(&arn, &t).await.unwrap();
+    replay_steps(
+        &function,
+        &arn,
+        &t,
+        &["createSecret", "setSecret", "testSecret", "finishSecret"],
+    )
+    .await;
+    let new = password(&store, &arn, AWSCURRENT).await;
+    assert_eq!(
+        accounts_without(&db, "multi", &new),
+        "",
+        "accounts of multi left on another password"
+    );
+
+    // A first attempt that changed only the account it logs in as.
+    let t = token();
+    store.begin_rotation(&arn, &t).await.unwrap();
+    step(&function, &event(&arn, &t, "createSecret"))
+        .await
+        .unwrap();
+    let pending = password(&store, &arn, AWSPENDING).await;
+    db.admin(&format!(
+        "ALTER USER 'multi'@'127.0.0.1' IDENTIFIED BY {}",
+        my_literal(pending.expose_secret())
+    ));
+    replay_steps(
+        &function,
+        &arn,
+        &t,
+        &["setSecret", "testSecret", "finishSecret"],
+    )
+    .await;
+    assert_eq!(
+        accounts_without(&db, "multi", &pending),
+        "",
+        "the retry declared success with an account of multi on the old password"
+    );
+    assert_no_stored_secret_in(&store, &arn, &function.output()).await;
+}
+
+/// Issue 21, item 11, without a master: a user that can see its accounts
+/// (it may read mysql.user) but may change only its own is refused before
+/// anything changes, naming the accounts and the fix. With a master,
+/// testSecret checks what the pending user can see: an account of the name
+/// whose password differs from the one it logged in with fails the step,
+/// naming the account.
+#[tokio::test]
+async fn mariadb_several_accounts_are_refused_or_checked() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let team = format!("{}/", unique("team"));
+    let master = serving_master(&db, &store, &team).await;
+    let function = function(&db, "single", &[]).await;
+    let old = random_password();
+    for host in ["127.0.0.1", "localhost"] {
+        db.admin(&format!(
+            "CREATE USER 'seer'@'{host}' IDENTIFIED BY {}; GRANT SELECT ON mysql.user TO 'seer'@'{host}'",
+            my_literal(old.expose_secret())
+        ));
+    }
+    let t = token();
+    let alone = staged_secret_named(
+        &store,
+        &format!("{team}{}", unique("seer")),
+        &db.secret("seer", &old, json!({})),
+        &[],
+        &t,
+    )
+    .await;
+    step(&function, &event(&alone, &t, "createSecret"))
+        .await
+        .unwrap();
+    let (kind, message) = step(&function, &event(&alone, &t, "setSecret"))
+        .await
+        .expect_err("several accounts and no master");
+    assert_eq!(
+        accounts_without(&db, "seer", &old),
+        "",
+        "an account of seer changed"
+    );
+    assert!(
+        message.contains("localhost") && message.contains("masterarn"),
+        "{kind}: {message}"
+    );
+
+    let t = token();
+    let served = staged_secret_named(
+        &store,
+        &format!("{team}{}", unique("seer")),
+        &db.secret("seer", &old, json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    for name in ["createSecret", "setSecret"] {
+        step(&function, &event(&served, &t, name)).await.unwrap();
+    }
+    let pending = password(&store, &served, AWSPENDING).await;
+    assert_eq!(accounts_without(&db, "seer", &pending), "");
+    // Someone sets another password on one account before testSecret.
+    db.admin(&format!(
+        "ALTER USER 'seer'@'localhost' IDENTIFIED BY {}",
+        my_literal(random_password().expose_secret())
+    ));
+    let (kind, message) = step(&function, &event(&served, &t, "testSecret"))
+        .await
+        .expect_err("testSecret sees the account with another password");
+    assert_eq!(kind, "NotRetryable.DatabaseMismatch", "{message}");
+    assert!(
+        message.contains("'seer'@'localhost'") && message.contains("setSecret again"),
+        "{message}"
+    );
+    for name in ["setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&served, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert_eq!(accounts_without(&db, "seer", &pending), "");
+    let output = format!("{message}\n{}", function.output());
+    assert_no_stored_secret_in(&store, &served, &output).await;
+    assert_no_stored_secret_in(&store, &alone, &output).await;
+}
+
+/// Issue 21, item 14: the function's MySQL/MariaDB sessions set a utf8mb4
+/// client character set before quoting anything, whatever the server gives
+/// a new session. Here the server's `init_connect` (run for every login
+/// without SUPER, as an RDS master is) sets latin1; the master then changes
+/// the password of a user whose name is not ASCII. Before, the name reached
+/// the server as latin1 and matched no account.
+#[tokio::test]
+async fn mariadb_sessions_use_utf8mb4_whatever_the_server_sets() {
+    let db = Db::start("mariadb", TlsMode::Required);
+    let store = moto_store();
+    let master_password = random_password();
+    db.admin(&format!(
+        "CREATE USER 'dbmaster'@'%' IDENTIFIED BY {}; GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO 'dbmaster'@'%' WITH GRANT OPTION",
+        my_literal(master_password.expose_secret())
+    ));
+    let user = "žofie";
+    db.create_user(user, &random_password());
+    db.admin("SET GLOBAL init_connect = 'SET NAMES latin1'");
+    let team = format!("{}/", unique("team"));
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret("dbmaster", &master_password, json!({}))),
+            &[("rotor:serves", team.as_str())],
+        )
+        .await
+        .unwrap();
+    let function = function(&db, "single", &[]).await;
+    let t = token();
+    // A password the database does not know: the master changes it.
+    let arn = staged_secret_named(
+        &store,
+        &format!("{team}zofie"),
+        &db.secret(user, &random_password(), json!({"masterarn": master})),
+        &[],
+        &t,
+    )
+    .await;
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let result = step(&function, &event(&arn, &t, name)).await;
+        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+    }
+    assert!(db.logs_in(user, &password(&store, &arn, AWSCURRENT).await));
 }

@@ -12,7 +12,8 @@
 //! - [`config`]: the deployment's settings (environment variables).
 //! - [`secret`]: the RDS secret format.
 //! - [`strategy`]: single user and alternating users, each's setSecret.
-//! - [`master`]: which master secret a secret may use and where it logs in;
+//! - [`master`]: which master secret a secret may use, where it logs in and
+//!   whom it may act on;
 //!   [`managed`]: the RDS API, for RDS-managed masters and reader hosts.
 //! - [`session`]: a logged-in session with either engine, and its errors;
 //!   [`connect`]: why a connection failed; [`tls`]: the trusted certificates.
@@ -23,7 +24,7 @@ use std::time::Duration;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
-use tracing::{info, warn};
+use tracing::warn;
 
 pub mod config;
 pub mod connect;
@@ -41,7 +42,7 @@ pub use strategy::{STRATEGY_TAG, Strategy};
 
 use connect::Cause;
 use secret::{DbSecret, base_username};
-use session::{Session, failed, login, login_failed, waiting};
+use session::{Session, failed, login_failed, same_password_everywhere, waiting};
 use strategy::{alternating, single};
 
 /// Rotates database credentials.
@@ -99,16 +100,6 @@ impl Rotator for RdsRotator {
         let pending = DbSecret::parse_version(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         let current = DbSecret::parse_version(arn, AWSCURRENT, &ctx.current().await?.value)?;
         let strategy = Strategy::of(ctx, config)?;
-        // A single user whose pending password works is done. An alternate
-        // user is not: a login proves only that its first statement ran, so
-        // every attempt brings it to the original's state again.
-        if strategy == Strategy::Single
-            && let Some(session) = login(&pending).await?
-        {
-            session.close().await;
-            info!(secret = %arn, user = %pending.username, "the pending password already works");
-            return Ok(());
-        }
         if (pending.host.as_str(), pending.port, pending.engine)
             != (current.host.as_str(), current.port, current.engine)
         {
@@ -156,6 +147,10 @@ impl Rotator for RdsRotator {
                         (result, _) => {
                             result.map_err(|detail| failed(&pending, "the test query", detail))
                         }
+                    };
+                    let result = match result {
+                        Ok(()) => same_password_everywhere(&mut session, &pending).await,
+                        other => other,
                     };
                     session.close().await;
                     return result;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::{DbCluster, DbInstance};
+use rotor_core::admin::same_host;
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
@@ -74,14 +75,6 @@ pub fn credentials(value: &SecretString) -> Option<(String, SecretString)> {
         }
         _ => None,
     }
-}
-
-/// Whether two host names name the same host: DNS names compare without
-/// regard to case or a final dot; anything else must be identical.
-pub fn same_host(a: &str, b: &str) -> bool {
-    let a = a.strip_suffix('.').unwrap_or(a);
-    let b = b.strip_suffix('.').unwrap_or(b);
-    a.eq_ignore_ascii_case(b)
 }
 
 /// Whether `host` is an RDS Proxy endpoint, as AWS names them: a label after
@@ -172,10 +165,7 @@ impl Rds {
                 format!("{arn} has no endpoint yet (still being created?); rotate again once it is available"),
             )
         })?;
-        let port = port
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0)
-            .unwrap_or(engine.default_port());
+        let port = api_port(port).unwrap_or(engine.default_port());
         Ok(Endpoint { engine, host, port })
     }
 }
@@ -197,6 +187,7 @@ fn first_label(host: &str) -> Option<&str> {
 struct Instance {
     id: String,
     arn: String,
+    port: Option<u16>,
     cluster: Option<String>,
     replica_of: Option<String>,
 }
@@ -205,59 +196,79 @@ struct Instance {
 struct Cluster {
     id: String,
     arn: String,
+    port: Option<u16>,
     writer: Option<String>,
     reader: Option<String>,
 }
 
+/// A host that the RDS API reports as a reader of the master's database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reader {
+    /// The port the API reports for it, if any.
+    pub port: Option<u16>,
+}
+
+/// A port as the RDS API reports it (an `i32`, absent or 0 when unknown).
+fn api_port(port: Option<i32>) -> Option<u16> {
+    port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
+}
+
 impl Rds {
-    /// Whether `host` is a reader of the database the master logs in to: a
-    /// read replica of the master's instance, an instance of the master's
-    /// cluster, or that cluster's reader endpoint. `primary` is the database
-    /// of an RDS-managed master; otherwise the master's `writer` host is looked
-    /// up. Only what the RDS API reports counts: a host is an instance's or a
-    /// cluster's only when the API names it as that instance's endpoint.
-    pub async fn is_reader_of(
+    /// `host` as a reader of the database the master logs in to, with the
+    /// port the API reports for it: a read replica of the master's instance,
+    /// an instance of the master's cluster, or that cluster's reader endpoint.
+    /// `primary` is the database of an RDS-managed master; otherwise the
+    /// master's `writer` host is looked up. Only what the RDS API reports
+    /// counts: a host is an instance's or a cluster's only when the API names
+    /// it as that instance's endpoint. `None` when it is no reader of it.
+    pub async fn reader_of(
         &self,
         host: &str,
         primary: Option<&Primary>,
         writer: &str,
-    ) -> Result<bool, TargetError> {
+    ) -> Result<Option<Reader>, TargetError> {
         let primary = match primary {
             Some(primary) => primary.clone(),
             None => match self.database_at(writer).await? {
                 Some(primary) => primary,
-                None => return Ok(false),
+                None => return Ok(None),
             },
         };
         match primary {
             Primary::Cluster(id) => {
                 let Some(cluster) = self.cluster(&id).await? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 if cluster
                     .reader
                     .as_deref()
                     .is_some_and(|r| same_host(r, host))
                 {
-                    return Ok(true);
+                    return Ok(Some(Reader { port: cluster.port }));
                 }
                 let Some(instance) = self.instance_at(host).await? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 Ok(instance
                     .cluster
-                    .is_some_and(|c| c == cluster.id || c == cluster.arn))
+                    .is_some_and(|c| c == cluster.id || c == cluster.arn)
+                    .then_some(Reader {
+                        port: instance.port,
+                    }))
             }
             Primary::Instance(id) => {
                 let Some(source) = self.instance(&id).await? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 let Some(instance) = self.instance_at(host).await? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 Ok(instance
                     .replica_of
-                    .is_some_and(|r| r == source.1.id || r == source.1.arn))
+                    .is_some_and(|r| r == source.1.id || r == source.1.arn)
+                    .then_some(Reader {
+                        port: instance.port,
+                    }))
             }
         }
     }
@@ -297,6 +308,7 @@ impl Rds {
                 Instance {
                     id: i.db_instance_identifier().unwrap_or_default().to_owned(),
                     arn: i.db_instance_arn().unwrap_or_default().to_owned(),
+                    port: api_port(i.endpoint().and_then(|e| e.port())),
                     cluster: i.db_cluster_identifier().map(str::to_owned),
                     replica_of: i
                         .read_replica_source_db_instance_identifier()
@@ -311,6 +323,7 @@ impl Rds {
         Ok(self.describe_cluster(id).await?.map(|c| Cluster {
             id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
             arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+            port: api_port(c.port()),
             writer: c.endpoint().map(str::to_owned),
             reader: c.reader_endpoint().map(str::to_owned),
         }))

@@ -1,13 +1,18 @@
 //! The master (admin) secret: which one a secret may use, where the master
-//! logs in, and the session it opens. A master secret that RDS manages holds
-//! only a user name and password; its database comes from the RDS API
-//! ([`crate::managed`]).
+//! logs in, the session it opens, and whom it may act on. A master secret
+//! that RDS manages holds only a user name and password; its database comes
+//! from the RDS API ([`crate::managed`]).
 //!
 //! Whoever writes a user's secret must not be able to send the master
-//! password to a host of their choosing, nor in plaintext: the master logs in
-//! to its own database's writer, with its own transport, and the user's host
-//! must be that database or a reader of it.
+//! password to a host of their choosing, nor in plaintext, nor make the
+//! master act on an account that is not theirs: the master logs in to its
+//! own database's writer, with its own transport; the user's host and port
+//! must be that database's or a reader's the RDS API reports; and the master
+//! never changes its own user, users outside its owner's `rotor:manages`
+//! tag, the server's system accounts or privileged accounts
+//! ([`Master::admit`]).
 
+use rotor_core::admin::{self, Endpoint, Manages, Names};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::{self, Deployer, Link, LinkedSecret};
 use rotor_core::{Error, SecretStore, StepContext, System, TargetError};
@@ -15,18 +20,63 @@ use rotor_core::{Error, SecretStore, StepContext, System, TargetError};
 use crate::config::{Config, MASTER_SECRET_VAR};
 use crate::managed;
 use crate::secret::{self, DbSecret};
-use crate::session::{Session, login, refused};
+use crate::session::{Change, Session, failed, login, refused};
 
-/// A session as the master for `current`'s database: the secret's own
-/// masterarn, else the deployer's MASTER_SECRET_ARN. A masterarn is written
-/// by whoever writes this secret: the master secret is read only if it
-/// agrees to serve this one (its rotor:serves tag) or the deployer's
-/// variable names it.
-pub(crate) async fn session<S: SecretStore>(
+/// A master logged in to the database of the secret being rotated, with what
+/// bounds it: its own user and its owner's `rotor:manages` tag.
+pub(crate) struct Master {
+    session: Session,
+    /// The master's login, for messages (engine, host and port).
+    admin: DbSecret,
+    /// The master secret's ARN.
+    arn: String,
+    /// The users its owner lets it manage.
+    manages: Manages,
+    /// The secret being rotated.
+    secret: String,
+}
+
+/// What the master is about to do to a user it admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// Change the password of an existing user that logs in (single user,
+    /// or the original user of an alternating pair).
+    SetPassword,
+    /// Make the alternate user of the pair: the user is created or brought to
+    /// its original's state, so only its name is checked here (its original
+    /// passes [`Act::SetPassword`]'s checks).
+    Alternate,
+}
+
+/// User names the engines and Amazon RDS keep for themselves.
+const SYSTEM_USERS: [&str; 8] = [
+    "rdsadmin",
+    "rdsrepladmin",
+    "rdstopmgr",
+    "rdsproxyadmin",
+    "mysql.sys",
+    "mysql.session",
+    "mysql.infoschema",
+    "mariadb.sys",
+];
+
+/// Whether `user` is a system account of the engine or of Amazon RDS:
+/// [`SYSTEM_USERS`], and RDS's `rds_` roles.
+fn is_system_user(user: &str) -> bool {
+    SYSTEM_USERS.contains(&user) || user.starts_with("rds_")
+}
+
+/// The master for `current`'s database: the secret's own masterarn, else the
+/// deployer's MASTER_SECRET_ARN. A masterarn is written by whoever writes
+/// this secret: the master secret is read only if it agrees to serve this
+/// one (its rotor:serves tag) or the deployer's variable names it, and its
+/// password goes only to its own server, which must be this secret's (host
+/// and port) or one the RDS API reports this secret's host as a reader of.
+pub(crate) async fn open<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
     current: &DbSecret,
-) -> Result<Session, Error> {
+) -> Result<Master, Error> {
     let arn = ctx.secret_arn();
     let (setting, target) = match (&current.masterarn, config.master_secret()) {
         (Some(named), _) => ("masterarn", named.as_str()),
@@ -59,7 +109,7 @@ pub(crate) async fn session<S: SecretStore>(
         },
     )
     .await?;
-    let admin = admin_secret(arn, current, &linked).await?;
+    let admin = admin_secret(arn, setting, current, &linked).await?;
     let Some(session) = login(&admin).await? else {
         return Err(refused(
             &admin,
@@ -69,7 +119,101 @@ pub(crate) async fn session<S: SecretStore>(
             ),
         ));
     };
-    Ok(session)
+    Ok(Master {
+        session,
+        admin,
+        manages: Manages::from_tags(&linked.tags),
+        arn: linked.arn,
+        secret: arn.to_owned(),
+    })
+}
+
+impl Master {
+    /// Refuses to `act` on `user` unless the master may: never its own
+    /// user, only users its owner's `rotor:manages` tag admits, never a
+    /// system account; and, to set a password, only an existing user that
+    /// logs in and is not privileged, as the server reports it (each
+    /// engine's [`crate::postgres::role`] and
+    /// [`crate::mysql::Session::accounts`] say what counts). A refusal is
+    /// `NotRetryable.NotManaged` and changes nothing.
+    pub(crate) async fn admit(&mut self, user: &str, act: Act) -> Result<(), Error> {
+        let refuse = |reason: &str| admin::not_managed(&self.secret, &self.arn, user, reason);
+        admin::require_manages(
+            &self.secret,
+            &self.arn,
+            &self.admin.username,
+            &self.manages,
+            user,
+            Names::CaseSensitive,
+        )?;
+        if is_system_user(user) {
+            return Err(refuse(
+                "it is a system account of the database engine or of Amazon RDS, which only they manage",
+            ));
+        }
+        if act == Act::Alternate {
+            return Ok(());
+        }
+        let (exists, can_login, privileged) = match &mut self.session {
+            Session::Postgres(client) => match crate::postgres::role(client, user).await {
+                Ok(Some(role)) => (true, role.can_login, role.privileged),
+                Ok(None) => (false, false, Vec::new()),
+                Err(e) => return Err(failed(&self.admin, &format!("reading role {user:?}"), e)),
+            },
+            Session::MySql(session) => match session.accounts(user, &self.admin.username).await {
+                Ok(accounts) => (!accounts.hosts.is_empty(), true, accounts.privileged),
+                Err(e) => {
+                    return Err(failed(
+                        &self.admin,
+                        &format!("reading the accounts of user {user:?}"),
+                        e,
+                    ));
+                }
+            },
+        };
+        if !exists {
+            return Err(refuse(
+                "it does not exist on this server; the master changes the password of an existing user and never creates one for a single user: create the user first",
+            ));
+        }
+        if !can_login {
+            return Err(refuse(
+                "it cannot log in (NOLOGIN): it is a group role, not a user, and the master never adds LOGIN",
+            ));
+        }
+        if !privileged.is_empty() {
+            return Err(refuse(&format!(
+                "it is a privileged account ({}); the master never hands one to the writer of another secret: rotate it with its own login (its current password), or as the master's owner",
+                privileged.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// How many accounts (`user@host`) MySQL or MariaDB has for `user`; one
+    /// for PostgreSQL, where a name is one role.
+    pub(crate) async fn accounts(&mut self, user: &str) -> Result<usize, Error> {
+        match &mut self.session {
+            Session::Postgres(_) => Ok(1),
+            Session::MySql(session) => session.hosts(user).await.map(|h| h.len()).map_err(|e| {
+                failed(
+                    &self.admin,
+                    &format!("listing the accounts of user {user:?}"),
+                    e,
+                )
+            }),
+        }
+    }
+
+    /// Makes `change` for `pending`'s user, once [`Master::admit`] agreed.
+    pub(crate) async fn apply(self, change: Change<'_>, pending: &DbSecret) -> Result<(), Error> {
+        self.session.apply(change, pending).await
+    }
+
+    /// Closes the session politely.
+    pub(crate) async fn close(self) {
+        self.session.close().await;
+    }
 }
 
 /// Where and how the master logs in for `current` (the secret `arn`): the
@@ -80,6 +224,7 @@ pub(crate) async fn session<S: SecretStore>(
 /// the master's.
 async fn admin_secret(
     arn: &str,
+    setting: &str,
     current: &DbSecret,
     master: &LinkedSecret,
 ) -> Result<DbSecret, Error> {
@@ -125,32 +270,53 @@ async fn admin_secret(
             )
         }
     };
-    // A user secret may name a reader of the master's database (a read
-    // replica, an Aurora reader, the cluster's reader endpoint): the master
-    // still logs in to the writer, and the RDS API must say the host is one.
-    let reader = |rds: Option<managed::Rds>| async {
+    // The user's server must be the master's, host and port: a listener of
+    // the writer's on another port of the same host would otherwise answer
+    // the checks made with the user's own credentials. A user secret may also
+    // name a reader of the master's database (a read replica, an Aurora
+    // reader, the cluster's reader endpoint), at the port the RDS API reports
+    // for it; the master still logs in to the writer.
+    let master_at = Endpoint::new(host.clone(), port);
+    let user_at = Endpoint::new(current.host.clone(), current.port);
+    if admin::same_host(&host, &current.host) {
+        admin::require_same_endpoint(arn, setting, &master_at, &user_at)?;
+    } else {
         let rds = match rds {
             Some(rds) => rds,
             None => managed::Rds::from_env().await,
         };
-        rds.is_reader_of(&current.host, rds_managed.as_ref(), &host)
+        let reader = rds
+            .reader_of(&current.host, rds_managed.as_ref(), &host)
             .await
-            .map_err(|e| rds_api(e, &current.host))
-    };
-    if !managed::same_host(&host, &current.host) && !reader(rds).await? {
-        return Err(Error::InvalidSettings {
-            secret: arn.to_owned(),
-            setting: "masterarn".into(),
-            problem: format!(
-                "the master secret's database is at host {host}, but this secret names {}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it",
-                current.host
+            .map_err(|e| rds_api(e, &current.host))?;
+        let problem = match reader {
+            None => format!(
+                "the master secret's database is at {master_at}, but this secret names {user_at}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it"
             ),
-        });
+            Some(reader) => {
+                // A reader the API reports without a port listens on the writer's.
+                let reader_at = Endpoint::new(current.host.clone(), reader.port.unwrap_or(port));
+                if reader_at.is(&user_at) {
+                    String::new()
+                } else {
+                    format!(
+                        "this secret names {user_at}, but the RDS API reports that reader of the master's database ({master_at}) at {reader_at}; host and port must both be the reader's"
+                    )
+                }
+            }
+        };
+        if !problem.is_empty() {
+            return Err(Error::InvalidSettings {
+                secret: arn.to_owned(),
+                setting: setting.to_owned(),
+                problem,
+            });
+        }
     }
     if engine.is_mysql_family() != current.engine.is_mysql_family() {
         return Err(Error::InvalidSettings {
             secret: arn.to_owned(),
-            setting: "masterarn".into(),
+            setting: setting.to_owned(),
             problem: format!(
                 "the master secret's database runs {engine}, but this secret names {}",
                 current.engine

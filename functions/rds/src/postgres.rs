@@ -91,6 +91,135 @@ pub async fn set_password(
         .map_err(|e| withheld(&e))
 }
 
+/// The attributes that make a role an administrator: a writer handed a role
+/// with one of them (its own, or a role's it is a member of) could act on
+/// other roles, replicate or bypass row security. The master never changes
+/// the password of such a role for another secret.
+const PRIVILEGED: [(&str, &str); 4] = [
+    ("rolsuper", "SUPERUSER"),
+    ("rolcreaterole", "CREATEROLE"),
+    ("rolreplication", "REPLICATION"),
+    ("rolbypassrls", "BYPASSRLS"),
+];
+
+/// Predefined roles that carry no power over other roles or data.
+const HARMLESS_PREDEFINED: [&str; 1] = ["pg_database_owner"];
+
+/// A role as a master sees it before changing its password.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Whether it may log in (`rolcanlogin`).
+    pub can_login: bool,
+    /// Why it is privileged, each naming the attribute or role; empty when
+    /// it is not.
+    pub privileged: Vec<String>,
+}
+
+/// The role `name` as the master (this session's user) sees it, `None` when
+/// there is no such role. It is privileged when it has SUPERUSER,
+/// CREATEROLE, REPLICATION or BYPASSRLS, or is a member (directly or through
+/// other roles) of a role that has one, of a predefined `pg_` role, or of a
+/// role whose privileges the master itself holds (on RDS, `rds_superuser`);
+/// or when the master is a member of it.
+pub async fn role(client: &Client, name: &str) -> Result<Option<Role>, TargetError> {
+    let columns = PRIVILEGED.map(|(c, _)| format!("r.{c}")).join(", ");
+    let Some(own) = client
+        .query_opt(
+            &format!("SELECT r.rolcanlogin, {columns} FROM pg_roles r WHERE r.rolname = $1"),
+            &[&name],
+        )
+        .await
+        .map_err(|e| failure(&e))?
+    else {
+        return Ok(None);
+    };
+    let attributes = |row: &tokio_postgres::Row, first: usize| -> Vec<bool> {
+        (0..PRIVILEGED.len()).map(|i| row.get(first + i)).collect()
+    };
+    // Memberships, followed through the roles they grant. PostgreSQL 16
+    // grants a CREATEROLE master ADMIN OPTION alone on each role it creates:
+    // such a grant gives the master none of the role's privileges.
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| failure(&e))?
+        .get(0);
+    let gives = if version >= 160000 {
+        " AND (m.inherit_option OR m.set_option)"
+    } else {
+        ""
+    };
+    let held = |who: &str, filter: &str| {
+        format!(
+            "WITH RECURSIVE held(oid) AS ( \
+               SELECT m.roleid FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
+               WHERE u.rolname = {who}{filter} \
+               UNION SELECT m.roleid FROM pg_auth_members m JOIN held h ON m.member = h.oid{filter}) \
+             SELECT r.rolname::text, {columns} FROM held JOIN pg_roles r ON r.oid = held.oid ORDER BY 1"
+        )
+    };
+    let member_of: Vec<(String, Vec<bool>)> = client
+        .query(&held("$1", ""), &[&name])
+        .await
+        .map_err(|e| failure(&e))?
+        .iter()
+        .map(|row| (row.get(0), attributes(row, 1)))
+        .collect();
+    let master_holds: Vec<String> = client
+        .query(&held("session_user", gives), &[])
+        .await
+        .map_err(|e| failure(&e))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    Ok(Some(Role {
+        can_login: own.get(0),
+        privileged: why_privileged(name, &attributes(&own, 1), &member_of, &master_holds),
+    }))
+}
+
+/// Why the role `name`, with its own `attributes` (in [`PRIVILEGED`]'s
+/// order), a member of `member_of` (each with its attributes), is privileged
+/// for a master that holds the roles `master_holds`.
+fn why_privileged(
+    name: &str,
+    attributes: &[bool],
+    member_of: &[(String, Vec<bool>)],
+    master_holds: &[String],
+) -> Vec<String> {
+    let named = |attributes: &[bool]| -> Vec<&str> {
+        PRIVILEGED
+            .iter()
+            .zip(attributes)
+            .filter(|(_, has)| **has)
+            .map(|((_, attribute), _)| *attribute)
+            .collect()
+    };
+    let mut why: Vec<String> = named(attributes)
+        .into_iter()
+        .map(|attribute| format!("it has {attribute}"))
+        .collect();
+    if master_holds.iter().any(|r| r == name) {
+        why.push("the master is a member of it and holds its privileges".to_owned());
+    }
+    for (role, attributes) in member_of {
+        let attributes = named(attributes);
+        if !attributes.is_empty() {
+            why.push(format!(
+                "it is a member of role {role:?}, which has {}",
+                attributes.join(", ")
+            ));
+        } else if master_holds.contains(role) {
+            why.push(format!(
+                "it is a member of role {role:?}, whose privileges the master holds"
+            ));
+        } else if role.starts_with("pg_") && !HARMLESS_PREDEFINED.contains(&role.as_str()) {
+            why.push(format!("it is a member of the predefined role {role}"));
+        }
+    }
+    why
+}
+
 /// The role attributes a clone must not have beyond its original's: with
 /// them it could `RESET ROLE` and act with more than the original.
 const ATTRIBUTES: [(&str, &str); 5] = [
@@ -107,14 +236,17 @@ const ATTRIBUTES: [(&str, &str); 5] = [
 /// objects either user creates belong to `base` and stay usable by both, has
 /// no attribute `base` lacks, and holds no privilege of its own on the
 /// tables, schemas and database of this database. When `target` is `base`
-/// itself only its password changes. All of it in one transaction: the role
-/// is never left half set up.
+/// itself only its password changes (never LOGIN). All of it in one
+/// transaction: the role is never left half set up.
 pub async fn set_alternate(
     client: &Client,
     base: &str,
     target: &str,
     password: &SecretString,
 ) -> Result<(), TargetError> {
+    if target == base {
+        return set_password(client, target, password).await;
+    }
     let role = quote_ident(target);
     client
         .batch_execute("BEGIN")
@@ -127,7 +259,7 @@ pub async fn set_alternate(
         .await
         .map_err(|e| failure(&e))?
         .is_some();
-    if target != base && exists {
+    if exists {
         script.push_str(&revoke_extras(client, base, target).await?);
     }
     let mut statement = if exists {
@@ -135,13 +267,11 @@ pub async fn set_alternate(
     } else {
         format!("CREATE ROLE {role} WITH LOGIN PASSWORD '{verifier}';")
     };
-    if target != base {
-        statement.push_str(&format!(
-            "GRANT {} TO {role}; ALTER ROLE {role} SET role TO {};",
-            quote_ident(base),
-            quote_literal(base)
-        ));
-    }
+    statement.push_str(&format!(
+        "GRANT {} TO {role}; ALTER ROLE {role} SET role TO {};",
+        quote_ident(base),
+        quote_literal(base)
+    ));
     client
         .batch_execute(&format!("{script}{statement} COMMIT;"))
         .await
@@ -302,6 +432,38 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileged_roles_say_why() {
+        let none = [false; 4];
+        let mut creates_roles = none;
+        creates_roles[1] = true;
+        let holds = ["ops".to_owned()];
+        assert!(why_privileged("app", &none, &[], &holds).is_empty());
+        assert_eq!(
+            why_privileged("app", &creates_roles, &[], &[]),
+            ["it has CREATEROLE"]
+        );
+        let member_of = [
+            ("admins".to_owned(), vec![true, false, false, true]),
+            ("ops".to_owned(), none.to_vec()),
+            ("pg_read_all_data".to_owned(), none.to_vec()),
+            ("pg_database_owner".to_owned(), none.to_vec()),
+            ("readers".to_owned(), none.to_vec()),
+        ];
+        assert_eq!(
+            why_privileged("app", &none, &member_of, &holds),
+            [
+                "it is a member of role \"admins\", which has SUPERUSER, BYPASSRLS",
+                "it is a member of role \"ops\", whose privileges the master holds",
+                "it is a member of the predefined role pg_read_all_data",
+            ]
+        );
+        assert_eq!(
+            why_privileged("ops", &none, &[], &holds),
+            ["the master is a member of it and holds its privileges"]
+        );
+    }
 
     #[test]
     fn quoting() {

@@ -22,7 +22,9 @@ pub(crate) enum Session {
 pub(crate) enum Change<'a> {
     /// The logged-in user changes its own password.
     OwnPassword,
-    /// A master session changes the user's password and nothing else.
+    /// A master session changes the user's password and nothing else: on
+    /// PostgreSQL `ALTER ROLE ... PASSWORD` (never LOGIN, never CREATE), on
+    /// MySQL and MariaDB `ALTER USER` for every account of the name.
     PasswordAsMaster,
     /// A master session brings the alternate user to the state of the
     /// original user `current` names (either user of the pair).
@@ -95,10 +97,10 @@ impl Session {
                 session.set_own_password(password).await
             }
             (Session::Postgres(client), Change::PasswordAsMaster) => {
-                postgres::set_alternate(client, user, user, password).await
+                postgres::set_password(client, user, password).await
             }
             (Session::MySql(session), Change::PasswordAsMaster) => {
-                session.set_alternate(user, user, password).await
+                session.set_password_everywhere(user, password).await
             }
             (Session::Postgres(client), Change::Alternate { current }) => {
                 postgres::set_alternate(client, base_username(current), user, password).await
@@ -133,6 +135,46 @@ pub(crate) async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
         Err(e) if e.cause == Cause::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
+}
+
+/// testSecret, MySQL and MariaDB: every account of the pending user's name
+/// has the password the session logged in with, as far as the session can
+/// see (it may read `mysql.user`, and the accounts' plugins store the same
+/// string for the same password). A login checks only the account that
+/// matches the function's own address. PostgreSQL has one role per name.
+pub(crate) async fn same_password_everywhere(
+    session: &mut Session,
+    pending: &DbSecret,
+) -> Result<(), Error> {
+    let Session::MySql(session) = session else {
+        return Ok(());
+    };
+    let user = &pending.username;
+    let differ = session
+        .accounts_with_another_password(user)
+        .await
+        .map_err(|detail| {
+            failed(
+                pending,
+                &format!("reading the accounts of {user:?}"),
+                detail,
+            )
+        })?;
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Target {
+        target: target(pending),
+        problem: format!(
+            "testSecret: {} of user {user:?} another password than the account that logged in with the pending one; run setSecret again (it changes every account of the name)",
+            match differ.len() {
+                1 => format!("account {} has", differ[0]),
+                _ => format!("accounts {} have", differ.join(", ")),
+            }
+        ),
+        system: System::Database,
+        cause: rotor_core::Cause::Mismatch,
+    })
 }
 
 /// Tells a tracked step what it now waits for at the database.

@@ -23,19 +23,21 @@ pub fn quote_string(text: &str, backslash_escapes: bool) -> String {
 }
 
 /// The byte offset of `needle` in `text` outside quotes (`'`, `"`, `` ` ``),
-/// searching from `from`; the last one when `last`.
+/// searching from `from`; the last one when `last`. It walks characters, not
+/// bytes: a server may print names that are not ASCII outside quotes, and a
+/// slice inside a character would panic with the line (and a password hash
+/// on it) in the message.
 fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut quote: Option<u8> = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
     let mut found = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    for (i, c) in text.char_indices() {
         match quote {
-            Some(q) if b == b'\\' && q != b'`' => i += 1,
-            Some(q) if b == q => quote = None,
+            Some(_) if escaped => escaped = false,
+            Some(q) if c == '\\' && q != '`' => escaped = true,
+            Some(q) if c == q => quote = None,
             Some(_) => {}
-            None if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
+            None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
             None if i >= from && text[i..].starts_with(needle) => {
                 found = Some(i);
                 if !last {
@@ -44,53 +46,49 @@ fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<us
             }
             None => {}
         }
-        i += 1;
     }
     found
 }
 
-/// The end (exclusive) of the quoted account `'user'@'host'` starting at `at`.
+/// The end (exclusive byte offset) of the account `'user'@'host'` that starts
+/// at `at`: two parts joined by `@`, each quoted or ending at a space.
 fn account_end(text: &str, at: usize) -> usize {
-    let bytes = text.as_bytes();
-    let mut i = at;
-    // Two quoted parts joined by '@' (an unquoted part ends at a space).
+    let Some(rest) = text.get(at..) else {
+        return text.len();
+    };
+    let mut chars = rest.char_indices().peekable();
+    let mut end = rest.len();
     for part in 0..2 {
-        if i >= bytes.len() {
+        let Some(&(_, first)) = chars.peek() else {
+            end = rest.len();
+            break;
+        };
+        end = rest.len();
+        if matches!(first, '\'' | '"' | '`') {
+            chars.next();
+            while let Some((i, c)) = chars.next() {
+                if c == '\\' && first != '`' {
+                    chars.next();
+                } else if c == first && chars.next_if(|&(_, n)| n == first).is_none() {
+                    // The closing quote (a doubled one stands for itself).
+                    end = i + c.len_utf8();
+                    break;
+                }
+            }
+        } else {
+            while let Some(&(i, c)) = chars.peek() {
+                if c == ' ' || c == '@' {
+                    end = i;
+                    break;
+                }
+                chars.next();
+            }
+        }
+        if part == 0 && chars.next_if(|&(_, c)| c == '@').is_none() {
             break;
         }
-        match bytes[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && q != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == q {
-                        if bytes.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            _ => {
-                while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'@' {
-                    i += 1;
-                }
-            }
-        }
-        if part == 0 {
-            if bytes.get(i) != Some(&b'@') {
-                break;
-            }
-            i += 1;
-        }
     }
-    i.min(bytes.len())
+    at + end
 }
 
 /// One line of `SHOW GRANTS FOR user`, taken apart.
@@ -231,6 +229,194 @@ pub fn normalise_grants(lines: &[String], user: &str) -> BTreeSet<String> {
     set
 }
 
+/// Global privileges that act on other accounts or on the server itself:
+/// with one of them, a writer handed the account could take over others.
+/// MariaDB's finer split of SUPER and MySQL's dynamic privileges are caught
+/// by their `ADMIN` (or listed here).
+const ADMIN_PRIVILEGES: [&str; 14] = [
+    "ALL PRIVILEGES",
+    "SUPER",
+    "CREATE USER",
+    "FILE",
+    "PROCESS",
+    "RELOAD",
+    "SHUTDOWN",
+    "REPLICATION SLAVE",
+    "REPLICATION REPLICA",
+    "REPLICA MONITOR",
+    "SLAVE MONITOR",
+    "BINLOG REPLAY",
+    "SET USER",
+    "SYSTEM_USER",
+];
+
+/// Privileges that, on `*.*` or on the `mysql` schema, change the accounts
+/// kept there.
+const WRITE_PRIVILEGES: [&str; 7] = [
+    "ALL PRIVILEGES",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+];
+
+/// What an account's (or a role's) `SHOW GRANTS` lines give it, as far as
+/// whether a master may hand it to another secret's writer goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Global privileges (`ON *.*`), upper case, `ALL` as `ALL PRIVILEGES`.
+    pub global: BTreeSet<String>,
+    /// Privileges that write to the `mysql` schema (on it, or global).
+    pub writes_mysql: BTreeSet<String>,
+    /// `WITH GRANT OPTION` or `WITH ADMIN OPTION`, where a line has one.
+    pub options: BTreeSet<&'static str>,
+    /// Whether a `GRANT PROXY` line lets it log in as other accounts.
+    pub proxy: bool,
+    /// The roles granted to it: name, and host (MySQL) or none (MariaDB).
+    pub roles: Vec<(String, Option<String>)>,
+}
+
+impl Held {
+    /// Reads the `SHOW GRANTS` lines of `user` (an account's name or a role).
+    pub fn of(lines: &[String], user: &str) -> Held {
+        let mut held = Held::default();
+        for line in lines.iter().filter_map(|l| parse_grant(l, user)) {
+            if line.kind != LineKind::Grant {
+                continue;
+            }
+            if let Some(option) = line.option {
+                held.options.insert(option);
+            }
+            let listed = &line.head["GRANT ".len()..];
+            let Some(on) = find_unquoted(listed, " ON ", 0, false) else {
+                // `GRANT role1, role2 TO ...`.
+                held.roles
+                    .extend(split_list(listed).iter().map(|r| account_parts(r)));
+                continue;
+            };
+            let object = listed[on + " ON ".len()..].trim();
+            let privileges = split_list(&listed[..on]);
+            if privileges.iter().any(|p| p.eq_ignore_ascii_case("PROXY")) {
+                held.proxy = true;
+                continue;
+            }
+            let global = object == "*.*";
+            let mysql = global || in_mysql_schema(object);
+            for privilege in privileges {
+                // A column list, `SELECT (a, b)`, names no other privilege.
+                let name = privilege.split('(').next().unwrap_or_default().trim();
+                let mut name = name.to_ascii_uppercase();
+                if name == "ALL" {
+                    name = "ALL PRIVILEGES".to_owned();
+                }
+                if mysql && WRITE_PRIVILEGES.contains(&name.as_str()) {
+                    held.writes_mysql.insert(name.clone());
+                }
+                if global {
+                    held.global.insert(name);
+                }
+            }
+        }
+        held
+    }
+
+    /// Why what this holds makes an account privileged, each reason starting
+    /// with `who` (the account or role). The roles it holds are read on
+    /// their own, with the same rules (a role the master was granted when it
+    /// created it says nothing about the role's powers).
+    pub fn why_privileged(&self, who: &str) -> Vec<String> {
+        let mut why = Vec::new();
+        for privilege in &self.global {
+            if ADMIN_PRIVILEGES.contains(&privilege.as_str()) || privilege.contains("ADMIN") {
+                why.push(format!("{who} has the global privilege {privilege}"));
+            }
+        }
+        if !self.writes_mysql.is_empty() {
+            let list: Vec<&str> = self.writes_mysql.iter().map(String::as_str).collect();
+            why.push(format!(
+                "{who} may change the mysql schema, where every account is kept ({})",
+                list.join(", ")
+            ));
+        }
+        for option in &self.options {
+            why.push(format!(
+                "{who} may grant what it holds to others ({option})"
+            ));
+        }
+        if self.proxy {
+            why.push(format!("{who} may log in as other accounts (PROXY)"));
+        }
+        why
+    }
+}
+
+/// Whether the global privileges `global` include every global privilege
+/// `master` has (its `USAGE` set aside): an account with the master's
+/// grants is an administrator as much as the master is.
+pub fn has_masters_grants(global: &BTreeSet<String>, master: &BTreeSet<String>) -> bool {
+    let wanted: Vec<&String> = master.iter().filter(|p| *p != "USAGE").collect();
+    !wanted.is_empty()
+        && (global.contains("ALL PRIVILEGES") || wanted.iter().all(|p| global.contains(*p)))
+}
+
+/// Whether a grant's object (`` `mysql`.* ``, `mysql.user`, `PROCEDURE
+/// mysql.x`) is in the `mysql` schema.
+fn in_mysql_schema(object: &str) -> bool {
+    let object = ["PROCEDURE ", "FUNCTION ", "TABLE "]
+        .iter()
+        .find_map(|kind| object.strip_prefix(kind))
+        .unwrap_or(object);
+    let schema = match find_unquoted(object, ".", 0, false) {
+        Some(dot) => &object[..dot],
+        None => object,
+    };
+    unquote(schema.trim()) == "mysql"
+}
+
+/// The items of a comma-separated list, split outside quotes and
+/// parentheses (`SELECT (a, b), INSERT`), trimmed.
+fn split_list(text: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut depth = 0u32;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(q) if c == '\\' && q != '`' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    items.push(text[start..i].trim());
+                    start = i + 1;
+                }
+                _ => {}
+            },
+        }
+    }
+    items.push(text[start..].trim());
+    items.retain(|item| !item.is_empty());
+    items
+}
+
+/// A role as `SHOW GRANTS` prints it, taken apart: `` `r`@`%` `` (MySQL) or
+/// `` `r` `` (MariaDB).
+fn account_parts(text: &str) -> (String, Option<String>) {
+    let end = account_end(text, 0);
+    let text = &text[..end];
+    match find_unquoted(text, "@", 0, true) {
+        Some(at) => (unquote(&text[..at]), Some(unquote(&text[at + 1..]))),
+        None => (unquote(text), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +503,136 @@ mod tests {
                 "SET DEFAULT ROLE `journalist` FOR 'hulda_clone'@'localhost'",
             ]
         );
+    }
+
+    /// Issue 21, item 14: text outside quotes that is not ASCII (a name the
+    /// server printed unquoted) was sliced inside a character, and the panic
+    /// quoted the line, password hash included.
+    #[test]
+    fn text_outside_quotes_that_is_not_ascii_is_taken_apart() {
+        let shown = lines(&[
+            "GRANT SELECT ON žluť.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABCD'",
+            "GRANT ŽLUŤ TO `app`@`%`",
+            "GRANT USAGE ON *.* TO žofie@`%` REQUIRE SSL",
+        ]);
+        assert_eq!(
+            copy_grants(&shown, "app", "'x'@'%'"),
+            ["GRANT SELECT ON žluť.* TO 'x'@'%'", "GRANT ŽLUŤ TO 'x'@'%'"]
+        );
+        assert_eq!(granted_roles(&shown[1], "app").as_deref(), Some("ŽLUŤ"));
+        let žofie = normalise_grants(&shown, "žofie");
+        assert!(žofie.contains("GRANT USAGE ON *.* TO ?") && žofie.contains("REQUIRE SSL"));
+    }
+
+    proptest::proptest! {
+        /// Whatever a server prints, taking it apart never panics.
+        #[test]
+        fn any_line_is_taken_apart_without_panicking(
+            privileges in "\\PC{0,12}",
+            object in "\\PC{0,12}",
+            user in "[`'\"]?\\PC{0,6}[`'\"]?",
+            host in "\\PC{0,6}",
+            tail in "\\PC{0,16}",
+            line in "\\PC{0,60}",
+        ) {
+            let shown = vec![
+                format!("GRANT {privileges} ON {object} TO {user}@{host}{tail}"),
+                format!("REVOKE {privileges} ON {object} FROM {user}{tail}"),
+                line,
+            ];
+            for name in [user.as_str(), user.trim_matches(['`', '\'', '"'])] {
+                let _ = copy_grants(&shown, name, "'x'@'%'");
+                let _ = normalise_grants(&shown, name);
+                for one in &shown {
+                    let _ = granted_roles(one, name);
+                }
+            }
+        }
+    }
+
+    /// Issue 21, item 2: what makes an account privileged, read from the
+    /// servers' own `SHOW GRANTS` output.
+    #[test]
+    fn privileged_accounts_say_why() {
+        let master = Held::of(
+            &lines(&[
+                "GRANT SELECT, INSERT, CREATE USER, RELOAD ON *.* TO `admin`@`%` WITH GRANT OPTION",
+                "GRANT `rds_superuser_role`@`%` TO `admin`@`%`",
+            ]),
+            "admin",
+        );
+        assert_eq!(
+            master.roles,
+            [("rds_superuser_role".to_owned(), Some("%".to_owned()))]
+        );
+        let why = |text: &[&str], user: &str| Held::of(&lines(text), user).why_privileged("it");
+        assert!(
+            why(
+                &[
+                    "GRANT USAGE ON *.* TO `app`@`%`",
+                    "GRANT SELECT (`a`, `b`), INSERT ON `shop`.`t` TO `app`@`%`",
+                    "GRANT SELECT ON `mysql`.* TO `app`@`%`",
+                ],
+                "app"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            why(&["GRANT SUPER, SELECT ON *.* TO `a`@`%`"], "a"),
+            ["it has the global privilege SUPER"]
+        );
+        assert_eq!(
+            why(&["GRANT ALL ON *.* TO 'a'@'%'"], "a"),
+            [
+                "it has the global privilege ALL PRIVILEGES",
+                "it may change the mysql schema, where every account is kept (ALL PRIVILEGES)"
+            ]
+        );
+        assert_eq!(
+            why(&["GRANT UPDATE ON `mysql`.`global_priv` TO `a`@`%`"], "a"),
+            ["it may change the mysql schema, where every account is kept (UPDATE)"]
+        );
+        assert_eq!(
+            why(
+                &["GRANT SELECT ON `shop`.* TO `a`@`%` WITH GRANT OPTION"],
+                "a"
+            ),
+            ["it may grant what it holds to others (WITH GRANT OPTION)"]
+        );
+        assert_eq!(
+            why(&["GRANT CONNECTION ADMIN ON *.* TO `a`@`%`"], "a"),
+            ["it has the global privilege CONNECTION ADMIN"]
+        );
+        assert_eq!(
+            why(&["GRANT PROXY ON ''@'%' TO 'a'@'%'"], "a"),
+            ["it may log in as other accounts (PROXY)"]
+        );
+        let mysql_roles = Held::of(
+            &lines(&["GRANT `rds_superuser_role`@`%`,`r`@`%` TO `a`@`%`"]),
+            "a",
+        );
+        assert_eq!(mysql_roles.roles.len(), 2);
+        assert!(mysql_roles.why_privileged("it").is_empty());
+        let mariadb_role = Held::of(&lines(&["GRANT `powerful` TO `a`@`%`"]), "a");
+        assert_eq!(mariadb_role.roles, [("powerful".to_owned(), None)]);
+
+        let global = |text: &str| Held::of(&lines(&[text]), "a").global;
+        assert!(has_masters_grants(
+            &global("GRANT SELECT, INSERT, RELOAD, CREATE USER ON *.* TO `a`@`%`"),
+            &master.global
+        ));
+        assert!(has_masters_grants(
+            &global("GRANT ALL PRIVILEGES ON *.* TO `a`@`%`"),
+            &master.global
+        ));
+        assert!(!has_masters_grants(
+            &global("GRANT SELECT, INSERT ON *.* TO `a`@`%`"),
+            &master.global
+        ));
+        assert!(!has_masters_grants(
+            &global("GRANT USAGE ON *.* TO `a`@`%`"),
+            &global("GRANT USAGE ON *.* TO `a`@`%`")
+        ));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::tls::{self, TlsSetupError};
 
 mod grants;
 
-use grants::granted_roles;
+use grants::{Held, granted_roles, has_masters_grants};
 pub use grants::{copy_grants, normalise_grants, quote_string};
 
 /// How long a connection attempt may take.
@@ -27,6 +27,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `mysql.user`'s ssl_type, ssl_cipher, x509_issuer and x509_subject.
 type TlsRequirement = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The most roles followed from one account (roles granted to roles).
+const MAX_ROLES: usize = 64;
+
+/// Authentication plugins whose stored string is the same for the same
+/// password, so that two accounts' strings can be compared.
+const DETERMINISTIC_PLUGINS: [&str; 2] = ["mysql_native_password", "ed25519"];
+
+/// Server errors that mean "this login may not read that table":
+/// ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED, ER_COLUMNACCESS_DENIED.
+const NOT_VISIBLE: [u16; 3] = [1044, 1142, 1143];
+
+/// An account name as a master sees it before changing its password.
+#[derive(Debug)]
+pub struct Accounts {
+    /// The hosts of its accounts (`user@host`); none when it has no account.
+    pub hosts: Vec<String>,
+    /// Why one of them is privileged, each naming the account (or its role)
+    /// and what it holds; empty when none is.
+    pub privileged: Vec<String>,
+}
 
 /// An open session and what the server is.
 pub struct Session {
@@ -92,11 +113,26 @@ pub async fn connect(
         Ok(Err(e)) => return Err(ConnectError::from_driver(&e, e.to_string())),
         Ok(Ok(conn)) => conn,
     };
-    let (version, sql_mode): (String, String) = conn
-        .query_first("SELECT VERSION(), @@SESSION.sql_mode")
+    // Quoting (backslash escapes) is safe only in a character set where no
+    // character's bytes hold a quote or a backslash: not GBK, Big5 or SJIS.
+    // The handshake asks for utf8mb4, but a server may ignore that
+    // (character_set_client_handshake) or change it (init_connect), so the
+    // session sets it, and checks it, before anything is quoted.
+    let driver = |e: mysql_async::Error| ConnectError::from_driver(&e, e.to_string());
+    conn.query_drop("SET NAMES utf8mb4").await.map_err(driver)?;
+    let (version, sql_mode, charset): (String, String, String) = conn
+        .query_first("SELECT VERSION(), @@SESSION.sql_mode, @@SESSION.character_set_client")
         .await
-        .map_err(|e| ConnectError::from_driver(&e, e.to_string()))?
+        .map_err(driver)?
         .unwrap_or_default();
+    if charset != "utf8mb4" {
+        return Err(ConnectError {
+            cause: Cause::Other,
+            detail: format!(
+                "the session's client character set is {charset:?} after SET NAMES utf8mb4; rds-rotation quotes names and passwords for utf8mb4 only"
+            ),
+        });
+    }
     Ok(Session {
         conn,
         mariadb: version.to_ascii_lowercase().contains("mariadb"),
@@ -121,6 +157,178 @@ impl Session {
             .await
             .map_err(|e| failure(&e))?;
         Ok(normalise_grants(&lines, user))
+    }
+
+    /// The accounts of `user` as this master session (logged in as `master`)
+    /// sees them, and why any is privileged: a global privilege that acts on
+    /// other accounts or the server (SUPER, CREATE USER, FILE, PROCESS,
+    /// RELOAD, SHUTDOWN, replication, any `*ADMIN*`), a privilege that
+    /// writes to the `mysql` schema, a GRANT or ADMIN OPTION, PROXY, every
+    /// global privilege the master has; in the account's own grants or in
+    /// a role's it holds.
+    pub async fn accounts(&mut self, user: &str, master: &str) -> Result<Accounts, TargetError> {
+        let hosts = self.hosts(user).await?;
+        let master_lines: Vec<String> = self
+            .conn
+            .query("SHOW GRANTS FOR CURRENT_USER()")
+            .await
+            .map_err(|e| failure(&e))?;
+        let master_global = Held::of(&master_lines, master).global;
+        let mut privileged = Vec::new();
+        for host in &hosts {
+            let who = format!("'{user}'@'{host}'");
+            let held = Held::of(&self.show_grants(user, host).await?, user);
+            privileged.extend(held.why_privileged(&who));
+            let mut global = held.global.clone();
+            for (role, role_held) in self.roles_of(&held).await? {
+                privileged.extend(role_held.why_privileged(&format!("the role {role:?} of {who}")));
+                global.extend(role_held.global);
+            }
+            if has_masters_grants(&global, &master_global) {
+                privileged.push(format!("{who} has every global privilege the master has"));
+            }
+        }
+        Ok(Accounts { hosts, privileged })
+    }
+
+    /// The roles granted to what `held` describes, and to those roles in
+    /// turn, each with what it holds.
+    async fn roles_of(&mut self, held: &Held) -> Result<Vec<(String, Held)>, TargetError> {
+        let mut queue = held.roles.clone();
+        let mut seen = Vec::new();
+        let mut roles = Vec::new();
+        while let Some((name, host)) = queue.pop() {
+            if seen.contains(&(name.clone(), host.clone())) || seen.len() >= MAX_ROLES {
+                continue;
+            }
+            seen.push((name.clone(), host.clone()));
+            let role = match &host {
+                Some(host) => self.account(&name, host),
+                None => self.quote(&name),
+            };
+            let lines: Vec<String> = self
+                .conn
+                .query(format!("SHOW GRANTS FOR {role}"))
+                .await
+                .map_err(|e| failure(&e))?;
+            let held = Held::of(&lines, &name);
+            queue.extend(held.roles.iter().cloned());
+            roles.push((name, held));
+        }
+        Ok(roles)
+    }
+
+    /// The hosts of `user`'s accounts when this session may read
+    /// `mysql.user`; `None` when it may not (an application user usually
+    /// may not, and then cannot tell whether its name has other accounts).
+    pub async fn visible_hosts(&mut self, user: &str) -> Result<Option<Vec<String>>, TargetError> {
+        match self
+            .conn
+            .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+            .await
+        {
+            Ok(hosts) => Ok(Some(hosts)),
+            Err(mysql_async::Error::Server(e)) if NOT_VISIBLE.contains(&e.code) => Ok(None),
+            Err(e) => Err(failure(&e)),
+        }
+    }
+
+    /// The host part of the account this session is (`CURRENT_USER()`).
+    pub async fn current_host(&mut self) -> Result<String, TargetError> {
+        let current: Option<String> = self
+            .conn
+            .query_first("SELECT CURRENT_USER()")
+            .await
+            .map_err(|e| failure(&e))?;
+        Ok(current
+            .as_deref()
+            .and_then(|c| c.rsplit_once('@'))
+            .map(|(_, host)| host.to_owned())
+            .unwrap_or_default())
+    }
+
+    /// The accounts of `user` (`'user'@'host'`) whose stored password
+    /// differs from the one of the account this session logged in as, as
+    /// far as this session can tell: it may read `mysql.user`, and both
+    /// accounts use a plugin that stores the same string for the same
+    /// password. Empty when it cannot tell. The stored strings are compared
+    /// here and go nowhere else.
+    pub async fn accounts_with_another_password(
+        &mut self,
+        user: &str,
+    ) -> Result<Vec<String>, TargetError> {
+        let rows: Vec<(String, String, String)> = match self
+            .conn
+            .exec(
+                "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = ?",
+                (user,),
+            )
+            .await
+        {
+            Ok(rows) => rows,
+            Err(mysql_async::Error::Server(e)) if NOT_VISIBLE.contains(&e.code) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(failure(&e)),
+        };
+        if rows.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let own = self.current_host().await?;
+        let Some((_, plugin, stored)) = rows.iter().find(|(host, ..)| *host == own) else {
+            return Ok(Vec::new());
+        };
+        if !DETERMINISTIC_PLUGINS.contains(&plugin.as_str()) {
+            return Ok(Vec::new());
+        }
+        Ok(rows
+            .iter()
+            .filter(|(host, p, s)| *host != own && p == plugin && s != stored)
+            .map(|(host, ..)| format!("'{user}'@'{host}'"))
+            .collect())
+    }
+
+    /// Through the user's own session: gives every account of `user` on
+    /// `hosts` the password, the other accounts first (`ALTER USER`, which
+    /// needs CREATE USER: a permission error, with nothing changed, when
+    /// the user may not), then its own.
+    pub async fn set_password_of_every_account(
+        &mut self,
+        user: &str,
+        hosts: &[String],
+        password: &SecretString,
+    ) -> Result<(), TargetError> {
+        let own = self.current_host().await?;
+        let secret = self.quote(password.expose_secret());
+        for host in hosts.iter().filter(|h| **h != own) {
+            let account = self.account(user, host);
+            self.run_with_password(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
+                .await?;
+        }
+        self.set_own_password(password).await
+    }
+
+    /// Through a master session: gives every account of `user` the
+    /// password with `ALTER USER`, and changes nothing else.
+    pub async fn set_password_everywhere(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), TargetError> {
+        let hosts = self.hosts(user).await?;
+        if hosts.is_empty() {
+            return Err(TargetError::new(
+                rotor_core::Cause::NotFound,
+                format!("user {user:?} has no account on this server; the user must exist"),
+            ));
+        }
+        let secret = self.quote(password.expose_secret());
+        for host in &hosts {
+            let account = self.account(user, host);
+            self.run_with_password(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Changes the logged-in account's own password, which needs no privilege.
@@ -161,17 +369,12 @@ impl Session {
                 ),
             ));
         }
-        let existing = self.hosts(pending).await?;
-        let secret = self.quote(password.expose_secret());
         if pending == base {
             // The original keeps its own privileges; only its password changes.
-            for host in &hosts {
-                let account = self.account(pending, host);
-                self.run_with_password(format!("ALTER USER {account} IDENTIFIED BY {secret}"))
-                    .await?;
-            }
-            return Ok(());
+            return self.set_password_everywhere(pending, password).await;
         }
+        let existing = self.hosts(pending).await?;
+        let secret = self.quote(password.expose_secret());
         for host in existing.iter().filter(|h| !hosts.contains(h)) {
             let account = self.account(pending, host);
             self.run(format!("DROP USER {account}")).await?;
@@ -281,7 +484,8 @@ impl Session {
         }
     }
 
-    async fn hosts(&mut self, user: &str) -> Result<Vec<String>, TargetError> {
+    /// The hosts of `user`'s accounts (a master session may read them).
+    pub async fn hosts(&mut self, user: &str) -> Result<Vec<String>, TargetError> {
         self.conn
             .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
             .await

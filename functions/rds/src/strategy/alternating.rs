@@ -1,14 +1,17 @@
-//! Alternating users: `u` and `u_clone` take turns. The master brings the
-//! user that is not current to exactly the original user's state on every
-//! attempt, and testSecret checks that the clone acts with the original's
-//! access and no more.
+//! Alternating users: `u` and `u_clone` take turns. The master, once it has
+//! admitted the original user and the alternate's name ([`Master::admit`]),
+//! brings the user that is not current to exactly the original user's state
+//! on every attempt, and testSecret checks that the clone acts with the
+//! original's access and no more.
+//!
+//! [`Master::admit`]: crate::master::Master
 
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::{Error, SecretStore, StepContext, System};
 use tracing::info;
 
 use crate::config::Config;
-use crate::master;
+use crate::master::{self, Act};
 use crate::postgres;
 use crate::secret::{DbSecret, alternate_username, base_username};
 use crate::session::{Change, Session, failed, login, refused, target};
@@ -51,25 +54,39 @@ pub(crate) async fn set_secret<S: SecretStore>(
             ),
         });
     }
-    match login(current).await? {
-        Some(session) => session.close().await,
-        None => {
-            return Err(refused(
-                current,
-                format!(
-                    "refused the AWSCURRENT credentials of user {:?}; fix them before rotating",
-                    current.username
-                ),
-            ));
+    // The master first: it checks that this secret's server is its own
+    // (host and port), so that the login below with the current credentials
+    // proves something, and whom it would act on, before anything changes.
+    let mut master = master::open(ctx, config, current).await?;
+    let base = base_username(&current.username);
+    let admitted = match master.admit(base, Act::SetPassword).await {
+        Ok(()) if pending.username == base => Ok(()),
+        Ok(()) => master.admit(&pending.username, Act::Alternate).await,
+        Err(refusal) => Err(refusal),
+    };
+    if let Err(refusal) = admitted {
+        master.close().await;
+        return Err(refusal);
+    }
+    match login(current).await {
+        Ok(Some(session)) => session.close().await,
+        refusal => {
+            master.close().await;
+            return Err(refusal.err().unwrap_or_else(|| {
+                refused(
+                    current,
+                    format!(
+                        "refused the AWSCURRENT credentials of user {:?}; fix them before rotating",
+                        current.username
+                    ),
+                )
+            }));
         }
     }
     let change = Change::Alternate {
         current: &current.username,
     };
-    master::session(ctx, config, current)
-        .await?
-        .apply(change, pending)
-        .await?;
+    master.apply(change, pending).await?;
     info!(secret = %arn, user = %pending.username, "alternate user set");
     Ok(())
 }

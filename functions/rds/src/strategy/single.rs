@@ -1,16 +1,37 @@
 //! Single user: one user, whose password changes. The user changes its own
-//! password when it can log in (with the current password, else the previous
-//! one) and may; otherwise the master, when the secret has one, changes that
-//! user's password and nothing else.
+//! password when it can log in (with the pending password of an attempt
+//! that got that far, else the current one, else the previous one) and may;
+//! otherwise the master, when the secret has one, changes that user's
+//! password and nothing else, if it may act on that user at all
+//! ([`Master::admit`]).
+//!
+//! A MySQL or MariaDB user name can have several accounts (`app@10.0.0.%`,
+//! `app@localhost`): all of them get the password. The user's own
+//! `ALTER USER USER()` changes only the account it logged in as, so when the
+//! name has several, the user changes the others itself if it may, else the
+//! master changes them all; a login with the pending password proves the
+//! work done only when the name has one account.
 
+use rotor_core::admin::Endpoint;
 use rotor_core::labels::AWSPREVIOUS;
-use rotor_core::{Error, SecretStore, StepContext};
+use rotor_core::{Cause, Error, SecretStore, StepContext};
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::master;
+use crate::config::{Config, MASTER_SECRET_VAR};
+use crate::master::{self, Act};
+use crate::mysql;
 use crate::secret::DbSecret;
-use crate::session::{Change, login, refused};
+use crate::session::{Change, Session, failed, login, refused, target};
+
+/// Which stored password logged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Login {
+    /// The pending one: an earlier attempt changed the password.
+    Pending,
+    /// AWSCURRENT's, or AWSPREVIOUS's (a rotation that changed the
+    /// database but did not finish).
+    Stored,
+}
 
 /// setSecret: gives `pending`'s user `pending`'s password.
 pub(crate) async fn set_secret<S: SecretStore>(
@@ -30,33 +51,9 @@ pub(crate) async fn set_secret<S: SecretStore>(
             ),
         });
     }
-    // The current password, else the previous one (a rotation that changed
-    // the database but did not finish), must still log in.
-    let mut session = login(current).await?;
-    if session.is_none()
-        && let Some(previous) = ctx.previous().await?
-    {
-        let previous = DbSecret::parse_version(arn, AWSPREVIOUS, &previous.value)?;
-        if previous.username == pending.username && previous.host == pending.host {
-            session = login(&previous).await?;
-        }
-    }
-    // A user that cannot log in or change its own password (an expired or
-    // unknown password, MySQL's password_require_current, a restricted
-    // role) has it changed by the master, when the secret has one.
     let has_master = current.masterarn.is_some() || config.master_secret().is_some();
-    match session {
-        Some(session) => match session.apply(Change::OwnPassword, pending).await {
-            Ok(()) => {
-                info!(secret = %arn, user = %pending.username, "password changed");
-                return Ok(());
-            }
-            Err(e) if !has_master || e.is_retryable() => return Err(e),
-            Err(e) => {
-                warn!(secret = %arn, user = %pending.username, error = %e, "the user cannot change its own password; the master changes it");
-            }
-        },
-        None if !has_master => {
+    let Some((session, with)) = own_login(ctx, current, pending).await? else {
+        if !has_master {
             return Err(refused(
                 pending,
                 format!(
@@ -65,14 +62,217 @@ pub(crate) async fn set_secret<S: SecretStore>(
                 ),
             ));
         }
-        None => {
-            info!(secret = %arn, user = %pending.username, "the user's passwords are refused; the master changes it");
+        info!(secret = %arn, user = %pending.username, "the user's passwords are refused; the master changes it");
+        return through_master(ctx, config, current, pending).await;
+    };
+    match session {
+        Session::MySql(session) => {
+            mysql_accounts(ctx, config, current, pending, session, with, has_master).await
+        }
+        session if with == Login::Pending => {
+            session.close().await;
+            info!(secret = %arn, user = %pending.username, "the pending password already works");
+            Ok(())
+        }
+        session => own_change(ctx, config, current, pending, session, has_master).await,
+    }
+}
+
+/// Logs in as the user with the pending password, else the current one, else
+/// the previous one (only if it names the same user at the same server).
+async fn own_login<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    current: &DbSecret,
+    pending: &DbSecret,
+) -> Result<Option<(Session, Login)>, Error> {
+    if let Some(session) = login(pending).await? {
+        return Ok(Some((session, Login::Pending)));
+    }
+    if let Some(session) = login(current).await? {
+        return Ok(Some((session, Login::Stored)));
+    }
+    let Some(previous) = ctx.previous().await? else {
+        return Ok(None);
+    };
+    let previous = DbSecret::parse_version(ctx.secret_arn(), AWSPREVIOUS, &previous.value)?;
+    let endpoint = |s: &DbSecret| Endpoint::new(s.host.clone(), s.port);
+    if previous.username != pending.username || !endpoint(&previous).is(&endpoint(pending)) {
+        return Ok(None);
+    }
+    Ok(login(&previous).await?.map(|s| (s, Login::Stored)))
+}
+
+/// The user changes its own password through `session`. A user that may not
+/// (an expired password, MySQL's `password_require_current`, a restricted
+/// role) has it changed by the master, when the secret has one.
+async fn own_change<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    pending: &DbSecret,
+    session: Session,
+    has_master: bool,
+) -> Result<(), Error> {
+    let arn = ctx.secret_arn();
+    match session.apply(Change::OwnPassword, pending).await {
+        Ok(()) => {
+            info!(secret = %arn, user = %pending.username, "password changed");
+            Ok(())
+        }
+        Err(e) if !has_master || e.is_retryable() => Err(e),
+        Err(e) => {
+            warn!(secret = %arn, user = %pending.username, error = %e, "the user cannot change its own password; the master changes it");
+            through_master(ctx, config, current, pending).await
         }
     }
-    master::session(ctx, config, current)
-        .await?
-        .apply(Change::PasswordAsMaster, pending)
-        .await?;
-    info!(secret = %arn, user = %pending.username, "password changed by the master");
+}
+
+/// The master changes the password of `pending`'s user, and nothing else,
+/// once it has agreed to act on that user.
+async fn through_master<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    pending: &DbSecret,
+) -> Result<(), Error> {
+    let mut master = master::open(ctx, config, current).await?;
+    if let Err(refusal) = master.admit(&pending.username, Act::SetPassword).await {
+        master.close().await;
+        return Err(refusal);
+    }
+    master.apply(Change::PasswordAsMaster, pending).await?;
+    info!(secret = %ctx.secret_arn(), user = %pending.username, "password changed by the master");
     Ok(())
+}
+
+/// MySQL and MariaDB: the user is logged in (`with` says which password).
+/// When its name has one account, it changes its own password as on
+/// PostgreSQL. When it has several, every one of them must get the password.
+async fn mysql_accounts<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    pending: &DbSecret,
+    mut session: mysql::Session,
+    with: Login,
+    has_master: bool,
+) -> Result<(), Error> {
+    let arn = ctx.secret_arn();
+    let user = pending.username.as_str();
+    let visible = match session.visible_hosts(user).await {
+        Ok(visible) => visible,
+        Err(e) => {
+            session.close().await;
+            return Err(failed(
+                pending,
+                &format!("listing the accounts of {user:?}"),
+                e,
+            ));
+        }
+    };
+    match visible {
+        // The user sees its accounts: it changes the others, if it may,
+        // then its own.
+        Some(hosts) if hosts.len() > 1 => {
+            let changed = session
+                .set_password_of_every_account(user, &hosts, &pending.password)
+                .await;
+            session.close().await;
+            match changed {
+                Ok(()) => {
+                    info!(secret = %arn, user, accounts = hosts.len(), "password changed on every account");
+                    Ok(())
+                }
+                Err(e) if e.cause == Cause::Permission && has_master => {
+                    warn!(secret = %arn, user, accounts = hosts.len(), "the user may not change its other accounts; the master changes them all");
+                    through_master(ctx, config, current, pending).await
+                }
+                Err(e) if e.cause == Cause::Permission => Err(Error::Target {
+                    target: target(pending),
+                    problem: several_accounts(user, &hosts),
+                    system: rotor_core::System::Database,
+                    cause: Cause::Permission,
+                }),
+                Err(e) => Err(failed(
+                    pending,
+                    &format!("changing the password of every account of user {user:?}"),
+                    e,
+                )),
+            }
+        }
+        Some(_) => finish_own(ctx, config, current, pending, session, with, has_master).await,
+        // The user cannot see whether its name has other accounts: the
+        // master, when there is one, counts them.
+        None if has_master => match count_through_master(ctx, config, current, user).await {
+            Ok(n) if n > 1 => {
+                session.close().await;
+                info!(secret = %arn, user, accounts = n, "the user has several accounts; the master changes them all");
+                through_master(ctx, config, current, pending).await
+            }
+            Ok(_) => finish_own(ctx, config, current, pending, session, with, has_master).await,
+            Err(e) if e.is_retryable() => {
+                session.close().await;
+                Err(e)
+            }
+            Err(e) => {
+                warn!(secret = %arn, user, error = %e, "the master cannot count the user's accounts; accounts of the same name on other hosts, if any, keep their password");
+                finish_own(ctx, config, current, pending, session, with, has_master).await
+            }
+        },
+        None => {
+            info!(secret = %arn, user, "the user may not read mysql.user: accounts of the same name on other hosts, if any, are not seen and keep their password (a masterarn lets the master change them all)");
+            finish_own(ctx, config, current, pending, session, with, has_master).await
+        }
+    }
+}
+
+/// The user's name has one account (as far as anyone can see): done when
+/// the pending password logged in, else the user changes its own password.
+async fn finish_own<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    pending: &DbSecret,
+    session: mysql::Session,
+    with: Login,
+    has_master: bool,
+) -> Result<(), Error> {
+    if with == Login::Pending {
+        session.close().await;
+        info!(secret = %ctx.secret_arn(), user = %pending.username, "the pending password already works");
+        return Ok(());
+    }
+    own_change(
+        ctx,
+        config,
+        current,
+        pending,
+        Session::MySql(session),
+        has_master,
+    )
+    .await
+}
+
+/// How many accounts the user's name has, as the master sees them.
+async fn count_through_master<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    config: &Config,
+    current: &DbSecret,
+    user: &str,
+) -> Result<usize, Error> {
+    let mut master = master::open(ctx, config, current).await?;
+    let count = master.accounts(user).await;
+    master.close().await;
+    count
+}
+
+/// The refusal for a user that sees several accounts of its name and may
+/// change only its own, with no master to change the others.
+fn several_accounts(user: &str, hosts: &[String]) -> String {
+    let accounts: Vec<String> = hosts.iter().map(|h| format!("'{user}'@'{h}'")).collect();
+    format!(
+        "user {user:?} has {} accounts ({}) and may change only the one it logs in as, so the others would keep the old password; give the secret a masterarn (or set {MASTER_SECRET_VAR}) whose master changes them all, or drop the accounts it does not need. Nothing was changed",
+        hosts.len(),
+        accounts.join(", ")
+    )
 }
