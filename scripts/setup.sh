@@ -152,7 +152,7 @@ if [ ${#db_missing[@]} -gt 0 ]; then
 fi
 
 # glewlwyd, the OAuth 2.0 authorization server whose throwaway instances the
-# OAuth tests start themselves (tools/testbed/src/oauth_server.rs), with the SQLite
+# OAuth tests start themselves (tools/testbed/src/oauth_server/), with the SQLite
 # CLI and the SQL init script they use. debconf is told "No configuration", so
 # that the package sets up no database of its own (dbconfig-common) either.
 oauth_missing=()

@@ -64,7 +64,7 @@ impl Postgres {
             TlsMode::Optional | TlsMode::Off => "host all all 127.0.0.1/32 scram-sha-256\n",
         };
         let hba = format!(
-            "# written by rotor's test bed (tests/support/db.rs)\n\
+            "# written by rotor's test bed (tools/testbed/src/db/)\n\
              local all all scram-sha-256\n{hba}"
         );
         write_private(&data.join("pg_hba.conf"), &hba, user.as_ref())?;

@@ -139,7 +139,7 @@ pub(super) fn server_config(
 ) -> anyhow::Result<String> {
     let q = |path: &Path| -> anyhow::Result<String> { Ok(config_quote(path_str(path)?)) };
     Ok(format!(
-        "# written by rotor's OAuth test bed (tools/rotor/src/oauth_server.rs)\n\
+        "# written by rotor's OAuth test bed (tools/testbed/src/oauth_server/)\n\
          port={port}\n\
          bind_address=\"{HOST}\"\n\
          external_url={base}\n\

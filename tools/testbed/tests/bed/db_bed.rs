@@ -1,4 +1,4 @@
-//! The database test bed (tests/support/db.rs) itself: throwaway PostgreSQL and
+//! The database test bed (tools/testbed/src/db/) itself: throwaway PostgreSQL and
 //! MariaDB servers that enforce passwords and TLS as configured, run side by side,
 //! and never outlive the test process. Each check logs in with the engine's own
 //! CLI client (psql, mariadb).
