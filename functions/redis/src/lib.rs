@@ -1,4 +1,4 @@
-//! `redis-rotation`: rotates the password of a Redis or Valkey ACL user with
+//! `redis-rotation`: rotates the password of a Redis ACL user with
 //! no moment when a client's password is refused. Redis users hold several
 //! passwords at once, so the old and the new one both work from setSecret on.
 //!

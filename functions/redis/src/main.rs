@@ -1,4 +1,4 @@
-//! `redis-rotation`: rotates the passwords of Redis and Valkey ACL users.
+//! `redis-rotation`: rotates the passwords of Redis ACL users.
 
 use redis_rotation::RedisRotator;
 use rotor_core::{AwsStore, Driver, lambda};

@@ -1,4 +1,4 @@
-//! The secret of one Redis or Valkey ACL user: `host`, `port` (6379 unless
+//! The secret of one Redis ACL user: `host`, `port` (6379 unless
 //! given), `username` (`default` unless given), `password`, `ssl` (true unless
 //! the secret says `false`) and an optional `masterarn`. Every other field is
 //! kept as it is. Parsing names the field at fault and never echoes a value.

@@ -1,4 +1,4 @@
-//! Self-managed Redis and Valkey servers: the function speaks RESP to the
+//! Self-managed Redis servers: the function speaks RESP to the
 //! server itself (`AUTH`, `ACL GETUSER`, `ACL SETUSER`, `ACL SAVE`).
 //! * setSecret adds the new password (`ACL SETUSER user >new`), keeping the old;
 //! * testSecret logs in as the user with the new password on a fresh
