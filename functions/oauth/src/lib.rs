@@ -23,6 +23,7 @@ use tracing::warn;
 pub mod client;
 pub mod providers;
 pub mod token;
+mod wire;
 
 use client::{Client, Provider};
 use providers::rfc7592::IssueError;
@@ -244,7 +245,8 @@ impl Rotator for OAuthRotator {
             Provider::Rfc7592 => self.rfc7592(ctx, &current).await,
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-                let issued = providers::entra::issue(&current, &auth, &ctx.event.token).await?;
+                let issued =
+                    providers::entra::issue(&current, &auth, arn, &ctx.event.token).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
@@ -353,8 +355,11 @@ impl Rotator for OAuthRotator {
                 problem: "names another client or provider than AWSCURRENT; rotation changes secrets, not clients".into(),
             });
         }
+        // Okta makes room for the new secret only by deleting this secret's own.
+        let previous = ctx.previous().await?;
+        let previous = previous.and_then(|p| Client::parse(&p.value).ok());
         let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::install(&current, &pending, &auth).await
+        providers::install(&current, &pending, previous.as_ref(), &auth).await
     }
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
@@ -422,6 +427,13 @@ impl Rotator for OAuthRotator {
         let old = read(AWSPREVIOUS).await.map_err(store_error)?;
         let previous = old.and_then(|old| Client::parse(&old.value).ok());
         let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::retire(&current, previous.as_ref(), &auth, config.keep_previous).await
+        providers::retire(
+            arn,
+            &current,
+            previous.as_ref(),
+            &auth,
+            config.keep_previous,
+        )
+        .await
     }
 }
