@@ -201,7 +201,7 @@ pub enum Error {
     /// the target holds, is stored as a new version that carries the pending
     /// label instead; the rotation to finish is the one to that version.
     #[error(
-        "two createSecret runs for version {version} of secret {secret} each had the target issue a new value, and the other run stored its value first, but the target had retired that value when it issued this run's. The value the target holds is now stored as version {replacement}, which carries {label} instead of {version}. Finish the rotation to that version: aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {replacement} (rotor doctor {secret} --fix does the same)"
+        "two createSecret runs for version {version} of secret {secret} each had the target issue a new value, and the other run stored its value first, but the target had retired that value when it issued this run's. The value the target holds is now stored as version {replacement}, which carries {label} instead of {version}. Finish the rotation to that version: aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {replacement} (or: rotor doctor {secret} --fix --stuck-after-minutes 0)"
     )]
     PendingReplaced {
         /// The secret's ARN or name.
