@@ -318,10 +318,15 @@ impl IssueBed {
     }
 
     fn replaces_tokens(&self) -> bool {
-        matches!(self.server, Server::Emulator(..))
+        matches!(self.server, Server::Emulator(_, rotation) if rotation != TokenRotation::Never)
     }
 
     async fn function(&self) -> LocalFunction {
+        self.function_at(self.sm.endpoint()).await
+    }
+
+    /// A function whose Secrets Manager is at `endpoint` (a proxy of its own).
+    async fn function_at(&self, endpoint: &str) -> LocalFunction {
         let ca = match &self.server {
             Server::Glewlwyd(server) => server.ca_path().display().to_string(),
             Server::Emulator(..) => String::new(),
@@ -330,7 +335,7 @@ impl IssueBed {
             Server::Glewlwyd(_) => &[("SSL_CERT_FILE", &ca)],
             Server::Emulator(..) => &[],
         };
-        start_function_at("oauth-rotation", self.sm.endpoint(), extra).await
+        start_function_at("oauth-rotation", endpoint, extra).await
     }
 
     /// A client with its secret staged for rotation: (ARN, token, initial secret).
@@ -695,6 +700,107 @@ async fn a_kept_secret_that_another_process_replaced_is_not_stored() {
         run_steps(&first, &arn, &t, &STEPS).await;
         bed.assert_rotated(&arn, &initial).await;
         let output = format!("{}{}", first.output(), second.output());
+        assert_no_stored_secret_in(&bed.store, &arn, &output).await;
+    }
+}
+
+/// Issue 21, item 9: two createSecret runs for one version overlap (a retry
+/// while the first is still running, or doctor's resume racing Secrets
+/// Manager), at a server that keeps the registration access token (glewlwyd,
+/// and the emulator in that mode). Both have the server issue a secret, and
+/// the second issue retires the first's; but the first run's PutSecretValue
+/// lands first. The second run's is refused, as the version exists with
+/// another value: that is not success. It reads the client, finds that the
+/// server holds its secret, and stores it as a new version that takes
+/// AWSPENDING; the error names that version, and its rotation completes.
+/// Before, the refusal passed for "another run stored it", and AWSPENDING
+/// held a secret the server had retired. At a server that replaces the token
+/// on update, the second run's call is refused instead, and its error says
+/// to look for the first run's AWSPENDING, which works.
+#[tokio::test]
+async fn overlapping_create_secret_runs_store_the_secret_the_server_holds() {
+    // PutSecretValue is held on its way to moto: the first run's for 1.5 s,
+    // the second's for 3 s, so that the first one's lands first.
+    let held = |pause: Duration| {
+        move |operation: &str, _: &str, attempt: u32| {
+            (operation == "PutSecretValue" && attempt == 1).then_some(Fault::SlowRequest(pause))
+        }
+    };
+    for bed in [
+        IssueBed::emulator(TokenRotation::Never).await,
+        IssueBed::glewlwyd().await,
+        IssueBed::emulator(TokenRotation::OnUpdate).await,
+    ] {
+        let name = bed.name();
+        let first_sm = SmProxy::with_faults(moto().endpoint(), held(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        let second_sm = SmProxy::with_faults(moto().endpoint(), held(Duration::from_secs(3)))
+            .await
+            .unwrap();
+        let first = bed.function_at(first_sm.endpoint()).await;
+        let second = bed.function_at(second_sm.endpoint()).await;
+        let (arn, t, initial) = bed.client().await;
+        let create = event(&arn, &t, "createSecret");
+        let first_run = step(&first, &create);
+        let second_run = async {
+            // Once the first run has its secret and is storing it.
+            while !first_sm.log().calls.contains_key("PutSecretValue") {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            step(&second, &create).await
+        };
+        let (first_result, second_result) = tokio::join!(first_run, second_run);
+        assert_eq!(first_result.as_deref(), Ok("done"), "{name}");
+        if bed.replaces_tokens() {
+            let (kind, message) = second_result.expect_err("the second run's call is refused");
+            assert_eq!(kind, "NotRetryable.ProviderAuth", "{name}: {message}");
+            assert!(
+                message.contains("overlapping retry") && message.contains(&t),
+                "{name}: {message}"
+            );
+            assert_eq!(
+                bed.works_and_manages(&arn, AWSPENDING).await,
+                (true, true),
+                "{name}: the first run's AWSPENDING"
+            );
+            run_steps(&first, &arn, &t, &STEPS[1..]).await;
+            bed.assert_rotated(&arn, &initial).await;
+            let output = format!("{message}{}{}", first.output(), second.output());
+            assert_no_stored_secret_in(&bed.store, &arn, &output).await;
+            continue;
+        }
+        if let Some(updates) = bed.updates() {
+            assert_eq!(updates, 2, "{name}: the two runs did not overlap");
+        }
+
+        let labels = labels(&bed.store, &arn).await;
+        let pending = labels
+            .iter()
+            .find(|(_, l)| l.iter().any(|l| l == AWSPENDING))
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            bed.works_and_manages(&arn, AWSPENDING).await,
+            (true, true),
+            "{name}: AWSPENDING (version {pending}) holds a secret the server retired: {second_result:?}\n{}",
+            second.output()
+        );
+        let (kind, message) = second_result.expect_err("the second run says what happened");
+        assert_eq!(kind, "NotRetryable.PendingReplaced", "{name}: {message}");
+        assert!(
+            pending != t && message.contains(&pending) && message.contains(&t),
+            "{name}: the error names both versions: {message}"
+        );
+        // The first run's version is no longer pending: its next step says so.
+        let (kind, _) = step(&first, &event(&arn, &t, "setSecret"))
+            .await
+            .unwrap_err();
+        assert_eq!(kind, "NotRetryable.NotPending", "{name}");
+        // The rotation to the new version completes, as the error says.
+        run_steps(&second, &arn, &pending, &STEPS).await;
+        bed.assert_rotated(&arn, &initial).await;
+        let output = format!("{message}{}{}", first.output(), second.output());
         assert_no_stored_secret_in(&bed.store, &arn, &output).await;
     }
 }

@@ -12,6 +12,7 @@ use rotor_testbed::provider_emulator::{EmulatedClient, Provider, ProviderEmulato
 use rotor_tests::providers::*;
 use rotor_tests::*;
 use serde_json::Value;
+use sha2::Digest;
 
 use Provider::{Auth0, Entra, Keycloak, Okta};
 use TokenAuth::{Basic, Post};
@@ -251,9 +252,12 @@ async fn entra_removes_a_password_whose_add_response_was_lost() {
     assert_eq!(kind, "Retryable.ProviderUnavailable", "{message}");
     assert!(value(&store, &case.arn, AWSPENDING).await.is_none());
     let held = emulator.credentials(Entra, &case.admin_id);
+    // `rotor <the first 12 hex digits of SHA-256 of the secret's ARN> <version>`
+    let identity = hex::encode(sha2::Sha256::digest(case.arn.as_bytes()));
+    let name = format!("rotor {} {t}", &identity[..12]);
     let stale: Vec<_> = held
         .iter()
-        .filter(|c| c.display_name.as_deref() == Some(&format!("rotor {t}")))
+        .filter(|c| c.display_name.as_deref() == Some(&name))
         .collect();
     assert_eq!(stale.len(), 1, "{held:?}");
     complete(&function, &case.arn, &t, &STEPS).await;
@@ -707,4 +711,187 @@ async fn the_emulator_replaces_registration_tokens_as_configured() {
             assert_eq!(granted, works, "{rotation:?}");
         }
     }
+}
+
+/// Issue 21, item 6: a provider error that quotes the request, or the answer
+/// the change got (a validation error, a gateway that echoes bodies), holds
+/// the new client secret. For every call that carries one (Keycloak's PUT,
+/// Okta's POST, Auth0's PATCH, and Entra's addPassword, whose answer holds
+/// the password), the step's error gives the status and the error code only:
+/// neither it nor the function's output holds the secret. The retried
+/// rotation then completes.
+#[tokio::test]
+async fn a_provider_error_that_quotes_the_secret_is_not_repeated() {
+    let function = start_function("oauth-rotation", &[]).await;
+    let calls = [
+        (Keycloak, "PUT", "/admin/realms/", "invalid_request"),
+        (Okta, "POST", "/credentials/secrets", "E0000001"),
+        (Auth0, "PATCH", "/api/v2/clients/", "invalid_request"),
+        (Entra, "POST", "/addPassword", "Request_BadRequest"),
+    ];
+    for (provider, method, path, code) in calls {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t) = setup(&emulator, &store, provider, Basic, true).await;
+        emulator.echo_next(method, path, 400);
+        let mut failed = None;
+        for (i, name) in STEPS.iter().enumerate() {
+            if let Err(error) = step(&function, &event(&case.arn, &t, name)).await {
+                failed = Some((i, error));
+                break;
+            }
+        }
+        let (at, (kind, message)) = failed.expect("the echoed call fails its step");
+        assert_eq!(
+            kind, "NotRetryable.ProviderRejected",
+            "{provider:?}: {message}"
+        );
+        assert!(
+            message.contains("HTTP 400") && message.contains(code),
+            "{provider:?}: the error gives the status and the code: {message}"
+        );
+        // The emulator's quote, and Entra's passwords (`…8Q~…`), stay out.
+        let quoted = |text: &str| text.contains("the request was") || text.contains("8Q~");
+        assert!(
+            !quoted(&message),
+            "{provider:?}: the error quotes the provider: {message}"
+        );
+        // The operator retries: the rotation completes.
+        complete(&function, &case.arn, &t, &STEPS[at..]).await;
+        let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        assert!(case.gets_token(&emulator, &current).await, "{provider:?}");
+        let output = function.output();
+        assert!(
+            !quoted(&output),
+            "{provider:?}: the output quotes the provider"
+        );
+        assert_no_stored_secret_in(&store, &case.arn, &format!("{message}\n{output}")).await;
+    }
+}
+
+/// Issue 21, item 7: a management answer of 1 MiB (Keycloak's client read)
+/// is refused by its length, unread: setSecret fails with a Protocol error
+/// that says so, nothing changes, and the rotation completes once the
+/// provider answers normally.
+#[tokio::test]
+async fn a_management_answer_over_64_kib_is_not_read() {
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let function = start_function("oauth-rotation", &[]).await;
+    let (case, t) = setup(&emulator, &store, Keycloak, Basic, true).await;
+    complete(&function, &case.arn, &t, &["createSecret"]).await;
+    let huge = serde_json::json!({"id": case.admin_id, "padding": "x".repeat(1 << 20)});
+    emulator.answer_next("GET", "/admin/realms/", 200, huge);
+    let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.ProviderProtocol", "{message}");
+    assert!(
+        message.contains("reading the client") && message.contains("over 64 KiB"),
+        "{message}"
+    );
+    assert!(message.len() < 2000, "the error repeats the answer");
+    assert!(
+        case.gets_token(&emulator, &case.initial).await,
+        "nothing changed"
+    );
+    complete(&function, &case.arn, &t, &STEPS[1..]).await;
+    let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+    assert!(case.gets_token(&emulator, &current).await);
+}
+
+/// Issue 21, item 7: a token endpoint that answers 200 with a body that does
+/// not end (chunked, no length; 96 MiB here, so that the code before the fix
+/// finishes too). testSecret stops reading at 64 KiB and fails with a
+/// Protocol error; the process's peak memory stays far below the body.
+#[tokio::test]
+async fn a_token_answer_that_does_not_end_is_cut_at_64_kib() {
+    const BODY: usize = 96 << 20;
+    let emulator = ProviderEmulator::start().await.expect("start the emulator");
+    let store = moto_store();
+    let function = start_function("oauth-rotation", &[]).await;
+    let (case, _) = setup(&emulator, &store, Keycloak, Basic, true).await;
+    let (endpoint, sent) = endless_token_endpoint(BODY).await;
+    // The team's client, whose token endpoint is that server.
+    let stored = value(&store, &case.arn, AWSCURRENT).await.unwrap();
+    let mut client: Value = serde_json::from_str(stored.expose_secret()).unwrap();
+    client["token_endpoint"] = Value::from(endpoint.as_str());
+    let t = token();
+    let arn = staged_secret_named(
+        &store,
+        &format!("{}{}", case.team, unique("streamed")),
+        &client.to_string(),
+        &[],
+        &t,
+    )
+    .await;
+    complete(&function, &arn, &t, &["createSecret", "setSecret"]).await;
+    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+        .await
+        .unwrap_err();
+    let peak = peak_memory_kib(&function);
+    assert_eq!(kind, "NotRetryable.ProviderProtocol", "{message}");
+    assert!(message.contains("over 64 KiB"), "{message}");
+    assert!(
+        peak < 48 * 1024,
+        "the function's peak memory is {peak} KiB while the server sent {} KiB",
+        sent.load(std::sync::atomic::Ordering::Relaxed) / 1024
+    );
+    assert!(function.exit_status().is_none(), "the function died");
+    assert_no_stored_secret_in(&store, &arn, &format!("{message}\n{}", function.output())).await;
+}
+
+/// A server on 127.0.0.1 that answers every request with HTTP 200 and a JSON
+/// body of `total` bytes, chunked, with no length. Returns its URL and how
+/// many bytes it has sent.
+async fn endless_token_endpoint(
+    total: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(n) if n > 0 => request.extend_from_slice(&buffer[..n]),
+                        _ => return,
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut written = 0;
+                while written < total {
+                    if stream.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    written += 0x10000;
+                    counter.fetch_add(0x10000, Ordering::Relaxed);
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    (url, sent)
+}
+
+/// The process's peak resident memory (VmHWM), in KiB.
+fn peak_memory_kib(function: &LocalFunction) -> u64 {
+    let pid = function.pid().expect("a running function");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
 }

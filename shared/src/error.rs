@@ -211,6 +211,25 @@ pub enum Error {
         recovery: String,
     },
 
+    /// Two createSecret runs for one version each had the target issue a
+    /// value, and the other run stored its value first, but the target had
+    /// retired that one when it issued this run's. This run's value, the one
+    /// the target holds, is stored as a new version that carries the pending
+    /// label instead; the rotation to finish is the one to that version.
+    #[error(
+        "two createSecret runs for version {version} of secret {secret} each had the target issue a new value, and the other run stored its value first, but the target had retired that value when it issued this run's. The value the target holds is now stored as version {replacement}, which carries {label} instead of {version}. Finish the rotation to that version: aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {replacement} (or: rotor doctor {secret} --fix --stuck-after-minutes 0)"
+    )]
+    PendingReplaced {
+        /// The secret's ARN or name.
+        secret: String,
+        /// The event's ClientRequestToken, no longer pending.
+        version: String,
+        /// The version that holds the value the target holds, now pending.
+        replacement: String,
+        /// The pending label.
+        label: String,
+    },
+
     /// The step ran out of time: it stopped short of the function's deadline
     /// rather than be killed by it, and says what it was waiting for.
     #[error(
@@ -393,6 +412,7 @@ impl Error {
             }
             Error::DeadlineReached { .. } => "DeadlineReached",
             Error::ValueNotStored { .. } => "ValueNotStored",
+            Error::PendingReplaced { .. } => "PendingReplaced",
         };
         name.into()
     }

@@ -23,6 +23,7 @@ use tracing::warn;
 pub mod client;
 pub mod providers;
 pub mod token;
+mod wire;
 
 use client::{Client, Provider};
 use providers::rfc7592::IssueError;
@@ -201,14 +202,68 @@ impl OAuthRotator {
                 Err(Error::Target {
                     target: format!("rfc7592 at {}", rotor_core::http::display_url(uri)),
                     problem: format!(
-                        "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. To recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
+                        "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. If another createSecret for this version ran at the same time (an overlapping retry), its update replaced the token, and it stores the new one with its secret: then AWSPENDING (version {pending}) appears and the rotation goes on, so look first. Otherwise, to recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
                         client = current.client_id,
+                        pending = ctx.event.token,
                     ),
                     system: System::Provider,
                     cause: Cause::Auth,
                 })
             }
         }
+    }
+}
+
+/// Which secret an RFC 7592 server holds for a client, as a read with the
+/// token that came with an issued secret tells. The values carry the token
+/// the read handed out, if it replaced the old one.
+enum Held {
+    /// The issued one: the value to store.
+    Issued(SecretString),
+    /// Another one: the issued secret is retired.
+    Another,
+    /// The read was refused (or the value is not an RFC 7592 client's).
+    Refused,
+    /// The read does not show the secret.
+    NotShown(SecretString),
+}
+
+impl OAuthRotator {
+    /// Reads the client of an issued value (RFC 7592) with the value's own
+    /// registration access token. A token the read hands out is kept in
+    /// this process at once, as it is the only one that works from then on.
+    async fn server_holds<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        issued: &SecretString,
+    ) -> Result<Held, Error> {
+        let Ok(client) = Client::parse(issued) else {
+            return Ok(Held::Refused);
+        };
+        let Some(token) = client.registration_access_token.as_ref() else {
+            return Ok(Held::Refused);
+        };
+        if client.provider != Provider::Rfc7592 {
+            return Ok(Held::Refused);
+        }
+        let uri = client.field("registration_client_uri").unwrap_or_default();
+        let Some(read) = providers::rfc7592::read(&client, token).await? else {
+            return Ok(Held::Refused);
+        };
+        if let Some(token) = &read.token {
+            self.tokens.put(ctx.secret_arn(), uri, token);
+        }
+        let value = match &read.token {
+            Some(token) => client.with_secret(&client.client_secret, &[], Some(token)),
+            None => SecretString::from(issued.expose_secret()),
+        };
+        Ok(match read.secret {
+            None => Held::NotShown(value),
+            Some(held) if held.expose_secret() != client.client_secret.expose_secret() => {
+                Held::Another
+            }
+            Some(_) => Held::Issued(value),
+        })
     }
 }
 
@@ -244,7 +299,8 @@ impl Rotator for OAuthRotator {
             Provider::Rfc7592 => self.rfc7592(ctx, &current).await,
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-                let issued = providers::entra::issue(&current, &auth, &ctx.event.token).await?;
+                let issued =
+                    providers::entra::issue(&current, &auth, arn, &ctx.event.token).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
@@ -271,34 +327,28 @@ impl Rotator for OAuthRotator {
         ctx: &StepContext<'_, S>,
         kept: &SecretString,
     ) -> Result<Option<SecretString>, Error> {
-        let copy = || SecretString::from(kept.expose_secret());
-        let Ok(client) = Client::parse(kept) else {
-            return Ok(Some(copy()));
-        };
-        let Some(token) = client.registration_access_token.as_ref() else {
-            return Ok(Some(copy()));
-        };
-        if client.provider != Provider::Rfc7592 {
-            return Ok(Some(copy()));
-        }
-        let uri = client.field("registration_client_uri").unwrap_or_default();
-        let Some(read) = providers::rfc7592::read(&client, token).await? else {
-            // Refused: nothing better is known than the kept value.
-            return Ok(Some(copy()));
-        };
-        if let Some(token) = &read.token {
-            self.tokens.put(ctx.secret_arn(), uri, token);
-        }
-        if read
-            .secret
-            .is_some_and(|held| held.expose_secret() != client.client_secret.expose_secret())
-        {
-            return Ok(None);
-        }
-        Ok(Some(match &read.token {
-            Some(token) => client.with_secret(&client.client_secret, &[], Some(token)),
-            None => copy(),
-        }))
+        Ok(match self.server_holds(ctx, kept).await? {
+            Held::Issued(value) | Held::NotShown(value) => Some(value),
+            Held::Another => None,
+            // Nothing better is known than the kept value.
+            Held::Refused => Some(SecretString::from(kept.expose_secret())),
+        })
+    }
+
+    /// RFC 7592: another createSecret run stored its secret for this version
+    /// first. Read the client with this run's token: if the server holds this
+    /// run's secret, the stored one was retired when this one was issued.
+    async fn held_at_target<S: SecretStore>(
+        &self,
+        ctx: &StepContext<'_, S>,
+        ours: &SecretString,
+    ) -> Result<Option<SecretString>, Error> {
+        Ok(match self.server_holds(ctx, ours).await? {
+            Held::Issued(value) => Some(value),
+            // Refused (a later update replaced the token) or not shown: a
+            // later run holds the secret, or nothing tells; the stored stands.
+            Held::Another | Held::Refused | Held::NotShown(_) => None,
+        })
     }
 
     async fn recovery<S: SecretStore>(
@@ -353,8 +403,11 @@ impl Rotator for OAuthRotator {
                 problem: "names another client or provider than AWSCURRENT; rotation changes secrets, not clients".into(),
             });
         }
+        // Okta makes room for the new secret only by deleting this secret's own.
+        let previous = ctx.previous().await?;
+        let previous = previous.and_then(|p| Client::parse(&p.value).ok());
         let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::install(&current, &pending, &auth).await
+        providers::install(&current, &pending, previous.as_ref(), &auth).await
     }
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
@@ -422,6 +475,13 @@ impl Rotator for OAuthRotator {
         let old = read(AWSPREVIOUS).await.map_err(store_error)?;
         let previous = old.and_then(|old| Client::parse(&old.value).ok());
         let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::retire(&current, previous.as_ref(), &auth, config.keep_previous).await
+        providers::retire(
+            arn,
+            &current,
+            previous.as_ref(),
+            &auth,
+            config.keep_previous,
+        )
+        .await
     }
 }

@@ -2,11 +2,13 @@
 //! client secret works, and how management credentials become an access token.
 
 use base64::Engine;
+use reqwest::header::AUTHORIZATION;
 use rotor_core::http::{client, display_url, send_error};
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
 use crate::client::AuthMethod;
+use crate::wire;
 
 /// What a token request needs.
 pub struct Grant<'a> {
@@ -32,6 +34,11 @@ pub struct Grant<'a> {
 /// 408/429/5xx, [`Cause::Protocol`] for a 200 without a token, the send
 /// failure's own cause ([`rotor_core::http::send_cause`]) when no answer came,
 /// and otherwise the status's cause ([`rotor_core::http::status_cause`]).
+///
+/// The request carries the client secret, so a failure quotes the server's
+/// error code (`invalid_client`) and numeric `error_codes`, never its
+/// `error_description`, which may repeat the request. An answer over
+/// [`rotor_core::http::MAX_BODY`] is a [`Cause::Protocol`] failure.
 pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, TargetError> {
     rotor_core::progress::waiting_for(|| {
         format!(
@@ -62,7 +69,7 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Targe
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(pair)
             );
-            request = request.header("Authorization", header);
+            request = request.header(AUTHORIZATION, wire::authorization(&header)?);
         }
         AuthMethod::Post => {
             form.push(("client_id", grant.client_id.to_owned()));
@@ -80,15 +87,26 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Targe
         .map_err(|e| send_error(&e))?;
     let http_status = response.status();
     let status = http_status.as_u16();
-    let parsed: Value = response.json().await.unwrap_or(Value::Null);
     let where_ = display_url(grant.endpoint);
+    let parsed: Value = rotor_core::http::read_json(response)
+        .await
+        .map_err(|e| TargetError::new(e.cause, format!("{where_} {}", e.problem)))?;
     let oauth_error = || {
-        let code = parsed["error"].as_str().unwrap_or("no error code");
-        let description = parsed["error_description"]
-            .as_str()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        format!("{where_} answered HTTP {status}: {code}{description}")
+        let code = wire::error_code(&parsed).unwrap_or("no error code");
+        // Entra's AADSTS numbers: digits cannot quote the request.
+        let numbers: Vec<String> = parsed["error_codes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|n| n.to_string())
+            .collect();
+        let numbers = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(" (error codes {})", numbers.join(", "))
+        };
+        format!("{where_} answered HTTP {status}: {code}{numbers}")
     };
     match status {
         200 => parsed["access_token"]

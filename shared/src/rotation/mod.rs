@@ -83,6 +83,23 @@ pub trait Rotator: Send + Sync {
         async move { Ok(Some(kept)) }
     }
 
+    /// A value this run had the target issue ([`Rotator::issued_at_target`])
+    /// could not be stored because another run of createSecret for the same
+    /// version stored a different one first. Both asked the target, and where
+    /// the target retires the old value on issue, the later ask retired the
+    /// earlier one's value, whichever was stored. Whether the target holds
+    /// `ours`: the value to store (updated with what the target changed
+    /// since, such as a replaced registration access token), or `None` when
+    /// it holds another or cannot tell, and the stored value stands. `None`
+    /// by default.
+    fn held_at_target<S: SecretStore>(
+        &self,
+        _ctx: &StepContext<'_, S>,
+        _ours: &SecretString,
+    ) -> impl Future<Output = Result<Option<SecretString>, Error>> + Send {
+        async { Ok(None) }
+    }
+
     /// For a value [`Rotator::issued_at_target`] that could not be stored: what
     /// the operator runs to recover, and where the credential that still
     /// manages the target is (named, never shown).
@@ -233,7 +250,14 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         let arn = &ctx.secret.arn;
         let token = &ctx.event.token;
         let current = ctx.current().await?;
-        if ctx.read_pending().await?.is_some() {
+        if let Some(stored) = ctx.read_pending().await? {
+            // Kept from an earlier attempt of this process, while another run
+            // stored a different value: which one does the target hold?
+            if let Some(kept) = self.issued.get(arn, token)
+                && kept.value.expose_secret() != stored.value.expose_secret()
+            {
+                return self.settle_race(ctx, kept.value).await;
+            }
             self.issued.remove(arn, token);
             return Ok(Outcome::PendingKept);
         }
@@ -256,11 +280,11 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         };
         let issued = self.issued.get(arn, token).is_some() || self.rotator.issued_at_target(&value);
         let put = if issued {
-            self.put_until_deadline(ctx, &value).await
+            self.put_until_deadline(ctx, token, &value).await
         } else {
-            self.put_pending(ctx, &value).await
+            self.put_pending(ctx, token, &value).await
         };
-        match put {
+        let source = match put {
             Ok(()) => {
                 self.issued.remove(arn, token);
                 let stored = StoredValue {
@@ -269,32 +293,100 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                     created: Some(std::time::SystemTime::now()),
                 };
                 self.cache.put(arn, &stored);
-                Ok(Outcome::Done)
+                return Ok(Outcome::Done);
             }
-            // Another invocation of createSecret for this token stored its value
-            // between our read and our write: that value stands.
-            Err(StoreError::Rejected(_)) if ctx.read_pending().await?.is_some() => {
+            Err(source) => source,
+        };
+        // Another invocation of createSecret for this token stored its value
+        // between our read and our write. A value rotor made stands aside for
+        // it; a value the target issued may have retired it.
+        if matches!(source, StoreError::Rejected(_))
+            && let Some(stored) = ctx.read_pending().await?
+        {
+            if issued && stored.value.expose_secret() != value.expose_secret() {
+                return self.settle_race(ctx, value).await;
+            }
+            self.issued.remove(arn, token);
+            warn!(secret = %arn, version = %token, "a concurrent createSecret stored the pending value first; keeping it");
+            return Ok(Outcome::PendingKept);
+        }
+        if issued {
+            return Err(self.keep_issued(ctx, value, source).await);
+        }
+        Err(ctx.store_error("PutSecretValue", source))
+    }
+
+    /// Keeps a value the target issued for a retry in this process, and
+    /// says what to do.
+    async fn keep_issued(
+        &self,
+        ctx: &StepContext<'_, S>,
+        value: SecretString,
+        source: StoreError,
+    ) -> Error {
+        let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
+        let recovery = self.rotator.recovery(ctx, &value).await;
+        let kept = StoredValue {
+            version_id: token.clone(),
+            value,
+            created: None,
+        };
+        self.issued.remove(arn, token);
+        self.issued.put(arn, &kept);
+        Error::ValueNotStored {
+            secret: arn.clone(),
+            version: token.clone(),
+            source,
+            recovery,
+        }
+    }
+
+    /// Another run of createSecret stored its value for this version first,
+    /// and `ours`, which the target issued, differs. If the target still
+    /// holds ours, the stored value was retired when ours was issued: ours is
+    /// the working credential, and since a version's value never changes, it
+    /// is stored as a new version that takes the pending label. The step then
+    /// fails, naming that version, whose rotation is the one to finish.
+    async fn settle_race(
+        &self,
+        ctx: &StepContext<'_, S>,
+        ours: SecretString,
+    ) -> Result<Outcome, Error> {
+        let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
+        let Some(held) = self.rotator.held_at_target(ctx, &ours).await? else {
+            self.issued.remove(arn, token);
+            warn!(secret = %arn, version = %token, "a concurrent createSecret stored another value first, and the target does not hold this run's; keeping the stored one");
+            return Ok(Outcome::PendingKept);
+        };
+        let replacement = match new_version_id() {
+            Ok(id) => id,
+            Err(source) => {
                 self.issued.remove(arn, token);
-                warn!(secret = %arn, version = %token, "a concurrent createSecret stored the pending value first; keeping it");
-                Ok(Outcome::PendingKept)
-            }
-            Err(source) if issued => {
-                let recovery = self.rotator.recovery(ctx, &value).await;
                 let kept = StoredValue {
                     version_id: token.clone(),
-                    value,
+                    value: held,
                     created: None,
                 };
-                self.issued.remove(arn, token);
                 self.issued.put(arn, &kept);
-                Err(Error::ValueNotStored {
+                return Err(Error::PasswordPolicy {
+                    secret: arn.clone(),
+                    source,
+                });
+            }
+        };
+        warn!(secret = %arn, version = %token, replacement = %replacement,
+            "a concurrent createSecret stored a value the target has retired since; storing the one it holds as a new pending version");
+        match self.put_until_deadline(ctx, &replacement, &held).await {
+            Ok(()) => {
+                self.issued.remove(arn, token);
+                Err(Error::PendingReplaced {
                     secret: arn.clone(),
                     version: token.clone(),
-                    source,
-                    recovery,
+                    replacement,
+                    label: ctx.pending_label.to_owned(),
                 })
             }
-            Err(source) => Err(ctx.store_error("PutSecretValue", source)),
+            Err(source) => Err(self.keep_issued(ctx, held, source).await),
         }
     }
 
@@ -322,17 +414,18 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         }
     }
 
-    /// PutSecretValue of the pending value, once.
+    /// PutSecretValue of a pending value as version `token`, once.
     async fn put_pending(
         &self,
         ctx: &StepContext<'_, S>,
+        token: &str,
         value: &SecretString,
     ) -> Result<(), StoreError> {
         self.store
             .put_value(
                 &ctx.secret.arn,
                 NewVersion {
-                    token: &ctx.event.token,
+                    token,
                     value,
                     labels: &[&self.pending_label],
                     rotation_token: ctx.event.rotation_token.as_deref(),
@@ -348,6 +441,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
     async fn put_until_deadline(
         &self,
         ctx: &StepContext<'_, S>,
+        token: &str,
         value: &SecretString,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
@@ -362,7 +456,8 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         let mut attempt = 1;
         loop {
             let left = give_up.saturating_duration_since(Instant::now());
-            let result = match tokio::time::timeout(left, self.put_pending(ctx, value)).await {
+            let result = match tokio::time::timeout(left, self.put_pending(ctx, token, value)).await
+            {
                 Ok(result) => result,
                 Err(_) => Err(StoreError::Unavailable(format!(
                     "PutSecretValue did not answer within the step's time ({attempt} attempts)"
@@ -370,7 +465,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             };
             match result {
                 Err(error) if error.is_retryable() && Instant::now() + delay < give_up => {
-                    warn!(secret = %ctx.secret.arn, version = %ctx.event.token, attempt, error = %error,
+                    warn!(secret = %ctx.secret.arn, version = %token, attempt, error = %error,
                         "could not store the value the target issued; retrying until the step's deadline");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
@@ -402,6 +497,25 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             Outcome::Done
         })
     }
+}
+
+/// A new version id, as Secrets Manager's own: a random (v4) UUID.
+fn new_version_id() -> Result<String, crate::password::PolicyError> {
+    let id = crate::password::random_text(16, |b| {
+        let mut b = b.to_vec();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    })?;
+    Ok(id.expose_secret().to_owned())
 }
 
 /// The error for a version the service's pre-checks refuse.

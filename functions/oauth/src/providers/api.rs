@@ -1,8 +1,10 @@
 //! One management call, the same for every provider: send with the
 //! credentials, sort the answer by its HTTP status into a typed target
-//! failure, decode its JSON. The providers' modules only say which calls to
-//! make and what the answers mean.
+//! failure, decode its JSON (at most [`rotor_core::http::MAX_BODY`] bytes).
+//! The providers' modules only say which calls to make and what the answers
+//! mean, and which calls carry a client secret ([`Api::call_with_secret`]).
 
+use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder};
 use rotor_core::http::{client, describe, display_url};
 use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
@@ -10,6 +12,18 @@ use serde_json::Value;
 
 use super::Management;
 use crate::client::Provider;
+use crate::wire;
+
+/// What of a provider's error answer a step's error quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Quote {
+    /// The provider's message: the call carries no secret.
+    Message,
+    /// The status and the error code only: the call's request or answer
+    /// carries a client secret, which a provider's message may repeat (a
+    /// validation error that quotes the request, an answer echoed whole).
+    CodeOnly,
+}
 
 /// A provider's management API, called with one set of credentials.
 pub(super) struct Api<'a> {
@@ -29,7 +43,8 @@ impl<'a> Api<'a> {
     }
 
     /// Sends a call (with a JSON `body`, if any); the body of a 2xx answer, or
-    /// an error that says whether a retry helps. `what` names the call in messages.
+    /// an error that says whether a retry helps, quoting the provider's
+    /// message. `what` names the call in messages.
     pub(super) async fn call(
         &self,
         method: Method,
@@ -38,11 +53,26 @@ impl<'a> Api<'a> {
         what: &str,
     ) -> Result<Value, Error> {
         let (status, answer) = self.exchange(method, url, body, what).await?;
-        sort(self.provider, url, what, status, answer)
+        sort(self.provider, url, what, status, answer, Quote::Message)
+    }
+
+    /// [`Api::call`] for a call whose request or answer carries a client
+    /// secret: its error quotes the status and error code only.
+    pub(super) async fn call_with_secret(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, Error> {
+        let (status, answer) = self.exchange(method, url, body, what).await?;
+        sort(self.provider, url, what, status, answer, Quote::CodeOnly)
     }
 
     /// Sends a call; the answer's status and body (`Null` when it is not
-    /// JSON), unsorted, for callers that read a status themselves first.
+    /// JSON; a body over [`rotor_core::http::MAX_BODY`] is a
+    /// [`Cause::Protocol`] failure, and the rest of it is not read), unsorted,
+    /// for callers that read a status themselves first.
     pub(super) async fn exchange(
         &self,
         method: Method,
@@ -68,7 +98,10 @@ impl<'a> Api<'a> {
                 .at(System::Provider, target.clone())
             })?;
         let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let answer = rotor_core::http::read_json(response).await.map_err(|e| {
+            TargetError::new(e.cause, format!("{what} {}", e.problem))
+                .at(System::Provider, target.clone())
+        })?;
         Ok((status, answer))
     }
 
@@ -82,16 +115,26 @@ impl<'a> Api<'a> {
     }
 }
 
-/// Sorts an answer: the body of a 2xx, or an error that says whether a retry helps.
+/// Sorts an answer: the body of a 2xx, or an error that says whether a retry
+/// helps, quoting the provider's words as `quote` allows.
 pub(super) fn sort(
     provider: Provider,
     url: &str,
     what: &str,
     status: u16,
     body: Value,
+    quote: Quote,
 ) -> Result<Value, Error> {
     let target = format!("{provider} at {}", display_url(url));
     let detail = || {
+        if quote == Quote::CodeOnly {
+            let code = wire::error_code(&body)
+                .map(|c| format!(", error code {c}"))
+                .unwrap_or_default();
+            return format!(
+                "{what} answered HTTP {status}{code} (the provider's message is left out: this call carries a client secret)"
+            );
+        }
         // OAuth, Okta, Auth0, Keycloak's ErrorRepresentation, Graph's {"error": {"message"}}.
         let message = [
             "error_description",
@@ -137,11 +180,10 @@ pub(super) fn sort(
 }
 
 fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
-    let client =
-        client().map_err(|e| TargetError::from(e).at(System::Provider, display_url(url)))?;
-    Ok(client
-        .request(method, url)
-        .header("Authorization", auth.authorization.expose_secret()))
+    let at = |e: TargetError| e.at(System::Provider, display_url(url));
+    let client = client().map_err(|e| at(TargetError::from(e)))?;
+    let header = wire::authorization(auth.authorization.expose_secret()).map_err(at)?;
+    Ok(client.request(method, url).header(AUTHORIZATION, header))
 }
 
 /// `base` with `segments` appended to its path, each percent-encoded, so that
@@ -174,6 +216,33 @@ pub(super) fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_authorization_header_is_sensitive() {
+        let auth = Management::bearer("t0k3n");
+        let request = with_auth(Method::GET, "https://idp.example/x", &auth)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(request.headers()[AUTHORIZATION].is_sensitive());
+        assert!(!format!("{request:?}").contains("t0k3n"));
+    }
+
+    #[test]
+    fn calls_that_carry_a_secret_quote_only_the_error_code() {
+        let echo = serde_json::json!({
+            "errorCode": "E0000001",
+            "errorSummary": "Api validation failed: client_secret s3cr3t",
+            "errorCauses": [{"errorSummary": "s3cr3t is too short"}],
+        });
+        let url = "https://idp.example/api/v1/apps/a/credentials/secrets";
+        let sorted = |quote| sort(Provider::Okta, url, "adding", 400, echo.clone(), quote);
+        let quiet = sorted(Quote::CodeOnly).unwrap_err().to_string();
+        assert!(quiet.contains("HTTP 400, error code E0000001"), "{quiet}");
+        assert!(!quiet.contains("s3cr3t"), "{quiet}");
+        let told = sorted(Quote::Message).unwrap_err().to_string();
+        assert!(told.contains("Api validation failed"), "{told}");
+    }
 
     #[test]
     fn ids_stay_one_path_segment() {

@@ -18,7 +18,7 @@ pub(super) async fn install(
     let api = Api::new(Provider::Auth0, auth);
     let url = api.url(&["api", "v2", "clients", &client.client_id])?;
     let body = json!({"client_secret": pending.client_secret.expose_secret()});
-    api.call(
+    api.call_with_secret(
         Method::PATCH,
         &url,
         Some(&body),

@@ -1,24 +1,58 @@
 //! Microsoft Entra ID, through Microsoft Graph: the provider makes each new
 //! password (`addPassword`); old and new overlap until finishSecret calls
-//! `removePassword` for the ones rotor made.
+//! `removePassword` for this secret's old ones.
+//!
+//! An application may serve several Secrets Manager secrets, each with its
+//! own password. A secret's passwords are the ones its versions record
+//! (`key_id`, `previous_key_id`) and the ones rotor made for it, whose display
+//! name carries the secret's identity ([`display_name`]); no other password
+//! is ever removed.
 
 use reqwest::Method;
 use rotor_core::{Cause, Error, SecretString, System, TargetError};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use super::api::Api;
 use super::{Issued, Keep, Management};
 use crate::client::{Client, Provider};
 
+/// The display name of the password rotor adds for version `version` of the
+/// secret `secret` (its ARN): `rotor <identity> <version>`, where the identity
+/// is the first 12 hex digits of the ARN's SHA-256. A hash, so that the name
+/// stays short and says nothing of the account; the version id, so that an
+/// administrator can find the version that holds the password.
+pub fn display_name(secret: &str, version: &str) -> String {
+    format!("{} {version}", name_prefix(secret))
+}
+
+/// `rotor <identity>`: what every password rotor made for `secret` is named
+/// with, and no other secret's.
+fn name_prefix(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let identity: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("rotor {identity}")
+}
+
 /// Removes what an earlier, unrecorded attempt for this version left, then
-/// `addPassword` (the provider makes the secret).
-pub async fn issue(client: &Client, auth: &Management, version: &str) -> Result<Issued, Error> {
+/// `addPassword` (the provider makes the secret). `secret` is the ARN of the
+/// secret being rotated.
+pub async fn issue(
+    client: &Client,
+    auth: &Management,
+    secret: &str,
+    version: &str,
+) -> Result<Issued, Error> {
     let api = Api::new(Provider::Entra, auth);
     let app = application(client)?;
-    let display_name = format!("rotor {version}");
+    let display_name = display_name(secret, version);
+    // Before this secret's identity was in the name, rotor named a password
+    // `rotor <version>`; the version id is this rotation's own.
+    let earlier_name = format!("rotor {version}");
     for stale in &passwords(&api, app).await? {
-        if stale["displayName"] == display_name.as_str()
+        let name = stale["displayName"].as_str();
+        if (name == Some(&display_name) || name == Some(&earlier_name))
             && let Some(key) = stale["keyId"].as_str()
         {
             warn!(
@@ -30,8 +64,9 @@ pub async fn issue(client: &Client, auth: &Management, version: &str) -> Result<
     }
     let url = api.url(&["v1.0", "applications", app, "addPassword"])?;
     let body = json!({"passwordCredential": {"displayName": display_name}});
+    // The answer carries the new password: a failure reports status and code only.
     let added = api
-        .call(Method::POST, &url, Some(&body), "adding a password")
+        .call_with_secret(Method::POST, &url, Some(&body), "adding a password")
         .await?;
     let (Some(secret), Some(key)) = (added["secretText"].as_str(), added["keyId"].as_str()) else {
         return Err(api.fail(
@@ -53,27 +88,26 @@ pub async fn issue(client: &Client, auth: &Management, version: &str) -> Result<
     })
 }
 
-/// Removes the passwords rotor made, or the previous versions used, that
-/// `keep` does not keep.
+/// Removes this secret's passwords that `keep` does not keep: those its
+/// current and previous versions record, and those rotor made for it.
 pub(super) async fn retire(keep: &Keep<'_>, auth: &Management) -> Result<(), Error> {
     let api = Api::new(Provider::Entra, auth);
-    let (current, previous) = (keep.current, keep.previous);
-    let app = application(current)?;
+    let app = application(keep.current)?;
+    let recorded: Vec<&str> = [Some(keep.current), keep.previous]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| [c.field("key_id"), c.field("previous_key_id")])
+        .flatten()
+        .collect();
+    let prefix = format!("{} ", name_prefix(keep.secret));
     for credential in &passwords(&api, app).await? {
-        let key = credential["keyId"].as_str();
-        // Only passwords rotor made, or ones the previous versions used.
-        let recorded = |c: &Client| {
-            key.is_some() && (key == c.field("key_id") || key == c.field("previous_key_id"))
+        let Some(key) = credential["keyId"].as_str() else {
+            continue;
         };
-        let ours = credential["displayName"]
+        let made_for_it = credential["displayName"]
             .as_str()
-            .is_some_and(|n| n.starts_with("rotor "))
-            || previous.is_some_and(recorded)
-            || (key.is_some() && key == current.field("previous_key_id"));
-        if let Some(key) = key
-            && ours
-            && !keep.keeps(None, Some(key))
-        {
+            .is_some_and(|n| n.starts_with(&prefix));
+        if (recorded.contains(&key) || made_for_it) && !keep.keeps(None, Some(key)) {
             remove(&api, app, key).await?;
         }
     }

@@ -23,7 +23,7 @@ pub(super) async fn install(
     let id = client.require("client_uuid").map_err(bad)?;
     let url = api.url(&["admin", "realms", realm, "clients", id])?;
     let mut representation = api
-        .call(Method::GET, &url, None, "reading the client")
+        .call_with_secret(Method::GET, &url, None, "reading the client")
         .await?;
     let Some(fields) = representation.as_object_mut() else {
         return Err(api.fail(
@@ -39,7 +39,7 @@ pub(super) async fn install(
         "secret".into(),
         Value::String(pending.client_secret.expose_secret().to_owned()),
     );
-    api.call(
+    api.call_with_secret(
         Method::PUT,
         &url,
         Some(&representation),

@@ -43,19 +43,31 @@ pub struct Issued {
     pub registration_access_token: Option<SecretString>,
 }
 
-/// Installs a secret rotor made (setSecret); idempotent.
-pub async fn install(client: &Client, pending: &Client, auth: &Management) -> Result<(), Error> {
+/// Installs a secret rotor made (setSecret); idempotent. `previous` is the
+/// AWSPREVIOUS value: where the provider holds too many secrets to add one
+/// (Okta), only a secret of this one's own versions may make room.
+pub async fn install(
+    client: &Client,
+    pending: &Client,
+    previous: Option<&Client>,
+    auth: &Management,
+) -> Result<(), Error> {
     match client.provider {
         Provider::Keycloak => keycloak::install(client, pending, auth).await,
         Provider::Auth0 => auth0::install(client, pending, auth).await,
-        Provider::Okta => okta::install(client, pending, auth).await,
+        Provider::Okta => okta::install(client, pending, previous, auth).await,
         Provider::Rfc7592 | Provider::Entra => Ok(()),
     }
 }
 
 /// Which of the provider's secrets finishSecret keeps: the current one, and
-/// with `keep_previous` the previous one too.
+/// with `keep_previous` the previous one too. Only the secret's own
+/// credentials are ever retired: those its versions record (a value, a key
+/// id) or that carry its identity ([`entra::display_name`]); an application
+/// may serve several Secrets Manager secrets, each with its own credential.
 struct Keep<'a> {
+    /// The ARN of the secret being rotated.
+    secret: &'a str,
     current: &'a Client,
     previous: Option<&'a Client>,
     keep_previous: bool,
@@ -72,16 +84,19 @@ impl Keep<'_> {
     }
 }
 
-/// After promotion, retires the secrets the provider still holds besides the
-/// current one (`keep_previous` keeps the previous one too, until the next
-/// rotation: a grace period of one rotation interval).
+/// After promotion, retires the secret's own credentials that the provider
+/// still holds besides the current one (`keep_previous` keeps the previous
+/// one too, until the next rotation: a grace period of one rotation
+/// interval). Credentials the secret neither made nor recorded are left alone.
 pub async fn retire(
+    secret: &str,
     current: &Client,
     previous: Option<&Client>,
     auth: &Management,
     keep_previous: bool,
 ) -> Result<(), Error> {
     let keep = Keep {
+        secret,
         current,
         previous,
         keep_previous,

@@ -1,5 +1,7 @@
 //! Okta's client secrets API: rotor makes the secret and adds it next to the
-//! current one (an app holds at most two active); finishSecret retires the old.
+//! current one (an app holds at most two); finishSecret retires the old. Okta
+//! lists each secret's value, which is how rotor tells this secret's own
+//! (the values its versions hold) from the others.
 
 use reqwest::Method;
 use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
@@ -11,49 +13,85 @@ use super::{Keep, Management};
 use crate::client::{Client, Provider};
 
 /// Adds `pending`'s secret to the app, unless it is there already; idempotent.
+/// An app holds at most two: room is made only by deleting a secret of this
+/// one's own previous version, never another's (an app may serve several
+/// Secrets Manager secrets).
 pub(super) async fn install(
     client: &Client,
     pending: &Client,
+    previous: Option<&Client>,
     auth: &Management,
 ) -> Result<(), Error> {
     let api = Api::new(Provider::Okta, auth);
     let url = secrets_url(client, &api)?;
     let secrets = list(&api, &url).await?;
-    let value_of = |s: &Value| s["client_secret"].as_str().map(str::to_owned);
     if secrets
         .iter()
-        .any(|s| value_of(s).as_deref() == Some(pending.client_secret.expose_secret()))
+        .any(|s| holds(s, pending.client_secret.expose_secret()))
     {
         return Ok(());
     }
-    // Okta keeps at most two: make room, never touching the current one.
-    if secrets.len() >= 2 {
+    if secrets.len() >= LIMIT {
         require_current(client, &secrets)?;
-        for stale in secrets
-            .iter()
-            .filter(|s| value_of(s).as_deref() != Some(client.client_secret.expose_secret()))
-        {
+        let current = client.client_secret.expose_secret();
+        let others = secrets.iter().filter(|s| !holds(s, current));
+        let (ours, unknown): (Vec<&Value>, Vec<&Value>) = others
+            .partition(|s| previous.is_some_and(|p| holds(s, p.client_secret.expose_secret())));
+        if secrets.len() - ours.len() >= LIMIT {
+            return Err(full(client, &unknown));
+        }
+        for stale in ours {
             delete(&api, &url, stale).await?;
         }
     }
     let body = json!({"client_secret": pending.client_secret.expose_secret(), "status": "ACTIVE"});
-    api.call(Method::POST, &url, Some(&body), "adding a client secret")
+    api.call_with_secret(Method::POST, &url, Some(&body), "adding a client secret")
         .await?;
     Ok(())
 }
 
-/// Deletes the app's secrets that `keep` does not keep.
+/// Deletes the app's secrets of this secret's previous version, unless `keep`
+/// keeps them; the app's other secrets are not this secret's to delete.
 pub(super) async fn retire(keep: &Keep<'_>, auth: &Management) -> Result<(), Error> {
     let api = Api::new(Provider::Okta, auth);
     let url = secrets_url(keep.current, &api)?;
     let listed = list(&api, &url).await?;
     require_current(keep.current, &listed)?;
+    let Some(previous) = keep.previous else {
+        return Ok(());
+    };
     for secret in &listed {
-        if !keep.keeps(secret["client_secret"].as_str(), None) {
+        let value = secret["client_secret"].as_str();
+        if holds(secret, previous.client_secret.expose_secret()) && !keep.keeps(value, None) {
             delete(&api, &url, secret).await?;
         }
     }
     Ok(())
+}
+
+/// How many client secrets an Okta app holds at most.
+const LIMIT: usize = 2;
+
+/// Whether a listed secret has this value.
+fn holds(listed: &Value, value: &str) -> bool {
+    listed["client_secret"].as_str() == Some(value)
+}
+
+/// The refusal when the app is full and making room would delete secrets
+/// that no version of this secret holds (`unknown`, named by Okta's ids).
+fn full(client: &Client, unknown: &[&Value]) -> Error {
+    let ids: Vec<&str> = unknown
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or("(no id)"))
+        .collect();
+    TargetError::new(
+        Cause::Rejected,
+        format!(
+            "the app holds two client secrets already, Okta's limit: AWSCURRENT's and {} (Okta's id), which no version of this secret holds. Another Secrets Manager secret or a person may use it, so rotor deleted nothing and added nothing. If nothing uses it, deactivate and delete it in Okta, then retry the rotation (the pending version is kept); otherwise give each Secrets Manager secret an app of its own",
+            ids.join(" and ")
+        ),
+    )
+    .at(System::Provider, format!("okta app {}", client.client_id))
 }
 
 fn secrets_url(client: &Client, api: &Api<'_>) -> Result<String, Error> {
@@ -65,7 +103,7 @@ fn secrets_url(client: &Client, api: &Api<'_>) -> Result<String, Error> {
 
 async fn list(api: &Api<'_>, url: &str) -> Result<Vec<Value>, Error> {
     let listed = api
-        .call(Method::GET, url, None, "listing client secrets")
+        .call_with_secret(Method::GET, url, None, "listing client secrets")
         .await?;
     Ok(listed.as_array().cloned().unwrap_or_default())
 }
@@ -73,10 +111,9 @@ async fn list(api: &Api<'_>, url: &str) -> Result<Vec<Value>, Error> {
 /// Refuses to delete anything from a listing that does not show the current
 /// secret: deleting "everything else" would then lock the client out.
 fn require_current(client: &Client, listed: &[Value]) -> Result<(), Error> {
-    let current = client.client_secret.expose_secret();
     if listed
         .iter()
-        .any(|s| s["client_secret"].as_str() == Some(current))
+        .any(|s| holds(s, client.client_secret.expose_secret()))
     {
         return Ok(());
     }
@@ -95,11 +132,11 @@ async fn delete(api: &Api<'_>, secrets: &str, secret: &Value) -> Result<(), Erro
     };
     if secret["status"] == "ACTIVE" {
         let url = endpoint(secrets, &[id, "lifecycle", "deactivate"])?;
-        api.call(Method::POST, &url, None, "deactivating a client secret")
+        api.call_with_secret(Method::POST, &url, None, "deactivating a client secret")
             .await?;
     }
     let url = endpoint(secrets, &[id])?;
-    api.call(Method::DELETE, &url, None, "deleting a client secret")
+    api.call_with_secret(Method::DELETE, &url, None, "deleting a client secret")
         .await?;
     // Okta's id of the secret (`ocs…`), not its value.
     info!(okta_secret_id = id, "retired an Okta client secret");

@@ -7,7 +7,7 @@ use rotor_core::http::display_url;
 use rotor_core::{Cause, Error, ExposeSecret, SecretString, System, TargetError};
 use serde_json::Value;
 
-use super::api::{Api, sort};
+use super::api::{Api, Quote::CodeOnly, sort};
 use super::{Issued, Management};
 use crate::client::{AuthMethod, Client, Provider};
 
@@ -80,7 +80,7 @@ pub async fn issue(
             problem: format!("{what} answered HTTP {status}"),
         });
     }
-    let mut metadata = sort(Provider::Rfc7592, uri, what, status, body)?;
+    let mut metadata = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
     take_token(&metadata, &mut latest);
     let Some(object) = metadata.as_object_mut() else {
         return Err(
@@ -119,7 +119,7 @@ pub async fn issue(
             problem: format!("{what} answered HTTP {status}"),
         });
     }
-    let updated = sort(Provider::Rfc7592, uri, what, status, body)?;
+    let updated = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
     take_token(&updated, &mut latest);
     let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| TargetError::new(Cause::Protocol, "the update answered without a client_secret; this server does not issue new secrets through RFC 7592").at(System::Provider, target()))?;
     if secret == client.client_secret.expose_secret() {
@@ -162,7 +162,7 @@ pub async fn read(client: &Client, token: &SecretString) -> Result<Option<Regist
     if token_refused(status) {
         return Ok(None);
     }
-    let read = sort(Provider::Rfc7592, uri, what, status, body)?;
+    let read = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
     let text = |name: &str| {
         read[name]
             .as_str()

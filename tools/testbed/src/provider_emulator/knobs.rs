@@ -143,6 +143,25 @@ impl ProviderEmulator {
         self.push_failure(method, path, 1, status, false, Some(body));
     }
 
+    /// Makes the next matching request's change, then answers it with
+    /// `status` in the API's error shape, whose message quotes the request's
+    /// body and the answer the change got, as a validation error or a
+    /// careless gateway may: a client secret sent or issued comes back in
+    /// the error text.
+    pub fn echo_next(&self, method: &str, path: &str, status: u16) {
+        self.with_state(|s| {
+            s.failures.push(Failure {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                times: 1,
+                status,
+                after_applying: true,
+                body: None,
+                echo: true,
+            })
+        });
+    }
+
     fn add_failure(&self, method: &str, path: &str, times: u32, status: u16, after: bool) {
         self.push_failure(method, path, times, status, after, None);
     }
@@ -164,6 +183,7 @@ impl ProviderEmulator {
                 status,
                 after_applying,
                 body,
+                echo: false,
             })
         });
     }

@@ -19,7 +19,8 @@
 //! `client_secret_post`. A refused secret is a 401.
 //!
 //! Knobs: fail the next requests to a path with a status, lose a response after
-//! the change was made, answer the next request with a given body, and read
+//! the change was made, answer the next request with a given body or with an
+//! error that quotes the request and the answer (a secret in it), and read
 //! which credentials a client holds (never their values). Plain HTTP on
 //! 127.0.0.1, which rotor allows for loopback only.
 

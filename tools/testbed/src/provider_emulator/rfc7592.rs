@@ -2,8 +2,9 @@
 //! the registration access token on use (RFC 7592 §2.1 and §2.2 allow it):
 //! `GET /connect/register/{client_id}` reads the client (and, in
 //! [`TokenRotation::OnEveryUse`], answers with a new token); `PUT` replaces its
-//! metadata and always issues a new client secret and a new token. The old
-//! secret and the old token stop working at once. A token for another client,
+//! metadata and always issues a new client secret and (unless
+//! [`TokenRotation::Never`]) a new token. The old secret and the old token stop
+//! working at once. A token for another client,
 //! or an unknown client, is a 401 (RFC 7592 §2.1), with RFC 6750's error body.
 //!
 //! Token endpoint: `/connect/token`, `client_secret_basic` or `client_secret_post`.
@@ -20,6 +21,8 @@ pub enum TokenRotation {
     OnUpdate,
     /// On each use: every read (GET) and every update (PUT).
     OnEveryUse,
+    /// Never: the token keeps working, as glewlwyd's does.
+    Never,
 }
 
 /// A client's registration: its token and when the token changes.
@@ -96,7 +99,9 @@ impl State {
                 let secret = random_text(40);
                 app.credentials = vec![Credential::new(app.client_id.clone(), &secret, None)];
                 app.fields = request;
-                registration.token = new_token();
+                if registration.rotation != TokenRotation::Never {
+                    registration.token = new_token();
+                }
             }
             ("PUT", Some(Ok(_))) => {
                 return api.error(400, "invalid_client_metadata", "the body must be an object");

@@ -152,7 +152,19 @@ impl Api {
 
     /// An injected failure, in the API's own shape.
     pub(super) fn failure(self, status: u16) -> Reply {
-        let code = match (self, status) {
+        self.error(
+            status,
+            self.code(status),
+            "failure injected by the provider emulator",
+        )
+    }
+
+    /// The error code of an injected failure.
+    pub(super) fn code(self, status: u16) -> &'static str {
+        match (self, status) {
+            (Api::Okta, 400) => "E0000001",
+            (Api::Graph, 400) => "Request_BadRequest",
+            (_, 400) => "invalid_request",
             (Api::Okta, 401) => "E0000011",
             (Api::Okta, 429) => "E0000047",
             (Api::Okta, _) => "E0000009",
@@ -162,8 +174,7 @@ impl Api {
             (Api::Registration, 401) => "invalid_token",
             (Api::Token(_), _) => "temporarily_unavailable",
             _ => "unavailable",
-        };
-        self.error(status, code, "failure injected by the provider emulator")
+        }
     }
 }
 
@@ -185,9 +196,17 @@ impl State {
             .find(|f| f.times > 0 && f.method == call.method && call.path.contains(&f.path));
         if let Some(failure) = failure {
             failure.times -= 1;
-            let (status, after) = (failure.status, failure.after_applying);
+            let (status, after, echo) = (failure.status, failure.after_applying, failure.echo);
             if let Some(body) = failure.body.clone() {
                 return Reply::json(status, body);
+            }
+            if echo {
+                let answered = self.route(call, api);
+                let request = String::from_utf8_lossy(&call.body);
+                let answer = answered.body.map(|b| b.to_string()).unwrap_or_default();
+                let message =
+                    format!("refused: the request was {request}; the answer was {answer}");
+                return api.error_with(status, api.code(status), &message, &[&message]);
             }
             if after {
                 self.route(call, api);

@@ -61,6 +61,9 @@ pub(super) struct Failure {
     pub(super) after_applying: bool,
     /// The body to answer with instead of the API's error.
     pub(super) body: Option<Value>,
+    /// Make the change, then answer `status` with the API's error, whose
+    /// message quotes the request's body and the answer the change got.
+    pub(super) echo: bool,
 }
 
 pub(super) struct State {

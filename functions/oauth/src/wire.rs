@@ -1,0 +1,89 @@
+//! What every call to a provider shares on the wire: the `Authorization`
+//! header, marked sensitive so that no `Debug` of a request or header map
+//! prints it, and the error code of an answer, the one part of a provider's
+//! error that a step's error may quote when the call carries a secret.
+
+use reqwest::header::HeaderValue;
+use rotor_core::{Cause, TargetError};
+use serde_json::Value;
+
+/// An `Authorization` header value (`Bearer …`, `SSWS …`, `Basic …`), marked
+/// sensitive. A value that is not a valid header (a line break, a control
+/// character) is refused without being shown.
+pub fn authorization(value: &str) -> Result<HeaderValue, TargetError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        TargetError::new(
+            Cause::Rejected,
+            "the credential is not a valid HTTP header value (it holds a line break or another control character); check the secret that holds it",
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// The error code of a provider's error answer, if it has one that looks
+/// like a code: Okta's and Auth0's `errorCode`, OAuth's and Keycloak's
+/// `error`, Graph's `error.code`. Anything longer than 32 characters, or with
+/// characters other than letters, digits and `_.:-`, is not a code (it may be
+/// text that quotes the request) and is left out.
+pub fn error_code(body: &Value) -> Option<&str> {
+    ["errorCode", "error", "code"].iter().find_map(|k| {
+        body[k]
+            .as_str()
+            .or_else(|| body["error"][k].as_str())
+            .filter(|c| is_code(c))
+    })
+}
+
+fn is_code(text: &str) -> bool {
+    (1..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn authorization_headers_are_sensitive() {
+        for value in ["Bearer t0k3n", "SSWS t0k3n", "Basic YTpi"] {
+            let header = authorization(value).unwrap();
+            assert!(header.is_sensitive(), "{value}");
+            assert!(!format!("{header:?}").contains("t0k3n"));
+        }
+        let refused = authorization("Bearer t0k3n\r\nX-Evil: 1").unwrap_err();
+        assert!(!refused.problem.contains("t0k3n"), "{}", refused.problem);
+    }
+
+    #[test]
+    fn only_code_shaped_error_codes_are_quoted() {
+        let cases = [
+            (
+                json!({"errorCode": "E0000001", "errorSummary": "s3cr3t"}),
+                Some("E0000001"),
+            ),
+            (
+                json!({"error": "invalid_client", "error_description": "s3cr3t"}),
+                Some("invalid_client"),
+            ),
+            (
+                json!({"error": {"code": "Request_BadRequest", "message": "s3cr3t"}}),
+                Some("Request_BadRequest"),
+            ),
+            (json!({"error": "HTTP 401 Unauthorized"}), None),
+            (
+                json!({"error": "client_secret 's3cr3t' is not valid"}),
+                None,
+            ),
+            (json!({"errorCode": "a".repeat(33)}), None),
+            (json!("s3cr3t"), None),
+            (Value::Null, None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(error_code(&body), expected, "{body}");
+        }
+    }
+}
