@@ -387,6 +387,167 @@ async fn postgres_a_privileged_original_gets_no_clone() {
     }
 }
 
+/// What `user` may do, as the engine's own client reads it, with no
+/// password or hash in it: PostgreSQL's role attributes, settings and
+/// memberships; MariaDB's accounts and their `SHOW GRANTS`.
+fn privileges(db: &Db, user: &str) -> String {
+    if db.engine() == "postgres" {
+        return db.admin(&format!(
+            "SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolconfig, \
+             array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+                   WHERE m.member = r.oid ORDER BY 1) \
+             FROM pg_roles r WHERE r.rolname = {}",
+            pg_literal(user)
+        ));
+    }
+    let hosts = db.admin(&format!(
+        "SELECT Host FROM mysql.user WHERE User = {} ORDER BY 1",
+        my_literal(user)
+    ));
+    let mut shown = hosts.clone();
+    for host in hosts.lines() {
+        let grants = db.admin(&format!(
+            "SHOW GRANTS FOR {}@{}",
+            my_literal(user),
+            my_literal(host)
+        ));
+        for line in grants.lines() {
+            // MariaDB prints the password hash after IDENTIFIED.
+            shown.push('\n');
+            shown.push_str(line.split(" IDENTIFIED ").next().unwrap_or(line));
+        }
+    }
+    shown
+}
+
+/// Ways to make a privileged account `{name}` with the password `{pw}`:
+/// `(SQL, a word the refusal names)`; the first is the plainest.
+fn privileged_kinds(engine: &str) -> Vec<(&'static str, &'static str)> {
+    match engine {
+        "postgres" => vec![
+            (
+                "CREATE ROLE {name} LOGIN SUPERUSER PASSWORD '{pw}'",
+                "SUPERUSER",
+            ),
+            (
+                "CREATE ROLE {name} LOGIN CREATEROLE PASSWORD '{pw}'",
+                "CREATEROLE",
+            ),
+        ],
+        _ => vec![
+            (
+                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SUPER ON *.* TO '{name}'@'%'",
+                "SUPER",
+            ),
+            (
+                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON shop.* TO '{name}'@'%' WITH GRANT OPTION",
+                "GRANT OPTION",
+            ),
+            (
+                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'",
+                "every global privilege the master has",
+            ),
+        ],
+    }
+}
+
+/// Makes the privileged account `name` as `sql` says; returns its password.
+fn make_privileged(db: &Db, sql: &str, name: &str) -> SecretString {
+    let password = random_password();
+    db.admin(
+        &sql.replace("{name}", name)
+            .replace("{pw}", password.expose_secret()),
+    );
+    password
+}
+
+/// Issue 21, item 2, the gap its fix left: with alternating users the
+/// master checked only the name of the other user of the pair, since it
+/// replaces that user's privileges with the original's. When an account
+/// with that name already exists and is privileged (someone else's
+/// superuser, an account with GRANT OPTION or the master's own global
+/// privileges), the writer of the original's secret had the master strip
+/// it and give it the writer's password. Now it is refused NotManaged
+/// before anything changes: its password and privileges stay as they were.
+/// The same holds the other way round: when AWSCURRENT names `u_clone`,
+/// the user overwritten is `u`.
+async fn a_privileged_account_is_never_the_other_user(engine: &str) {
+    let team = Team::start(engine, "alternating", None).await;
+    for (case, (sql, word)) in privileged_kinds(engine).into_iter().enumerate() {
+        let user = format!("pair{case}");
+        let clone = format!("{user}_clone");
+        let own = random_password();
+        team.db.create_user(&user, &own);
+        let theirs = make_privileged(&team.db, sql, &clone);
+        let before = privileges(&team.db, &clone);
+        let (arn, t) = team.secret(&user, &own).await;
+
+        let outcome = team.rotate(&arn, &t).await;
+
+        let what = format!("{engine} {clone} ({word})");
+        assert!(
+            team.db.logs_in(&clone, &theirs),
+            "{what}: the privileged account's password changed ({outcome:?})"
+        );
+        assert_eq!(
+            privileges(&team.db, &clone),
+            before,
+            "{what}: the privileged account's privileges changed ({outcome:?})"
+        );
+        let (kind, message) = team.refused(outcome, &clone);
+        assert_eq!(kind, "NotRetryable.NotManaged", "{what}: {message}");
+        assert!(
+            message.contains(&format!("{clone:?}"))
+                && message.contains(word)
+                && message.contains(&format!("alternate user of {user:?}"))
+                && message.contains("rotate again"),
+            "{what}: the error names the account, why, and the fix: {message}"
+        );
+        team.nothing_pending_works(&arn, &message, &what).await;
+        assert!(team.db.logs_in(&user, &own), "{what}: the original changed");
+    }
+
+    // The other way round: the writer's own user is `boss_clone`, which
+    // AWSCURRENT names, so the user to overwrite is `boss`, a privileged
+    // account of someone else's.
+    let own = random_password();
+    team.db.create_user("boss_clone", &own);
+    let (sql, word) = privileged_kinds(engine)[0];
+    let theirs = make_privileged(&team.db, sql, "boss");
+    let before = privileges(&team.db, "boss");
+    let (arn, t) = team.secret("boss_clone", &own).await;
+
+    let outcome = team.rotate(&arn, &t).await;
+
+    assert!(
+        team.db.logs_in("boss", &theirs),
+        "{engine} boss: the privileged account's password changed ({outcome:?})"
+    );
+    assert_eq!(
+        privileges(&team.db, "boss"),
+        before,
+        "{engine} boss: the privileged account's privileges changed ({outcome:?})"
+    );
+    let (kind, message) = team.refused(outcome, "boss");
+    assert_eq!(kind, "NotRetryable.NotManaged", "{engine} boss: {message}");
+    assert!(
+        message.contains("\"boss\"") && message.contains(word),
+        "{engine} boss: {message}"
+    );
+    team.nothing_pending_works(&arn, &message, "boss").await;
+    team.master_unchanged("privileged other users").await;
+}
+
+#[tokio::test]
+async fn postgres_a_privileged_account_is_never_the_other_user() {
+    a_privileged_account_is_never_the_other_user("postgres").await;
+}
+
+#[tokio::test]
+async fn mariadb_a_privileged_account_is_never_the_other_user() {
+    a_privileged_account_is_never_the_other_user("mariadb").await;
+}
+
 /// Issue 21, item 2: the master's owner bounds whom it manages with
 /// `rotor:manages` (names, or prefixes ending in `...`). A served secret
 /// naming a user outside it is refused NotManaged, naming the tag; a user

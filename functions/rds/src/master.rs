@@ -42,9 +42,13 @@ pub(crate) enum Act {
     /// Change the password of an existing user that logs in (single user,
     /// or the original user of an alternating pair).
     SetPassword,
-    /// Make the alternate user of the pair: the user is created or brought to
-    /// its original's state, so only its name is checked here (its original
-    /// passes [`Act::SetPassword`]'s checks).
+    /// Make the alternate user (`<original>_clone`) of the pair: the user is
+    /// created, or an existing one brought to its original's state (its
+    /// privileges replaced, its password set). It may be missing or unable
+    /// to log in, but an existing one must not be privileged: the master
+    /// would otherwise strip and hand to the writer an account that is
+    /// surely not a rotation's (its original passes [`Act::SetPassword`]'s
+    /// checks, so a clone the master made never is).
     Alternate,
 }
 
@@ -131,10 +135,10 @@ pub(crate) async fn open<S: SecretStore>(
 impl Master {
     /// Refuses to `act` on `user` unless the master may: never its own
     /// user, only users its owner's `rotor:manages` tag admits, never a
-    /// system account; and, to set a password, only an existing user that
-    /// logs in and is not privileged, as the server reports it (each
-    /// engine's [`crate::postgres::role`] and
-    /// [`crate::mysql::Session::accounts`] say what counts). A refusal is
+    /// system account, never a privileged account, as the server reports
+    /// it (each engine's [`crate::postgres::role`] and
+    /// [`crate::mysql::Session::accounts`] say what counts); and, to set a
+    /// password, only an existing user that logs in. A refusal is
     /// `NotRetryable.NotManaged` and changes nothing.
     pub(crate) async fn admit(&mut self, user: &str, act: Act) -> Result<(), Error> {
         let refuse = |reason: &str| admin::not_managed(&self.secret, &self.arn, user, reason);
@@ -150,9 +154,6 @@ impl Master {
             return Err(refuse(
                 "it is a system account of the database engine or of Amazon RDS, which only they manage",
             ));
-        }
-        if act == Act::Alternate {
-            return Ok(());
         }
         let (exists, can_login, privileged) = match &mut self.session {
             Session::Postgres(client) => match crate::postgres::role(client, user).await {
@@ -171,6 +172,24 @@ impl Master {
                 }
             },
         };
+        if act == Act::Alternate {
+            if privileged.is_empty() {
+                return Ok(());
+            }
+            return Err(refuse(&format!(
+                concat!(
+                    "it exists and is a privileged account ({why}). As the alternate user of ",
+                    "{original:?} the master would replace its privileges with {original:?}'s ",
+                    "and its password with this secret's, and it never does that to a ",
+                    "privileged account. If it is this secret's alternate user, take those ",
+                    "privileges from it (as its owner) and rotate again; if it is someone ",
+                    "else's account, leave it and give this secret an original user whose ",
+                    "alternate name is free"
+                ),
+                why = privileged.join("; "),
+                original = crate::secret::base_username(user),
+            )));
+        }
         if !exists {
             return Err(refuse(
                 "it does not exist on this server; the master changes the password of an existing user and never creates one for a single user: create the user first",

@@ -1,8 +1,9 @@
 //! Alternating users: `u` and `u_clone` take turns. The master, once it has
-//! admitted the original user and the alternate's name ([`Master::admit`]),
-//! brings the user that is not current to exactly the original user's state
-//! on every attempt, and testSecret checks that the clone acts with the
-//! original's access and no more.
+//! admitted both ([`Master::admit`]: the original as a user whose password it
+//! may set, the alternate as a name it manages and, when it exists, no
+//! privileged account), brings the user that is not current to exactly the
+//! original user's state on every attempt, and testSecret checks that the
+//! clone acts with the original's access and no more.
 //!
 //! [`Master::admit`]: crate::master::Master
 
@@ -59,6 +60,9 @@ pub(crate) async fn set_secret<S: SecretStore>(
     // proves something, and whom it would act on, before anything changes.
     let mut master = master::open(ctx, config, current).await?;
     let base = base_username(&current.username);
+    // Whichever of the pair is overwritten passes the privileged-account
+    // checks: the original (pending when AWSCURRENT names the clone) as a
+    // user whose password the master sets, the clone as an alternate.
     let admitted = match master.admit(base, Act::SetPassword).await {
         Ok(()) if pending.username == base => Ok(()),
         Ok(()) => master.admit(&pending.username, Act::Alternate).await,
