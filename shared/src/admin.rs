@@ -21,6 +21,130 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::Error;
+use crate::linked::{self, Deployer, Link, LinkedSecret};
+use crate::store::{SecretDescription, SecretStore};
+
+/// The field of a secret's value that names its admin secret, as AWS's
+/// functions call it.
+pub const ADMIN_FIELD: &str = "masterarn";
+
+/// The deployer's variable that names the admin secret of every secret
+/// without a [`ADMIN_FIELD`] (as AWS's functions call it).
+pub const ADMIN_VAR: &str = "MASTER_SECRET_ARN";
+
+/// Which admin secret a secret uses, and which setting named it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminChoice<'a> {
+    /// [`ADMIN_FIELD`] or [`ADMIN_VAR`], for messages.
+    pub setting: &'static str,
+    /// The admin secret, as the setting names it (an ARN or a name).
+    pub id: &'a str,
+}
+
+/// The admin secret of a secret: its own [`ADMIN_FIELD`] (`named`), else the
+/// deployer's [`ADMIN_VAR`] (`deployer`); `None` when neither names one.
+/// Blank settings name nothing.
+pub fn choose<'a>(named: Option<&'a str>, deployer: Option<&'a str>) -> Option<AdminChoice<'a>> {
+    let blank = |id: &&str| id.trim().is_empty();
+    match (
+        named.filter(|id| !blank(id)),
+        deployer.filter(|id| !blank(id)),
+    ) {
+        (Some(id), _) => Some(AdminChoice {
+            setting: ADMIN_FIELD,
+            id,
+        }),
+        (None, Some(id)) => Some(AdminChoice {
+            setting: ADMIN_VAR,
+            id,
+        }),
+        (None, None) => None,
+    }
+}
+
+/// An admin secret that agreed to serve the secret being rotated (or that
+/// the deployer named), with the limits its owner set.
+pub struct Admin {
+    /// Its ARN, name, tags and AWSCURRENT value.
+    pub secret: LinkedSecret,
+    /// The setting that named it ([`ADMIN_FIELD`] or [`ADMIN_VAR`]).
+    pub setting: &'static str,
+    /// The users its owner lets it manage ([`MANAGES_TAG`]).
+    pub manages: Manages,
+}
+
+impl Admin {
+    /// Refuses `user` unless this admin may act on it: not its own user
+    /// (`admin_user`, from its value), and one its [`MANAGES_TAG`] admits.
+    pub fn require_manages(
+        &self,
+        secret: &str,
+        admin_user: &str,
+        user: &str,
+        names: Names,
+    ) -> Result<(), Error> {
+        require_manages(
+            secret,
+            &self.secret.arn,
+            admin_user,
+            &self.manages,
+            user,
+            names,
+        )
+    }
+
+    /// Refuses a secret whose server (`user`) is not this admin's (`admin`).
+    pub fn require_same_endpoint(
+        &self,
+        secret: &str,
+        admin: &Endpoint,
+        user: &Endpoint,
+    ) -> Result<(), Error> {
+        require_same_endpoint(secret, self.setting, admin, user)
+    }
+}
+
+/// Reads the admin secret of the secret `pointing`: the one its value names
+/// (`named`, its [`ADMIN_FIELD`]), else the deployer's (`deployer`,
+/// [`ADMIN_VAR`]'s value); `None` when neither names one. Whoever writes the
+/// secret writes `named`: the admin secret is read only after it agreed to
+/// serve this secret (its `rotor:serves` tag) or the deployer's variable
+/// names it ([`crate::linked::read`]).
+pub async fn read<S: SecretStore>(
+    store: &S,
+    pointing: &SecretDescription,
+    named: Option<&str>,
+    deployer: Option<&str>,
+) -> Result<Option<Admin>, Error> {
+    let Some(choice) = choose(named, deployer) else {
+        return Ok(None);
+    };
+    let allowed: Vec<String> = deployer
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    let secret = linked::read(
+        store,
+        pointing,
+        Link {
+            setting: choice.setting,
+            target: choice.id,
+            deployer: Deployer {
+                variable: ADMIN_VAR,
+                secrets: &allowed,
+            },
+        },
+    )
+    .await?;
+    let manages = Manages::from_tags(&secret.tags);
+    Ok(Some(Admin {
+        secret,
+        setting: choice.setting,
+        manages,
+    }))
+}
 
 /// The tag on an admin secret that bounds the users it manages,
 /// space-separated: exact user names, or name prefixes written with a final
@@ -29,8 +153,9 @@ use crate::error::Error;
 /// the target's privileged accounts.
 pub const MANAGES_TAG: &str = "rotor:manages";
 
-/// Where a target listens: a host and a port, compared as one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a target listens: a host and a port, compared as one (`==` is
+/// [`Endpoint::is`]).
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     /// A DNS name or an IP address (IPv6 without brackets).
     pub host: String,
@@ -53,6 +178,14 @@ impl Endpoint {
         self.port == other.port && same_host(&self.host, &other.host)
     }
 }
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Endpoint) -> bool {
+        self.is(other)
+    }
+}
+
+impl Eq for Endpoint {}
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -222,6 +355,25 @@ pub fn not_managed(secret: &str, admin_arn: &str, user: &str, reason: &str) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secrets_own_field_comes_before_the_deployers_variable() {
+        assert_eq!(
+            choose(Some("db/master"), Some("other")),
+            Some(AdminChoice {
+                setting: ADMIN_FIELD,
+                id: "db/master"
+            })
+        );
+        assert_eq!(
+            choose(Some("  "), Some("other")),
+            Some(AdminChoice {
+                setting: ADMIN_VAR,
+                id: "other"
+            })
+        );
+        assert_eq!(choose(None, Some("")), None);
+    }
 
     #[test]
     fn endpoints_are_host_and_port() {

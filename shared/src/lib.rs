@@ -9,6 +9,14 @@
 //! others ([`admin`]), password generation ([`password`]), errors ([`error`])
 //! and the Lambda edge ([`lambda`]). It knows no database or identity provider.
 //!
+//! It also owns the target toolkit every function builds on, so that each
+//! function says only what its secret looks like and how it talks to its
+//! target: typed reads of a version ([`value`], through [`StepContext`]),
+//! retries that respect the step's deadline ([`retry`]), the trusted
+//! certificates and TLS configuration (`tls`, feature `tls`), HTTPS with
+//! rotor's rules (`http`, feature `http`), and settings several functions
+//! share ([`settings`]).
+//!
 //! It must never put a secret value in a log line, an error message or Debug
 //! output: values live in [`secrecy::SecretString`] from the moment they are read.
 
@@ -24,12 +32,17 @@ pub mod lambda;
 pub mod linked;
 pub mod password;
 pub mod progress;
+pub mod retry;
 pub mod rotation;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod value;
 
 pub use error::{Cause, Error, System, TargetError};
 pub use event::{RotationEvent, Step};
-pub use rotation::{Driver, Outcome, Rotator, StepContext, StepReport};
+pub use rotation::{Driver, IssuedValues, Outcome, Rotator, StepContext, StepReport};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{SecretStore, aws::AwsStore, memory::MemoryStore};
+pub use value::SecretValue;

@@ -58,3 +58,47 @@ mod tests {
         assert_eq!(EnvSettings::ready(7).get("s").ok(), Some(&7));
     }
 }
+
+/// The variable that says when the previous credential stops working, in
+/// every function whose target holds the old and the new one side by side.
+pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
+
+/// When the previous credential stops working: [`REVOKE_VAR`]'s value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokePrevious {
+    /// `at-finish`: finishSecret retires it once the new one is AWSCURRENT.
+    AtFinish,
+    /// `next-rotation`: it keeps working until the next rotation, the
+    /// overlap consumers that cache the old value need.
+    NextRotation,
+}
+
+/// [`REVOKE_VAR`] holds neither value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{REVOKE_VAR}={0:?}; use next-rotation or at-finish")]
+pub struct UnknownRevoke(pub String);
+
+impl RevokePrevious {
+    /// Reads [`REVOKE_VAR`] from `lookup`; unset or empty is the function's
+    /// documented `default`.
+    ///
+    /// ```
+    /// use rotor_core::settings::RevokePrevious;
+    /// let env = |v: &str| (v == "REVOKE_PREVIOUS").then(|| "at-finish".to_owned());
+    /// let read = RevokePrevious::from_lookup(env, RevokePrevious::NextRotation);
+    /// assert_eq!(read, Ok(RevokePrevious::AtFinish));
+    /// assert!(RevokePrevious::from_lookup(|_| Some("never".into()), RevokePrevious::AtFinish).is_err());
+    /// ```
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        default: RevokePrevious,
+    ) -> Result<RevokePrevious, UnknownRevoke> {
+        match lookup(REVOKE_VAR).as_deref().map(str::trim) {
+            None | Some("") => Ok(default),
+            Some("at-finish") => Ok(RevokePrevious::AtFinish),
+            Some("next-rotation") => Ok(RevokePrevious::NextRotation),
+            Some(other) => Err(UnknownRevoke(other.to_owned())),
+        }
+    }
+}

@@ -295,3 +295,34 @@ mod tests {
         }
     }
 }
+
+/// Whose secret an OAuth client secret rotates: a client at a provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAt {
+    /// The provider.
+    pub provider: Provider,
+    /// The client id.
+    pub client_id: String,
+}
+
+impl fmt::Display for ClientAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {:?} at {}", self.client_id, self.provider)
+    }
+}
+
+impl rotor_core::SecretValue for Client {
+    type Invalid = ClientError;
+    type Target = ClientAt;
+
+    fn parse(value: &SecretString) -> Result<Self, ClientError> {
+        Client::parse(value)
+    }
+
+    fn target(&self) -> ClientAt {
+        ClientAt {
+            provider: self.provider,
+            client_id: self.client_id.clone(),
+        }
+    }
+}

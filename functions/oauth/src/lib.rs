@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
-use rotor_core::settings::EnvSettings;
+use rotor_core::retry::Backoff;
+use rotor_core::settings::{EnvSettings, RevokePrevious, UnknownRevoke};
 use rotor_core::store::VersionSelector;
 use rotor_core::{
-    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, System,
+    Cause, Error, ExposeSecret, IssuedValues, Rotator, SecretStore, SecretString, StepContext,
+    System, TargetError,
 };
 use tracing::warn;
 
@@ -29,9 +31,10 @@ use client::{Client, Provider};
 use providers::rfc7592::IssueError;
 use token::{Grant, client_credentials};
 
-/// `at-finish` (default): retire the old secret once the new one is current;
-/// `next-rotation`: keep it working until the next rotation.
-pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
+/// When the previous client secret stops working (`REVOKE_PREVIOUS`), where
+/// the provider keeps two (Okta, Entra ID): by default once the new one is
+/// current, so a client secret rotated away from stops working at once.
+pub const DEFAULT_REVOKE: RevokePrevious = RevokePrevious::AtFinish;
 
 /// The deployer's comma-separated management secrets (ARNs or names) that any
 /// client secret this function rotates may name in `management_secret_arn`.
@@ -43,8 +46,8 @@ pub const MANAGEMENT_SECRETS_VAR: &str = "MANAGEMENT_SECRET_ARNS";
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `REVOKE_PREVIOUS` has a value that is not a policy.
-    #[error("{REVOKE_VAR}={0:?}; use at-finish or next-rotation")]
-    Revoke(String),
+    #[error(transparent)]
+    Revoke(#[from] UnknownRevoke),
 }
 
 /// Settings read once per process.
@@ -59,11 +62,8 @@ pub struct Config {
 impl Config {
     /// From any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let keep_previous = match lookup(REVOKE_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("at-finish") => false,
-            Some("next-rotation") => true,
-            Some(other) => return Err(ConfigError::Revoke(other.to_owned())),
-        };
+        let keep_previous =
+            RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)? == RevokePrevious::NextRotation;
         let management_secrets = lookup(MANAGEMENT_SECRETS_VAR)
             .unwrap_or_default()
             .split(',')
@@ -288,6 +288,8 @@ fn new_client_secret(secret: &str) -> Result<SecretString, Error> {
 }
 
 impl Rotator for OAuthRotator {
+    type Secret = Client;
+
     async fn create_value<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
@@ -313,7 +315,100 @@ impl Rotator for OAuthRotator {
         }
     }
 
-    /// RFC 7592's update retires the old secret: the issued one must be stored.
+    fn issued_values(&self) -> Option<&impl IssuedValues> {
+        Some(self)
+    }
+
+    async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
+        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
+        if matches!(current.provider, Provider::Rfc7592 | Provider::Entra) {
+            return Ok(()); // createSecret already made the provider hold it
+        }
+        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        // Okta makes room for the new secret only by deleting this secret's own.
+        let previous = ctx.previous().await?;
+        let previous = previous.and_then(|p| Client::parse(&p.value).ok());
+        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
+        providers::install(&current, &pending, previous.as_ref(), &auth).await
+    }
+
+    async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
+        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        let grant = Grant {
+            endpoint: &pending.token_endpoint,
+            client_id: &pending.client_id,
+            secret: &pending.client_secret,
+            method: pending.auth_method,
+            scope: pending.scope.as_deref(),
+            audience: pending.audience.as_deref(),
+        };
+        // Providers can take seconds to accept a new secret everywhere.
+        Backoff::new(config.first_delay, Duration::from_secs(8))
+            .attempts(config.test_attempts)
+            .run(
+                |_| client_credentials(&grant),
+                |error| error.cause == Cause::Auth || error.cause.is_retryable(),
+                |attempt, _, _| {
+                    warn!(secret = %arn, attempt, "the pending client secret did not get a token yet; retrying");
+                },
+            )
+            .await
+            .map(|_token| ())
+            .map_err(|gave_up| {
+                TargetError::new(
+                    gave_up.error.cause,
+                    format!(
+                        "the pending client secret of {} got no token after {} attempts: {}",
+                        pending.client_id, gave_up.attempts, gave_up.error.problem
+                    ),
+                )
+                .at(
+                    System::Provider,
+                    format!(
+                        "token endpoint {}",
+                        rotor_core::http::display_url(&pending.token_endpoint)
+                    ),
+                )
+            })
+    }
+
+    async fn after_finish<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+        let arn = ctx.secret_arn();
+        let config = self.config(arn)?;
+        // The labels have moved: read the new current and the old (now previous) value afresh.
+        let read = |label| ctx.store().get_value(arn, VersionSelector::Label(label));
+        let store_error = |source| Error::Store {
+            secret: arn.to_owned(),
+            operation: "GetSecretValue",
+            source,
+        };
+        let Some(new) = read(AWSCURRENT).await.map_err(store_error)? else {
+            return Ok(());
+        };
+        let current = parse(arn, AWSCURRENT, &new.value)?;
+        if !matches!(current.provider, Provider::Okta | Provider::Entra) {
+            return Ok(());
+        }
+        let old = read(AWSPREVIOUS).await.map_err(store_error)?;
+        let previous = old.and_then(|old| Client::parse(&old.value).ok());
+        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
+        providers::retire(
+            arn,
+            &current,
+            previous.as_ref(),
+            &auth,
+            config.keep_previous,
+        )
+        .await
+    }
+}
+
+/// RFC 7592's update retires the old secret: the issued one must be stored.
+impl IssuedValues for OAuthRotator {
     fn issued_at_target(&self, value: &SecretString) -> bool {
         Client::parse(value).is_ok_and(|client| client.provider == Provider::Rfc7592)
     }
@@ -386,102 +481,5 @@ impl Rotator for OAuthRotator {
                 "The authorization server has retired client {client}'s old secret, so AWSCURRENT's secret is refused until a new one is stored. The registration access token in field registration_access_token of AWSCURRENT (version {version}) still manages the client. Fix the cause above, then retry the rotation with the same version ({retry}): while this function's process is warm it stores the value it keeps; a restarted one asks the server for another secret with that token"
             )
         }
-    }
-
-    async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        if matches!(current.provider, Provider::Rfc7592 | Provider::Entra) {
-            return Ok(()); // createSecret already made the provider hold it
-        }
-        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-        if pending.client_id != current.client_id || pending.provider != current.provider {
-            return Err(Error::InvalidSecretValue {
-                secret: arn.to_owned(),
-                label: ctx.pending_label.to_owned(),
-                problem: "names another client or provider than AWSCURRENT; rotation changes secrets, not clients".into(),
-            });
-        }
-        // Okta makes room for the new secret only by deleting this secret's own.
-        let previous = ctx.previous().await?;
-        let previous = previous.and_then(|p| Client::parse(&p.value).ok());
-        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::install(&current, &pending, previous.as_ref(), &auth).await
-    }
-
-    async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-        let grant = Grant {
-            endpoint: &pending.token_endpoint,
-            client_id: &pending.client_id,
-            secret: &pending.client_secret,
-            method: pending.auth_method,
-            scope: pending.scope.as_deref(),
-            audience: pending.audience.as_deref(),
-        };
-        let mut delay = config.first_delay;
-        let mut attempt = 1;
-        loop {
-            match client_credentials(&grant).await {
-                Ok(_token) => return Ok(()),
-                // Providers can take seconds to accept a new secret everywhere.
-                Err(error)
-                    if (error.cause == Cause::Auth || error.cause.is_retryable())
-                        && attempt < config.test_attempts =>
-                {
-                    warn!(secret = %arn, attempt, "the pending client secret did not get a token yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                    attempt += 1;
-                }
-                Err(error) => {
-                    return Err(Error::Target {
-                        target: format!(
-                            "token endpoint {}",
-                            rotor_core::http::display_url(&pending.token_endpoint)
-                        ),
-                        problem: format!(
-                            "the pending client secret of {} got no token after {attempt} attempts: {}",
-                            pending.client_id, error.problem
-                        ),
-                        system: System::Provider,
-                        cause: error.cause,
-                    });
-                }
-            }
-        }
-    }
-
-    async fn after_finish<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        // The labels have moved: read the new current and the old (now previous) value afresh.
-        let read = |label| ctx.store().get_value(arn, VersionSelector::Label(label));
-        let store_error = |source| Error::Store {
-            secret: arn.to_owned(),
-            operation: "GetSecretValue",
-            source,
-        };
-        let Some(new) = read(AWSCURRENT).await.map_err(store_error)? else {
-            return Ok(());
-        };
-        let current = parse(arn, AWSCURRENT, &new.value)?;
-        if !matches!(current.provider, Provider::Okta | Provider::Entra) {
-            return Ok(());
-        }
-        let old = read(AWSPREVIOUS).await.map_err(store_error)?;
-        let previous = old.and_then(|old| Client::parse(&old.value).ok());
-        let auth = providers::management(ctx, &current, &config.management_secrets).await?;
-        providers::retire(
-            arn,
-            &current,
-            previous.as_ref(),
-            &auth,
-            config.keep_previous,
-        )
-        .await
     }
 }

@@ -9,8 +9,6 @@ use crate::strategy::{Strategy, UnknownStrategy};
 
 /// The environment variable choosing the strategy.
 pub const STRATEGY_VAR: &str = "ROTATION_STRATEGY";
-/// The master secret to use when a secret has no `masterarn`.
-pub const MASTER_SECRET_VAR: &str = "MASTER_SECRET_ARN";
 /// The longest MySQL user name (AWS's MySQL functions default to 16).
 pub const USERNAME_LIMIT_VAR: &str = "USERNAME_CHARACTER_LIMIT";
 
@@ -64,7 +62,7 @@ impl Config {
         };
         Ok(Config {
             strategy,
-            master_secret: lookup(MASTER_SECRET_VAR).filter(|v| !v.trim().is_empty()),
+            master_secret: lookup(rotor_core::admin::ADMIN_VAR).filter(|v| !v.trim().is_empty()),
             mysql_username_limit,
             mysql_policy: policy(Engine::MySql)?,
             postgres_policy: policy(Engine::Postgres)?,

@@ -6,7 +6,7 @@
 use rotor_core::{Error, System};
 
 use crate::secret::Engine;
-use crate::tls::TlsSetupError;
+use rotor_core::tls::TlsSetupError;
 
 /// What kind of failure a connection attempt met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

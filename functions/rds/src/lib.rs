@@ -16,12 +16,14 @@
 //!   whom it may act on;
 //!   [`managed`]: the RDS API, for RDS-managed masters and reader hosts.
 //! - [`session`]: a logged-in session with either engine, and its errors;
-//!   [`connect`]: why a connection failed; [`tls`]: the trusted certificates.
+//!   [`connect`]: why a connection failed (the trusted certificates are
+//!   `rotor_core::tls`'s).
 //! - [`mysql`], [`postgres`]: each engine's statements.
 
 use std::time::Duration;
 
 use rotor_core::labels::AWSCURRENT;
+use rotor_core::retry::Backoff;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 use tracing::warn;
@@ -35,9 +37,8 @@ pub mod postgres;
 pub mod secret;
 mod session;
 pub mod strategy;
-pub mod tls;
 
-pub use config::{Config, ConfigError, MASTER_SECRET_VAR, STRATEGY_VAR, USERNAME_LIMIT_VAR};
+pub use config::{Config, ConfigError, STRATEGY_VAR, USERNAME_LIMIT_VAR};
 pub use strategy::{STRATEGY_TAG, Strategy};
 
 use connect::Cause;
@@ -72,6 +73,8 @@ impl RdsRotator {
 }
 
 impl Rotator for RdsRotator {
+    type Secret = DbSecret;
+
     async fn create_value<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
@@ -100,21 +103,6 @@ impl Rotator for RdsRotator {
         let pending = DbSecret::parse_version(arn, ctx.pending_label, &ctx.pending().await?.value)?;
         let current = DbSecret::parse_version(arn, AWSCURRENT, &ctx.current().await?.value)?;
         let strategy = Strategy::of(ctx, config)?;
-        if (pending.host.as_str(), pending.port, pending.engine)
-            != (current.host.as_str(), current.port, current.engine)
-        {
-            return Err(Error::InvalidSecretValue {
-                secret: arn.to_owned(),
-                label: ctx.pending_label.to_owned(),
-                problem: format!(
-                    "names {} {}, but AWSCURRENT names {} {}; rotation changes credentials, not databases",
-                    pending.engine,
-                    pending.address(),
-                    current.engine,
-                    current.address()
-                ),
-            });
-        }
         match strategy {
             Strategy::Single => single::set_secret(ctx, config, &current, &pending).await,
             Strategy::Alternating => alternating::set_secret(ctx, config, &current, &pending).await,
@@ -134,43 +122,39 @@ impl Rotator for RdsRotator {
             ),
             _ => None,
         };
-        let mut delay = Duration::from_millis(250);
-        for attempt in 1..=attempts {
-            waiting(&pending, "testing the login of", &pending.username);
-            match Session::open(&pending, &pending.username, &pending.password).await {
-                Ok(mut session) => {
-                    let result = session.ping().await;
-                    let result = match (result, &original) {
-                        (Ok(()), Some(original)) => {
-                            alternating::same_access(&mut session, &pending, original).await
-                        }
-                        (result, _) => {
-                            result.map_err(|detail| failed(&pending, "the test query", detail))
-                        }
-                    };
-                    let result = match result {
-                        Ok(()) => same_password_everywhere(&mut session, &pending).await,
-                        other => other,
-                    };
-                    session.close().await;
-                    return result;
-                }
-                // A new password can take a moment to reach every node (Aurora
-                // readers, proxies): retry briefly with backoff before failing.
-                Err(e)
-                    if attempt < attempts
-                        && matches!(
-                            e.cause,
-                            Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
-                        ) =>
-                {
+        // A new password can take a moment to reach every node (Aurora
+        // readers, proxies): the login is retried briefly with backoff.
+        let mut session = Backoff::new(Duration::from_millis(250), Duration::from_secs(4))
+            .attempts(attempts)
+            .run(
+                |_| {
+                    waiting(&pending, "testing the login of", &pending.username);
+                    Session::open(&pending, &pending.username, &pending.password)
+                },
+                |e| {
+                    matches!(
+                        e.cause,
+                        Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
+                    )
+                },
+                |attempt, e, _| {
                     warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => return Err(login_failed(&pending, e)),
+                },
+            )
+            .await
+            .map_err(|gave_up| login_failed(&pending, gave_up.error))?;
+        let result = session.ping().await;
+        let result = match (result, &original) {
+            (Ok(()), Some(original)) => {
+                alternating::same_access(&mut session, &pending, original).await
             }
-        }
-        unreachable!("the loop returns on its last attempt")
+            (result, _) => result.map_err(|detail| failed(&pending, "the test query", detail)),
+        };
+        let result = match result {
+            Ok(()) => same_password_everywhere(&mut session, &pending).await,
+            other => other,
+        };
+        session.close().await;
+        result
     }
 }

@@ -12,12 +12,12 @@
 //! tag, the server's system accounts or privileged accounts
 //! ([`Master::admit`]).
 
-use rotor_core::admin::{self, Endpoint, Manages, Names};
+use rotor_core::admin::{self, ADMIN_FIELD, ADMIN_VAR, Endpoint, Manages, Names};
 use rotor_core::labels::AWSCURRENT;
-use rotor_core::linked::{self, Deployer, Link, LinkedSecret};
+use rotor_core::linked::LinkedSecret;
 use rotor_core::{Error, SecretStore, StepContext, System, TargetError};
 
-use crate::config::{Config, MASTER_SECRET_VAR};
+use crate::config::Config;
 use crate::managed;
 use crate::secret::{self, DbSecret};
 use crate::session::{Change, Session, failed, login, refused};
@@ -82,37 +82,23 @@ pub(crate) async fn open<S: SecretStore>(
     current: &DbSecret,
 ) -> Result<Master, Error> {
     let arn = ctx.secret_arn();
-    let (setting, target) = match (&current.masterarn, config.master_secret()) {
-        (Some(named), _) => ("masterarn", named.as_str()),
-        (None, Some(deployer)) => (MASTER_SECRET_VAR, deployer),
-        (None, None) => {
-            return Err(Error::InvalidSecretValue {
-                secret: arn.to_owned(),
-                label: AWSCURRENT.into(),
-                problem: format!(
-                    "has no masterarn field; alternating users need a master secret: add masterarn, or set {MASTER_SECRET_VAR}"
-                ),
-            });
-        }
-    };
-    let allowed: Vec<String> = config
-        .master_secret()
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    let linked = linked::read(
+    let Some(master) = admin::read(
         ctx.store(),
         ctx.secret,
-        Link {
-            setting,
-            target,
-            deployer: Deployer {
-                variable: MASTER_SECRET_VAR,
-                secrets: &allowed,
-            },
-        },
+        current.masterarn.as_deref(),
+        config.master_secret(),
     )
-    .await?;
+    .await?
+    else {
+        return Err(Error::InvalidSecretValue {
+            secret: arn.to_owned(),
+            label: AWSCURRENT.into(),
+            problem: format!(
+                "has no {ADMIN_FIELD} field; this needs a master secret: add {ADMIN_FIELD}, or set {ADMIN_VAR}"
+            ),
+        });
+    };
+    let (setting, manages, linked) = (master.setting, master.manages, master.secret);
     let admin = admin_secret(arn, setting, current, &linked).await?;
     let Some(session) = login(&admin).await? else {
         return Err(refused(
@@ -126,7 +112,7 @@ pub(crate) async fn open<S: SecretStore>(
     Ok(Master {
         session,
         admin,
-        manages: Manages::from_tags(&linked.tags),
+        manages,
         arn: linked.arn,
         secret: arn.to_owned(),
     })

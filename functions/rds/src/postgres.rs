@@ -17,7 +17,7 @@ use rotor_core::TargetError;
 
 use crate::connect::{ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
-use crate::tls::{self, TlsSetupError};
+use rotor_core::tls::{self, TlsSetupError};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -244,6 +244,11 @@ impl DbSecret {
         })
     }
 
+    /// Where the credential works: engine and server.
+    pub fn endpoint(&self) -> rotor_core::admin::Endpoint {
+        rotor_core::admin::Endpoint::new(&self.host, self.port)
+    }
+
     /// The database to connect to: `dbname`, or PostgreSQL's `postgres`.
     pub fn database(&self) -> Option<&str> {
         match (&self.dbname, self.engine) {
@@ -474,5 +479,38 @@ mod tests {
         assert_eq!(base_username("x_clone"), "x");
         // Found by reading the fuzz target: an empty original user is refused.
         assert!(alternate_username("_clone", 16, Engine::MySql).is_err());
+    }
+}
+
+/// Where an RDS secret's credentials work: the engine and the server. The
+/// user is not part of it (alternating users change it); single-user
+/// rotation checks that itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Database {
+    /// MySQL and MariaDB are one family; PostgreSQL another.
+    pub engine: Engine,
+    /// Host and port.
+    pub endpoint: rotor_core::admin::Endpoint,
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.engine, self.endpoint)
+    }
+}
+
+impl rotor_core::SecretValue for DbSecret {
+    type Invalid = SecretError;
+    type Target = Database;
+
+    fn parse(value: &SecretString) -> Result<Self, SecretError> {
+        DbSecret::parse(value)
+    }
+
+    fn target(&self) -> Database {
+        Database {
+            engine: self.engine,
+            endpoint: self.endpoint(),
+        }
     }
 }

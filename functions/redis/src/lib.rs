@@ -11,7 +11,7 @@
 
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::password::{PasswordPolicy, PolicyError};
-use rotor_core::settings::EnvSettings;
+use rotor_core::settings::{EnvSettings, RevokePrevious, UnknownRevoke};
 use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 
@@ -24,18 +24,16 @@ pub mod self_managed;
 use managed::{ManagedSettings, SettingsError};
 use secret::RedisSecret;
 
-/// The admin secret to use when a secret has no `masterarn`.
-pub const MASTER_SECRET_VAR: &str = "MASTER_SECRET_ARN";
-/// When the previous password stops working: `next-rotation` (the default:
-/// finishSecret keeps it) or `at-finish`, oauth-rotation's vocabulary.
-pub const REVOKE_VAR: &str = "REVOKE_PREVIOUS";
+/// When the previous password stops working (`REVOKE_PREVIOUS`): by default
+/// at the next rotation, so clients that still hold it keep logging in.
+pub const DEFAULT_REVOKE: RevokePrevious = RevokePrevious::NextRotation;
 
 /// A variable the function cannot use; names it and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `REVOKE_PREVIOUS` is neither word.
-    #[error("{REVOKE_VAR}={0:?}; use next-rotation (the default) or at-finish")]
-    Revoke(String),
+    #[error(transparent)]
+    Revoke(#[from] UnknownRevoke),
     /// The password policy variables.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -56,13 +54,10 @@ pub struct Config {
 impl Config {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let revoke_at_finish = match lookup(REVOKE_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("next-rotation") => false,
-            Some("at-finish") => true,
-            Some(other) => return Err(ConfigError::Revoke(other.to_owned())),
-        };
+        let revoke_at_finish =
+            RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)? == RevokePrevious::AtFinish;
         Ok(Config {
-            master_secret: lookup(MASTER_SECRET_VAR).filter(|v| !v.trim().is_empty()),
+            master_secret: lookup(rotor_core::admin::ADMIN_VAR).filter(|v| !v.trim().is_empty()),
             revoke_at_finish,
             policy: PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup)?,
             managed: ManagedSettings::from_lookup(&lookup)?,
@@ -88,6 +83,8 @@ impl RedisRotator {
 }
 
 impl Rotator for RedisRotator {
+    type Secret = secret::UserSecret;
+
     async fn create_value<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,

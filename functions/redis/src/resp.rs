@@ -15,14 +15,10 @@
 //! the peer claims; a claimed length is checked before anything is
 //! allocated for it. Over a limit is a `Protocol` error naming it.
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rotor_core::{Cause, TargetError};
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use zeroize::Zeroize;
@@ -45,9 +41,6 @@ const MAX_LINE: usize = 64 * 1024;
 const MAX_ELEMENTS: usize = 16 * 1024;
 /// The deepest nesting of arrays (ACL GETUSER's selectors are two deep).
 const MAX_DEPTH: usize = 8;
-
-/// The variable naming an extra CA bundle (PEM).
-pub const CA_FILE_VAR: &str = "SSL_CERT_FILE";
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -106,7 +99,7 @@ impl Connection {
         let io: Box<dyn Io> = match transport {
             Transport::Plaintext => Box::new(tcp),
             Transport::VerifiedTls => {
-                let config = client_config()?;
+                let config = rotor_core::tls::client_config()?;
                 let name = ServerName::try_from(host.to_owned()).map_err(|_| {
                     TargetError::new(
                         Cause::Tls,
@@ -323,58 +316,6 @@ fn read_reply<'a, R: AsyncBufReadExt + Unpin + Send>(
             _ => Err(ReadError::Protocol("an unknown reply type".into())),
         }
     })
-}
-
-/// Where Linux distributions keep their CA bundle; the first that exists is used.
-const SYSTEM_BUNDLES: [&str; 5] = [
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-fn bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, rustls_pki_types::pem::Error> {
-    CertificateDer::pem_file_iter(path)?.collect()
-}
-
-fn no_tls(problem: String) -> TargetError {
-    TargetError::new(Cause::Tls, problem)
-}
-
-/// The TLS client configuration: the system's CAs plus `SSL_CERT_FILE`'s,
-/// built on the first TLS connection, never on the cold path.
-pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TargetError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, TargetError>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut certs = Vec::new();
-            if let Some(system) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
-                certs.extend(bundle(system).unwrap_or_default());
-            }
-            if let Some(extra) = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()) {
-                let path = Path::new(&extra);
-                let found = bundle(path).map_err(|e| no_tls(format!("{CA_FILE_VAR}={} could not be read as a PEM bundle: {e}; point it at the server's CA bundle", path.display())))?;
-                if found.is_empty() {
-                    return Err(no_tls(format!("{CA_FILE_VAR}={} holds no certificate; point it at the server's CA bundle", path.display())));
-                }
-                certs.extend(found);
-            }
-            if certs.is_empty() {
-                return Err(no_tls(format!("no CA certificates found; set {CA_FILE_VAR} to the server's CA bundle")));
-            }
-            let mut roots = RootCertStore::empty();
-            let _ = roots.add_parsable_certificates(certs);
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| no_tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
 }
 
 #[cfg(test)]

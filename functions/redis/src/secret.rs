@@ -276,3 +276,80 @@ mod tests {
         }
     }
 }
+
+/// A redis-rotation secret: a self-managed server's user, or an ElastiCache
+/// or MemoryDB user (`user_arn`), told apart by
+/// [`crate::managed::secret::is_managed`].
+pub enum UserSecret {
+    /// A user of a server the function speaks RESP to.
+    SelfManaged(RedisSecret),
+    /// A user the service's API manages.
+    Managed(crate::managed::secret::ManagedSecret),
+}
+
+/// Whose password a redis-rotation secret rotates, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum User {
+    /// An ACL user of one server, reached one way.
+    SelfManaged {
+        /// The user name.
+        username: String,
+        /// Host and port.
+        endpoint: rotor_core::admin::Endpoint,
+        /// TLS or plaintext.
+        transport: Transport,
+    },
+    /// An ElastiCache or MemoryDB user.
+    Managed {
+        /// Its ARN, as text.
+        user_arn: String,
+        /// Its user name.
+        username: String,
+    },
+}
+
+impl std::fmt::Display for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            User::SelfManaged {
+                username,
+                endpoint,
+                transport,
+            } => {
+                let how = match transport {
+                    Transport::VerifiedTls => "over TLS",
+                    Transport::Plaintext => "in plaintext",
+                };
+                write!(f, "user {username:?} at {endpoint} {how}")
+            }
+            User::Managed { user_arn, username } => write!(f, "user {username:?} ({user_arn})"),
+        }
+    }
+}
+
+impl rotor_core::SecretValue for UserSecret {
+    type Invalid = Invalid;
+    type Target = User;
+
+    fn parse(value: &SecretString) -> Result<Self, Invalid> {
+        if crate::managed::secret::is_managed(value) {
+            crate::managed::secret::ManagedSecret::parse(value).map(UserSecret::Managed)
+        } else {
+            RedisSecret::parse(value).map(UserSecret::SelfManaged)
+        }
+    }
+
+    fn target(&self) -> User {
+        match self {
+            UserSecret::SelfManaged(s) => User::SelfManaged {
+                username: s.username.clone(),
+                endpoint: rotor_core::admin::Endpoint::new(&s.host, s.port),
+                transport: s.transport,
+            },
+            UserSecret::Managed(m) => User::Managed {
+                user_arn: m.user_arn.to_string(),
+                username: m.username.clone(),
+            },
+        }
+    }
+}

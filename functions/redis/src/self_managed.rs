@@ -22,9 +22,8 @@
 
 use std::collections::BTreeSet;
 
-use rotor_core::admin::{self, Manages, Names};
+use rotor_core::admin::{self, Names};
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
-use rotor_core::linked::{self, Deployer, Link};
 use rotor_core::store::VersionSelector;
 use rotor_core::{
     Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System, TargetError,
@@ -32,10 +31,10 @@ use rotor_core::{
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use crate::Config;
 use crate::acl::{login, password_hashes, persist, rejected_cause, set_user};
 use crate::resp::{Connection, Reply};
 use crate::secret::RedisSecret;
-use crate::{Config, MASTER_SECRET_VAR};
 
 fn parse(secret: &str, label: &str, value: &SecretString) -> Result<RedisSecret, Error> {
     RedisSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
@@ -75,12 +74,14 @@ async fn manager<S: SecretStore>(
     own: &[&SecretString],
 ) -> Result<Connection, Error> {
     let arn = ctx.secret_arn();
-    let named = match (&user.masterarn, &config.master_secret) {
-        (Some(named), _) => Some(("masterarn", named.as_str())),
-        (None, Some(deployer)) => Some((MASTER_SECRET_VAR, deployer.as_str())),
-        (None, None) => None,
-    };
-    let Some((setting, target_id)) = named else {
+    let admin = admin::read(
+        ctx.store(),
+        ctx.secret,
+        user.masterarn.as_deref(),
+        config.master_secret.as_deref(),
+    )
+    .await?;
+    let Some(admin) = admin else {
         for password in own {
             if let Some(conn) = login(&user.endpoint(), &user.username, password)
                 .await
@@ -100,30 +101,10 @@ async fn manager<S: SecretStore>(
             ),
         ));
     };
-    let allowed: Vec<String> = config.master_secret.iter().cloned().collect();
-    let linked = linked::read(
-        ctx.store(),
-        ctx.secret,
-        Link {
-            setting,
-            target: target_id,
-            deployer: Deployer {
-                variable: MASTER_SECRET_VAR,
-                secrets: &allowed,
-            },
-        },
-    )
-    .await?;
+    let linked = &admin.secret;
     let master = parse(&linked.arn, AWSCURRENT, &linked.value)?;
-    admin::require_same_endpoint(arn, setting, &master.server(), &user.server())?;
-    admin::require_manages(
-        arn,
-        &linked.arn,
-        &master.username,
-        &Manages::from_tags(&linked.tags),
-        &user.username,
-        Names::CaseSensitive,
-    )?;
+    admin.require_same_endpoint(arn, &master.server(), &user.server())?;
+    admin.require_manages(arn, &master.username, &user.username, Names::CaseSensitive)?;
     // The admin logs in on its own secret's port and transport: whoever
     // writes the user's secret cannot send the admin password in plaintext.
     match login(&master.endpoint(), &master.username, &master.password)
@@ -165,29 +146,6 @@ pub(crate) async fn set<S: SecretStore>(
     let arn = ctx.secret_arn();
     let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
     let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-    if (
-        pending.host.as_str(),
-        pending.port,
-        pending.username.as_str(),
-        pending.transport,
-    ) != (
-        current.host.as_str(),
-        current.port,
-        current.username.as_str(),
-        current.transport,
-    ) {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: ctx.pending_label.to_owned(),
-            problem: format!(
-                "names user {:?} at {}, but AWSCURRENT names user {:?} at {}; rotation changes a password, not the user, server or transport",
-                pending.username,
-                pending.address(),
-                current.username,
-                current.address()
-            ),
-        });
-    }
     let previous = match ctx.previous().await? {
         Some(p) => same_user(&p.value, &current),
         None => None,

@@ -7,7 +7,9 @@ use tokio::sync::OnceCell;
 use crate::error::Error;
 use crate::event::RotationEvent;
 use crate::labels::{AWSCURRENT, AWSPREVIOUS};
+use crate::password::PasswordPolicy;
 use crate::store::{SecretDescription, SecretStore, StoreError, StoredValue, VersionSelector};
+use crate::value::{self, SecretValue};
 
 /// What a step sees: the event, the secret's description, and the values it
 /// needs, each read from the store at most once and only when asked for.
@@ -131,6 +133,64 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
                     .await
             }
         }
+    }
+
+    /// The AWSCURRENT value as the function's type, or
+    /// [`Error::InvalidSecretValue`] naming AWSCURRENT.
+    pub async fn current_as<T: SecretValue>(&self) -> Result<T, Error> {
+        value::parse_version(&self.secret.arn, AWSCURRENT, &self.current().await?.value)
+    }
+
+    /// The pending value as the function's type, or
+    /// [`Error::InvalidSecretValue`] naming the pending label.
+    pub async fn pending_as<T: SecretValue>(&self) -> Result<T, Error> {
+        value::parse_version(
+            &self.secret.arn,
+            self.pending_label,
+            &self.pending().await?.value,
+        )
+    }
+
+    /// The AWSPREVIOUS value as the function's type: `None` when the secret
+    /// has none, [`Error::InvalidSecretValue`] when it has one that does not
+    /// parse. A caller that can do without it decides so in words of its
+    /// own; none may treat a broken previous value as no previous value
+    /// without saying so (it may hold a credential that still works).
+    pub async fn previous_as<T: SecretValue>(&self) -> Result<Option<T>, Error> {
+        match self.previous().await? {
+            None => Ok(None),
+            Some(stored) => {
+                value::parse_version(&self.secret.arn, AWSPREVIOUS, &stored.value).map(Some)
+            }
+        }
+    }
+
+    /// The version that carries `label` now, read from the store: after
+    /// finishSecret moved the labels, the context's own reads (made from the
+    /// step's start) name the versions as they were.
+    pub async fn read_label(&self, label: &str) -> Result<Option<StoredValue>, Error> {
+        let read = self.read(VersionSelector::Label(label)).await?;
+        if let Some(stored) = &read {
+            self.cache.put(&self.secret.arn, stored);
+        }
+        Ok(read)
+    }
+
+    /// [`StepContext::read_label`], parsed as the function's type.
+    pub async fn read_label_as<T: SecretValue>(&self, label: &str) -> Result<Option<T>, Error> {
+        match self.read_label(label).await? {
+            None => Ok(None),
+            Some(stored) => value::parse_version(&self.secret.arn, label, &stored.value).map(Some),
+        }
+    }
+
+    /// A new password under `policy`, or [`Error::PasswordPolicy`] naming
+    /// the secret when the policy cannot make one.
+    pub fn generate_password(&self, policy: &PasswordPolicy) -> Result<SecretString, Error> {
+        policy.generate().map_err(|source| Error::PasswordPolicy {
+            secret: self.secret.arn.clone(),
+            source,
+        })
     }
 
     pub(super) async fn read_pending(&self) -> Result<Option<StoredValue>, Error> {

@@ -16,7 +16,9 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::event::{RotationEvent, Step};
 use crate::labels::{AWSPENDING, Precheck, Refusal};
+use crate::retry::Backoff;
 use crate::store::{NewVersion, SecretStore, StoreError, StoredValue};
+use crate::value::SecretValue;
 
 /// How many values createSecret draws before giving up on one that differs from
 /// the current and previous values (only a tiny password space ever needs two).
@@ -34,8 +36,52 @@ const REPORT_MARGIN: Duration = Duration::from_millis(500);
 /// How long that write is retried when the step has no deadline (a CLI run).
 const RETRY_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// What a rotation function does at its target.
+/// What a rotation function does at its target: the four things every
+/// function must say, and nothing else. Everything that keeps a working
+/// credential in the secret (never regenerating a stored value, refusing a
+/// pending value made from an older current one or naming another target,
+/// moving labels) is the driver's.
+///
+/// ```
+/// use rotor_core::value::{Anywhere, SecretValue};
+/// use rotor_core::{Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext};
+///
+/// /// A token that its consumers check against the secret itself.
+/// struct Token(SecretString);
+///
+/// impl SecretValue for Token {
+///     type Invalid = &'static str;
+///     type Target = Anywhere;
+///     fn parse(value: &SecretString) -> Result<Self, Self::Invalid> {
+///         Ok(Token(SecretString::from(value.expose_secret())))
+///     }
+///     fn target(&self) -> Anywhere {
+///         Anywhere
+///     }
+/// }
+///
+/// struct Tokens;
+///
+/// impl Rotator for Tokens {
+///     type Secret = Token;
+///
+///     async fn create_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<SecretString, Error> {
+///         ctx.generate_password(&Default::default())
+///     }
+///     async fn set_value<S: SecretStore>(&self, _ctx: &StepContext<'_, S>) -> Result<(), Error> {
+///         Ok(()) // nothing to tell: consumers read the secret
+///     }
+///     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
+///         ctx.pending_as::<Token>().await.map(|_| ())
+///     }
+/// }
+/// ```
 pub trait Rotator: Send + Sync {
+    /// What the function's secret looks like. Before setSecret the driver
+    /// parses the current and the pending value as this type and refuses a
+    /// pending value whose [`SecretValue::target`] differs.
+    type Secret: SecretValue;
+
     /// Makes the new value (createSecret). The driver stores it as pending and
     /// checks that it differs from the current and previous values.
     fn create_value<S: SecretStore>(
@@ -55,18 +101,39 @@ pub trait Rotator: Send + Sync {
         ctx: &StepContext<'_, S>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Whether `value`, just returned by [`Rotator::create_value`], exists only
-    /// at the target until it is stored: the target made it and retired the old
-    /// one (RFC 7592's update), so making another is no way to recover from a
-    /// failed write. For such a value createSecret retries PutSecretValue until
-    /// the step's deadline, keeps the value in this process (by secret and
-    /// version) so that a retry of the step stores it rather than asking the
-    /// target for another, and if it still cannot be stored fails with
-    /// [`Error::ValueNotStored`] and [`Rotator::recovery`]'s instructions.
-    /// No by default: a value rotor made itself is simply made again.
-    fn issued_at_target(&self, _value: &SecretString) -> bool {
-        false
+    /// Runs after finishSecret promoted the value (for example to revoke the old
+    /// one where the target keeps several). The labels have moved by then:
+    /// AWSCURRENT is the new value and AWSPREVIOUS the old one, so read them
+    /// afresh ([`StepContext::read_label`]), not through the context's
+    /// cached reads. Runs on every finishSecret, replays included, so it must
+    /// be idempotent. Does nothing by default.
+    fn after_finish<S: SecretStore>(
+        &self,
+        _ctx: &StepContext<'_, S>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
     }
+
+    /// A capability few targets need: values the target issues itself and
+    /// retires the old one for ([`IssuedValues`]). `None` by default.
+    fn issued_values(&self) -> Option<&impl IssuedValues> {
+        None::<&NoIssuedValues>
+    }
+}
+
+/// For a target that issues the new value itself and retires the old one in
+/// the same act (RFC 7592's client update): a value that exists only at the
+/// target until it is stored, so making another is no way to recover from a
+/// failed write. A [`Rotator`] opts in through [`Rotator::issued_values`].
+pub trait IssuedValues: Send + Sync {
+    /// Whether `value`, just returned by [`Rotator::create_value`], was
+    /// issued at the target. For such a value createSecret retries
+    /// PutSecretValue until the step's deadline, keeps the value in this
+    /// process (by secret and version) so that a retry of the step stores it
+    /// rather than asking the target for another, and if it still cannot be
+    /// stored fails with [`Error::ValueNotStored`] and
+    /// [`IssuedValues::recovery`]'s instructions.
+    fn issued_at_target(&self, value: &SecretString) -> bool;
 
     /// Before a retry stores a value kept from an earlier attempt that could not
     /// store it: the value to store (the same, or updated with what the target
@@ -83,15 +150,14 @@ pub trait Rotator: Send + Sync {
         async move { Ok(Some(kept)) }
     }
 
-    /// A value this run had the target issue ([`Rotator::issued_at_target`])
-    /// could not be stored because another run of createSecret for the same
-    /// version stored a different one first. Both asked the target, and where
-    /// the target retires the old value on issue, the later ask retired the
-    /// earlier one's value, whichever was stored. Whether the target holds
-    /// `ours`: the value to store (updated with what the target changed
-    /// since, such as a replaced registration access token), or `None` when
-    /// it holds another or cannot tell, and the stored value stands. `None`
-    /// by default.
+    /// A value this run had the target issue could not be stored because
+    /// another run of createSecret for the same version stored a different
+    /// one first. Both asked the target, and where the target retires the old
+    /// value on issue, the later ask retired the earlier one's value,
+    /// whichever was stored. Whether the target holds `ours`: the value to
+    /// store (updated with what the target changed since, such as a replaced
+    /// registration access token), or `None` when it holds another or cannot
+    /// tell, and the stored value stands. `None` by default.
     fn held_at_target<S: SecretStore>(
         &self,
         _ctx: &StepContext<'_, S>,
@@ -100,34 +166,32 @@ pub trait Rotator: Send + Sync {
         async { Ok(None) }
     }
 
-    /// For a value [`Rotator::issued_at_target`] that could not be stored: what
-    /// the operator runs to recover, and where the credential that still
-    /// manages the target is (named, never shown).
+    /// For an issued value that could not be stored: what the operator runs
+    /// to recover, and where the credential that still manages the target is
+    /// (named, never shown).
     fn recovery<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
         _value: &SecretString,
     ) -> impl Future<Output = String> + Send {
         let secret = ctx.secret_arn().to_owned();
-        let token = ctx.event.token.clone();
+        let version = ctx.event.token.clone();
         async move {
             format!(
-                "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation (aws secretsmanager rotate-secret --secret-id {secret}: while version {token} is pending, Secrets Manager reattempts it) to store it"
+                "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation (aws secretsmanager rotate-secret --secret-id {secret}: while version {version} is pending, Secrets Manager reattempts it) to store it"
             )
         }
     }
+}
 
-    /// Runs after finishSecret promoted the value (for example to revoke the old
-    /// one where the target keeps several). The labels have moved by then:
-    /// AWSCURRENT is the new value and AWSPREVIOUS the old one, so read them
-    /// afresh through `ctx.store()`, not through the context's cached reads.
-    /// Runs on every finishSecret, replays included, so it must be idempotent.
-    /// Does nothing by default.
-    fn after_finish<S: SecretStore>(
-        &self,
-        _ctx: &StepContext<'_, S>,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async { Ok(()) }
+/// The [`IssuedValues`] of a rotator that makes its values itself: none is
+/// issued at the target.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoIssuedValues;
+
+impl IssuedValues for NoIssuedValues {
+    fn issued_at_target(&self, _value: &SecretString) -> bool {
+        false
     }
 }
 
@@ -229,6 +293,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             (Step::CreateSecret, Precheck::Pending) => self.create(&ctx).await?,
             (Step::SetSecret, Precheck::Pending) => {
                 not_overtaken(&ctx).await?;
+                same_target::<S, R::Secret>(&ctx).await?;
                 self.rotator.set_value(&ctx).await?;
                 Outcome::Done
             }
@@ -262,7 +327,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             return Ok(Outcome::PendingKept);
         }
         let kept = match self.issued.get(arn, token) {
-            Some(kept) => self.rotator.refresh_issued(ctx, &kept.value).await?,
+            Some(kept) => self.refresh_issued(ctx, &kept.value).await?,
             None => None,
         };
         let value = match kept {
@@ -278,7 +343,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 self.new_value(ctx, current).await?
             }
         };
-        let issued = self.issued.get(arn, token).is_some() || self.rotator.issued_at_target(&value);
+        let issued = self.issued.get(arn, token).is_some() || self.issued_at_target(&value);
         let put = if issued {
             self.put_until_deadline(ctx, token, &value).await
         } else {
@@ -325,7 +390,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         source: StoreError,
     ) -> Error {
         let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
-        let recovery = self.rotator.recovery(ctx, &value).await;
+        let recovery = self.recovery(ctx, &value).await;
         let kept = StoredValue {
             version_id: token.clone(),
             value,
@@ -353,7 +418,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         ours: SecretString,
     ) -> Result<Outcome, Error> {
         let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
-        let Some(held) = self.rotator.held_at_target(ctx, &ours).await? else {
+        let Some(held) = self.held_at_target(ctx, &ours).await? else {
             self.issued.remove(arn, token);
             warn!(secret = %arn, version = %token, "a concurrent createSecret stored another value first, and the target does not hold this run's; keeping the stored one");
             return Ok(Outcome::PendingKept);
@@ -387,6 +452,42 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 })
             }
             Err(source) => Err(self.keep_issued(ctx, held, source).await),
+        }
+    }
+
+    /// Whether the rotator's target issued `value` ([`IssuedValues`]).
+    fn issued_at_target(&self, value: &SecretString) -> bool {
+        self.rotator
+            .issued_values()
+            .is_some_and(|issued| issued.issued_at_target(value))
+    }
+
+    async fn refresh_issued(
+        &self,
+        ctx: &StepContext<'_, S>,
+        kept: &SecretString,
+    ) -> Result<Option<SecretString>, Error> {
+        match self.rotator.issued_values() {
+            Some(issued) => issued.refresh_issued(ctx, kept).await,
+            None => NoIssuedValues.refresh_issued(ctx, kept).await,
+        }
+    }
+
+    async fn held_at_target(
+        &self,
+        ctx: &StepContext<'_, S>,
+        ours: &SecretString,
+    ) -> Result<Option<SecretString>, Error> {
+        match self.rotator.issued_values() {
+            Some(issued) => issued.held_at_target(ctx, ours).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn recovery(&self, ctx: &StepContext<'_, S>, value: &SecretString) -> String {
+        match self.rotator.issued_values() {
+            Some(issued) => issued.recovery(ctx, value).await,
+            None => NoIssuedValues.recovery(ctx, value).await,
         }
     }
 
@@ -441,7 +542,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
     async fn put_until_deadline(
         &self,
         ctx: &StepContext<'_, S>,
-        token: &str,
+        version: &str,
         value: &SecretString,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
@@ -452,28 +553,26 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             }
             None => started + RETRY_WITHOUT_DEADLINE,
         };
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            let left = give_up.saturating_duration_since(Instant::now());
-            let result = match tokio::time::timeout(left, self.put_pending(ctx, token, value)).await
-            {
-                Ok(result) => result,
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "PutSecretValue did not answer within the step's time ({attempt} attempts)"
-                ))),
-            };
-            match result {
-                Err(error) if error.is_retryable() && Instant::now() + delay < give_up => {
-                    warn!(secret = %ctx.secret.arn, version = %token, attempt, error = %error,
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(2))
+            .until(give_up)
+            .run(
+                |attempt| async move {
+                    let left = give_up.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, self.put_pending(ctx, version, value)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(StoreError::Unavailable(format!(
+                            "PutSecretValue did not answer within the step's time ({attempt} attempts)"
+                        ))),
+                    }
+                },
+                StoreError::is_retryable,
+                |attempt, error, _| {
+                    warn!(secret = %ctx.secret.arn, version = %version, attempt, error = %error,
                         "could not store the value the target issued; retrying until the step's deadline");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+                },
+            )
+            .await
+            .map_err(|gave_up| gave_up.error)
     }
 
     async fn finish(&self, ctx: &StepContext<'_, S>) -> Result<Outcome, Error> {
@@ -497,6 +596,17 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             Outcome::Done
         })
     }
+}
+
+/// Refuses, before setSecret, a pending value that names another target than
+/// the current one (another server, user or client): the function's own
+/// type says what a target is.
+async fn same_target<S: SecretStore, T: SecretValue>(
+    ctx: &StepContext<'_, S>,
+) -> Result<(), Error> {
+    let current: T = ctx.current_as().await?;
+    let pending: T = ctx.pending_as().await?;
+    crate::value::require_same_target(ctx.secret_arn(), ctx.pending_label, &current, &pending)
 }
 
 /// A new version id, as Secrets Manager's own: a random (v4) UUID.

@@ -15,7 +15,7 @@ use rotor_core::TargetError;
 
 use crate::connect::{Cause, ConnectError, statement_cause};
 use crate::secret::{DbSecret, Transport};
-use crate::tls::{self, TlsSetupError};
+use rotor_core::tls::{self, TlsSetupError};
 
 mod grants;
 

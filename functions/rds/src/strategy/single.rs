@@ -17,11 +17,12 @@ use rotor_core::labels::AWSPREVIOUS;
 use rotor_core::{Cause, Error, SecretStore, StepContext};
 use tracing::{info, warn};
 
-use crate::config::{Config, MASTER_SECRET_VAR};
+use crate::config::Config;
 use crate::master::{self, Act};
 use crate::mysql;
 use crate::secret::DbSecret;
 use crate::session::{Change, Session, failed, login, refused, target};
+use rotor_core::admin::ADMIN_VAR;
 
 /// Which stored password logged in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,7 +272,7 @@ async fn count_through_master<S: SecretStore>(
 fn several_accounts(user: &str, hosts: &[String]) -> String {
     let accounts: Vec<String> = hosts.iter().map(|h| format!("'{user}'@'{h}'")).collect();
     format!(
-        "user {user:?} has {} accounts ({}) and may change only the one it logs in as, so the others would keep the old password; give the secret a masterarn (or set {MASTER_SECRET_VAR}) whose master changes them all, or drop the accounts it does not need. Nothing was changed",
+        "user {user:?} has {} accounts ({}) and may change only the one it logs in as, so the others would keep the old password; give the secret a masterarn (or set {ADMIN_VAR}) whose master changes them all, or drop the accounts it does not need. Nothing was changed",
         hosts.len(),
         accounts.join(", ")
     )

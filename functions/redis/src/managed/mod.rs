@@ -283,16 +283,6 @@ pub(crate) async fn set<S: SecretStore>(
     let label = ctx.pending_label;
     let pending = parse(arn, label, &ctx.pending().await?.value)?;
     let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-    if pending.user_arn != current.user_arn || pending.username != current.username {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: label.to_owned(),
-            problem: format!(
-                "names user {:?} ({}), but AWSCURRENT names {:?} ({}); rotation changes a password, not the user",
-                pending.username, pending.user_arn, current.username, current.user_arn
-            ),
-        });
-    }
     let new = pending
         .password
         .as_ref()

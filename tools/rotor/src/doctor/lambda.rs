@@ -67,16 +67,16 @@ impl Kind {
         match self {
             Kind::Rds => &[
                 rds_rotation::STRATEGY_VAR,
-                rds_rotation::MASTER_SECRET_VAR,
+                rotor_core::admin::ADMIN_VAR,
                 rds_rotation::config::USERNAME_LIMIT_VAR,
             ],
             Kind::Oauth => &[
-                oauth_rotation::REVOKE_VAR,
+                rotor_core::settings::REVOKE_VAR,
                 oauth_rotation::MANAGEMENT_SECRETS_VAR,
             ],
             Kind::Redis => &[
-                redis_rotation::MASTER_SECRET_VAR,
-                redis_rotation::REVOKE_VAR,
+                rotor_core::admin::ADMIN_VAR,
+                rotor_core::settings::REVOKE_VAR,
                 cache::MANAGED_USER_ARNS_VAR,
                 cache::MAX_WAIT_VAR,
                 cache::WAIT_INTERVAL_VAR,

@@ -7,7 +7,7 @@ use super::*;
 /// one as it does (RFC 7592's update): the function's own rule
 /// ([`rotor_core::Rotator::issued_at_target`]), applied to AWSCURRENT.
 fn issued_at_target(kind: Option<Kind>, current: Option<&SecretString>) -> bool {
-    use rotor_core::Rotator as _;
+    use rotor_core::IssuedValues as _;
     let (Some(Kind::Oauth), Some(current)) = (kind, current) else {
         return false;
     };

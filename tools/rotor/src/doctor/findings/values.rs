@@ -2,6 +2,8 @@
 //! secrets it points at (an rds master, a Redis admin, a webhook signing
 //! key), read by the core's consent rule.
 
+use rotor_core::admin::{ADMIN_VAR, Names};
+
 use super::*;
 
 /// How a function reads its secrets, for the one secret examined: the
@@ -167,11 +169,25 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
     let admin = Admin {
         named: secret.masterarn.clone(),
         deployer,
-        variable: rds_rotation::MASTER_SECRET_VAR,
         why: "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step",
     };
-    admin_link(clients, exam, admin, |value| {
-        rds_rotation::secret::DbSecret::parse(value)
+    let arn = exam.arn.clone();
+    admin_link(clients, exam, admin, |master| {
+        let value = &master.secret.value;
+        // A master secret that RDS manages holds only a user name and password.
+        let admin_user = match rds_rotation::secret::DbSecret::parse(value) {
+            Ok(parsed) => parsed.username,
+            Err(e) if !rds_rotation::managed::is_credentials_only(value) => {
+                return Some(format!(
+                    "the master secret {} does not parse: {e}",
+                    master.secret.arn
+                ));
+            }
+            Err(_) => rds_rotation::managed::credentials(value)?.0,
+        };
+        let base = rds_rotation::secret::base_username(&secret.username);
+        master
+            .require_manages(&arn, &admin_user, base, Names::CaseSensitive)
             .err()
             .map(|e| e.to_string())
     })
@@ -191,18 +207,38 @@ pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, curre
     let Ok(secret) = RedisSecret::parse(current) else {
         return;
     };
-    let deployer = deployer_admin(exam, redis_rotation::MASTER_SECRET_VAR);
+    let deployer = deployer_admin(exam, ADMIN_VAR);
     if secret.masterarn.is_none() && deployer.is_none() {
         return;
     }
     let admin = Admin {
         named: secret.masterarn.clone(),
         deployer,
-        variable: redis_rotation::MASTER_SECRET_VAR,
         why: "setSecret and finishSecret log in as the admin to add and remove the user's passwords; without it every rotation fails at setSecret",
     };
-    admin_link(clients, exam, admin, |value| {
-        RedisSecret::parse(value).err().map(|e| e.0)
+    let arn = exam.arn.clone();
+    admin_link(clients, exam, admin, |master| {
+        let parsed = match RedisSecret::parse(&master.secret.value) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Some(format!(
+                    "the master secret {} does not parse: {}",
+                    master.secret.arn, e.0
+                ));
+            }
+        };
+        master
+            .require_same_endpoint(&arn, &parsed.server(), &secret.server())
+            .and_then(|()| {
+                master.require_manages(
+                    &arn,
+                    &parsed.username,
+                    &secret.username,
+                    Names::CaseSensitive,
+                )
+            })
+            .err()
+            .map(|e| e.to_string())
     })
     .await;
 }
@@ -249,41 +285,46 @@ fn managed_user(exam: &mut Examination, current: &SecretString) {
 struct Admin {
     /// The secret's own `masterarn`.
     named: Option<String>,
-    /// The deployer's variable's value.
+    /// The deployer's `MASTER_SECRET_ARN`.
     deployer: Option<String>,
-    /// That variable.
-    variable: &'static str,
     /// What fails without it.
     why: &'static str,
 }
 
-/// Reads the admin secret by the core's consent rule and parses it with
-/// `parse` (which returns the parser's problem); a finding when either fails.
+/// Reads the admin secret as the functions do (`rotor_core::admin::read`:
+/// the core's consent rule) and hands it to `check`, which returns what the
+/// function would refuse (a value that does not parse, another server, a
+/// user the admin may not manage); a finding when any of it fails.
 async fn admin_link(
     clients: &Clients,
     exam: &mut Examination,
     admin: Admin,
-    parse: impl Fn(&SecretString) -> Option<String>,
+    check: impl Fn(&rotor_core::admin::Admin) -> Option<String>,
 ) {
-    use rotor_core::linked::{Deployer, Link};
-    let (setting, target) = match (&admin.named, &admin.deployer) {
-        (Some(named), _) => ("masterarn", named.clone()),
-        (None, Some(variable)) => (admin.variable, variable.clone()),
-        (None, None) => return,
+    let Some(choice) = rotor_core::admin::choose(admin.named.as_deref(), admin.deployer.as_deref())
+    else {
+        return;
     };
-    let allowed: Vec<String> = admin.deployer.into_iter().collect();
-    let link = Link {
-        setting,
-        target: &target,
-        deployer: Deployer {
-            variable: admin.variable,
-            secrets: &allowed,
-        },
+    let target = choice.id.to_owned();
+    let store = rotor_core::AwsStore::new(clients.secrets.clone());
+    let read = match rotor_core::SecretStore::describe(&store, &exam.arn).await {
+        Err(source) => Err(LinkError::Describe {
+            arn: exam.arn.clone(),
+            source,
+        }),
+        Ok(pointing) => rotor_core::admin::read(
+            &store,
+            &pointing,
+            admin.named.as_deref(),
+            admin.deployer.as_deref(),
+        )
+        .await
+        .map_err(LinkError::Refused),
     };
-    let problem = match linked(clients, &exam.arn, link).await {
+    let problem = match read {
         Err(error) => Some(error.to_string()),
-        Ok(master) => parse(&master.value)
-            .map(|p| format!("the master secret {} does not parse: {p}", master.arn)),
+        Ok(None) => None,
+        Ok(Some(master)) => check(&master),
     };
     if let Some(problem) = problem {
         exam.findings.push(Finding::new(

@@ -1,10 +1,13 @@
-//! The certificates rds-rotation trusts: the system's CA bundle plus the bundle
-//! named by `SSL_CERT_FILE` (for example Amazon RDS's global bundle, or a test
-//! CA). Loaded once, on the first TLS connection, never on the cold path.
+//! The certificates every rotor function trusts, and its TLS client
+//! configuration: the system's CA bundle plus the bundle `SSL_CERT_FILE`
+//! names (Amazon RDS's global bundle, a company CA, a test CA), verified with
+//! rustls on ring. Loaded once, on the first TLS connection, never on the
+//! cold path. Databases, caches and web APIs all use this one
+//! configuration, so `SSL_CERT_FILE` means the same thing everywhere.
 //!
 //! There is no "try TLS, then plaintext" here: a certificate that does not
-//! verify is an error, and plaintext happens only when the secret says
-//! `"ssl": false`.
+//! verify is an error, and plaintext happens only when the secret that owns
+//! the login says so.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -13,6 +16,8 @@ use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{self, PemObject};
+
+use crate::error::{Cause, TargetError};
 
 /// The variable naming an extra CA bundle (PEM).
 pub const CA_FILE_VAR: &str = "SSL_CERT_FILE";
@@ -30,18 +35,17 @@ const SYSTEM_BUNDLES: [&str; 5] = [
 pub struct Roots {
     /// The certificates.
     pub certs: Vec<CertificateDer<'static>>,
-    /// Where they came from, for messages.
-    pub sources: Vec<String>,
 }
 
 /// Why no TLS connection can be made: the trusted certificates could not be
 /// loaded, or the TLS library refused its configuration. Each message names
 /// the file at fault and the fix.
 #[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsSetupError {
     /// `SSL_CERT_FILE` could not be read or parsed.
     #[error(
-        "{CA_FILE_VAR}={path} could not be read as a PEM bundle: {cause}; point it at the database's CA bundle"
+        "{CA_FILE_VAR}={path} could not be read as a PEM bundle: {cause}; point it at the server's CA bundle"
     )]
     Unreadable {
         /// The file.
@@ -50,17 +54,23 @@ pub enum TlsSetupError {
         cause: Arc<pem::Error>,
     },
     /// `SSL_CERT_FILE` holds no certificate.
-    #[error("{CA_FILE_VAR}={0} holds no certificate; point it at the database's CA bundle")]
+    #[error("{CA_FILE_VAR}={0} holds no certificate; point it at the server's CA bundle")]
     NoCertificate(String),
     /// Neither the system nor `SSL_CERT_FILE` gave a certificate.
-    #[error("no CA certificates found (looked in {} and {CA_FILE_VAR}); set {CA_FILE_VAR} to the database's CA bundle", SYSTEM_BUNDLES.join(", "))]
+    #[error("no CA certificates found (looked in {} and {CA_FILE_VAR}); set {CA_FILE_VAR} to the server's CA bundle", SYSTEM_BUNDLES.join(", "))]
     NoRoots,
     /// The TLS library refused the protocol versions asked of it.
     #[error("the TLS library refused its configuration: {0}")]
     Config(#[from] rustls::Error),
 }
 
-/// The roots, loaded on first use; an unreadable SSL_CERT_FILE is an error
+impl From<TlsSetupError> for TargetError {
+    fn from(error: TlsSetupError) -> Self {
+        TargetError::new(Cause::Tls, error.to_string())
+    }
+}
+
+/// The roots, loaded on first use; an unreadable `SSL_CERT_FILE` is an error
 /// every time it is asked for, with the path and the fix.
 pub fn roots() -> Result<&'static Roots, TlsSetupError> {
     static ROOTS: OnceLock<Result<Roots, TlsSetupError>> = OnceLock::new();
@@ -69,12 +79,10 @@ pub fn roots() -> Result<&'static Roots, TlsSetupError> {
 
 fn load() -> Result<Roots, TlsSetupError> {
     let mut certs = Vec::new();
-    let mut sources = Vec::new();
     if let Some(system) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
         // A broken system bundle is not fatal: SSL_CERT_FILE may be all that is needed.
         if let Ok(found) = read_bundle(system) {
             certs.extend(found);
-            sources.push((*system).to_owned());
         }
     }
     if let Some(extra) = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()) {
@@ -87,19 +95,18 @@ fn load() -> Result<Roots, TlsSetupError> {
             return Err(TlsSetupError::NoCertificate(path.display().to_string()));
         }
         certs.extend(found);
-        sources.push(path.display().to_string());
     }
     if certs.is_empty() {
         return Err(TlsSetupError::NoRoots);
     }
-    Ok(Roots { certs, sources })
+    Ok(Roots { certs })
 }
 
 fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, pem::Error> {
     CertificateDer::pem_file_iter(path.as_ref())?.collect()
 }
 
-/// The cryptography under every TLS connection rds-rotation makes: ring, never
+/// The cryptography under every TLS connection rotor makes: ring, never
 /// aws-lc (whose first handshake costs a cold start ~27 ms seeding its
 /// generator from CPU jitter).
 pub fn provider() -> CryptoProvider {
@@ -107,13 +114,14 @@ pub fn provider() -> CryptoProvider {
 }
 
 /// Makes [`provider`] the process's default, for libraries that build their
-/// rustls configuration on the default (mysql_async does).
+/// rustls configuration on the default (mysql_async and reqwest do).
 pub fn install_default_provider() {
     // An error means a default is installed already: those libraries use that one.
     let _ = provider().install_default();
 }
 
-/// A rustls client configuration over the roots, built once.
+/// The rustls client configuration over [`roots`], built once. Certificates
+/// that do not parse in a bundle are skipped (the others still verify).
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, TlsSetupError>> = OnceLock::new();
     CONFIG
@@ -144,14 +152,16 @@ mod tests {
         .to_string();
         assert!(
             error.starts_with("SSL_CERT_FILE=/nonexistent/rds-bundle.pem could not be read")
-                && error.ends_with("point it at the database's CA bundle"),
+                && error.ends_with("point it at the server's CA bundle"),
             "{error}"
         );
         let none = TlsSetupError::NoRoots.to_string();
         assert!(
             none.contains("/etc/ssl/certs/ca-certificates.crt")
-                && none.ends_with("set SSL_CERT_FILE to the database's CA bundle"),
+                && none.ends_with("set SSL_CERT_FILE to the server's CA bundle"),
             "{none}"
         );
+        let target = TargetError::from(TlsSetupError::NoCertificate("/x.pem".into()));
+        assert_eq!(target.cause, Cause::Tls);
     }
 }
