@@ -148,8 +148,9 @@ where
                     .as_connector_error()
                     .map(|e| e as &(dyn std::error::Error + 'static)),
             );
-            // The SDK reports missing credentials as a failure to send.
-            if chain.contains("loading credentials") || chain.contains("no credentials") {
+            // The SDK reports missing credentials as a failure to send,
+            // with the credential provider's typed error in its sources.
+            if caused_by::<aws_credential_types::provider::error::CredentialsError>(&error) {
                 StoreError::NoCredentials(chain)
             } else {
                 StoreError::Unavailable(format!("could not reach the endpoint: {chain}"))
@@ -160,6 +161,18 @@ where
         }
         _ => StoreError::Unavailable(source_chain(Some(&error))),
     }
+}
+
+/// Whether an error of type `T` lies in `error`'s source chain.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<T>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 fn source_chain(error: Option<&(dyn std::error::Error + 'static)>) -> String {
@@ -346,3 +359,40 @@ impl RotationService for AwsStore {
 /// A function ARN that exists nowhere, so RotateSecret stages but invokes nothing.
 const STAGING_ONLY_FUNCTION: &str =
     "arn:aws:lambda:us-east-1:000000000000:function:rotor-local-runner";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_credential_types::provider::{ProvideCredentials, future};
+
+    /// A credential provider that finds none, as in a process with no role
+    /// and no variables.
+    #[derive(Debug)]
+    struct NoneFound;
+
+    impl ProvideCredentials for NoneFound {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::ready(Err(CredentialsError::not_loaded(
+                "no provider in the chain found any",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_are_told_by_type() {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .http_client(https_client())
+            .credentials_provider(NoneFound)
+            .build();
+        let store = AwsStore::new(aws_sdk_secretsmanager::Client::from_conf(config));
+        let error = store.describe("s").await.unwrap_err();
+        assert!(matches!(error, StoreError::NoCredentials(_)), "{error:?}");
+    }
+}
