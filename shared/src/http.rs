@@ -66,9 +66,10 @@ pub fn is_this_machine(ip: IpAddr) -> bool {
 }
 
 /// The shared client: short timeouts, no redirects (a redirect could carry a
-/// secret to another host), rustls on ring with the platform's roots (which
-/// include `SSL_CERT_FILE`), and a resolver that drops this machine's
-/// addresses unless [`LOOPBACK_VAR`] allows them. Built once per process; if
+/// secret to another host), the TLS configuration every rotor connection uses
+/// ([`crate::tls`]: the system's roots plus `SSL_CERT_FILE`'s, on ring), and a
+/// resolver that drops this machine's addresses unless [`LOOPBACK_VAR`]
+/// allows them. Built once per process; if
 /// it cannot be built, every call fails with the reason. There is no fallback
 /// client: reqwest's default one follows redirects.
 pub fn client() -> Result<&'static reqwest::Client, ClientError> {
@@ -76,17 +77,26 @@ pub fn client() -> Result<&'static reqwest::Client, ClientError> {
     CLIENT
         .get_or_init(|| {
             use_ring();
-            with_policy(reqwest::Client::builder(), Loopback::from_env())
+            with_policy(
+                reqwest::Client::builder(),
+                Loopback::from_env(),
+                crate::tls::client_config(),
+            )
         })
         .as_ref()
         .map_err(Clone::clone)
 }
 
-/// `builder` with rotor's policy, built.
+/// `builder` with rotor's policy and `tls`, built.
 fn with_policy(
     builder: reqwest::ClientBuilder,
     loopback: Loopback,
+    tls: Result<Arc<rustls::ClientConfig>, crate::tls::TlsSetupError>,
 ) -> Result<reqwest::Client, ClientError> {
+    let mut tls = (*tls.map_err(|e| ClientError(e.to_string()))?).clone();
+    // reqwest speaks HTTP/1.1 only here; say so in the handshake.
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let builder = builder.tls_backend_preconfigured(tls);
     let builder = match loopback {
         Loopback::Allowed => builder,
         Loopback::Refused => builder.dns_resolver(Arc::new(NotThisMachine)),
@@ -134,8 +144,7 @@ impl reqwest::dns::Resolve for NotThisMachine {
 /// provider of its own (its `rustls` feature would bring aws-lc) and panics
 /// when it builds a TLS client with none installed: call this first.
 pub fn use_ring() {
-    // An error means a provider is installed already: reqwest uses that one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_default_provider();
 }
 
 /// Why a URL may not be used; each message names the URL by origin and path.
@@ -521,7 +530,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
-        let refusing = with_policy(reqwest::Client::builder(), Loopback::Refused).unwrap();
+        let refusing = test_client(Loopback::Refused);
         // `localhost` resolves to 127.0.0.1 through the system resolver, as a
         // writer's own DNS name could.
         let error = refusing
@@ -575,7 +584,7 @@ mod tests {
             }
         });
         use_ring();
-        let client = with_policy(reqwest::Client::builder(), Loopback::Allowed).unwrap();
+        let client = test_client(Loopback::Allowed);
         let small = client.get(format!("{base}/a")).send().await.unwrap();
         assert_eq!(read_json(small).await.unwrap()["a"], 12);
         let big = client.get(format!("{base}/b")).send().await.unwrap();
@@ -607,13 +616,22 @@ mod tests {
         assert!(UrlPrefix::parse("https://hooks.example.com/?q").is_err());
     }
 
+    /// The shared client for tests: rotor's policy on the process's roots.
+    fn test_client(loopback: Loopback) -> reqwest::Client {
+        use_ring();
+        with_policy(
+            reqwest::Client::builder(),
+            loopback,
+            crate::tls::client_config(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_client_that_cannot_be_built_is_an_error_not_another_client() {
         use_ring();
-        let impossible = reqwest::Client::builder()
-            .min_tls_version(reqwest::tls::Version::TLS_1_3)
-            .max_tls_version(reqwest::tls::Version::TLS_1_2);
-        let error = with_policy(impossible, Loopback::Refused)
+        let no_roots = Err(crate::tls::TlsSetupError::NoRoots);
+        let error = with_policy(reqwest::Client::builder(), Loopback::Refused, no_roots)
             .unwrap_err()
             .to_string();
         assert!(error.contains("SSL_CERT_FILE"), "{error}");
@@ -641,8 +659,7 @@ mod tests {
         });
         let reached = tokio::spawn(async move { elsewhere.accept().await.is_ok() });
 
-        let response = with_policy(reqwest::Client::builder(), Loopback::Allowed)
-            .unwrap()
+        let response = test_client(Loopback::Allowed)
             .post(&url)
             .body("secret")
             .send()
@@ -660,7 +677,7 @@ mod tests {
         use tokio::net::TcpListener;
 
         use_ring();
-        let client = with_policy(reqwest::Client::builder(), Loopback::Allowed).unwrap();
+        let client = test_client(Loopback::Allowed);
         let client = || Ok::<_, ClientError>(&client);
         // Nothing listens: unreachable.
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
