@@ -243,6 +243,7 @@ pub fn require_same_endpoint(
 
 /// How user names compare on a target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Names {
     /// Byte for byte (PostgreSQL, MySQL, MariaDB, Redis).
     CaseSensitive,

@@ -11,6 +11,7 @@ use crate::store::StoreError;
 
 /// Everything that can make a rotation step fail.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The invocation payload is not a rotation event.
     #[error(
@@ -247,11 +248,13 @@ pub enum Error {
     },
 
     /// The system that uses the credential (a database, a cache, a provider, a
-    /// webhook) refused or could not be reached.
+    /// webhook) refused or could not be reached. Built by
+    /// [`TargetError::at`] (or [`Error::target`]) only.
     #[error("{target}: {problem}")]
+    #[non_exhaustive]
     Target {
-        /// Which kind of system failed.
-        system: System,
+        /// Which kind of target failed.
+        kind: TargetKind,
         /// Why it failed, classified from the driver's or protocol's own codes.
         cause: Cause,
         /// The host, URL or system at fault (never a credential).
@@ -262,10 +265,11 @@ pub enum Error {
     },
 }
 
-/// The kind of system a [`Error::Target`] failure came from: the first half of
-/// its Lambda error type (`NotRetryable.DatabaseAuth`).
+/// The kind of target a [`Error::Target`] failure came from: the first half
+/// of its Lambda error type (`NotRetryable.DatabaseAuth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum System {
+#[non_exhaustive]
+pub enum TargetKind {
     /// A database server (MySQL, MariaDB, PostgreSQL).
     Database,
     /// A Redis-protocol cache, or the ElastiCache / MemoryDB API.
@@ -279,6 +283,7 @@ pub enum System {
 /// Why a target failed: the second half of its Lambda error type. Each cause
 /// decides, once, whether running the step again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cause {
     /// No connection: refused, reset, no route, name not found, timed out.
     Unreachable,
@@ -307,14 +312,14 @@ pub enum Cause {
     Pending,
 }
 
-impl System {
+impl TargetKind {
     /// The name used in error types.
     pub fn name(self) -> &'static str {
         match self {
-            System::Database => "Database",
-            System::Cache => "Cache",
-            System::Provider => "Provider",
-            System::Webhook => "Webhook",
+            TargetKind::Database => "Database",
+            TargetKind::Cache => "Cache",
+            TargetKind::Provider => "Provider",
+            TargetKind::Webhook => "Webhook",
         }
     }
 }
@@ -365,10 +370,10 @@ impl TargetError {
         }
     }
 
-    /// The rotation error for this failure at `target` of kind `system`.
-    pub fn at(self, system: System, target: impl Into<String>) -> Error {
+    /// The rotation error for this failure at `target` of kind `kind`.
+    pub fn at(self, kind: TargetKind, target: impl Into<String>) -> Error {
         Error::Target {
-            system,
+            kind,
             cause: self.cause,
             target: target.into(),
             problem: self.problem,
@@ -377,6 +382,44 @@ impl TargetError {
 }
 
 impl Error {
+    /// A failure of the target `target` (a host, a URL: never a credential)
+    /// of kind `kind`, for `cause`; `problem` says what failed and the fix.
+    pub fn target(
+        kind: TargetKind,
+        cause: Cause,
+        target: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Error {
+        TargetError::new(cause, problem).at(kind, target)
+    }
+
+    /// A target failure with its problem rewritten by `more` (to add what the
+    /// caller knows of the likely cause); any other error as it is.
+    pub fn map_target_problem(self, more: impl FnOnce(String) -> String) -> Error {
+        match self {
+            Error::Target {
+                kind,
+                cause,
+                target,
+                problem,
+            } => Error::Target {
+                kind,
+                cause,
+                target,
+                problem: more(problem),
+            },
+            other => other,
+        }
+    }
+
+    /// A target failure's cause; `None` for any other error.
+    pub fn target_cause(&self) -> Option<Cause> {
+        match self {
+            Error::Target { cause, .. } => Some(*cause),
+            _ => None,
+        }
+    }
+
     /// Whether running the same step again, unchanged, can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -407,8 +450,8 @@ impl Error {
             Error::PasswordPolicy { .. } => "PasswordPolicy",
             Error::NoDistinctValue { .. } => "NoDistinctValue",
             Error::Store { .. } => "SecretsManager",
-            Error::Target { system, cause, .. } => {
-                return format!("{}{}", system.name(), cause.name()).into();
+            Error::Target { kind, cause, .. } => {
+                return format!("{}{}", kind.name(), cause.name()).into();
             }
             Error::DeadlineReached { .. } => "DeadlineReached",
             Error::ValueNotStored { .. } => "ValueNotStored",
@@ -449,13 +492,14 @@ mod tests {
     #[test]
     fn target_errors_are_named_by_system_and_cause() {
         let refused =
-            TargetError::new(Cause::Auth, "login refused").at(System::Database, "db:5432");
+            TargetError::new(Cause::Auth, "login refused").at(TargetKind::Database, "db:5432");
         assert_eq!(refused.error_type(), "NotRetryable.DatabaseAuth");
         assert_eq!(refused.to_string(), "db:5432: login refused");
-        let down =
-            TargetError::new(Cause::Unreachable, "connection refused").at(System::Provider, "idp");
+        let down = TargetError::new(Cause::Unreachable, "connection refused")
+            .at(TargetKind::Provider, "idp");
         assert_eq!(down.error_type(), "Retryable.ProviderUnreachable");
-        let busy = TargetError::new(Cause::Pending, "user is modifying").at(System::Cache, "user");
+        let busy =
+            TargetError::new(Cause::Pending, "user is modifying").at(TargetKind::Cache, "user");
         assert!(busy.is_retryable());
     }
 }

@@ -149,6 +149,7 @@ pub fn use_ring() {
 
 /// Why a URL may not be used; each message names the URL by origin and path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UrlError {
     /// The text does not parse as a URL.
     #[error("{url} is not a URL ({reason})")]

@@ -31,6 +31,7 @@ pub enum Precheck {
 /// Why the service's pre-checks refuse the event's version; the rotation core
 /// turns it into an error that names the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The token is not a version of the secret.
     UnknownVersion,

@@ -40,7 +40,7 @@ pub mod store;
 pub mod tls;
 pub mod value;
 
-pub use error::{Cause, Error, System, TargetError};
+pub use error::{Cause, Error, TargetError, TargetKind};
 pub use event::{RotationEvent, Step};
 pub use rotation::{Driver, IssuedValues, Outcome, Rotator, StepContext, StepReport};
 pub use secrecy::{ExposeSecret, SecretString};

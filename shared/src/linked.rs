@@ -65,6 +65,7 @@ pub struct LinkedSecret {
 
 /// Why a pointed-at secret may be used, once it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Consent {
     /// Its own `rotor:serves` tag lists the pointing secret.
     ServesTag,

@@ -12,7 +12,8 @@ use std::time::SystemTime;
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{
-    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, System,
+    Cause, Error, ExposeSecret, Rotator, SecretStore, SecretString, StepContext, TargetError,
+    TargetKind,
 };
 use serde_json::{Map, Value};
 use tracing::info;
@@ -288,39 +289,24 @@ impl Rotator for GenericRotator {
         };
         let window_end = pending.created.map(|t| t + settings.validation_window);
         if settings.mode == Mode::Multi && window_end.is_some_and(|end| SystemTime::now() > end) {
-            return Err(Error::Target {
-                target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
-                problem: format!(
+            return Err(TargetError::new(Cause::Mismatch, format!(
                     "did not validate version {} within the validation window ({} s); cancel this rotation (remove {} from that version) and start a new one",
                     ctx.event.token,
                     settings.validation_window.as_secs(),
                     ctx.pending_label
-                ),
-                system: System::Webhook,
-                cause: Cause::Mismatch,
-            });
+                )).at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url))));
         }
         let body = request_body(ctx, "testSecret", None);
         match webhook::call(&hook.url, &self.key(ctx, hook).await?, body).await? {
             Reply::Done => Ok(()),
             Reply::NotYet if settings.mode == Mode::Multi => {
                 info!(secret = %ctx.secret_arn(), version = %ctx.event.token, "awaiting validation");
-                Err(Error::Target {
-                    target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
-                    problem: format!(
+                Err(TargetError::new(Cause::Pending, format!(
                         "has not validated version {} yet; it stays staged as {}: rotate again with the same ClientRequestToken once it is validated",
                         ctx.event.token, ctx.pending_label
-                    ),
-                    system: System::Webhook,
- cause: Cause::Pending,
-                })
+                    )).at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url))))
             }
-            Reply::NotYet => Err(Error::Target {
-                target: format!("webhook {}", rotor_core::http::display_url(&hook.url)),
-                problem: "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation".into(),
-                system: System::Webhook,
- cause: Cause::Mismatch,
-            }),
+            Reply::NotYet => Err(TargetError::new(Cause::Mismatch, "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation").at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url)))),
         }
     }
 }

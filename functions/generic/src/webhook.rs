@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use rotor_core::http::{client, display_url, send_error, status_cause};
-use rotor_core::{Error, System, TargetError};
+use rotor_core::{Error, TargetError, TargetKind};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -53,7 +53,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         body.expose_secret().as_bytes(),
     );
     let response = client()
-        .map_err(|e| TargetError::from(e).at(System::Webhook, target.clone()))?
+        .map_err(|e| TargetError::from(e).at(TargetKind::Webhook, target.clone()))?
         .post(url)
         .header("Content-Type", "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -61,7 +61,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .body(body.expose_secret().to_owned())
         .send()
         .await
-        .map_err(|e| send_error(&e).at(System::Webhook, target.clone()))?;
+        .map_err(|e| send_error(&e).at(TargetKind::Webhook, target.clone()))?;
     let cause = status_cause(response.status());
     let status = response.status().as_u16();
     let problem = match status {
@@ -73,7 +73,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         408 | 429 | 500..=599 => format!("answered HTTP {status}; the step can be retried"),
         _ => format!("refused the new value (HTTP {status}); see the receiver's logs"),
     };
-    Err(TargetError::new(cause, problem).at(System::Webhook, target))
+    Err(TargetError::new(cause, problem).at(TargetKind::Webhook, target))
 }
 
 #[cfg(test)]

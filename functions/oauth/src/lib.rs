@@ -18,7 +18,7 @@ use rotor_core::settings::{EnvSettings, RevokePrevious, UnknownRevoke};
 use rotor_core::store::VersionSelector;
 use rotor_core::{
     Cause, Error, ExposeSecret, IssuedValues, Rotator, SecretStore, SecretString, StepContext,
-    System, TargetError,
+    TargetError, TargetKind,
 };
 use tracing::warn;
 
@@ -183,32 +183,21 @@ impl OAuthRotator {
                     issued.registration_access_token.as_ref(),
                 ))
             }
-            Err(IssueError::Other(Error::Target {
-                target,
-                problem,
-                system,
-                cause,
-            })) if self.tokens.get(arn, uri).is_some() => Err(Error::Target {
-                target,
-                problem: format!(
-                    "{problem}. The server replaced the registration access token when it was read; this process keeps the new one, so retry this step soon (a restarted function has only the stored token, which the server no longer takes)"
-                ),
-                system,
-                cause,
-            }),
+            Err(IssueError::Other(error)) if self.tokens.get(arn, uri).is_some() => {
+                Err(error.map_target_problem(|problem| {
+                    format!(
+                        "{problem}. The server replaced the registration access token when it was read; this process keeps the new one, so retry this step soon (a restarted function has only the stored token, which the server no longer takes)"
+                    )
+                }))
+            }
             Err(IssueError::Other(error)) => Err(error),
             Err(IssueError::TokenRefused { problem }) => {
                 let version = &ctx.current().await?.version_id;
-                Err(Error::Target {
-                    target: format!("rfc7592 at {}", rotor_core::http::display_url(uri)),
-                    problem: format!(
+                Err(TargetError::new(Cause::Auth, format!(
                         "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. If another createSecret for this version ran at the same time (an overlapping retry), its update replaced the token, and it stores the new one with its secret: then AWSPENDING (version {pending}) appears and the rotation goes on, so look first. Otherwise, to recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
                         client = current.client_id,
                         pending = ctx.event.token,
-                    ),
-                    system: System::Provider,
-                    cause: Cause::Auth,
-                })
+                    )).at(TargetKind::Provider, format!("rfc7592 at {}", rotor_core::http::display_url(uri))))
             }
         }
     }
@@ -367,7 +356,7 @@ impl Rotator for OAuthRotator {
                     ),
                 )
                 .at(
-                    System::Provider,
+                    TargetKind::Provider,
                     format!(
                         "token endpoint {}",
                         rotor_core::http::display_url(&pending.token_endpoint)

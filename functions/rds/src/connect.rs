@@ -3,7 +3,7 @@
 //! different fixes (name resolution, nothing listening, no answer, TLS,
 //! credentials) and says the fix with the host and port at fault.
 
-use rotor_core::{Error, System};
+use rotor_core::{Error, TargetError, TargetKind};
 
 use crate::secret::Engine;
 use rotor_core::tls::TlsSetupError;
@@ -236,12 +236,7 @@ impl ConnectError {
             ),
             Cause::Other => (self.detail, Core::Rejected),
         };
-        Error::Target {
-            target: format!("{engine} at {address}"),
-            problem,
-            system: System::Database,
-            cause,
-        }
+        TargetError::new(cause, problem).at(TargetKind::Database, format!("{engine} at {address}"))
     }
 }
 

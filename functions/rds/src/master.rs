@@ -15,7 +15,7 @@
 use rotor_core::admin::{self, ADMIN_FIELD, ADMIN_VAR, Endpoint, Manages, Names};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::LinkedSecret;
-use rotor_core::{Error, SecretStore, StepContext, System, TargetError};
+use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
 
 use crate::config::Config;
 use crate::managed;
@@ -239,8 +239,9 @@ async fn admin_secret(
         label: AWSCURRENT.into(),
         problem,
     };
-    let rds_api =
-        |e: TargetError, about: &str| e.at(System::Database, format!("the RDS API for {about}"));
+    let rds_api = |e: TargetError, about: &str| {
+        e.at(TargetKind::Database, format!("the RDS API for {about}"))
+    };
     let rds_managed = managed::is_credentials_only(&master.value)
         .then(|| managed::Primary::from_tags(&master.tags))
         .flatten();

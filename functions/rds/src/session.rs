@@ -2,7 +2,7 @@
 //! about it: a login the server refused, a statement that failed, a login an
 //! RDS Proxy turned away. Every message names the engine, host and port.
 
-use rotor_core::{Error, SecretString, System, TargetError};
+use rotor_core::{Error, SecretString, TargetError, TargetKind};
 
 use crate::connect::{Cause, ConnectError};
 use crate::managed;
@@ -163,18 +163,13 @@ pub(crate) async fn same_password_everywhere(
     if differ.is_empty() {
         return Ok(());
     }
-    Err(Error::Target {
-        target: target(pending),
-        problem: format!(
+    Err(TargetError::new(rotor_core::Cause::Mismatch, format!(
             "testSecret: {} of user {user:?} another password than the account that logged in with the pending one; run setSecret again (it changes every account of the name)",
             match differ.len() {
                 1 => format!("account {} has", differ[0]),
                 _ => format!("accounts {} have", differ.join(", ")),
             }
-        ),
-        system: System::Database,
-        cause: rotor_core::Cause::Mismatch,
-    })
+        )).at(TargetKind::Database, target(pending)))
 }
 
 /// Tells a tracked step what it now waits for at the database.
@@ -191,12 +186,7 @@ pub(crate) fn waiting(secret: &DbSecret, doing: &str, user: &str) {
 /// The database at `secret`'s address refused a login; `problem` says whose
 /// and what to do.
 pub(crate) fn refused(secret: &DbSecret, problem: String) -> Error {
-    Error::Target {
-        target: target(secret),
-        problem,
-        system: System::Database,
-        cause: rotor_core::Cause::Auth,
-    }
+    TargetError::new(rotor_core::Cause::Auth, problem).at(TargetKind::Database, target(secret))
 }
 
 /// A statement that failed on an open session; its cause comes from the
@@ -204,7 +194,7 @@ pub(crate) fn refused(secret: &DbSecret, problem: String) -> Error {
 /// refused the statement).
 pub(crate) fn failed(secret: &DbSecret, what: &str, error: TargetError) -> Error {
     TargetError::new(error.cause, format!("{what} failed: {}", error.problem))
-        .at(System::Database, target(secret))
+        .at(TargetKind::Database, target(secret))
 }
 
 /// `secret`'s database as errors name it: `PostgreSQL at host:port`.
@@ -228,22 +218,11 @@ pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
 /// registered with it, so the likely cause is that the pending user's secret
 /// is not one of them (alternating users log in under two names).
 fn through_proxy(error: Error, user: &str) -> Error {
-    match error {
-        Error::Target {
-            system,
-            cause,
-            target,
-            problem,
-        } => Error::Target {
-            system,
-            cause,
-            target,
-            problem: format!(
-                "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
-            ),
-        },
-        other => other,
-    }
+    error.map_target_problem(|problem| {
+        format!(
+            "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use rotor_core::admin::{self, Names};
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::store::VersionSelector;
 use rotor_core::{
-    Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System, TargetError,
+    Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, TargetError, TargetKind,
 };
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -49,7 +49,7 @@ fn target(s: &RedisSecret) -> String {
 }
 
 fn at(s: &RedisSecret, e: TargetError) -> Error {
-    e.at(System::Cache, target(s))
+    e.at(TargetKind::Cache, target(s))
 }
 
 fn sha256_hex(password: &SecretString) -> String {

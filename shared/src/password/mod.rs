@@ -72,6 +72,7 @@ impl Default for PasswordPolicy {
 /// Messages name the setting at fault and how to fix it; none ever contains
 /// a generated password.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// `PASSWORD_LENGTH` is not a whole number.
     #[error("PASSWORD_LENGTH={value:?} is not a whole number; set it to a length from 1 to 4096")]

@@ -198,6 +198,7 @@ impl IssuedValues for NoIssuedValues {
 /// What a step did, returned to the caller (and shown by the local runner).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// The step did its work.
     Done,

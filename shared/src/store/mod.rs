@@ -68,6 +68,7 @@ pub struct NewVersion<'a> {
 
 /// Why a store call failed. Messages come from the service and never hold values.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The secret or version does not exist.
     #[error("not found ({0})")]

@@ -7,7 +7,7 @@
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder};
 use rotor_core::http::{client, describe, display_url};
-use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
+use rotor_core::{Cause, Error, ExposeSecret, TargetError, TargetKind};
 use serde_json::Value;
 
 use super::Management;
@@ -95,12 +95,12 @@ impl<'a> Api<'a> {
                     rotor_core::http::send_cause(&e),
                     format!("{what}: {}", describe(&e)),
                 )
-                .at(System::Provider, target.clone())
+                .at(TargetKind::Provider, target.clone())
             })?;
         let status = response.status().as_u16();
         let answer = rotor_core::http::read_json(response).await.map_err(|e| {
             TargetError::new(e.cause, format!("{what} {}", e.problem))
-                .at(System::Provider, target.clone())
+                .at(TargetKind::Provider, target.clone())
         })?;
         Ok((status, answer))
     }
@@ -109,7 +109,7 @@ impl<'a> Api<'a> {
     /// without the fields it must have, an id the secret lacks...).
     pub(super) fn fail(&self, url: &str, cause: Cause, problem: impl Into<String>) -> Error {
         TargetError::new(cause, problem).at(
-            System::Provider,
+            TargetKind::Provider,
             format!("{} at {}", self.provider, display_url(url)),
         )
     }
@@ -176,11 +176,11 @@ pub(super) fn sort(
         408 | 429 | 500..=599 => format!("{}; the step can be retried", detail()),
         _ => detail(),
     };
-    Err(TargetError::new(cause, problem).at(System::Provider, target))
+    Err(TargetError::new(cause, problem).at(TargetKind::Provider, target))
 }
 
 fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
-    let at = |e: TargetError| e.at(System::Provider, display_url(url));
+    let at = |e: TargetError| e.at(TargetKind::Provider, display_url(url));
     let client = client().map_err(|e| at(TargetError::from(e)))?;
     let header = wire::authorization(auth.authorization.expose_secret()).map_err(at)?;
     Ok(client.request(method, url).header(AUTHORIZATION, header))
@@ -191,7 +191,7 @@ fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuil
 /// `..` in it can never point a management call at another resource.
 pub(super) fn endpoint(base: &str, segments: &[&str]) -> Result<String, Error> {
     let refused = |problem: String| {
-        TargetError::new(Cause::Rejected, problem).at(System::Provider, display_url(base))
+        TargetError::new(Cause::Rejected, problem).at(TargetKind::Provider, display_url(base))
     };
     if let Some(bad) = segments
         .iter()

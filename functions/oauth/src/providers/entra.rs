@@ -9,7 +9,7 @@
 //! is ever removed.
 
 use reqwest::Method;
-use rotor_core::{Cause, Error, SecretString, System, TargetError};
+use rotor_core::{Cause, Error, SecretString, TargetError, TargetKind};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::warn;
@@ -116,9 +116,9 @@ pub(super) async fn retire(keep: &Keep<'_>, auth: &Management) -> Result<(), Err
 
 /// The application's object id, from the client's secret.
 fn application(client: &Client) -> Result<&str, Error> {
-    client
-        .require("application_object_id")
-        .map_err(|p| TargetError::new(Cause::Rejected, p.to_string()).at(System::Provider, "entra"))
+    client.require("application_object_id").map_err(|p| {
+        TargetError::new(Cause::Rejected, p.to_string()).at(TargetKind::Provider, "entra")
+    })
 }
 
 /// The application's password credentials, as Graph lists them.

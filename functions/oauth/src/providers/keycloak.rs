@@ -2,7 +2,7 @@
 //! representation; the old one stops working at once.
 
 use reqwest::Method;
-use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
+use rotor_core::{Cause, Error, ExposeSecret, TargetError, TargetKind};
 use serde_json::Value;
 
 use super::Management;
@@ -17,7 +17,7 @@ pub(super) async fn install(
 ) -> Result<(), Error> {
     let api = Api::new(Provider::Keycloak, auth);
     let bad = |p: ClientError| {
-        TargetError::new(Cause::Rejected, p.to_string()).at(System::Provider, "keycloak")
+        TargetError::new(Cause::Rejected, p.to_string()).at(TargetKind::Provider, "keycloak")
     };
     let realm = client.require("realm").map_err(bad)?;
     let id = client.require("client_uuid").map_err(bad)?;

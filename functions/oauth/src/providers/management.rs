@@ -6,7 +6,9 @@
 use rotor_core::http::{UrlPrefix, display_url};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::{Deployer, Link};
-use rotor_core::{Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, System};
+use rotor_core::{
+    Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, TargetError, TargetKind,
+};
 use serde_json::Value;
 
 use crate::client::{AuthMethod, Client, Provider};
@@ -32,11 +34,12 @@ impl Management {
     /// The provider base URL every management call starts from: the one the
     /// management secret names, or the client's own below it.
     pub(super) fn base(&self) -> Result<&str, Error> {
-        self.base.as_deref().ok_or_else(|| Error::Target {
-            target: "management".into(),
-            problem: "no provider base URL is bound to these credentials".into(),
-            system: System::Provider,
-            cause: Cause::Rejected,
+        self.base.as_deref().ok_or_else(|| {
+            TargetError::new(
+                Cause::Rejected,
+                "no provider base URL is bound to these credentials",
+            )
+            .at(TargetKind::Provider, "management")
         })
     }
 }
@@ -264,18 +267,16 @@ impl Bound {
                     scope: scope.as_deref(),
                     audience: audience.as_deref(),
                 };
-                let token = client_credentials(&grant)
-                    .await
-                    .map_err(|e| Error::Target {
-                        target: format!(
+                let token = client_credentials(&grant).await.map_err(|e| {
+                    TargetError::new(e.cause, e.problem).at(
+                        TargetKind::Provider,
+                        format!(
                             "management token endpoint {} (management secret {})",
                             display_url(&token_endpoint),
                             self.secret
                         ),
-                        problem: e.problem,
-                        system: System::Provider,
-                        cause: e.cause,
-                    })?;
+                    )
+                })?;
                 SecretString::from(format!("Bearer {}", token.expose_secret()))
             }
         };

@@ -4,7 +4,7 @@
 //! (the values its versions hold) from the others.
 
 use reqwest::Method;
-use rotor_core::{Cause, Error, ExposeSecret, System, TargetError};
+use rotor_core::{Cause, Error, ExposeSecret, TargetError, TargetKind};
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -91,7 +91,7 @@ fn full(client: &Client, unknown: &[&Value]) -> Error {
             ids.join(" and ")
         ),
     )
-    .at(System::Provider, format!("okta app {}", client.client_id))
+    .at(TargetKind::Provider, format!("okta app {}", client.client_id))
 }
 
 fn secrets_url(client: &Client, api: &Api<'_>) -> Result<String, Error> {
@@ -121,7 +121,7 @@ fn require_current(client: &Client, listed: &[Value]) -> Result<(), Error> {
         Cause::Mismatch,
         "Okta lists no client secret equal to AWSCURRENT's, so rotor cannot tell which secrets are safe to retire; it deleted nothing. Check that AWSCURRENT holds a secret the app has",
     )
-    .at(System::Provider, format!("okta app {}", client.client_id)))
+    .at(TargetKind::Provider, format!("okta app {}", client.client_id)))
 }
 
 /// Deactivates (if active) and deletes one listed secret; `secrets` is the

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use rotor_core::http::display_url;
-use rotor_core::{Cause, Error, ExposeSecret, SecretString, System, TargetError};
+use rotor_core::{Cause, Error, ExposeSecret, SecretString, TargetError, TargetKind};
 use serde_json::Value;
 
 use super::api::{Api, Quote::CodeOnly, sort};
@@ -37,11 +37,9 @@ impl From<Error> for IssueError {
 fn registration_uri(client: &Client) -> Result<&str, Error> {
     client
         .require("registration_client_uri")
-        .map_err(|problem| Error::Target {
-            target: "rfc7592".into(),
-            problem: problem.to_string(),
-            system: System::Provider,
-            cause: Cause::Rejected,
+        .map_err(|problem| {
+            TargetError::new(Cause::Rejected, problem.to_string())
+                .at(TargetKind::Provider, "rfc7592")
         })
 }
 
@@ -85,7 +83,7 @@ pub async fn issue(
     let Some(object) = metadata.as_object_mut() else {
         return Err(
             TargetError::new(Cause::Protocol, "the registration is not a JSON object")
-                .at(System::Provider, target())
+                .at(TargetKind::Provider, target())
                 .into(),
         );
     };
@@ -121,9 +119,9 @@ pub async fn issue(
     }
     let updated = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
     take_token(&updated, &mut latest);
-    let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| TargetError::new(Cause::Protocol, "the update answered without a client_secret; this server does not issue new secrets through RFC 7592").at(System::Provider, target()))?;
+    let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| TargetError::new(Cause::Protocol, "the update answered without a client_secret; this server does not issue new secrets through RFC 7592").at(TargetKind::Provider, target()))?;
     if secret == client.client_secret.expose_secret() {
-        return Err(TargetError::new(Cause::Mismatch, "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)").at(System::Provider, target())
+        return Err(TargetError::new(Cause::Mismatch, "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)").at(TargetKind::Provider, target())
         .into());
     }
     let mut fields = Vec::new();

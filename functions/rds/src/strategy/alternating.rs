@@ -8,7 +8,7 @@
 //! [`Master::admit`]: crate::master::Master
 
 use rotor_core::labels::AWSCURRENT;
-use rotor_core::{Error, SecretStore, StepContext, System};
+use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
 use tracing::info;
 
 use crate::config::Config;
@@ -106,11 +106,12 @@ pub(crate) async fn same_access(
 ) -> Result<(), Error> {
     let base = base_username(&pending.username);
     let fix = "run setSecret again (rotating again re-synchronises the alternate user)";
-    let mismatch = |problem: String| Error::Target {
-        target: target(pending),
-        problem: format!("testSecret: {problem}; {fix}"),
-        system: System::Database,
-        cause: rotor_core::Cause::Mismatch,
+    let mismatch = |problem: String| {
+        TargetError::new(
+            rotor_core::Cause::Mismatch,
+            format!("testSecret: {problem}; {fix}"),
+        )
+        .at(TargetKind::Database, target(pending))
     };
     match session {
         Session::Postgres(client) => {

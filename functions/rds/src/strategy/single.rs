@@ -12,9 +12,9 @@
 //! master changes them all; a login with the pending password proves the
 //! work done only when the name has one account.
 
-use rotor_core::admin::Endpoint;
+use rotor_core::admin::{ADMIN_VAR, Endpoint};
 use rotor_core::labels::AWSPREVIOUS;
-use rotor_core::{Cause, Error, SecretStore, StepContext};
+use rotor_core::{Cause, Error, SecretStore, StepContext, TargetError};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -22,7 +22,6 @@ use crate::master::{self, Act};
 use crate::mysql;
 use crate::secret::DbSecret;
 use crate::session::{Change, Session, failed, login, refused, target};
-use rotor_core::admin::ADMIN_VAR;
 
 /// Which stored password logged in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,12 +187,11 @@ async fn mysql_accounts<S: SecretStore>(
                     warn!(secret = %arn, user, accounts = hosts.len(), "the user may not change its other accounts; the master changes them all");
                     through_master(ctx, config, current, pending).await
                 }
-                Err(e) if e.cause == Cause::Permission => Err(Error::Target {
-                    target: target(pending),
-                    problem: several_accounts(user, &hosts),
-                    system: rotor_core::System::Database,
-                    cause: Cause::Permission,
-                }),
+                Err(e) if e.cause == Cause::Permission => Err(TargetError::new(
+                    Cause::Permission,
+                    several_accounts(user, &hosts),
+                )
+                .at(rotor_core::TargetKind::Database, target(pending))),
                 Err(e) => Err(failed(
                     pending,
                     &format!("changing the password of every account of user {user:?}"),

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::store::SecretDescription;
-use rotor_core::{Cause, Error, SecretStore, SecretString, StepContext, System, TargetError};
+use rotor_core::{Cause, Error, SecretStore, SecretString, StepContext, TargetError, TargetKind};
 use tokio::sync::OnceCell;
 use tracing::info;
 
@@ -95,7 +95,7 @@ impl Bound<'_> {
     }
 
     fn at(&self, e: TargetError) -> Error {
-        e.at(System::Cache, self.target())
+        e.at(TargetKind::Cache, self.target())
     }
 
     async fn describe(&self) -> Result<UserState, Error> {
@@ -331,7 +331,7 @@ pub(crate) async fn test<S: SecretStore>(
     let target = format!("Redis at {}", endpoint.address());
     match crate::acl::login(endpoint, &pending.username, password)
         .await
-        .map_err(|e| e.at(System::Cache, target.clone()))?
+        .map_err(|e| e.at(TargetKind::Cache, target.clone()))?
     {
         Some(_) => Ok(()),
         None => Err(TargetError::new(
@@ -342,7 +342,7 @@ pub(crate) async fn test<S: SecretStore>(
                 pending.user.service()
             ),
         )
-        .at(System::Cache, target)),
+        .at(TargetKind::Cache, target)),
     }
 }
 
