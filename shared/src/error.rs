@@ -255,6 +255,9 @@ pub enum System {
     Provider,
     /// The webhook that registers a generated value.
     Webhook,
+    /// Any other system that accepts the credential (an API, a key file):
+    /// for rotators built on rotor-core outside rotor's own functions.
+    Service,
 }
 
 /// Why a target failed: the second half of its Lambda error type. Each cause
@@ -296,6 +299,7 @@ impl System {
             System::Cache => "Cache",
             System::Provider => "Provider",
             System::Webhook => "Webhook",
+            System::Service => "Service",
         }
     }
 }

@@ -11,6 +11,14 @@
 //!
 //! It must never put a secret value in a log line, an error message or Debug
 //! output: values live in [`secrecy::SecretString`] from the moment they are read.
+//!
+//! # Features
+//! * `http`: the `http` module, one HTTPS client per process with rotor's TLS
+//!   and URL rules, for functions that call web APIs.
+//! * `testing`: for tests, local runners and emulators, never for a deployed
+//!   function: the in-memory store `MemoryStore`, the service's side of a
+//!   rotation (`store::RotationService`) and the contract suites that prove a
+//!   store or a rotator (`testing`).
 
 #![deny(missing_docs)]
 
@@ -27,9 +35,13 @@ pub mod progress;
 pub mod rotation;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Cause, Error, System, TargetError};
 pub use event::{RotationEvent, Step};
 pub use rotation::{Driver, Outcome, Rotator, StepContext, StepReport};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use store::{SecretStore, aws::AwsStore, memory::MemoryStore};
+#[cfg(feature = "testing")]
+pub use store::memory::MemoryStore;
+pub use store::{SecretStore, aws::AwsStore};
