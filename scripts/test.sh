@@ -13,8 +13,8 @@ cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 "$root/scripts/check-template.sh" # cfn-lint, sam validate, checkov, events/, sam build of every function (arm64)
-echo "==> building the function binaries the integration tests run"
-cargo build --workspace --bins --locked
+echo "==> building the function binaries (and rotor-core's example function) the integration tests run"
+cargo build --workspace --bins --examples --locked
 echo "==> cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -9,6 +9,7 @@ mod doctor;
 mod faults;
 mod generic;
 mod hostile;
+mod library;
 mod oauth;
 mod oauth_providers;
 mod races;

@@ -155,6 +155,18 @@ pub const MANAGES_TAG: &str = "rotor:manages";
 
 /// Where a target listens: a host and a port, compared as one (`==` is
 /// [`Endpoint::is`]).
+///
+/// ```
+/// use rotor_core::admin::{Endpoint, require_same_endpoint};
+///
+/// let admin = Endpoint::new("db.example.com", 5432);
+/// assert!(admin.is(&Endpoint::new("DB.example.com.", 5432)));
+/// // Same host, another port: another server, perhaps the secret writer's.
+/// let elsewhere = Endpoint::new("db.example.com", 6543);
+/// assert!(!admin.is(&elsewhere));
+/// let refused = require_same_endpoint("team-a/app", "masterarn", &admin, &elsewhere).unwrap_err();
+/// assert_eq!(refused.error_type(), "NotRetryable.InvalidSettings");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     /// A DNS name or an IP address (IPv6 without brackets).
@@ -313,6 +325,22 @@ impl Manages {
 /// An admin about to act on `user` for the secret `secret`: refuses the
 /// admin's own user (`admin_user`) and users outside its owner's
 /// [`MANAGES_TAG`]. `admin_arn` names the admin secret in messages.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use rotor_core::admin::{MANAGES_TAG, Manages, Names, require_manages};
+///
+/// let tags = BTreeMap::from([(MANAGES_TAG.to_owned(), "app_... reporting".to_owned())]);
+/// let manages = Manages::from_tags(&tags);
+/// let check = |user| require_manages("team-a/app", "db/master", "admin", &manages, user, Names::CaseSensitive);
+///
+/// assert!(check("app_orders").is_ok());
+/// assert!(check("reporting").is_ok());
+/// // Not listed by the admin's owner, or the admin itself: refused, nothing changed.
+/// assert_eq!(check("billing").unwrap_err().error_type(), "NotRetryable.NotManaged");
+/// assert_eq!(check("admin").unwrap_err().error_type(), "NotRetryable.NotManaged");
+/// ```
 pub fn require_manages(
     secret: &str,
     admin_arn: &str,

@@ -10,6 +10,18 @@ use crate::password::PolicyError;
 use crate::store::StoreError;
 
 /// Everything that can make a rotation step fail.
+///
+/// Its Lambda error type says whether running the step again can help, and
+/// its message names the secret and the fix:
+///
+/// ```
+/// use rotor_core::Error;
+///
+/// let error = Error::RotationDisabled { secret: "team-a/app".into() };
+/// assert!(!error.is_retryable());
+/// assert_eq!(error.error_type(), "NotRetryable.RotationDisabled");
+/// assert!(error.to_string().starts_with("rotation is not enabled for secret team-a/app; turn it on"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -278,6 +290,9 @@ pub enum TargetKind {
     Provider,
     /// The webhook that registers a generated value.
     Webhook,
+    /// Any other system that accepts the credential (an API, a key file):
+    /// for rotators built on rotor-core outside rotor's own functions.
+    Service,
 }
 
 /// Why a target failed: the second half of its Lambda error type. Each cause
@@ -320,6 +335,7 @@ impl TargetKind {
             TargetKind::Cache => "Cache",
             TargetKind::Provider => "Provider",
             TargetKind::Webhook => "Webhook",
+            TargetKind::Service => "Service",
         }
     }
 }
@@ -352,6 +368,20 @@ impl Cause {
 
 /// A target failure below the core, before the function names the system and
 /// host: what drivers and provider clients return instead of a `String`.
+///
+/// ```
+/// use rotor_core::{Cause, TargetKind, TargetError};
+///
+/// // A client for the target sorts its failure by cause...
+/// let refused = TargetError::new(Cause::Auth, "the key was refused (401)");
+/// // ...and the rotator names the system and the host at fault.
+/// let error = refused.at(TargetKind::Service, "api.example.com");
+/// assert_eq!(error.error_type(), "NotRetryable.ServiceAuth");
+/// assert_eq!(error.to_string(), "api.example.com: the key was refused (401)");
+///
+/// let down = TargetError::new(Cause::Unreachable, "connection refused");
+/// assert_eq!(down.at(TargetKind::Service, "api.example.com").error_type(), "Retryable.ServiceUnreachable");
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{problem}")]
 pub struct TargetError {

@@ -68,6 +68,26 @@ impl fmt::Display for Step {
 }
 
 /// A parsed rotation event.
+///
+/// ```
+/// use rotor_core::{RotationEvent, Step};
+/// use serde_json::json;
+///
+/// let event = RotationEvent::from_json(&json!({
+///     "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf",
+///     "ClientRequestToken": "3b6f2a90-3c1e-4d8e-9a57-0f5f6c2d8e11",
+///     "Step": "createSecret",
+/// }))
+/// .unwrap();
+/// assert_eq!(event.step, Step::CreateSecret);
+/// assert_eq!(Step::parse("finish_secret"), Some(Step::FinishSecret));
+///
+/// // A payload that is no rotation event says which field is wrong.
+/// let error = RotationEvent::from_json(&json!({ "SecretId": "app", "Step": "createSecret" }))
+///     .unwrap_err();
+/// assert_eq!(error.error_type(), "NotRetryable.InvalidEvent");
+/// assert!(error.to_string().contains("ClientRequestToken is missing"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RotationEvent {
     /// The secret's ARN or name (`SecretId`).

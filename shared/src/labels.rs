@@ -15,6 +15,33 @@ pub const AWSPENDING: &str = "AWSPENDING";
 pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 
 /// A secret's versions and their staging labels (DescribeSecret's `VersionIdsToStages`).
+///
+/// ```
+/// use rotor_core::labels::{AWSCURRENT, AWSPENDING, Precheck, Refusal, Versions};
+///
+/// // A rotation to v2 is staged; v1 is current.
+/// let versions = Versions::new([
+///     ("v1".to_owned(), vec![AWSCURRENT.to_owned()]),
+///     ("v2".to_owned(), vec![AWSPENDING.to_owned()]),
+/// ]);
+/// assert_eq!(versions.current(), Some("v1"));
+/// assert_eq!(versions.precheck("v2", AWSPENDING), Ok(Precheck::Pending));
+/// assert_eq!(versions.precheck("v9", AWSPENDING), Err(Refusal::UnknownVersion));
+///
+/// // finishSecret: AWSCURRENT moves from v1 to v2, then AWSPENDING comes off v2.
+/// let plan = versions.finish_plan("v2", AWSPENDING);
+/// assert_eq!(plan.len(), 2);
+/// assert_eq!((plan[0].label.as_str(), plan[0].to.as_deref()), (AWSCURRENT, Some("v2")));
+/// assert_eq!((plan[1].label.as_str(), plan[1].from.as_deref()), (AWSPENDING, Some("v2")));
+///
+/// // Once finished, the plan is empty: a replayed finishSecret moves nothing.
+/// let finished = Versions::new([
+///     ("v1".to_owned(), vec!["AWSPREVIOUS".to_owned()]),
+///     ("v2".to_owned(), vec![AWSCURRENT.to_owned()]),
+/// ]);
+/// assert!(finished.finish_plan("v2", AWSPENDING).is_empty());
+/// assert_eq!(finished.precheck("v2", AWSPENDING), Ok(Precheck::AlreadyCurrent));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Versions(BTreeMap<String, Vec<String>>);
 

@@ -55,6 +55,16 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How long a step may run when the deadline is `deadline`: until
 /// [`DEADLINE_MARGIN`] before it, or half the time left if that is shorter.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+///
+/// use rotor_core::lambda::step_budget;
+///
+/// let now = SystemTime::now();
+/// assert_eq!(step_budget(now + Duration::from_secs(30), now), Duration::from_secs(29));
+/// assert_eq!(step_budget(now + Duration::from_secs(1), now), Duration::from_millis(500));
+/// ```
 pub fn step_budget(deadline: SystemTime, now: SystemTime) -> Duration {
     let left = deadline.duration_since(now).unwrap_or_default();
     if left > DEADLINE_MARGIN * 2 {

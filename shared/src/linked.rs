@@ -75,6 +75,35 @@ pub enum Consent {
 
 /// Whether `linked` agrees to serve `pointing`, or the deployer allows it.
 /// Pure: the whole rule, for unit tests and `rotor doctor`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use rotor_core::linked::{Consent, Deployer, SERVES_TAG, consent};
+/// use rotor_core::store::SecretDescription;
+///
+/// let secret = |name: &str, serves: Option<&str>| SecretDescription {
+///     arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+///     name: name.into(),
+///     tags: serves
+///         .map(|s| BTreeMap::from([(SERVES_TAG.to_owned(), s.to_owned())]))
+///         .unwrap_or_default(),
+///     ..SecretDescription::default()
+/// };
+/// let nobody = Deployer { variable: "MASTER_SECRET_ARN", secrets: &[] };
+/// let app = secret("team-a/orders", None);
+///
+/// // The master's owner lists the team's prefix: it serves the team's secrets.
+/// let master = secret("db/master", Some("team-a/"));
+/// assert_eq!(consent(&app, &master, &nobody), Some(Consent::ServesTag));
+///
+/// // A master that lists nobody serves nobody, unless the deployer names it.
+/// let silent = secret("db/master", None);
+/// assert_eq!(consent(&app, &silent, &nobody), None);
+/// let allowed = ["db/master".to_owned()];
+/// let deployer = Deployer { variable: "MASTER_SECRET_ARN", secrets: &allowed };
+/// assert_eq!(consent(&app, &silent, &deployer), Some(Consent::Deployer));
+/// ```
 pub fn consent(
     pointing: &SecretDescription,
     linked: &SecretDescription,

@@ -100,6 +100,25 @@ pub fn require_same_target<T: SecretValue>(
     })
 }
 
+/// A value taken whole, whatever it holds: for a function whose secret has
+/// no fields the driver needs to read (a token, a key), and whose target
+/// does not change.
+pub struct Opaque(pub SecretString);
+
+impl SecretValue for Opaque {
+    type Invalid = std::convert::Infallible;
+    type Target = Anywhere;
+
+    fn parse(value: &SecretString) -> Result<Self, Self::Invalid> {
+        use secrecy::ExposeSecret;
+        Ok(Opaque(SecretString::from(value.expose_secret())))
+    }
+
+    fn target(&self) -> Anywhere {
+        Anywhere
+    }
+}
+
 /// The target of a value whose credential is not tied to one place (a
 /// generated token that only its consumers check).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -203,27 +203,11 @@ fn new_plain_value(secret: &str, settings: &Settings) -> Result<SecretString, Er
     })
 }
 
-/// A generic secret's value, whole: its shape depends on the secret's
-/// settings (plain, or JSON with the fields they name), which
-/// [`check_value`] checks. Its credential is not tied to a target the
-/// driver could compare.
-pub struct GenericValue(pub SecretString);
-
-impl rotor_core::SecretValue for GenericValue {
-    type Invalid = std::convert::Infallible;
-    type Target = rotor_core::value::Anywhere;
-
-    fn parse(value: &SecretString) -> Result<Self, Self::Invalid> {
-        Ok(GenericValue(SecretString::from(value.expose_secret())))
-    }
-
-    fn target(&self) -> rotor_core::value::Anywhere {
-        rotor_core::value::Anywhere
-    }
-}
-
 impl Rotator for GenericRotator {
-    type Secret = GenericValue;
+    /// Whole: its shape depends on the secret's settings (plain, or JSON
+    /// with the fields they name), which [`check_value`] checks, and its
+    /// credential is tied to no target the driver could compare.
+    type Secret = rotor_core::value::Opaque;
 
     async fn create_value<S: SecretStore>(
         &self,

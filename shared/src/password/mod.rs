@@ -31,6 +31,30 @@ const DIGITS: &str = "0123456789";
 const LENGTHS: RangeInclusive<usize> = 1..=4096;
 
 /// What a generated password may contain, with `GetRandomPassword`'s defaults.
+///
+/// ```
+/// use rotor_core::ExposeSecret;
+/// use rotor_core::password::{PasswordPolicy, PolicyError};
+///
+/// // The variables AWS's rotation functions read, from any lookup.
+/// let env = [("PASSWORD_LENGTH", "20"), ("EXCLUDE_PUNCTUATION", "true")];
+/// let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+/// let policy = PasswordPolicy::from_lookup(PasswordPolicy::default(), lookup).unwrap();
+///
+/// let password = policy.generate().unwrap();
+/// assert_eq!(password.expose_secret().chars().count(), 20);
+/// assert!(password.expose_secret().chars().all(|c| c.is_ascii_alphanumeric()));
+///
+/// // An impossible policy is an error that names the setting, not a panic.
+/// let empty = PasswordPolicy {
+///     exclude_uppercase: true,
+///     exclude_lowercase: true,
+///     exclude_numbers: true,
+///     exclude_punctuation: true,
+///     ..PasswordPolicy::default()
+/// };
+/// assert!(matches!(empty.generate(), Err(PolicyError::EmptyAlphabet { .. })));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
     /// Number of characters (`PASSWORD_LENGTH`, default 32, allowed 1..=4096).

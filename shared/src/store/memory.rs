@@ -1,5 +1,5 @@
-//! An in-memory secret store for fast tests, following AWS's documented
-//! behaviour (not moto's where they differ): a version's value can never change,
+//! An in-memory secret store for fast tests (the `testing` feature), following
+//! AWS's documented behaviour (not moto's where they differ): a version's value can never change,
 //! moving AWSCURRENT puts AWSPREVIOUS on the old version, and moving a label that
 //! sits on another version requires naming that version.
 
@@ -15,7 +15,31 @@ use super::{
 };
 use crate::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, LabelMove, Versions};
 
-/// Secrets kept in process memory.
+/// Secrets kept in process memory (the `testing` feature). Create secrets and
+/// stage rotations through [`RotationService`], as moto or AWS would.
+///
+/// ```
+/// use rotor_core::labels::AWSCURRENT;
+/// use rotor_core::store::{RotationService, VersionSelector};
+/// use rotor_core::{ExposeSecret, MemoryStore, SecretStore, SecretString};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = MemoryStore::new();
+/// let arn = store
+///     .create_secret("team-a/api-key", &SecretString::from("first"), &[("team", "a")])
+///     .await
+///     .unwrap();
+///
+/// let current = store
+///     .get_value(&arn, VersionSelector::Label(AWSCURRENT))
+///     .await
+///     .unwrap()
+///     .expect("a new secret has an AWSCURRENT value");
+/// assert!(current.value.expose_secret() == "first");
+/// assert_eq!(store.reads(), 1);
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     secrets: Mutex<Vec<Secret>>,

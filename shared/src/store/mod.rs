@@ -1,10 +1,16 @@
 //! The secret-store port: the few Secrets Manager operations a rotation needs.
 //!
 //! The rotation driver names only this trait, never an SDK client, so the same
-//! steps run against AWS (or moto) through [`aws::AwsStore`] and in memory through
-//! [`memory::MemoryStore`]. One contract-test suite (tests/contract.rs) runs
-//! against both adapters to keep the in-memory one honest: it must behave as AWS
-//! documents, not as is convenient.
+//! steps run against AWS (or moto) through [`aws::AwsStore`] and, with the
+//! `testing` feature, in memory through `memory::MemoryStore`. One contract
+//! suite (`rotor_core::testing::store_contract`) runs against both adapters to
+//! keep the in-memory one honest: it must behave as AWS documents, not as is
+//! convenient.
+//!
+//! The service's own side of a rotation (`RotationService`: creating a
+//! secret, staging a rotation as RotateSecret does) exists only with the
+//! `testing` feature: staging needs an emulator, and a deployed function never
+//! plays the service.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,6 +21,7 @@ use secrecy::SecretString;
 use crate::labels::{LabelMove, Versions};
 
 pub mod aws;
+#[cfg(feature = "testing")]
 pub mod memory;
 
 /// What DescribeSecret tells about a secret.
@@ -136,8 +143,65 @@ pub trait SecretStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A shared store is a store: several drivers (or a test and a driver) can use
+/// one client.
+impl<S: SecretStore + ?Sized> SecretStore for &S {
+    fn describe(
+        &self,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<SecretDescription, StoreError>> + Send {
+        (**self).describe(secret_id)
+    }
+
+    fn get_value(
+        &self,
+        secret_id: &str,
+        selector: VersionSelector<'_>,
+    ) -> impl Future<Output = Result<Option<StoredValue>, StoreError>> + Send {
+        (**self).get_value(secret_id, selector)
+    }
+
+    fn put_value(
+        &self,
+        secret_id: &str,
+        version: NewVersion<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_value(secret_id, version)
+    }
+
+    fn move_label(
+        &self,
+        secret_id: &str,
+        change: &LabelMove,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).move_label(secret_id, change)
+    }
+}
+
 /// The service's own side of a rotation, which the local runner and the tests
-/// play: creating secrets and staging a rotation as RotateSecret does.
+/// play: creating secrets and staging a rotation as RotateSecret does. Only
+/// with the `testing` feature.
+///
+/// ```
+/// use rotor_core::labels::AWSPENDING;
+/// use rotor_core::store::RotationService;
+/// use rotor_core::{MemoryStore, SecretStore, SecretString};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = MemoryStore::new();
+/// let arn = store
+///     .create_secret("team-a/api-key", &SecretString::from("first"), &[])
+///     .await
+///     .unwrap();
+/// store.begin_rotation(&arn, "v2").await.unwrap();
+///
+/// let secret = store.describe(&arn).await.unwrap();
+/// assert!(secret.rotation_enabled);
+/// assert_eq!(secret.versions.with_label(AWSPENDING), Some("v2"));
+/// # }
+/// ```
+#[cfg(feature = "testing")]
 pub trait RotationService: SecretStore {
     /// CreateSecret with an initial value (AWSCURRENT) and tags; returns the ARN.
     fn create_secret(
