@@ -533,7 +533,7 @@ impl Scenario {
             .put_value(
                 arn,
                 NewVersion {
-                    token: &version,
+                    version_id: &version,
                     value: &SecretString::from(client.to_string()),
                     labels: &[AWSCURRENT],
                     rotation_token: None,

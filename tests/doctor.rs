@@ -332,7 +332,7 @@ async fn a_pending_label_on_the_current_version_is_removed() {
         .put_value(
             &arn,
             NewVersion {
-                token: &version,
+                version_id: &version,
                 value: &SecretString::from("newer"),
                 labels: &[AWSCURRENT, AWSPENDING],
                 rotation_token: None,
@@ -648,7 +648,7 @@ async fn unparsable_values_and_masters_that_did_not_agree_are_fixed_by_their_com
         .put_value(
             &arn,
             NewVersion {
-                token: &token(),
+                version_id: &token(),
                 value: &SecretString::from(db.secret("svc", &old, json!({"masterarn": master}))),
                 labels: &[AWSCURRENT],
                 rotation_token: None,
@@ -826,7 +826,7 @@ async fn put_current(store: &AwsStore, arn: &str, value: &str) {
         .put_value(
             arn,
             NewVersion {
-                token: &token(),
+                version_id: &token(),
                 value: &SecretString::from(value),
                 labels: &[AWSCURRENT],
                 rotation_token: None,

@@ -338,7 +338,7 @@ async fn a_version_that_is_not_pending_is_refused() {
         .put_value(
             &arn,
             NewVersion {
-                token: &stray,
+                version_id: &stray,
                 value: &value2,
                 labels: &["Custom"],
                 rotation_token: None,
@@ -403,7 +403,7 @@ async fn a_pending_label_applies_only_to_versions_staged_under_it() {
         .put_value(
             &arn,
             NewVersion {
-                token: &staged,
+                version_id: &staged,
                 value: &new,
                 labels: &["STAGED"],
                 rotation_token: None,

@@ -655,7 +655,7 @@ async fn a_restarted_function_says_which_token_manages_the_client() {
             .put_value(
                 &arn,
                 NewVersion {
-                    token: &token(),
+                    version_id: &token(),
                     value: &SecretString::from(client.to_string()),
                     labels: &[AWSCURRENT],
                     rotation_token: None,

@@ -174,7 +174,7 @@ async fn a_put_secret_value_during_a_rotation_is_not_undone() {
         .put_value(
             &arn,
             NewVersion {
-                token: &operator_version,
+                version_id: &operator_version,
                 value: &SecretString::from(theirs.to_string()),
                 labels: &[AWSCURRENT],
                 rotation_token: None,

@@ -350,7 +350,7 @@ async fn a_failed_set_secret_resumes_with_the_staged_value() {
         .put_value(
             &master,
             rotor_core::store::NewVersion {
-                token: &token(),
+                version_id: &token(),
                 value: &right,
                 labels: &[AWSCURRENT],
                 rotation_token: None,

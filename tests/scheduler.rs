@@ -209,7 +209,7 @@ impl Fleet {
                     .put_value(
                         arn,
                         NewVersion {
-                            token: &token(),
+                            version_id: &token(),
                             value: &value,
                             labels: &[AWSCURRENT],
                             rotation_token: None,

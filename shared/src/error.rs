@@ -45,24 +45,24 @@ pub enum Error {
 
     /// The event's token is not a version of the secret.
     #[error(
-        "secret {secret} has no version {token}; the ClientRequestToken must name the version that RotateSecret staged. Start a new rotation with RotateSecret"
+        "secret {secret} has no version {version_id}; the ClientRequestToken must name the version that RotateSecret staged. Start a new rotation with RotateSecret"
     )]
     UnknownVersion {
         /// The secret's ARN or name.
         secret: String,
         /// The event's ClientRequestToken.
-        token: String,
+        version_id: String,
     },
 
     /// The event's version is neither current nor pending.
     #[error(
-        "version {token} of secret {secret} is not staged as {label} (its labels: {labels}); another rotation may have replaced it. Start a new rotation with RotateSecret"
+        "version {version_id} of secret {secret} is not staged as {label} (its labels: {labels}); another rotation may have replaced it. Start a new rotation with RotateSecret"
     )]
     NotPending {
         /// The secret's ARN or name.
         secret: String,
         /// The event's ClientRequestToken.
-        token: String,
+        version_id: String,
         /// The pending label that was expected.
         label: String,
         /// The labels the version has, comma separated, or `none`.
@@ -73,21 +73,21 @@ pub enum Error {
     /// (`ROTOR_PENDING_LABEL`), but the event's version is AWSPENDING: a
     /// rotation that Secrets Manager started, which always stages that label.
     #[error(
-        "version {token} of secret {secret} is staged as AWSPENDING, as Secrets Manager's RotateSecret stages every rotation, but this function rotates only versions staged as {label} ({var}={label}). {var} is for rotations that your own orchestrator stages under that label and runs by invoking the function; for rotations that Secrets Manager starts, remove {var} from the function's environment",
+        "version {version_id} of secret {secret} is staged as AWSPENDING, as Secrets Manager's RotateSecret stages every rotation, but this function rotates only versions staged as {label} ({var}={label}). {var} is for rotations that your own orchestrator stages under that label and runs by invoking the function; for rotations that Secrets Manager starts, remove {var} from the function's environment",
         var = crate::lambda::PENDING_LABEL_VAR
     )]
     PendingLabelMismatch {
         /// The secret's ARN or name.
         secret: String,
         /// The event's ClientRequestToken.
-        token: String,
+        version_id: String,
         /// The function's pending label.
         label: String,
     },
 
     /// Someone stored a new AWSCURRENT value after this rotation began.
     #[error(
-        "AWSCURRENT of secret {secret} is now version {current}, which was stored after this rotation's version {token}: someone else wrote the secret during the rotation, and applying a value made from the older one would undo their change. Nothing was changed at the target. Cancel this rotation (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --remove-from-version-id {token}) and rotate again"
+        "AWSCURRENT of secret {secret} is now version {current}, which was stored after this rotation's version {version_id}: someone else wrote the secret during the rotation, and applying a value made from the older one would undo their change. Nothing was changed at the target. Cancel this rotation (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --remove-from-version-id {version_id}) and rotate again"
     )]
     CurrentChanged {
         /// The secret's ARN or name.
@@ -95,7 +95,7 @@ pub enum Error {
         /// The version that is AWSCURRENT now.
         current: String,
         /// The event's ClientRequestToken.
-        token: String,
+        version_id: String,
         /// The pending label.
         label: String,
     },
@@ -111,13 +111,13 @@ pub enum Error {
 
     /// The pending version that an earlier step should have stored is missing.
     #[error(
-        "secret {secret} has no value stored for pending version {token}; createSecret has not run for this rotation. Start the rotation again"
+        "secret {secret} has no value stored for pending version {version_id}; createSecret has not run for this rotation. Start the rotation again"
     )]
     NoPendingValue {
         /// The secret's ARN or name.
         secret: String,
         /// The event's ClientRequestToken.
-        token: String,
+        version_id: String,
     },
 
     /// A stored value does not have the shape the function needs.
@@ -210,13 +210,13 @@ pub enum Error {
     /// The target has already issued the new value (and retired the old one),
     /// but Secrets Manager would not store it before the step's deadline.
     #[error(
-        "the target has already issued the value of version {version} of secret {secret}, but it could not be stored: {source}. {recovery}"
+        "the target has already issued the value of version {version_id} of secret {secret}, but it could not be stored: {source}. {recovery}"
     )]
     ValueNotStored {
         /// The secret's ARN or name.
         secret: String,
         /// The version the value was issued for.
-        version: String,
+        version_id: String,
         /// Why the last PutSecretValue failed.
         #[source]
         source: StoreError,
@@ -230,13 +230,13 @@ pub enum Error {
     /// the target holds, is stored as a new version that carries the pending
     /// label instead; the rotation to finish is the one to that version.
     #[error(
-        "two createSecret runs for version {version} of secret {secret} each had the target issue a new value, and the other run stored its value first, but the target had retired that value when it issued this run's. The value the target holds is now stored as version {replacement}, which carries {label} instead of {version}. Finish the rotation to that version: aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {replacement} (or: rotor doctor {secret} --fix --stuck-after-minutes 0)"
+        "two createSecret runs for version {version_id} of secret {secret} each had the target issue a new value, and the other run stored its value first, but the target had retired that value when it issued this run's. The value the target holds is now stored as version {replacement}, which carries {label} instead of {version_id}. Finish the rotation to that version: aws secretsmanager rotate-secret --secret-id {secret} --client-request-token {replacement} (or: rotor doctor {secret} --fix --stuck-after-minutes 0)"
     )]
     PendingReplaced {
         /// The secret's ARN or name.
         secret: String,
-        /// The event's ClientRequestToken, no longer pending.
-        version: String,
+        /// The event's version, no longer pending.
+        version_id: String,
         /// The version that holds the value the target holds, now pending.
         replacement: String,
         /// The pending label.

@@ -92,8 +92,8 @@ impl fmt::Display for Step {
 pub struct RotationEvent {
     /// The secret's ARN or name (`SecretId`).
     pub secret_id: String,
-    /// The version being rotated to (`ClientRequestToken`).
-    pub token: String,
+    /// The id of the version being rotated to (the event's `ClientRequestToken`).
+    pub version_id: String,
     /// Which step to run (`Step`).
     pub step: Step,
     /// Present when the rotation function runs under an assumed role in another
@@ -152,7 +152,7 @@ impl RotationEvent {
         };
         Ok(RotationEvent {
             secret_id,
-            token,
+            version_id: token,
             step,
             rotation_token,
         })

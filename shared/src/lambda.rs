@@ -29,7 +29,7 @@ impl Failure {
         let message = match event {
             Some(event) => format!(
                 "{} for secret {} (version {}) failed: {error}",
-                event.step, event.secret_id, event.token
+                event.step, event.secret_id, event.version_id
             ),
             None => error.to_string(),
         };
@@ -131,7 +131,7 @@ pub async fn handle<S: SecretStore, R: Rotator>(
         _ => step.await,
     };
     result.map_err(|e| {
-        error!(secret = %event.secret_id, step = %event.step, version = %event.token,
+        error!(secret = %event.secret_id, step = %event.step, version = %event.version_id,
             error_type = %e.error_type(), error = %e, "step failed");
         Failure::new(Some(&event), &e)
     })

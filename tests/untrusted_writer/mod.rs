@@ -397,7 +397,7 @@ async fn the_deployer_allows_management_secrets_and_an_endpoint_is_required() {
         .put_value(
             &legacy.management_arn,
             rotor_core::store::NewVersion {
-                token: &token(),
+                version_id: &token(),
                 value: &SecretString::from(without.to_string()),
                 labels: &[AWSCURRENT],
                 rotation_token: None,

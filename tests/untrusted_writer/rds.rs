@@ -676,7 +676,7 @@ async fn a_full_arn_in_rotor_serves_does_not_serve_a_look_alike() {
         .put_value(
             &a_arn,
             rotor_core::store::NewVersion {
-                token: &token(),
+                version_id: &token(),
                 value: &SecretString::from(db.secret(
                     "app_a",
                     &a_password,

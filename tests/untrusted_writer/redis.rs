@@ -351,7 +351,7 @@ async fn an_admin_changes_only_users_its_manages_tag_allows() {
         .put_value(
             &writer,
             NewVersion {
-                token: &t,
+                version_id: &t,
                 value: &SecretString::from(value_with(&known)),
                 labels: &[AWSPENDING],
                 rotation_token: None,

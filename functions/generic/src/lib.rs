@@ -275,7 +275,7 @@ impl Rotator for GenericRotator {
         if settings.mode == Mode::Multi && window_end.is_some_and(|end| SystemTime::now() > end) {
             return Err(TargetError::new(Cause::Mismatch, format!(
                     "did not validate version {} within the validation window ({} s); cancel this rotation (remove {} from that version) and start a new one",
-                    ctx.event.token,
+                    ctx.event.version_id,
                     settings.validation_window.as_secs(),
                     ctx.pending_label
                 )).at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url))));
@@ -284,10 +284,10 @@ impl Rotator for GenericRotator {
         match webhook::call(&hook.url, &self.key(ctx, hook).await?, body).await? {
             Reply::Done => Ok(()),
             Reply::NotYet if settings.mode == Mode::Multi => {
-                info!(secret = %ctx.secret_arn(), version = %ctx.event.token, "awaiting validation");
+                info!(secret = %ctx.secret_arn(), version = %ctx.event.version_id, "awaiting validation");
                 Err(TargetError::new(Cause::Pending, format!(
                         "has not validated version {} yet; it stays staged as {}: rotate again with the same ClientRequestToken once it is validated",
-                        ctx.event.token, ctx.pending_label
+                        ctx.event.version_id, ctx.pending_label
                     )).at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url))))
             }
             Reply::NotYet => Err(TargetError::new(Cause::Mismatch, "answered 202 (not validated yet), but this secret rotates in one call; tag it rotor:mode=multi to wait for validation").at(TargetKind::Webhook, format!("webhook {}", rotor_core::http::display_url(&hook.url)))),
@@ -325,7 +325,7 @@ fn request_body<S: SecretStore>(
         "action": action,
         "secretArn": ctx.secret_arn(),
         "secretName": ctx.secret.name,
-        "versionId": ctx.event.token,
+        "versionId": ctx.event.version_id,
     });
     if let (Some(value), Some(object)) = (value, body.as_object_mut()) {
         object.insert(
@@ -366,7 +366,7 @@ mod tests {
     fn event(arn: &str, step: Step) -> RotationEvent {
         RotationEvent {
             secret_id: arn.into(),
-            token: "v2".into(),
+            version_id: "v2".into(),
             step,
             rotation_token: None,
         }
@@ -411,7 +411,7 @@ mod tests {
         driver.run(&event(&arn, Step::CreateSecret)).await.unwrap();
         let theirs = SecretString::from("set-by-an-operator");
         let put = rotor_core::store::NewVersion {
-            token: "v3",
+            version_id: "v3",
             value: &theirs,
             labels: &[AWSCURRENT],
             rotation_token: None,
@@ -667,7 +667,7 @@ mod tests {
         driver.store().begin_rotation(&arn, "v3").await.unwrap();
         let before = driver.store().reads();
         let mut e = event(&arn, Step::CreateSecret);
-        e.token = "v3".into();
+        e.version_id = "v3".into();
         driver.run(&e).await.unwrap();
         // Only the pending check (a miss) reaches the store: the new current and
         // the previous value were written or read by this process before.
@@ -715,7 +715,7 @@ mod tests {
             let before = value(driver.store(), &arn, AWSCURRENT).await;
             for step in Step::ALL {
                 let mut e = event(&arn, step);
-                e.token = token.clone();
+                e.version_id = token.clone();
                 match driver.run(&e).await {
                     Ok(_) => {}
                     // Ten values, two excluded: eight draws fail together with
@@ -753,7 +753,7 @@ mod custom_label_tests {
         for step in Step::ALL {
             let event = RotationEvent {
                 secret_id: arn.clone(),
-                token: "v2".into(),
+                version_id: "v2".into(),
                 step,
                 rotation_token: None,
             };
@@ -792,7 +792,7 @@ mod custom_label_tests {
         store.move_label(&arn, &clear).await.unwrap();
         let staged = SecretString::from("staged-by-someone-else");
         let put = NewVersion {
-            token: "v2",
+            version_id: "v2",
             value: &staged,
             labels: &["MyPendingLabel"],
             rotation_token: None,
@@ -804,7 +804,7 @@ mod custom_label_tests {
             .with_pending_label("MyPendingLabel");
         let event = |step| RotationEvent {
             secret_id: arn.clone(),
-            token: "v2".into(),
+            version_id: "v2".into(),
             step,
             rotation_token: None,
         };

@@ -196,7 +196,7 @@ impl OAuthRotator {
                 Err(TargetError::new(Cause::Auth, format!(
                         "{problem}: the server refused the registration access token in field registration_access_token of AWSCURRENT (version {version}). If an earlier attempt at a rotation failed after the server answered, the server may have replaced the token then (RFC 7592 allows it) and the new one was never stored. If another createSecret for this version ran at the same time (an overlapping retry), its update replaced the token, and it stores the new one with its secret: then AWSPENDING (version {pending}) appears and the rotation goes on, so look first. Otherwise, to recover: have the authorization server's administrator issue a new registration access token (and client secret) for client {client}, store them in a new AWSCURRENT value (aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://client.json), then rotate again",
                         client = current.client_id,
-                        pending = ctx.event.token,
+                        pending = ctx.event.version_id,
                     )).at(TargetKind::Provider, format!("rfc7592 at {}", rotor_core::http::display_url(uri))))
             }
         }
@@ -291,7 +291,7 @@ impl Rotator for OAuthRotator {
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, &config.management_secrets).await?;
                 let issued =
-                    providers::entra::issue(&current, &auth, arn, &ctx.event.token).await?;
+                    providers::entra::issue(&current, &auth, arn, &ctx.event.version_id).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
@@ -441,7 +441,7 @@ impl IssuedValues for OAuthRotator {
         value: &SecretString,
     ) -> String {
         let arn = ctx.secret_arn();
-        let token = &ctx.event.token;
+        let token = &ctx.event.version_id;
         let retry = format!(
             "aws secretsmanager rotate-secret --secret-id {arn}: while version {token} is pending, Secrets Manager reattempts it"
         );

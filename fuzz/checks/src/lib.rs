@@ -31,7 +31,7 @@ pub fn rotation_event(data: &[u8]) {
         return;
     };
     if let Ok(event) = RotationEvent::from_json(&value) {
-        for field in [&event.secret_id, &event.token] {
+        for field in [&event.secret_id, &event.version_id] {
             assert!(!field.is_empty() && field.len() <= 2048);
         }
         if let Some(token) = &event.rotation_token {

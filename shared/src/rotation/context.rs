@@ -118,7 +118,7 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
                     .await?
                     .ok_or_else(|| Error::NoPendingValue {
                         secret: self.secret.arn.clone(),
-                        token: self.event.token.clone(),
+                        version_id: self.event.version_id.clone(),
                     })
             })
             .await
@@ -194,8 +194,8 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
     }
 
     pub(super) async fn read_pending(&self) -> Result<Option<StoredValue>, Error> {
-        let selector = VersionSelector::Id(&self.event.token, Some(self.pending_label));
-        self.cached_or_read(&self.event.token, selector).await
+        let selector = VersionSelector::Id(&self.event.version_id, Some(self.pending_label));
+        self.cached_or_read(&self.event.version_id, selector).await
     }
 
     /// The value of version `id`, from this process's cache or the store.
@@ -245,7 +245,7 @@ pub(super) async fn not_overtaken<S: SecretStore>(ctx: &StepContext<'_, S>) -> R
             Err(Error::CurrentChanged {
                 secret: ctx.secret.arn.clone(),
                 current: current.version_id.clone(),
-                token: ctx.event.token.clone(),
+                version_id: ctx.event.version_id.clone(),
                 label: ctx.pending_label.to_owned(),
             })
         }

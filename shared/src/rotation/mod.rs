@@ -175,7 +175,7 @@ pub trait IssuedValues: Send + Sync {
         _value: &SecretString,
     ) -> impl Future<Output = String> + Send {
         let secret = ctx.secret_arn().to_owned();
-        let version = ctx.event.token.clone();
+        let version = ctx.event.version_id.clone();
         async move {
             format!(
                 "This function keeps the value until it restarts: once Secrets Manager accepts writes again, retry the rotation (aws secretsmanager rotate-secret --secret-id {secret}: while version {version} is pending, Secrets Manager reattempts it) to store it"
@@ -216,8 +216,10 @@ pub struct StepReport {
     pub step: &'static str,
     /// The secret's ARN.
     pub secret: String,
-    /// The version rotated to.
-    pub version: String,
+    /// The id of the version rotated to (serialized as `version`, as the
+    /// local runner has always printed it).
+    #[serde(rename = "version")]
+    pub version_id: String,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -276,8 +278,10 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         }
         let precheck = secret
             .versions
-            .precheck(&event.token, &self.pending_label)
-            .map_err(|refusal| refused(&secret.arn, &event.token, &self.pending_label, refusal))?;
+            .precheck(&event.version_id, &self.pending_label)
+            .map_err(|refusal| {
+                refused(&secret.arn, &event.version_id, &self.pending_label, refusal)
+            })?;
         let ctx = StepContext {
             store: &self.store,
             event,
@@ -303,18 +307,18 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 Outcome::Done
             }
         };
-        info!(secret = %secret.arn, step = %event.step, version = %event.token, ?outcome, "step finished");
+        info!(secret = %secret.arn, step = %event.step, version = %event.version_id, ?outcome, "step finished");
         Ok(StepReport {
             step: event.step.as_str(),
             secret: secret.arn.clone(),
-            version: event.token.clone(),
+            version_id: event.version_id.clone(),
             outcome,
         })
     }
 
     async fn create(&self, ctx: &StepContext<'_, S>) -> Result<Outcome, Error> {
         let arn = &ctx.secret.arn;
-        let token = &ctx.event.token;
+        let token = &ctx.event.version_id;
         let current = ctx.current().await?;
         if let Some(stored) = ctx.read_pending().await? {
             // Kept from an earlier attempt of this process, while another run
@@ -390,7 +394,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         value: SecretString,
         source: StoreError,
     ) -> Error {
-        let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
+        let (arn, token) = (&ctx.secret.arn, &ctx.event.version_id);
         let recovery = self.recovery(ctx, &value).await;
         let kept = StoredValue {
             version_id: token.clone(),
@@ -401,7 +405,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         self.issued.put(arn, &kept);
         Error::ValueNotStored {
             secret: arn.clone(),
-            version: token.clone(),
+            version_id: token.clone(),
             source,
             recovery,
         }
@@ -418,7 +422,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         ctx: &StepContext<'_, S>,
         ours: SecretString,
     ) -> Result<Outcome, Error> {
-        let (arn, token) = (&ctx.secret.arn, &ctx.event.token);
+        let (arn, token) = (&ctx.secret.arn, &ctx.event.version_id);
         let Some(held) = self.held_at_target(ctx, &ours).await? else {
             self.issued.remove(arn, token);
             warn!(secret = %arn, version = %token, "a concurrent createSecret stored another value first, and the target does not hold this run's; keeping the stored one");
@@ -447,7 +451,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 self.issued.remove(arn, token);
                 Err(Error::PendingReplaced {
                     secret: arn.clone(),
-                    version: token.clone(),
+                    version_id: token.clone(),
                     replacement,
                     label: ctx.pending_label.to_owned(),
                 })
@@ -527,7 +531,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             .put_value(
                 &ctx.secret.arn,
                 NewVersion {
-                    token,
+                    version_id: token,
                     value,
                     labels: &[&self.pending_label],
                     rotation_token: ctx.event.rotation_token.as_deref(),
@@ -580,8 +584,8 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         let plan = ctx
             .secret
             .versions
-            .finish_plan(&ctx.event.token, &self.pending_label);
-        let was_current = ctx.secret.versions.current() == Some(ctx.event.token.as_str());
+            .finish_plan(&ctx.event.version_id, &self.pending_label);
+        let was_current = ctx.secret.versions.current() == Some(ctx.event.version_id.as_str());
         for change in &plan {
             self.store
                 .move_label(&ctx.secret.arn, change)
@@ -634,20 +638,20 @@ fn refused(secret: &str, token: &str, pending_label: &str, refusal: Refusal) -> 
     match refusal {
         Refusal::UnknownVersion => Error::UnknownVersion {
             secret: secret.to_owned(),
-            token: token.to_owned(),
+            version_id: token.to_owned(),
         },
         Refusal::NotPending(labels)
             if pending_label != AWSPENDING && labels.iter().any(|l| l == AWSPENDING) =>
         {
             Error::PendingLabelMismatch {
                 secret: secret.to_owned(),
-                token: token.to_owned(),
+                version_id: token.to_owned(),
                 label: pending_label.to_owned(),
             }
         }
         Refusal::NotPending(labels) => Error::NotPending {
             secret: secret.to_owned(),
-            token: token.to_owned(),
+            version_id: token.to_owned(),
             label: pending_label.to_owned(),
             labels: if labels.is_empty() {
                 "none".to_owned()

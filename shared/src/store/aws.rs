@@ -273,7 +273,7 @@ impl SecretStore for AwsStore {
             .client
             .put_secret_value()
             .secret_id(secret_id)
-            .client_request_token(new.token)
+            .client_request_token(new.version_id)
             .secret_string(new.value.expose_secret())
             .set_rotation_token(new.rotation_token.map(str::to_owned));
         for label in new.labels {

@@ -195,14 +195,14 @@ impl SecretStore for MemoryStore {
             } else {
                 new.labels.to_vec()
             };
-            match s.version_mut(new.token) {
+            match s.version_mut(new.version_id) {
                 Some(Version {
                     value: Some(old), ..
                 }) => {
                     if old.expose_secret() != new.value.expose_secret() {
                         return Err(StoreError::Rejected(format!(
                             "ResourceExistsException: version {} already exists with another value",
-                            new.token
+                            new.version_id
                         )));
                     }
                 }
@@ -210,14 +210,14 @@ impl SecretStore for MemoryStore {
                     version.value = Some(SecretString::from(new.value.expose_secret()))
                 }
                 None => s.versions.push(Version {
-                    id: new.token.to_owned(),
+                    id: new.version_id.to_owned(),
                     value: Some(SecretString::from(new.value.expose_secret())),
                     labels: Vec::new(),
                     created: SystemTime::now(),
                 }),
             }
             for label in labels {
-                s.attach(label, new.token);
+                s.attach(label, new.version_id);
             }
             Ok(())
         })

@@ -62,9 +62,10 @@ pub struct StoredValue {
 /// A value to store as a new version (PutSecretValue).
 #[derive(Clone, Copy, Debug)]
 pub struct NewVersion<'a> {
-    /// The version id (ClientRequestToken). Putting the same value twice under one
-    /// token is a success; a different value under an existing token is refused.
-    pub token: &'a str,
+    /// The version id (PutSecretValue's ClientRequestToken). Putting the same
+    /// value twice under one id is a success; a different value under an
+    /// existing id is refused.
+    pub version_id: &'a str,
     /// The value.
     pub value: &'a SecretString,
     /// The labels the version gets (moved from wherever they are).

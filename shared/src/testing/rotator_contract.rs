@@ -318,7 +318,7 @@ impl<S: RotationService, T: Subject> Bench<'_, S, T> {
     ) -> Result<Outcome, String> {
         let event = RotationEvent {
             secret_id: staged.arn.clone(),
-            token: staged.token.clone(),
+            version_id: staged.token.clone(),
             step,
             rotation_token: None,
         };

@@ -345,7 +345,7 @@ async fn put_value<S: RotationService>(store: &S, reference: Reference) -> Resul
         .or_fail("staging a rotation")?;
     let new = SecretString::from("v2");
     let put = NewVersion {
-        token: &t,
+        version_id: &t,
         value: &new,
         labels: &[AWSPENDING],
         rotation_token: None,
@@ -435,7 +435,7 @@ async fn moving_current<S: RotationService>(store: &S) -> Result<(), String> {
         .put_value(
             &arn,
             NewVersion {
-                token: &t,
+                version_id: &t,
                 value: &new,
                 labels: &[AWSPENDING],
                 rotation_token: None,
@@ -543,7 +543,7 @@ async fn second_rotation<S: RotationService>(store: &S) -> Result<(), String> {
             .put_value(
                 &arn,
                 NewVersion {
-                    token: &t,
+                    version_id: &t,
                     value: &value,
                     labels: &[AWSPENDING],
                     rotation_token: None,

@@ -338,7 +338,7 @@ pub async fn rotate<'a>(
             .put_value(
                 &secret.arn,
                 NewVersion {
-                    token: &token,
+                    version_id: &token,
                     value: &current.value,
                     labels: &[AWSPENDING],
                     rotation_token: None,
