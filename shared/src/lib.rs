@@ -84,7 +84,7 @@
 //! server.0.lock().unwrap().push("first".into());
 //! let driver = Driver::new(&store, server.clone());
 //! for step in Step::ALL {
-//!     let event = RotationEvent { secret_id: arn.clone(), token: "v2".into(), step, rotation_token: None };
+//!     let event = RotationEvent { secret_id: arn.clone(), version_id: "v2".into(), step, rotation_token: None };
 //!     assert_eq!(driver.run(&event).await?.outcome, Outcome::Done);
 //!     // Secrets Manager may send any step again: each converges. A second
 //!     // createSecret keeps the value the first stored.
