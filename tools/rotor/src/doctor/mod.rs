@@ -135,8 +135,14 @@ async fn connect(clients: &Clients, exam: &mut Examination) {
         return;
     };
     match connect::check(kind, &value).await {
-        Ok(Checked::Works(proved)) => exam.notes.push(format!("--connect: AWSCURRENT works: {proved}")),
-        Ok(Checked::NotChecked(why)) => exam.notes.push(format!("--connect: not checked: {why}")),
+        Ok(Checked::Works(proved)) => {
+            let note = format!("--connect: AWSCURRENT works: {proved}");
+            exam.notes.push(note)
+        }
+        Ok(Checked::NotChecked(why)) => {
+            let note = format!("--connect: not checked: {why}");
+            exam.notes.push(note)
+        }
         Err(problem) => exam.findings.push(Finding::new(
             "current-does-not-work",
             Health::Misconfigured,

@@ -61,8 +61,18 @@ impl State {
                 match update.get("client_secret") {
                     None => {}
                     Some(Value::String(s)) if !s.is_empty() => {}
-                    Some(Value::String(_)) => return invalid("'String is too short (0 chars), minimum 1' on property client_secret (The secret used to sign tokens for the client).".into()),
-                    Some(other) => return invalid(format!("'Expected type string but found type {}' on property client_secret.", json_type(other))),
+                    Some(Value::String(_)) => {
+                        let message = "'String is too short (0 chars), minimum 1' on property \
+                                       client_secret (The secret used to sign tokens for the client).";
+                        return invalid(message.into());
+                    }
+                    Some(other) => {
+                        let message = format!(
+                            "'Expected type string but found type {}' on property client_secret.",
+                            json_type(other)
+                        );
+                        return invalid(message);
+                    }
                 }
                 let keys =
                     update.contains_key("client_secret") || update.contains_key("signing_keys");

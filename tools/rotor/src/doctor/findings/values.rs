@@ -6,6 +6,9 @@ use rotor_core::admin::{ADMIN_VAR, Names};
 
 use super::*;
 
+/// What the repair command adds to store a fixed pending value.
+const PENDING_STAGE: &str = " --version-stages AWSPENDING --client-request-token VERSION";
+
 /// How a function reads its secrets, for the one secret examined: the
 /// per-secret settings generic-rotation resolves from its tags.
 enum Reader {
@@ -99,7 +102,7 @@ pub(super) async fn value_findings(
             "the function refuses to rotate a value it cannot parse",
             vec![format!(
                 "aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://fixed.json{}",
-                if label == AWSCURRENT { "" } else { " --version-stages AWSPENDING --client-request-token VERSION" }
+                if label == AWSCURRENT { "" } else { PENDING_STAGE }
             )],
         ));
         false
