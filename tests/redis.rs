@@ -609,3 +609,70 @@ async fn a_secret_cannot_borrow_the_admin_for_another_user() {
     }
     assert!(redis.logs_in(ADMIN_USER, &redis.admin_password()));
 }
+
+/// AWSPREVIOUS overwritten by hand with a value that does not parse, under
+/// the default REVOKE_PREVIOUS=next-rotation: finishSecret (replayed) cannot
+/// tell which password AWSPREVIOUS holds, so it removes none and says so
+/// (InvalidSecretValue naming AWSPREVIOUS; the labels had moved already);
+/// the previous password still logs in. The next rotation's setSecret does
+/// without it (a warning names it), and its finishSecret, which makes the
+/// last AWSCURRENT the AWSPREVIOUS, tidies as usual.
+#[tokio::test]
+async fn a_broken_previous_value_removes_no_password() {
+    use rotor_core::SecretStore;
+    use rotor_core::event::Step;
+    use rotor_core::store::NewVersion;
+
+    let redis = RedisServer::start().unwrap();
+    let store = moto_store();
+    let first = random_password();
+    redis.create_user("selfie", &first, &["+acl"]).unwrap();
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &secret(&redis, "selfie", &first, json!({})),
+        &[],
+        &t,
+    )
+    .await;
+    let function = function(&redis, &[]).await;
+    replay(&function, &arn, &t, &Step::ALL).await;
+    let second = password(&store, &arn, AWSCURRENT).await;
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+
+    let broken = NewVersion {
+        version_id: &token(),
+        value: &SecretString::from("{not json"),
+        labels: &[AWSPREVIOUS],
+        rotation_token: None,
+    };
+    store.put_value(&arn, broken).await.unwrap();
+    let (kind, message) = run_step(&function, &arn, &t, Step::FinishSecret)
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+    assert!(
+        message.contains(AWSPREVIOUS) && message.contains("no password was removed"),
+        "{message}"
+    );
+    assert!(redis.logs_in("selfie", &first), "AWSPREVIOUS's password");
+    assert!(redis.logs_in("selfie", &second));
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+
+    let t2 = token();
+    store.begin_rotation(&arn, &t2).await.unwrap();
+    replay(&function, &arn, &t2, &Step::ALL).await;
+    let third = password(&store, &arn, AWSCURRENT).await;
+    assert!(
+        !redis.logs_in("selfie", &first),
+        "removed by the next rotation"
+    );
+    assert!(redis.logs_in("selfie", &second) && redis.logs_in("selfie", &third));
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+    let output = function.output();
+    assert!(
+        output.contains("WARN") && output.contains(AWSPREVIOUS),
+        "setSecret's warning names AWSPREVIOUS"
+    );
+    assert_no_stored_secret_in(&store, &arn, &output).await;
+}

@@ -1,9 +1,12 @@
 //! What the ElastiCache and MemoryDB clients share: a user as `DescribeUsers`
-//! reports it, and the classification of an API failure into a target cause.
+//! reports it, the two SDKs' user and tag types read one way, and the
+//! classification of an API failure into a target cause.
 
 use aws_sdk_memorydb::config::http::HttpResponse;
 use aws_sdk_memorydb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use rotor_core::{Cause, TargetError};
+use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+
+use super::arn::CacheUser;
 
 /// The status in which a user accepts a change and its passwords are in force.
 pub const ACTIVE: &str = "active";
@@ -19,6 +22,74 @@ pub struct UserState {
     pub status: String,
     /// How many passwords it holds (never the passwords).
     pub password_count: Option<i32>,
+}
+
+impl UserState {
+    /// A user from the fields both SDKs' `User` types have.
+    pub fn new(
+        arn: Option<&str>,
+        name: Option<&str>,
+        status: Option<&str>,
+        password_count: Option<i32>,
+    ) -> UserState {
+        UserState {
+            arn: arn.map(str::to_owned),
+            name: name.map(str::to_owned),
+            status: status.unwrap_or_default().to_owned(),
+            password_count,
+        }
+    }
+}
+
+/// A user as one SDK's `DescribeUsers` lists it. ElastiCache's and
+/// MemoryDB's `User` types hold the same facts under other names; each
+/// service module says which is which, and [`find_user`] reads either.
+pub trait ListedUser {
+    /// The identifier `DescribeUsers` was asked for ([`CacheUser::id`]).
+    fn id(&self) -> Option<&str>;
+    /// The user as the function reads it.
+    fn state(&self) -> UserState;
+}
+
+/// A tag as one SDK's tag listing returns it.
+pub trait ListedTag {
+    /// The tag's key and value.
+    fn key_value(&self) -> (Option<&str>, Option<&str>);
+}
+
+/// The user `user` among those `DescribeUsers` listed, or a `NotFound`
+/// naming it and its ARN.
+pub fn find_user<U: ListedUser>(
+    listed: &[U],
+    user: &CacheUser,
+    arn: &str,
+) -> Result<UserState, TargetError> {
+    let found = listed.iter().find(|u| u.id() == Some(user.id()));
+    found.map(ListedUser::state).ok_or_else(|| {
+        let problem = format!(
+            "DescribeUsers found no {} user with {} {:?} ({arn}); fix user_arn, or create the user",
+            user.service(),
+            user.id_kind(),
+            user.id()
+        );
+        TargetError::new(Cause::NotFound, problem)
+    })
+}
+
+/// The value of the tag `key` among `tags`, `None` when there is none.
+pub fn tag_value<T: ListedTag>(tags: &[T], key: &str) -> Option<String> {
+    tags.iter()
+        .map(ListedTag::key_value)
+        .find(|(k, _)| *k == Some(key))
+        .map(|(_, value)| value.unwrap_or_default().to_owned())
+}
+
+/// Passwords as both SDKs take them.
+pub fn exposed(passwords: &[&SecretString]) -> Vec<String> {
+    passwords
+        .iter()
+        .map(|p| p.expose_secret().to_owned())
+        .collect()
 }
 
 /// The cause of an API failure, from the error code (the services answer a
