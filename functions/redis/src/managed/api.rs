@@ -51,12 +51,6 @@ pub trait ListedUser {
     fn state(&self) -> UserState;
 }
 
-/// A tag as one SDK's tag listing returns it.
-pub trait ListedTag {
-    /// The tag's key and value.
-    fn key_value(&self) -> (Option<&str>, Option<&str>);
-}
-
 /// The user `user` among those `DescribeUsers` listed, or a `NotFound`
 /// naming it and its ARN.
 pub fn find_user<U: ListedUser>(
@@ -76,12 +70,14 @@ pub fn find_user<U: ListedUser>(
     })
 }
 
-/// The value of the tag `key` among `tags`, `None` when there is none.
-pub fn tag_value<T: ListedTag>(tags: &[T], key: &str) -> Option<String> {
-    tags.iter()
-        .map(ListedTag::key_value)
-        .find(|(k, _)| *k == Some(key))
-        .map(|(_, value)| value.unwrap_or_default().to_owned())
+/// The value of the tag `key` among `tags` (key and value, as both SDKs'
+/// `Tag` types hold them), `None` when there is none.
+pub fn tag_value<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> Option<String> {
+    let (_, value) = tags.into_iter().find(|(k, _)| *k == Some(key))?;
+    Some(value.unwrap_or_default().to_owned())
 }
 
 /// Passwords as both SDKs take them.
@@ -197,6 +193,46 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Listed(&'static str, &'static str);
+
+    impl ListedUser for Listed {
+        fn id(&self) -> Option<&str> {
+            Some(self.0)
+        }
+
+        fn state(&self) -> UserState {
+            UserState::new(None, Some(self.0), Some(self.1), Some(2))
+        }
+    }
+
+    #[test]
+    fn the_user_asked_for_is_found_by_its_id_or_named_as_missing() {
+        let listed = [Listed("other", "active"), Listed("app", "modifying")];
+        let user = CacheUser::MemoryDb("app".into());
+        let arn = "arn:aws:memorydb:us-east-1:123456789012:user/app";
+        let found = find_user(&listed, &user, arn).unwrap();
+        assert_eq!(
+            (found.status.as_str(), found.password_count),
+            ("modifying", Some(2))
+        );
+        let missing = CacheUser::ElastiCache("gone".into());
+        let e = find_user(&listed, &missing, arn).unwrap_err();
+        assert_eq!(e.cause, Cause::NotFound);
+        assert!(
+            e.problem.contains("ElastiCache user with user ID \"gone\""),
+            "{}",
+            e.problem
+        );
+    }
+
+    #[test]
+    fn a_tag_is_read_by_its_key() {
+        let tags = [(Some("team"), Some("a")), (Some("rotor:secret"), None)];
+        assert_eq!(tag_value(tags, "team").as_deref(), Some("a"));
+        assert_eq!(tag_value(tags, "rotor:secret").as_deref(), Some(""));
+        assert_eq!(tag_value(tags, "owner"), None);
+    }
 
     #[test]
     fn codes_decide_before_statuses() {

@@ -3,10 +3,10 @@
 //! and `ListTagsForResource` for the owner's tag on the user.
 
 use aws_sdk_elasticache::Client;
-use aws_sdk_elasticache::types::{Tag, User};
+use aws_sdk_elasticache::types::User;
 use rotor_core::{SecretString, TargetError};
 
-use super::api::{ListedTag, ListedUser, UserState, exposed, failure, find_user, tag_value};
+use super::api::{ListedUser, UserState, exposed, failure, find_user, tag_value};
 use super::arn::CacheUser;
 
 const SERVICE: &str = "ElastiCache";
@@ -19,12 +19,6 @@ impl ListedUser for User {
     fn state(&self) -> UserState {
         let count = self.authentication().and_then(|a| a.password_count());
         UserState::new(self.arn(), self.user_name(), self.status(), count)
-    }
-}
-
-impl ListedTag for Tag {
-    fn key_value(&self) -> (Option<&str>, Option<&str>) {
-        (self.key(), self.value())
     }
 }
 
@@ -60,5 +54,6 @@ pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>
         .send()
         .await;
     let out = call.map_err(|e| failure(SERVICE, "ListTagsForResource", arn, &e, true))?;
-    Ok(tag_value(out.tag_list(), key))
+    let tags = out.tag_list().iter().map(|t| (t.key(), t.value()));
+    Ok(tag_value(tags, key))
 }

@@ -3,10 +3,10 @@
 //! `ListTags` for the owner's tag on the user.
 
 use aws_sdk_memorydb::Client;
-use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType, Tag, User};
+use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType, User};
 use rotor_core::{SecretString, TargetError};
 
-use super::api::{ListedTag, ListedUser, UserState, exposed, failure, find_user, tag_value};
+use super::api::{ListedUser, UserState, exposed, failure, find_user, tag_value};
 use super::arn::CacheUser;
 
 const SERVICE: &str = "MemoryDB";
@@ -19,12 +19,6 @@ impl ListedUser for User {
     fn state(&self) -> UserState {
         let count = self.authentication().and_then(|a| a.password_count());
         UserState::new(self.arn(), self.name(), self.status(), count)
-    }
-}
-
-impl ListedTag for Tag {
-    fn key_value(&self) -> (Option<&str>, Option<&str>) {
-        (self.key(), self.value())
     }
 }
 
@@ -63,5 +57,6 @@ pub async fn set_passwords(
 pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>, TargetError> {
     let call = client.list_tags().resource_arn(arn).send().await;
     let out = call.map_err(|e| failure(SERVICE, "ListTags", arn, &e, true))?;
-    Ok(tag_value(out.tag_list(), key))
+    let tags = out.tag_list().iter().map(|t| (t.key(), t.value()));
+    Ok(tag_value(tags, key))
 }
