@@ -8,6 +8,10 @@
 //! * an Amazon ElastiCache RBAC user or an Amazon MemoryDB user (`user_arn`,
 //!   as AWS's own rotation function reads it): the function calls the
 //!   service's API, and only for users the deployer lists ([`managed`]).
+//!
+//! [`secret::UserSecret`] is either, parsed once per version by the core's
+//! typed reads; every rule about admin secrets, TLS, retries and labels is
+//! rotor-core's.
 
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::password::{PasswordPolicy, PolicyError};
@@ -56,7 +60,7 @@ impl Config {
         let revoke_at_finish =
             RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)? == RevokePrevious::AtFinish;
         Ok(Config {
-            master_secret: lookup(rotor_core::admin::ADMIN_VAR).filter(|v| !v.trim().is_empty()),
+            master_secret: lookup(rotor_core::admin::ADMIN_VAR),
             revoke_at_finish,
             policy: PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup)?,
             managed: ManagedSettings::from_lookup(&lookup)?,
