@@ -3,13 +3,17 @@
 //! an independent client, proves which passwords log in at each point.
 
 use rotor_cli::function::LocalFunction;
-use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
-use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_core::event::Step;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::store::{NewVersion, RotationService};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_testbed::redis_server::{ADMIN_USER, RedisServer, Via};
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::{field, password};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, labels, moto, moto_store, replay, run_step, staged_secret,
+    staged_secret_named, start_function, start_function_at, token, unique, value,
+};
 use serde_json::{Value, json};
 
 /// A user secret at the server's TLS port, with `extra` fields.
@@ -79,8 +83,8 @@ async fn single_user_overlap_with_an_admin_secret() {
     .await;
     let function = function(&redis, &[]).await;
 
-    replay_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
-    let second = password(&store, &arn, "AWSPENDING").await;
+    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    let second = password(&store, &arn, AWSPENDING).await;
     assert!(
         redis.logs_in("app", &first),
         "the current password still works after setSecret"
@@ -90,7 +94,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         "the pending password works after setSecret"
     );
     assert_eq!(redis.password_count("app").unwrap(), 2);
-    replay_steps(&function, &arn, &t, &["testSecret", "finishSecret"]).await;
+    replay(&function, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(
         redis.logs_in("app", &first),
@@ -115,11 +119,11 @@ async fn single_user_overlap_with_an_admin_secret() {
     // The next rotation removes the first password, keeps the second.
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay_steps(
+    replay(
         &function,
         &arn,
         &t2,
-        &["createSecret", "setSecret", "testSecret"],
+        &[Step::CreateSecret, Step::SetSecret, Step::TestSecret],
     )
     .await;
     assert_eq!(
@@ -127,7 +131,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         3,
         "three during the rotation"
     );
-    replay_steps(&function, &arn, &t2, &["finishSecret"]).await;
+    replay(&function, &arn, &t2, &[Step::FinishSecret]).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert!(
@@ -168,15 +172,15 @@ async fn self_managed_user_revoking_at_finish() {
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
     let function = function(&redis, &[("REVOKE_PREVIOUS", "at-finish")]).await;
-    replay_steps(
+    replay(
         &function,
         &arn,
         &t,
-        &["createSecret", "setSecret", "testSecret"],
+        &[Step::CreateSecret, Step::SetSecret, Step::TestSecret],
     )
     .await;
     assert!(redis.logs_in("selfie", &old));
-    replay_steps(&function, &arn, &t, &["finishSecret"]).await;
+    replay(&function, &arn, &t, &[Step::FinishSecret]).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert!(redis.logs_in("selfie", &new));
     assert!(!redis.logs_in("selfie", &old), "revoked at finish");
@@ -208,8 +212,8 @@ async fn a_wrong_admin_password_changes_nothing() {
     )
     .await;
     let function = function(&redis, &[]).await;
-    replay_steps(&function, &arn, &t, &["createSecret"]).await;
-    let err = step(&function, &event(&arn, &t, "setSecret"))
+    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    let err = run_step(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(err.0, "NotRetryable.CacheAuth", "{err:?}");
@@ -249,13 +253,7 @@ async fn hostile_user_names_inject_no_rules() {
             &t,
         )
         .await;
-        replay_steps(
-            &function,
-            &arn,
-            &t,
-            &["createSecret", "setSecret", "testSecret", "finishSecret"],
-        )
-        .await;
+        replay(&function, &arn, &t, &Step::ALL).await;
         let new = password(&store, &arn, AWSCURRENT).await;
         assert!(redis.logs_in(name, &new), "{name:?}");
         let user = redis.admin(&["ACL", "GETUSER", name]).unwrap();
@@ -285,7 +283,7 @@ async fn hostile_user_names_inject_no_rules() {
             &t,
         )
         .await;
-        let err = step(&function, &event(&arn, &t, "createSecret"))
+        let err = run_step(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert_eq!(
@@ -307,8 +305,8 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let untrusting = start_function("redis-rotation", &[]).await;
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
-    replay_steps(&untrusting, &arn, &t, &["createSecret"]).await;
-    let err = step(&untrusting, &event(&arn, &t, "setSecret"))
+    replay(&untrusting, &arn, &t, &[Step::CreateSecret]).await;
+    let err = run_step(&untrusting, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(err.0, "NotRetryable.CacheTls", "{err:?}");
@@ -317,13 +315,7 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let t = token();
     let plain = json!({"port": redis.plain_port(), "ssl": false});
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, plain), &[], &t).await;
-    replay_steps(
-        &untrusting,
-        &arn,
-        &t,
-        &["createSecret", "setSecret", "testSecret", "finishSecret"],
-    )
-    .await;
+    replay(&untrusting, &arn, &t, &Step::ALL).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert!(
         redis
@@ -343,7 +335,6 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
 #[tokio::test]
 async fn crash_matrix_at_every_call() {
     use rotor_cli::rotate::{RotateOptions, rotate};
-    use rotor_core::labels::AWSPENDING;
     use rotor_testbed::fault_proxy::{CrashPlan, FaultProxy, When};
 
     let redis = RedisServer::start().unwrap();
@@ -431,11 +422,11 @@ async fn crash_matrix_at_every_call() {
                 );
                 let retry =
                     start_function_at("redis-rotation", &sm_proxy.http_endpoint(), &env).await;
-                for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-                    let result = step(&retry, &event(&arn, &t, name)).await;
+                for step in Step::ALL {
+                    let result = run_step(&retry, &arn, &t, step).await;
                     assert!(
                         result.is_ok(),
-                        "{point}: the retried {name} failed: {result:?}\n{}",
+                        "{point}: the retried {step} failed: {result:?}\n{}",
                         retry.output()
                     );
                 }
@@ -506,48 +497,48 @@ async fn a_broken_link_between_acl_commands_is_retryable() {
         .unwrap();
     let function = function(&redis, &[("MASTER_SECRET_ARN", admin.as_str())]).await;
     let mut broken = 0;
-    for step_name in ["setSecret", "finishSecret"] {
+    for cut in [Step::SetSecret, Step::FinishSecret] {
+        let before: &[Step] = match cut {
+            Step::SetSecret => &[Step::CreateSecret],
+            _ => &[Step::CreateSecret, Step::SetSecret, Step::TestSecret],
+        };
         for n in 1.. {
-            let user = format!("link{n}{}", &step_name[..3]);
+            let user = format!("link{n}{}", &cut.as_str()[..3]);
             let old = random_password();
             redis.create_user(&user, &old, &[]).unwrap();
             let t = token();
             let arn = staged_secret(&store, &via_proxy(&user, &old), &[], &t).await;
-            let before: Vec<&str> = match step_name {
-                "setSecret" => vec!["createSecret"],
-                _ => vec!["createSecret", "setSecret", "testSecret"],
-            };
-            for name in &before {
-                step(&function, &event(&arn, &t, name)).await.unwrap();
+            for &step in before {
+                run_step(&function, &arn, &t, step).await.unwrap();
             }
             let start = proxy.chunks();
             proxy.cut_after(n);
-            let result = step(&function, &event(&arn, &t, step_name)).await;
+            let result = run_step(&function, &arn, &t, cut).await;
             let reached = proxy.chunks() - start >= n;
             proxy.cancel_cut();
             if let Err((kind, message)) = &result {
                 assert!(
                     kind.starts_with("Retryable.Cache"),
-                    "{step_name}, cut after {n}: {kind}: {message}"
+                    "{cut}, cut after {n}: {kind}: {message}"
                 );
                 broken += 1;
             }
             assert!(
-                redis.logs_in(&user, &old) || step_name == "finishSecret",
-                "{step_name}, cut after {n}: the current password"
+                redis.logs_in(&user, &old) || cut == Step::FinishSecret,
+                "{cut}, cut after {n}: the current password"
             );
-            for name in [step_name, "testSecret", "finishSecret"] {
-                let again = step(&function, &event(&arn, &t, name)).await;
+            for step in [cut, Step::TestSecret, Step::FinishSecret] {
+                let again = run_step(&function, &arn, &t, step).await;
                 assert!(
                     again.is_ok(),
-                    "{step_name}, cut after {n}: {name} again: {again:?}\n{}",
+                    "{cut}, cut after {n}: {step} again: {again:?}\n{}",
                     function.output()
                 );
             }
             let new = password(&store, &arn, AWSCURRENT).await;
             assert!(
                 redis.logs_in(&user, &new) && redis.logs_in(&user, &old),
-                "{step_name}, cut after {n}"
+                "{cut}, cut after {n}"
             );
             assert_eq!(redis.password_count(&user).unwrap(), 2);
             if result.is_ok() && !reached {
@@ -592,10 +583,10 @@ async fn a_secret_cannot_borrow_the_admin_for_another_user() {
             &t,
         )
         .await;
-        step(&function, &event(&arn, &t, "createSecret"))
+        run_step(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap();
-        let err = step(&function, &event(&arn, &t, "setSecret"))
+        let err = run_step(&function, &arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert_eq!(err.0, refusal, "{user}: {err:?}");
@@ -604,8 +595,71 @@ async fn a_secret_cannot_borrow_the_admin_for_another_user() {
             before,
             "{user}: a password was added"
         );
-        let pending = password(&store, &arn, "AWSPENDING").await;
+        let pending = password(&store, &arn, AWSPENDING).await;
         assert!(!redis.logs_in(user, &pending));
     }
     assert!(redis.logs_in(ADMIN_USER, &redis.admin_password()));
+}
+
+/// AWSPREVIOUS overwritten by hand with a value that does not parse, under
+/// the default REVOKE_PREVIOUS=next-rotation: finishSecret (replayed) cannot
+/// tell which password AWSPREVIOUS holds, so it removes none and says so
+/// (InvalidSecretValue naming AWSPREVIOUS; the labels had moved already);
+/// the previous password still logs in. The next rotation's setSecret does
+/// without it (a warning names it), and its finishSecret, which makes the
+/// last AWSCURRENT the AWSPREVIOUS, tidies as usual.
+#[tokio::test]
+async fn a_broken_previous_value_removes_no_password() {
+    let redis = RedisServer::start().unwrap();
+    let store = moto_store();
+    let first = random_password();
+    redis.create_user("selfie", &first, &["+acl"]).unwrap();
+    let t = token();
+    let arn = staged_secret(
+        &store,
+        &secret(&redis, "selfie", &first, json!({})),
+        &[],
+        &t,
+    )
+    .await;
+    let function = function(&redis, &[]).await;
+    replay(&function, &arn, &t, &Step::ALL).await;
+    let second = password(&store, &arn, AWSCURRENT).await;
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+
+    let broken = NewVersion {
+        version_id: &token(),
+        value: &SecretString::from("{not json"),
+        labels: &[AWSPREVIOUS],
+        rotation_token: None,
+    };
+    store.put_value(&arn, broken).await.unwrap();
+    let (kind, message) = run_step(&function, &arn, &t, Step::FinishSecret)
+        .await
+        .unwrap_err();
+    assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+    assert!(
+        message.contains(AWSPREVIOUS) && message.contains("no password was removed"),
+        "{message}"
+    );
+    assert!(redis.logs_in("selfie", &first), "AWSPREVIOUS's password");
+    assert!(redis.logs_in("selfie", &second));
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+
+    let t2 = token();
+    store.begin_rotation(&arn, &t2).await.unwrap();
+    replay(&function, &arn, &t2, &Step::ALL).await;
+    let third = password(&store, &arn, AWSCURRENT).await;
+    assert!(
+        !redis.logs_in("selfie", &first),
+        "removed by the next rotation"
+    );
+    assert!(redis.logs_in("selfie", &second) && redis.logs_in("selfie", &third));
+    assert_eq!(redis.password_count("selfie").unwrap(), 2);
+    let output = function.output();
+    assert!(
+        output.contains("WARN") && output.contains(AWSPREVIOUS),
+        "setSecret's warning names AWSPREVIOUS"
+    );
+    assert_no_stored_secret_in(&store, &arn, &output).await;
 }

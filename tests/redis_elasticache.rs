@@ -8,13 +8,18 @@
 //! change, then `active`), and SigV4 is not checked.
 
 use rotor_cli::function::LocalFunction;
-use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
+use rotor_core::event::Step;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::store::RotationService;
 use rotor_core::{ExposeSecret, SecretString};
 use rotor_testbed::elasticache::{ElastiCacheEmulator, EmulatedUser};
 use rotor_testbed::redis_server::RedisServer;
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::password;
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto_store, replay, run_step, staged_secret, start_function, token,
+    unique,
+};
 use serde_json::json;
 
 const ACCESS: &str = "on ~* +@connection +get +set";
@@ -101,8 +106,8 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         .function(&bed.arn, &[("REVOKE_PREVIOUS", "at-finish")])
         .await;
 
-    replay_steps(&function, &arn, &t, &["createSecret", "setSecret"]).await;
-    let second = password(&store, &arn, "AWSPENDING").await;
+    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    let second = password(&store, &arn, AWSPENDING).await;
     assert!(
         bed.logs_in(&first),
         "the current password works after setSecret"
@@ -111,9 +116,9 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         bed.logs_in(&second),
         "the pending password works after setSecret"
     );
-    replay_steps(&function, &arn, &t, &["testSecret"]).await;
+    replay(&function, &arn, &t, &[Step::TestSecret]).await;
     assert!(bed.logs_in(&first), "and still after testSecret");
-    replay_steps(&function, &arn, &t, &["finishSecret"]).await;
+    replay(&function, &arn, &t, &[Step::FinishSecret]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(bed.logs_in(&second));
     assert!(!bed.logs_in(&first), "revoked at finish");
@@ -124,16 +129,8 @@ async fn elasticache_user_rotates_with_no_refused_login() {
 
     let keeping = bed.function(&bed.arn, &[]).await;
     let t2 = token();
-    rotor_core::store::RotationService::begin_rotation(&store, &arn, &t2)
-        .await
-        .unwrap();
-    replay_steps(
-        &keeping,
-        &arn,
-        &t2,
-        &["createSecret", "setSecret", "testSecret", "finishSecret"],
-    )
-    .await;
+    store.begin_rotation(&arn, &t2).await.unwrap();
+    replay(&keeping, &arn, &t2, &Step::ALL).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert!(bed.logs_in(&third));
@@ -160,11 +157,11 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     let function = bed
         .function(&bed.arn, &[("MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "0")])
         .await;
-    replay_steps(&function, &arn, &t, &["createSecret"]).await;
-    let second = password(&store, &arn, "AWSPENDING").await;
+    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    let second = password(&store, &arn, AWSPENDING).await;
 
     assert!(bed.emulator.stay_modifying(&bed.id, 1000));
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -178,7 +175,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     assert!(bed.emulator.stay_modifying(&bed.id, 0));
     bed.emulator
         .fail_next("ModifyUser", "InvalidUserState", 400);
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -189,7 +186,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     // step, once the user is active, converges.
     bed.emulator
         .lose_next_answer("ModifyUser", "InternalFailure", 500);
-    let lost = step(&function, &event(&arn, &t, "setSecret")).await;
+    let lost = run_step(&function, &arn, &t, Step::SetSecret).await;
     if let Err((kind, message)) = &lost {
         assert!(kind.starts_with("Retryable."), "{kind}: {message}");
     }
@@ -197,7 +194,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     let mut tries = 0;
     loop {
         tries += 1;
-        match step(&function, &event(&arn, &t, "setSecret")).await {
+        match run_step(&function, &arn, &t, Step::SetSecret).await {
             Ok(_) => break,
             Err((kind, message)) => {
                 assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -206,7 +203,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
         }
     }
     let relaxed = bed.function(&bed.arn, &[]).await;
-    replay_steps(&relaxed, &arn, &t, &["testSecret", "finishSecret"]).await;
+    replay(&relaxed, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
     assert!(bed.logs_in(&first) && bed.logs_in(&second));
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
@@ -224,7 +221,7 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
     let other = "arn:aws:elasticache:us-east-1:123456789012:user:someone-else";
     let refusing = bed.function(other, &[]).await;
-    let (kind, message) = step(&refusing, &event(&arn, &t, "createSecret"))
+    let (kind, message) = run_step(&refusing, &arn, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
@@ -234,10 +231,11 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     );
 
     let allowed = bed.function(&bed.arn, &[]).await;
-    replay_steps(&allowed, &arn, &t, &["createSecret"]).await;
-    for name in ["setSecret", "testSecret"] {
-        let (kind, message) = step(&refusing, &event(&arn, &t, name)).await.unwrap_err();
-        assert_eq!(kind, "NotRetryable.InvalidSettings", "{name}: {message}");
+    replay(&allowed, &arn, &t, &[Step::CreateSecret]).await;
+    for step in [Step::SetSecret, Step::TestSecret] {
+        let refused = run_step(&refusing, &arn, &t, step).await;
+        let (kind, message) = refused.unwrap_err();
+        assert_eq!(kind, "NotRetryable.InvalidSettings", "{step}: {message}");
     }
     assert_eq!(bed.emulator.calls().len(), 0, "no call reached ElastiCache");
     assert!(bed.logs_in(&first));
@@ -256,24 +254,24 @@ async fn elasticache_throttling_and_access_denied_are_classified() {
     let t = token();
     let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
     let function = bed.function(&bed.arn, &[]).await;
-    replay_steps(&function, &arn, &t, &["createSecret"]).await;
+    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
     for _ in 0..3 {
         bed.emulator.fail_next("DescribeUsers", "Throttling", 400);
     }
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CacheUnavailable", "{message}");
     assert!(message.contains("Throttling"), "{message}");
     bed.emulator.fail_next("ModifyUser", "AccessDenied", 403);
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.CachePermission", "{message}");
     assert!(message.contains("elasticache:ModifyUser"), "{message}");
     assert_eq!(bed.emulator.password_count(&bed.id), Some(1));
     assert!(bed.logs_in(&first));
-    replay_steps(&function, &arn, &t, &["setSecret", "testSecret"]).await;
+    replay(&function, &arn, &t, &[Step::SetSecret, Step::TestSecret]).await;
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
 }

@@ -8,11 +8,14 @@
 //! * an Amazon ElastiCache RBAC user or an Amazon MemoryDB user (`user_arn`,
 //!   as AWS's own rotation function reads it): the function calls the
 //!   service's API, and only for users the deployer lists ([`managed`]).
+//!
+//! [`secret::UserSecret`] is either, parsed once per version by the core's
+//! typed reads; every rule about admin secrets, TLS, retries and labels is
+//! rotor-core's.
 
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::password::{PasswordPolicy, PolicyError};
 use rotor_core::settings::{EnvSettings, RevokePrevious, UnknownRevoke};
-use rotor_core::store::VersionSelector;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
 
 pub mod acl;
@@ -22,7 +25,7 @@ pub mod secret;
 pub mod self_managed;
 
 use managed::{ManagedSettings, SettingsError};
-use secret::RedisSecret;
+use secret::UserSecret;
 
 /// When the previous password stops working (`REVOKE_PREVIOUS`): by default
 /// at the next rotation, so clients that still hold it keep logging in.
@@ -57,7 +60,7 @@ impl Config {
         let revoke_at_finish =
             RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)? == RevokePrevious::AtFinish;
         Ok(Config {
-            master_secret: lookup(rotor_core::admin::ADMIN_VAR).filter(|v| !v.trim().is_empty()),
+            master_secret: lookup(rotor_core::admin::ADMIN_VAR),
             revoke_at_finish,
             policy: PasswordPolicy::from_lookup(PasswordPolicy::default(), &lookup)?,
             managed: ManagedSettings::from_lookup(&lookup)?,
@@ -83,71 +86,52 @@ impl RedisRotator {
 }
 
 impl Rotator for RedisRotator {
-    type Secret = secret::UserSecret;
+    type Secret = UserSecret;
 
     async fn create_value<S: SecretStore>(
         &self,
         ctx: &StepContext<'_, S>,
     ) -> Result<SecretString, Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config.get(arn)?;
-        let current = &ctx.current().await?.value;
-        if managed::secret::is_managed(current) {
-            return managed::create(ctx, config, &self.clients, current).await;
+        let config = self.config.get(ctx.secret_arn())?;
+        match ctx.current_as().await? {
+            UserSecret::SelfManaged(current) => {
+                Ok(current.with_password(&ctx.generate_password(&config.policy)?))
+            }
+            UserSecret::Managed(current) => {
+                managed::create(ctx, config, &self.clients, current).await
+            }
         }
-        let current = RedisSecret::parse(current).map_err(|problem| Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: AWSCURRENT.to_owned(),
-            problem: problem.0,
-        })?;
-        let password = config
-            .policy
-            .generate()
-            .map_err(|source| Error::PasswordPolicy {
-                secret: arn.to_owned(),
-                source,
-            })?;
-        Ok(current.with_password(&password))
     }
 
     async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
         let config = self.config.get(ctx.secret_arn())?;
-        if managed::secret::is_managed(&ctx.current().await?.value) {
-            managed::set(ctx, config, &self.clients).await
-        } else {
-            self_managed::set(ctx, config).await
+        match ctx.current_as().await? {
+            UserSecret::SelfManaged(current) => self_managed::set(ctx, config, current).await,
+            UserSecret::Managed(current) => managed::set(ctx, config, &self.clients, current).await,
         }
     }
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
         let config = self.config.get(ctx.secret_arn())?;
-        if managed::secret::is_managed(&ctx.pending().await?.value) {
-            managed::test(ctx, config, &self.clients).await
-        } else {
-            self_managed::test(ctx).await
+        match ctx.pending_as().await? {
+            UserSecret::SelfManaged(pending) => self_managed::test(pending).await,
+            UserSecret::Managed(pending) => {
+                managed::test(ctx, config, &self.clients, pending).await
+            }
         }
     }
 
     async fn after_finish<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config.get(arn)?;
-        // The labels have moved: read AWSCURRENT afresh.
-        let current = ctx
-            .store()
-            .get_value(arn, VersionSelector::Label(AWSCURRENT))
-            .await
-            .map_err(|source| Error::Store {
-                secret: arn.to_owned(),
-                operation: "GetSecretValue",
-                source,
-            })?;
-        let Some(current) = current else {
-            return Ok(());
-        };
-        if managed::secret::is_managed(&current.value) {
-            managed::finish(ctx, config, &self.clients, &current.value).await
-        } else {
-            self_managed::finish(ctx, config, &current.value).await
+        let config = self.config.get(ctx.secret_arn())?;
+        // The labels have moved: AWSCURRENT, read afresh, is the new value.
+        match ctx.read_label_as(AWSCURRENT).await? {
+            None => Ok(()),
+            Some(UserSecret::SelfManaged(current)) => {
+                self_managed::finish(ctx, config, current).await
+            }
+            Some(UserSecret::Managed(current)) => {
+                managed::finish(ctx, config, &self.clients, current).await
+            }
         }
     }
 }

@@ -106,20 +106,26 @@ impl Connection {
                         format!("{host:?} is not a host name TLS can verify"),
                     )
                 })?;
-                let tls = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-                )
-                .await
-                .map_err(|_| TargetError::new(Cause::Unreachable, "the TLS handshake did not finish in time"))?
-                .map_err(|e| {
+                let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
+                let late = |_| {
+                    let problem = "the TLS handshake did not finish in time";
+                    TargetError::new(Cause::Unreachable, problem)
+                };
+                let failed = |e: std::io::Error| {
                     let cause = if e.kind() == std::io::ErrorKind::InvalidData {
                         Cause::Tls
                     } else {
                         io_cause(&e)
                     };
-                    TargetError::new(cause, format!("TLS handshake failed: {e} (the secret asks for verified TLS; set \"ssl\": false only for a server without TLS)"))
-                })?;
+                    let problem = format!(
+                        "TLS handshake failed: {e} (the secret asks for verified TLS; set \"ssl\": false only for a server without TLS)"
+                    );
+                    TargetError::new(cause, problem)
+                };
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(late)?
+                    .map_err(failed)?;
                 Box::new(tls)
             }
         };
@@ -148,28 +154,14 @@ impl Connection {
         written
             .map_err(|e| TargetError::new(io_cause(&e), format!("the connection broke: {e}")))?;
         let mut budget = Budget::new();
+        let late = |_| {
+            let problem = format!("no answer within {} s", REPLY_TIMEOUT.as_secs());
+            TargetError::new(Cause::Unavailable, problem)
+        };
         let reply = tokio::time::timeout(REPLY_TIMEOUT, read_reply(&mut self.io, &mut budget, 0))
             .await
-            .map_err(|_| {
-                TargetError::new(
-                    Cause::Unavailable,
-                    format!("no answer within {} s", REPLY_TIMEOUT.as_secs()),
-                )
-            })?
-            .map_err(|e| match e {
-                ReadError::Io(e) => {
-                    TargetError::new(io_cause(&e), format!("the connection broke: {e}"))
-                }
-                ReadError::Protocol(p) => {
-                    TargetError::new(Cause::Protocol, format!("not a Redis reply: {p}"))
-                }
-                ReadError::TooLarge(what) => TargetError::new(
-                    Cause::Protocol,
-                    format!(
-                        "refused a reply over the limits of a rotation ({what}); the commands rotation sends answer a few kilobytes, so check that the secret's host and port name a Redis server"
-                    ),
-                ),
-            })?;
+            .map_err(late)?
+            .map_err(ReadError::into_target)?;
         match reply {
             Reply::Error(code, _) if secret => Ok(Reply::Error(code, String::new())),
             other => Ok(other),
@@ -182,6 +174,32 @@ enum ReadError {
     Protocol(String),
     /// The reply exceeds one of the limits: which, and by how much.
     TooLarge(String),
+}
+
+impl ReadError {
+    /// `what` would take the reply past [`MAX_REPLY_BYTES`].
+    fn past_bytes(what: &str) -> ReadError {
+        ReadError::TooLarge(format!(
+            "{what} would take the reply past {MAX_REPLY_BYTES} bytes"
+        ))
+    }
+
+    fn into_target(self) -> TargetError {
+        match self {
+            ReadError::Io(e) => {
+                TargetError::new(io_cause(&e), format!("the connection broke: {e}"))
+            }
+            ReadError::Protocol(p) => {
+                TargetError::new(Cause::Protocol, format!("not a Redis reply: {p}"))
+            }
+            ReadError::TooLarge(what) => {
+                let problem = format!(
+                    "refused a reply over the limits of a rotation ({what}); the commands rotation sends answer a few kilobytes, so check that the secret's host and port name a Redis server"
+                );
+                TargetError::new(Cause::Protocol, problem)
+            }
+        }
+    }
 }
 
 impl From<std::io::Error> for ReadError {
@@ -205,11 +223,10 @@ impl Budget {
     }
 
     fn spend_bytes(&mut self, n: usize, what: &str) -> Result<(), ReadError> {
-        self.bytes = self.bytes.checked_sub(n).ok_or_else(|| {
-            ReadError::TooLarge(format!(
-                "{what} would take the reply past {MAX_REPLY_BYTES} bytes"
-            ))
-        })?;
+        self.bytes = self
+            .bytes
+            .checked_sub(n)
+            .ok_or_else(|| ReadError::past_bytes(what))?;
         Ok(())
     }
 
@@ -234,11 +251,11 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(
         .read_until(b'\n', &mut line)
         .await?;
     if n == limit && !line.ends_with(b"\n") {
-        return Err(ReadError::TooLarge(if limit == MAX_LINE {
-            format!("a line longer than {MAX_LINE} bytes")
+        return Err(if limit == MAX_LINE {
+            ReadError::TooLarge(format!("a line longer than {MAX_LINE} bytes"))
         } else {
-            format!("a line would take the reply past {MAX_REPLY_BYTES} bytes")
-        }));
+            ReadError::past_bytes("a line")
+        });
     }
     if n == 0 {
         return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
@@ -286,11 +303,7 @@ fn read_reply<'a, R: AsyncBufReadExt + Unpin + Send>(
                     .ok()
                     .and_then(|n| n.checked_add(2))
                     .filter(|n| *n <= budget.bytes)
-                    .ok_or_else(|| {
-                        ReadError::TooLarge(format!(
-                            "a bulk string of {n} bytes would take the reply past {MAX_REPLY_BYTES} bytes"
-                        ))
-                    })?;
+                    .ok_or_else(|| ReadError::past_bytes(&format!("a bulk string of {n} bytes")))?;
                 budget.spend_bytes(n, "a bulk string")?;
                 let mut data = vec![0; n];
                 io.read_exact(&mut data).await?;

@@ -24,41 +24,33 @@ use std::collections::BTreeSet;
 
 use rotor_core::admin::{self, Names};
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
-use rotor_core::store::VersionSelector;
+use rotor_core::value::parse_version;
 use rotor_core::{
     Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, TargetError, TargetKind,
 };
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::Config;
 use crate::acl::{login, password_hashes, persist, rejected_cause, set_user};
 use crate::resp::{Connection, Reply};
-use crate::secret::RedisSecret;
-
-fn parse(secret: &str, label: &str, value: &SecretString) -> Result<RedisSecret, Error> {
-    RedisSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
-        secret: secret.to_owned(),
-        label: label.to_owned(),
-        problem: problem.0,
-    })
-}
-
-fn target(s: &RedisSecret) -> String {
-    format!("Redis at {}", s.address())
-}
+use crate::secret::{RedisSecret, UserSecret};
 
 fn at(s: &RedisSecret, e: TargetError) -> Error {
-    e.at(TargetKind::Cache, target(s))
+    e.at(TargetKind::Cache, format!("Redis at {}", s.address()))
+}
+
+fn refused(s: &RedisSecret, cause: Cause, problem: String) -> Error {
+    at(s, TargetError::new(cause, problem))
 }
 
 fn sha256_hex(password: &SecretString) -> String {
     hex::encode(Sha256::digest(password.expose_secret().as_bytes()))
 }
 
-fn waiting(s: &RedisSecret, doing: &str, user: &str) {
+fn waiting(s: &RedisSecret, doing: &str) {
     rotor_core::progress::waiting_for(|| {
-        format!("Redis at {} ({doing} user {user:?})", s.address())
+        format!("Redis at {} ({doing} user {:?})", s.address(), s.username)
     });
 }
 
@@ -74,180 +66,187 @@ async fn manager<S: SecretStore>(
     own: &[&SecretString],
 ) -> Result<Connection, Error> {
     let arn = ctx.secret_arn();
-    let admin = admin::read(
-        ctx.store(),
-        ctx.secret,
-        user.masterarn.as_deref(),
-        config.master_secret.as_deref(),
-    )
-    .await?;
-    let Some(admin) = admin else {
-        for password in own {
-            if let Some(conn) = login(&user.endpoint(), &user.username, password)
-                .await
-                .map_err(|e| at(user, e))?
-            {
-                return Ok(conn);
-            }
-        }
-        return Err(at(
-            user,
-            TargetError::new(
-                Cause::Auth,
-                format!(
-                    "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value (or name an admin secret in masterarn), then rotate again",
-                    user.username
-                ),
-            ),
-        ));
+    let named = user.masterarn.as_deref();
+    let deployer = config.master_secret.as_deref();
+    let Some(admin) = admin::read(ctx.store(), ctx.secret, named, deployer).await? else {
+        return own_login(user, own).await;
     };
     let linked = &admin.secret;
-    let master = parse(&linked.arn, AWSCURRENT, &linked.value)?;
+    let master: RedisSecret = parse_version(&linked.arn, AWSCURRENT, &linked.value)?;
     admin.require_same_endpoint(arn, &master.server(), &user.server())?;
     admin.require_manages(arn, &master.username, &user.username, Names::CaseSensitive)?;
     // The admin logs in on its own secret's port and transport: whoever
     // writes the user's secret cannot send the admin password in plaintext.
-    match login(&master.endpoint(), &master.username, &master.password)
+    let conn = login(&master.endpoint(), &master.username, &master.password)
         .await
-        .map_err(|e| at(&master, e))?
-    {
-        Some(conn) => Ok(conn),
-        None => Err(at(
-            &master,
-            TargetError::new(
-                Cause::Auth,
-                format!(
-                    "refused the admin credentials of user {:?} from {}; nothing was changed. Fix that secret's password, then rotate again",
-                    master.username, linked.arn
-                ),
-            ),
-        )),
+        .map_err(|e| at(&master, e))?;
+    if let Some(conn) = conn {
+        return Ok(conn);
+    }
+    let problem = format!(
+        "refused the admin credentials of user {:?} from {}; nothing was changed. Fix that secret's password, then rotate again",
+        master.username, linked.arn
+    );
+    Err(refused(&master, Cause::Auth, problem))
+}
+
+/// The user logged in as itself, with the first of `own` that works.
+async fn own_login(user: &RedisSecret, own: &[&SecretString]) -> Result<Connection, Error> {
+    for password in own {
+        let conn = login(&user.endpoint(), &user.username, password)
+            .await
+            .map_err(|e| at(user, e))?;
+        if let Some(conn) = conn {
+            return Ok(conn);
+        }
+    }
+    let problem = format!(
+        "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value (or name an admin secret in masterarn), then rotate again",
+        user.username
+    );
+    Err(refused(user, Cause::Auth, problem))
+}
+
+/// `previous` (AWSPREVIOUS), if it names the same user on the same host as
+/// `current`: such a version's password counts as the user's (to keep in
+/// finishSecret, and as one the user may already hold in setSecret). The
+/// port may differ (an operator moved the secret from the plaintext to the
+/// TLS port between rotations): this grants nothing, since the admin changes
+/// a user only once its own `ACL GETUSER` shows a hash of one of these
+/// passwords, and removing a previous password early would break its
+/// clients' grace period.
+fn same_user(previous: Option<UserSecret>, current: &RedisSecret) -> Option<RedisSecret> {
+    match previous? {
+        UserSecret::SelfManaged(p)
+            if p.username == current.username && admin::same_host(&p.host, &current.host) =>
+        {
+            Some(p)
+        }
+        _ => None,
     }
 }
 
-/// `value` parsed, if it names the same user on the same host as `current`:
-/// such a version's password counts as the user's (to keep in finishSecret,
-/// and as one the user may already hold in setSecret). The port may differ
-/// (an operator moved the secret from the plaintext to the TLS port between
-/// rotations): this grants nothing, since the admin changes a user only once
-/// its own `ACL GETUSER` shows a hash of one of these passwords, and removing
-/// a previous password early would break its clients' grace period.
-fn same_user(value: &SecretString, current: &RedisSecret) -> Option<RedisSecret> {
-    RedisSecret::parse(value)
-        .ok()
-        .filter(|p| p.username == current.username && admin::same_host(&p.host, &current.host))
+/// The password hashes of `s`'s user, as the managing connection reads them;
+/// `missing` completes the error when there is no such user.
+async fn hashes(
+    conn: &mut Connection,
+    s: &RedisSecret,
+    missing: &str,
+) -> Result<BTreeSet<String>, Error> {
+    let found = password_hashes(conn, &s.username)
+        .await
+        .map_err(|e| at(s, e))?;
+    found.ok_or_else(|| {
+        let problem = format!("has no ACL user {:?}{missing}", s.username);
+        refused(s, Cause::NotFound, problem)
+    })
 }
 
 /// setSecret for a self-managed user.
 pub(crate) async fn set<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
+    current: RedisSecret,
 ) -> Result<(), Error> {
     let arn = ctx.secret_arn();
-    let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-    let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-    let previous = match ctx.previous().await? {
-        Some(p) => same_user(&p.value, &current),
-        None => None,
+    let pending: RedisSecret = ctx.pending_as().await?;
+    // AWSPREVIOUS only widens the proof below: without it, the current and
+    // pending passwords still show which user is this secret's.
+    let previous = match ctx.previous_as::<UserSecret>().await {
+        Ok(previous) => same_user(previous, &current),
+        Err(Error::InvalidSecretValue { problem, .. }) => {
+            warn!(secret = %arn, %problem, "the AWSPREVIOUS value does not parse; setSecret does without its password");
+            None
+        }
+        Err(other) => return Err(other),
     };
     let mut own = vec![&current.password];
-    if let Some(p) = &previous {
-        own.push(&p.password);
-    }
+    own.extend(previous.as_ref().map(|p| &p.password));
     own.push(&pending.password);
     let mut conn = manager(ctx, config, &current, &own).await?;
-    waiting(&pending, "adding a password to", &pending.username);
-    let Some(hashes) = password_hashes(&mut conn, &pending.username)
-        .await
-        .map_err(|e| at(&pending, e))?
-    else {
-        return Err(at(
-            &pending,
-            TargetError::new(
-                Cause::NotFound,
-                format!(
-                    "has no ACL user {:?}; create it (ACL SETUSER) with the AWSCURRENT password, then rotate again",
-                    pending.username
-                ),
-            ),
-        ));
-    };
+    waiting(&pending, "adding a password to");
+    let missing = "; create it (ACL SETUSER) with the AWSCURRENT password, then rotate again";
+    let hashes = hashes(&mut conn, &pending, missing).await?;
     // Whoever writes this secret is not the admin's owner: a password is
     // added only to a user that already holds one of the secret's own
     // (AWSCURRENT or AWSPREVIOUS; AWSPENDING once this step has run), as the
     // managing connection reads them. Naming a user whose password the
     // writer does not know gains nothing.
     if !own.iter().any(|p| hashes.contains(&sha256_hex(p))) {
-        return Err(at(
-            &pending,
-            TargetError::new(
-                Cause::Mismatch,
-                format!(
-                    "user {:?} holds none of this secret's passwords (AWSCURRENT, AWSPREVIOUS, AWSPENDING), so no password was added: the function adds a password only to a user that already holds one of its secret's. Set the user's password to the AWSCURRENT value (ACL SETUSER), then rotate again",
-                    pending.username
-                ),
-            ),
-        ));
+        let problem = format!(
+            "user {:?} holds none of this secret's passwords (AWSCURRENT, AWSPREVIOUS, AWSPENDING), so no password was added: the function adds a password only to a user that already holds one of its secret's. Set the user's password to the AWSCURRENT value (ACL SETUSER), then rotate again",
+            pending.username
+        );
+        return Err(refused(&pending, Cause::Mismatch, problem));
     }
     if hashes.contains(&sha256_hex(&pending.password)) {
         info!(secret = %arn, user = %pending.username, "the user already holds the pending password");
     } else {
         let mut rule = format!(">{}", pending.password.expose_secret()).into_bytes();
-        let result = set_user(
-            &mut conn,
-            &pending.username,
-            &[&rule],
-            "adding the pending password",
-        )
-        .await;
+        let what = "adding the pending password";
+        let result = set_user(&mut conn, &pending.username, &[&rule], what).await;
         zeroize::Zeroize::zeroize(&mut rule);
         result.map_err(|e| at(&pending, e))?;
         info!(secret = %arn, user = %pending.username, "pending password added; the current one still works");
     }
-    persist(&mut conn).await.map_err(|e| at(&pending, e))?;
-    Ok(())
+    persist(&mut conn).await.map_err(|e| at(&pending, e))
 }
 
 /// testSecret for a self-managed user.
-pub(crate) async fn test<S: SecretStore>(ctx: &StepContext<'_, S>) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
-    let pending = parse(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-    waiting(&pending, "testing the login of", &pending.username);
-    let Some(mut conn) = login(&pending.endpoint(), &pending.username, &pending.password)
+pub(crate) async fn test(pending: RedisSecret) -> Result<(), Error> {
+    waiting(&pending, "testing the login of");
+    let conn = login(&pending.endpoint(), &pending.username, &pending.password)
         .await
-        .map_err(|e| at(&pending, e))?
-    else {
-        return Err(at(
-            &pending,
-            TargetError::new(
-                Cause::Auth,
-                format!(
-                    "refused the pending password of user {:?}; run setSecret again",
-                    pending.username
-                ),
-            ),
-        ));
+        .map_err(|e| at(&pending, e))?;
+    let Some(mut conn) = conn else {
+        let problem = format!(
+            "refused the pending password of user {:?}; run setSecret again",
+            pending.username
+        );
+        return Err(refused(&pending, Cause::Auth, problem));
     };
-    match conn
-        .call(&[b"PING"], false)
-        .await
-        .map_err(|e| at(&pending, e))?
-    {
+    let pong = conn.call(&[b"PING"], false).await;
+    match pong.map_err(|e| at(&pending, e))? {
         Reply::Status(s) if s == "PONG" => Ok(()),
-        Reply::Error(code, message) => Err(at(
-            &pending,
-            TargetError::new(
-                rejected_cause(&code),
-                format!(
-                    "PING as user {:?} failed: {code} {message}; the user needs +ping (or +@connection)",
-                    pending.username
-                ),
-            ),
-        )),
-        _ => Err(at(
-            &pending,
-            TargetError::new(Cause::Protocol, "PING did not answer PONG"),
-        )),
+        Reply::Error(code, message) => {
+            let problem = format!(
+                "PING as user {:?} failed: {code} {message}; the user needs +ping (or +@connection)",
+                pending.username
+            );
+            Err(refused(&pending, rejected_cause(&code), problem))
+        }
+        _ => {
+            let problem = "PING did not answer PONG".to_owned();
+            Err(refused(&pending, Cause::Protocol, problem))
+        }
+    }
+}
+
+/// AWSPREVIOUS as finishSecret keeps it (`REVOKE_PREVIOUS=next-rotation`):
+/// `None` when the secret has none, or one of another user. A value that
+/// does not parse fails the step instead of counting as none: that would
+/// remove the password its clients still use.
+async fn kept_previous<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    current: &RedisSecret,
+) -> Result<Option<RedisSecret>, Error> {
+    match ctx.read_label_as::<UserSecret>(AWSPREVIOUS).await {
+        Ok(previous) => Ok(same_user(previous, current)),
+        Err(Error::InvalidSecretValue {
+            secret,
+            label,
+            problem,
+        }) => {
+            let problem = format!(
+                "{problem}; no password was removed: REVOKE_PREVIOUS=next-rotation keeps AWSPREVIOUS's password, and the function cannot tell which one that is. The rotation itself is complete (AWSCURRENT holds the new password). Restore that version's value and run finishSecret again, or leave it: the next rotation makes the current value AWSPREVIOUS and removes the old passwords then"
+            );
+            Err(Error::InvalidSecretValue {
+                secret,
+                label,
+                problem,
+            })
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -255,57 +254,28 @@ pub(crate) async fn test<S: SecretStore>(ctx: &StepContext<'_, S>) -> Result<(),
 pub(crate) async fn finish<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
-    current: &SecretString,
+    current: RedisSecret,
 ) -> Result<(), Error> {
     let arn = ctx.secret_arn();
-    let current = parse(arn, AWSCURRENT, current)?;
-    let previous = ctx
-        .store()
-        .get_value(arn, VersionSelector::Label(AWSPREVIOUS))
-        .await
-        .map_err(|source| Error::Store {
-            secret: arn.to_owned(),
-            operation: "GetSecretValue",
-            source,
-        })?
-        .and_then(|p| same_user(&p.value, &current));
-    let mut keep = BTreeSet::from([sha256_hex(&current.password)]);
-    let mut own = vec![&current.password];
-    if let Some(p) = &previous {
-        own.push(&p.password);
-        if !config.revoke_at_finish {
-            keep.insert(sha256_hex(&p.password));
-        }
-    }
-    let mut conn = manager(ctx, config, &current, &own).await?;
-    waiting(&current, "removing old passwords of", &current.username);
-    let Some(hashes) = password_hashes(&mut conn, &current.username)
-        .await
-        .map_err(|e| at(&current, e))?
-    else {
-        return Err(at(
-            &current,
-            TargetError::new(
-                Cause::NotFound,
-                format!(
-                    "has no ACL user {:?} any more; nothing to tidy",
-                    current.username
-                ),
-            ),
-        ));
+    let previous = if config.revoke_at_finish {
+        None
+    } else {
+        kept_previous(ctx, &current).await?
     };
+    let mut keep = BTreeSet::from([sha256_hex(&current.password)]);
+    keep.extend(previous.as_ref().map(|p| sha256_hex(&p.password)));
+    let mut own = vec![&current.password];
+    own.extend(previous.as_ref().map(|p| &p.password));
+    let mut conn = manager(ctx, config, &current, &own).await?;
+    waiting(&current, "removing old passwords of");
+    let hashes = hashes(&mut conn, &current, " any more; nothing to tidy").await?;
     if !hashes.contains(&sha256_hex(&current.password)) {
         // Never remove a password while the current one is not in place.
-        return Err(at(
-            &current,
-            TargetError::new(
-                Cause::Mismatch,
-                format!(
-                    "user {:?} does not hold the AWSCURRENT password, so no password was removed; run setSecret for the current version, or set the user's password to AWSCURRENT",
-                    current.username
-                ),
-            ),
-        ));
+        let problem = format!(
+            "user {:?} does not hold the AWSCURRENT password, so no password was removed; run setSecret for the current version, or set the user's password to AWSCURRENT",
+            current.username
+        );
+        return Err(refused(&current, Cause::Mismatch, problem));
     }
     let stale: Vec<Vec<u8>> = hashes
         .difference(&keep)
@@ -315,16 +285,11 @@ pub(crate) async fn finish<S: SecretStore>(
         info!(secret = %arn, user = %current.username, "no old password to remove");
     } else {
         let rules: Vec<&[u8]> = stale.iter().map(Vec::as_slice).collect();
-        set_user(
-            &mut conn,
-            &current.username,
-            &rules,
-            "removing old passwords",
-        )
-        .await
-        .map_err(|e| at(&current, e))?;
+        let what = "removing old passwords";
+        set_user(&mut conn, &current.username, &rules, what)
+            .await
+            .map_err(|e| at(&current, e))?;
         info!(secret = %arn, user = %current.username, removed = stale.len(), "old passwords removed");
     }
-    persist(&mut conn).await.map_err(|e| at(&current, e))?;
-    Ok(())
+    persist(&mut conn).await.map_err(|e| at(&current, e))
 }

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 use generic_rotation::settings::{Defaults, Generator, parse_duration, parse_generator};
 use oauth_rotation::client::Client;
 use rds_rotation::secret::{DbSecret, alternate_username, base_username};
+use redis_rotation::secret::UserSecret;
 use rotation_scheduler::policy::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, Policy, describe_secs};
 use rotor_core::ExposeSecret;
 use rotor_core::event::{RotationEvent, Step};
 use rotor_core::password::{PUNCTUATION, PasswordPolicy};
+use rotor_core::value::SecretValue;
 use secrecy::SecretString;
 
 /// `RotationEvent::from_json` on any JSON value: never panics, and an accepted
@@ -78,6 +80,47 @@ pub fn rds_secret(data: &[u8]) {
             secret.transport
         )
     );
+}
+
+/// redis-rotation's `UserSecret::parse` on any text (a self-managed server's
+/// user, or an ElastiCache or MemoryDB user with `user_arn`): never panics. A
+/// refusal quotes no field's value (any string field holding `#`, which no
+/// message does, stays out of it). An accepted secret written back with a new
+/// password parses again, as the same user, with that password.
+pub fn redis_secret(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let secret = match UserSecret::parse(&SecretString::from(text.as_ref())) {
+        Ok(secret) => secret,
+        Err(error) => {
+            let message = error.to_string();
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&text) {
+                let quoted = fields
+                    .values()
+                    .filter_map(serde_json::Value::as_str)
+                    .any(|v| v.contains('#') && message.contains(v));
+                assert!(!quoted, "a refusal quotes a field's value");
+            }
+            return;
+        }
+    };
+    let user = secret.target();
+    let _ = user.to_string();
+    let rewritten = secret.with_password(&SecretString::from("new-password"));
+    let again = UserSecret::parse(&rewritten).expect("a parsed secret, written back, parses again");
+    assert!(again.target() == user, "{user} became {}", again.target());
+    let password = match &again {
+        UserSecret::SelfManaged(s) => {
+            assert!(!s.username.is_empty() && !s.host.is_empty() && s.port > 0);
+            let _ = (s.address(), s.endpoint());
+            Some(&s.password)
+        }
+        UserSecret::Managed(m) => {
+            assert!(!m.username.is_empty() && !m.user.id().is_empty());
+            assert_eq!(m.user_arn.cache_user().as_ref(), Ok(&m.user));
+            m.password.as_ref()
+        }
+    };
+    assert!(password.is_some_and(|p| p.expose_secret() == "new-password"));
 }
 
 /// `Client::parse` on any text: never panics; an accepted client only ever

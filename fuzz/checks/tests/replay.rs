@@ -46,6 +46,7 @@ macro_rules! targets {
 targets!(
     rotation_event,
     rds_secret,
+    redis_secret,
     oauth_client,
     generic_settings,
     password_policy,

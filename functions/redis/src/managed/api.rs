@@ -1,9 +1,12 @@
 //! What the ElastiCache and MemoryDB clients share: a user as `DescribeUsers`
-//! reports it, and the classification of an API failure into a target cause.
+//! reports it, the two SDKs' user and tag types read one way, and the
+//! classification of an API failure into a target cause.
 
 use aws_sdk_memorydb::config::http::HttpResponse;
 use aws_sdk_memorydb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use rotor_core::{Cause, TargetError};
+use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+
+use super::arn::CacheUser;
 
 /// The status in which a user accepts a change and its passwords are in force.
 pub const ACTIVE: &str = "active";
@@ -19,6 +22,70 @@ pub struct UserState {
     pub status: String,
     /// How many passwords it holds (never the passwords).
     pub password_count: Option<i32>,
+}
+
+impl UserState {
+    /// A user from the fields both SDKs' `User` types have.
+    pub fn new(
+        arn: Option<&str>,
+        name: Option<&str>,
+        status: Option<&str>,
+        password_count: Option<i32>,
+    ) -> UserState {
+        UserState {
+            arn: arn.map(str::to_owned),
+            name: name.map(str::to_owned),
+            status: status.unwrap_or_default().to_owned(),
+            password_count,
+        }
+    }
+}
+
+/// A user as one SDK's `DescribeUsers` lists it. ElastiCache's and
+/// MemoryDB's `User` types hold the same facts under other names; each
+/// service module says which is which, and [`find_user`] reads either.
+pub trait ListedUser {
+    /// The identifier `DescribeUsers` was asked for ([`CacheUser::id`]).
+    fn id(&self) -> Option<&str>;
+    /// The user as the function reads it.
+    fn state(&self) -> UserState;
+}
+
+/// The user `user` among those `DescribeUsers` listed, or a `NotFound`
+/// naming it and its ARN.
+pub fn find_user<U: ListedUser>(
+    listed: &[U],
+    user: &CacheUser,
+    arn: &str,
+) -> Result<UserState, TargetError> {
+    let found = listed.iter().find(|u| u.id() == Some(user.id()));
+    found.map(ListedUser::state).ok_or_else(|| {
+        let problem = format!(
+            "DescribeUsers found no {} user with {} {:?} ({arn}); fix user_arn, or create the user",
+            user.service(),
+            user.id_kind(),
+            user.id()
+        );
+        TargetError::new(Cause::NotFound, problem)
+    })
+}
+
+/// The value of the tag `key` among `tags` (key and value, as both SDKs'
+/// `Tag` types hold them), `None` when there is none.
+pub fn tag_value<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> Option<String> {
+    let (_, value) = tags.into_iter().find(|(k, _)| *k == Some(key))?;
+    Some(value.unwrap_or_default().to_owned())
+}
+
+/// Passwords as both SDKs take them.
+pub fn exposed(passwords: &[&SecretString]) -> Vec<String> {
+    passwords
+        .iter()
+        .map(|p| p.expose_secret().to_owned())
+        .collect()
 }
 
 /// The cause of an API failure, from the error code (the services answer a
@@ -126,6 +193,46 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Listed(&'static str, &'static str);
+
+    impl ListedUser for Listed {
+        fn id(&self) -> Option<&str> {
+            Some(self.0)
+        }
+
+        fn state(&self) -> UserState {
+            UserState::new(None, Some(self.0), Some(self.1), Some(2))
+        }
+    }
+
+    #[test]
+    fn the_user_asked_for_is_found_by_its_id_or_named_as_missing() {
+        let listed = [Listed("other", "active"), Listed("app", "modifying")];
+        let user = CacheUser::MemoryDb("app".into());
+        let arn = "arn:aws:memorydb:us-east-1:123456789012:user/app";
+        let found = find_user(&listed, &user, arn).unwrap();
+        assert_eq!(
+            (found.status.as_str(), found.password_count),
+            ("modifying", Some(2))
+        );
+        let missing = CacheUser::ElastiCache("gone".into());
+        let e = find_user(&listed, &missing, arn).unwrap_err();
+        assert_eq!(e.cause, Cause::NotFound);
+        assert!(
+            e.problem.contains("ElastiCache user with user ID \"gone\""),
+            "{}",
+            e.problem
+        );
+    }
+
+    #[test]
+    fn a_tag_is_read_by_its_key() {
+        let tags = [(Some("team"), Some("a")), (Some("rotor:secret"), None)];
+        assert_eq!(tag_value(tags, "team").as_deref(), Some("a"));
+        assert_eq!(tag_value(tags, "rotor:secret").as_deref(), Some(""));
+        assert_eq!(tag_value(tags, "owner"), None);
+    }
 
     #[test]
     fn codes_decide_before_statuses() {

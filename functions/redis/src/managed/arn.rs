@@ -128,6 +128,14 @@ impl CacheUser {
             CacheUser::ElastiCache(id) | CacheUser::MemoryDb(id) => id,
         }
     }
+
+    /// What [`CacheUser::id`] is, for messages.
+    pub fn id_kind(&self) -> &'static str {
+        match self {
+            CacheUser::ElastiCache(_) => "user ID",
+            CacheUser::MemoryDb(_) => "user name",
+        }
+    }
 }
 
 impl Arn {

@@ -3,36 +3,34 @@
 //! and `ListTagsForResource` for the owner's tag on the user.
 
 use aws_sdk_elasticache::Client;
-use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+use aws_sdk_elasticache::types::User;
+use rotor_core::{SecretString, TargetError};
 
-use super::api::{UserState, failure};
+use super::api::{ListedUser, UserState, exposed, failure, find_user, tag_value};
+use super::arn::CacheUser;
 
 const SERVICE: &str = "ElastiCache";
 
-/// The user with ID `id`.
-pub async fn describe(client: &Client, id: &str, arn: &str) -> Result<UserState, TargetError> {
-    let out = client
-        .describe_users()
-        .user_id(id)
-        .send()
-        .await
-        .map_err(|e| failure(SERVICE, "DescribeUsers", arn, &e, true))?;
-    let user = out
-        .users()
-        .iter()
-        .find(|u| u.user_id() == Some(id))
-        .ok_or_else(|| {
-            TargetError::new(
-                Cause::NotFound,
-                format!("DescribeUsers found no ElastiCache user with ID {id:?} ({arn}); fix user_arn, or create the user"),
-            )
-        })?;
-    Ok(UserState {
-        arn: user.arn().map(str::to_owned),
-        name: user.user_name().map(str::to_owned),
-        status: user.status().unwrap_or_default().to_owned(),
-        password_count: user.authentication().and_then(|a| a.password_count()),
-    })
+impl ListedUser for User {
+    fn id(&self) -> Option<&str> {
+        self.user_id()
+    }
+
+    fn state(&self) -> UserState {
+        let count = self.authentication().and_then(|a| a.password_count());
+        UserState::new(self.arn(), self.user_name(), self.status(), count)
+    }
+}
+
+/// The user `user` (by user ID).
+pub async fn describe(
+    client: &Client,
+    user: &CacheUser,
+    arn: &str,
+) -> Result<UserState, TargetError> {
+    let call = client.describe_users().user_id(user.id()).send().await;
+    let out = call.map_err(|e| failure(SERVICE, "DescribeUsers", arn, &e, true))?;
+    find_user(out.users(), user, arn)
 }
 
 /// Makes `passwords` the user's only passwords.
@@ -42,32 +40,20 @@ pub async fn set_passwords(
     arn: &str,
     passwords: &[&SecretString],
 ) -> Result<(), TargetError> {
-    client
-        .modify_user()
-        .user_id(id)
-        .set_passwords(Some(
-            passwords
-                .iter()
-                .map(|p| p.expose_secret().to_owned())
-                .collect(),
-        ))
-        .send()
-        .await
-        .map_err(|e| failure(SERVICE, "ModifyUser", arn, &e, false))?;
+    let request = client.modify_user().user_id(id);
+    let call = request.set_passwords(Some(exposed(passwords))).send().await;
+    call.map_err(|e| failure(SERVICE, "ModifyUser", arn, &e, false))?;
     Ok(())
 }
 
 /// The value of the user's tag `key`, `None` when it has none.
 pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>, TargetError> {
-    let out = client
+    let call = client
         .list_tags_for_resource()
         .resource_name(arn)
         .send()
-        .await
-        .map_err(|e| failure(SERVICE, "ListTagsForResource", arn, &e, true))?;
-    Ok(out
-        .tag_list()
-        .iter()
-        .find(|t| t.key() == Some(key))
-        .map(|t| t.value().unwrap_or_default().to_owned()))
+        .await;
+    let out = call.map_err(|e| failure(SERVICE, "ListTagsForResource", arn, &e, true))?;
+    let tags = out.tag_list().iter().map(|t| (t.key(), t.value()));
+    Ok(tag_value(tags, key))
 }

@@ -3,37 +3,34 @@
 //! `ListTags` for the owner's tag on the user.
 
 use aws_sdk_memorydb::Client;
-use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType};
-use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType, User};
+use rotor_core::{SecretString, TargetError};
 
-use super::api::{UserState, failure};
+use super::api::{ListedUser, UserState, exposed, failure, find_user, tag_value};
+use super::arn::CacheUser;
 
 const SERVICE: &str = "MemoryDB";
 
-/// The user named `name`.
-pub async fn describe(client: &Client, name: &str, arn: &str) -> Result<UserState, TargetError> {
-    let out = client
-        .describe_users()
-        .user_name(name)
-        .send()
-        .await
-        .map_err(|e| failure(SERVICE, "DescribeUsers", arn, &e, true))?;
-    let user = out
-        .users()
-        .iter()
-        .find(|u| u.name() == Some(name))
-        .ok_or_else(|| {
-            TargetError::new(
-                Cause::NotFound,
-                format!("DescribeUsers found no MemoryDB user {name:?} ({arn}); fix user_arn, or create the user"),
-            )
-        })?;
-    Ok(UserState {
-        arn: user.arn().map(str::to_owned),
-        name: user.name().map(str::to_owned),
-        status: user.status().unwrap_or_default().to_owned(),
-        password_count: user.authentication().and_then(|a| a.password_count()),
-    })
+impl ListedUser for User {
+    fn id(&self) -> Option<&str> {
+        self.name()
+    }
+
+    fn state(&self) -> UserState {
+        let count = self.authentication().and_then(|a| a.password_count());
+        UserState::new(self.arn(), self.name(), self.status(), count)
+    }
+}
+
+/// The user `user` (by user name).
+pub async fn describe(
+    client: &Client,
+    user: &CacheUser,
+    arn: &str,
+) -> Result<UserState, TargetError> {
+    let call = client.describe_users().user_name(user.id()).send().await;
+    let out = call.map_err(|e| failure(SERVICE, "DescribeUsers", arn, &e, true))?;
+    find_user(out.users(), user, arn)
 }
 
 /// Makes `passwords` the user's only passwords.
@@ -45,34 +42,21 @@ pub async fn set_passwords(
 ) -> Result<(), TargetError> {
     let mode = AuthenticationMode::builder()
         .r#type(InputAuthenticationType::Password)
-        .set_passwords(Some(
-            passwords
-                .iter()
-                .map(|p| p.expose_secret().to_owned())
-                .collect(),
-        ))
+        .set_passwords(Some(exposed(passwords)))
         .build();
-    client
+    let request = client
         .update_user()
         .user_name(name)
-        .authentication_mode(mode)
-        .send()
-        .await
-        .map_err(|e| failure(SERVICE, "UpdateUser", arn, &e, false))?;
+        .authentication_mode(mode);
+    let call = request.send().await;
+    call.map_err(|e| failure(SERVICE, "UpdateUser", arn, &e, false))?;
     Ok(())
 }
 
 /// The value of the user's tag `key`, `None` when it has none.
 pub async fn tag(client: &Client, arn: &str, key: &str) -> Result<Option<String>, TargetError> {
-    let out = client
-        .list_tags()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| failure(SERVICE, "ListTags", arn, &e, true))?;
-    Ok(out
-        .tag_list()
-        .iter()
-        .find(|t| t.key() == Some(key))
-        .map(|t| t.value().unwrap_or_default().to_owned()))
+    let call = client.list_tags().resource_arn(arn).send().await;
+    let out = call.map_err(|e| failure(SERVICE, "ListTags", arn, &e, true))?;
+    let tags = out.tag_list().iter().map(|t| (t.key(), t.value()));
+    Ok(tag_value(tags, key))
 }

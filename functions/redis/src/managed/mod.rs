@@ -29,7 +29,9 @@ mod settings;
 
 use std::time::{Duration, Instant};
 
+use rotor_core::event::Step;
 use rotor_core::labels::AWSCURRENT;
+use rotor_core::retry::{Backoff, GaveUp};
 use rotor_core::store::SecretDescription;
 use rotor_core::{Cause, Error, SecretStore, SecretString, StepContext, TargetError, TargetKind};
 use tokio::sync::OnceCell;
@@ -43,10 +45,6 @@ pub use settings::{
     MANAGED_USER_ARNS_VAR, MAX_WAIT_VAR, ManagedSettings, SECRET_ARN_VAR, SettingsError,
     TRUST_ALL_WRITERS_VAR, USER_NAME_VAR, WAIT_INTERVAL_VAR,
 };
-
-/// How long before the step's deadline the wait for `active` gives up, to
-/// report the user's status rather than be cut short.
-const WAIT_MARGIN: Duration = Duration::from_secs(2);
 
 /// The API clients, made on the first managed secret only.
 #[derive(Default)]
@@ -67,14 +65,6 @@ impl Clients {
     }
 }
 
-fn parse(secret: &str, label: &str, value: &SecretString) -> Result<ManagedSecret, Error> {
-    ManagedSecret::parse(value).map_err(|problem| Error::InvalidSecretValue {
-        secret: secret.to_owned(),
-        label: label.to_owned(),
-        problem: problem.0,
-    })
-}
-
 /// A user the function has checked it may change, with its service's client.
 struct Bound<'a> {
     api: Api<'a>,
@@ -89,6 +79,14 @@ enum Api<'a> {
     ElastiCache(&'a aws_sdk_elasticache::Client),
 }
 
+/// Why one look at a user did not find it `active`.
+enum NotYet {
+    /// It is in another status: worth another look.
+    Busy(UserState),
+    /// The look failed.
+    Failed(Error),
+}
+
 impl Bound<'_> {
     fn target(&self) -> String {
         format!("{} user {}", self.user.service(), self.arn)
@@ -98,73 +96,96 @@ impl Bound<'_> {
         e.at(TargetKind::Cache, self.target())
     }
 
+    fn refused(&self, cause: Cause, problem: String) -> Error {
+        self.at(TargetError::new(cause, problem))
+    }
+
     async fn describe(&self) -> Result<UserState, Error> {
         let arn = self.arn.to_string();
         rotor_core::progress::waiting_for(|| format!("{} (DescribeUsers)", self.target()));
         let state = match self.api {
-            Api::MemoryDb(c) => memorydb::describe(c, self.user.id(), &arn).await,
-            Api::ElastiCache(c) => elasticache::describe(c, self.user.id(), &arn).await,
+            Api::MemoryDb(c) => memorydb::describe(c, self.user, &arn).await,
+            Api::ElastiCache(c) => elasticache::describe(c, self.user, &arn).await,
         }
         .map_err(|e| self.at(e))?;
         // The API acts on the caller's account: the user it reports must be
         // the one the secret names, or the function would change another.
         let reported: Option<Arn> = state.arn.as_deref().and_then(|a| a.parse().ok());
         if reported.as_ref() != Some(self.arn) {
-            return Err(self.at(TargetError::new(
-                Cause::Mismatch,
-                format!(
-                    "DescribeUsers reports {} {:?} as {}, not as the secret's user_arn; the user is not in this function's account and region. Nothing was changed: rotate it with a function deployed in the user's account and region",
-                    match self.user {
-                        CacheUser::ElastiCache(_) => "user ID",
-                        CacheUser::MemoryDb(_) => "user name",
-                    },
-                    self.user.id(),
-                    state.arn.as_deref().unwrap_or("no ARN")
-                ),
-            )));
+            let problem = format!(
+                "DescribeUsers reports {} {:?} as {}, not as the secret's user_arn; the user is not in this function's account and region. Nothing was changed: rotate it with a function deployed in the user's account and region",
+                self.user.id_kind(),
+                self.user.id(),
+                state.arn.as_deref().unwrap_or("no ARN")
+            );
+            return Err(self.refused(Cause::Mismatch, problem));
         }
         if state.name.as_deref() != Some(self.username) {
-            return Err(self.at(TargetError::new(
-                Cause::Mismatch,
-                format!(
-                    "the user logs in as {:?}, but the secret's username is {:?}; nothing was changed. Set the secret's username to the user's name",
-                    state.name.as_deref().unwrap_or(""),
-                    self.username
-                ),
-            )));
+            let problem = format!(
+                "the user logs in as {:?}, but the secret's username is {:?}; nothing was changed. Set the secret's username to the user's name",
+                state.name.as_deref().unwrap_or(""),
+                self.username
+            );
+            return Err(self.refused(Cause::Mismatch, problem));
         }
         Ok(state)
     }
 
-    /// Waits until the user is `active`: at most the deployer's
-    /// `MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS`, and never past the step's
-    /// deadline. Running out is retryable and names the status.
-    async fn wait_active(&self, step: &str) -> Result<UserState, Error> {
+    /// One look at the user: `active`, or why not.
+    async fn active(&self) -> Result<UserState, NotYet> {
+        match self.describe().await {
+            Ok(state) if state.status == ACTIVE => Ok(state),
+            Ok(state) => Err(NotYet::Busy(state)),
+            Err(e) => Err(NotYet::Failed(e)),
+        }
+    }
+
+    /// Waits until the user is `active`, looking every
+    /// `WAITING_RETRY_INTERVAL_IN_SECONDS`: at most the deployer's
+    /// `MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS`, and (the core's backoff)
+    /// never past the step's deadline. Running out is retryable and names
+    /// the status.
+    async fn wait_active(&self, step: Step) -> Result<UserState, Error> {
+        let interval = self.settings.interval;
         let started = Instant::now();
-        let mut limit = started + self.settings.max_wait;
-        if let Some(deadline) = rotor_core::progress::deadline() {
-            limit = limit.min(deadline.checked_sub(WAIT_MARGIN).unwrap_or(deadline));
+        let bound = self;
+        let waited = Backoff::new(interval, interval)
+            .until(started + self.settings.max_wait)
+            .run(
+                move |_| async move { bound.active().await },
+                |not_yet| matches!(not_yet, NotYet::Busy(_)),
+                |_, not_yet, _| self.log_wait(step, not_yet),
+            )
+            .await;
+        match waited {
+            Ok(state) => Ok(state),
+            Err(GaveUp {
+                error: NotYet::Failed(e),
+                ..
+            }) => Err(e),
+            Err(GaveUp {
+                error: NotYet::Busy(state),
+                ..
+            }) => Err(self.still_busy(step, &state, started.elapsed())),
         }
-        loop {
-            let state = self.describe().await?;
-            if state.status == ACTIVE {
-                return Ok(state);
-            }
-            if Instant::now() + self.settings.interval >= limit {
-                return Err(self.at(TargetError::new(
-                    Cause::Pending,
-                    format!(
-                        "{step}: the user is {:?}, not active, after {} s of waiting ({MAX_WAIT_VAR}={}, and the function's timeout); {} is still applying a change to it. Nothing was changed by this step: rotate again once the user is active",
-                        state.status,
-                        started.elapsed().as_secs(),
-                        self.settings.max_wait.as_secs(),
-                        self.user.service()
-                    ),
-                )));
-            }
-            info!(user = %self.arn, status = %state.status, "{step}: waiting for the user to be active");
-            tokio::time::sleep(self.settings.interval).await;
+    }
+
+    fn log_wait(&self, step: Step, not_yet: &NotYet) {
+        if let NotYet::Busy(state) = not_yet {
+            let status = &state.status;
+            info!(user = %self.arn, %status, "{step}: waiting for the user to be active");
         }
+    }
+
+    fn still_busy(&self, step: Step, state: &UserState, waited: Duration) -> Error {
+        let problem = format!(
+            "{step}: the user is {:?}, not active, after {} s of waiting ({MAX_WAIT_VAR}={}, and the function's timeout); {} is still applying a change to it. Nothing was changed by this step: rotate again once the user is active",
+            state.status,
+            waited.as_secs(),
+            self.settings.max_wait.as_secs(),
+            self.user.service()
+        );
+        self.refused(Cause::Pending, problem)
     }
 
     /// The user's [`binding::SECRET_TAG`], as its owner set it.
@@ -179,13 +200,11 @@ impl Bound<'_> {
     }
 
     async fn set_passwords(&self, passwords: &[&SecretString]) -> Result<(), Error> {
-        let arn = self.arn.to_string();
+        let (id, arn) = (self.user.id(), self.arn.to_string());
         rotor_core::progress::waiting_for(|| format!("{} (setting passwords)", self.target()));
         match self.api {
-            Api::MemoryDb(c) => memorydb::set_passwords(c, self.user.id(), &arn, passwords).await,
-            Api::ElastiCache(c) => {
-                elasticache::set_passwords(c, self.user.id(), &arn, passwords).await
-            }
+            Api::MemoryDb(c) => memorydb::set_passwords(c, id, &arn, passwords).await,
+            Api::ElastiCache(c) => elasticache::set_passwords(c, id, &arn, passwords).await,
         }
         .map_err(|e| self.at(e))
     }
@@ -207,15 +226,16 @@ impl Clients {
         let config = self.config().await;
         let region = config.region().map(|r| r.as_ref().to_owned());
         if region.as_deref() != Some(s.user_arn.region.as_str()) {
+            let problem = format!(
+                "field user_arn names a user in region {}, but the function runs in {}; nothing was changed. Rotate it with a function deployed in {}",
+                s.user_arn.region,
+                region.as_deref().unwrap_or("no region"),
+                s.user_arn.region
+            );
             return Err(Error::InvalidSecretValue {
                 secret: secret_arn.to_owned(),
                 label: label.to_owned(),
-                problem: format!(
-                    "field user_arn names a user in region {}, but the function runs in {}; nothing was changed. Rotate it with a function deployed in {}",
-                    s.user_arn.region,
-                    region.as_deref().unwrap_or("no region"),
-                    s.user_arn.region
-                ),
+                problem,
             });
         }
         let api = match &s.user {
@@ -252,24 +272,16 @@ pub(crate) async fn create<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
     clients: &Clients,
-    current: &SecretString,
+    current: ManagedSecret,
 ) -> Result<SecretString, Error> {
-    let arn = ctx.secret_arn();
-    let current = parse(arn, AWSCURRENT, current)?;
-    config.managed.authorize(arn, AWSCURRENT, &current)?;
-    if config.managed.owner_tag_required() {
+    let settings = &config.managed;
+    settings.authorize(ctx.secret_arn(), AWSCURRENT, &current)?;
+    if settings.owner_tag_required() {
         clients
-            .bind(&config.managed, ctx.secret, AWSCURRENT, &current)
+            .bind(settings, ctx.secret, AWSCURRENT, &current)
             .await?;
     }
-    let password = config
-        .managed
-        .policy
-        .generate()
-        .map_err(|source| Error::PasswordPolicy {
-            secret: arn.to_owned(),
-            source,
-        })?;
+    let password = ctx.generate_password(&settings.policy)?;
     Ok(current.with_password(&password))
 }
 
@@ -278,28 +290,26 @@ pub(crate) async fn set<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
     clients: &Clients,
+    current: ManagedSecret,
 ) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
-    let label = ctx.pending_label;
-    let pending = parse(arn, label, &ctx.pending().await?.value)?;
-    let current = parse(arn, AWSCURRENT, &ctx.current().await?.value)?;
-    let new = pending
-        .password
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSecretValue {
+    let (arn, label) = (ctx.secret_arn(), ctx.pending_label);
+    let pending: ManagedSecret = ctx.pending_as().await?;
+    let Some(new) = &pending.password else {
+        return Err(Error::InvalidSecretValue {
             secret: arn.to_owned(),
             label: label.to_owned(),
             problem: "has no password field; run createSecret again".into(),
-        })?;
+        });
+    };
     let user = clients
         .bind(&config.managed, ctx.secret, label, &pending)
         .await?;
-    user.wait_active("setSecret").await?;
-    let mut passwords = vec![new];
+    user.wait_active(ctx.event.step).await?;
     // Before the first rotation AWS's secrets may hold no password yet.
-    if let Some(old) = &current.password {
-        passwords.push(old);
-    }
+    let passwords: Vec<&SecretString> = [Some(new), current.password.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
     user.set_passwords(&passwords).await?;
     info!(secret = %arn, user = %pending.user_arn, passwords = passwords.len(), "passwords set; the current one still works");
     Ok(())
@@ -311,38 +321,31 @@ pub(crate) async fn test<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
     clients: &Clients,
+    pending: ManagedSecret,
 ) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
-    let label = ctx.pending_label;
-    let pending = parse(arn, label, &ctx.pending().await?.value)?;
     let user = clients
-        .bind(&config.managed, ctx.secret, label, &pending)
+        .bind(&config.managed, ctx.secret, ctx.pending_label, &pending)
         .await?;
-    let state = user.wait_active("testSecret").await?;
+    let state = user.wait_active(ctx.event.step).await?;
     if state.password_count == Some(0) {
-        return Err(user.at(TargetError::new(
-            Cause::Mismatch,
-            "holds no password; run setSecret again",
-        )));
+        let problem = "holds no password; run setSecret again".to_owned();
+        return Err(user.refused(Cause::Mismatch, problem));
     }
     let (Some(endpoint), Some(password)) = (&pending.endpoint, &pending.password) else {
         return Ok(());
     };
     let target = format!("Redis at {}", endpoint.address());
-    match crate::acl::login(endpoint, &pending.username, password)
-        .await
-        .map_err(|e| e.at(TargetKind::Cache, target.clone()))?
-    {
+    let login = crate::acl::login(endpoint, &pending.username, password).await;
+    match login.map_err(|e| e.at(TargetKind::Cache, target.clone()))? {
         Some(_) => Ok(()),
-        None => Err(TargetError::new(
-            Cause::Auth,
-            format!(
+        None => {
+            let problem = format!(
                 "refused the pending password of user {:?} although {} reports the user active; run setSecret again",
                 pending.username,
                 pending.user.service()
-            ),
-        )
-        .at(TargetKind::Cache, target)),
+            );
+            Err(TargetError::new(Cause::Auth, problem).at(TargetKind::Cache, target))
+        }
     }
 }
 
@@ -352,21 +355,20 @@ pub(crate) async fn finish<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
     clients: &Clients,
-    current: &SecretString,
+    current: ManagedSecret,
 ) -> Result<(), Error> {
-    if !config.revoke_at_finish {
-        return Ok(());
-    }
-    let arn = ctx.secret_arn();
-    let current = parse(arn, AWSCURRENT, current)?;
-    let Some(password) = &current.password else {
+    let Some(password) = current
+        .password
+        .as_ref()
+        .filter(|_| config.revoke_at_finish)
+    else {
         return Ok(());
     };
     let user = clients
         .bind(&config.managed, ctx.secret, AWSCURRENT, &current)
         .await?;
-    user.wait_active("finishSecret").await?;
+    user.wait_active(ctx.event.step).await?;
     user.set_passwords(&[password]).await?;
-    info!(secret = %arn, user = %current.user_arn, "the previous password is revoked");
+    info!(secret = %ctx.secret_arn(), user = %current.user_arn, "the previous password is revoked");
     Ok(())
 }

@@ -5,10 +5,11 @@
 //! new password. Every other field is kept as it is.
 
 use rotor_core::SecretString;
+use rotor_core::value::SecretValue;
 use serde_json::{Map, Value};
 
 use super::arn::{Arn, CacheUser};
-use crate::secret::{self, Endpoint, Invalid};
+use crate::secret::{self, Endpoint, SecretError, Shape, USER_ARN_FIELD, User};
 
 /// A parsed managed-user secret.
 pub struct ManagedSecret {
@@ -25,27 +26,19 @@ pub struct ManagedSecret {
     fields: Map<String, Value>,
 }
 
-const EXPECTED: &str = "user_arn, username and password";
-
-/// Whether a secret value is a managed user's: a JSON object with `user_arn`.
-pub fn is_managed(value: &SecretString) -> bool {
-    secret::fields(value, EXPECTED).is_ok_and(|f| f.contains_key("user_arn"))
-}
-
 impl ManagedSecret {
-    /// Parses a secret value; the error names the field and the fix.
-    pub fn parse(value: &SecretString) -> Result<ManagedSecret, Invalid> {
-        let fields = secret::fields(value, EXPECTED)?;
-        let text = secret::text(&fields, "user_arn")?
-            .ok_or("has no user_arn field; add the ElastiCache or MemoryDB user's ARN")?;
-        let user_arn: Arn = text
-            .parse()
-            .map_err(|e| Invalid(format!("field user_arn: {e}")))?;
-        let user = user_arn
-            .cache_user()
-            .map_err(|e| Invalid(format!("field user_arn: {e}")))?;
-        let username = secret::text(&fields, "username")?
-            .ok_or("has no username field; add the user name clients log in with")?;
+    pub(crate) fn from_fields(fields: Map<String, Value>) -> Result<ManagedSecret, SecretError> {
+        let user_arn: Arn = secret::text(&fields, USER_ARN_FIELD)?
+            .ok_or(SecretError::Missing {
+                field: USER_ARN_FIELD,
+                add: "the ElastiCache or MemoryDB user's ARN",
+            })?
+            .parse()?;
+        let user = user_arn.cache_user()?;
+        let username = secret::text(&fields, "username")?.ok_or(SecretError::Missing {
+            field: "username",
+            add: "the user name clients log in with",
+        })?;
         secret::check_username(&username)?;
         let password = secret::password(&fields)?;
         let endpoint = secret::endpoint(&fields)?;
@@ -65,54 +58,90 @@ impl ManagedSecret {
     }
 }
 
+impl SecretValue for ManagedSecret {
+    type Invalid = SecretError;
+    type Target = User;
+
+    fn parse(value: &SecretString) -> Result<Self, SecretError> {
+        ManagedSecret::from_fields(secret::fields(value, Shape::Managed)?)
+    }
+
+    fn target(&self) -> User {
+        User::Managed {
+            user_arn: self.user_arn.to_string(),
+            username: self.username.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use rotor_core::ExposeSecret;
+    use serde_json::json;
 
-    fn parse(text: &str) -> Result<ManagedSecret, Invalid> {
-        ManagedSecret::parse(&SecretString::from(text))
+    use super::*;
+
+    const ELASTICACHE: &str = "arn:aws:elasticache:us-east-1:123456789012:user:app-id";
+    const MEMORYDB: &str = "arn:aws:memorydb:us-east-1:123456789012:user/app";
+
+    fn parse(value: Value) -> Result<ManagedSecret, SecretError> {
+        ManagedSecret::parse(&SecretString::from(value.to_string()))
     }
 
     #[test]
     fn reads_aws_functions_secrets() {
-        let s = parse(
-            r#"{"user_arn":"arn:aws:elasticache:us-east-1:123456789012:user:app-id","username":"app"}"#,
-        )
-        .unwrap();
+        let s = parse(json!({"user_arn": ELASTICACHE, "username": "app"})).unwrap();
         assert!(s.password.is_none() && s.endpoint.is_none());
         assert_eq!(s.user, CacheUser::ElastiCache("app-id".into()));
         let next = ManagedSecret::parse(&s.with_password(&SecretString::from("n"))).unwrap();
         assert_eq!(next.password.unwrap().expose_secret(), "n");
-        let s = parse(
-            r#"{"user_arn":"arn:aws:memorydb:us-east-1:123456789012:user/app","username":"app","password":"pw","host":"c.example","port":6380,"ssl":false}"#,
-        )
+        let s = parse(json!({
+            "user_arn": MEMORYDB, "username": "app", "password": "pw",
+            "host": "c.example", "port": 6380, "ssl": false,
+        }))
         .unwrap();
         let e = s.endpoint.unwrap();
         assert_eq!((e.host.as_str(), e.port), ("c.example", 6380));
-        assert!(is_managed(&SecretString::from(r#"{"user_arn":"x"}"#)));
-        assert!(!is_managed(&SecretString::from(r#"{"host":"h"}"#)));
     }
 
     #[test]
     fn errors_name_the_field_and_never_a_value() {
-        for (bad, field) in [
-            (r#"{"username":"app","password":"hunter2"}"#, "user_arn"),
+        let rds = "arn:aws:rds:us-east-1:1:db:hunter2";
+        for (bad, expected) in [
             (
-                r#"{"user_arn":"arn:aws:rds:us-east-1:1:db:x","username":"app","password":"hunter2"}"#,
-                "user_arn",
+                json!({"username": "app", "password": "hunter2"}),
+                SecretError::Missing {
+                    field: "user_arn",
+                    add: "the ElastiCache or MemoryDB user's ARN",
+                },
             ),
             (
-                r#"{"user_arn":"arn:aws:memorydb:us-east-1:1:user/app","password":"hunter2"}"#,
-                "username",
+                json!({"user_arn": rds, "username": "app", "password": "hunter2"}),
+                SecretError::NotACacheUser,
             ),
             (
-                r#"{"user_arn":"arn:aws:memorydb:us-east-1:1:user/app","username":"app","password":7}"#,
-                "password",
+                json!({"user_arn": "hunter2", "username": "app"}),
+                SecretError::UserArnShape,
+            ),
+            (
+                json!({"user_arn": "arn:aws:memorydb::1:user/hunter2", "username": "app"}),
+                SecretError::UserArnPart("region"),
+            ),
+            (
+                json!({"user_arn": MEMORYDB, "password": "hunter2"}),
+                SecretError::Missing {
+                    field: "username",
+                    add: "the user name clients log in with",
+                },
+            ),
+            (
+                json!({"user_arn": MEMORYDB, "username": "app", "password": 7}),
+                SecretError::NotText("password"),
             ),
         ] {
-            let e = parse(bad).err().expect("refused").0;
-            assert!(e.contains(field) && !e.contains("hunter2"), "{e}");
+            let e = parse(bad).err().expect("refused");
+            assert_eq!(e, expected);
+            assert!(!e.to_string().contains("hunter2"), "{e}");
         }
     }
 }

@@ -221,9 +221,12 @@ impl ManagedSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use rotor_core::SecretString;
     use std::collections::HashMap;
+
+    use rotor_core::SecretString;
+    use rotor_core::value::SecretValue;
+
+    use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<ManagedSettings, SettingsError> {
         let map: HashMap<String, String> = vars

@@ -125,15 +125,15 @@ async fn provider(value: &SecretString) -> Result<Checked, CheckError> {
 /// says; an ElastiCache or MemoryDB user where the secret names an endpoint
 /// (as testSecret does), and otherwise cannot be checked from here.
 async fn cache(value: &SecretString) -> Result<Checked, CheckError> {
-    use redis_rotation::managed::secret::{ManagedSecret, is_managed};
-    use redis_rotation::secret::RedisSecret;
-    if !is_managed(value) {
-        let secret =
-            RedisSecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
-        return redis_login(&secret.endpoint(), &secret.username, &secret.password).await;
-    }
-    let secret =
-        ManagedSecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    use redis_rotation::secret::UserSecret;
+    let secret = <UserSecret as rotor_core::SecretValue>::parse(value)
+        .map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    let secret = match secret {
+        UserSecret::SelfManaged(secret) => {
+            return redis_login(&secret.endpoint(), &secret.username, &secret.password).await;
+        }
+        UserSecret::Managed(secret) => secret,
+    };
     let service = secret.user.service();
     match (&secret.endpoint, &secret.password) {
         (_, None) => Ok(Checked::NotChecked(format!(

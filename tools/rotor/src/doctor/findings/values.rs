@@ -43,14 +43,10 @@ impl Reader {
 /// redis-rotation's own choice: a value with `user_arn` is an ElastiCache or
 /// MemoryDB user's, any other a self-managed server's user.
 fn redis_problem(value: &SecretString) -> Option<String> {
-    use redis_rotation::managed::secret::{ManagedSecret, is_managed};
-    use redis_rotation::secret::RedisSecret;
-    let parsed = if is_managed(value) {
-        ManagedSecret::parse(value).map(|_| ())
-    } else {
-        RedisSecret::parse(value).map(|_| ())
-    };
-    parsed.err().map(|e| e.0)
+    use redis_rotation::secret::UserSecret;
+    <UserSecret as rotor_core::SecretValue>::parse(value)
+        .err()
+        .map(|e| e.to_string())
 }
 
 pub(super) async fn value_findings(
@@ -202,13 +198,12 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
 /// the secret, be readable, and parse as redis-rotation parses it. Without
 /// one the user changes its own password, which needs nothing else.
 pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
-    use redis_rotation::secret::RedisSecret;
-    if redis_rotation::managed::secret::is_managed(current) {
-        managed_user(exam, current);
-        return;
-    }
-    let Ok(secret) = RedisSecret::parse(current) else {
-        return;
+    use redis_rotation::secret::{RedisSecret, UserSecret};
+    use rotor_core::SecretValue;
+    let secret = match UserSecret::parse(current) {
+        Ok(UserSecret::SelfManaged(secret)) => secret,
+        Ok(UserSecret::Managed(secret)) => return managed_user(exam, secret),
+        Err(_) => return,
     };
     let deployer = deployer_admin(exam, ADMIN_VAR);
     if secret.masterarn.is_none() && deployer.is_none() {
@@ -225,8 +220,8 @@ pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, curre
             Ok(parsed) => parsed,
             Err(e) => {
                 return Some(format!(
-                    "the master secret {} does not parse: {}",
-                    master.secret.arn, e.0
+                    "the master secret {} does not parse: {e}",
+                    master.secret.arn
                 ));
             }
         };
@@ -250,12 +245,8 @@ pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, curre
 /// user (redis-rotation's own check, `MANAGED_USER_ARNS` and the rest), or
 /// the function refuses it before anything changes. Checked only where the
 /// function's settings are known.
-fn managed_user(exam: &mut Examination, current: &SecretString) {
+fn managed_user(exam: &mut Examination, secret: redis_rotation::secret::ManagedSecret) {
     use redis_rotation::managed::ManagedSettings;
-    use redis_rotation::managed::secret::ManagedSecret;
-    let Ok(secret) = ManagedSecret::parse(current) else {
-        return;
-    };
     exam.notes.push(format!(
         "AWSCURRENT is {} user {} ({:?}); its passwords change through the {} API",
         secret.user.service(),
