@@ -183,6 +183,98 @@ async fn revoke_previous_next_rotation_keeps_the_old_secret_one_more_rotation() 
     }
 }
 
+/// With REVOKE_PREVIOUS=next-rotation, the client secret to keep one more
+/// rotation is the one AWSPREVIOUS holds. Someone moves AWSPREVIOUS to a
+/// value that is no client secret: before, it counted as no previous value,
+/// and a retried finishSecret made Entra remove the password the deployer
+/// asked to keep (Okta's setSecret refused for another reason: that no
+/// version held the app's other secret). Now both refuse naming AWSPREVIOUS
+/// and retire nothing; once AWSPREVIOUS is back, the rotations complete.
+#[tokio::test]
+async fn a_previous_value_that_does_not_parse_retires_nothing() {
+    use rotor_core::labels::LabelMove;
+    use rotor_core::store::NewVersion;
+    use rotor_core::{SecretStore, Step};
+    use rotor_tests::steps;
+
+    let function = start_function("oauth-rotation", &[("REVOKE_PREVIOUS", "next-rotation")]).await;
+    for provider in [Okta, Entra] {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t1) = setup(&emulator, &store, provider, Basic, true).await;
+        let initial_version = labels(&store, &case.arn)
+            .await
+            .into_keys()
+            .find(|id| *id != t1)
+            .expect("the initial version");
+        steps::replay(&function, &case.arn, &t1, &Step::ALL).await;
+        let first = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        // By hand: AWSPREVIOUS moves to a value that is no client secret.
+        let broken = token();
+        let put = NewVersion {
+            version_id: &broken,
+            value: &SecretString::from("not a client secret"),
+            labels: &[AWSPREVIOUS],
+            rotation_token: None,
+        };
+        store.put_value(&case.arn, put).await.expect("put by hand");
+
+        // Secrets Manager retries finishSecret.
+        let retried = steps::run(&function, &case.arn, &t1, Step::FinishSecret).await;
+
+        let works = |secret| case.gets_token(&emulator, secret);
+        assert!(
+            works(&case.initial).await,
+            "{provider:?}: the previous client secret was retired ({retried:?})"
+        );
+        assert!(works(&first).await, "{provider:?}");
+        let (kind, message) = retried.expect_err("finishSecret refuses");
+        assert_eq!(
+            kind, "NotRetryable.InvalidSecretValue",
+            "{provider:?}: {message}"
+        );
+        assert!(
+            message.contains("AWSPREVIOUS") && message.contains("retired no"),
+            "{provider:?}: {message}"
+        );
+
+        // The next rotation: Okta's app is full, and which of its secrets
+        // may go is what AWSPREVIOUS would say.
+        let t2 = token();
+        store.begin_rotation(&case.arn, &t2).await.expect("stage");
+        let refused = steps::until_refused(&function, &case.arn, &t2).await;
+        if provider == Okta {
+            let (step, (kind, message)) = refused.expect("Okta's setSecret refuses");
+            assert_eq!(step, Step::SetSecret, "{kind}: {message}");
+            assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+            assert!(
+                message.contains("AWSPREVIOUS") && message.contains("deleted nothing"),
+                "{message}"
+            );
+            assert!(works(&case.initial).await && works(&first).await);
+            assert_eq!(case.active(&emulator), 2);
+            // As the error says: AWSPREVIOUS goes back, and the rotation goes on.
+            let back = LabelMove {
+                label: AWSPREVIOUS.into(),
+                to: Some(initial_version.clone()),
+                from: Some(broken.clone()),
+            };
+            store.move_label(&case.arn, &back).await.expect("move back");
+            let rest = [Step::SetSecret, Step::TestSecret, Step::FinishSecret];
+            steps::replay(&function, &case.arn, &t2, &rest).await;
+        } else {
+            assert!(refused.is_none(), "{refused:?}");
+        }
+        let second = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        assert!(
+            !works(&case.initial).await,
+            "{provider:?}: the oldest is retired"
+        );
+        assert!(works(&first).await && works(&second).await, "{provider:?}");
+        assert_no_stored_secret_in(&store, &case.arn, &function.output()).await;
+    }
+}
+
 #[tokio::test]
 async fn a_failed_set_secret_is_retried_on_the_same_version() {
     let function = start_function("oauth-rotation", &[]).await;

@@ -7,6 +7,7 @@ pub use rotor_testbed::db;
 pub mod leaks;
 pub mod listener;
 pub mod providers;
+pub mod steps;
 pub mod target_db;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@ use rotor_core::http::{client, display_url, send_error};
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
-use crate::client::AuthMethod;
+use crate::secret::{AuthMethod, ClientSecret};
 use crate::wire;
 
 /// What a token request needs.
@@ -24,6 +24,20 @@ pub struct Grant<'a> {
     pub scope: Option<&'a str>,
     /// Optional audience (Auth0 and others).
     pub audience: Option<&'a str>,
+}
+
+impl<'a> Grant<'a> {
+    /// The grant of a client's secret, as its secret asks for it.
+    pub fn for_client(client: &'a ClientSecret) -> Grant<'a> {
+        Grant {
+            endpoint: &client.token_endpoint,
+            client_id: &client.client_id,
+            secret: &client.client_secret,
+            method: client.auth_method,
+            scope: client.scope.as_deref(),
+            audience: client.audience.as_deref(),
+        }
+    }
 }
 
 /// Requests a token; returns the access token.

@@ -11,12 +11,12 @@ use serde_json::Value;
 /// sensitive. A value that is not a valid header (a line break, a control
 /// character) is refused without being shown.
 pub fn authorization(value: &str) -> Result<HeaderValue, TargetError> {
-    let mut header = HeaderValue::from_str(value).map_err(|_| {
-        TargetError::new(
-            Cause::Rejected,
-            "the credential is not a valid HTTP header value (it holds a line break or another control character); check the secret that holds it",
-        )
-    })?;
+    let refused = concat!(
+        "the credential is not a valid HTTP header value (it holds a line break or another ",
+        "control character); check the secret that holds it"
+    );
+    let mut header =
+        HeaderValue::from_str(value).map_err(|_| TargetError::new(Cause::Rejected, refused))?;
     header.set_sensitive(true);
     Ok(header)
 }
