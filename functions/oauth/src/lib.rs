@@ -133,9 +133,8 @@ impl Rotator for OAuthRotator {
             Provider::Rfc7592 => self.rfc7592(ctx, &current).await,
             Provider::Entra => {
                 let auth = providers::management(ctx, &current, management).await?;
-                let version = &ctx.event.version_id;
-                let issued = providers::entra::issue(&current, &auth, ctx.secret_arn(), version);
-                let issued = issued.await?;
+                let (arn, version) = (ctx.secret_arn(), &ctx.event.version_id);
+                let issued = providers::entra::issue(&current, &auth, arn, version).await?;
                 Ok(current.with_secret(&issued.secret, &issued.fields, None))
             }
             Provider::Keycloak | Provider::Okta | Provider::Auth0 => {
