@@ -50,3 +50,10 @@ pub async fn until_refused(
     }
     None
 }
+
+/// The steps from `step` on, in order: what is left of a rotation whose
+/// earlier steps have run.
+pub fn from(step: Step) -> &'static [Step] {
+    let at = Step::ALL.iter().position(|s| *s == step).unwrap_or(0);
+    &Step::ALL[at..]
+}
