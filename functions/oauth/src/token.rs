@@ -108,18 +108,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Targe
     let oauth_error = || {
         let code = wire::error_code(&parsed).unwrap_or("no error code");
         // Entra's AADSTS numbers: digits cannot quote the request.
-        let numbers: Vec<String> = parsed["error_codes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .map(|n| n.to_string())
-            .collect();
-        let numbers = if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(" (error codes {})", numbers.join(", "))
-        };
+        let numbers = wire::listed(&parsed["error_codes"], Value::as_u64, ", ")
+            .map(|numbers| format!(" (error codes {numbers})"))
+            .unwrap_or_default();
         format!("{where_} answered HTTP {status}: {code}{numbers}")
     };
     match status {

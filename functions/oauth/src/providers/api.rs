@@ -142,17 +142,9 @@ pub(super) fn sort(
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
         // Okta puts the reason for a validation failure in errorCauses.
-        let causes: Vec<&str> = body["errorCauses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["errorSummary"].as_str())
-            .collect();
-        let causes = if causes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", causes.join("; "))
-        };
+        let causes = wire::listed(&body["errorCauses"], |c| c["errorSummary"].as_str(), "; ")
+            .map(|causes| format!(" ({causes})"))
+            .unwrap_or_default();
         format!("{what} answered HTTP {status}{message}{causes}")
     };
     if (200..=299).contains(&status) {
@@ -235,7 +227,12 @@ mod tests {
         assert!(quiet.contains("HTTP 400, error code E0000001"), "{quiet}");
         assert!(!quiet.contains("s3cr3t"), "{quiet}");
         let told = sorted(Quote::Message).unwrap_err().to_string();
-        assert!(told.contains("Api validation failed"), "{told}");
+        assert!(
+            told.contains(
+                "HTTP 400: Api validation failed: client_secret s3cr3t (s3cr3t is too short)"
+            ),
+            "{told}"
+        );
     }
 
     #[test]
