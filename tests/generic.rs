@@ -1,15 +1,15 @@
 //! The real `generic-rotation` binary, over the Lambda Runtime API, against moto.
 
 use rotor_cli::rotate::{RotateOptions, rotate};
-use rotor_core::SecretStore;
-use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, LabelMove};
 use rotor_core::store::{NewVersion, RotationService};
-use rotor_core::{ExposeSecret, SecretString};
+use rotor_core::{ExposeSecret, SecretStore, SecretString, Step};
 use rotor_testbed::webhook_receiver::{Behaviour, WebhookReceiver};
-use rotor_tests::*;
+use rotor_tests::{
+    labels, moto, moto_store, same, staged_secret, staged_secret_named, start_function, step,
+    steps, token, unique, value,
+};
 use serde_json::{Value, json};
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// Every step run twice in a row gives the same result, and the rotation ends
 /// with exactly the expected labels.
@@ -22,11 +22,11 @@ async fn rotate_with_replays(
     let t = token();
     let arn = staged_secret(&store, initial, tags, &t).await;
     let mut staged = None;
-    for name in STEPS {
-        let first = step(&function, &event(&arn, &t, name)).await;
-        let second = step(&function, &event(&arn, &t, name)).await;
-        match name {
-            "createSecret" => {
+    for step in Step::ALL {
+        let first = steps::run(&function, &arn, &t, step).await;
+        let second = steps::run(&function, &arn, &t, step).await;
+        match step {
+            Step::CreateSecret => {
                 assert_eq!(first.as_deref(), Ok("done"));
                 assert_eq!(
                     second.as_deref(),
@@ -36,13 +36,13 @@ async fn rotate_with_replays(
                 staged = value(&store, &arn, AWSPENDING).await;
                 assert!(staged.is_some());
             }
-            "finishSecret" => {
+            Step::FinishSecret => {
                 assert_eq!(first.as_deref(), Ok("done"));
                 assert_eq!(second.as_deref(), Ok("already_current"));
             }
             _ => assert!(
                 first == second && first.is_ok(),
-                "{name}: {first:?} then {second:?}"
+                "{step}: {first:?} then {second:?}"
             ),
         }
     }
@@ -85,7 +85,12 @@ async fn plain_string_secret_full_rotation_with_replays() {
 
 #[tokio::test]
 async fn json_secret_full_rotation_keeps_other_fields() {
-    let initial = r#"{"username":"app","password":"old","host":"db.internal","port":5432,"options":{"ssl":true},"api_key":"k0"}"#;
+    let initial = json!({
+        "username": "app", "password": "old", "host": "db.internal", "port": 5432,
+        "options": {"ssl": true}, "api_key": "k0",
+    })
+    .to_string();
+    let initial = initial.as_str();
     let tags = [
         ("rotor:fields", "password api_key"),
         ("rotor:generate:api_key", "base64 bytes=24"),
@@ -115,12 +120,7 @@ async fn the_legacy_endpoint_variable_is_honoured() {
     .await;
     let t = token();
     let arn = staged_secret(&store, "old", &[], &t).await;
-    for name in STEPS {
-        assert!(
-            step(&function, &event(&arn, &t, name)).await.is_ok(),
-            "{name}"
-        );
-    }
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     assert_eq!(
         labels(&store, &arn).await.get(&t),
         Some(&vec![AWSCURRENT.to_owned()])
@@ -159,7 +159,7 @@ async fn a_refused_set_secret_is_resumed_on_the_same_pending_version() {
     let first = rotate(&store, &function, &options).await.unwrap();
     let failed = first.steps.last().unwrap();
     let (kind, message) = failed.result.as_ref().unwrap_err();
-    assert_eq!(failed.step.as_str(), "setSecret");
+    assert_eq!(failed.step, Step::SetSecret);
     assert_eq!(kind, "Retryable.WebhookUnavailable");
     assert!(
         message.contains("HTTP 503") && message.contains("/rotor") && message.contains(&arn),
@@ -235,10 +235,8 @@ async fn multi_call_rotation_waits_for_validation() {
     ];
     let arn = staged_secret_named(&store, &name, "old", &tags, &t).await;
     receiver.set_behaviour("testSecret", Behaviour::Defer);
-    for name in ["createSecret", "setSecret"] {
-        assert!(step(&function, &event(&arn, &t, name)).await.is_ok());
-    }
-    let waiting = step(&function, &event(&arn, &t, "testSecret"))
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    let waiting = steps::run(&function, &arn, &t, Step::TestSecret)
         .await
         .unwrap_err();
     assert_eq!(waiting.0, "Retryable.WebhookPending");
@@ -254,12 +252,7 @@ async fn multi_call_rotation_waits_for_validation() {
     );
 
     receiver.set_behaviour("testSecret", Behaviour::Accept);
-    for name in STEPS {
-        assert!(
-            step(&function, &event(&arn, &t, name)).await.is_ok(),
-            "{name}"
-        );
-    }
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     assert!(same(
         &value(&store, &arn, AWSCURRENT).await,
         &receiver.registered(&t)
@@ -304,12 +297,12 @@ async fn bad_input_is_refused_and_nothing_changes() {
             &["\"rotateSecret\" is not one of"],
         ),
         (
-            event(&arn, "no-such-version", "createSecret"),
+            steps::event(&arn, "no-such-version", Step::CreateSecret),
             "NotRetryable.UnknownVersion",
             &unknown_version,
         ),
         (
-            event(&unique("missing"), &t, "createSecret"),
+            steps::event(&unique("missing"), &t, Step::CreateSecret),
             "NotRetryable.SecretsManager",
             &["DescribeSecret", "not found"],
         ),
@@ -346,7 +339,7 @@ async fn a_version_that_is_not_pending_is_refused() {
         )
         .await
         .unwrap();
-    let (kind, message) = step(&function, &event(&arn, &stray, "setSecret"))
+    let (kind, message) = steps::run(&function, &arn, &stray, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.NotPending");
@@ -369,8 +362,8 @@ async fn a_pending_label_applies_only_to_versions_staged_under_it() {
     let t = token();
     let arn = staged_secret(&store, "v1", &[], &t).await;
     let before = labels(&store, &arn).await;
-    for name in STEPS {
-        let (kind, message) = step(&function, &event(&arn, &t, name)).await.unwrap_err();
+    for step in Step::ALL {
+        let (kind, message) = steps::run(&function, &arn, &t, step).await.unwrap_err();
         assert_eq!(kind, "NotRetryable.PendingLabelMismatch", "{message}");
         assert!(
             message.contains(&t)
@@ -389,7 +382,7 @@ async fn a_pending_label_applies_only_to_versions_staged_under_it() {
     store
         .move_label(
             &arn,
-            &rotor_core::labels::LabelMove {
+            &LabelMove {
                 label: AWSPENDING.into(),
                 to: None,
                 from: Some(t.clone()),
@@ -411,10 +404,7 @@ async fn a_pending_label_applies_only_to_versions_staged_under_it() {
         )
         .await
         .unwrap();
-    for name in STEPS {
-        let done = step(&function, &event(&arn, &staged, name)).await;
-        assert!(done.is_ok(), "{name}: {done:?}");
-    }
+    steps::replay(&function, &arn, &staged, &Step::ALL).await;
     assert!(same(&value(&store, &arn, AWSCURRENT).await, &Some(new)));
     assert_eq!(
         labels(&store, &arn).await.get(&staged),
@@ -431,7 +421,7 @@ async fn rotation_disabled_is_refused() {
         .await
         .unwrap();
     let current = labels(&store, &arn).await.into_keys().next().unwrap();
-    let (kind, message) = step(&function, &event(&arn, &current, "createSecret"))
+    let (kind, message) = steps::run(&function, &arn, &current, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.RotationDisabled");
@@ -486,7 +476,7 @@ async fn bad_secret_values_and_policies_are_refused_and_nothing_changes() {
         let t = token();
         let arn = staged_secret(&store, initial, tags, &t).await;
         let before = labels(&store, &arn).await;
-        let (got, message) = step(&function, &event(&arn, &t, "createSecret"))
+        let (got, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert_eq!(got, kind, "{message}");
@@ -535,7 +525,7 @@ async fn a_json_secret_with_a_syntax_error_is_refused_not_replaced() {
         let t = token();
         let arn = staged_secret(&store, &initial, &[], &t).await;
         let before = labels(&store, &arn).await;
-        let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+        let (kind, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
@@ -610,14 +600,9 @@ async fn no_secret_value_reaches_the_logs() {
         let t = token();
         let name = format!("{team}{}", unique("it"));
         let arn = staged_secret_named(&store, &name, initial, tags, &t).await;
-        for name in STEPS {
-            assert!(
-                step(&function, &event(&arn, &t, name)).await.is_ok(),
-                "{name}"
-            );
-        }
+        steps::replay(&function, &arn, &t, &Step::ALL).await;
         // A failing step too: its error path must not leak either.
-        let _ = step(&function, &event(&arn, "not-a-version", "testSecret")).await;
+        let _ = steps::run(&function, &arn, "not-a-version", Step::TestSecret).await;
         values.extend(value(&store, &arn, AWSCURRENT).await);
         values.extend(value(&store, &arn, AWSPREVIOUS).await);
     }
@@ -659,10 +644,8 @@ async fn logs_are_json_when_lambda_asks_for_json() {
     .await;
     let t = token();
     let arn = staged_secret(&store, "old", &[], &t).await;
-    for name in STEPS {
-        assert!(step(&function, &event(&arn, &t, name)).await.is_ok());
-    }
-    let _ = step(&function, &event(&arn, "not-a-version", "testSecret")).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
+    let _ = steps::run(&function, &arn, "not-a-version", Step::TestSecret).await;
     let logs = function.output();
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() >= 5, "{logs}");
@@ -728,11 +711,11 @@ async fn failed_set_secret(url: &str, key: &str) -> (String, String) {
     let t = token();
     let arn = staged_secret(&store, "old", &[], &t).await;
     assert!(
-        step(&function, &event(&arn, &t, "createSecret"))
+        steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .is_ok()
     );
-    step(&function, &event(&arn, &t, "setSecret"))
+    steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err()
 }

@@ -4,20 +4,25 @@
 //! documented API and whose token endpoints accept exactly the secrets the
 //! provider holds as active.
 
+mod emulator;
+
 use rotor_cli::function::LocalFunction;
-use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
-use rotor_testbed::provider_emulator::{EmulatedClient, Provider, ProviderEmulator, TokenAuth};
-use rotor_tests::providers::*;
-use rotor_tests::*;
+use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, LabelMove};
+use rotor_core::store::{NewVersion, RotationService};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString, Step};
+use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
+use rotor_tests::providers::setup;
+use rotor_tests::{
+    assert_no_stored_secret_in, labels, moto_store, staged_secret_named, start_function, steps,
+    token, unique, value,
+};
 use serde_json::Value;
 use sha2::Digest;
 
 use Provider::{Auth0, Entra, Keycloak, Okta};
 use TokenAuth::{Basic, Post};
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+/// The client secret (the `client_secret` field) stored under `label`.
 async fn client_secret(store: &AwsStore, arn: &str, label: &str) -> Option<SecretString> {
     let value = value(store, arn, label).await?;
     let parsed: Value = serde_json::from_str(value.expose_secret()).ok()?;
@@ -27,14 +32,6 @@ async fn client_secret(store: &AwsStore, arn: &str, label: &str) -> Option<Secre
 fn same_secret(a: &Option<SecretString>, b: &SecretString) -> bool {
     a.as_ref()
         .is_some_and(|a| a.expose_secret() == b.expose_secret())
-}
-
-/// Runs the remaining steps of a rotation once each; each must succeed.
-async fn complete(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
-    for name in steps {
-        let result = step(function, &event(arn, t, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
-    }
 }
 
 /// Every step twice, with the same result; the old secret works exactly as
@@ -47,21 +44,21 @@ async fn rotation_with_replays(provider: Provider, method: TokenAuth) {
     // Okta and Entra hold the old and the new secret until finishSecret.
     let overlap = matches!(provider, Okta | Entra);
     let mut staged = None;
-    for name in STEPS {
-        let first = step(&function, &event(&case.arn, &t, name)).await;
-        let second = step(&function, &event(&case.arn, &t, name)).await;
-        let replayed = match name {
-            "createSecret" => "pending_kept",
-            "finishSecret" => "already_current",
+    for step in Step::ALL {
+        let first = steps::run(&function, &case.arn, &t, step).await;
+        let second = steps::run(&function, &case.arn, &t, step).await;
+        let replayed = match step {
+            Step::CreateSecret => "pending_kept",
+            Step::FinishSecret => "already_current",
             _ => "done",
         };
         assert_eq!(
             (first.as_deref().ok(), second.as_deref().ok()),
             (Some("done"), Some(replayed)),
-            "{provider:?} {name}: {first:?} then {second:?}\n{}",
+            "{provider:?} {step}: {first:?} then {second:?}\n{}",
             function.output()
         );
-        if name == "createSecret" {
+        if step == Step::CreateSecret {
             staged = client_secret(&store, &case.arn, AWSPENDING).await;
         }
         let new = staged.as_ref().expect("a staged client secret");
@@ -69,16 +66,16 @@ async fn rotation_with_replays(provider: Provider, method: TokenAuth) {
             case.gets_token(&emulator, new).await,
             case.gets_token(&emulator, &case.initial).await,
         );
-        let expected = match name {
+        let expected = match step {
             // rotor's secret is stored before the provider knows it; Entra made its own.
-            "createSecret" => (provider == Entra, true),
-            "setSecret" | "testSecret" => (true, overlap),
+            Step::CreateSecret => (provider == Entra, true),
+            Step::SetSecret | Step::TestSecret => (true, overlap),
             _ => (true, false),
         };
         assert_eq!(
             (new_works, old_works),
             expected,
-            "{provider:?} after {name}: (new, old) get a token"
+            "{provider:?} after {step}: (new, old) get a token"
         );
     }
     let current = client_secret(&store, &case.arn, AWSCURRENT).await;
@@ -151,7 +148,7 @@ async fn revoke_previous_next_rotation_keeps_the_old_secret_one_more_rotation() 
         let emulator = ProviderEmulator::start().await.expect("start the emulator");
         let store = moto_store();
         let (case, t1) = setup(&emulator, &store, provider, Basic, true).await;
-        complete(&function, &case.arn, &t1, &STEPS).await;
+        steps::replay(&function, &case.arn, &t1, &Step::ALL).await;
         let first = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
         assert!(
             case.gets_token(&emulator, &case.initial).await,
@@ -163,7 +160,7 @@ async fn revoke_previous_next_rotation_keeps_the_old_secret_one_more_rotation() 
             .begin_rotation(&case.arn, &t2)
             .await
             .expect("stage the second rotation");
-        complete(&function, &case.arn, &t2, &STEPS).await;
+        steps::replay(&function, &case.arn, &t2, &Step::ALL).await;
         let second = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
         assert!(
             !case.gets_token(&emulator, &case.initial).await,
@@ -183,6 +180,93 @@ async fn revoke_previous_next_rotation_keeps_the_old_secret_one_more_rotation() 
     }
 }
 
+/// With REVOKE_PREVIOUS=next-rotation, the client secret to keep one more
+/// rotation is the one AWSPREVIOUS holds. Someone moves AWSPREVIOUS to a
+/// value that is no client secret: before, it counted as no previous value,
+/// and a retried finishSecret made Entra remove the password the deployer
+/// asked to keep (Okta's setSecret refused for another reason: that no
+/// version held the app's other secret). Now both refuse naming AWSPREVIOUS
+/// and retire nothing; once AWSPREVIOUS is back, the rotations complete.
+#[tokio::test]
+async fn a_previous_value_that_does_not_parse_retires_nothing() {
+    let function = start_function("oauth-rotation", &[("REVOKE_PREVIOUS", "next-rotation")]).await;
+    for provider in [Okta, Entra] {
+        let emulator = ProviderEmulator::start().await.expect("start the emulator");
+        let store = moto_store();
+        let (case, t1) = setup(&emulator, &store, provider, Basic, true).await;
+        let initial_version = labels(&store, &case.arn)
+            .await
+            .into_keys()
+            .find(|id| *id != t1)
+            .expect("the initial version");
+        steps::replay(&function, &case.arn, &t1, &Step::ALL).await;
+        let first = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        // By hand: AWSPREVIOUS moves to a value that is no client secret.
+        let broken = token();
+        let put = NewVersion {
+            version_id: &broken,
+            value: &SecretString::from("not a client secret"),
+            labels: &[AWSPREVIOUS],
+            rotation_token: None,
+        };
+        store.put_value(&case.arn, put).await.expect("put by hand");
+
+        // Secrets Manager retries finishSecret.
+        let retried = steps::run(&function, &case.arn, &t1, Step::FinishSecret).await;
+
+        let works = |secret| case.gets_token(&emulator, secret);
+        assert!(
+            works(&case.initial).await,
+            "{provider:?}: the previous client secret was retired ({retried:?})"
+        );
+        assert!(works(&first).await, "{provider:?}");
+        let (kind, message) = retried.expect_err("finishSecret refuses");
+        assert_eq!(
+            kind, "NotRetryable.InvalidSecretValue",
+            "{provider:?}: {message}"
+        );
+        assert!(
+            message.contains("AWSPREVIOUS") && message.contains("retired no"),
+            "{provider:?}: {message}"
+        );
+
+        // The next rotation: Okta's app is full, and which of its secrets
+        // may go is what AWSPREVIOUS would say.
+        let t2 = token();
+        store.begin_rotation(&case.arn, &t2).await.expect("stage");
+        let refused = steps::until_refused(&function, &case.arn, &t2).await;
+        if provider == Okta {
+            let (step, (kind, message)) = refused.expect("Okta's setSecret refuses");
+            assert_eq!(step, Step::SetSecret, "{kind}: {message}");
+            assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
+            assert!(
+                message.contains("AWSPREVIOUS") && message.contains("deleted nothing"),
+                "{message}"
+            );
+            assert!(works(&case.initial).await && works(&first).await);
+            assert_eq!(case.active(&emulator), 2);
+            // As the error says: AWSPREVIOUS goes back, and the rotation goes on.
+            let back = LabelMove {
+                label: AWSPREVIOUS.into(),
+                to: Some(initial_version.clone()),
+                from: Some(broken.clone()),
+            };
+            store.move_label(&case.arn, &back).await.expect("move back");
+            let rest = steps::from(Step::SetSecret);
+            steps::replay(&function, &case.arn, &t2, rest).await;
+        } else {
+            assert!(refused.is_none(), "{refused:?}");
+        }
+        let second = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
+        assert!(
+            !works(&case.initial).await,
+            "{provider:?}: the oldest is retired"
+        );
+        assert!(works(&first).await && works(&second).await, "{provider:?}");
+        assert_no_stored_secret_in(&store, &case.arn, &function.output()).await;
+    }
+}
+
 #[tokio::test]
 async fn a_failed_set_secret_is_retried_on_the_same_version() {
     let function = start_function("oauth-rotation", &[]).await;
@@ -196,14 +280,14 @@ async fn a_failed_set_secret_is_retried_on_the_same_version() {
         let emulator = ProviderEmulator::start().await.expect("start the emulator");
         let store = moto_store();
         let (case, t) = setup(&emulator, &store, provider, Basic, true).await;
-        complete(&function, &case.arn, &t, &["createSecret"]).await;
+        steps::replay(&function, &case.arn, &t, &[Step::CreateSecret]).await;
         let staged = client_secret(&store, &case.arn, AWSPENDING).await.unwrap();
         if made {
             emulator.lose_next_response(method, path, 503);
         } else {
             emulator.fail_next(method, path, 1, 503);
         }
-        let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+        let (kind, message) = steps::run(&function, &case.arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert_eq!(
@@ -216,13 +300,8 @@ async fn a_failed_set_secret_is_retried_on_the_same_version() {
             "{provider:?}: AWSCURRENT still works"
         );
         // Secrets Manager retries the same version.
-        complete(
-            &function,
-            &case.arn,
-            &t,
-            &["setSecret", "testSecret", "finishSecret"],
-        )
-        .await;
+        let rest = steps::from(Step::SetSecret);
+        steps::replay(&function, &case.arn, &t, rest).await;
         let current = client_secret(&store, &case.arn, AWSCURRENT).await;
         assert!(
             same_secret(&current, &staged),
@@ -246,7 +325,7 @@ async fn entra_removes_a_password_whose_add_response_was_lost() {
     let (case, t) = setup(&emulator, &store, Entra, Basic, true).await;
     let function = start_function("oauth-rotation", &[]).await;
     emulator.lose_next_response("POST", "/addPassword", 503);
-    let (kind, message) = step(&function, &event(&case.arn, &t, "createSecret"))
+    let (kind, message) = steps::run(&function, &case.arn, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.ProviderUnavailable", "{message}");
@@ -260,7 +339,7 @@ async fn entra_removes_a_password_whose_add_response_was_lost() {
         .filter(|c| c.display_name.as_deref() == Some(&name))
         .collect();
     assert_eq!(stale.len(), 1, "{held:?}");
-    complete(&function, &case.arn, &t, &STEPS).await;
+    steps::replay(&function, &case.arn, &t, &Step::ALL).await;
     let held = emulator.credentials(Entra, &case.admin_id);
     assert!(held.len() == 1 && held[0].id != stale[0].id, "{held:?}");
     let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
@@ -275,13 +354,13 @@ async fn refused_management_credentials_are_not_retryable_and_change_nothing() {
         let emulator = ProviderEmulator::start().await.expect("start the emulator");
         let store = moto_store();
         let (case, t) = setup(&emulator, &store, provider, Basic, false).await;
-        let created = step(&function, &event(&case.arn, &t, "createSecret")).await;
+        let created = steps::run(&function, &case.arn, &t, Step::CreateSecret).await;
         // Entra's createSecret calls Graph; the others' first management call is setSecret's.
         let failed = match provider {
             Entra => created,
             _ => {
                 assert!(created.is_ok(), "{provider:?}: {created:?}");
-                step(&function, &event(&case.arn, &t, "setSecret")).await
+                steps::run(&function, &case.arn, &t, Step::SetSecret).await
             }
         };
         let (kind, message) = failed.unwrap_err();
@@ -303,304 +382,6 @@ async fn refused_management_credentials_are_not_retryable_and_change_nothing() {
     }
 }
 
-/// (token endpoint, client_id, secret, method, other parameters, expected status)
-type GrantCase<'a> = (
-    &'a str,
-    &'a str,
-    &'a SecretString,
-    TokenAuth,
-    &'a [(&'a str, &'a str)],
-    u16,
-);
-
-/// The emulator itself refuses what the providers' references rule out.
-#[tokio::test]
-async fn the_emulator_holds_calls_to_the_documented_shapes() {
-    let emulator = ProviderEmulator::start().await.expect("start the emulator");
-    let secret = SecretString::from("emulator-self-test-secret");
-    let add = |provider, id: &str, method| {
-        let mut client = EmulatedClient::new(provider, REALM, id, id, &secret);
-        client.method = method;
-        emulator.add_client(client);
-    };
-    add(Keycloak, "kc", None);
-    add(Okta, "0oa-app", Some(Post));
-    add(Entra, "00000000-0000-0000-0000-00000000e0e0", None);
-    add(Auth0, "a0", Some(Post));
-    add(Auth0, "m2m-without-grant", Some(Post));
-    for (provider, auth) in [
-        (Keycloak, "Bearer kt"),
-        (Okta, "SSWS ot"),
-        (Entra, "Bearer gt"),
-        (Auth0, "Bearer at"),
-    ] {
-        emulator.allow_management(provider, auth);
-    }
-    let json = "application/json";
-    let (kc, okta, graph, auth0) = (
-        format!("/admin/realms/{REALM}/clients/kc"),
-        "/api/v1/apps/0oa-app/credentials/secrets".to_owned(),
-        "/v1.0/applications/00000000-0000-0000-0000-00000000e0e0".to_owned(),
-        "/api/v2/clients/a0".to_owned(),
-    );
-    let add_password = format!("{graph}/addPassword");
-    let remove_password = format!("{graph}/removePassword");
-    let select_unknown = format!("{graph}?$select=secrets");
-    let new_secret = r#"{"client_secret":"a-second-secret-of-okta"}"#;
-    // (method, target, Authorization, Content-Type, body, expected status)
-    let calls: &[(&str, &str, &str, &str, &str, u16)] = &[
-        ("GET", &kc, "", "", "", 401),
-        ("GET", &kc, "SSWS kt", "", "", 401),
-        ("GET", &kc, "Bearer kt", "", "", 200),
-        (
-            "PUT",
-            &kc,
-            "Bearer kt",
-            "text/plain",
-            r#"{"secret":"x"}"#,
-            415,
-        ),
-        ("PUT", &kc, "Bearer kt", json, r#"{"secret":5}"#, 400),
-        ("PUT", &kc, "Bearer kt", json, r#"{"id":"another"}"#, 400),
-        ("GET", &okta, "Bearer ot", "", "", 401),
-        (
-            "POST",
-            &okta,
-            "SSWS ot",
-            json,
-            r#"{"client_secret":"short"}"#,
-            400,
-        ),
-        (
-            "POST",
-            &okta,
-            "SSWS ot",
-            json,
-            r#"{"status":"SUSPENDED"}"#,
-            400,
-        ),
-        ("POST", &okta, "SSWS ot", json, new_secret, 201),
-        ("POST", &okta, "SSWS ot", json, "{}", 400), // a third secret
-        ("GET", &select_unknown, "Bearer gt", "", "", 400),
-        ("POST", &add_password, "Bearer gt", "", "{}", 415),
-        (
-            "POST",
-            &add_password,
-            "Bearer gt",
-            json,
-            r#"{"passwordCredential":{"secretText":"mine"}}"#,
-            400,
-        ),
-        (
-            "POST",
-            &add_password,
-            "Bearer gt",
-            json,
-            r#"{"displayName":"x"}"#,
-            400,
-        ),
-        ("POST", &remove_password, "Bearer gt", json, "{}", 400),
-        (
-            "POST",
-            &remove_password,
-            "Bearer gt",
-            json,
-            r#"{"keyId":"not-a-guid"}"#,
-            400,
-        ),
-        ("PATCH", &auth0, "", json, r#"{"client_secret":"abc"}"#, 401),
-        (
-            "PATCH",
-            &auth0,
-            "Bearer at",
-            json,
-            r#"{"client_id":"other"}"#,
-            400,
-        ),
-        (
-            "PATCH",
-            &auth0,
-            "Bearer at",
-            json,
-            r#"{"client_secret":7}"#,
-            400,
-        ),
-        (
-            "PATCH",
-            &auth0,
-            "Bearer at",
-            json,
-            r#"{"client_secret":""}"#,
-            400,
-        ),
-    ];
-    for (method, target, auth, content_type, body, expected) in calls {
-        let mut headers = Vec::new();
-        if !auth.is_empty() {
-            headers.push(("Authorization", *auth));
-        }
-        if !content_type.is_empty() {
-            headers.push(("Content-Type", *content_type));
-        }
-        let (status, reply) = emulator.send(method, target, &headers, body).await;
-        assert_eq!(status, *expected, "{method} {target} {body}");
-        let described = [
-            "error_description",
-            "errorSummary",
-            "message",
-            "errorMessage",
-            "error",
-        ]
-        .iter()
-        .any(|k| reply[k].is_string() || reply["error"][k].is_string());
-        assert!(
-            status < 300 || described,
-            "{method} {target}: the error says why"
-        );
-    }
-    // Okta: an active secret is not deleted; the last active one is not deactivated.
-    let (_, listed) = emulator
-        .send("GET", &okta, &[("Authorization", "SSWS ot")], "")
-        .await;
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
-    let auth = [("Authorization", "SSWS ot")];
-    let sequence = [
-        ("DELETE", format!("{okta}/{}", ids[1]), 400),
-        (
-            "POST",
-            format!("{okta}/{}/lifecycle/deactivate", ids[1]),
-            200,
-        ),
-        (
-            "POST",
-            format!("{okta}/{}/lifecycle/deactivate", ids[0]),
-            400,
-        ),
-        ("DELETE", format!("{okta}/{}", ids[1]), 204),
-    ];
-    for (method, target, expected) in sequence {
-        assert_eq!(
-            emulator.send(method, &target, &auth, "").await.0,
-            expected,
-            "{method} {target}"
-        );
-    }
-    // Token endpoints.
-    let kc_token = emulator.token_endpoint(Keycloak, REALM);
-    let okta_token = emulator.token_endpoint(Okta, REALM);
-    let entra_token = emulator.token_endpoint(Entra, REALM);
-    let auth0_token = emulator.token_endpoint(Auth0, REALM);
-    let entra = "00000000-0000-0000-0000-00000000e0e0";
-    let wrong = SecretString::from("not-the-secret");
-    let m2m = [("audience", emulator.auth0_management_audience())];
-    let m2m: Vec<(&str, &str)> = m2m.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let grants: &[GrantCase] = &[
-        (&kc_token, "kc", &secret, Basic, &[], 200),
-        (&kc_token, "kc", &secret, Post, &[], 200),
-        (&kc_token, "kc", &wrong, Basic, &[], 401),
-        (
-            &kc_token,
-            "kc",
-            &secret,
-            Basic,
-            &[("client_secret", "x")],
-            400,
-        ), // two methods
-        (
-            &kc_token,
-            "kc",
-            &secret,
-            Basic,
-            &[("scope", "a"), ("scope", "b")],
-            400,
-        ), // repeated
-        (
-            &okta_token,
-            "0oa-app",
-            &secret,
-            Post,
-            &[("scope", "s")],
-            200,
-        ),
-        (
-            &okta_token,
-            "0oa-app",
-            &secret,
-            Basic,
-            &[("scope", "s")],
-            401,
-        ), // configured for post
-        (&okta_token, "0oa-app", &secret, Post, &[], 400), // no scope
-        (
-            &entra_token,
-            entra,
-            &secret,
-            Basic,
-            &[("scope", "api://x/.default")],
-            200,
-        ),
-        (
-            &entra_token,
-            entra,
-            &secret,
-            Basic,
-            &[("scope", "api://x/read")],
-            400,
-        ),
-        (
-            &auth0_token,
-            "a0",
-            &secret,
-            Post,
-            &[("audience", "https://api/")],
-            200,
-        ),
-        (&auth0_token, "a0", &secret, Post, &[], 403), // no audience
-        (
-            &auth0_token,
-            "a0",
-            &wrong,
-            Post,
-            &[("audience", "https://api/")],
-            401,
-        ),
-        (
-            &auth0_token,
-            "m2m-without-grant",
-            &secret,
-            Post,
-            m2m.as_slice(),
-            403,
-        ),
-    ];
-    for (endpoint, client, secret, method, extra, expected) in grants {
-        let status = emulator
-            .grant(endpoint, client, secret, *method, extra)
-            .await;
-        assert_eq!(
-            status, *expected,
-            "{endpoint} {client} {method:?} {extra:?}"
-        );
-    }
-    let refused = emulator
-        .send(
-            "POST",
-            &format!("/realms/{REALM}/protocol/openid-connect/token"),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            "grant_type=password&client_id=kc&client_secret=emulator-self-test-secret",
-        )
-        .await;
-    assert_eq!(
-        (refused.0, refused.1["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
-}
-
 /// Keycloak answers the client read with a 200 whose body is not a
 /// ClientRepresentation (an array, a string, a number): setSecret fails with
 /// an error that says so, the process keeps serving, nothing changes, and the
@@ -611,14 +392,14 @@ async fn keycloak_read_that_is_not_an_object_is_a_clear_error() {
     let store = moto_store();
     let function = start_function("oauth-rotation", &[]).await;
     let (case, t) = setup(&emulator, &store, Keycloak, Basic, true).await;
-    complete(&function, &case.arn, &t, &["createSecret"]).await;
+    steps::replay(&function, &case.arn, &t, &[Step::CreateSecret]).await;
     for body in [
         serde_json::json!([{"secret": "x"}]),
         Value::from("ok"),
         Value::from(1),
     ] {
         emulator.answer_next("GET", "/admin/realms/", 200, body);
-        let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+        let (kind, message) = steps::run(&function, &case.arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert!(kind.starts_with("NotRetryable."), "{kind}: {message}");
@@ -631,86 +412,10 @@ async fn keycloak_read_that_is_not_an_object_is_a_clear_error() {
             "the current secret changed"
         );
     }
-    complete(&function, &case.arn, &t, &STEPS[1..]).await;
+    steps::replay(&function, &case.arn, &t, steps::from(Step::SetSecret)).await;
     let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
     assert!(case.gets_token(&emulator, &current).await);
     assert!(!case.gets_token(&emulator, &case.initial).await);
-}
-
-/// The emulator's RFC 7592 mode, pinned: a token is refused once the server
-/// replaced it (on every read in `OnEveryUse`, on every update in both modes),
-/// an update must not carry the server's fields or another secret, an unknown
-/// client is a 401 (RFC 7592 §2.1), and each update issues a new secret and
-/// refuses the old one.
-#[tokio::test]
-async fn the_emulator_replaces_registration_tokens_as_configured() {
-    use rotor_testbed::provider_emulator::TokenRotation;
-    let emulator = ProviderEmulator::start().await.expect("start the emulator");
-    let json = ("Content-Type", "application/json");
-    for rotation in [TokenRotation::OnUpdate, TokenRotation::OnEveryUse] {
-        let id = unique("rfc7592-client");
-        let initial = SecretString::from(unique("secret"));
-        let (uri, first) = emulator.add_registered_client(&id, &initial, Basic, rotation);
-        let path = uri.strip_prefix(&emulator.url()).unwrap().to_owned();
-        let bearer = |t: &SecretString| format!("Bearer {}", t.expose_secret());
-        let (status, read) = emulator
-            .send("GET", &path, &[("Authorization", &bearer(&first))], "")
-            .await;
-        assert_eq!(status, 200, "{rotation:?}");
-        let token = SecretString::from(read["registration_access_token"].as_str().unwrap());
-        let replaced = token.expose_secret() != first.expose_secret();
-        assert_eq!(replaced, rotation == TokenRotation::OnEveryUse);
-        assert_eq!(
-            emulator.registration_token_works(&id, &first),
-            !replaced,
-            "{rotation:?}: the old token after a read"
-        );
-        let unknown = format!("/connect/register/{}", unique("nobody"));
-        let auth = bearer(&token);
-        let calls: &[(&str, &str, String, u16)] = &[
-            ("GET", &unknown, String::new(), 401),
-            (
-                "PUT",
-                &path,
-                format!(r#"{{"client_id":"{id}","registration_access_token":"x"}}"#),
-                400,
-            ),
-            (
-                "PUT",
-                &path,
-                format!(r#"{{"client_id":"{id}","client_secret":"wrong"}}"#),
-                400,
-            ),
-            ("PUT", &path, r#"{"client_id":"another"}"#.to_owned(), 400),
-            ("PUT", &path, "[]".to_owned(), 400),
-        ];
-        for (method, target, body, expected) in calls {
-            let (status, _) = emulator
-                .send(method, target, &[("Authorization", &auth), json], body)
-                .await;
-            assert_eq!(status, *expected, "{rotation:?} {method} {target} {body}");
-        }
-        let update =
-            format!(r#"{{"client_id":"{id}","token_endpoint_auth_method":"client_secret_basic"}}"#);
-        let (status, updated) = emulator
-            .send("PUT", &path, &[("Authorization", &auth), json], &update)
-            .await;
-        assert_eq!(status, 200, "{rotation:?}");
-        let new_token = SecretString::from(updated["registration_access_token"].as_str().unwrap());
-        let new_secret = SecretString::from(updated["client_secret"].as_str().unwrap());
-        assert!(new_token.expose_secret() != token.expose_secret());
-        assert!(!emulator.registration_token_works(&id, &token));
-        assert!(emulator.registration_token_works(&id, &new_token));
-        let (status, _) = emulator
-            .send("GET", &path, &[("Authorization", &auth)], "")
-            .await;
-        assert_eq!(status, 401, "{rotation:?}: the replaced token is refused");
-        let endpoint = emulator.token_endpoint(Provider::Rfc7592, "");
-        for (secret, works) in [(&initial, false), (&new_secret, true)] {
-            let granted = emulator.grant(&endpoint, &id, secret, Basic, &[]).await == 200;
-            assert_eq!(granted, works, "{rotation:?}");
-        }
-    }
 }
 
 /// Issue 21, item 6: a provider error that quotes the request, or the answer
@@ -734,14 +439,8 @@ async fn a_provider_error_that_quotes_the_secret_is_not_repeated() {
         let store = moto_store();
         let (case, t) = setup(&emulator, &store, provider, Basic, true).await;
         emulator.echo_next(method, path, 400);
-        let mut failed = None;
-        for (i, name) in STEPS.iter().enumerate() {
-            if let Err(error) = step(&function, &event(&case.arn, &t, name)).await {
-                failed = Some((i, error));
-                break;
-            }
-        }
-        let (at, (kind, message)) = failed.expect("the echoed call fails its step");
+        let refused = steps::until_refused(&function, &case.arn, &t).await;
+        let (at, (kind, message)) = refused.expect("the echoed call fails its step");
         assert_eq!(
             kind, "NotRetryable.ProviderRejected",
             "{provider:?}: {message}"
@@ -757,7 +456,7 @@ async fn a_provider_error_that_quotes_the_secret_is_not_repeated() {
             "{provider:?}: the error quotes the provider: {message}"
         );
         // The operator retries: the rotation completes.
-        complete(&function, &case.arn, &t, &STEPS[at..]).await;
+        steps::replay(&function, &case.arn, &t, steps::from(at)).await;
         let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
         assert!(case.gets_token(&emulator, &current).await, "{provider:?}");
         let output = function.output();
@@ -779,10 +478,10 @@ async fn a_management_answer_over_64_kib_is_not_read() {
     let store = moto_store();
     let function = start_function("oauth-rotation", &[]).await;
     let (case, t) = setup(&emulator, &store, Keycloak, Basic, true).await;
-    complete(&function, &case.arn, &t, &["createSecret"]).await;
+    steps::replay(&function, &case.arn, &t, &[Step::CreateSecret]).await;
     let huge = serde_json::json!({"id": case.admin_id, "padding": "x".repeat(1 << 20)});
     emulator.answer_next("GET", "/admin/realms/", 200, huge);
-    let (kind, message) = step(&function, &event(&case.arn, &t, "setSecret"))
+    let (kind, message) = steps::run(&function, &case.arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.ProviderProtocol", "{message}");
@@ -795,7 +494,7 @@ async fn a_management_answer_over_64_kib_is_not_read() {
         case.gets_token(&emulator, &case.initial).await,
         "nothing changed"
     );
-    complete(&function, &case.arn, &t, &STEPS[1..]).await;
+    steps::replay(&function, &case.arn, &t, steps::from(Step::SetSecret)).await;
     let current = client_secret(&store, &case.arn, AWSCURRENT).await.unwrap();
     assert!(case.gets_token(&emulator, &current).await);
 }
@@ -825,8 +524,8 @@ async fn a_token_answer_that_does_not_end_is_cut_at_64_kib() {
         &t,
     )
     .await;
-    complete(&function, &arn, &t, &["createSecret", "setSecret"]).await;
-    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    let (kind, message) = steps::run(&function, &arn, &t, Step::TestSecret)
         .await
         .unwrap_err();
     let peak = peak_memory_kib(&function);

@@ -11,8 +11,8 @@ use rotor_testbed::redis_server::{ADMIN_USER, RedisServer, Via};
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::{field, password};
 use rotor_tests::{
-    assert_no_stored_secret_in, labels, moto, moto_store, replay, run_step, staged_secret,
-    staged_secret_named, start_function, start_function_at, token, unique, value,
+    assert_no_stored_secret_in, labels, moto, moto_store, staged_secret, staged_secret_named,
+    start_function, start_function_at, steps, token, unique, value,
 };
 use serde_json::{Value, json};
 
@@ -83,7 +83,7 @@ async fn single_user_overlap_with_an_admin_secret() {
     .await;
     let function = function(&redis, &[]).await;
 
-    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
     let second = password(&store, &arn, AWSPENDING).await;
     assert!(
         redis.logs_in("app", &first),
@@ -94,7 +94,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         "the pending password works after setSecret"
     );
     assert_eq!(redis.password_count("app").unwrap(), 2);
-    replay(&function, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(
         redis.logs_in("app", &first),
@@ -119,7 +119,7 @@ async fn single_user_overlap_with_an_admin_secret() {
     // The next rotation removes the first password, keeps the second.
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t2,
@@ -131,7 +131,7 @@ async fn single_user_overlap_with_an_admin_secret() {
         3,
         "three during the rotation"
     );
-    replay(&function, &arn, &t2, &[Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t2, &[Step::FinishSecret]).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert!(
@@ -172,7 +172,7 @@ async fn self_managed_user_revoking_at_finish() {
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
     let function = function(&redis, &[("REVOKE_PREVIOUS", "at-finish")]).await;
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,
@@ -180,7 +180,7 @@ async fn self_managed_user_revoking_at_finish() {
     )
     .await;
     assert!(redis.logs_in("selfie", &old));
-    replay(&function, &arn, &t, &[Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::FinishSecret]).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert!(redis.logs_in("selfie", &new));
     assert!(!redis.logs_in("selfie", &old), "revoked at finish");
@@ -212,8 +212,8 @@ async fn a_wrong_admin_password_changes_nothing() {
     )
     .await;
     let function = function(&redis, &[]).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
-    let err = run_step(&function, &arn, &t, Step::SetSecret)
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    let err = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(err.0, "NotRetryable.CacheAuth", "{err:?}");
@@ -253,7 +253,7 @@ async fn hostile_user_names_inject_no_rules() {
             &t,
         )
         .await;
-        replay(&function, &arn, &t, &Step::ALL).await;
+        steps::replay(&function, &arn, &t, &Step::ALL).await;
         let new = password(&store, &arn, AWSCURRENT).await;
         assert!(redis.logs_in(name, &new), "{name:?}");
         let user = redis.admin(&["ACL", "GETUSER", name]).unwrap();
@@ -283,7 +283,7 @@ async fn hostile_user_names_inject_no_rules() {
             &t,
         )
         .await;
-        let err = run_step(&function, &arn, &t, Step::CreateSecret)
+        let err = steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert_eq!(
@@ -305,8 +305,8 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let untrusting = start_function("redis-rotation", &[]).await;
     let t = token();
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, json!({})), &[], &t).await;
-    replay(&untrusting, &arn, &t, &[Step::CreateSecret]).await;
-    let err = run_step(&untrusting, &arn, &t, Step::SetSecret)
+    steps::replay(&untrusting, &arn, &t, &[Step::CreateSecret]).await;
+    let err = steps::run(&untrusting, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(err.0, "NotRetryable.CacheTls", "{err:?}");
@@ -315,7 +315,7 @@ async fn tls_is_verified_and_plaintext_only_by_the_secret() {
     let t = token();
     let plain = json!({"port": redis.plain_port(), "ssl": false});
     let arn = staged_secret(&store, &secret(&redis, "selfie", &old, plain), &[], &t).await;
-    replay(&untrusting, &arn, &t, &Step::ALL).await;
+    steps::replay(&untrusting, &arn, &t, &Step::ALL).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert!(
         redis
@@ -423,7 +423,7 @@ async fn crash_matrix_at_every_call() {
                 let retry =
                     start_function_at("redis-rotation", &sm_proxy.http_endpoint(), &env).await;
                 for step in Step::ALL {
-                    let result = run_step(&retry, &arn, &t, step).await;
+                    let result = steps::run(&retry, &arn, &t, step).await;
                     assert!(
                         result.is_ok(),
                         "{point}: the retried {step} failed: {result:?}\n{}",
@@ -509,11 +509,11 @@ async fn a_broken_link_between_acl_commands_is_retryable() {
             let t = token();
             let arn = staged_secret(&store, &via_proxy(&user, &old), &[], &t).await;
             for &step in before {
-                run_step(&function, &arn, &t, step).await.unwrap();
+                steps::run(&function, &arn, &t, step).await.unwrap();
             }
             let start = proxy.chunks();
             proxy.cut_after(n);
-            let result = run_step(&function, &arn, &t, cut).await;
+            let result = steps::run(&function, &arn, &t, cut).await;
             let reached = proxy.chunks() - start >= n;
             proxy.cancel_cut();
             if let Err((kind, message)) = &result {
@@ -528,7 +528,7 @@ async fn a_broken_link_between_acl_commands_is_retryable() {
                 "{cut}, cut after {n}: the current password"
             );
             for step in [cut, Step::TestSecret, Step::FinishSecret] {
-                let again = run_step(&function, &arn, &t, step).await;
+                let again = steps::run(&function, &arn, &t, step).await;
                 assert!(
                     again.is_ok(),
                     "{cut}, cut after {n}: {step} again: {again:?}\n{}",
@@ -583,10 +583,10 @@ async fn a_secret_cannot_borrow_the_admin_for_another_user() {
             &t,
         )
         .await;
-        run_step(&function, &arn, &t, Step::CreateSecret)
+        steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap();
-        let err = run_step(&function, &arn, &t, Step::SetSecret)
+        let err = steps::run(&function, &arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert_eq!(err.0, refusal, "{user}: {err:?}");
@@ -623,7 +623,7 @@ async fn a_broken_previous_value_removes_no_password() {
     )
     .await;
     let function = function(&redis, &[]).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let second = password(&store, &arn, AWSCURRENT).await;
     assert_eq!(redis.password_count("selfie").unwrap(), 2);
 
@@ -634,7 +634,7 @@ async fn a_broken_previous_value_removes_no_password() {
         rotation_token: None,
     };
     store.put_value(&arn, broken).await.unwrap();
-    let (kind, message) = run_step(&function, &arn, &t, Step::FinishSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::FinishSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
@@ -648,7 +648,7 @@ async fn a_broken_previous_value_removes_no_password() {
 
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(&function, &arn, &t2, &Step::ALL).await;
+    steps::replay(&function, &arn, &t2, &Step::ALL).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(
         !redis.logs_in("selfie", &first),

@@ -17,8 +17,7 @@ use rotor_testbed::redis_server::RedisServer;
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::password;
 use rotor_tests::{
-    assert_no_stored_secret_in, moto_store, replay, run_step, staged_secret, start_function, token,
-    unique,
+    assert_no_stored_secret_in, moto_store, staged_secret, start_function, steps, token, unique,
 };
 use serde_json::json;
 
@@ -106,7 +105,7 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         .function(&bed.arn, &[("REVOKE_PREVIOUS", "at-finish")])
         .await;
 
-    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
     let second = password(&store, &arn, AWSPENDING).await;
     assert!(
         bed.logs_in(&first),
@@ -116,9 +115,9 @@ async fn elasticache_user_rotates_with_no_refused_login() {
         bed.logs_in(&second),
         "the pending password works after setSecret"
     );
-    replay(&function, &arn, &t, &[Step::TestSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::TestSecret]).await;
     assert!(bed.logs_in(&first), "and still after testSecret");
-    replay(&function, &arn, &t, &[Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::FinishSecret]).await;
     assert!(password(&store, &arn, AWSCURRENT).await.expose_secret() == second.expose_secret());
     assert!(bed.logs_in(&second));
     assert!(!bed.logs_in(&first), "revoked at finish");
@@ -130,7 +129,7 @@ async fn elasticache_user_rotates_with_no_refused_login() {
     let keeping = bed.function(&bed.arn, &[]).await;
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(&keeping, &arn, &t2, &Step::ALL).await;
+    steps::replay(&keeping, &arn, &t2, &Step::ALL).await;
     let third = password(&store, &arn, AWSCURRENT).await;
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert!(bed.logs_in(&third));
@@ -157,11 +156,11 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     let function = bed
         .function(&bed.arn, &[("MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "0")])
         .await;
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
     let second = password(&store, &arn, AWSPENDING).await;
 
     assert!(bed.emulator.stay_modifying(&bed.id, 1000));
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -175,7 +174,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     assert!(bed.emulator.stay_modifying(&bed.id, 0));
     bed.emulator
         .fail_next("ModifyUser", "InvalidUserState", 400);
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -186,7 +185,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     // step, once the user is active, converges.
     bed.emulator
         .lose_next_answer("ModifyUser", "InternalFailure", 500);
-    let lost = run_step(&function, &arn, &t, Step::SetSecret).await;
+    let lost = steps::run(&function, &arn, &t, Step::SetSecret).await;
     if let Err((kind, message)) = &lost {
         assert!(kind.starts_with("Retryable."), "{kind}: {message}");
     }
@@ -194,7 +193,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
     let mut tries = 0;
     loop {
         tries += 1;
-        match run_step(&function, &arn, &t, Step::SetSecret).await {
+        match steps::run(&function, &arn, &t, Step::SetSecret).await {
             Ok(_) => break,
             Err((kind, message)) => {
                 assert_eq!(kind, "Retryable.CachePending", "{message}");
@@ -203,7 +202,7 @@ async fn a_user_being_modified_is_retryable_then_completes() {
         }
     }
     let relaxed = bed.function(&bed.arn, &[]).await;
-    replay(&relaxed, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
+    steps::replay(&relaxed, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
     assert!(bed.logs_in(&first) && bed.logs_in(&second));
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
@@ -221,7 +220,7 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
     let other = "arn:aws:elasticache:us-east-1:123456789012:user:someone-else";
     let refusing = bed.function(other, &[]).await;
-    let (kind, message) = run_step(&refusing, &arn, &t, Step::CreateSecret)
+    let (kind, message) = steps::run(&refusing, &arn, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
@@ -231,9 +230,9 @@ async fn elasticache_user_not_on_the_allow_list_is_never_changed() {
     );
 
     let allowed = bed.function(&bed.arn, &[]).await;
-    replay(&allowed, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&allowed, &arn, &t, &[Step::CreateSecret]).await;
     for step in [Step::SetSecret, Step::TestSecret] {
-        let refused = run_step(&refusing, &arn, &t, step).await;
+        let refused = steps::run(&refusing, &arn, &t, step).await;
         let (kind, message) = refused.unwrap_err();
         assert_eq!(kind, "NotRetryable.InvalidSettings", "{step}: {message}");
     }
@@ -254,24 +253,24 @@ async fn elasticache_throttling_and_access_denied_are_classified() {
     let t = token();
     let arn = staged_secret(&store, &bed.secret(&first), &[], &t).await;
     let function = bed.function(&bed.arn, &[]).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
     for _ in 0..3 {
         bed.emulator.fail_next("DescribeUsers", "Throttling", 400);
     }
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "Retryable.CacheUnavailable", "{message}");
     assert!(message.contains("Throttling"), "{message}");
     bed.emulator.fail_next("ModifyUser", "AccessDenied", 403);
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.CachePermission", "{message}");
     assert!(message.contains("elasticache:ModifyUser"), "{message}");
     assert_eq!(bed.emulator.password_count(&bed.id), Some(1));
     assert!(bed.logs_in(&first));
-    replay(&function, &arn, &t, &[Step::SetSecret, Step::TestSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::SetSecret, Step::TestSecret]).await;
     assert_eq!(bed.emulator.password_count(&bed.id), Some(2));
     assert_no_stored_secret_in(&store, &arn, &function.output()).await;
 }

@@ -19,8 +19,8 @@ use rotor_testbed::fault_proxy::FaultProxy;
 use rotor_tests::db::random_password;
 use rotor_tests::target_db::{field, password};
 use rotor_tests::{
-    assert_no_stored_secret_in, moto, moto_store, replay, run_step, staged_secret, start_function,
-    token, unique, value,
+    assert_no_stored_secret_in, moto, moto_store, staged_secret, start_function, steps, token,
+    unique, value,
 };
 use serde_json::{Value, json};
 
@@ -108,13 +108,13 @@ async fn memorydb_user_rotates_with_two_passwords() {
     let arn = staged_secret(&store, &value.to_string(), &[], &t).await;
     let function = function(&arn_user, &[]).await;
 
-    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
     assert_eq!(
         user(&name).await,
         ("active".into(), 2),
         "pending and current"
     );
-    replay(&function, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::TestSecret, Step::FinishSecret]).await;
     let second = password(&store, &arn, AWSCURRENT).await;
     assert!(second.expose_secret() != first.expose_secret());
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == first.expose_secret());
@@ -129,7 +129,7 @@ async fn memorydb_user_rotates_with_two_passwords() {
     let revoking = self::function(&arn_user, &[("REVOKE_PREVIOUS", "at-finish")]).await;
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(
+    steps::replay(
         &revoking,
         &arn,
         &t2,
@@ -137,7 +137,7 @@ async fn memorydb_user_rotates_with_two_passwords() {
     )
     .await;
     assert_eq!(user(&name).await.1, 2);
-    replay(&revoking, &arn, &t2, &[Step::FinishSecret]).await;
+    steps::replay(&revoking, &arn, &t2, &[Step::FinishSecret]).await;
     assert_eq!(user(&name).await.1, 1, "only the new password stays");
     assert!(password(&store, &arn, AWSPREVIOUS).await.expose_secret() == second.expose_secret());
     assert_no_stored_secret_in(&store, &arn, &revoking.output()).await;
@@ -153,7 +153,7 @@ async fn memorydb_secret_without_a_password_yet() {
     let t = token();
     let arn = staged_secret(&store, &secret(&arn_user, &name, None), &[], &t).await;
     let function = function(&arn_user, &[]).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     assert_eq!(user(&name).await.1, 1);
     assert!(value(&store, &arn, AWSCURRENT).await.is_some());
 }
@@ -173,7 +173,7 @@ async fn a_user_not_on_the_allow_list_is_never_changed() {
 
     for allowed in [user_arn(&listed), String::new()] {
         let function = function(&allowed, &[]).await;
-        let (kind, message) = run_step(&function, &arn, &t, Step::CreateSecret)
+        let (kind, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
@@ -186,14 +186,14 @@ async fn a_user_not_on_the_allow_list_is_never_changed() {
     // A pending value stored by a function that may (the writer's secret is
     // the same): another deployment that may not still refuses setSecret.
     let allowed = function(&arn_user, &[]).await;
-    replay(&allowed, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&allowed, &arn, &t, &[Step::CreateSecret]).await;
     let refusing = function(
         &format!("{},{}", user_arn(&listed), user_arn("app-*-x")),
         &[],
     )
     .await;
     for step in [Step::SetSecret, Step::TestSecret] {
-        let refused = run_step(&refusing, &arn, &t, step).await;
+        let refused = steps::run(&refusing, &arn, &t, step).await;
         let (kind, message) = refused.unwrap_err();
         assert_eq!(kind, "NotRetryable.InvalidSettings", "{step}: {message}");
         assert!(message.contains(&arn_user), "{message}");
@@ -228,11 +228,11 @@ async fn a_user_of_another_account_or_region_is_refused() {
     ] {
         let t = token();
         let arn = staged_secret(&store, &secret(&other, &name, Some(&first)), &[], &t).await;
-        let outcome = run_step(&function, &arn, &t, Step::CreateSecret).await;
+        let outcome = steps::run(&function, &arn, &t, Step::CreateSecret).await;
         let (kind, message) = match outcome {
             Err(e) => e,
             // The region is checked once the client knows its own.
-            Ok(_) => run_step(&function, &arn, &t, Step::SetSecret)
+            Ok(_) => steps::run(&function, &arn, &t, Step::SetSecret)
                 .await
                 .unwrap_err(),
         };
@@ -259,8 +259,8 @@ async fn a_missing_user_is_a_clear_not_found() {
     )
     .await;
     let function = function(&arn_user, &[]).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.CacheNotFound", "{message}");
@@ -301,13 +301,13 @@ async fn throttling_is_retryable() {
     .await;
     let t = token();
     let arn = staged_secret(&store, &secret(&arn_user, &name, Some(&first)), &[], &t).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
     let throttled = aws_error(
         "400 Bad Request",
         r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
     );
     proxy.answer_next(1000, &throttled);
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     proxy.answer_next(0, b"");
@@ -315,6 +315,6 @@ async fn throttling_is_retryable() {
     assert!(message.contains("ThrottlingException"), "{message}");
     assert_eq!(user(&name).await.1, 1, "nothing was changed");
     proxy.answer_next(1, &throttled);
-    replay(&function, &arn, &t, &[Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::SetSecret]).await;
     assert_eq!(user(&name).await.1, 2);
 }

@@ -7,6 +7,7 @@ pub use rotor_testbed::db;
 pub mod leaks;
 pub mod listener;
 pub mod providers;
+pub mod steps;
 pub mod target_db;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use rotor_cli::function::{LocalFunction, function_binary};
 use rotor_cli::runtime_api::Outcome;
-use rotor_core::event::Step;
 use rotor_core::store::{RotationService, VersionSelector};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_testbed::moto::{Moto, local_env};
@@ -150,37 +150,6 @@ pub async fn replay_steps(function: &LocalFunction, arn: &str, t: &str, steps: &
         assert!(
             first.is_ok() && second.is_ok(),
             "{name}: {first:?} / {second:?}\n{}",
-            function.output()
-        );
-    }
-}
-
-/// A rotation event for `step`, named as the code names it.
-pub fn step_event(secret: &str, token: &str, step: Step) -> Value {
-    event(secret, token, step.as_str())
-}
-
-/// Invokes `step` for version `token` of `secret`; Ok(outcome field) or
-/// Err((error type, message)).
-pub async fn run_step(
-    function: &LocalFunction,
-    secret: &str,
-    token: &str,
-    step: Step,
-) -> Result<String, (String, String)> {
-    self::step(function, &step_event(secret, token, step)).await
-}
-
-/// [`replay_steps`] over [`Step`] values: each of `steps` twice in a row, as
-/// Secrets Manager's retries may; both runs must succeed.
-pub async fn replay(function: &LocalFunction, secret: &str, token: &str, steps: &[Step]) {
-    for &step in steps {
-        let first = run_step(function, secret, token, step).await;
-        let second = run_step(function, secret, token, step).await;
-        assert!(
-            first.is_ok() && second.is_ok(),
-            "{}: {first:?} / {second:?}\n{}",
-            step.as_str(),
             function.output()
         );
     }

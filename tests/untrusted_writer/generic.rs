@@ -6,14 +6,18 @@
 //! to be the control's doing by the same request reaching the listener where
 //! the deployer allows it.
 
+use rotor_cli::function::LocalFunction;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::settings::LOOPBACK_VAR;
 use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_core::{AwsStore, ExposeSecret, SecretString, Step};
 use rotor_tests::listener::RecordingListener;
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto_store, staged_secret, start_function,
+    start_function_in_production, start_function_resolving, steps, token, unique, value,
+};
 
-use super::{rotate_until_refused, unchanged};
+use super::unchanged;
 
 /// A signing key secret, and the deployer's variables that name it and
 /// allow `prefixes` for `rotor:webhook` tags.
@@ -51,6 +55,46 @@ async fn tagged(store: &AwsStore, url: &str) -> (String, String, SecretString) {
     (arn, t, initial)
 }
 
+/// A deployment where webhook tags are refused at createSecret: the store,
+/// the function, the listener that must see no connection, and the signing
+/// key that must not leak.
+struct Refusal<'a> {
+    store: &'a AwsStore,
+    function: &'a LocalFunction,
+    listener: &'a RecordingListener,
+    key: &'a SecretString,
+}
+
+impl Refusal<'_> {
+    /// A new secret whose `rotor:webhook` tag is `url` is refused at
+    /// createSecret (`InvalidSettings` naming the tag, and `says`), before any
+    /// connection; nothing changes and no secret leaks.
+    async fn assert_refused_at_create(&self, url: &str, says: &[&str]) {
+        let (arn, t, initial) = tagged(self.store, url).await;
+
+        let refused = steps::until_refused(self.function, &arn, &t).await;
+
+        assert_eq!(
+            self.listener.connections(),
+            0,
+            "{url}: a request reached the listener"
+        );
+        let (step, (kind, message)) = refused.expect("the rotation is refused");
+        assert_eq!(step, Step::CreateSecret, "{url}: {message}");
+        assert_eq!(kind, "NotRetryable.InvalidSettings", "{url}: {message}");
+        assert!(
+            message.starts_with(step.as_str())
+                && message.contains("rotor:webhook")
+                && says.iter().all(|part| message.contains(part)),
+            "{url}: {message}"
+        );
+        unchanged(self.store, &arn, &initial).await;
+        let text = format!("{message}\n{}", self.function.output());
+        assert_no_stored_secret_in(self.store, &arn, &text).await;
+        assert!(!text.contains(self.key.expose_secret()), "the key leaked");
+    }
+}
+
 /// Item 8: in production (no `ROTOR_ALLOW_LOOPBACK_URLS`), a webhook tag that
 /// names this machine (a loopback or unspecified address, `localhost`, over
 /// plain HTTP or TLS) is refused at createSecret, before any connection, even
@@ -76,29 +120,16 @@ async fn a_webhook_tag_naming_this_machine_reaches_nobody_in_production() {
         .collect();
     let (key, env) = deployer(&store, &prefixes).await;
     let function = start_function_in_production("generic-rotation", &pairs(&env)).await;
+    let refusal = Refusal {
+        store: &store,
+        function: &function,
+        listener: &listener,
+        key: &key,
+    };
     for url in &urls {
-        let (arn, t, initial) = tagged(&store, url).await;
-
-        let refused = rotate_until_refused(&function, &arn, &t).await;
-
-        assert_eq!(
-            listener.connections(),
-            0,
-            "{url}: a request reached this machine"
-        );
-        let (kind, message) = refused.expect("the rotation is refused");
-        assert_eq!(kind, "NotRetryable.InvalidSettings", "{url}: {message}");
-        assert!(
-            message.starts_with("createSecret")
-                && message.contains("rotor:webhook")
-                && message.contains("names this machine")
-                && message.contains(LOOPBACK_VAR),
-            "{url}: {message}"
-        );
-        unchanged(&store, &arn, &initial).await;
-        let text = format!("{message}\n{}", function.output());
-        assert_no_stored_secret_in(&store, &arn, &text).await;
-        assert!(!text.contains(key.expose_secret()), "the key leaked");
+        refusal
+            .assert_refused_at_create(url, &["names this machine", LOOPBACK_VAR])
+            .await;
     }
 
     // The proof: where the deployer sets the variable (tests, the demo), the
@@ -108,11 +139,11 @@ async fn a_webhook_tag_naming_this_machine_reaches_nobody_in_production() {
         let before = listener.connections();
         let (arn, t, _) = tagged(&store, url).await;
         assert!(
-            step(&allowed, &event(&arn, &t, "createSecret"))
+            steps::run(&allowed, &arn, &t, Step::CreateSecret)
                 .await
                 .is_ok()
         );
-        let failed = step(&allowed, &event(&arn, &t, "setSecret")).await;
+        let failed = steps::run(&allowed, &arn, &t, Step::SetSecret).await;
         assert!(failed.is_err(), "the listener answers nothing");
         assert!(
             listener.connections() > before,
@@ -147,10 +178,11 @@ async fn a_webhook_host_that_resolves_to_this_machine_reaches_nobody_in_producti
     let function = start_function_resolving("generic-rotation", &[host], &extra).await;
     let (arn, t, initial) = tagged(&store, &url).await;
 
-    let refused = rotate_until_refused(&function, &arn, &t).await;
+    let refused = steps::until_refused(&function, &arn, &t).await;
 
     assert_eq!(listener.connections(), 0, "a request reached this machine");
-    let (kind, message) = refused.expect("the rotation is refused");
+    let (step, (kind, message)) = refused.expect("the rotation is refused");
+    assert_eq!(step, Step::SetSecret, "{kind}: {message}");
     assert!(kind.starts_with("Retryable.Webhook"), "{kind}: {message}");
     assert!(
         message.starts_with("setSecret")
@@ -182,44 +214,32 @@ async fn a_webhook_tag_with_an_encoded_separator_reaches_nobody() {
     let prefix = format!("{}/rotor", listener.http_url());
     let (key, env) = deployer(&store, std::slice::from_ref(&prefix)).await;
     let function = start_function("generic-rotation", &pairs(&env)).await;
+    let refusal = Refusal {
+        store: &store,
+        function: &function,
+        listener: &listener,
+        key: &key,
+    };
     for url in [
         format!("{prefix}/..%2Fadmin"),
         format!("{prefix}/..%2fadmin"),
         format!("{prefix}/..%5Cadmin"),
         format!("{prefix}/app%5c..%5c..%5cadmin"),
     ] {
-        let (arn, t, initial) = tagged(&store, &url).await;
-
-        let refused = rotate_until_refused(&function, &arn, &t).await;
-
-        assert_eq!(
-            listener.connections(),
-            0,
-            "{url}: a request reached the listener"
-        );
-        let (kind, message) = refused.expect("the rotation is refused");
-        assert_eq!(kind, "NotRetryable.InvalidSettings", "{url}: {message}");
-        assert!(
-            message.starts_with("createSecret")
-                && message.contains("rotor:webhook")
-                && message.contains("%2F or %5C"),
-            "{url}: {message}"
-        );
-        unchanged(&store, &arn, &initial).await;
-        let text = format!("{message}\n{}", function.output());
-        assert_no_stored_secret_in(&store, &arn, &text).await;
-        assert!(!text.contains(key.expose_secret()), "the key leaked");
+        refusal
+            .assert_refused_at_create(&url, &["%2F or %5C"])
+            .await;
     }
 
     // The proof: a plain segment under the same prefix reaches the listener.
     let (arn, t, _) = tagged(&store, &format!("{prefix}/app")).await;
     assert!(
-        step(&function, &event(&arn, &t, "createSecret"))
+        steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .is_ok()
     );
     assert!(
-        step(&function, &event(&arn, &t, "setSecret"))
+        steps::run(&function, &arn, &t, Step::SetSecret)
             .await
             .is_err()
     );

@@ -8,30 +8,23 @@
 //! client secret but the current (and previous) one, so rotating one secret
 //! locked the other service out.
 
-use rotor_cli::function::LocalFunction;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
-use rotor_core::{AwsStore, ExposeSecret, SecretString};
+use rotor_core::{AwsStore, ExposeSecret, SecretString, Step};
 use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_tests::providers::{Case, setup};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto_store, start_function, steps, token, unique, value,
+};
 use serde_json::{Value, json};
 
-use super::{STEPS, client_value};
+use super::client_value;
 
 /// The client secret stored under `label`.
 async fn client_secret(store: &AwsStore, arn: &str, label: &str) -> SecretString {
     let stored = value(store, arn, label).await.expect("a value");
     let client: Value = serde_json::from_str(stored.expose_secret()).expect("JSON");
     SecretString::from(client["client_secret"].as_str().expect("a client secret"))
-}
-
-/// Runs every step of a rotation to `t`; each must succeed.
-async fn rotate(function: &LocalFunction, arn: &str, t: &str) {
-    for name in STEPS {
-        let result = step(function, &event(arn, t, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
-    }
 }
 
 /// A second secret of `case`'s team for the same application, holding a
@@ -88,7 +81,7 @@ async fn rotating_one_secret_of_an_entra_app_leaves_another_secrets_password() {
     // The batch job's secret is rotated by rotor: its password is now rotor's.
     let tb = token();
     store.begin_rotation(&batch, &tb).await.expect("stage");
-    rotate(&function, &batch, &tb).await;
+    steps::replay(&function, &batch, &tb, &Step::ALL).await;
     let batch_current = client_secret(&store, &batch, AWSCURRENT).await;
     assert!(first.gets_token(&emulator, &batch_current).await);
     assert!(!first.gets_token(&emulator, &batch_initial).await);
@@ -99,7 +92,7 @@ async fn rotating_one_secret_of_an_entra_app_leaves_another_secrets_password() {
         if round > 0 {
             store.begin_rotation(&first.arn, &t).await.expect("stage");
         }
-        rotate(&function, &first.arn, &t).await;
+        steps::replay(&function, &first.arn, &t, &Step::ALL).await;
         let current = client_secret(&store, &first.arn, AWSCURRENT).await;
         assert!(
             first.gets_token(&emulator, &batch_current).await,
@@ -154,21 +147,15 @@ async fn rotating_one_secret_of_a_full_okta_app_refuses_to_delete_another_secret
     let batch_id = added["id"].as_str().unwrap().to_owned();
     let batch = second_secret(&store, &first, &batch_secret, None).await;
 
-    let mut refused = None;
-    for name in STEPS {
-        if let Err(failure) = step(&function, &event(&first.arn, &t, name)).await {
-            refused = Some((name, failure));
-            break;
-        }
-    }
+    let refused = steps::until_refused(&function, &first.arn, &t).await;
 
     assert!(
         first.gets_token(&emulator, &batch_secret).await,
         "the other secret's AWSCURRENT no longer gets a token: the rotation deleted its client secret ({:?})",
         emulator.credentials(Provider::Okta, &first.admin_id)
     );
-    let (name, (kind, message)) = refused.expect("the rotation is refused");
-    assert_eq!(name, "setSecret", "{kind}: {message}");
+    let (step, (kind, message)) = refused.expect("the rotation is refused");
+    assert_eq!(step, Step::SetSecret, "{kind}: {message}");
     assert!(kind.starts_with("NotRetryable."), "{kind}: {message}");
     assert!(
         message.contains(&batch_id) && message.contains("two"),

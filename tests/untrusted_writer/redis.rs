@@ -17,8 +17,8 @@ use rotor_core::{ExposeSecret, SecretStore, SecretString};
 use rotor_testbed::redis_server::{ADMIN_USER, RedisServer};
 use rotor_tests::db::random_password;
 use rotor_tests::{
-    assert_no_stored_secret_in, moto, moto_store, run_step, staged_secret, staged_secret_named,
-    start_function, token, unique, value,
+    assert_no_stored_secret_in, moto, moto_store, staged_secret, staged_secret_named,
+    start_function, steps, token, unique, value,
 };
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -363,7 +363,7 @@ async fn an_admin_changes_only_users_its_manages_tag_allows() {
         )
         .await
         .unwrap();
-    let (kind, message) = run_step(&function, &writer, &t, Step::FinishSecret)
+    let (kind, message) = steps::run(&function, &writer, &t, Step::FinishSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.NotManaged", "{message}");
@@ -540,7 +540,7 @@ async fn a_writer_cannot_rotate_another_listed_teams_elasticache_user() {
     .await;
     // A role without the tag permission is told which one to grant.
     emulator.fail_next("ListTagsForResource", "AccessDenied", 403);
-    let (kind, message) = run_step(&function, &own, &t, Step::CreateSecret)
+    let (kind, message) = steps::run(&function, &own, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.CachePermission", "{message}");
@@ -548,7 +548,7 @@ async fn a_writer_cannot_rotate_another_listed_teams_elasticache_user() {
         message.contains("elasticache:ListTagsForResource"),
         "{message}"
     );
-    let (kind, _) = run_step(&function, &own, &t, Step::CreateSecret)
+    let (kind, _) = steps::run(&function, &own, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.InvalidSettings");

@@ -2,8 +2,8 @@
 //! (`password length=40`, `hex bytes=32`...), parsed, and the value drawn.
 
 use base64::Engine;
-use rotor_core::SecretString;
-use rotor_core::password::{PasswordPolicy, PolicyError, parse_bool};
+use rotor_core::password::{PasswordPolicy, PolicyError, parse_bool, random_text};
+use rotor_core::{Error, SecretStore, SecretString, StepContext};
 
 /// How one value is generated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,15 +121,23 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, G
     }
 }
 
-/// A fresh value from a generator.
-pub fn generate(generator: &Generator) -> Result<SecretString, rotor_core::password::PolicyError> {
-    let bytes = match generator {
-        Generator::Password(policy) => return policy.generate(),
-        Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
-    };
-    rotor_core::password::random_text(bytes, |raw| match generator {
-        Generator::Hex(_) => hex::encode(raw),
-        Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(raw),
-        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
-    })
+impl Generator {
+    /// A fresh value for the secret `ctx` rotates, or
+    /// [`Error::PasswordPolicy`] naming it when none can be made.
+    pub fn draw<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<SecretString, Error> {
+        let bytes = match self {
+            Generator::Password(policy) => return ctx.generate_password(policy),
+            Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
+        };
+        let encode = |raw: &[u8]| match self {
+            Generator::Hex(_) => hex::encode(raw),
+            Generator::Base64(_) => base64::engine::general_purpose::STANDARD.encode(raw),
+            _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+        };
+        // The operating system's random source failed: no policy is at fault.
+        random_text(bytes, encode).map_err(|source| Error::PasswordPolicy {
+            secret: ctx.secret_arn().to_owned(),
+            source,
+        })
+    }
 }

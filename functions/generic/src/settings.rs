@@ -296,16 +296,13 @@ impl Defaults {
             None => None,
             Some((name, url)) => {
                 rotor_core::http::require_tls(&url).map_err(|p| invalid(name, p.to_string()))?;
-                let key_secret = setting(WEBHOOK_KEY_TAG, WEBHOOK_KEY_VAR)
-                    .map(|(_, v)| v.to_owned())
-                    .ok_or_else(|| {
-                        invalid(
-                            WEBHOOK_KEY_TAG,
-                            format!(
-                                "a webhook needs a signing key so its receiver can authenticate rotor; store a random key in a secret and name it in the {WEBHOOK_KEY_TAG} tag or {WEBHOOK_KEY_VAR}"
-                            ),
-                        )
-                    })?;
+                let Some((_, key_secret)) = setting(WEBHOOK_KEY_TAG, WEBHOOK_KEY_VAR) else {
+                    let problem = format!(
+                        "a webhook needs a signing key so its receiver can authenticate rotor; store a random key in a secret and name it in the {WEBHOOK_KEY_TAG} tag or {WEBHOOK_KEY_VAR}"
+                    );
+                    return Err(invalid(WEBHOOK_KEY_TAG, problem));
+                };
+                let key_secret = key_secret.to_owned();
                 Some(Webhook { url, key_secret })
             }
         };

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use rotor_core::http::{client, display_url, send_error, status_cause};
-use rotor_core::{Error, TargetError, TargetKind};
+use rotor_core::{Cause, Error, TargetError, TargetKind};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -39,10 +39,19 @@ pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A failure of the webhook at `url`, named by its origin and path.
+pub fn failure(url: &str, cause: Cause, problem: impl Into<String>) -> Error {
+    Error::target(TargetKind::Webhook, cause, target(url), problem)
+}
+
+/// The webhook at `url` as messages name it: `webhook https://host/path`.
+fn target(url: &str) -> String {
+    format!("webhook {}", display_url(url))
+}
+
 /// POSTs a signed JSON body and sorts the answer.
 pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<Reply, Error> {
-    let target = format!("webhook {}", display_url(url));
-    rotor_core::progress::waiting_for(|| target.clone());
+    rotor_core::progress::waiting_for(|| target(url));
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -53,7 +62,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         body.expose_secret().as_bytes(),
     );
     let response = client()
-        .map_err(|e| TargetError::from(e).at(TargetKind::Webhook, target.clone()))?
+        .map_err(|e| TargetError::from(e).at(TargetKind::Webhook, target(url)))?
         .post(url)
         .header("Content-Type", "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -61,7 +70,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         .body(body.expose_secret().to_owned())
         .send()
         .await
-        .map_err(|e| send_error(&e).at(TargetKind::Webhook, target.clone()))?;
+        .map_err(|e| send_error(&e).at(TargetKind::Webhook, target(url)))?;
     let cause = status_cause(response.status());
     let status = response.status().as_u16();
     let problem = match status {
@@ -73,7 +82,7 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         408 | 429 | 500..=599 => format!("answered HTTP {status}; the step can be retried"),
         _ => format!("refused the new value (HTTP {status}); see the receiver's logs"),
     };
-    Err(TargetError::new(cause, problem).at(TargetKind::Webhook, target))
+    Err(failure(url, cause, problem))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use rotor_core::http::{client, display_url, send_error};
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 use serde_json::Value;
 
-use crate::client::AuthMethod;
+use crate::secret::{AuthMethod, ClientSecret};
 use crate::wire;
 
 /// What a token request needs.
@@ -24,6 +24,20 @@ pub struct Grant<'a> {
     pub scope: Option<&'a str>,
     /// Optional audience (Auth0 and others).
     pub audience: Option<&'a str>,
+}
+
+impl<'a> Grant<'a> {
+    /// The grant of a client's secret, as its secret asks for it.
+    pub fn for_client(client: &'a ClientSecret) -> Grant<'a> {
+        Grant {
+            endpoint: &client.token_endpoint,
+            client_id: &client.client_id,
+            secret: &client.client_secret,
+            method: client.auth_method,
+            scope: client.scope.as_deref(),
+            audience: client.audience.as_deref(),
+        }
+    }
 }
 
 /// Requests a token; returns the access token.
@@ -94,18 +108,9 @@ pub async fn client_credentials(grant: &Grant<'_>) -> Result<SecretString, Targe
     let oauth_error = || {
         let code = wire::error_code(&parsed).unwrap_or("no error code");
         // Entra's AADSTS numbers: digits cannot quote the request.
-        let numbers: Vec<String> = parsed["error_codes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_u64)
-            .map(|n| n.to_string())
-            .collect();
-        let numbers = if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(" (error codes {})", numbers.join(", "))
-        };
+        let numbers = wire::listed(&parsed["error_codes"], Value::as_u64, ", ")
+            .map(|numbers| format!(" (error codes {numbers})"))
+            .unwrap_or_default();
         format!("{where_} answered HTTP {status}: {code}{numbers}")
     };
     match status {

@@ -11,12 +11,12 @@ use serde_json::Value;
 /// sensitive. A value that is not a valid header (a line break, a control
 /// character) is refused without being shown.
 pub fn authorization(value: &str) -> Result<HeaderValue, TargetError> {
-    let mut header = HeaderValue::from_str(value).map_err(|_| {
-        TargetError::new(
-            Cause::Rejected,
-            "the credential is not a valid HTTP header value (it holds a line break or another control character); check the secret that holds it",
-        )
-    })?;
+    let refused = concat!(
+        "the credential is not a valid HTTP header value (it holds a line break or another ",
+        "control character); check the secret that holds it"
+    );
+    let mut header =
+        HeaderValue::from_str(value).map_err(|_| TargetError::new(Cause::Rejected, refused))?;
     header.set_sensitive(true);
     Ok(header)
 }
@@ -33,6 +33,24 @@ pub fn error_code(body: &Value) -> Option<&str> {
             .or_else(|| body["error"][k].as_str())
             .filter(|c| is_code(c))
     })
+}
+
+/// The items of a JSON array in an answer that `item` reads (Okta's
+/// `errorCauses`, Entra's `error_codes`), joined with `separator`; `None`
+/// when there are none.
+pub fn listed<'a, T: std::fmt::Display>(
+    array: &'a Value,
+    item: impl Fn(&'a Value) -> Option<T>,
+    separator: &str,
+) -> Option<String> {
+    let items: Vec<String> = array
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(item)
+        .map(|i| i.to_string())
+        .collect();
+    (!items.is_empty()).then(|| items.join(separator))
 }
 
 fn is_code(text: &str) -> bool {
@@ -56,6 +74,16 @@ mod tests {
         }
         let refused = authorization("Bearer t0k3n\r\nX-Evil: 1").unwrap_err();
         assert!(!refused.problem.contains("t0k3n"), "{}", refused.problem);
+    }
+
+    #[test]
+    fn listed_items_are_joined_or_none() {
+        let body = json!({"error_codes": [7000215, "x", 50011], "errorCauses": []});
+        let codes = listed(&body["error_codes"], Value::as_u64, ", ");
+        assert_eq!(codes.as_deref(), Some("7000215, 50011"));
+        let causes = listed(&body["errorCauses"], |c| c["errorSummary"].as_str(), "; ");
+        assert_eq!(causes, None);
+        assert_eq!(listed(&body["missing"], Value::as_u64, ", "), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use generic_rotation::settings::{Defaults, Generator, parse_duration, parse_generator};
-use oauth_rotation::client::Client;
+use oauth_rotation::secret::ClientSecret;
 use rds_rotation::secret::{DbSecret, alternate_username, base_username};
 use redis_rotation::secret::UserSecret;
 use rotation_scheduler::policy::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, Policy, describe_secs};
@@ -123,11 +123,11 @@ pub fn redis_secret(data: &[u8]) {
     assert!(password.is_some_and(|p| p.expose_secret() == "new-password"));
 }
 
-/// `Client::parse` on any text: never panics; an accepted client only ever
+/// `ClientSecret::parse` on any text: never panics; an accepted client only ever
 /// talks TLS (or loopback), and written back with a new secret parses again.
 pub fn oauth_client(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let Ok(client) = Client::parse(&SecretString::from(text.as_ref())) else {
+    let Ok(client) = ClientSecret::parse(&SecretString::from(text.as_ref())) else {
         return;
     };
     assert!(rotor_core::http::require_tls(&client.token_endpoint).is_ok());
@@ -135,7 +135,8 @@ pub fn oauth_client(data: &[u8]) {
     let _ = client.field("realm");
     let _ = client.require("application_id");
     let rewritten = client.with_secret(&SecretString::from("new-secret"), &[], None);
-    let again = Client::parse(&rewritten).expect("a parsed client, written back, parses again");
+    let again =
+        ClientSecret::parse(&rewritten).expect("a parsed client, written back, parses again");
     assert_eq!(
         (again.provider, &again.client_id, &again.token_endpoint),
         (client.provider, &client.client_id, &client.token_endpoint)

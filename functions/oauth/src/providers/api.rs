@@ -2,7 +2,7 @@
 //! credentials, sort the answer by its HTTP status into a typed target
 //! failure, decode its JSON (at most [`rotor_core::http::MAX_BODY`] bytes).
 //! The providers' modules only say which calls to make and what the answers
-//! mean, and which calls carry a client secret ([`Api::call_with_secret`]).
+//! mean, and which calls carry a client secret ([`Quote::CodeOnly`]).
 
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder};
@@ -11,7 +11,7 @@ use rotor_core::{Cause, Error, ExposeSecret, TargetError, TargetKind};
 use serde_json::Value;
 
 use super::Management;
-use crate::client::Provider;
+use crate::secret::Provider;
 use crate::wire;
 
 /// What of a provider's error answer a step's error quotes.
@@ -43,30 +43,19 @@ impl<'a> Api<'a> {
     }
 
     /// Sends a call (with a JSON `body`, if any); the body of a 2xx answer, or
-    /// an error that says whether a retry helps, quoting the provider's
-    /// message. `what` names the call in messages.
+    /// an error that says whether a retry helps, quoting the provider's words
+    /// as `quote` allows (a call whose request or answer carries a client
+    /// secret: [`Quote::CodeOnly`]). `what` names the call in messages.
     pub(super) async fn call(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
         what: &str,
+        quote: Quote,
     ) -> Result<Value, Error> {
         let (status, answer) = self.exchange(method, url, body, what).await?;
-        sort(self.provider, url, what, status, answer, Quote::Message)
-    }
-
-    /// [`Api::call`] for a call whose request or answer carries a client
-    /// secret: its error quotes the status and error code only.
-    pub(super) async fn call_with_secret(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        what: &str,
-    ) -> Result<Value, Error> {
-        let (status, answer) = self.exchange(method, url, body, what).await?;
-        sort(self.provider, url, what, status, answer, Quote::CodeOnly)
+        sort(self.provider, url, what, status, answer, quote)
     }
 
     /// Sends a call; the answer's status and body (`Null` when it is not
@@ -84,35 +73,41 @@ impl<'a> Api<'a> {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let target = format!("{} at {}", self.provider, display_url(url));
-        rotor_core::progress::waiting_for(|| format!("{target} ({what})"));
+        rotor_core::progress::waiting_for(|| {
+            format!("{} at {} ({what})", self.provider, display_url(url))
+        });
         let response = request
             .header("Accept", "application/json")
             .send()
             .await
             .map_err(|e| {
-                TargetError::new(
-                    rotor_core::http::send_cause(&e),
-                    format!("{what}: {}", describe(&e)),
-                )
-                .at(TargetKind::Provider, target.clone())
+                let problem = format!("{what}: {}", describe(&e));
+                self.fail(url, rotor_core::http::send_cause(&e), problem)
             })?;
         let status = response.status().as_u16();
-        let answer = rotor_core::http::read_json(response).await.map_err(|e| {
-            TargetError::new(e.cause, format!("{what} {}", e.problem))
-                .at(TargetKind::Provider, target.clone())
-        })?;
+        let answer = rotor_core::http::read_json(response)
+            .await
+            .map_err(|e| self.fail(url, e.cause, format!("{what} {}", e.problem)))?;
         Ok((status, answer))
     }
 
     /// A failure of this provider at `url` that no status told (an answer
     /// without the fields it must have, an id the secret lacks...).
     pub(super) fn fail(&self, url: &str, cause: Cause, problem: impl Into<String>) -> Error {
-        TargetError::new(cause, problem).at(
-            TargetKind::Provider,
-            format!("{} at {}", self.provider, display_url(url)),
-        )
+        failure(self.provider, url, cause, problem)
     }
+}
+
+/// A failure of `provider` at `url`, named as every call's error names it:
+/// `okta at https://example.okta.com/api/v1/apps/...`.
+pub(crate) fn failure(
+    provider: Provider,
+    url: &str,
+    cause: Cause,
+    problem: impl Into<String>,
+) -> Error {
+    let target = format!("{provider} at {}", display_url(url));
+    TargetError::new(cause, problem).at(TargetKind::Provider, target)
 }
 
 /// Sorts an answer: the body of a 2xx, or an error that says whether a retry
@@ -125,7 +120,6 @@ pub(super) fn sort(
     body: Value,
     quote: Quote,
 ) -> Result<Value, Error> {
-    let target = format!("{provider} at {}", display_url(url));
     let detail = || {
         if quote == Quote::CodeOnly {
             let code = wire::error_code(&body)
@@ -148,17 +142,9 @@ pub(super) fn sort(
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
         // Okta puts the reason for a validation failure in errorCauses.
-        let causes: Vec<&str> = body["errorCauses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["errorSummary"].as_str())
-            .collect();
-        let causes = if causes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", causes.join("; "))
-        };
+        let causes = wire::listed(&body["errorCauses"], |c| c["errorSummary"].as_str(), "; ")
+            .map(|causes| format!(" ({causes})"))
+            .unwrap_or_default();
         format!("{what} answered HTTP {status}{message}{causes}")
     };
     if (200..=299).contains(&status) {
@@ -176,7 +162,7 @@ pub(super) fn sort(
         408 | 429 | 500..=599 => format!("{}; the step can be retried", detail()),
         _ => detail(),
     };
-    Err(TargetError::new(cause, problem).at(TargetKind::Provider, target))
+    Err(failure(provider, url, cause, problem))
 }
 
 fn with_auth(method: Method, url: &str, auth: &Management) -> Result<RequestBuilder, Error> {
@@ -241,7 +227,12 @@ mod tests {
         assert!(quiet.contains("HTTP 400, error code E0000001"), "{quiet}");
         assert!(!quiet.contains("s3cr3t"), "{quiet}");
         let told = sorted(Quote::Message).unwrap_err().to_string();
-        assert!(told.contains("Api validation failed"), "{told}");
+        assert!(
+            told.contains(
+                "HTTP 400: Api validation failed: client_secret s3cr3t (s3cr3t is too short)"
+            ),
+            "{told}"
+        );
     }
 
     #[test]

@@ -9,14 +9,15 @@
 //! is ever removed.
 
 use reqwest::Method;
-use rotor_core::{Cause, Error, SecretString, TargetError, TargetKind};
+use rotor_core::{Cause, Error, SecretString};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use super::api::Api;
-use super::{Issued, Keep, Management};
-use crate::client::{Client, Provider};
+use super::api::Quote::{CodeOnly, Message};
+use super::{Issued, Keep, Management, lacking};
+use crate::secret::{ClientSecret, Provider};
 
 /// The display name of the password rotor adds for version `version` of the
 /// secret `secret` (its ARN): `rotor <identity> <version>`, where the identity
@@ -39,7 +40,7 @@ fn name_prefix(secret: &str) -> String {
 /// `addPassword` (the provider makes the secret). `secret` is the ARN of the
 /// secret being rotated.
 pub async fn issue(
-    client: &Client,
+    client: &ClientSecret,
     auth: &Management,
     secret: &str,
     version: &str,
@@ -66,7 +67,13 @@ pub async fn issue(
     let body = json!({"passwordCredential": {"displayName": display_name}});
     // The answer carries the new password: a failure reports status and code only.
     let added = api
-        .call_with_secret(Method::POST, &url, Some(&body), "adding a password")
+        .call(
+            Method::POST,
+            &url,
+            Some(&body),
+            "adding a password",
+            CodeOnly,
+        )
         .await?;
     let (Some(secret), Some(key)) = (added["secretText"].as_str(), added["keyId"].as_str()) else {
         return Err(api.fail(
@@ -115,10 +122,10 @@ pub(super) async fn retire(keep: &Keep<'_>, auth: &Management) -> Result<(), Err
 }
 
 /// The application's object id, from the client's secret.
-fn application(client: &Client) -> Result<&str, Error> {
-    client.require("application_object_id").map_err(|p| {
-        TargetError::new(Cause::Rejected, p.to_string()).at(TargetKind::Provider, "entra")
-    })
+fn application(client: &ClientSecret) -> Result<&str, Error> {
+    client
+        .require("application_object_id")
+        .map_err(lacking(client))
 }
 
 /// The application's password credentials, as Graph lists them.
@@ -128,7 +135,7 @@ async fn passwords(api: &Api<'_>, app: &str) -> Result<Vec<Value>, Error> {
         api.url(&["v1.0", "applications", app])?
     );
     let listed = api
-        .call(Method::GET, &url, None, "listing passwords")
+        .call(Method::GET, &url, None, "listing passwords", Message)
         .await?;
     Ok(listed["passwordCredentials"]
         .as_array()
@@ -138,11 +145,13 @@ async fn passwords(api: &Api<'_>, app: &str) -> Result<Vec<Value>, Error> {
 
 async fn remove(api: &Api<'_>, app: &str, key: &str) -> Result<(), Error> {
     let url = api.url(&["v1.0", "applications", app, "removePassword"])?;
+    let body = json!({"keyId": key});
     api.call(
         Method::POST,
         &url,
-        Some(&json!({"keyId": key})),
+        Some(&body),
         "removing a password",
+        Message,
     )
     .await?;
     Ok(())

@@ -3,15 +3,17 @@
 //! names, all checked before any request ([`bind`]); then a token for them
 //! ([`Bound::authorize`]).
 
-use rotor_core::http::{UrlPrefix, display_url};
+use rotor_core::http::{UrlError, UrlPrefix, display_url};
 use rotor_core::labels::AWSCURRENT;
 use rotor_core::linked::{Deployer, Link};
+use rotor_core::value::{self, SecretValue};
 use rotor_core::{
     Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, TargetError, TargetKind,
 };
 use serde_json::Value;
 
-use crate::client::{AuthMethod, Client, Provider};
+use super::lacking;
+use crate::secret::{AuthMethod, ClientSecret, MANAGEMENT_SECRET_FIELD, Provider};
 use crate::token::{Grant, client_credentials};
 
 /// Credentials for management calls: the `Authorization` header value, and
@@ -44,14 +46,6 @@ impl Management {
     }
 }
 
-fn invalid(ctx_secret: &str, label: &str, problem: String) -> Error {
-    Error::InvalidSecretValue {
-        secret: ctx_secret.to_owned(),
-        label: label.to_owned(),
-        problem,
-    }
-}
-
 /// The setting of the management secret that names the provider endpoint
 /// it is for.
 pub const ENDPOINT_FIELD: &str = "endpoint";
@@ -68,14 +62,13 @@ pub fn base_field(provider: Provider) -> Option<&'static str> {
     }
 }
 
-/// A management secret that agreed to serve the client's secret, bound to the
-/// provider endpoint it names, with the client's base URL checked against
-/// that endpoint. Nothing has been sent anywhere yet.
-pub struct Bound {
-    /// The management secret's ARN, for messages.
-    secret: String,
-    /// Where the management calls go.
-    base: String,
+/// A management secret's value: credentials, and the provider endpoint
+/// they are for (its `endpoint` field), parsed.
+pub struct ManagementSecret {
+    /// The provider base URL the credentials are for.
+    endpoint: reqwest::Url,
+    /// The same, as the prefix every management call's URL must lie under.
+    prefix: UrlPrefix,
     credential: Credential,
 }
 
@@ -94,6 +87,102 @@ enum Credential {
     },
 }
 
+/// Why a value is not a management secret's (each message names the field
+/// at fault, never a value).
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    /// The value is not a JSON object.
+    #[error("is not a JSON object")]
+    NotAnObject,
+    /// No `endpoint`: the credentials would be for anywhere.
+    #[error(
+        "has no endpoint field. A management secret names the provider endpoint its credentials are for, and rotor sends them nowhere else: add \"endpoint\": \"<the provider base URL>\" (the keycloak_url, okta_domain, graph_url or auth0_domain of the clients it serves, such as https://example.okta.com)"
+    )]
+    NoEndpoint,
+    /// The `endpoint` is refused (not TLS, user info, no prefix shape).
+    #[error("has an endpoint field that is refused: {0}")]
+    Endpoint(UrlError),
+    /// No credential rotor knows.
+    #[error("has neither token, okta_api_token, nor client_id + client_secret + token_endpoint")]
+    NoCredential,
+    /// The management client's token endpoint is refused.
+    #[error("has a token_endpoint that is refused: {0}")]
+    TokenEndpoint(UrlError),
+    /// The management client's auth method is neither basic nor post.
+    #[error(
+        "has a token_endpoint_auth_method other than client_secret_basic or client_secret_post"
+    )]
+    AuthMethod,
+}
+
+impl SecretValue for ManagementSecret {
+    type Invalid = ManagementError;
+    type Target = String;
+
+    fn parse(value: &SecretString) -> Result<Self, ManagementError> {
+        let value: Value = serde_json::from_str(value.expose_secret())
+            .map_err(|_| ManagementError::NotAnObject)?;
+        let endpoint = value[ENDPOINT_FIELD]
+            .as_str()
+            .filter(|e| !e.trim().is_empty())
+            .ok_or(ManagementError::NoEndpoint)?;
+        let endpoint =
+            rotor_core::http::parse_endpoint(endpoint).map_err(ManagementError::Endpoint)?;
+        let prefix = UrlPrefix::parse(endpoint.as_str()).map_err(ManagementError::Endpoint)?;
+        let text = |name: &str| value[name].as_str();
+        let credential = if let Some(token) = text("token") {
+            Credential::Header(SecretString::from(format!("Bearer {token}")))
+        } else if let Some(token) = text("okta_api_token") {
+            Credential::Header(SecretString::from(format!("SSWS {token}")))
+        } else {
+            let (Some(id), Some(secret), Some(token_endpoint)) = (
+                text("client_id"),
+                text("client_secret"),
+                text("token_endpoint"),
+            ) else {
+                return Err(ManagementError::NoCredential);
+            };
+            let token_endpoint = rotor_core::http::parse_endpoint(token_endpoint)
+                .map_err(ManagementError::TokenEndpoint)?;
+            // As the management client is configured at its provider (Auth0's machine-to-machine
+            // applications default to client_secret_post, and providers enforce the method).
+            let method = match text("token_endpoint_auth_method") {
+                None | Some("client_secret_basic") => AuthMethod::Basic,
+                Some("client_secret_post") => AuthMethod::Post,
+                Some(_) => return Err(ManagementError::AuthMethod),
+            };
+            Credential::Client {
+                id: id.to_owned(),
+                secret: SecretString::from(secret),
+                token_endpoint: token_endpoint.into(),
+                method,
+                scope: text("scope").map(str::to_owned),
+                audience: text("audience").map(str::to_owned),
+            }
+        };
+        Ok(ManagementSecret {
+            endpoint,
+            prefix,
+            credential,
+        })
+    }
+
+    fn target(&self) -> String {
+        display_url(self.endpoint.as_str())
+    }
+}
+
+/// A management secret that agreed to serve the client's secret, bound to the
+/// provider endpoint it names, with the client's base URL checked against
+/// that endpoint. Nothing has been sent anywhere yet.
+pub struct Bound {
+    /// The management secret's ARN, for messages.
+    secret: String,
+    /// Where the management calls go.
+    base: String,
+    credential: Credential,
+}
+
 /// Reads the management secret the client names (`management_secret_arn`) if
 /// it agrees to serve this client's secret (its `rotor:serves` tag) or the
 /// deployer allows it (`deployer`: `MANAGEMENT_SECRET_ARNS`), and checks that
@@ -102,76 +191,27 @@ enum Credential {
 /// not be able to send the shared admin credential to a host of their choosing.
 pub async fn bind<S: SecretStore>(
     ctx: &StepContext<'_, S>,
-    client: &Client,
+    client: &ClientSecret,
     deployer: &[String],
 ) -> Result<Bound, Error> {
-    let target = client
-        .require("management_secret_arn")
-        .map_err(|p| invalid(ctx.secret_arn(), AWSCURRENT, p.to_string()))?;
     let link = Link {
-        setting: "management_secret_arn",
-        target,
+        setting: MANAGEMENT_SECRET_FIELD,
+        target: client
+            .require(MANAGEMENT_SECRET_FIELD)
+            .map_err(lacking(client))?,
         deployer: Deployer {
             variable: crate::MANAGEMENT_SECRETS_VAR,
             secrets: deployer,
         },
     };
     let linked = rotor_core::linked::read(ctx.store(), ctx.secret, link).await?;
-    let arn = linked.arn;
-    let bad = |problem: String| Error::InvalidSecretValue {
-        secret: arn.clone(),
-        label: AWSCURRENT.into(),
-        problem,
-    };
-    let value: Value = serde_json::from_str(linked.value.expose_secret())
-        .map_err(|_| bad("is not a JSON object".into()))?;
-    let base = bound_base(
-        ctx.secret_arn(),
-        &arn,
-        client,
-        value[ENDPOINT_FIELD].as_str(),
-    )?;
-    let credential = if let Some(token) = value["token"].as_str() {
-        Credential::Header(SecretString::from(format!("Bearer {token}")))
-    } else if let Some(token) = value["okta_api_token"].as_str() {
-        Credential::Header(SecretString::from(format!("SSWS {token}")))
-    } else {
-        let (Some(id), Some(secret), Some(token_endpoint)) = (
-            value["client_id"].as_str(),
-            value["client_secret"].as_str(),
-            value["token_endpoint"].as_str(),
-        ) else {
-            return Err(bad(
-                "has neither token, okta_api_token, nor client_id + client_secret + token_endpoint"
-                    .into(),
-            ));
-        };
-        let token_endpoint = rotor_core::http::parse_endpoint(token_endpoint)
-            .map_err(|p| bad(format!("has a token_endpoint that is refused: {p}")))?;
-        // As the management client is configured at its provider (Auth0's machine-to-machine
-        // applications default to client_secret_post, and providers enforce the method).
-        let method = match value["token_endpoint_auth_method"].as_str() {
-            None | Some("client_secret_basic") => AuthMethod::Basic,
-            Some("client_secret_post") => AuthMethod::Post,
-            Some(_) => {
-                return Err(bad(
-                    "has a token_endpoint_auth_method other than client_secret_basic or client_secret_post".into(),
-                ));
-            }
-        };
-        Credential::Client {
-            id: id.to_owned(),
-            secret: SecretString::from(secret),
-            token_endpoint: token_endpoint.into(),
-            method,
-            scope: value["scope"].as_str().map(str::to_owned),
-            audience: value["audience"].as_str().map(str::to_owned),
-        }
-    };
+    let management: ManagementSecret =
+        value::parse_version(&linked.arn, AWSCURRENT, &linked.value)?;
+    let base = bound_base(ctx.secret_arn(), &linked.arn, client, &management)?;
     Ok(Bound {
-        secret: arn,
+        secret: linked.arn,
         base,
-        credential,
+        credential: management.credential,
     })
 }
 
@@ -182,67 +222,35 @@ pub async fn bind<S: SecretStore>(
 fn bound_base(
     secret: &str,
     management: &str,
-    client: &Client,
-    endpoint: Option<&str>,
+    client: &ClientSecret,
+    bound: &ManagementSecret,
 ) -> Result<String, Error> {
-    let bad = |problem: String| Error::InvalidSecretValue {
-        secret: management.to_owned(),
-        label: AWSCURRENT.into(),
+    let endpoint = || bound.endpoint.as_str().to_owned();
+    let Some(field) = base_field(client.provider) else {
+        return Ok(endpoint());
+    };
+    let Some(text) = client.field(field) else {
+        return Ok(endpoint());
+    };
+    let refused = |problem: String| Error::InvalidSettings {
+        secret: secret.to_owned(),
+        setting: field.to_owned(),
         problem,
     };
-    let field = base_field(client.provider).unwrap_or("endpoint");
-    let Some(endpoint) = endpoint.filter(|e| !e.trim().is_empty()) else {
-        return Err(bad(format!(
-            "has no {ENDPOINT_FIELD} field. A management secret names the provider endpoint its credentials are for, and rotor sends them nowhere else: add \"{ENDPOINT_FIELD}\": \"<the provider base URL>\" (the {field} of the clients it serves, such as {})",
-            example_base(client.provider)
+    let url = rotor_core::http::parse_endpoint(text).map_err(|e| refused(e.to_string()))?;
+    let shown = display_url(text);
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refused(format!(
+            "{shown} has a query or fragment; a provider base URL is scheme://host[:port][/path]"
         )));
-    };
-    let endpoint_url = rotor_core::http::parse_endpoint(endpoint).map_err(|p| {
-        bad(format!(
-            "has an {ENDPOINT_FIELD} field that is refused: {p}"
-        ))
-    })?;
-    let prefix = UrlPrefix::parse(endpoint_url.as_str()).map_err(|p| {
-        bad(format!(
-            "has an {ENDPOINT_FIELD} field that is refused: {p}"
-        ))
-    })?;
-    let base = match client.field(field) {
-        None => endpoint_url,
-        Some(text) => {
-            let refused = |problem: String| Error::InvalidSettings {
-                secret: secret.to_owned(),
-                setting: field.to_owned(),
-                problem,
-            };
-            let url = rotor_core::http::parse_endpoint(text).map_err(|e| refused(e.to_string()))?;
-            if url.query().is_some() || url.fragment().is_some() {
-                return Err(refused(format!(
-                    "{} has a query or fragment; a provider base URL is scheme://host[:port][/path]",
-                    display_url(text)
-                )));
-            }
-            if !prefix.admits(&url) {
-                return Err(refused(format!(
-                    "is {}, but the management secret {management} (management_secret_arn) is for {prefix} (its {ENDPOINT_FIELD} field), and rotor sends its credentials nowhere else (same scheme, host and port, and a path at or below it). Set {field} to {prefix} or a URL below it, remove {field} to use that endpoint, or name a management secret whose {ENDPOINT_FIELD} is {}",
-                    display_url(text),
-                    display_url(text)
-                )));
-            }
-            url
-        }
-    };
-    Ok(base.into())
-}
-
-fn example_base(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Okta => "https://example.okta.com",
-        Provider::Keycloak => "https://keycloak.example.com",
-        Provider::Entra => "https://graph.microsoft.com",
-        Provider::Auth0 => "https://example.auth0.com",
-        Provider::Rfc7592 => "https://idp.example.com",
     }
+    let prefix = &bound.prefix;
+    if !prefix.admits(&url) {
+        return Err(refused(format!(
+            "is {shown}, but the management secret {management} ({MANAGEMENT_SECRET_FIELD}) is for {prefix} (its {ENDPOINT_FIELD} field), and rotor sends its credentials nowhere else (same scheme, host and port, and a path at or below it). Set {field} to {prefix} or a URL below it, remove {field} to use that endpoint, or name a management secret whose {ENDPOINT_FIELD} is {shown}"
+        )));
+    }
+    Ok(url.into())
 }
 
 impl Bound {
@@ -268,14 +276,12 @@ impl Bound {
                     audience: audience.as_deref(),
                 };
                 let token = client_credentials(&grant).await.map_err(|e| {
-                    TargetError::new(e.cause, e.problem).at(
-                        TargetKind::Provider,
-                        format!(
-                            "management token endpoint {} (management secret {})",
-                            display_url(&token_endpoint),
-                            self.secret
-                        ),
-                    )
+                    let endpoint = display_url(&token_endpoint);
+                    let target = format!(
+                        "management token endpoint {endpoint} (management secret {})",
+                        self.secret
+                    );
+                    e.at(TargetKind::Provider, target)
                 })?;
                 SecretString::from(format!("Bearer {}", token.expose_secret()))
             }
@@ -291,7 +297,7 @@ impl Bound {
 /// client, bound to its provider.
 pub async fn management<S: SecretStore>(
     ctx: &StepContext<'_, S>,
-    client: &Client,
+    client: &ClientSecret,
     deployer: &[String],
 ) -> Result<Management, Error> {
     bind(ctx, client, deployer).await?.authorize().await
@@ -299,10 +305,11 @@ pub async fn management<S: SecretStore>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
 
-    fn okta(domain: Option<&str>) -> Client {
+    use super::*;
+
+    fn okta(domain: Option<&str>) -> ClientSecret {
         let mut value = json!({
             "provider": "okta", "client_id": "c", "client_secret": "s3cr3t",
             "token_endpoint": "https://example.okta.com/oauth2/v1/token",
@@ -311,13 +318,24 @@ mod tests {
         if let Some(domain) = domain {
             value["okta_domain"] = json!(domain);
         }
-        Client::parse(&SecretString::from(value.to_string())).unwrap()
+        ClientSecret::parse(&SecretString::from(value.to_string())).unwrap()
+    }
+
+    /// The management secret `okta-admin`, with a token and `endpoint`.
+    fn parse(endpoint: Option<&str>) -> Result<ManagementSecret, Error> {
+        let mut value = json!({"token": "t0k3n"});
+        if let Some(endpoint) = endpoint {
+            value[ENDPOINT_FIELD] = json!(endpoint);
+        }
+        let value = SecretString::from(value.to_string());
+        value::parse_version("okta-admin", AWSCURRENT, &value)
     }
 
     #[test]
     fn the_base_url_lies_under_the_management_secrets_endpoint() {
-        let endpoint = Some("https://example.okta.com");
-        for (domain, base) in [
+        let bound = parse(Some("https://example.okta.com")).unwrap();
+        let base = |domain| bound_base("app", "okta-admin", &okta(domain), &bound);
+        for (domain, expected) in [
             (None, "https://example.okta.com/"),
             (
                 Some("https://example.okta.com"),
@@ -332,8 +350,7 @@ mod tests {
                 "https://example.okta.com/org",
             ),
         ] {
-            let bound = bound_base("app", "okta-admin", &okta(domain), endpoint);
-            assert_eq!(bound.unwrap(), base, "{domain:?}");
+            assert_eq!(base(domain).unwrap(), expected, "{domain:?}");
         }
         for domain in [
             "https://evil.example",
@@ -345,7 +362,7 @@ mod tests {
             "https://example.okta.com/?next=x",
             "not a url",
         ] {
-            let error = bound_base("app", "okta-admin", &okta(Some(domain)), endpoint).unwrap_err();
+            let error = base(Some(domain)).unwrap_err();
             assert_eq!(
                 error.error_type(),
                 "NotRetryable.InvalidSettings",
@@ -358,9 +375,10 @@ mod tests {
             );
         }
         // Under a path: only whole segments below it.
-        let under = Some("https://idp.example/auth");
-        assert!(bound_base("app", "m", &okta(Some("https://idp.example/auth/x")), under).is_ok());
-        assert!(bound_base("app", "m", &okta(Some("https://idp.example/authx")), under).is_err());
+        let under = parse(Some("https://idp.example/auth")).unwrap();
+        let base = |domain| bound_base("app", "m", &okta(Some(domain)), &under);
+        assert!(base("https://idp.example/auth/x").is_ok());
+        assert!(base("https://idp.example/authx").is_err());
     }
 
     #[test]
@@ -371,15 +389,15 @@ mod tests {
             Some("http://idp.example"),
             Some("https://u@idp"),
         ] {
-            let error = bound_base("app", "okta-admin", &okta(None), endpoint).unwrap_err();
+            let error = parse(endpoint).err().expect("refused");
             assert_eq!(error.error_type(), "NotRetryable.InvalidSecretValue");
             let text = error.to_string();
             assert!(
-                text.contains("okta-admin") && text.contains("endpoint"),
+                text.contains("okta-admin") && text.contains("endpoint") && !text.contains("t0k3n"),
                 "{text}"
             );
         }
-        let missing = bound_base("app", "okta-admin", &okta(None), None).unwrap_err();
+        let missing = parse(None).err().expect("refused");
         assert!(
             missing
                 .to_string()

@@ -26,12 +26,15 @@ mod management;
 mod okta;
 pub mod rfc7592;
 
-use rotor_core::{Error, ExposeSecret, SecretString};
+use rotor_core::{
+    Cause, Error, ExposeSecret, SecretStore, SecretString, StepContext, TargetError, TargetKind,
+};
 use serde_json::Value;
 
+pub(crate) use api::failure;
 pub use management::{Bound, ENDPOINT_FIELD, Management, base_field, bind, management};
 
-use crate::client::{Client, Provider};
+use crate::secret::{ClientSecret, Provider, SecretError};
 
 /// A new secret made by the provider, with the fields that go with it.
 pub struct Issued {
@@ -43,19 +46,19 @@ pub struct Issued {
     pub registration_access_token: Option<SecretString>,
 }
 
-/// Installs a secret rotor made (setSecret); idempotent. `previous` is the
-/// AWSPREVIOUS value: where the provider holds too many secrets to add one
-/// (Okta), only a secret of this one's own versions may make room.
-pub async fn install(
-    client: &Client,
-    pending: &Client,
-    previous: Option<&Client>,
+/// Installs a secret rotor made (setSecret); idempotent. Where the provider
+/// holds too many secrets to add one (Okta), only the secret of this one's
+/// AWSPREVIOUS version may make room.
+pub async fn install<S: SecretStore>(
+    ctx: &StepContext<'_, S>,
+    client: &ClientSecret,
+    pending: &ClientSecret,
     auth: &Management,
 ) -> Result<(), Error> {
     match client.provider {
         Provider::Keycloak => keycloak::install(client, pending, auth).await,
         Provider::Auth0 => auth0::install(client, pending, auth).await,
-        Provider::Okta => okta::install(client, pending, previous, auth).await,
+        Provider::Okta => okta::install(ctx, client, pending, auth).await,
         Provider::Rfc7592 | Provider::Entra => Ok(()),
     }
 }
@@ -68,15 +71,15 @@ pub async fn install(
 struct Keep<'a> {
     /// The ARN of the secret being rotated.
     secret: &'a str,
-    current: &'a Client,
-    previous: Option<&'a Client>,
+    current: &'a ClientSecret,
+    previous: Option<&'a ClientSecret>,
     keep_previous: bool,
 }
 
 impl Keep<'_> {
     /// Whether the secret with this value (Okta) or key id (Entra) is kept.
     fn keeps(&self, value: Option<&str>, key: Option<&str>) -> bool {
-        let matches = |c: &Client| {
+        let matches = |c: &ClientSecret| {
             value == Some(c.client_secret.expose_secret())
                 || (key.is_some() && key == c.field("key_id"))
         };
@@ -90,8 +93,8 @@ impl Keep<'_> {
 /// interval). Credentials the secret neither made nor recorded are left alone.
 pub async fn retire(
     secret: &str,
-    current: &Client,
-    previous: Option<&Client>,
+    current: &ClientSecret,
+    previous: Option<&ClientSecret>,
     auth: &Management,
     keep_previous: bool,
 ) -> Result<(), Error> {
@@ -105,5 +108,39 @@ pub async fn retire(
         Provider::Okta => okta::retire(&keep, auth).await,
         Provider::Entra => entra::retire(&keep, auth).await,
         Provider::Rfc7592 | Provider::Keycloak | Provider::Auth0 => Ok(()),
+    }
+}
+
+/// `error`, from reading an AWSPREVIOUS that does not parse, with what it
+/// stopped (`stopped`: "it retired no client secret"). Which of the
+/// provider's secrets are this secret's own is read from its versions: one
+/// it cannot read is never taken for one it does not have, which would
+/// retire a secret the deployer keeps (REVOKE_PREVIOUS=next-rotation) or
+/// miss one it retires.
+pub(crate) fn previous_unreadable(error: Error, stopped: &str) -> Error {
+    let Error::InvalidSecretValue {
+        secret,
+        label,
+        problem,
+    } = error
+    else {
+        return error;
+    };
+    let problem = format!(
+        "{problem}. rotor tells this secret's client secrets at the provider from others by what its versions hold, so {stopped}. Put {label} back on the version that holds the previous client secret (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --move-to-version-id <that version> --remove-from-version-id <the version that has it now>), then retry"
+    );
+    Error::InvalidSecretValue {
+        secret,
+        label,
+        problem,
+    }
+}
+
+/// The error for a field the provider's calls need that the client's secret
+/// lacks (`client` is the secret the field was looked up in).
+fn lacking(client: &ClientSecret) -> impl Fn(SecretError) -> Error + '_ {
+    |problem| {
+        TargetError::new(Cause::Rejected, problem.to_string())
+            .at(TargetKind::Provider, client.provider.to_string())
     }
 }

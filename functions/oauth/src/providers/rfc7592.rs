@@ -3,18 +3,12 @@
 //! registration access token on any call.
 
 use reqwest::Method;
-use rotor_core::http::display_url;
-use rotor_core::{Cause, Error, ExposeSecret, SecretString, TargetError, TargetKind};
+use rotor_core::{Cause, Error, ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::api::{Api, Quote::CodeOnly, sort};
-use super::{Issued, Management};
-use crate::client::{AuthMethod, Client, Provider};
-
-/// Whether an RFC 7592 answer refused the registration access token.
-fn token_refused(status: u16) -> bool {
-    matches!(status, 401 | 403)
-}
+use super::{Issued, Management, lacking};
+use crate::secret::{AuthMethod, ClientSecret, Provider};
 
 /// Why [`issue`] failed.
 pub enum IssueError {
@@ -33,14 +27,45 @@ impl From<Error> for IssueError {
     }
 }
 
-/// The client's RFC 7592 registration URI.
-fn registration_uri(client: &Client) -> Result<&str, Error> {
-    client
-        .require("registration_client_uri")
-        .map_err(|problem| {
-            TargetError::new(Cause::Rejected, problem.to_string())
-                .at(TargetKind::Provider, "rfc7592")
-        })
+/// What a read of the registration is called in messages.
+const READ: &str = "reading the registration";
+
+/// The client's RFC 7592 registration URI and registration access token.
+pub fn registration(client: &ClientSecret) -> Result<(&str, &SecretString), Error> {
+    client.registration().map_err(lacking(client))
+}
+
+/// A failure of the server at the registration URI `uri`.
+fn failure(uri: &str, cause: Cause, problem: impl Into<String>) -> Error {
+    super::failure(Provider::Rfc7592, uri, cause, problem)
+}
+
+/// One call at the registration URI `uri` with the registration access
+/// token `token`: the body of a 2xx answer, [`IssueError::TokenRefused`]
+/// when the server refused the token (401 or 403), or the failure the
+/// status tells. The call carries the client secret either way.
+async fn call(
+    uri: &str,
+    token: &SecretString,
+    method: Method,
+    body: Option<&Value>,
+    what: &str,
+) -> Result<Value, IssueError> {
+    let auth = Management::bearer(token.expose_secret());
+    let api = Api::new(Provider::Rfc7592, &auth);
+    let (status, answer) = api.exchange(method, uri, body, what).await?;
+    if matches!(status, 401 | 403) {
+        let problem = format!("{what} answered HTTP {status}");
+        return Err(IssueError::TokenRefused { problem });
+    }
+    Ok(sort(
+        Provider::Rfc7592,
+        uri,
+        what,
+        status,
+        answer,
+        CodeOnly,
+    )?)
 }
 
 /// RFC 7592: read the client, PUT it back without its secret; the server
@@ -51,13 +76,11 @@ fn registration_uri(client: &Client) -> Result<&str, Error> {
 /// then stops working: every token the server hands out is passed to `fresh`
 /// at once, and the PUT uses the one the read returned.
 pub async fn issue(
-    client: &Client,
+    client: &ClientSecret,
     token: &SecretString,
     mut fresh: impl FnMut(&SecretString),
 ) -> Result<Issued, IssueError> {
-    let uri = registration_uri(client)?;
-    let target = || format!("rfc7592 at {}", display_url(uri));
-    let bearer = |t: &SecretString| Management::bearer(t.expose_secret());
+    let (uri, _) = registration(client)?;
     let mut latest = SecretString::from(token.expose_secret());
     // A new token in an answer replaces the one in use, from now on.
     let mut take_token = |answer: &Value, latest: &mut SecretString| {
@@ -69,23 +92,11 @@ pub async fn issue(
             fresh(&*latest);
         }
     };
-    let what = "reading the registration";
-    let (status, body) = Api::new(Provider::Rfc7592, &bearer(&latest))
-        .exchange(Method::GET, uri, None, what)
-        .await?;
-    if token_refused(status) {
-        return Err(IssueError::TokenRefused {
-            problem: format!("{what} answered HTTP {status}"),
-        });
-    }
-    let mut metadata = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
+    let mut metadata = call(uri, &latest, Method::GET, None, READ).await?;
     take_token(&metadata, &mut latest);
     let Some(object) = metadata.as_object_mut() else {
-        return Err(
-            TargetError::new(Cause::Protocol, "the registration is not a JSON object")
-                .at(TargetKind::Provider, target())
-                .into(),
-        );
+        let problem = "the registration is not a JSON object";
+        return Err(failure(uri, Cause::Protocol, problem).into());
     };
     // RFC 7592 §2.2: these are the server's, not the client's to send back.
     for field in [
@@ -109,20 +120,21 @@ pub async fn issue(
         Value::String(method.into()),
     );
     let what = "updating the registration";
-    let (status, body) = Api::new(Provider::Rfc7592, &bearer(&latest))
-        .exchange(Method::PUT, uri, Some(&metadata), what)
-        .await?;
-    if token_refused(status) {
-        return Err(IssueError::TokenRefused {
-            problem: format!("{what} answered HTTP {status}"),
-        });
-    }
-    let updated = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
+    let updated = call(uri, &latest, Method::PUT, Some(&metadata), what).await?;
     take_token(&updated, &mut latest);
-    let secret = updated["client_secret"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| TargetError::new(Cause::Protocol, "the update answered without a client_secret; this server does not issue new secrets through RFC 7592").at(TargetKind::Provider, target()))?;
+    let Some(secret) = updated["client_secret"].as_str().filter(|s| !s.is_empty()) else {
+        let problem = concat!(
+            "the update answered without a client_secret; ",
+            "this server does not issue new secrets through RFC 7592"
+        );
+        return Err(failure(uri, Cause::Protocol, problem).into());
+    };
     if secret == client.client_secret.expose_secret() {
-        return Err(TargetError::new(Cause::Mismatch, "the server kept the client secret on update; it does not rotate secrets through RFC 7592 (configure it to issue a new secret on PUT)").at(TargetKind::Provider, target())
-        .into());
+        let problem = concat!(
+            "the server kept the client secret on update; it does not rotate secrets ",
+            "through RFC 7592 (configure it to issue a new secret on PUT)"
+        );
+        return Err(failure(uri, Cause::Mismatch, problem).into());
     }
     let mut fields = Vec::new();
     if let Some(new_uri) = updated["registration_client_uri"]
@@ -151,16 +163,16 @@ pub struct Registered {
 }
 
 /// RFC 7592 read with `token`; `None` if the server refused the token.
-pub async fn read(client: &Client, token: &SecretString) -> Result<Option<Registered>, Error> {
-    let uri = registration_uri(client)?;
-    let what = "reading the registration";
-    let auth = Management::bearer(token.expose_secret());
-    let api = Api::new(Provider::Rfc7592, &auth);
-    let (status, body) = api.exchange(Method::GET, uri, None, what).await?;
-    if token_refused(status) {
-        return Ok(None);
-    }
-    let read = sort(Provider::Rfc7592, uri, what, status, body, CodeOnly)?;
+pub async fn read(
+    client: &ClientSecret,
+    token: &SecretString,
+) -> Result<Option<Registered>, Error> {
+    let (uri, _) = registration(client)?;
+    let read = match call(uri, token, Method::GET, None, READ).await {
+        Ok(read) => read,
+        Err(IssueError::TokenRefused { .. }) => return Ok(None),
+        Err(IssueError::Other(error)) => return Err(error),
+    };
     let text = |name: &str| {
         read[name]
             .as_str()

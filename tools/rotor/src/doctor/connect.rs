@@ -97,7 +97,7 @@ async fn database(value: &SecretString) -> Result<Checked, CheckError> {
 
 async fn provider(value: &SecretString) -> Result<Checked, CheckError> {
     use oauth_rotation::token::{Grant, client_credentials};
-    let client = oauth_rotation::client::Client::parse(value)
+    let client = oauth_rotation::secret::ClientSecret::parse(value)
         .map_err(|problem| CheckError::Unparsable(problem.into()))?;
     let grant = Grant {
         endpoint: &client.token_endpoint,

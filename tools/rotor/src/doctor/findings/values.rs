@@ -25,7 +25,7 @@ impl Reader {
             Reader::Rds => rds_rotation::secret::DbSecret::parse(value)
                 .err()
                 .map(|e| e.to_string()),
-            Reader::Oauth => oauth_rotation::client::Client::parse(value)
+            Reader::Oauth => oauth_rotation::secret::ClientSecret::parse(value)
                 .err()
                 .map(|e| e.to_string()),
             Reader::Redis => redis_problem(value),

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use rotor_core::http::UrlError;
+use rotor_core::value::SecretValue;
 use rotor_core::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
@@ -57,13 +58,16 @@ pub enum AuthMethod {
     Post,
 }
 
-/// A parsed client secret.
-pub struct Client {
+/// A client's secret as Secrets Manager stores it: the whole value (the
+/// provider, `client_id`, `client_secret`, the token endpoint and whatever
+/// the provider needs), parsed. Its `client_secret` field is the OAuth
+/// client secret that a rotation changes.
+pub struct ClientSecret {
     /// The provider.
     pub provider: Provider,
     /// The client id.
     pub client_id: String,
-    /// The client secret.
+    /// The OAuth client secret.
     pub client_secret: SecretString,
     /// Where tokens come from.
     pub token_endpoint: String,
@@ -79,9 +83,9 @@ pub struct Client {
     fields: Map<String, Value>,
 }
 
-impl fmt::Debug for Client {
+impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("ClientSecret")
             .field("provider", &self.provider)
             .field("client_id", &self.client_id)
             .field("token_endpoint", &self.token_endpoint)
@@ -89,10 +93,10 @@ impl fmt::Debug for Client {
     }
 }
 
-/// Why a secret value is not an OAuth client (each message names the field
-/// at fault, never a value).
+/// Why a secret value is not an OAuth client's secret (each message names
+/// the field at fault, never a value).
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum SecretError {
     /// The value is not a JSON object.
     #[error(
         "is not a JSON object; OAuth client secrets are JSON objects with provider, client_id, client_secret and token_endpoint"
@@ -131,53 +135,62 @@ pub enum ClientError {
 
 const SECRET_FIELDS: [&str; 2] = ["client_secret", "registration_access_token"];
 
-impl Client {
+/// The field that names the secret holding the management credentials of
+/// every provider but RFC 7592 (whose client manages itself).
+pub const MANAGEMENT_SECRET_FIELD: &str = "management_secret_arn";
+
+impl ClientSecret {
     /// Parses a secret value; the error names the field at fault, never a value.
-    pub fn parse(value: &SecretString) -> Result<Client, ClientError> {
+    pub fn parse(value: &SecretString) -> Result<ClientSecret, SecretError> {
         let mut fields = match serde_json::from_str::<Value>(value.expose_secret()) {
             Ok(Value::Object(fields)) => fields,
-            _ => return Err(ClientError::NotAnObject),
+            _ => return Err(SecretError::NotAnObject),
         };
-        let mut secret = |name: &str| -> Result<Option<SecretString>, ClientError> {
+        let mut secret = |name: &str| -> Result<Option<SecretString>, SecretError> {
             match fields.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(_)) => match fields.insert(name.to_owned(), Value::Null) {
                     Some(Value::String(s)) => Ok(Some(SecretString::from(s))),
                     _ => Ok(None),
                 },
-                Some(_) => Err(ClientError::NotAString(name.to_owned())),
+                Some(_) => Err(SecretError::NotAString(name.to_owned())),
             }
         };
-        let client_secret = secret("client_secret")?.ok_or(ClientError::NoClientSecret)?;
+        let client_secret = secret("client_secret")?.ok_or(SecretError::NoClientSecret)?;
         let registration_access_token = secret("registration_access_token")?;
-        let text = |name: &str| -> Result<Option<String>, ClientError> {
+        let text = |name: &str| -> Result<Option<String>, SecretError> {
             match fields.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(ClientError::NotAString(name.to_owned())),
+                Some(_) => Err(SecretError::NotAString(name.to_owned())),
             }
         };
         let required =
-            |name: &str| text(name)?.ok_or_else(|| ClientError::Missing(name.to_owned()));
+            |name: &str| text(name)?.ok_or_else(|| SecretError::Missing(name.to_owned()));
         let provider_text = required("provider")?;
         let provider = Provider::parse(&provider_text)
-            .ok_or_else(|| ClientError::UnknownProvider(provider_text.clone()))?;
+            .ok_or_else(|| SecretError::UnknownProvider(provider_text.clone()))?;
         let token_endpoint = required("token_endpoint")?;
         rotor_core::http::require_tls(&token_endpoint)?;
         let auth_method = match text("token_endpoint_auth_method")?.as_deref() {
             None | Some("client_secret_basic") => AuthMethod::Basic,
             Some("client_secret_post") => AuthMethod::Post,
-            Some(other) => return Err(ClientError::UnknownAuthMethod(other.to_owned())),
+            Some(other) => return Err(SecretError::UnknownAuthMethod(other.to_owned())),
         };
         if provider == Provider::Rfc7592 {
             let uri = required("registration_client_uri")?;
             rotor_core::http::require_tls(&uri)?;
             if registration_access_token.is_none() {
-                return Err(ClientError::NoRegistrationToken);
+                return Err(SecretError::NoRegistrationToken);
             }
+        } else if text(MANAGEMENT_SECRET_FIELD)?.is_none() {
+            return Err(SecretError::ProviderNeeds {
+                field: MANAGEMENT_SECRET_FIELD.to_owned(),
+                provider,
+            });
         }
-        Ok(Client {
+        Ok(ClientSecret {
             provider,
             client_id: required("client_id")?,
             token_endpoint,
@@ -199,14 +212,22 @@ impl Client {
     }
 
     /// A provider-specific field that must be there.
-    pub fn require(&self, name: &str) -> Result<&str, ClientError> {
-        self.field(name).ok_or_else(|| ClientError::ProviderNeeds {
+    pub fn require(&self, name: &str) -> Result<&str, SecretError> {
+        self.field(name).ok_or_else(|| SecretError::ProviderNeeds {
             field: name.to_owned(),
             provider: self.provider,
         })
     }
 
-    /// The secret with a new client secret, new plain fields and (RFC 7592) a
+    /// RFC 7592: the client's registration URI and registration access
+    /// token, which [`ClientSecret::parse`] requires of provider rfc7592.
+    pub fn registration(&self) -> Result<(&str, &SecretString), SecretError> {
+        let uri = self.require("registration_client_uri")?;
+        let token = self.registration_access_token.as_ref();
+        Ok((uri, token.ok_or(SecretError::NoRegistrationToken)?))
+    }
+
+    /// The value with a new client secret, new plain fields and (RFC 7592) a
     /// new registration access token; every other field kept.
     pub fn with_secret(
         &self,
@@ -234,69 +255,7 @@ impl Client {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_writes_back() {
-        let secret = SecretString::from(
-            r#"{"provider":"rfc7592","client_id":"c1","client_secret":"s3cr3t","token_endpoint":"https://idp/token","registration_client_uri":"https://idp/reg/c1","registration_access_token":"r4t","note":1}"#,
-        );
-        let client = Client::parse(&secret).unwrap();
-        assert_eq!(
-            (client.provider, client.auth_method),
-            (Provider::Rfc7592, AuthMethod::Basic)
-        );
-        assert!(!format!("{client:?}").contains("s3cr3t"));
-        let out = client.with_secret(
-            &SecretString::from("new"),
-            &[("key_id", Value::from("k"))],
-            None,
-        );
-        assert_eq!(
-            out.expose_secret(),
-            r#"{"provider":"rfc7592","client_id":"c1","client_secret":"new","token_endpoint":"https://idp/token","registration_client_uri":"https://idp/reg/c1","registration_access_token":"r4t","note":1,"key_id":"k"}"#
-        );
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let cases = [
-            (
-                r#"{"provider":"x","client_id":"c","client_secret":"s3cr3t","token_endpoint":"https://t"}"#,
-                "provider \"x\"",
-            ),
-            (
-                r#"{"provider":"okta","client_id":"c","token_endpoint":"https://t"}"#,
-                "no client_secret",
-            ),
-            (
-                r#"{"provider":"okta","client_id":"c","client_secret":"s3cr3t","token_endpoint":"http://idp.example/t"}"#,
-                "not an https",
-            ),
-            (
-                r#"{"provider":"rfc7592","client_id":"c","client_secret":"s3cr3t","token_endpoint":"https://t","registration_client_uri":"https://r"}"#,
-                "registration_access_token",
-            ),
-            (
-                r#"{"provider":"okta","client_id":"c","client_secret":"s3cr3t","token_endpoint":"https://t","token_endpoint_auth_method":"private_key_jwt"}"#,
-                "client_secret_basic",
-            ),
-        ];
-        for (json, expected) in cases {
-            let error = Client::parse(&SecretString::from(json))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.contains(expected) && !error.contains("s3cr3t"),
-                "{error}"
-            );
-        }
-    }
-}
-
-/// Whose secret an OAuth client secret rotates: a client at a provider.
+/// Whose secret a client secret rotates: a client at a provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientAt {
     /// The provider.
@@ -311,18 +270,101 @@ impl fmt::Display for ClientAt {
     }
 }
 
-impl rotor_core::SecretValue for Client {
-    type Invalid = ClientError;
+impl SecretValue for ClientSecret {
+    type Invalid = SecretError;
     type Target = ClientAt;
 
-    fn parse(value: &SecretString) -> Result<Self, ClientError> {
-        Client::parse(value)
+    fn parse(value: &SecretString) -> Result<Self, SecretError> {
+        ClientSecret::parse(value)
     }
 
     fn target(&self) -> ClientAt {
         ClientAt {
             provider: self.provider,
             client_id: self.client_id.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn value(fields: Value) -> SecretString {
+        SecretString::from(fields.to_string())
+    }
+
+    #[test]
+    fn parses_and_writes_back() {
+        let stored = json!({
+            "provider": "rfc7592", "client_id": "c1", "client_secret": "s3cr3t",
+            "token_endpoint": "https://idp/token",
+            "registration_client_uri": "https://idp/reg/c1", "registration_access_token": "r4t",
+            "note": 1,
+        });
+        let client = ClientSecret::parse(&value(stored.clone())).unwrap();
+        assert_eq!(
+            (client.provider, client.auth_method),
+            (Provider::Rfc7592, AuthMethod::Basic)
+        );
+        assert!(!format!("{client:?}").contains("s3cr3t"));
+        let out = client.with_secret(
+            &SecretString::from("new"),
+            &[("key_id", Value::from("k"))],
+            None,
+        );
+        let mut expected = stored;
+        expected["client_secret"] = json!("new");
+        expected["key_id"] = json!("k");
+        assert_eq!(out.expose_secret(), expected.to_string(), "order kept");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let okta = json!({
+            "provider": "okta", "client_id": "c", "client_secret": "s3cr3t",
+            "token_endpoint": "https://t", "management_secret_arn": "m",
+        });
+        let with = |changes: Value| {
+            let mut fields = okta.clone();
+            for (name, change) in changes.as_object().unwrap() {
+                fields[name] = change.clone();
+            }
+            fields
+        };
+        let without = |name: &str| {
+            let mut fields = okta.clone();
+            fields.as_object_mut().unwrap().remove(name);
+            fields
+        };
+        let cases = [
+            (with(json!({"provider": "x"})), "provider \"x\""),
+            (without("client_secret"), "no client_secret"),
+            (
+                with(json!({"token_endpoint": "http://idp.example/t"})),
+                "not an https",
+            ),
+            (
+                with(json!({"provider": "rfc7592", "registration_client_uri": "https://r"})),
+                "registration_access_token",
+            ),
+            (
+                with(json!({"token_endpoint_auth_method": "private_key_jwt"})),
+                "client_secret_basic",
+            ),
+            (
+                without("management_secret_arn"),
+                "no management_secret_arn field, which provider okta needs",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let error = ClientSecret::parse(&value(fields)).unwrap_err().to_string();
+            assert!(
+                error.contains(expected) && !error.contains("s3cr3t"),
+                "{error}"
+            );
         }
     }
 }
