@@ -548,6 +548,53 @@ async fn mariadb_a_privileged_account_is_never_the_other_user() {
     a_privileged_account_is_never_the_other_user("mariadb").await;
 }
 
+/// Issue 22, the group role: an existing NOLOGIN role named `lead_clone`
+/// that other roles are members of (here `crew`) is no privileged account,
+/// so the master made it the alternate user of `lead`: it gave it LOGIN and
+/// made it a member of `lead`, and every member of it then inherited
+/// `lead`'s privileges. Now it is refused NotManaged, naming the members,
+/// before anything changes: the role keeps its attributes and memberships,
+/// and `crew` still cannot read `lead`'s table.
+#[tokio::test]
+async fn postgres_a_group_role_with_members_is_never_the_other_user() {
+    let team = Team::start("postgres", "alternating", None).await;
+    let own = random_password();
+    team.db.create_user("lead", &own);
+    team.db
+        .admin("CREATE TABLE lead_data (x int); GRANT SELECT ON lead_data TO lead");
+    let crew = random_password();
+    team.db.admin(&format!(
+        "CREATE ROLE lead_clone NOLOGIN; CREATE ROLE crew LOGIN PASSWORD {}; GRANT lead_clone TO crew",
+        pg_literal(crew.expose_secret())
+    ));
+    let before = privileges(&team.db, "lead_clone");
+    let (arn, t) = team.secret("lead", &own).await;
+
+    let outcome = team.rotate(&arn, &t).await;
+
+    let crew_reads = team
+        .db
+        .query_as("crew", &crew, "SELECT count(*) FROM lead_data");
+    assert!(
+        crew_reads.is_err(),
+        "crew inherits lead's privileges through lead_clone ({outcome:?})"
+    );
+    assert_eq!(
+        privileges(&team.db, "lead_clone"),
+        before,
+        "the group role changed ({outcome:?})"
+    );
+    let (kind, message) = team.refused(outcome, "lead_clone");
+    assert_eq!(kind, "NotRetryable.NotManaged", "{message}");
+    assert!(
+        message.contains("\"lead_clone\"") && message.contains("\"crew\""),
+        "the error names the role and its members: {message}"
+    );
+    team.nothing_pending_works(&arn, &message, "lead_clone")
+        .await;
+    assert!(team.db.logs_in("lead", &own), "the original changed");
+}
+
 /// Issue 21, item 2: the master's owner bounds whom it manages with
 /// `rotor:manages` (names, or prefixes ending in `...`). A served secret
 /// naming a user outside it is refused NotManaged, naming the tag; a user

@@ -19,7 +19,7 @@ use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
 
 use crate::config::Config;
 use crate::managed;
-use crate::secret::{self, DbSecret};
+use crate::secret::{self, DbSecret, base_username};
 use crate::session::{Change, Session, failed, login, refused};
 
 /// A master logged in to the database of the secret being rotated, with what
@@ -45,10 +45,12 @@ pub(crate) enum Act {
     /// Make the alternate user (`<original>_clone`) of the pair: the user is
     /// created, or an existing one brought to its original's state (its
     /// privileges replaced, its password set). It may be missing or unable
-    /// to log in, but an existing one must not be privileged: the master
-    /// would otherwise strip and hand to the writer an account that is
-    /// surely not a rotation's (its original passes [`Act::SetPassword`]'s
-    /// checks, so a clone the master made never is).
+    /// to log in, but an existing one must not be privileged, nor a role
+    /// that others are members of: the master would otherwise strip and
+    /// hand to the writer an account that is surely not a rotation's, or
+    /// pass the original's privileges to the role's members (its original
+    /// passes [`Act::SetPassword`]'s checks and the master grants a clone to
+    /// no one, so a clone the master made is neither).
     Alternate,
 }
 
@@ -63,6 +65,109 @@ const SYSTEM_USERS: [&str; 8] = [
     "mysql.infoschema",
     "mariadb.sys",
 ];
+
+/// Why the master refuses a system account.
+const SYSTEM_ACCOUNT: &str = concat!(
+    "it is a system account of the database engine or of Amazon RDS, ",
+    "which only they manage"
+);
+
+/// A user as the master sees it before acting on it.
+#[derive(Default)]
+struct Seen {
+    /// It exists (PostgreSQL: a role; MySQL and MariaDB: an account).
+    exists: bool,
+    /// It may log in (PostgreSQL's LOGIN; always so for MySQL and MariaDB).
+    can_login: bool,
+    /// Why it is privileged; empty when it is not.
+    privileged: Vec<String>,
+    /// The roles that are members of it (PostgreSQL), which inherit what it
+    /// is given.
+    members: Vec<String>,
+}
+
+impl Seen {
+    /// Why the master may not set this user's password, if it may not: it
+    /// sets the password of an existing, unprivileged user that logs in, and
+    /// changes nothing else.
+    fn unfit_for_password(&self) -> Option<String> {
+        if !self.exists {
+            return Some(
+                concat!(
+                    "it does not exist on this server; the master changes the password of an ",
+                    "existing user and never creates one for a single user: create the user first"
+                )
+                .to_owned(),
+            );
+        }
+        if !self.can_login {
+            return Some(
+                concat!(
+                    "it cannot log in (NOLOGIN): it is a group role, not a user, and the master ",
+                    "never adds LOGIN"
+                )
+                .to_owned(),
+            );
+        }
+        if self.privileged.is_empty() {
+            return None;
+        }
+        Some(format!(
+            concat!(
+                "it is a privileged account ({}); the master never hands one to the writer of ",
+                "another secret: rotate it with its own login (its current password), or as the ",
+                "master's owner"
+            ),
+            self.privileged.join("; ")
+        ))
+    }
+
+    /// Why this user may not become the alternate user of `original`, if it
+    /// may not. It may be missing or unable to log in; but the master would
+    /// replace an existing one's privileges and password, and give it LOGIN,
+    /// so it must be neither privileged nor a role that others are members
+    /// of (they would inherit `original`'s privileges through it).
+    fn unfit_for_alternate(&self, original: &str) -> Option<String> {
+        let (found, fix) = if !self.privileged.is_empty() {
+            let why = self.privileged.join("; ");
+            let found = format!(
+                concat!(
+                    "it exists and is a privileged account ({why}). As the alternate user of ",
+                    "{original:?} the master would replace its privileges with {original:?}'s ",
+                    "and its password with this secret's, and it never does that to a ",
+                    "privileged account"
+                ),
+                why = why,
+                original = original,
+            );
+            (found, "take those privileges from it")
+        } else if !self.members.is_empty() {
+            let members: Vec<String> = self.members.iter().map(|m| format!("{m:?}")).collect();
+            let found = format!(
+                concat!(
+                    "it exists and other roles are members of it ({members}). As the alternate ",
+                    "user of {original:?} it would log in and act with {original:?}'s ",
+                    "privileges, and so would its members: the master never makes a role with ",
+                    "members an alternate user"
+                ),
+                members = members.join(", "),
+                original = original,
+            );
+            (found, "revoke it from those roles")
+        } else {
+            return None;
+        };
+        Some(format!(
+            concat!(
+                "{found}. If it is this secret's alternate user, {fix} (as its owner) and rotate ",
+                "again; if it is someone else's account, leave it and give this secret an ",
+                "original user whose alternate name is free"
+            ),
+            found = found,
+            fix = fix,
+        ))
+    }
+}
 
 /// Whether `user` is a system account of the engine or of Amazon RDS:
 /// [`SYSTEM_USERS`], and RDS's `rds_` roles.
@@ -127,7 +232,6 @@ impl Master {
     /// password, only an existing user that logs in. A refusal is
     /// `NotRetryable.NotManaged` and changes nothing.
     pub(crate) async fn admit(&mut self, user: &str, act: Act) -> Result<(), Error> {
-        let refuse = |reason: &str| admin::not_managed(&self.secret, &self.arn, user, reason);
         admin::require_manages(
             &self.secret,
             &self.arn,
@@ -136,63 +240,47 @@ impl Master {
             user,
             Names::CaseSensitive,
         )?;
-        if is_system_user(user) {
-            return Err(refuse(
-                "it is a system account of the database engine or of Amazon RDS, which only they manage",
-            ));
+        let unfit = if is_system_user(user) {
+            Some(SYSTEM_ACCOUNT.to_owned())
+        } else {
+            let seen = self.look_up(user).await?;
+            match act {
+                Act::SetPassword => seen.unfit_for_password(),
+                Act::Alternate => seen.unfit_for_alternate(base_username(user)),
+            }
+        };
+        match unfit {
+            None => Ok(()),
+            Some(reason) => Err(admin::not_managed(&self.secret, &self.arn, user, &reason)),
         }
-        let (exists, can_login, privileged) = match &mut self.session {
+    }
+
+    /// `user` as the server shows it to the master.
+    async fn look_up(&mut self, user: &str) -> Result<Seen, Error> {
+        match &mut self.session {
             Session::Postgres(client) => match crate::postgres::role(client, user).await {
-                Ok(Some(role)) => (true, role.can_login, role.privileged),
-                Ok(None) => (false, false, Vec::new()),
-                Err(e) => return Err(failed(&self.admin, &format!("reading role {user:?}"), e)),
+                Ok(Some(role)) => Ok(Seen {
+                    exists: true,
+                    can_login: role.can_login,
+                    privileged: role.privileged,
+                    members: role.members,
+                }),
+                Ok(None) => Ok(Seen::default()),
+                Err(e) => Err(failed(&self.admin, &format!("reading role {user:?}"), e)),
             },
             Session::MySql(session) => match session.accounts(user, &self.admin.username).await {
-                Ok(accounts) => (!accounts.hosts.is_empty(), true, accounts.privileged),
+                Ok(accounts) => Ok(Seen {
+                    exists: !accounts.hosts.is_empty(),
+                    can_login: true,
+                    privileged: accounts.privileged,
+                    members: Vec::new(),
+                }),
                 Err(e) => {
-                    return Err(failed(
-                        &self.admin,
-                        &format!("reading the accounts of user {user:?}"),
-                        e,
-                    ));
+                    let what = format!("reading the accounts of user {user:?}");
+                    Err(failed(&self.admin, &what, e))
                 }
             },
-        };
-        if act == Act::Alternate {
-            if privileged.is_empty() {
-                return Ok(());
-            }
-            return Err(refuse(&format!(
-                concat!(
-                    "it exists and is a privileged account ({why}). As the alternate user of ",
-                    "{original:?} the master would replace its privileges with {original:?}'s ",
-                    "and its password with this secret's, and it never does that to a ",
-                    "privileged account. If it is this secret's alternate user, take those ",
-                    "privileges from it (as its owner) and rotate again; if it is someone ",
-                    "else's account, leave it and give this secret an original user whose ",
-                    "alternate name is free"
-                ),
-                why = privileged.join("; "),
-                original = crate::secret::base_username(user),
-            )));
         }
-        if !exists {
-            return Err(refuse(
-                "it does not exist on this server; the master changes the password of an existing user and never creates one for a single user: create the user first",
-            ));
-        }
-        if !can_login {
-            return Err(refuse(
-                "it cannot log in (NOLOGIN): it is a group role, not a user, and the master never adds LOGIN",
-            ));
-        }
-        if !privileged.is_empty() {
-            return Err(refuse(&format!(
-                "it is a privileged account ({}); the master never hands one to the writer of another secret: rotate it with its own login (its current password), or as the master's owner",
-                privileged.join("; ")
-            )));
-        }
-        Ok(())
     }
 
     /// How many accounts (`user@host`) MySQL or MariaDB has for `user`; one

@@ -113,6 +113,9 @@ pub struct Role {
     /// Why it is privileged, each naming the attribute or role; empty when
     /// it is not.
     pub privileged: Vec<String>,
+    /// The roles that are members of it (directly), which inherit whatever
+    /// it is given: a group role's members.
+    pub members: Vec<String>,
 }
 
 /// The role `name` as the master (this session's user) sees it, `None` when
@@ -172,9 +175,21 @@ pub async fn role(client: &Client, name: &str) -> Result<Option<Role>, TargetErr
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let members: Vec<String> = client
+        .query(
+            "SELECT u.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 ORDER BY 1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| failure(&e))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     Ok(Some(Role {
         can_login: own.get(0),
         privileged: why_privileged(name, &attributes(&own, 1), &member_of, &master_holds),
+        members,
     }))
 }
 
