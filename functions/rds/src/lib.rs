@@ -14,7 +14,7 @@
 //! - [`strategy`]: single user and alternating users, each's setSecret.
 //! - [`master`]: which master secret a secret may use, where it logs in and
 //!   whom it may act on;
-//!   [`managed`]: the RDS API, for RDS-managed masters and reader hosts.
+//!   [`rds_api`]: the RDS API, for masters RDS keeps, reader hosts and proxies.
 //! - [`session`]: a logged-in session with either engine, and its errors;
 //!   [`connect`]: why a connection failed (the trusted certificates are
 //!   `rotor_core::tls`'s).
@@ -30,10 +30,10 @@ use tracing::warn;
 
 pub mod config;
 pub mod connect;
-pub mod managed;
 mod master;
 pub mod mysql;
 pub mod postgres;
+pub mod rds_api;
 pub mod secret;
 mod session;
 pub mod strategy;

@@ -1,7 +1,7 @@
 //! The master (admin) secret: which one a secret may use, where the master
 //! logs in, the session it opens, and whom it may act on. A master secret
 //! that RDS manages holds only a user name and password; its database comes
-//! from the RDS API ([`crate::managed`]).
+//! from the RDS API ([`crate::rds_api`]).
 //!
 //! Whoever writes a user's secret must not be able to send the master
 //! password to a host of their choosing, nor in plaintext, nor make the
@@ -18,7 +18,7 @@ use rotor_core::linked::LinkedSecret;
 use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
 
 use crate::config::Config;
-use crate::managed;
+use crate::rds_api;
 use crate::secret::{self, DbSecret, base_username};
 use crate::session::{Change, Session, failed, login, refused};
 
@@ -330,18 +330,18 @@ async fn admin_secret(
     let rds_api = |e: TargetError, about: &str| {
         e.at(TargetKind::Database, format!("the RDS API for {about}"))
     };
-    let rds_managed = managed::is_credentials_only(&master.value)
-        .then(|| managed::Primary::from_tags(&master.tags))
+    let kept_by_rds = rds_api::is_credentials_only(&master.value)
+        .then(|| rds_api::Primary::from_tags(&master.tags))
         .flatten();
     let mut rds = None;
-    let (username, password, engine, host, port, transport) = match &rds_managed {
+    let (username, password, engine, host, port, transport) = match &kept_by_rds {
         Some(primary) => {
             let endpoint = rds
-                .insert(managed::Rds::from_env().await)
+                .insert(rds_api::Rds::from_env().await)
                 .endpoint(primary)
                 .await
                 .map_err(|e| rds_api(e, primary.arn()))?;
-            let (username, password) = managed::credentials(&master.value)
+            let (username, password) = rds_api::credentials(&master.value)
                 .ok_or_else(|| invalid("has no user name or password".into()))?;
             (
                 username,
@@ -377,10 +377,10 @@ async fn admin_secret(
     } else {
         let rds = match rds {
             Some(rds) => rds,
-            None => managed::Rds::from_env().await,
+            None => rds_api::Rds::from_env().await,
         };
         let reader = rds
-            .reader_of(&current.host, rds_managed.as_ref(), &host)
+            .reader_of(&current.host, kept_by_rds.as_ref(), &host)
             .await
             .map_err(|e| rds_api(e, &current.host))?;
         let problem = match reader {

@@ -5,9 +5,9 @@
 use rotor_core::{Error, SecretString, TargetError, TargetKind};
 
 use crate::connect::{Cause, ConnectError};
-use crate::managed;
 use crate::mysql;
 use crate::postgres;
+use crate::rds_api;
 use crate::secret::{DbSecret, base_username};
 
 /// An open session with either engine.
@@ -207,7 +207,7 @@ pub(crate) fn target(secret: &DbSecret) -> String {
 pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
     let refused = error.cause == Cause::Credentials;
     let error = error.into_error(secret.engine, &secret.address(), &secret.username);
-    if refused && managed::is_rds_proxy(&secret.host) {
+    if refused && rds_api::is_rds_proxy(&secret.host) {
         through_proxy(error, &secret.username)
     } else {
         error

@@ -1,11 +1,14 @@
-//! Master secrets that Amazon RDS manages ("ManageMasterUserPassword"). RDS
-//! keeps only `username` and `password` in them and tags the secret with the
-//! database it belongs to: `aws:rds:primaryDBInstanceArn` or
-//! `aws:rds:primaryDBClusterArn` (AWS's own functions compare the key without
-//! regard to case, and so does this module). Engine, host and port come from
-//! the RDS API for that instance or cluster, never from the value of any secret:
-//! the host the master password is sent to is the database's writer as RDS
-//! reports it.
+//! The RDS API, for what a secret's value cannot be trusted to say: where a
+//! master secret that Amazon RDS keeps logs in, which hosts are readers of a
+//! database, and which are RDS Proxy endpoints.
+//!
+//! A master secret whose password RDS manages ("ManageMasterUserPassword")
+//! holds only `username` and `password`, and RDS tags it with the database it
+//! belongs to: `aws:rds:primaryDBInstanceArn` or `aws:rds:primaryDBClusterArn`
+//! (AWS's own functions compare the key without regard to case, and so does
+//! this module). Engine, host and port come from the RDS API for that instance
+//! or cluster, never from the value of any secret: the host the master password
+//! is sent to is the database's writer as RDS reports it.
 
 use std::collections::BTreeMap;
 
