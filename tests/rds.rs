@@ -1840,3 +1840,61 @@ async fn mariadb_sessions_use_utf8mb4_whatever_the_server_sets() {
     }
     assert!(db.logs_in(user, &password(&store, &arn, AWSCURRENT).await));
 }
+
+/// Issue 22: AWSPREVIOUS is the single user's last resort before the
+/// master. One that does not parse cannot log in: setSecret goes on to the
+/// master, which changes the password, and the log says that AWSPREVIOUS
+/// was not tried and why (it named no field, never a value). Before, the
+/// step failed on it and the master was never asked.
+#[tokio::test]
+async fn a_broken_previous_value_does_not_block_the_master() {
+    let db = Db::start("postgres", TlsMode::Required);
+    let store = moto_store();
+    let master = store
+        .create_secret(
+            &unique("master"),
+            &SecretString::from(db.secret(&db.admin_user(), &db.admin_password(), json!({}))),
+            &[],
+        )
+        .await
+        .unwrap();
+    // The database has a password no stored version knows.
+    db.create_user("lost", &random_password());
+    let arn = store
+        .create_secret(&unique("lost"), &SecretString::from("not JSON"), &[])
+        .await
+        .unwrap();
+    let stored = SecretString::from(db.secret("lost", &random_password(), json!({})));
+    store
+        .put_value(
+            &arn,
+            rotor_core::store::NewVersion {
+                version_id: &token(),
+                value: &stored,
+                labels: &[AWSCURRENT],
+                rotation_token: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(value(&store, &arn, AWSPREVIOUS).await.is_some());
+    let function = function(&db, "single", &[("MASTER_SECRET_ARN", master.as_str())]).await;
+    let t = token();
+    store.begin_rotation(&arn, &t).await.unwrap();
+
+    replay_steps(
+        &function,
+        &arn,
+        &t,
+        &["createSecret", "setSecret", "testSecret", "finishSecret"],
+    )
+    .await;
+
+    assert!(db.logs_in("lost", &password(&store, &arn, AWSCURRENT).await));
+    let output = function.output();
+    assert!(
+        output.contains("AWSPREVIOUS") && output.contains("not JSON"),
+        "the log says why AWSPREVIOUS was not tried:\n{output}"
+    );
+    assert_no_stored_secret_in(&store, &arn, &output).await;
+}

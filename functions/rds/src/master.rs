@@ -12,26 +12,24 @@
 //! tag, the server's system accounts or privileged accounts
 //! ([`Master::admit`]).
 
-use rotor_core::admin::{self, ADMIN_FIELD, ADMIN_VAR, Endpoint, Manages, Names};
+use rotor_core::admin::{self, ADMIN_FIELD, ADMIN_VAR, Admin, Endpoint, Names};
 use rotor_core::labels::AWSCURRENT;
-use rotor_core::linked::LinkedSecret;
-use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
+use rotor_core::{Error, SecretStore, StepContext, value};
 
 use crate::config::Config;
 use crate::rds_api;
-use crate::secret::{self, DbSecret, base_username};
-use crate::session::{Change, Session, failed, login, refused};
+use crate::secret::{DbSecret, Transport, base_username};
+use crate::session::{self, Change, Session, failed, refused};
 
 /// A master logged in to the database of the secret being rotated, with what
 /// bounds it: its own user and its owner's `rotor:manages` tag.
 pub(crate) struct Master {
     session: Session,
-    /// The master's login, for messages (engine, host and port).
-    admin: DbSecret,
-    /// The master secret's ARN.
-    arn: String,
-    /// The users its owner lets it manage.
-    manages: Manages,
+    /// Where and as whom the master logged in, for messages (engine, host
+    /// and port) and for its own user.
+    login: DbSecret,
+    /// The master secret: its ARN, and the users its owner lets it manage.
+    admin: Admin,
     /// The secret being rotated.
     secret: String,
 }
@@ -187,38 +185,30 @@ pub(crate) async fn open<S: SecretStore>(
     current: &DbSecret,
 ) -> Result<Master, Error> {
     let arn = ctx.secret_arn();
-    let Some(master) = admin::read(
-        ctx.store(),
-        ctx.secret,
-        current.masterarn.as_deref(),
-        config.master_secret(),
-    )
-    .await?
-    else {
+    let named = current.masterarn.as_deref();
+    let deployer = config.master_secret();
+    let Some(admin) = admin::read(ctx.store(), ctx.secret, named, deployer).await? else {
+        let problem = format!(
+            "has no {ADMIN_FIELD} field; this needs a master secret: add {ADMIN_FIELD}, or set {ADMIN_VAR}"
+        );
         return Err(Error::InvalidSecretValue {
             secret: arn.to_owned(),
             label: AWSCURRENT.into(),
-            problem: format!(
-                "has no {ADMIN_FIELD} field; this needs a master secret: add {ADMIN_FIELD}, or set {ADMIN_VAR}"
-            ),
+            problem,
         });
     };
-    let (setting, manages, linked) = (master.setting, master.manages, master.secret);
-    let admin = admin_secret(arn, setting, current, &linked).await?;
-    let Some(session) = login(&admin).await? else {
-        return Err(refused(
-            &admin,
-            format!(
-                "refused the master credentials of user {:?} from {}",
-                admin.username, linked.arn
-            ),
-        ));
+    let login = master_login(arn, &admin, current).await?;
+    let Some(session) = session::login(&login).await? else {
+        let problem = format!(
+            "refused the master credentials of user {:?} from {}",
+            login.username, admin.secret.arn
+        );
+        return Err(refused(&login, problem));
     };
     Ok(Master {
         session,
+        login,
         admin,
-        manages,
-        arn: linked.arn,
         secret: arn.to_owned(),
     })
 }
@@ -232,14 +222,8 @@ impl Master {
     /// password, only an existing user that logs in. A refusal is
     /// `NotRetryable.NotManaged` and changes nothing.
     pub(crate) async fn admit(&mut self, user: &str, act: Act) -> Result<(), Error> {
-        admin::require_manages(
-            &self.secret,
-            &self.arn,
-            &self.admin.username,
-            &self.manages,
-            user,
-            Names::CaseSensitive,
-        )?;
+        let own_user = &self.login.username;
+        (self.admin).require_manages(&self.secret, own_user, user, Names::CaseSensitive)?;
         let unfit = if is_system_user(user) {
             Some(SYSTEM_ACCOUNT.to_owned())
         } else {
@@ -251,7 +235,12 @@ impl Master {
         };
         match unfit {
             None => Ok(()),
-            Some(reason) => Err(admin::not_managed(&self.secret, &self.arn, user, &reason)),
+            Some(reason) => Err(admin::not_managed(
+                &self.secret,
+                &self.admin.secret.arn,
+                user,
+                &reason,
+            )),
         }
     }
 
@@ -266,9 +255,9 @@ impl Master {
                     members: role.members,
                 }),
                 Ok(None) => Ok(Seen::default()),
-                Err(e) => Err(failed(&self.admin, &format!("reading role {user:?}"), e)),
+                Err(e) => Err(failed(&self.login, &format!("reading role {user:?}"), e)),
             },
-            Session::MySql(session) => match session.accounts(user, &self.admin.username).await {
+            Session::MySql(session) => match session.accounts(user, &self.login.username).await {
                 Ok(accounts) => Ok(Seen {
                     exists: !accounts.hosts.is_empty(),
                     can_login: true,
@@ -277,7 +266,7 @@ impl Master {
                 }),
                 Err(e) => {
                     let what = format!("reading the accounts of user {user:?}");
-                    Err(failed(&self.admin, &what, e))
+                    Err(failed(&self.login, &what, e))
                 }
             },
         }
@@ -290,7 +279,7 @@ impl Master {
             Session::Postgres(_) => Ok(1),
             Session::MySql(session) => session.hosts(user).await.map(|h| h.len()).map_err(|e| {
                 failed(
-                    &self.admin,
+                    &self.login,
                     &format!("listing the accounts of user {user:?}"),
                     e,
                 )
@@ -311,58 +300,46 @@ impl Master {
 
 /// Where and how the master logs in for `current` (the secret `arn`): the
 /// user's database, with the master's credentials, port and transport. A
-/// master secret that RDS manages (only `username` and `password`, tagged with
+/// master secret that RDS keeps (only `username` and `password`, tagged with
 /// its instance or cluster) gets engine, host and port from the RDS API and is
 /// always used over verified TLS; `"ssl": false` in the user's secret is not
 /// the master's.
-async fn admin_secret(
-    arn: &str,
-    setting: &str,
-    current: &DbSecret,
-    master: &LinkedSecret,
-) -> Result<DbSecret, Error> {
-    let master_arn = master.arn.as_str();
-    let invalid = |problem: String| Error::InvalidSecretValue {
-        secret: master_arn.to_owned(),
-        label: AWSCURRENT.into(),
-        problem,
-    };
-    let rds_api = |e: TargetError, about: &str| {
-        e.at(TargetKind::Database, format!("the RDS API for {about}"))
-    };
-    let kept_by_rds = rds_api::is_credentials_only(&master.value)
-        .then(|| rds_api::Primary::from_tags(&master.tags))
-        .flatten();
-    let mut rds = None;
-    let (username, password, engine, host, port, transport) = match &kept_by_rds {
+async fn master_login(arn: &str, admin: &Admin, current: &DbSecret) -> Result<DbSecret, Error> {
+    let master = &admin.secret;
+    let kept_by_rds = rds_api::Primary::of_master(master);
+    let mut api = None;
+    let (username, password, engine, at, transport) = match &kept_by_rds {
         Some(primary) => {
-            let endpoint = rds
-                .insert(rds_api::Rds::from_env().await)
-                .endpoint(primary)
-                .await
-                .map_err(|e| rds_api(e, primary.arn()))?;
-            let (username, password) = rds_api::credentials(&master.value)
-                .ok_or_else(|| invalid("has no user name or password".into()))?;
+            let rds = api.insert(rds_api::Rds::from_env().await);
+            let database = rds.endpoint(primary).await?;
+            let login: rds_api::MasterCredentials =
+                value::parse_version(&master.arn, AWSCURRENT, &master.value)?;
+            let at = Endpoint::new(database.host, database.port);
+            let transport = Transport::VerifiedTls;
             (
-                username,
-                password,
-                endpoint.engine,
-                endpoint.host,
-                endpoint.port,
-                secret::Transport::VerifiedTls,
+                login.username,
+                login.password,
+                database.engine,
+                at,
+                transport,
             )
         }
         None => {
-            let master = DbSecret::parse_version(master_arn, AWSCURRENT, &master.value)?;
+            let login: DbSecret = value::parse_version(&master.arn, AWSCURRENT, &master.value)?;
+            let at = login.endpoint();
             (
-                master.username.clone(),
-                master.password.clone(),
-                master.engine,
-                master.host.clone(),
-                master.port,
-                master.transport,
+                login.username,
+                login.password,
+                login.engine,
+                at,
+                login.transport,
             )
         }
+    };
+    let settings = |problem: String| Error::InvalidSettings {
+        secret: arn.to_owned(),
+        setting: admin.setting.to_owned(),
+        problem,
     };
     // The user's server must be the master's, host and port: a listener of
     // the writer's on another port of the same host would otherwise answer
@@ -370,57 +347,36 @@ async fn admin_secret(
     // name a reader of the master's database (a read replica, an Aurora
     // reader, the cluster's reader endpoint), at the port the RDS API reports
     // for it; the master still logs in to the writer.
-    let master_at = Endpoint::new(host.clone(), port);
-    let user_at = Endpoint::new(current.host.clone(), current.port);
-    if admin::same_host(&host, &current.host) {
-        admin::require_same_endpoint(arn, setting, &master_at, &user_at)?;
+    let user_at = current.endpoint();
+    if admin::same_host(&at.host, &user_at.host) {
+        admin.require_same_endpoint(arn, &at, &user_at)?;
     } else {
-        let rds = match rds {
+        let rds = match api {
             Some(rds) => rds,
             None => rds_api::Rds::from_env().await,
         };
-        let reader = rds
-            .reader_of(&current.host, kept_by_rds.as_ref(), &host)
-            .await
-            .map_err(|e| rds_api(e, &current.host))?;
-        let problem = match reader {
-            None => format!(
-                "the master secret's database is at {master_at}, but this secret names {user_at}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it"
-            ),
-            Some(reader) => {
-                // A reader the API reports without a port listens on the writer's.
-                let reader_at = Endpoint::new(current.host.clone(), reader.port.unwrap_or(port));
-                if reader_at.is(&user_at) {
-                    String::new()
-                } else {
-                    format!(
-                        "this secret names {user_at}, but the RDS API reports that reader of the master's database ({master_at}) at {reader_at}; host and port must both be the reader's"
-                    )
-                }
+        let primary = kept_by_rds.as_ref();
+        let reader = rds.reader_of(&user_at.host, primary, &at.host).await?;
+        // A reader the API reports without a port listens on the writer's.
+        match reader.map(|reader| Endpoint::new(&user_at.host, reader.port.unwrap_or(at.port))) {
+            Some(reader_at) if reader_at.is(&user_at) => {}
+            None => {
+                return Err(settings(format!(
+                    "the master secret's database is at {at}, but this secret names {user_at}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it"
+                )));
             }
-        };
-        if !problem.is_empty() {
-            return Err(Error::InvalidSettings {
-                secret: arn.to_owned(),
-                setting: setting.to_owned(),
-                problem,
-            });
+            Some(reader_at) => {
+                return Err(settings(format!(
+                    "this secret names {user_at}, but the RDS API reports that reader of the master's database ({at}) at {reader_at}; host and port must both be the reader's"
+                )));
+            }
         }
     }
     if engine.is_mysql_family() != current.engine.is_mysql_family() {
-        return Err(Error::InvalidSettings {
-            secret: arn.to_owned(),
-            setting: setting.to_owned(),
-            problem: format!(
-                "the master secret's database runs {engine}, but this secret names {}",
-                current.engine
-            ),
-        });
+        return Err(settings(format!(
+            "the master secret's database runs {engine}, but this secret names {}",
+            current.engine
+        )));
     }
-    let mut admin = DbSecret::parse(&current.with_credentials(&username, &password))
-        .map_err(|e| invalid(e.to_string()))?;
-    admin.host = host;
-    admin.port = port;
-    admin.transport = transport;
-    Ok(admin)
+    Ok(current.login_at(username, password, at, transport))
 }

@@ -230,20 +230,6 @@ impl DbSecret {
         })
     }
 
-    /// Parses the version `label` of the secret `secret`, as a step reads it:
-    /// the error is the step's, naming the secret, the label and the field.
-    pub fn parse_version(
-        secret: &str,
-        label: &str,
-        value: &SecretString,
-    ) -> Result<DbSecret, rotor_core::Error> {
-        DbSecret::parse(value).map_err(|problem| rotor_core::Error::InvalidSecretValue {
-            secret: secret.to_owned(),
-            label: label.to_owned(),
-            problem: problem.to_string(),
-        })
-    }
-
     /// Where the credential works: engine and server.
     pub fn endpoint(&self) -> rotor_core::admin::Endpoint {
         rotor_core::admin::Endpoint::new(&self.host, self.port)
@@ -267,6 +253,29 @@ impl DbSecret {
             Value::String(password.expose_secret().to_owned()),
         );
         SecretString::from(Value::Object(fields).to_string())
+    }
+
+    /// The login of another user at another address of this secret's
+    /// database (its master's): engine, database name and every other field
+    /// are this secret's.
+    pub(crate) fn login_at(
+        &self,
+        username: String,
+        password: SecretString,
+        at: rotor_core::admin::Endpoint,
+        transport: Transport,
+    ) -> DbSecret {
+        DbSecret {
+            engine: self.engine,
+            host: at.host,
+            port: at.port,
+            username,
+            password,
+            dbname: self.dbname.clone(),
+            transport,
+            masterarn: self.masterarn.clone(),
+            fields: self.fields.clone(),
+        }
     }
 
     /// `host:port`, for messages.

@@ -2,7 +2,11 @@
 //! about it: a login the server refused, a statement that failed, a login an
 //! RDS Proxy turned away. Every message names the engine, host and port.
 
+use std::time::Duration;
+
+use rotor_core::retry::Backoff;
 use rotor_core::{Error, SecretString, TargetError, TargetKind};
+use tracing::warn;
 
 use crate::connect::{Cause, ConnectError};
 use crate::mysql;
@@ -135,6 +139,37 @@ pub(crate) async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
         Err(e) if e.cause == Cause::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
+}
+
+/// testSecret's login with the pending credentials, tried `attempts` times:
+/// a new password can take a moment to reach every node (Aurora readers,
+/// proxies), so a refusal, a busy server or no answer is retried briefly
+/// with backoff.
+pub(crate) async fn pending_login(
+    arn: &str,
+    pending: &DbSecret,
+    attempts: u32,
+) -> Result<Session, Error> {
+    let user = &pending.username;
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(4))
+        .attempts(attempts)
+        .run(
+            |_| {
+                waiting(pending, "testing the login of", user);
+                Session::open(pending, user, &pending.password)
+            },
+            |e| {
+                matches!(
+                    e.cause,
+                    Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
+                )
+            },
+            |attempt, e, _| {
+                warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
+            },
+        )
+        .await
+        .map_err(|gave_up| login_failed(pending, gave_up.error))
 }
 
 /// testSecret, MySQL and MariaDB: every account of the pending user's name

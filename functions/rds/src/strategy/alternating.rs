@@ -7,36 +7,18 @@
 //!
 //! [`Master::admit`]: crate::master::Master
 
-use rotor_core::labels::AWSCURRENT;
 use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
 use tracing::info;
 
 use crate::config::Config;
 use crate::master::{self, Act};
 use crate::postgres;
-use crate::secret::{DbSecret, alternate_username, base_username};
+use crate::secret::{DbSecret, base_username};
 use crate::session::{Change, Session, failed, login, refused, target};
 
-/// The user name that takes over from `current`'s, or why there is none.
-pub(crate) fn next_username(
-    arn: &str,
-    config: &Config,
-    current: &DbSecret,
-) -> Result<String, Error> {
-    alternate_username(
-        &current.username,
-        config.username_limit(current.engine),
-        current.engine,
-    )
-    .map_err(|e| Error::InvalidSecretValue {
-        secret: arn.to_owned(),
-        label: AWSCURRENT.into(),
-        problem: e.to_string(),
-    })
-}
-
-/// setSecret: the master brings `pending`'s user, the other of the pair, to
-/// the state of `current`'s, with `pending`'s password.
+/// setSecret: the master brings `pending`'s user, the other of the pair
+/// ([`super::Strategy::pending_user`]), to the state of `current`'s, with
+/// `pending`'s password.
 pub(crate) async fn set_secret<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
@@ -44,17 +26,6 @@ pub(crate) async fn set_secret<S: SecretStore>(
     pending: &DbSecret,
 ) -> Result<(), Error> {
     let arn = ctx.secret_arn();
-    let expected = next_username(arn, config, current).ok();
-    if expected.as_deref() != Some(pending.username.as_str()) {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: ctx.pending_label.to_owned(),
-            problem: format!(
-                "names user {:?}, which is not the alternate of the current user {:?}",
-                pending.username, current.username
-            ),
-        });
-    }
     // The master first: it checks that this secret's server is its own
     // (host and port), so that the login below with the current credentials
     // proves something, and whom it would act on, before anything changes.

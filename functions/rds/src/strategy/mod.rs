@@ -2,11 +2,13 @@
 //! `rotor:strategy` tag, else the deployment's `ROTATION_STRATEGY`.
 //!
 //! [`single`]: one user, whose password changes. [`alternating`]: two users,
-//! `u` and `u_clone`, take turns, managed by the master secret.
+//! `u` and `u_clone`, take turns; the master secret changes them.
 
+use rotor_core::labels::AWSCURRENT;
 use rotor_core::{Error, SecretStore, StepContext};
 
 use crate::config::Config;
+use crate::secret::{DbSecret, alternate_username};
 
 pub(crate) mod alternating;
 pub(crate) mod single;
@@ -53,6 +55,63 @@ impl Strategy {
                 setting: STRATEGY_TAG.into(),
                 problem: e.to_string(),
             }),
+        }
+    }
+
+    /// The user a new pending value names: AWSCURRENT's (single user), or
+    /// the other user of the pair within the engine's name limit
+    /// (alternating users).
+    pub(crate) fn pending_user<S: SecretStore>(
+        self,
+        ctx: &StepContext<'_, S>,
+        config: &Config,
+        current: &DbSecret,
+    ) -> Result<String, Error> {
+        let (user, engine) = (&current.username, current.engine);
+        match self {
+            Strategy::Single => Ok(user.clone()),
+            Strategy::Alternating => {
+                alternate_username(user, config.username_limit(engine), engine).map_err(|e| {
+                    Error::InvalidSecretValue {
+                        secret: ctx.secret_arn().to_owned(),
+                        label: AWSCURRENT.into(),
+                        problem: e.to_string(),
+                    }
+                })
+            }
+        }
+    }
+
+    /// setSecret: refuses a pending value that names another user than
+    /// [`Strategy::pending_user`], then gives the database the pending
+    /// credentials the strategy's way.
+    pub(crate) async fn set_secret<S: SecretStore>(
+        self,
+        ctx: &StepContext<'_, S>,
+        config: &Config,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(), Error> {
+        let expected = self.pending_user(ctx, config, current).ok();
+        if expected.as_deref() != Some(pending.username.as_str()) {
+            let (names, current) = (&pending.username, &current.username);
+            let problem = match self {
+                Strategy::Single => format!(
+                    "names user {names:?}, but AWSCURRENT names {current:?}; single-user rotation changes one user's password"
+                ),
+                Strategy::Alternating => format!(
+                    "names user {names:?}, which is not the alternate of the current user {current:?}"
+                ),
+            };
+            return Err(Error::InvalidSecretValue {
+                secret: ctx.secret_arn().to_owned(),
+                label: ctx.pending_label.to_owned(),
+                problem,
+            });
+        }
+        match self {
+            Strategy::Single => single::set_secret(ctx, config, current, pending).await,
+            Strategy::Alternating => alternating::set_secret(ctx, config, current, pending).await,
         }
     }
 }

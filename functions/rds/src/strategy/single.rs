@@ -12,8 +12,7 @@
 //! master changes them all; a login with the pending password proves the
 //! work done only when the name has one account.
 
-use rotor_core::admin::{ADMIN_VAR, Endpoint};
-use rotor_core::labels::AWSPREVIOUS;
+use rotor_core::admin::ADMIN_VAR;
 use rotor_core::{Cause, Error, SecretStore, StepContext, TargetError};
 use tracing::{info, warn};
 
@@ -33,7 +32,7 @@ enum Login {
     Stored,
 }
 
-/// setSecret: gives `pending`'s user `pending`'s password.
+/// setSecret: gives `pending`'s user (AWSCURRENT's) `pending`'s password.
 pub(crate) async fn set_secret<S: SecretStore>(
     ctx: &StepContext<'_, S>,
     config: &Config,
@@ -41,16 +40,6 @@ pub(crate) async fn set_secret<S: SecretStore>(
     pending: &DbSecret,
 ) -> Result<(), Error> {
     let arn = ctx.secret_arn();
-    if pending.username != current.username {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: ctx.pending_label.to_owned(),
-            problem: format!(
-                "names user {:?}, but AWSCURRENT names {:?}; single-user rotation changes one user's password",
-                pending.username, current.username
-            ),
-        });
-    }
     let has_master = current.masterarn.is_some() || config.master_secret().is_some();
     let Some((session, with)) = own_login(ctx, current, pending).await? else {
         if !has_master {
@@ -91,12 +80,19 @@ async fn own_login<S: SecretStore>(
     if let Some(session) = login(current).await? {
         return Ok(Some((session, Login::Stored)));
     }
-    let Some(previous) = ctx.previous().await? else {
-        return Ok(None);
+    // AWSPREVIOUS is the last resort before the master. A value that does
+    // not parse cannot log in, and failing the step on it would keep the
+    // master from changing the password: it is not tried, and the log says
+    // why (the error names the label and the field, never a value).
+    let previous = match ctx.previous_as::<DbSecret>().await {
+        Ok(Some(previous)) => previous,
+        Ok(None) => return Ok(None),
+        Err(broken) => {
+            warn!(secret = %ctx.secret_arn(), error = %broken, "AWSPREVIOUS is not tried");
+            return Ok(None);
+        }
     };
-    let previous = DbSecret::parse_version(ctx.secret_arn(), AWSPREVIOUS, &previous.value)?;
-    let endpoint = |s: &DbSecret| Endpoint::new(s.host.clone(), s.port);
-    if previous.username != pending.username || !endpoint(&previous).is(&endpoint(pending)) {
+    if previous.username != pending.username || !previous.endpoint().is(&pending.endpoint()) {
         return Ok(None);
     }
     Ok(login(&previous).await?.map(|s| (s, Login::Stored)))
