@@ -1898,3 +1898,51 @@ async fn a_broken_previous_value_does_not_block_the_master() {
     );
     assert_no_stored_secret_in(&store, &arn, &output).await;
 }
+
+/// Issue 22: the causes a connection fails for are told apart by typed
+/// values only (the function resolves the host itself, and reads the
+/// server's answer to its TLS request), never by a driver's message. A host
+/// name that does not resolve is Retryable.DatabaseUnreachable naming it;
+/// a server that offers no TLS, to a secret that does not say "ssl": false,
+/// is NotRetryable.DatabaseTls; on both engines, before any login.
+#[tokio::test]
+async fn dns_and_a_server_without_tls_are_told_apart() {
+    let store = moto_store();
+    for engine in ["postgres", "mariadb"] {
+        let db = Db::start(engine, TlsMode::Off);
+        let old = random_password();
+        db.create_user("app", &old);
+        let function = function(&db, "single", &[]).await;
+        let cases = [
+            (
+                db.secret_at("no-such-host.invalid", db.port(), "app", &old, json!({})),
+                "Retryable.DatabaseUnreachable",
+                "could not resolve the host name",
+            ),
+            (
+                db.secret("app", &old, json!({})),
+                "NotRetryable.DatabaseTls",
+                "TLS failed",
+            ),
+        ];
+        for (stored, kind, expected) in cases {
+            let t = token();
+            let arn = staged_secret(&store, &stored, &[], &t).await;
+            step(&function, &event(&arn, &t, "createSecret"))
+                .await
+                .unwrap();
+            let (got, message) = step(&function, &event(&arn, &t, "setSecret"))
+                .await
+                .unwrap_err();
+            assert_eq!(got, kind, "{engine}: {message}");
+            assert!(message.contains(expected), "{engine}: {message}");
+            assert!(
+                same(
+                    &value(&store, &arn, AWSCURRENT).await,
+                    &Some(SecretString::from(stored))
+                ),
+                "{engine}: AWSCURRENT changed"
+            );
+        }
+    }
+}

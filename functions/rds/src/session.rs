@@ -8,7 +8,7 @@ use rotor_core::retry::Backoff;
 use rotor_core::{Error, SecretString, TargetError, TargetKind};
 use tracing::warn;
 
-use crate::connect::{Cause, ConnectError};
+use crate::connect::{ConnectError, ConnectFailure};
 use crate::mysql;
 use crate::postgres;
 use crate::rds_api;
@@ -136,7 +136,7 @@ pub(crate) async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
     waiting(secret, "logging in as", &secret.username);
     match Session::open(secret, &secret.username, &secret.password).await {
         Ok(session) => Ok(Some(session)),
-        Err(e) if e.cause == Cause::Credentials => Ok(None),
+        Err(e) if e.failure == ConnectFailure::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
 }
@@ -158,14 +158,9 @@ pub(crate) async fn pending_login(
                 waiting(pending, "testing the login of", user);
                 Session::open(pending, user, &pending.password)
             },
-            |e| {
-                matches!(
-                    e.cause,
-                    Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
-                )
-            },
+            |e| e.failure.may_pass_soon(),
             |attempt, e, _| {
-                warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
+                warn!(secret = %arn, attempt, failure = ?e.failure, "the pending credentials did not log in yet; retrying");
             },
         )
         .await
@@ -240,7 +235,7 @@ pub(crate) fn target(secret: &DbSecret) -> String {
 /// A login to `secret`'s database that failed; when an RDS Proxy refused it,
 /// the error also names the likely cause.
 pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
-    let refused = error.cause == Cause::Credentials;
+    let refused = error.failure == ConnectFailure::Credentials;
     let error = error.into_error(secret.engine, &secret.address(), &secret.username);
     if refused && rds_api::is_rds_proxy(&secret.host) {
         through_proxy(error, &secret.username)
@@ -271,7 +266,7 @@ mod tests {
         ))
         .unwrap();
         let refused = ConnectError {
-            cause: Cause::Credentials,
+            failure: ConnectFailure::Credentials,
             detail: "password authentication failed".into(),
         };
         let error = login_failed(&pending, refused);
