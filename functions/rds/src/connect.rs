@@ -22,6 +22,11 @@ use crate::secret::Engine;
 /// How long name resolution, and each connection attempt, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a failed statement that carries a password reports only the
+/// server's error code and SQLSTATE: its message can quote the statement.
+pub const WITHHELD: &str =
+    "the server's message is withheld because the statement carries a password";
+
 /// What kind of failure a connection attempt met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectFailure {

@@ -189,7 +189,8 @@ pub(crate) async fn open<S: SecretStore>(
     let deployer = config.master_secret();
     let Some(admin) = admin::read(ctx.store(), ctx.secret, named, deployer).await? else {
         let problem = format!(
-            "has no {ADMIN_FIELD} field; this needs a master secret: add {ADMIN_FIELD}, or set {ADMIN_VAR}"
+            "has no {f} field; this needs a master secret: add {f}, or set {ADMIN_VAR}",
+            f = ADMIN_FIELD
         );
         return Err(Error::InvalidSecretValue {
             secret: arn.to_owned(),
@@ -362,12 +363,21 @@ async fn master_login(arn: &str, admin: &Admin, current: &DbSecret) -> Result<Db
             Some(reader_at) if reader_at.is(&user_at) => {}
             None => {
                 return Err(settings(format!(
-                    "the master secret's database is at {at}, but this secret names {user_at}, which the RDS API does not report as a reader of it; they must be the same database or a reader of it"
+                    concat!(
+                        "the master secret's database is at {}, but this secret names {}, ",
+                        "which the RDS API does not report as a reader of it; they must be ",
+                        "the same database or a reader of it"
+                    ),
+                    at, user_at
                 )));
             }
             Some(reader_at) => {
                 return Err(settings(format!(
-                    "this secret names {user_at}, but the RDS API reports that reader of the master's database ({at}) at {reader_at}; host and port must both be the reader's"
+                    concat!(
+                        "this secret names {}, but the RDS API reports that reader of the ",
+                        "master's database ({}) at {}; host and port must both be the reader's"
+                    ),
+                    user_at, at, reader_at
                 )));
             }
         }

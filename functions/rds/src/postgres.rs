@@ -17,7 +17,9 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connect::{self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, statement_cause};
+use crate::connect::{
+    self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, WITHHELD, statement_cause,
+};
 use crate::secret::{DbSecret, Transport};
 
 /// The TLS connector, built once per process (clones share the configuration).
@@ -202,11 +204,18 @@ pub async fn role(client: &Client, name: &str) -> Result<Option<Role>, TargetErr
     };
     let held = |who: &str, filter: &str| {
         format!(
-            "WITH RECURSIVE held(oid) AS ( \
-               SELECT m.roleid FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
-               WHERE u.rolname = {who}{filter} \
-               UNION SELECT m.roleid FROM pg_auth_members m JOIN held h ON m.member = h.oid{filter}) \
-             SELECT r.rolname::text, {columns} FROM held JOIN pg_roles r ON r.oid = held.oid ORDER BY 1"
+            concat!(
+                "WITH RECURSIVE held(oid) AS (",
+                " SELECT m.roleid FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member",
+                " WHERE u.rolname = {who}{filter}",
+                " UNION SELECT m.roleid FROM pg_auth_members m",
+                " JOIN held h ON m.member = h.oid{filter})",
+                " SELECT r.rolname::text, {columns}",
+                " FROM held JOIN pg_roles r ON r.oid = held.oid ORDER BY 1"
+            ),
+            who = who,
+            filter = filter,
+            columns = columns,
         )
     };
     let member_of: Vec<(String, Vec<bool>)> = client
@@ -379,14 +388,18 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
     }
     let grants = client
         .query(
-            "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1) \
-             SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, k.oid::regclass::text \
-               FROM pg_class k, aclexplode(k.relacl) a, c WHERE a.grantee = c.oid AND k.relowner <> c.oid \
-             UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname) \
-               FROM pg_namespace n, aclexplode(n.nspacl) a, c WHERE a.grantee = c.oid AND n.nspowner <> c.oid \
-             UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname) \
-               FROM pg_database d, aclexplode(d.datacl) a, c \
-               WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid",
+            concat!(
+                "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1)",
+                " SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,",
+                " k.oid::regclass::text FROM pg_class k, aclexplode(k.relacl) a, c",
+                " WHERE a.grantee = c.oid AND k.relowner <> c.oid",
+                " UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname)",
+                " FROM pg_namespace n, aclexplode(n.nspacl) a, c",
+                " WHERE a.grantee = c.oid AND n.nspowner <> c.oid",
+                " UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname)",
+                " FROM pg_database d, aclexplode(d.datacl) a, c",
+                " WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid"
+            ),
             &[&clone],
         )
         .await
@@ -403,9 +416,12 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
 pub async fn identity(client: &Client) -> Result<(String, Vec<String>), TargetError> {
     let row = client
         .query_one(
-            "SELECT current_user::text, coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname) \
-               FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
-               JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user), '{}')",
+            concat!(
+                "SELECT current_user::text,",
+                " coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname)",
+                " FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid",
+                " JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user), '{}')"
+            ),
             &[],
         )
         .await
@@ -445,17 +461,16 @@ fn withheld_text(error: &tokio_postgres::Error) -> String {
     };
     let code = code.code();
     let hint = match code {
-        "42501" => {
-            "; the login lacks a privilege this needs (the master user needs CREATEROLE, and ADMIN OPTION on the original role)"
-        }
+        "42501" => concat!(
+            "; the login lacks a privilege this needs (the master user needs CREATEROLE, ",
+            "and ADMIN OPTION on the original role)"
+        ),
         "42601" => "; the server does not accept this statement's syntax",
         "42710" => "; the role already exists: run the step again",
         _ if code.starts_with("40") => "; the transaction was rolled back: run the step again",
         _ => "",
     };
-    format!(
-        "server error SQLSTATE {code}; the server's message is withheld because the statement carries a password{hint}"
-    )
+    format!("server error SQLSTATE {code}; {WITHHELD}{hint}")
 }
 
 /// Quotes an identifier: double quotes, inner ones doubled.

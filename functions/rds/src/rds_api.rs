@@ -213,7 +213,10 @@ impl Rds {
         let host = host.filter(|h| !h.is_empty()).ok_or_else(|| {
             TargetError::new(
                 Cause::Pending,
-                format!("{arn} has no endpoint yet (still being created?); rotate again once it is available"),
+                format!(
+                    "{arn} has no endpoint yet (still being created?); {}",
+                    "rotate again once it is available"
+                ),
             )
         })?;
         let port = api_port(port).unwrap_or(engine.default_port());
@@ -456,7 +459,10 @@ fn api_error<E: std::error::Error + Send + Sync + 'static>(
     };
     let detail = aws_sdk_rds::error::DisplayErrorContext(&error);
     let fix = if cause == Cause::Permission {
-        "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters (template parameter rdsDescribeDatabases)"
+        concat!(
+            "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters ",
+            "(template parameter rdsDescribeDatabases)"
+        )
     } else {
         ""
     };

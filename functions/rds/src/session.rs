@@ -193,13 +193,19 @@ pub(crate) async fn same_password_everywhere(
     if differ.is_empty() {
         return Ok(());
     }
-    Err(TargetError::new(rotor_core::Cause::Mismatch, format!(
-            "testSecret: {} of user {user:?} another password than the account that logged in with the pending one; run setSecret again (it changes every account of the name)",
-            match differ.len() {
-                1 => format!("account {} has", differ[0]),
-                _ => format!("accounts {} have", differ.join(", ")),
-            }
-        )).at(TargetKind::Database, target(pending)))
+    let accounts = match differ.as_slice() {
+        [one] => format!("account {one} has"),
+        _ => format!("accounts {} have", differ.join(", ")),
+    };
+    let problem = format!(
+        concat!(
+            "testSecret: {} of user {:?} another password than the account that logged in with ",
+            "the pending one; run setSecret again (it changes every account of the name)"
+        ),
+        accounts, user
+    );
+    let mismatch = TargetError::new(rotor_core::Cause::Mismatch, problem);
+    Err(mismatch.at(TargetKind::Database, target(pending)))
 }
 
 /// Tells a tracked step what it now waits for at the database.
@@ -250,7 +256,12 @@ pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
 fn through_proxy(error: Error, user: &str) -> Error {
     error.map_target_problem(|problem| {
         format!(
-            "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
+            concat!(
+                "{}; the host is an RDS Proxy endpoint, which logs users in with the secrets ",
+                "registered with it: register the secret of user {:?} with the proxy (with ",
+                "alternating users, both users' secrets; see the README's RDS Proxy section)"
+            ),
+            problem, user
         )
     })
 }
@@ -261,10 +272,13 @@ mod tests {
 
     #[test]
     fn a_refusing_proxy_is_named_as_the_likely_cause() {
-        let pending = DbSecret::parse(&SecretString::from(
-            r#"{"engine":"postgres","host":"app.proxy-abc123.eu-west-1.rds.amazonaws.com","username":"app_clone","password":"hunter2-secret"}"#,
-        ))
-        .unwrap();
+        let pending = serde_json::json!({
+            "engine": "postgres",
+            "host": "app.proxy-abc123.eu-west-1.rds.amazonaws.com",
+            "username": "app_clone",
+            "password": "hunter2-secret",
+        });
+        let pending = DbSecret::parse(&SecretString::from(pending.to_string())).unwrap();
         let refused = ConnectError {
             failure: ConnectFailure::Credentials,
             detail: "password authentication failed".into(),

@@ -12,7 +12,9 @@ use rotor_core::{ExposeSecret, SecretString};
 
 use rotor_core::TargetError;
 
-use crate::connect::{self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, statement_cause};
+use crate::connect::{
+    self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, WITHHELD, statement_cause,
+};
 use crate::secret::{DbSecret, Transport};
 use rotor_core::tls::{self, TlsSetupError};
 
@@ -122,7 +124,11 @@ pub async fn connect(
         return Err(ConnectError {
             failure: ConnectFailure::Other,
             detail: format!(
-                "the session's client character set is {charset:?} after SET NAMES utf8mb4; rds-rotation quotes names and passwords for utf8mb4 only"
+                concat!(
+                    "the session's client character set is {:?} after SET NAMES utf8mb4; ",
+                    "rds-rotation quotes names and passwords for utf8mb4 only"
+                ),
+                charset
             ),
         });
     }
@@ -465,7 +471,10 @@ impl Session {
         let found = self
             .conn
             .exec(
-                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2",
+                concat!(
+                    "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles ",
+                    "WHERE USER = ? AND HOST = ? ORDER BY 1, 2"
+                ),
                 (user, host),
             )
             .await;
@@ -497,7 +506,10 @@ impl Session {
         let require: Option<TlsRequirement> = self
             .conn
             .exec_first(
-                "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
+                concat!(
+                    "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user ",
+                    "WHERE User = ? AND Host = ?"
+                ),
                 (user, host),
             )
             .await
@@ -566,20 +578,23 @@ fn withheld_text(error: &mysql_async::Error) -> String {
     match error {
         mysql_async::Error::Server(e) => {
             let hint = match e.code {
-                1044 | 1045 | 1142 | 1227 | 1410 => {
-                    "; the login lacks a privilege this needs (the master user needs CREATE USER and, with GRANT OPTION, every privilege of the original user)"
-                }
-                1819 => {
-                    "; the server's password policy refused the generated password: align PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
-                }
-                1064 => {
-                    "; the server does not accept this statement's syntax: check that the secret's engine names the server's (mysql or mariadb)"
-                }
+                1044 | 1045 | 1142 | 1227 | 1410 => concat!(
+                    "; the login lacks a privilege this needs (the master user needs CREATE USER ",
+                    "and, with GRANT OPTION, every privilege of the original user)"
+                ),
+                1819 => concat!(
+                    "; the server's password policy refused the generated password: align ",
+                    "PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
+                ),
+                1064 => concat!(
+                    "; the server does not accept this statement's syntax: check that the ",
+                    "secret's engine names the server's (mysql or mariadb)"
+                ),
                 1396 => "; the account operation failed: check the user's accounts (mysql.user)",
                 _ => "",
             };
             format!(
-                "server error {} (SQLSTATE {}); the server's message is withheld because the statement carries a password{hint}",
+                "server error {} (SQLSTATE {}); {WITHHELD}{hint}",
                 e.code, e.state
             )
         }

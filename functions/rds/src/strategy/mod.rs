@@ -8,6 +8,7 @@ use rotor_core::labels::AWSCURRENT;
 use rotor_core::{Error, SecretStore, StepContext};
 
 use crate::config::Config;
+use crate::master::{self, Master};
 use crate::secret::{DbSecret, alternate_username};
 
 pub(crate) mod alternating;
@@ -97,10 +98,12 @@ impl Strategy {
             let (names, current) = (&pending.username, &current.username);
             let problem = match self {
                 Strategy::Single => format!(
-                    "names user {names:?}, but AWSCURRENT names {current:?}; single-user rotation changes one user's password"
+                    "names user {names:?}, but AWSCURRENT names {current:?}; {}",
+                    "single-user rotation changes one user's password"
                 ),
                 Strategy::Alternating => format!(
-                    "names user {names:?}, which is not the alternate of the current user {current:?}"
+                    "names user {names:?}, which is not the alternate of the current user {:?}",
+                    current
                 ),
             };
             return Err(Error::InvalidSecretValue {
@@ -109,9 +112,42 @@ impl Strategy {
                 problem,
             });
         }
+        let rotation = Rotation {
+            ctx,
+            config,
+            current,
+            pending,
+        };
         match self {
-            Strategy::Single => single::set_secret(ctx, config, current, pending).await,
-            Strategy::Alternating => alternating::set_secret(ctx, config, current, pending).await,
+            Strategy::Single => single::set_secret(&rotation).await,
+            Strategy::Alternating => alternating::set_secret(&rotation).await,
         }
+    }
+}
+
+/// What setSecret works with: the step, the deployment's settings, and the
+/// current and pending values (the pending one names the strategy's user).
+pub(crate) struct Rotation<'a, S> {
+    pub(crate) ctx: &'a StepContext<'a, S>,
+    pub(crate) config: &'a Config,
+    pub(crate) current: &'a DbSecret,
+    pub(crate) pending: &'a DbSecret,
+}
+
+impl<S: SecretStore> Rotation<'_, S> {
+    /// The secret's ARN, for messages and logs.
+    pub(crate) fn arn(&self) -> &str {
+        self.ctx.secret_arn()
+    }
+
+    /// Whether a master secret is named (the secret's masterarn or the
+    /// deployer's variable), before it is read.
+    pub(crate) fn has_master(&self) -> bool {
+        self.current.masterarn.is_some() || self.config.master_secret().is_some()
+    }
+
+    /// The master, logged in to this secret's database ([`master::open`]).
+    pub(crate) async fn master(&self) -> Result<Master, Error> {
+        master::open(self.ctx, self.config, self.current).await
     }
 }
