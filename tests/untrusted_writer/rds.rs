@@ -1,4 +1,6 @@
-//! The secret writer as an attacker against rds-rotation: a master that serves a writer acts only on that writer's user, at the master's own server (issue 21, items 2 and 3).
+//! The secret writer as an attacker against rds-rotation: a master that
+//! serves a writer acts only on that writer's user, at the master's own
+//! server (issue 21, items 2 and 3).
 //!
 //! Each test plays a team that may write its own secret (value and tags) and
 //! that a master secret serves (`rotor:serves` lists the team's prefix, as its
@@ -13,7 +15,10 @@ use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_tests::db::{TlsMode, random_password};
 use rotor_tests::target_db::{Db, my_literal, pg_literal};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto_store, staged_secret_named, start_function, token, unique,
+    value,
+};
 use serde_json::json;
 
 use super::rotate_until_refused;
@@ -246,8 +251,9 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
             (
                 "in_ops",
                 format!(
-                    "CREATE ROLE ops NOLOGIN; GRANT ops TO {master} WITH ADMIN OPTION; {}; GRANT ops TO in_ops",
-                    pg("in_ops", "")
+                    "CREATE ROLE ops NOLOGIN; GRANT ops TO {master} WITH ADMIN OPTION; {}; {}",
+                    pg("in_ops", ""),
+                    "GRANT ops TO in_ops"
                 ),
                 "\"ops\"",
             ),
@@ -274,7 +280,10 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
                 "gro",
                 my(
                     "gro",
-                    "CREATE DATABASE IF NOT EXISTS shop; GRANT SELECT ON shop.* TO 'gro'@'%' WITH GRANT OPTION",
+                    concat!(
+                        "CREATE DATABASE IF NOT EXISTS shop; ",
+                        "GRANT SELECT ON shop.* TO 'gro'@'%' WITH GRANT OPTION"
+                    ),
                 ),
                 "GRANT OPTION",
             ),
@@ -303,7 +312,10 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
                 "roled",
                 my(
                     "roled",
-                    "CREATE ROLE powerful; GRANT SUPER ON *.* TO powerful; GRANT powerful TO 'roled'@'%'; SET DEFAULT ROLE powerful FOR 'roled'@'%'",
+                    concat!(
+                        "CREATE ROLE powerful; GRANT SUPER ON *.* TO powerful; ",
+                        "GRANT powerful TO 'roled'@'%'; SET DEFAULT ROLE powerful FOR 'roled'@'%'"
+                    ),
                 ),
                 "powerful",
             ),
@@ -368,7 +380,10 @@ async fn postgres_a_privileged_original_gets_no_clone() {
         ),
         (
             "deputy",
-            "CREATE ROLE admins NOLOGIN SUPERUSER; CREATE ROLE deputy LOGIN PASSWORD '{pw}'; GRANT admins TO deputy",
+            concat!(
+                "CREATE ROLE admins NOLOGIN SUPERUSER; ",
+                "CREATE ROLE deputy LOGIN PASSWORD '{pw}'; GRANT admins TO deputy"
+            ),
         ),
     ] {
         let own = random_password();
@@ -436,15 +451,24 @@ fn privileged_kinds(engine: &str) -> Vec<(&'static str, &'static str)> {
         ],
         _ => vec![
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SUPER ON *.* TO '{name}'@'%'",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT SUPER ON *.* TO '{name}'@'%'"
+                ),
                 "SUPER",
             ),
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON shop.* TO '{name}'@'%' WITH GRANT OPTION",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT SELECT ON shop.* TO '{name}'@'%' WITH GRANT OPTION"
+                ),
                 "GRANT OPTION",
             ),
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'"
+                ),
                 "every global privilege the master has",
             ),
         ],
@@ -564,8 +588,9 @@ async fn postgres_a_group_role_with_members_is_never_the_other_user() {
         .admin("CREATE TABLE lead_data (x int); GRANT SELECT ON lead_data TO lead");
     let crew = random_password();
     team.db.admin(&format!(
-        "CREATE ROLE lead_clone NOLOGIN; CREATE ROLE crew LOGIN PASSWORD {}; GRANT lead_clone TO crew",
-        pg_literal(crew.expose_secret())
+        "CREATE ROLE lead_clone NOLOGIN; CREATE ROLE crew LOGIN PASSWORD {}; {}",
+        pg_literal(crew.expose_secret()),
+        "GRANT lead_clone TO crew"
     ));
     let before = privileges(&team.db, "lead_clone");
     let (arn, t) = team.secret("lead", &own).await;
