@@ -13,7 +13,9 @@ use rotor_tests::{
 };
 use serde_json::json;
 
-use super::{function, function_with_master, master_secret, refusal, rotate_ok, rotate_to};
+use super::{
+    function, function_with_master, master_secret, on_both_engines, refusal, rotate_ok, rotate_to,
+};
 
 /// The clone is created with the original's privileges, takes over, and the
 /// previous user still logs in; the next rotation swaps back, carrying over
@@ -114,15 +116,11 @@ async fn alternating_users_rotation(engine: &str) {
     }
 }
 
-#[tokio::test]
-async fn postgres_alternating_users_rotation() {
-    alternating_users_rotation("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_alternating_users_rotation() {
-    alternating_users_rotation("mariadb").await;
-}
+on_both_engines!(
+    alternating_users_rotation,
+    postgres_alternating_users_rotation,
+    mariadb_alternating_users_rotation
+);
 
 /// A failed setSecret (master credentials wrong) is re-attempted on the same
 /// pending version and completes with the value staged the first time.
@@ -301,15 +299,11 @@ fn add_extra_grants(db: &Db, user: &str, clone: &str) {
     ));
 }
 
-#[tokio::test]
-async fn postgres_a_pre_existing_other_user_is_converged() {
-    a_pre_existing_other_user_is_converged("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_a_pre_existing_other_user_is_converged() {
-    a_pre_existing_other_user_is_converged("mariadb").await;
-}
+on_both_engines!(
+    a_pre_existing_other_user_is_converged,
+    postgres_a_pre_existing_other_user_is_converged,
+    mariadb_a_pre_existing_other_user_is_converged
+);
 
 /// A master that may not create users: the statement that carries the new
 /// password fails, and neither the password nor the server's message reaches
@@ -407,15 +401,11 @@ async fn a_master_without_privileges(engine: &str) {
     }
 }
 
-#[tokio::test]
-async fn postgres_a_master_without_privileges() {
-    a_master_without_privileges("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_a_master_without_privileges() {
-    a_master_without_privileges("mariadb").await;
-}
+on_both_engines!(
+    a_master_without_privileges,
+    postgres_a_master_without_privileges,
+    mariadb_a_master_without_privileges
+);
 
 /// testSecret of an alternate user proves access, not just login: privileges
 /// taken from the clone between setSecret and testSecret fail it with an
@@ -461,15 +451,11 @@ async fn test_secret_checks_the_clones_access(engine: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn postgres_test_secret_checks_the_clones_access() {
-    test_secret_checks_the_clones_access("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_test_secret_checks_the_clones_access() {
-    test_secret_checks_the_clones_access("mariadb").await;
-}
+on_both_engines!(
+    test_secret_checks_the_clones_access,
+    postgres_test_secret_checks_the_clones_access,
+    mariadb_test_secret_checks_the_clones_access
+);
 
 /// Issue 14, item 5: one deployment, both strategies: the `rotor:strategy`
 /// tag chooses per secret, `ROTATION_STRATEGY` is the default.

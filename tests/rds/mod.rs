@@ -131,3 +131,20 @@ pub(crate) async fn recording_relay(upstream: std::net::SocketAddr) -> (u16, Arc
     });
     (port, seen)
 }
+
+/// Two `#[tokio::test]`s, `$postgres` and `$mariadb`, that run the async
+/// function `$test` against a server of each engine (its argument names it).
+macro_rules! on_both_engines {
+    ($test:ident, $postgres:ident, $mariadb:ident) => {
+        #[tokio::test]
+        async fn $postgres() {
+            $test("postgres").await;
+        }
+
+        #[tokio::test]
+        async fn $mariadb() {
+            $test("mariadb").await;
+        }
+    };
+}
+pub(crate) use on_both_engines;

@@ -15,7 +15,7 @@ use rotor_tests::{
 };
 use serde_json::json;
 
-use super::{refusal, rotate_to};
+use super::{on_both_engines, refusal, rotate_to};
 
 /// rds-rotation for alternating users, trusting `db`'s test CA, with the
 /// deployer's master secret `master`, resolving `names` to the test server.
@@ -158,15 +158,11 @@ async fn an_rds_managed_master_secret_serves_as_masterarn(engine: &str) {
     );
 }
 
-#[tokio::test]
-async fn postgres_an_rds_managed_master_secret_serves_as_masterarn() {
-    an_rds_managed_master_secret_serves_as_masterarn("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_an_rds_managed_master_secret_serves_as_masterarn() {
-    an_rds_managed_master_secret_serves_as_masterarn("mariadb").await;
-}
+on_both_engines!(
+    an_rds_managed_master_secret_serves_as_masterarn,
+    postgres_an_rds_managed_master_secret_serves_as_masterarn,
+    mariadb_an_rds_managed_master_secret_serves_as_masterarn
+);
 
 /// Issue 14, items 1 and 2, Aurora-style: the master secret RDS manages for a
 /// DB cluster (tagged aws:rds:primaryDBClusterArn) rotates a user whose secret

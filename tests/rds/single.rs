@@ -13,7 +13,7 @@ use rotor_tests::{
 };
 use serde_json::json;
 
-use super::{function, function_with_master, master_secret, rotate_ok};
+use super::{function, function_with_master, master_secret, on_both_engines, rotate_ok};
 
 /// The password changes; the old one is refused afterwards. Every step is
 /// replayed, and the value staged by createSecret is the one that becomes
@@ -58,15 +58,11 @@ async fn single_user_rotation(engine: &str) {
     assert!(!new.expose_secret().chars().any(|c| excluded.contains(c)));
 }
 
-#[tokio::test]
-async fn postgres_single_user_rotation() {
-    single_user_rotation("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_single_user_rotation() {
-    single_user_rotation("mariadb").await;
-}
+on_both_engines!(
+    single_user_rotation,
+    postgres_single_user_rotation,
+    mariadb_single_user_rotation
+);
 
 /// Names with quotes, backslashes and non-ASCII letters; passwords drawn from
 /// every printable character.
@@ -94,15 +90,11 @@ async fn hostile_names_and_passwords(engine: &str) {
     assert!(!db.logs_in(user, &old));
 }
 
-#[tokio::test]
-async fn postgres_hostile_names_and_passwords() {
-    hostile_names_and_passwords("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_hostile_names_and_passwords() {
-    hostile_names_and_passwords("mariadb").await;
-}
+on_both_engines!(
+    hostile_names_and_passwords,
+    postgres_hostile_names_and_passwords,
+    mariadb_hostile_names_and_passwords
+);
 
 /// Issue 14, item 4: single-user rotation through the master, for a user that
 /// cannot log in with its stored passwords (expired or reset elsewhere) or
@@ -135,15 +127,11 @@ async fn single_user_rotation_through_the_master(engine: &str) {
     assert_eq!(users.trim(), "1", "no other user was created");
 }
 
-#[tokio::test]
-async fn postgres_single_user_rotation_through_the_master() {
-    single_user_rotation_through_the_master("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_single_user_rotation_through_the_master() {
-    single_user_rotation_through_the_master("mariadb").await;
-}
+on_both_engines!(
+    single_user_rotation_through_the_master,
+    postgres_single_user_rotation_through_the_master,
+    mariadb_single_user_rotation_through_the_master
+);
 
 /// Issue 22: AWSPREVIOUS is the single user's last resort before the
 /// master. One that does not parse cannot log in: setSecret goes on to the

@@ -22,6 +22,7 @@ use rotor_tests::{
 use serde_json::json;
 
 use super::rotate_until_refused;
+use crate::rds::on_both_engines;
 
 /// A team that a master secret serves, on a server of its own.
 struct Team {
@@ -197,15 +198,11 @@ async fn the_master_never_changes_its_own_password(engine: &str) {
     team.nothing_pending_works(&arn, &message, "own user").await;
 }
 
-#[tokio::test]
-async fn postgres_the_master_never_changes_its_own_password() {
-    the_master_never_changes_its_own_password("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_the_master_never_changes_its_own_password() {
-    the_master_never_changes_its_own_password("mariadb").await;
-}
+on_both_engines!(
+    the_master_never_changes_its_own_password,
+    postgres_the_master_never_changes_its_own_password,
+    mariadb_the_master_never_changes_its_own_password
+);
 
 /// Issue 21, item 2: the master's "password only" change for a single user
 /// added LOGIN to a role that had none (a group role) and created a role
@@ -357,15 +354,11 @@ async fn privileged_accounts_are_refused(engine: &str) {
     team.master_unchanged("privileged accounts").await;
 }
 
-#[tokio::test]
-async fn postgres_privileged_accounts_are_refused() {
-    privileged_accounts_are_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_privileged_accounts_are_refused() {
-    privileged_accounts_are_refused("mariadb").await;
-}
+on_both_engines!(
+    privileged_accounts_are_refused,
+    postgres_privileged_accounts_are_refused,
+    mariadb_privileged_accounts_are_refused
+);
 
 /// Issue 21, item 2, alternating users: the clone's original user passes the
 /// same rules. A writer who logs in as a role maker (CREATEROLE) or as a
@@ -562,15 +555,11 @@ async fn a_privileged_account_is_never_the_other_user(engine: &str) {
     team.master_unchanged("privileged other users").await;
 }
 
-#[tokio::test]
-async fn postgres_a_privileged_account_is_never_the_other_user() {
-    a_privileged_account_is_never_the_other_user("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_a_privileged_account_is_never_the_other_user() {
-    a_privileged_account_is_never_the_other_user("mariadb").await;
-}
+on_both_engines!(
+    a_privileged_account_is_never_the_other_user,
+    postgres_a_privileged_account_is_never_the_other_user,
+    mariadb_a_privileged_account_is_never_the_other_user
+);
 
 /// Issue 22, the group role: an existing NOLOGIN role named `lead_clone`
 /// that other roles are members of (here `crew`) is no privileged account,
@@ -655,15 +644,11 @@ async fn a_user_outside_the_manages_tag_is_refused(engine: &str) {
     );
 }
 
-#[tokio::test]
-async fn postgres_a_user_outside_the_manages_tag_is_refused() {
-    a_user_outside_the_manages_tag_is_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_a_user_outside_the_manages_tag_is_refused() {
-    a_user_outside_the_manages_tag_is_refused("mariadb").await;
-}
+on_both_engines!(
+    a_user_outside_the_manages_tag_is_refused,
+    postgres_a_user_outside_the_manages_tag_is_refused,
+    mariadb_a_user_outside_the_manages_tag_is_refused
+);
 
 /// Issue 21, item 2, alternating users: the writer's secret names the
 /// master's host with another port, where a listener of the writer's relays
@@ -702,15 +687,11 @@ async fn another_port_of_the_masters_host_is_refused(engine: &str) {
         .await;
 }
 
-#[tokio::test]
-async fn postgres_another_port_of_the_masters_host_is_refused() {
-    another_port_of_the_masters_host_is_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_another_port_of_the_masters_host_is_refused() {
-    another_port_of_the_masters_host_is_refused("mariadb").await;
-}
+on_both_engines!(
+    another_port_of_the_masters_host_is_refused,
+    postgres_another_port_of_the_masters_host_is_refused,
+    mariadb_another_port_of_the_masters_host_is_refused
+);
 
 /// Issue 21, item 3: the master's `rotor:serves` holds team A's full ARN,
 /// `...:secret:<team-a>/app-AbCdEf`. Another writer creates a secret *named*
