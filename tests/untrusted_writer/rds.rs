@@ -1,4 +1,6 @@
-//! The secret writer as an attacker against rds-rotation: a master that serves a writer acts only on that writer's user, at the master's own server (issue 21, items 2 and 3).
+//! The secret writer as an attacker against rds-rotation: a master that
+//! serves a writer acts only on that writer's user, at the master's own
+//! server (issue 21, items 2 and 3).
 //!
 //! Each test plays a team that may write its own secret (value and tags) and
 //! that a master secret serves (`rotor:serves` lists the team's prefix, as its
@@ -13,10 +15,14 @@ use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_tests::db::{TlsMode, random_password};
 use rotor_tests::target_db::{Db, my_literal, pg_literal};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto_store, staged_secret_named, start_function, token, unique,
+    value,
+};
 use serde_json::json;
 
 use super::rotate_until_refused;
+use crate::rds::on_both_engines;
 
 /// A team that a master secret serves, on a server of its own.
 struct Team {
@@ -192,15 +198,11 @@ async fn the_master_never_changes_its_own_password(engine: &str) {
     team.nothing_pending_works(&arn, &message, "own user").await;
 }
 
-#[tokio::test]
-async fn postgres_the_master_never_changes_its_own_password() {
-    the_master_never_changes_its_own_password("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_the_master_never_changes_its_own_password() {
-    the_master_never_changes_its_own_password("mariadb").await;
-}
+on_both_engines!(
+    the_master_never_changes_its_own_password,
+    postgres_the_master_never_changes_its_own_password,
+    mariadb_the_master_never_changes_its_own_password
+);
 
 /// Issue 21, item 2: the master's "password only" change for a single user
 /// added LOGIN to a role that had none (a group role) and created a role
@@ -246,8 +248,9 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
             (
                 "in_ops",
                 format!(
-                    "CREATE ROLE ops NOLOGIN; GRANT ops TO {master} WITH ADMIN OPTION; {}; GRANT ops TO in_ops",
-                    pg("in_ops", "")
+                    "CREATE ROLE ops NOLOGIN; GRANT ops TO {master} WITH ADMIN OPTION; {}; {}",
+                    pg("in_ops", ""),
+                    "GRANT ops TO in_ops"
                 ),
                 "\"ops\"",
             ),
@@ -274,7 +277,10 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
                 "gro",
                 my(
                     "gro",
-                    "CREATE DATABASE IF NOT EXISTS shop; GRANT SELECT ON shop.* TO 'gro'@'%' WITH GRANT OPTION",
+                    concat!(
+                        "CREATE DATABASE IF NOT EXISTS shop; ",
+                        "GRANT SELECT ON shop.* TO 'gro'@'%' WITH GRANT OPTION"
+                    ),
                 ),
                 "GRANT OPTION",
             ),
@@ -303,7 +309,10 @@ fn privileged_accounts(engine: &str, master: &str) -> Vec<(String, String, &'sta
                 "roled",
                 my(
                     "roled",
-                    "CREATE ROLE powerful; GRANT SUPER ON *.* TO powerful; GRANT powerful TO 'roled'@'%'; SET DEFAULT ROLE powerful FOR 'roled'@'%'",
+                    concat!(
+                        "CREATE ROLE powerful; GRANT SUPER ON *.* TO powerful; ",
+                        "GRANT powerful TO 'roled'@'%'; SET DEFAULT ROLE powerful FOR 'roled'@'%'"
+                    ),
                 ),
                 "powerful",
             ),
@@ -345,15 +354,11 @@ async fn privileged_accounts_are_refused(engine: &str) {
     team.master_unchanged("privileged accounts").await;
 }
 
-#[tokio::test]
-async fn postgres_privileged_accounts_are_refused() {
-    privileged_accounts_are_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_privileged_accounts_are_refused() {
-    privileged_accounts_are_refused("mariadb").await;
-}
+on_both_engines!(
+    privileged_accounts_are_refused,
+    postgres_privileged_accounts_are_refused,
+    mariadb_privileged_accounts_are_refused
+);
 
 /// Issue 21, item 2, alternating users: the clone's original user passes the
 /// same rules. A writer who logs in as a role maker (CREATEROLE) or as a
@@ -368,7 +373,10 @@ async fn postgres_a_privileged_original_gets_no_clone() {
         ),
         (
             "deputy",
-            "CREATE ROLE admins NOLOGIN SUPERUSER; CREATE ROLE deputy LOGIN PASSWORD '{pw}'; GRANT admins TO deputy",
+            concat!(
+                "CREATE ROLE admins NOLOGIN SUPERUSER; ",
+                "CREATE ROLE deputy LOGIN PASSWORD '{pw}'; GRANT admins TO deputy"
+            ),
         ),
     ] {
         let own = random_password();
@@ -436,15 +444,24 @@ fn privileged_kinds(engine: &str) -> Vec<(&'static str, &'static str)> {
         ],
         _ => vec![
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SUPER ON *.* TO '{name}'@'%'",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT SUPER ON *.* TO '{name}'@'%'"
+                ),
                 "SUPER",
             ),
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON shop.* TO '{name}'@'%' WITH GRANT OPTION",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT SELECT ON shop.* TO '{name}'@'%' WITH GRANT OPTION"
+                ),
                 "GRANT OPTION",
             ),
             (
-                "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'",
+                concat!(
+                    "CREATE USER '{name}'@'%' IDENTIFIED BY '{pw}'; ",
+                    "GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'"
+                ),
                 "every global privilege the master has",
             ),
         ],
@@ -538,14 +555,58 @@ async fn a_privileged_account_is_never_the_other_user(engine: &str) {
     team.master_unchanged("privileged other users").await;
 }
 
-#[tokio::test]
-async fn postgres_a_privileged_account_is_never_the_other_user() {
-    a_privileged_account_is_never_the_other_user("postgres").await;
-}
+on_both_engines!(
+    a_privileged_account_is_never_the_other_user,
+    postgres_a_privileged_account_is_never_the_other_user,
+    mariadb_a_privileged_account_is_never_the_other_user
+);
 
+/// Issue 22, the group role: an existing NOLOGIN role named `lead_clone`
+/// that other roles are members of (here `crew`) is no privileged account,
+/// so the master made it the alternate user of `lead`: it gave it LOGIN and
+/// made it a member of `lead`, and every member of it then inherited
+/// `lead`'s privileges. Now it is refused NotManaged, naming the members,
+/// before anything changes: the role keeps its attributes and memberships,
+/// and `crew` still cannot read `lead`'s table.
 #[tokio::test]
-async fn mariadb_a_privileged_account_is_never_the_other_user() {
-    a_privileged_account_is_never_the_other_user("mariadb").await;
+async fn postgres_a_group_role_with_members_is_never_the_other_user() {
+    let team = Team::start("postgres", "alternating", None).await;
+    let own = random_password();
+    team.db.create_user("lead", &own);
+    team.db
+        .admin("CREATE TABLE lead_data (x int); GRANT SELECT ON lead_data TO lead");
+    let crew = random_password();
+    team.db.admin(&format!(
+        "CREATE ROLE lead_clone NOLOGIN; CREATE ROLE crew LOGIN PASSWORD {}; {}",
+        pg_literal(crew.expose_secret()),
+        "GRANT lead_clone TO crew"
+    ));
+    let before = privileges(&team.db, "lead_clone");
+    let (arn, t) = team.secret("lead", &own).await;
+
+    let outcome = team.rotate(&arn, &t).await;
+
+    let crew_reads = team
+        .db
+        .query_as("crew", &crew, "SELECT count(*) FROM lead_data");
+    assert!(
+        crew_reads.is_err(),
+        "crew inherits lead's privileges through lead_clone ({outcome:?})"
+    );
+    assert_eq!(
+        privileges(&team.db, "lead_clone"),
+        before,
+        "the group role changed ({outcome:?})"
+    );
+    let (kind, message) = team.refused(outcome, "lead_clone");
+    assert_eq!(kind, "NotRetryable.NotManaged", "{message}");
+    assert!(
+        message.contains("\"lead_clone\"") && message.contains("\"crew\""),
+        "the error names the role and its members: {message}"
+    );
+    team.nothing_pending_works(&arn, &message, "lead_clone")
+        .await;
+    assert!(team.db.logs_in("lead", &own), "the original changed");
 }
 
 /// Issue 21, item 2: the master's owner bounds whom it manages with
@@ -583,15 +644,11 @@ async fn a_user_outside_the_manages_tag_is_refused(engine: &str) {
     );
 }
 
-#[tokio::test]
-async fn postgres_a_user_outside_the_manages_tag_is_refused() {
-    a_user_outside_the_manages_tag_is_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_a_user_outside_the_manages_tag_is_refused() {
-    a_user_outside_the_manages_tag_is_refused("mariadb").await;
-}
+on_both_engines!(
+    a_user_outside_the_manages_tag_is_refused,
+    postgres_a_user_outside_the_manages_tag_is_refused,
+    mariadb_a_user_outside_the_manages_tag_is_refused
+);
 
 /// Issue 21, item 2, alternating users: the writer's secret names the
 /// master's host with another port, where a listener of the writer's relays
@@ -630,15 +687,11 @@ async fn another_port_of_the_masters_host_is_refused(engine: &str) {
         .await;
 }
 
-#[tokio::test]
-async fn postgres_another_port_of_the_masters_host_is_refused() {
-    another_port_of_the_masters_host_is_refused("postgres").await;
-}
-
-#[tokio::test]
-async fn mariadb_another_port_of_the_masters_host_is_refused() {
-    another_port_of_the_masters_host_is_refused("mariadb").await;
-}
+on_both_engines!(
+    another_port_of_the_masters_host_is_refused,
+    postgres_another_port_of_the_masters_host_is_refused,
+    mariadb_another_port_of_the_masters_host_is_refused
+);
 
 /// Issue 21, item 3: the master's `rotor:serves` holds team A's full ARN,
 /// `...:secret:<team-a>/app-AbCdEf`. Another writer creates a secret *named*

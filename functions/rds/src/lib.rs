@@ -14,26 +14,21 @@
 //! - [`strategy`]: single user and alternating users, each's setSecret.
 //! - [`master`]: which master secret a secret may use, where it logs in and
 //!   whom it may act on;
-//!   [`managed`]: the RDS API, for RDS-managed masters and reader hosts.
+//!   [`rds_api`]: the RDS API, for masters RDS keeps, reader hosts and proxies.
 //! - [`session`]: a logged-in session with either engine, and its errors;
 //!   [`connect`]: why a connection failed (the trusted certificates are
 //!   `rotor_core::tls`'s).
 //! - [`mysql`], [`postgres`]: each engine's statements.
 
-use std::time::Duration;
-
-use rotor_core::labels::AWSCURRENT;
-use rotor_core::retry::Backoff;
 use rotor_core::settings::EnvSettings;
 use rotor_core::{Error, Rotator, SecretStore, SecretString, StepContext};
-use tracing::warn;
 
 pub mod config;
 pub mod connect;
-pub mod managed;
 mod master;
 pub mod mysql;
 pub mod postgres;
+pub mod rds_api;
 pub mod secret;
 mod session;
 pub mod strategy;
@@ -41,10 +36,9 @@ pub mod strategy;
 pub use config::{Config, ConfigError, STRATEGY_VAR, USERNAME_LIMIT_VAR};
 pub use strategy::{STRATEGY_TAG, Strategy};
 
-use connect::Cause;
 use secret::{DbSecret, base_username};
-use session::{Session, failed, login_failed, same_password_everywhere, waiting};
-use strategy::{alternating, single};
+use session::{failed, same_password_everywhere};
+use strategy::alternating;
 
 /// Rotates database credentials.
 pub struct RdsRotator {
@@ -79,81 +73,44 @@ impl Rotator for RdsRotator {
         &self,
         ctx: &StepContext<'_, S>,
     ) -> Result<SecretString, Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        let current = DbSecret::parse_version(arn, AWSCURRENT, &ctx.current().await?.value)?;
-        let username = match Strategy::of(ctx, config)? {
-            Strategy::Single => current.username.clone(),
-            Strategy::Alternating => alternating::next_username(arn, config, &current)?,
-        };
-        let password =
-            config
-                .policy(current.engine)
-                .generate()
-                .map_err(|source| Error::PasswordPolicy {
-                    secret: arn.to_owned(),
-                    source,
-                })?;
+        let config = self.config(ctx.secret_arn())?;
+        let current: DbSecret = ctx.current_as().await?;
+        let username = Strategy::of(ctx, config)?.pending_user(ctx, config, &current)?;
+        let password = ctx.generate_password(config.policy(current.engine))?;
         Ok(current.with_credentials(&username, &password))
     }
 
     async fn set_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        let pending = DbSecret::parse_version(arn, ctx.pending_label, &ctx.pending().await?.value)?;
-        let current = DbSecret::parse_version(arn, AWSCURRENT, &ctx.current().await?.value)?;
+        let config = self.config(ctx.secret_arn())?;
+        let pending: DbSecret = ctx.pending_as().await?;
+        let current: DbSecret = ctx.current_as().await?;
         let strategy = Strategy::of(ctx, config)?;
-        match strategy {
-            Strategy::Single => single::set_secret(ctx, config, &current, &pending).await,
-            Strategy::Alternating => alternating::set_secret(ctx, config, &current, &pending).await,
-        }
+        strategy.set_secret(ctx, config, &current, &pending).await
     }
 
     async fn test_value<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<(), Error> {
-        let arn = ctx.secret_arn();
-        let config = self.config(arn)?;
-        let attempts = config.test_attempts;
-        let pending = DbSecret::parse_version(arn, ctx.pending_label, &ctx.pending().await?.value)?;
+        let config = self.config(ctx.secret_arn())?;
+        let pending: DbSecret = ctx.pending_as().await?;
         // The clone of an alternating pair must also act with exactly the
         // original's privileges; the original is the reference itself.
-        let original = match Strategy::of(ctx, config)? {
-            Strategy::Alternating if base_username(&pending.username) != pending.username => Some(
-                DbSecret::parse_version(arn, AWSCURRENT, &ctx.current().await?.value)?,
-            ),
+        let original: Option<DbSecret> = match Strategy::of(ctx, config)? {
+            Strategy::Alternating if base_username(&pending.username) != pending.username => {
+                Some(ctx.current_as().await?)
+            }
             _ => None,
         };
-        // A new password can take a moment to reach every node (Aurora
-        // readers, proxies): the login is retried briefly with backoff.
-        let mut session = Backoff::new(Duration::from_millis(250), Duration::from_secs(4))
-            .attempts(attempts)
-            .run(
-                |_| {
-                    waiting(&pending, "testing the login of", &pending.username);
-                    Session::open(&pending, &pending.username, &pending.password)
-                },
-                |e| {
-                    matches!(
-                        e.cause,
-                        Cause::Credentials | Cause::Timeout | Cause::Refused | Cause::Busy
-                    )
-                },
-                |attempt, e, _| {
-                    warn!(secret = %arn, attempt, cause = ?e.cause, "the pending credentials did not log in yet; retrying");
-                },
-            )
+        let arn = ctx.secret_arn();
+        let mut session = session::pending_login(arn, &pending, config.test_attempts).await?;
+        let mut result = session
+            .ping()
             .await
-            .map_err(|gave_up| login_failed(&pending, gave_up.error))?;
-        let result = session.ping().await;
-        let result = match (result, &original) {
-            (Ok(()), Some(original)) => {
-                alternating::same_access(&mut session, &pending, original).await
-            }
-            (result, _) => result.map_err(|detail| failed(&pending, "the test query", detail)),
-        };
-        let result = match result {
-            Ok(()) => same_password_everywhere(&mut session, &pending).await,
-            other => other,
-        };
+            .map_err(|detail| failed(&pending, "the test query", detail));
+        if let (Ok(()), Some(original)) = (&result, &original) {
+            result = alternating::same_access(&mut session, &pending, original).await;
+        }
+        if result.is_ok() {
+            result = same_password_everywhere(&mut session, &pending).await;
+        }
         session.close().await;
         result
     }

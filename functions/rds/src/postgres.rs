@@ -6,21 +6,21 @@
 //! never reaches the server's statement log.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
+use rotor_core::TargetError;
+use rotor_core::tls::{self, TlsSetupError};
 use rotor_core::{ExposeSecret, SecretString};
-use tokio_postgres::config::SslMode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::config::{SslMode, SslNegotiation};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use rotor_core::TargetError;
-
-use crate::connect::{ConnectError, statement_cause};
+use crate::connect::{
+    self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, WITHHELD, statement_cause,
+};
 use crate::secret::{DbSecret, Transport};
-use rotor_core::tls::{self, TlsSetupError};
-
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS connector, built once per process (clones share the configuration).
 fn connector() -> Result<MakeRustlsConnect, TlsSetupError> {
@@ -32,7 +32,11 @@ fn connector() -> Result<MakeRustlsConnect, TlsSetupError> {
         .clone()
 }
 
-/// Logs in as `user` with `password` at the secret's host.
+/// Logs in as `user` with `password` at the secret's host. The function
+/// resolves the host, connects and asks for TLS itself, so that each of
+/// those failures is known by a typed value ([`crate::connect`]); the
+/// driver then makes the TLS handshake (verified against the host name, with
+/// channel binding) and logs in.
 pub async fn connect(
     secret: &DbSecret,
     user: &str,
@@ -45,25 +49,71 @@ pub async fn connect(
         .user(user)
         .password(password.expose_secret())
         .dbname(secret.database().unwrap_or("postgres"))
-        .application_name("rotor-rds-rotation")
-        .connect_timeout(CONNECT_TIMEOUT);
+        .application_name("rotor-rds-rotation");
     let describe = |e: tokio_postgres::Error| ConnectError::from_driver(&e, error_chain(&e));
+    let stream = tcp(secret).await?;
     let client = match secret.transport {
         Transport::VerifiedTls => {
-            config.ssl_mode(SslMode::Require);
-            let connector = connector().map_err(ConnectError::tls_setup)?;
-            let (client, connection) = config.connect(connector).await.map_err(describe)?;
+            let mut connector = connector().map_err(ConnectError::tls_setup)?;
+            let tls = MakeTlsConnect::<TcpStream>::make_tls_connect(&mut connector, &secret.host)
+                .map_err(|e| ConnectError {
+                failure: ConnectFailure::Tls,
+                detail: format!("the host name is not one TLS can verify: {e}"),
+            })?;
+            let stream = request_tls(stream).await?;
+            // The request is answered: the driver starts the handshake at once.
+            config
+                .ssl_mode(SslMode::Require)
+                .ssl_negotiation(SslNegotiation::Direct);
+            let (client, connection) = config.connect_raw(stream, tls).await.map_err(describe)?;
             tokio::spawn(connection);
             client
         }
         Transport::Plaintext => {
             config.ssl_mode(SslMode::Disable);
-            let (client, connection) = config.connect(NoTls).await.map_err(describe)?;
+            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(describe)?;
             tokio::spawn(connection);
             client
         }
     };
     Ok(client)
+}
+
+/// A TCP connection to one of the secret's host's addresses, in turn, each
+/// attempt within [`CONNECT_TIMEOUT`]; the last failure when none answers.
+async fn tcp(secret: &DbSecret) -> Result<TcpStream, ConnectError> {
+    let mut last = None;
+    for address in connect::resolve(&secret.host, secret.port).await? {
+        let failure = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await
+        {
+            Ok(Ok(stream)) => {
+                // Statements are small and wait for their answer.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => ConnectError::from_driver(&e, e.to_string()),
+            Err(_) => ConnectError::timed_out(),
+        };
+        last = Some(failure);
+    }
+    Err(last.unwrap_or_else(ConnectError::timed_out))
+}
+
+/// PostgreSQL's SSLRequest: length 8, then the code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Asks the server for TLS, as the protocol does before any login: it
+/// answers one byte, `S` to go on with a TLS handshake, `N` when it has no
+/// TLS (a [`ConnectFailure::Tls`] failure, which no retry fixes).
+async fn request_tls(mut stream: TcpStream) -> Result<TcpStream, ConnectError> {
+    let io = |e: std::io::Error| ConnectError::from_driver(&e, format!("asking for TLS: {e}"));
+    stream.write_all(&SSL_REQUEST).await.map_err(io)?;
+    let mut answer = [0u8];
+    stream.read_exact(&mut answer).await.map_err(io)?;
+    match &answer {
+        b"S" => Ok(stream),
+        _ => Err(ConnectError::no_tls()),
+    }
 }
 
 /// The query AWS's functions use to prove a login works.
@@ -113,6 +163,9 @@ pub struct Role {
     /// Why it is privileged, each naming the attribute or role; empty when
     /// it is not.
     pub privileged: Vec<String>,
+    /// The roles that are members of it (directly), which inherit whatever
+    /// it is given: a group role's members.
+    pub members: Vec<String>,
 }
 
 /// The role `name` as the master (this session's user) sees it, `None` when
@@ -151,11 +204,18 @@ pub async fn role(client: &Client, name: &str) -> Result<Option<Role>, TargetErr
     };
     let held = |who: &str, filter: &str| {
         format!(
-            "WITH RECURSIVE held(oid) AS ( \
-               SELECT m.roleid FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member \
-               WHERE u.rolname = {who}{filter} \
-               UNION SELECT m.roleid FROM pg_auth_members m JOIN held h ON m.member = h.oid{filter}) \
-             SELECT r.rolname::text, {columns} FROM held JOIN pg_roles r ON r.oid = held.oid ORDER BY 1"
+            concat!(
+                "WITH RECURSIVE held(oid) AS (",
+                " SELECT m.roleid FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member",
+                " WHERE u.rolname = {who}{filter}",
+                " UNION SELECT m.roleid FROM pg_auth_members m",
+                " JOIN held h ON m.member = h.oid{filter})",
+                " SELECT r.rolname::text, {columns}",
+                " FROM held JOIN pg_roles r ON r.oid = held.oid ORDER BY 1"
+            ),
+            who = who,
+            filter = filter,
+            columns = columns,
         )
     };
     let member_of: Vec<(String, Vec<bool>)> = client
@@ -172,9 +232,21 @@ pub async fn role(client: &Client, name: &str) -> Result<Option<Role>, TargetErr
         .iter()
         .map(|row| row.get(0))
         .collect();
+    let members: Vec<String> = client
+        .query(
+            "SELECT u.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 ORDER BY 1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| failure(&e))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     Ok(Some(Role {
         can_login: own.get(0),
         privileged: why_privileged(name, &attributes(&own, 1), &member_of, &master_holds),
+        members,
     }))
 }
 
@@ -316,14 +388,18 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
     }
     let grants = client
         .query(
-            "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1) \
-             SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, k.oid::regclass::text \
-               FROM pg_class k, aclexplode(k.relacl) a, c WHERE a.grantee = c.oid AND k.relowner <> c.oid \
-             UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname) \
-               FROM pg_namespace n, aclexplode(n.nspacl) a, c WHERE a.grantee = c.oid AND n.nspowner <> c.oid \
-             UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname) \
-               FROM pg_database d, aclexplode(d.datacl) a, c \
-               WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid",
+            concat!(
+                "WITH c AS (SELECT oid FROM pg_roles WHERE rolname = $1)",
+                " SELECT DISTINCT CASE WHEN k.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,",
+                " k.oid::regclass::text FROM pg_class k, aclexplode(k.relacl) a, c",
+                " WHERE a.grantee = c.oid AND k.relowner <> c.oid",
+                " UNION SELECT DISTINCT 'SCHEMA', quote_ident(n.nspname)",
+                " FROM pg_namespace n, aclexplode(n.nspacl) a, c",
+                " WHERE a.grantee = c.oid AND n.nspowner <> c.oid",
+                " UNION SELECT DISTINCT 'DATABASE', quote_ident(d.datname)",
+                " FROM pg_database d, aclexplode(d.datacl) a, c",
+                " WHERE d.datname = current_database() AND a.grantee = c.oid AND d.datdba <> c.oid"
+            ),
             &[&clone],
         )
         .await
@@ -340,9 +416,12 @@ async fn revoke_extras(client: &Client, base: &str, clone: &str) -> Result<Strin
 pub async fn identity(client: &Client) -> Result<(String, Vec<String>), TargetError> {
     let row = client
         .query_one(
-            "SELECT current_user::text, coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname) \
-               FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
-               JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user), '{}')",
+            concat!(
+                "SELECT current_user::text,",
+                " coalesce((SELECT array_agg(r.rolname::text ORDER BY r.rolname)",
+                " FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid",
+                " JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = session_user), '{}')"
+            ),
             &[],
         )
         .await
@@ -382,17 +461,16 @@ fn withheld_text(error: &tokio_postgres::Error) -> String {
     };
     let code = code.code();
     let hint = match code {
-        "42501" => {
-            "; the login lacks a privilege this needs (the master user needs CREATEROLE, and ADMIN OPTION on the original role)"
-        }
+        "42501" => concat!(
+            "; the login lacks a privilege this needs (the master user needs CREATEROLE, ",
+            "and ADMIN OPTION on the original role)"
+        ),
         "42601" => "; the server does not accept this statement's syntax",
         "42710" => "; the role already exists: run the step again",
         _ if code.starts_with("40") => "; the transaction was rolled back: run the step again",
         _ => "",
     };
-    format!(
-        "server error SQLSTATE {code}; the server's message is withheld because the statement carries a password{hint}"
-    )
+    format!("server error SQLSTATE {code}; {WITHHELD}{hint}")
 }
 
 /// Quotes an identifier: double quotes, inner ones doubled.

@@ -110,6 +110,9 @@ impl fmt::Debug for DbSecret {
 /// The longest host or user name accepted: far beyond any engine's limit.
 const MAX_NAME: usize = 1024;
 
+/// The engines' names as the `engine` field takes them, for messages.
+const ENGINES: &str = "mysql, aurora-mysql, mariadb, postgres or aurora-postgresql";
+
 /// The fields every RDS secret needs, for messages.
 const REQUIRED: &str = "RDS secrets are JSON objects with engine, host, username and password";
 
@@ -141,9 +144,7 @@ pub enum SecretError {
     #[error("has a {0} field with a NUL character")]
     Nul(&'static str),
     /// An engine rds-rotation does not rotate.
-    #[error(
-        "has engine {0:?}, which rds-rotation does not rotate; use mysql, aurora-mysql, mariadb, postgres or aurora-postgresql"
-    )]
+    #[error("has engine {0:?}, which rds-rotation does not rotate; use {ENGINES}")]
     UnknownEngine(String),
     /// A numeric port of 0 or above 65535.
     #[error("has a port outside 1-65535")]
@@ -211,9 +212,10 @@ impl DbSecret {
             // AWS's functions take any other value as "TLS" (with a fallback to
             // plaintext that rotor does not copy): verified TLS, and a warning.
             Some(_) => {
-                tracing::warn!(
-                    "the secret's ssl field is neither true nor false; using verified TLS (set it to true, or false for plaintext, to silence this)"
-                );
+                tracing::warn!(concat!(
+                    "the secret's ssl field is neither true nor false; using verified TLS ",
+                    "(set it to true, or false for plaintext, to silence this)"
+                ));
                 Transport::VerifiedTls
             }
         };
@@ -227,20 +229,6 @@ impl DbSecret {
             password,
             transport,
             fields,
-        })
-    }
-
-    /// Parses the version `label` of the secret `secret`, as a step reads it:
-    /// the error is the step's, naming the secret, the label and the field.
-    pub fn parse_version(
-        secret: &str,
-        label: &str,
-        value: &SecretString,
-    ) -> Result<DbSecret, rotor_core::Error> {
-        DbSecret::parse(value).map_err(|problem| rotor_core::Error::InvalidSecretValue {
-            secret: secret.to_owned(),
-            label: label.to_owned(),
-            problem: problem.to_string(),
         })
     }
 
@@ -269,6 +257,29 @@ impl DbSecret {
         SecretString::from(Value::Object(fields).to_string())
     }
 
+    /// The login of another user at another address of this secret's
+    /// database (its master's): engine, database name and every other field
+    /// are this secret's.
+    pub(crate) fn login_at(
+        &self,
+        username: String,
+        password: SecretString,
+        at: rotor_core::admin::Endpoint,
+        transport: Transport,
+    ) -> DbSecret {
+        DbSecret {
+            engine: self.engine,
+            host: at.host,
+            port: at.port,
+            username,
+            password,
+            dbname: self.dbname.clone(),
+            transport,
+            masterarn: self.masterarn.clone(),
+            fields: self.fields.clone(),
+        }
+    }
+
     /// `host:port`, for messages.
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
@@ -283,13 +294,14 @@ pub const CLONE_SUFFIX: &str = "_clone";
 pub enum AlternateNameError {
     /// The name is the suffix alone.
     #[error(
-        "the user name {0:?} has no original user before {CLONE_SUFFIX:?}; alternating users need a name such as app and app{CLONE_SUFFIX}"
+        "the user name {0:?} has no original user before {CLONE_SUFFIX:?}; {need}{CLONE_SUFFIX}",
+        need = "alternating users need a name such as app and app"
     )]
     NoOriginal(String),
     /// The clone's name would be longer than the engine allows.
     #[error(
-        "the alternate user {clone:?} would be {length} long, over {engine}'s limit of {limit}; use a shorter user name{}",
-        if *.engine == Engine::MySql { " or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)" } else { "" }
+        "the alternate user {clone:?} would be {length} long, over {engine}'s limit of {limit}; {}",
+        shorter_name(*.engine)
     )]
     TooLong {
         /// The clone's name.
@@ -301,6 +313,17 @@ pub enum AlternateNameError {
         /// The engine's (or the deployment's) limit.
         limit: usize,
     },
+}
+
+/// What to do about an alternate user's name over `engine`'s limit.
+fn shorter_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::MySql => concat!(
+            "use a shorter user name or raise USERNAME_CHARACTER_LIMIT ",
+            "(MySQL 5.7+ allows 32)"
+        ),
+        _ => "use a shorter user name",
+    }
 }
 
 /// The other user of an alternating pair: `u` ↔ `u_clone`, within the engine's
@@ -358,7 +381,11 @@ mod tests {
                 Transport::VerifiedTls
             )
         );
-        let s = parse(r#"{"engine":"aurora-mysql","host":"db","username":"app","password":"pw","port":"3307","ssl":"FALSE","dbname":"x","masterarn":"arn:m"}"#).unwrap();
+        let s = parse(concat!(
+            r#"{"engine":"aurora-mysql","host":"db","username":"app","password":"pw","#,
+            r#""port":"3307","ssl":"FALSE","dbname":"x","masterarn":"arn:m"}"#
+        ))
+        .unwrap();
         assert_eq!(
             (s.engine, s.port, s.database(), s.transport),
             (Engine::MySql, 3307, Some("x"), Transport::Plaintext)
@@ -433,11 +460,17 @@ mod tests {
 
     #[test]
     fn writes_back_every_other_field_in_order() {
-        let s = parse(r#"{"password":"old","engine":"mysql","host":"h","username":"u","port":3306,"extra":{"k":[1,2]},"big":123456789012345678901234567890}"#).unwrap();
+        let rest = r#""port":3306,"extra":{"k":[1,2]},"big":123456789012345678901234567890}"#;
+        let s = parse(&format!(
+            r#"{{"password":"old","engine":"mysql","host":"h","username":"u",{rest}"#
+        ))
+        .unwrap();
         let out = s.with_credentials("u_clone", &SecretString::from("new"));
         assert_eq!(
             out.expose_secret(),
-            r#"{"password":"new","engine":"mysql","host":"h","username":"u_clone","port":3306,"extra":{"k":[1,2]},"big":123456789012345678901234567890}"#
+            format!(
+                r#"{{"password":"new","engine":"mysql","host":"h","username":"u_clone",{rest}"#
+            )
         );
         assert!(!format!("{s:?}").contains("old"));
     }
@@ -462,15 +495,20 @@ mod tests {
             alternate_username("a_sixteen_chars_", 16, Engine::MySql)
                 .unwrap_err()
                 .to_string(),
-            "the alternate user \"a_sixteen_chars__clone\" would be 22 long, over MySQL's limit of 16; use a shorter user name or raise USERNAME_CHARACTER_LIMIT (MySQL 5.7+ allows 32)"
+            concat!(
+                "the alternate user \"a_sixteen_chars__clone\" would be 22 long, over MySQL's ",
+                "limit of 16; use a shorter user name or raise USERNAME_CHARACTER_LIMIT ",
+                "(MySQL 5.7+ allows 32)"
+            )
         );
         assert_eq!(
             alternate_username(&"x".repeat(80), 80, Engine::MariaDb)
                 .unwrap_err()
                 .to_string(),
             format!(
-                "the alternate user \"{}_clone\" would be 86 long, over MariaDB's limit of 80; use a shorter user name",
-                "x".repeat(80)
+                "the alternate user \"{}_clone\" would be 86 long, {}",
+                "x".repeat(80),
+                "over MariaDB's limit of 80; use a shorter user name"
             )
         );
         // PostgreSQL counts bytes: 28 two-byte letters + "_clone" = 62 bytes.

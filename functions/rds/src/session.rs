@@ -2,12 +2,16 @@
 //! about it: a login the server refused, a statement that failed, a login an
 //! RDS Proxy turned away. Every message names the engine, host and port.
 
-use rotor_core::{Error, SecretString, TargetError, TargetKind};
+use std::time::Duration;
 
-use crate::connect::{Cause, ConnectError};
-use crate::managed;
+use rotor_core::retry::Backoff;
+use rotor_core::{Error, SecretString, TargetError, TargetKind};
+use tracing::warn;
+
+use crate::connect::{ConnectError, ConnectFailure};
 use crate::mysql;
 use crate::postgres;
+use crate::rds_api;
 use crate::secret::{DbSecret, base_username};
 
 /// An open session with either engine.
@@ -132,9 +136,35 @@ pub(crate) async fn login(secret: &DbSecret) -> Result<Option<Session>, Error> {
     waiting(secret, "logging in as", &secret.username);
     match Session::open(secret, &secret.username, &secret.password).await {
         Ok(session) => Ok(Some(session)),
-        Err(e) if e.cause == Cause::Credentials => Ok(None),
+        Err(e) if e.failure == ConnectFailure::Credentials => Ok(None),
         Err(e) => Err(e.into_error(secret.engine, &secret.address(), &secret.username)),
     }
+}
+
+/// testSecret's login with the pending credentials, tried `attempts` times:
+/// a new password can take a moment to reach every node (Aurora readers,
+/// proxies), so a refusal, a busy server or no answer is retried briefly
+/// with backoff.
+pub(crate) async fn pending_login(
+    arn: &str,
+    pending: &DbSecret,
+    attempts: u32,
+) -> Result<Session, Error> {
+    let user = &pending.username;
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(4))
+        .attempts(attempts)
+        .run(
+            |_| {
+                waiting(pending, "testing the login of", user);
+                Session::open(pending, user, &pending.password)
+            },
+            |e| e.failure.may_pass_soon(),
+            |attempt, e, _| {
+                warn!(secret = %arn, attempt, failure = ?e.failure, "the pending credentials did not log in yet; retrying");
+            },
+        )
+        .await
+        .map_err(|gave_up| login_failed(pending, gave_up.error))
 }
 
 /// testSecret, MySQL and MariaDB: every account of the pending user's name
@@ -163,13 +193,19 @@ pub(crate) async fn same_password_everywhere(
     if differ.is_empty() {
         return Ok(());
     }
-    Err(TargetError::new(rotor_core::Cause::Mismatch, format!(
-            "testSecret: {} of user {user:?} another password than the account that logged in with the pending one; run setSecret again (it changes every account of the name)",
-            match differ.len() {
-                1 => format!("account {} has", differ[0]),
-                _ => format!("accounts {} have", differ.join(", ")),
-            }
-        )).at(TargetKind::Database, target(pending)))
+    let accounts = match differ.as_slice() {
+        [one] => format!("account {one} has"),
+        _ => format!("accounts {} have", differ.join(", ")),
+    };
+    let problem = format!(
+        concat!(
+            "testSecret: {} of user {:?} another password than the account that logged in with ",
+            "the pending one; run setSecret again (it changes every account of the name)"
+        ),
+        accounts, user
+    );
+    let mismatch = TargetError::new(rotor_core::Cause::Mismatch, problem);
+    Err(mismatch.at(TargetKind::Database, target(pending)))
 }
 
 /// Tells a tracked step what it now waits for at the database.
@@ -205,9 +241,9 @@ pub(crate) fn target(secret: &DbSecret) -> String {
 /// A login to `secret`'s database that failed; when an RDS Proxy refused it,
 /// the error also names the likely cause.
 pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
-    let refused = error.cause == Cause::Credentials;
+    let refused = error.failure == ConnectFailure::Credentials;
     let error = error.into_error(secret.engine, &secret.address(), &secret.username);
-    if refused && managed::is_rds_proxy(&secret.host) {
+    if refused && rds_api::is_rds_proxy(&secret.host) {
         through_proxy(error, &secret.username)
     } else {
         error
@@ -220,7 +256,12 @@ pub(crate) fn login_failed(secret: &DbSecret, error: ConnectError) -> Error {
 fn through_proxy(error: Error, user: &str) -> Error {
     error.map_target_problem(|problem| {
         format!(
-            "{problem}; the host is an RDS Proxy endpoint, which logs users in with the secrets registered with it: register the secret of user {user:?} with the proxy (with alternating users, both users' secrets; see the README's RDS Proxy section)"
+            concat!(
+                "{}; the host is an RDS Proxy endpoint, which logs users in with the secrets ",
+                "registered with it: register the secret of user {:?} with the proxy (with ",
+                "alternating users, both users' secrets; see the README's RDS Proxy section)"
+            ),
+            problem, user
         )
     })
 }
@@ -231,12 +272,15 @@ mod tests {
 
     #[test]
     fn a_refusing_proxy_is_named_as_the_likely_cause() {
-        let pending = DbSecret::parse(&SecretString::from(
-            r#"{"engine":"postgres","host":"app.proxy-abc123.eu-west-1.rds.amazonaws.com","username":"app_clone","password":"hunter2-secret"}"#,
-        ))
-        .unwrap();
+        let pending = serde_json::json!({
+            "engine": "postgres",
+            "host": "app.proxy-abc123.eu-west-1.rds.amazonaws.com",
+            "username": "app_clone",
+            "password": "hunter2-secret",
+        });
+        let pending = DbSecret::parse(&SecretString::from(pending.to_string())).unwrap();
         let refused = ConnectError {
-            cause: Cause::Credentials,
+            failure: ConnectFailure::Credentials,
             detail: "password authentication failed".into(),
         };
         let error = login_failed(&pending, refused);

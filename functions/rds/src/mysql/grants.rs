@@ -28,26 +28,35 @@ pub fn quote_string(text: &str, backslash_escapes: bool) -> String {
 /// slice inside a character would panic with the line (and a password hash
 /// on it) in the message.
 fn find_unquoted(text: &str, needle: &str, from: usize, last: bool) -> Option<usize> {
+    let mut found = None;
+    for (i, _) in unquoted(text) {
+        if i >= from && text[i..].starts_with(needle) {
+            if !last {
+                return Some(i);
+            }
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// The characters of `text` outside quotes (`'`, `"`, `` ` ``; a backslash
+/// escapes within the first two), with their byte offsets. The quotes
+/// themselves are not among them.
+fn unquoted(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    let mut found = None;
-    for (i, c) in text.char_indices() {
+    text.char_indices().filter(move |&(_, c)| {
         match quote {
             Some(_) if escaped => escaped = false,
             Some(q) if c == '\\' && q != '`' => escaped = true,
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
-            None if i >= from && text[i..].starts_with(needle) => {
-                found = Some(i);
-                if !last {
-                    return found;
-                }
-            }
-            None => {}
+            None => return true,
         }
-    }
-    found
+        false
+    })
 }
 
 /// The end (exclusive byte offset) of the account `'user'@'host'` that starts
@@ -379,26 +388,17 @@ fn in_mysql_schema(object: &str) -> bool {
 /// parentheses (`SELECT (a, b), INSERT`), trimmed.
 fn split_list(text: &str) -> Vec<&str> {
     let mut items = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
     let mut depth = 0u32;
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some(q) if c == '\\' && q != '`' => escaped = true,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' | '`' => quote = Some(c),
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
-                ',' if depth == 0 => {
-                    items.push(text[start..i].trim());
-                    start = i + 1;
-                }
-                _ => {}
-            },
+    for (i, c) in unquoted(text) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
         }
     }
     items.push(text[start..].trim());
@@ -462,47 +462,49 @@ mod tests {
         assert!(copy(&["GRANT SELECT ON x.* TO `other`@`%`"], "app").is_empty());
     }
 
-    /// MySQL 8's documented output with `partial_revokes` on, and with roles:
-    /// the REVOKE lines come after the global grant they restrict.
+    /// The documented outputs with roles: MySQL 8's with `partial_revokes`
+    /// on (the REVOKE lines come after the global grant they restrict), and
+    /// MariaDB's for a role granted with ADMIN OPTION and made the default.
     #[test]
-    fn copies_mysql_partial_revokes_and_roles() {
-        let shown = lines(&[
-            "GRANT SELECT, INSERT ON *.* TO `u1`@`%`",
-            "REVOKE INSERT ON `world`.* FROM `u1`@`%`",
-            "GRANT `app_read`@`%`,`app_write`@`%` TO `u1`@`%`",
-        ]);
-        assert_eq!(
-            copy_grants(&shown, "u1", "'u1_clone'@'%'"),
-            [
+    fn copies_documented_roles_and_partial_revokes() {
+        type Case<'a> = (&'a [&'a str], &'a str, &'a str, &'a [&'a str]);
+        let mysql: Case = (
+            &[
+                "GRANT SELECT, INSERT ON *.* TO `u1`@`%`",
+                "REVOKE INSERT ON `world`.* FROM `u1`@`%`",
+                "GRANT `app_read`@`%`,`app_write`@`%` TO `u1`@`%`",
+            ],
+            "u1",
+            "'u1_clone'@'%'",
+            &[
                 "GRANT SELECT, INSERT ON *.* TO 'u1_clone'@'%'",
                 "GRANT `app_read`@`%`,`app_write`@`%` TO 'u1_clone'@'%'",
                 "REVOKE INSERT ON `world`.* FROM 'u1_clone'@'%'",
-            ]
+            ],
         );
-        assert_eq!(
-            granted_roles(&shown[2], "u1").as_deref(),
-            Some("`app_read`@`%`,`app_write`@`%`")
-        );
-        assert_eq!(granted_roles(&shown[0], "u1"), None);
-    }
-
-    /// MariaDB's documented output for a role granted with ADMIN OPTION and
-    /// made the default.
-    #[test]
-    fn copies_mariadb_roles_and_default_roles() {
-        let shown = lines(&[
-            "GRANT `journalist` TO `hulda`@`localhost` WITH ADMIN OPTION",
-            "GRANT USAGE ON *.* TO `hulda`@`localhost`",
-            "SET DEFAULT ROLE `journalist` FOR `hulda`@`localhost`",
-        ]);
-        assert_eq!(
-            copy_grants(&shown, "hulda", "'hulda_clone'@'localhost'"),
-            [
+        let mariadb: Case = (
+            &[
+                "GRANT `journalist` TO `hulda`@`localhost` WITH ADMIN OPTION",
+                "GRANT USAGE ON *.* TO `hulda`@`localhost`",
+                "SET DEFAULT ROLE `journalist` FOR `hulda`@`localhost`",
+            ],
+            "hulda",
+            "'hulda_clone'@'localhost'",
+            &[
                 "GRANT `journalist` TO 'hulda_clone'@'localhost' WITH ADMIN OPTION",
                 "GRANT USAGE ON *.* TO 'hulda_clone'@'localhost'",
                 "SET DEFAULT ROLE `journalist` FOR 'hulda_clone'@'localhost'",
-            ]
+            ],
         );
+        for (shown, user, account, copied) in [mysql, mariadb] {
+            assert_eq!(copy_grants(&lines(shown), user, account), copied);
+        }
+        let (shown, user, ..) = mysql;
+        assert_eq!(
+            granted_roles(shown[2], user).as_deref(),
+            Some("`app_read`@`%`,`app_write`@`%`")
+        );
+        assert_eq!(granted_roles(shown[0], user), None);
     }
 
     /// Issue 21, item 14: text outside quotes that is not ASCII (a name the

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
@@ -13,7 +12,9 @@ use rotor_core::{ExposeSecret, SecretString};
 
 use rotor_core::TargetError;
 
-use crate::connect::{Cause, ConnectError, statement_cause};
+use crate::connect::{
+    self, CONNECT_TIMEOUT, ConnectError, ConnectFailure, WITHHELD, statement_cause,
+};
 use crate::secret::{DbSecret, Transport};
 use rotor_core::tls::{self, TlsSetupError};
 
@@ -21,9 +22,6 @@ mod grants;
 
 use grants::{Held, granted_roles, has_masters_grants};
 pub use grants::{copy_grants, normalise_grants, quote_string};
-
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `mysql.user`'s ssl_type, ssl_cipher, x509_issuer and x509_subject.
 type TlsRequirement = (String, Vec<u8>, Vec<u8>, Vec<u8>);
@@ -83,7 +81,9 @@ fn verified_tls() -> Result<&'static Opts, TlsSetupError> {
     .map_err(Clone::clone)
 }
 
-/// Logs in as `user` with `password` at the secret's host.
+/// Logs in as `user` with `password` at the secret's host, which the
+/// function resolves itself ([`connect::resolve`]); the driver connects to
+/// those addresses and verifies TLS against the host name.
 pub async fn connect(
     secret: &DbSecret,
     user: &str,
@@ -95,30 +95,25 @@ pub async fn connect(
         }
         Transport::Plaintext => OptsBuilder::default(),
     };
+    let addresses = connect::resolve(&secret.host, secret.port).await?;
     let opts = base
         .ip_or_hostname(secret.host.clone())
+        .resolved_ips(Some(addresses.iter().map(|a| a.ip()).collect::<Vec<_>>()))
         .tcp_port(secret.port)
         .user(Some(user))
         .pass(Some(password.expose_secret()))
         .db_name(secret.dbname.clone())
         .prefer_socket(false);
-    let connecting = Conn::new(opts);
-    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => {
-            return Err(ConnectError {
-                cause: Cause::Timeout,
-                detail: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            });
-        }
-        Ok(Err(e)) => return Err(ConnectError::from_driver(&e, e.to_string())),
-        Ok(Ok(conn)) => conn,
+    let driver = |e: mysql_async::Error| ConnectError::from_driver(&e, e.to_string());
+    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Err(_) => return Err(ConnectError::timed_out()),
+        Ok(connected) => connected.map_err(driver)?,
     };
     // Quoting (backslash escapes) is safe only in a character set where no
     // character's bytes hold a quote or a backslash: not GBK, Big5 or SJIS.
     // The handshake asks for utf8mb4, but a server may ignore that
     // (character_set_client_handshake) or change it (init_connect), so the
     // session sets it, and checks it, before anything is quoted.
-    let driver = |e: mysql_async::Error| ConnectError::from_driver(&e, e.to_string());
     conn.query_drop("SET NAMES utf8mb4").await.map_err(driver)?;
     let (version, sql_mode, charset): (String, String, String) = conn
         .query_first("SELECT VERSION(), @@SESSION.sql_mode, @@SESSION.character_set_client")
@@ -127,9 +122,13 @@ pub async fn connect(
         .unwrap_or_default();
     if charset != "utf8mb4" {
         return Err(ConnectError {
-            cause: Cause::Other,
+            failure: ConnectFailure::Other,
             detail: format!(
-                "the session's client character set is {charset:?} after SET NAMES utf8mb4; rds-rotation quotes names and passwords for utf8mb4 only"
+                concat!(
+                    "the session's client character set is {:?} after SET NAMES utf8mb4; ",
+                    "rds-rotation quotes names and passwords for utf8mb4 only"
+                ),
+                charset
             ),
         });
     }
@@ -472,7 +471,10 @@ impl Session {
         let found = self
             .conn
             .exec(
-                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2",
+                concat!(
+                    "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles ",
+                    "WHERE USER = ? AND HOST = ? ORDER BY 1, 2"
+                ),
                 (user, host),
             )
             .await;
@@ -504,7 +506,10 @@ impl Session {
         let require: Option<TlsRequirement> = self
             .conn
             .exec_first(
-                "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = ? AND Host = ?",
+                concat!(
+                    "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user ",
+                    "WHERE User = ? AND Host = ?"
+                ),
                 (user, host),
             )
             .await
@@ -573,20 +578,23 @@ fn withheld_text(error: &mysql_async::Error) -> String {
     match error {
         mysql_async::Error::Server(e) => {
             let hint = match e.code {
-                1044 | 1045 | 1142 | 1227 | 1410 => {
-                    "; the login lacks a privilege this needs (the master user needs CREATE USER and, with GRANT OPTION, every privilege of the original user)"
-                }
-                1819 => {
-                    "; the server's password policy refused the generated password: align PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
-                }
-                1064 => {
-                    "; the server does not accept this statement's syntax: check that the secret's engine names the server's (mysql or mariadb)"
-                }
+                1044 | 1045 | 1142 | 1227 | 1410 => concat!(
+                    "; the login lacks a privilege this needs (the master user needs CREATE USER ",
+                    "and, with GRANT OPTION, every privilege of the original user)"
+                ),
+                1819 => concat!(
+                    "; the server's password policy refused the generated password: align ",
+                    "PASSWORD_LENGTH and the EXCLUDE_* settings with the policy"
+                ),
+                1064 => concat!(
+                    "; the server does not accept this statement's syntax: check that the ",
+                    "secret's engine names the server's (mysql or mariadb)"
+                ),
                 1396 => "; the account operation failed: check the user's accounts (mysql.user)",
                 _ => "",
             };
             format!(
-                "server error {} (SQLSTATE {}); the server's message is withheld because the statement carries a password{hint}",
+                "server error {} (SQLSTATE {}); {WITHHELD}{hint}",
                 e.code, e.state
             )
         }

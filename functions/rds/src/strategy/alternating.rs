@@ -1,64 +1,31 @@
 //! Alternating users: `u` and `u_clone` take turns. The master, once it has
 //! admitted both ([`Master::admit`]: the original as a user whose password it
-//! may set, the alternate as a name it manages and, when it exists, no
-//! privileged account), brings the user that is not current to exactly the
-//! original user's state on every attempt, and testSecret checks that the
-//! clone acts with the original's access and no more.
+//! may set, the alternate as a name it manages and, when it exists, neither a
+//! privileged account nor, on PostgreSQL, a role with members), brings the
+//! user that is not current to exactly the original user's state on every
+//! attempt, and testSecret checks that the clone acts with the original's
+//! access and no more.
 //!
 //! [`Master::admit`]: crate::master::Master
 
-use rotor_core::labels::AWSCURRENT;
-use rotor_core::{Error, SecretStore, StepContext, TargetError, TargetKind};
+use rotor_core::{Error, SecretStore, TargetError, TargetKind};
 use tracing::info;
 
-use crate::config::Config;
-use crate::master::{self, Act};
+use super::Rotation;
+use crate::master::Act;
 use crate::postgres;
-use crate::secret::{DbSecret, alternate_username, base_username};
+use crate::secret::{DbSecret, base_username};
 use crate::session::{Change, Session, failed, login, refused, target};
 
-/// The user name that takes over from `current`'s, or why there is none.
-pub(crate) fn next_username(
-    arn: &str,
-    config: &Config,
-    current: &DbSecret,
-) -> Result<String, Error> {
-    alternate_username(
-        &current.username,
-        config.username_limit(current.engine),
-        current.engine,
-    )
-    .map_err(|e| Error::InvalidSecretValue {
-        secret: arn.to_owned(),
-        label: AWSCURRENT.into(),
-        problem: e.to_string(),
-    })
-}
-
-/// setSecret: the master brings `pending`'s user, the other of the pair, to
-/// the state of `current`'s, with `pending`'s password.
-pub(crate) async fn set_secret<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
-) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
-    let expected = next_username(arn, config, current).ok();
-    if expected.as_deref() != Some(pending.username.as_str()) {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: ctx.pending_label.to_owned(),
-            problem: format!(
-                "names user {:?}, which is not the alternate of the current user {:?}",
-                pending.username, current.username
-            ),
-        });
-    }
+/// setSecret: the master brings the pending user, the other of the pair
+/// ([`super::Strategy::pending_user`]), to the state of the current one's,
+/// with the pending password.
+pub(crate) async fn set_secret<S: SecretStore>(rotation: &Rotation<'_, S>) -> Result<(), Error> {
+    let (current, pending) = (rotation.current, rotation.pending);
     // The master first: it checks that this secret's server is its own
     // (host and port), so that the login below with the current credentials
     // proves something, and whom it would act on, before anything changes.
-    let mut master = master::open(ctx, config, current).await?;
+    let mut master = rotation.master().await?;
     let base = base_username(&current.username);
     // Whichever of the pair is overwritten passes the privileged-account
     // checks: the original (pending when AWSCURRENT names the clone) as a
@@ -91,7 +58,7 @@ pub(crate) async fn set_secret<S: SecretStore>(
         current: &current.username,
     };
     master.apply(change, pending).await?;
-    info!(secret = %arn, user = %pending.username, "alternate user set");
+    info!(secret = %rotation.arn(), user = %pending.username, "alternate user set");
     Ok(())
 }
 
@@ -118,16 +85,20 @@ pub(crate) async fn same_access(
             let (acts_as, member_of) = postgres::identity(client)
                 .await
                 .map_err(|detail| failed(pending, "reading the pending user's roles", detail))?;
+            let user = &pending.username;
             if acts_as != base {
                 return Err(mismatch(format!(
-                    "user {:?} acts as {acts_as:?} after login, not as the original user {base:?} (ALTER ROLE ... SET role)",
-                    pending.username
+                    concat!(
+                        "user {:?} acts as {:?} after login, not as the original user {:?} ",
+                        "(ALTER ROLE ... SET role)"
+                    ),
+                    user, acts_as, base
                 )));
             }
             if member_of != [base] {
                 return Err(mismatch(format!(
-                    "user {:?} is a member of {member_of:?}; it must be a member of exactly [{base:?}]",
-                    pending.username
+                    "user {user:?} is a member of {member_of:?}; {} [{base:?}]",
+                    "it must be a member of exactly"
                 )));
             }
             Ok(())
@@ -144,13 +115,11 @@ pub(crate) async fn same_access(
                 .await
                 .map_err(|detail| failed(pending, "SHOW GRANTS as the pending user", detail))?;
             let Some(Session::MySql(mut original)) = login(current).await? else {
-                return Err(refused(
-                    current,
-                    format!(
-                        "refused the AWSCURRENT credentials of user {:?}, whose privileges the pending user must match",
-                        current.username
-                    ),
-                ));
+                let problem = format!(
+                    "refused the AWSCURRENT credentials of user {:?}, {}",
+                    current.username, "whose privileges the pending user must match"
+                );
+                return Err(refused(current, problem));
             };
             let want = original.own_grants(base).await;
             original.close().await;
@@ -162,8 +131,11 @@ pub(crate) async fn same_access(
             let missing: Vec<&String> = want.difference(&have).collect();
             let extra: Vec<&String> = have.difference(&want).collect();
             Err(mismatch(format!(
-                "user {:?} lacks {missing:?} and has {extra:?} beyond the original user {base:?} (SHOW GRANTS, user names as ?)",
-                pending.username
+                concat!(
+                    "user {:?} lacks {:?} and has {:?} beyond the original user {:?} ",
+                    "(SHOW GRANTS, user names as ?)"
+                ),
+                pending.username, missing, extra, base
             )))
         }
     }

@@ -12,13 +12,12 @@
 //! master changes them all; a login with the pending password proves the
 //! work done only when the name has one account.
 
-use rotor_core::admin::{ADMIN_VAR, Endpoint};
-use rotor_core::labels::AWSPREVIOUS;
-use rotor_core::{Cause, Error, SecretStore, StepContext, TargetError};
+use rotor_core::admin::ADMIN_VAR;
+use rotor_core::{Cause, Error, SecretStore, TargetError, TargetKind};
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::master::{self, Act};
+use super::Rotation;
+use crate::master::Act;
 use crate::mysql;
 use crate::secret::DbSecret;
 use crate::session::{Change, Session, failed, login, refused, target};
@@ -33,70 +32,60 @@ enum Login {
     Stored,
 }
 
-/// setSecret: gives `pending`'s user `pending`'s password.
-pub(crate) async fn set_secret<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
-) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
-    if pending.username != current.username {
-        return Err(Error::InvalidSecretValue {
-            secret: arn.to_owned(),
-            label: ctx.pending_label.to_owned(),
-            problem: format!(
-                "names user {:?}, but AWSCURRENT names {:?}; single-user rotation changes one user's password",
-                pending.username, current.username
-            ),
-        });
-    }
-    let has_master = current.masterarn.is_some() || config.master_secret().is_some();
-    let Some((session, with)) = own_login(ctx, current, pending).await? else {
-        if !has_master {
-            return Err(refused(
-                pending,
-                format!(
-                    "refused the pending, current and previous passwords of user {:?}; set the user's password to the AWSCURRENT value, or give the secret a masterarn, then rotate again",
-                    pending.username
+/// setSecret: gives the pending user (AWSCURRENT's) the pending password.
+pub(crate) async fn set_secret<S: SecretStore>(rotation: &Rotation<'_, S>) -> Result<(), Error> {
+    let (arn, pending) = (rotation.arn(), rotation.pending);
+    let Some((session, with)) = own_login(rotation).await? else {
+        if !rotation.has_master() {
+            let problem = format!(
+                concat!(
+                    "refused the pending, current and previous passwords of user {:?}; set the ",
+                    "user's password to the AWSCURRENT value, or give the secret a masterarn, ",
+                    "then rotate again"
                 ),
-            ));
+                pending.username
+            );
+            return Err(refused(pending, problem));
         }
         info!(secret = %arn, user = %pending.username, "the user's passwords are refused; the master changes it");
-        return through_master(ctx, config, current, pending).await;
+        return through_master(rotation).await;
     };
     match session {
-        Session::MySql(session) => {
-            mysql_accounts(ctx, config, current, pending, session, with, has_master).await
-        }
+        Session::MySql(session) => mysql_accounts(rotation, session, with).await,
         session if with == Login::Pending => {
             session.close().await;
             info!(secret = %arn, user = %pending.username, "the pending password already works");
             Ok(())
         }
-        session => own_change(ctx, config, current, pending, session, has_master).await,
+        session => own_change(rotation, session).await,
     }
 }
 
 /// Logs in as the user with the pending password, else the current one, else
 /// the previous one (only if it names the same user at the same server).
 async fn own_login<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    current: &DbSecret,
-    pending: &DbSecret,
+    rotation: &Rotation<'_, S>,
 ) -> Result<Option<(Session, Login)>, Error> {
+    let pending = rotation.pending;
     if let Some(session) = login(pending).await? {
         return Ok(Some((session, Login::Pending)));
     }
-    if let Some(session) = login(current).await? {
+    if let Some(session) = login(rotation.current).await? {
         return Ok(Some((session, Login::Stored)));
     }
-    let Some(previous) = ctx.previous().await? else {
-        return Ok(None);
+    // AWSPREVIOUS is the last resort before the master. A value that does
+    // not parse cannot log in, and failing the step on it would keep the
+    // master from changing the password: it is not tried, and the log says
+    // why (the error names the label and the field, never a value).
+    let previous = match rotation.ctx.previous_as::<DbSecret>().await {
+        Ok(Some(previous)) => previous,
+        Ok(None) => return Ok(None),
+        Err(broken) => {
+            warn!(secret = %rotation.arn(), error = %broken, "AWSPREVIOUS is not tried");
+            return Ok(None);
+        }
     };
-    let previous = DbSecret::parse_version(ctx.secret_arn(), AWSPREVIOUS, &previous.value)?;
-    let endpoint = |s: &DbSecret| Endpoint::new(s.host.clone(), s.port);
-    if previous.username != pending.username || !endpoint(&previous).is(&endpoint(pending)) {
+    if previous.username != pending.username || !previous.endpoint().is(&pending.endpoint()) {
         return Ok(None);
     }
     Ok(login(&previous).await?.map(|s| (s, Login::Stored)))
@@ -106,42 +95,34 @@ async fn own_login<S: SecretStore>(
 /// (an expired password, MySQL's `password_require_current`, a restricted
 /// role) has it changed by the master, when the secret has one.
 async fn own_change<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
+    rotation: &Rotation<'_, S>,
     session: Session,
-    has_master: bool,
 ) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
+    let (arn, pending) = (rotation.arn(), rotation.pending);
     match session.apply(Change::OwnPassword, pending).await {
         Ok(()) => {
             info!(secret = %arn, user = %pending.username, "password changed");
             Ok(())
         }
-        Err(e) if !has_master || e.is_retryable() => Err(e),
+        Err(e) if !rotation.has_master() || e.is_retryable() => Err(e),
         Err(e) => {
             warn!(secret = %arn, user = %pending.username, error = %e, "the user cannot change its own password; the master changes it");
-            through_master(ctx, config, current, pending).await
+            through_master(rotation).await
         }
     }
 }
 
-/// The master changes the password of `pending`'s user, and nothing else,
+/// The master changes the password of the pending user, and nothing else,
 /// once it has agreed to act on that user.
-async fn through_master<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
-) -> Result<(), Error> {
-    let mut master = master::open(ctx, config, current).await?;
+async fn through_master<S: SecretStore>(rotation: &Rotation<'_, S>) -> Result<(), Error> {
+    let pending = rotation.pending;
+    let mut master = rotation.master().await?;
     if let Err(refusal) = master.admit(&pending.username, Act::SetPassword).await {
         master.close().await;
         return Err(refusal);
     }
     master.apply(Change::PasswordAsMaster, pending).await?;
-    info!(secret = %ctx.secret_arn(), user = %pending.username, "password changed by the master");
+    info!(secret = %rotation.arn(), user = %pending.username, "password changed by the master");
     Ok(())
 }
 
@@ -149,15 +130,11 @@ async fn through_master<S: SecretStore>(
 /// When its name has one account, it changes its own password as on
 /// PostgreSQL. When it has several, every one of them must get the password.
 async fn mysql_accounts<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
+    rotation: &Rotation<'_, S>,
     mut session: mysql::Session,
     with: Login,
-    has_master: bool,
 ) -> Result<(), Error> {
-    let arn = ctx.secret_arn();
+    let (arn, pending) = (rotation.arn(), rotation.pending);
     let user = pending.username.as_str();
     let visible = match session.visible_hosts(user).await {
         Ok(visible) => visible,
@@ -183,44 +160,43 @@ async fn mysql_accounts<S: SecretStore>(
                     info!(secret = %arn, user, accounts = hosts.len(), "password changed on every account");
                     Ok(())
                 }
-                Err(e) if e.cause == Cause::Permission && has_master => {
+                Err(e) if e.cause == Cause::Permission && rotation.has_master() => {
                     warn!(secret = %arn, user, accounts = hosts.len(), "the user may not change its other accounts; the master changes them all");
-                    through_master(ctx, config, current, pending).await
+                    through_master(rotation).await
                 }
-                Err(e) if e.cause == Cause::Permission => Err(TargetError::new(
-                    Cause::Permission,
-                    several_accounts(user, &hosts),
-                )
-                .at(rotor_core::TargetKind::Database, target(pending))),
-                Err(e) => Err(failed(
-                    pending,
-                    &format!("changing the password of every account of user {user:?}"),
-                    e,
-                )),
+                Err(e) if e.cause == Cause::Permission => {
+                    let refusal =
+                        TargetError::new(Cause::Permission, several_accounts(user, &hosts));
+                    Err(refusal.at(TargetKind::Database, target(pending)))
+                }
+                Err(e) => {
+                    let what = format!("changing the password of every account of user {user:?}");
+                    Err(failed(pending, &what, e))
+                }
             }
         }
-        Some(_) => finish_own(ctx, config, current, pending, session, with, has_master).await,
+        Some(_) => finish_own(rotation, session, with).await,
         // The user cannot see whether its name has other accounts: the
         // master, when there is one, counts them.
-        None if has_master => match count_through_master(ctx, config, current, user).await {
+        None if rotation.has_master() => match count_through_master(rotation, user).await {
             Ok(n) if n > 1 => {
                 session.close().await;
                 info!(secret = %arn, user, accounts = n, "the user has several accounts; the master changes them all");
-                through_master(ctx, config, current, pending).await
+                through_master(rotation).await
             }
-            Ok(_) => finish_own(ctx, config, current, pending, session, with, has_master).await,
+            Ok(_) => finish_own(rotation, session, with).await,
             Err(e) if e.is_retryable() => {
                 session.close().await;
                 Err(e)
             }
             Err(e) => {
                 warn!(secret = %arn, user, error = %e, "the master cannot count the user's accounts; accounts of the same name on other hosts, if any, keep their password");
-                finish_own(ctx, config, current, pending, session, with, has_master).await
+                finish_own(rotation, session, with).await
             }
         },
         None => {
             info!(secret = %arn, user, "the user may not read mysql.user: accounts of the same name on other hosts, if any, are not seen and keep their password (a masterarn lets the master change them all)");
-            finish_own(ctx, config, current, pending, session, with, has_master).await
+            finish_own(rotation, session, with).await
         }
     }
 }
@@ -228,38 +204,24 @@ async fn mysql_accounts<S: SecretStore>(
 /// The user's name has one account (as far as anyone can see): done when
 /// the pending password logged in, else the user changes its own password.
 async fn finish_own<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
-    pending: &DbSecret,
+    rotation: &Rotation<'_, S>,
     session: mysql::Session,
     with: Login,
-    has_master: bool,
 ) -> Result<(), Error> {
     if with == Login::Pending {
         session.close().await;
-        info!(secret = %ctx.secret_arn(), user = %pending.username, "the pending password already works");
+        info!(secret = %rotation.arn(), user = %rotation.pending.username, "the pending password already works");
         return Ok(());
     }
-    own_change(
-        ctx,
-        config,
-        current,
-        pending,
-        Session::MySql(session),
-        has_master,
-    )
-    .await
+    own_change(rotation, Session::MySql(session)).await
 }
 
 /// How many accounts the user's name has, as the master sees them.
 async fn count_through_master<S: SecretStore>(
-    ctx: &StepContext<'_, S>,
-    config: &Config,
-    current: &DbSecret,
+    rotation: &Rotation<'_, S>,
     user: &str,
 ) -> Result<usize, Error> {
-    let mut master = master::open(ctx, config, current).await?;
+    let mut master = rotation.master().await?;
     let count = master.accounts(user).await;
     master.close().await;
     count
@@ -270,8 +232,14 @@ async fn count_through_master<S: SecretStore>(
 fn several_accounts(user: &str, hosts: &[String]) -> String {
     let accounts: Vec<String> = hosts.iter().map(|h| format!("'{user}'@'{h}'")).collect();
     format!(
-        "user {user:?} has {} accounts ({}) and may change only the one it logs in as, so the others would keep the old password; give the secret a masterarn (or set {ADMIN_VAR}) whose master changes them all, or drop the accounts it does not need. Nothing was changed",
+        concat!(
+            "user {:?} has {} accounts ({}) and may change only the one it logs in as, so the ",
+            "others would keep the old password; give the secret a masterarn (or set {}) whose ",
+            "master changes them all, or drop the accounts it does not need. Nothing was changed"
+        ),
+        user,
         hosts.len(),
-        accounts.join(", ")
+        accounts.join(", "),
+        ADMIN_VAR
     )
 }

@@ -176,13 +176,13 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
         // A master secret that RDS manages holds only a user name and password.
         let admin_user = match rds_rotation::secret::DbSecret::parse(value) {
             Ok(parsed) => parsed.username,
-            Err(e) if !rds_rotation::managed::is_credentials_only(value) => {
+            Err(e) if !rds_rotation::rds_api::is_credentials_only(value) => {
                 return Some(format!(
                     "the master secret {} does not parse: {e}",
                     master.secret.arn
                 ));
             }
-            Err(_) => rds_rotation::managed::credentials(value)?.0,
+            Err(_) => rds_rotation::rds_api::credentials(value)?.0,
         };
         let base = rds_rotation::secret::base_username(&secret.username);
         master

@@ -1,17 +1,22 @@
-//! Master secrets that Amazon RDS manages ("ManageMasterUserPassword"). RDS
-//! keeps only `username` and `password` in them and tags the secret with the
-//! database it belongs to: `aws:rds:primaryDBInstanceArn` or
-//! `aws:rds:primaryDBClusterArn` (AWS's own functions compare the key without
-//! regard to case, and so does this module). Engine, host and port come from
-//! the RDS API for that instance or cluster, never from the value of any secret:
-//! the host the master password is sent to is the database's writer as RDS
-//! reports it.
+//! The RDS API, for what a secret's value cannot be trusted to say: where a
+//! master secret that Amazon RDS keeps logs in, which hosts are readers of a
+//! database, and which are RDS Proxy endpoints.
+//!
+//! A master secret whose password RDS manages ("ManageMasterUserPassword")
+//! holds only `username` and `password`, and RDS tags it with the database it
+//! belongs to: `aws:rds:primaryDBInstanceArn` or `aws:rds:primaryDBClusterArn`
+//! (AWS's own functions compare the key without regard to case, and so does
+//! this module). Engine, host and port come from the RDS API for that instance
+//! or cluster, never from the value of any secret: the host the master password
+//! is sent to is the database's writer as RDS reports it.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use rotor_core::admin::same_host;
-use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
+use rotor_core::linked::LinkedSecret;
+use rotor_core::value::{Anywhere, SecretValue};
+use rotor_core::{Cause, Error, ExposeSecret, SecretString, TargetError, TargetKind};
 use serde_json::Value;
 
 use crate::secret::Engine;
@@ -53,6 +58,16 @@ impl Primary {
     }
 }
 
+impl Primary {
+    /// The database of a master secret that RDS keeps: one whose value holds
+    /// only `username` and `password` and whose tags name its database.
+    pub fn of_master(master: &LinkedSecret) -> Option<Primary> {
+        is_credentials_only(&master.value)
+            .then(|| Primary::from_tags(&master.tags))
+            .flatten()
+    }
+}
+
 /// Whether a secret value holds only `username` and `password`, the shape of
 /// the secrets RDS manages.
 pub fn is_credentials_only(value: &SecretString) -> bool {
@@ -66,14 +81,44 @@ pub fn is_credentials_only(value: &SecretString) -> bool {
 
 /// The `username` and `password` of a credentials-only value.
 pub fn credentials(value: &SecretString) -> Option<(String, SecretString)> {
-    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(value.expose_secret()) else {
-        return None;
-    };
-    match (fields.remove("username"), fields.remove("password")) {
-        (Some(Value::String(user)), Some(Value::String(password))) if !user.is_empty() => {
-            Some((user, SecretString::from(password)))
+    MasterCredentials::parse(value)
+        .ok()
+        .map(|login| (login.username, login.password))
+}
+
+/// The value of a master secret that RDS keeps: a user name and a password.
+pub struct MasterCredentials {
+    /// The master user.
+    pub username: String,
+    /// Its password.
+    pub password: SecretString,
+}
+
+impl SecretValue for MasterCredentials {
+    type Invalid = &'static str;
+    /// Where it logs in is the RDS API's to say, not the value's.
+    type Target = Anywhere;
+
+    fn parse(value: &SecretString) -> Result<Self, Self::Invalid> {
+        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(value.expose_secret())
+        else {
+            return Err("is not a JSON object with username and password");
+        };
+        match (fields.remove("username"), fields.remove("password")) {
+            (Some(Value::String(user)), Some(Value::String(password)))
+                if !user.is_empty() && !user.contains('\0') =>
+            {
+                Ok(MasterCredentials {
+                    username: user,
+                    password: SecretString::from(password),
+                })
+            }
+            _ => Err("has no user name or password"),
         }
-        _ => None,
+    }
+
+    fn target(&self) -> Anywhere {
+        Anywhere
     }
 }
 
@@ -121,7 +166,13 @@ impl Rds {
     }
 
     /// The engine and writer endpoint of an instance or cluster.
-    pub async fn endpoint(&self, primary: &Primary) -> Result<Endpoint, TargetError> {
+    pub async fn endpoint(&self, primary: &Primary) -> Result<Endpoint, Error> {
+        self.writer(primary)
+            .await
+            .map_err(|e| about(e, primary.arn()))
+    }
+
+    async fn writer(&self, primary: &Primary) -> Result<Endpoint, TargetError> {
         let (engine, host, port) = match primary {
             Primary::Instance(arn) => {
                 let instance = self.describe_instance(arn).await?.ok_or_else(|| {
@@ -162,7 +213,10 @@ impl Rds {
         let host = host.filter(|h| !h.is_empty()).ok_or_else(|| {
             TargetError::new(
                 Cause::Pending,
-                format!("{arn} has no endpoint yet (still being created?); rotate again once it is available"),
+                format!(
+                    "{arn} has no endpoint yet (still being created?); {}",
+                    "rotate again once it is available"
+                ),
             )
         })?;
         let port = api_port(port).unwrap_or(engine.default_port());
@@ -222,6 +276,16 @@ impl Rds {
     /// counts: a host is an instance's or a cluster's only when the API names
     /// it as that instance's endpoint. `None` when it is no reader of it.
     pub async fn reader_of(
+        &self,
+        host: &str,
+        primary: Option<&Primary>,
+        writer: &str,
+    ) -> Result<Option<Reader>, Error> {
+        let reader = self.find_reader(host, primary, writer).await;
+        reader.map_err(|e| about(e, host))
+    }
+
+    async fn find_reader(
         &self,
         host: &str,
         primary: Option<&Primary>,
@@ -372,6 +436,11 @@ impl Rds {
     }
 }
 
+/// A failed RDS API call about `what` (a database's ARN, a host).
+fn about(error: TargetError, what: &str) -> Error {
+    error.at(TargetKind::Database, format!("the RDS API for {what}"))
+}
+
 fn api_error<E: std::error::Error + Send + Sync + 'static>(
     operation: &str,
     arn: &str,
@@ -390,7 +459,10 @@ fn api_error<E: std::error::Error + Send + Sync + 'static>(
     };
     let detail = aws_sdk_rds::error::DisplayErrorContext(&error);
     let fix = if cause == Cause::Permission {
-        "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters (template parameter rdsDescribeDatabases)"
+        concat!(
+            "; the function's role needs rds:DescribeDBInstances and rds:DescribeDBClusters ",
+            "(template parameter rdsDescribeDatabases)"
+        )
     } else {
         ""
     };
