@@ -8,8 +8,7 @@ use rotor_core::{ExposeSecret, SecretStore, SecretString, Step};
 use rotor_tests::db::{TlsMode, random_password};
 use rotor_tests::target_db::{Db, field, my_account, my_literal, password, pg_ident, pg_literal};
 use rotor_tests::{
-    assert_no_stored_secret_in, moto_store, replay, run_step, same, staged_secret, token, unique,
-    value,
+    assert_no_stored_secret_in, moto_store, same, staged_secret, steps, token, unique, value,
 };
 use serde_json::json;
 
@@ -58,7 +57,7 @@ async fn alternating_users_rotation(engine: &str) {
     store.begin_rotation(&arn, &t).await.unwrap();
 
     // The first rotation creates the clone; every step is replayed.
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
 
     assert_eq!(
         field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
@@ -198,7 +197,7 @@ async fn a_pre_existing_other_user_is_converged(engine: &str) {
         }
         let t = token();
         let arn = staged_secret(&store, &db.secret(&user, &old, json!({})), &[], &t).await;
-        run_step(&function, &arn, &t, Step::CreateSecret)
+        steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap();
         // The pending password, as a first attempt that created the user and
@@ -219,7 +218,7 @@ async fn a_pre_existing_other_user_is_converged(engine: &str) {
             add_extra_grants(&db, &user, &clone);
         }
 
-        replay(
+        steps::replay(
             &function,
             &arn,
             &t,
@@ -337,11 +336,11 @@ async fn a_master_without_privileges(engine: &str) {
     db.grant_items_not_vault("svc");
     let t = token();
     let arn = staged_secret(&store, &db.secret("svc", &old, json!({})), &[], &t).await;
-    run_step(&function, &arn, &t, Step::CreateSecret)
+    steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap();
 
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
 
@@ -370,7 +369,7 @@ async fn a_master_without_privileges(engine: &str) {
     if !postgres {
         // May create users, may not grant: the user is created, the grant fails.
         db.admin(&format!("GRANT CREATE USER ON *.* TO '{weak}'@'%'"));
-        let (_, message) = run_step(&function, &arn, &t, Step::SetSecret)
+        let (_, message) = steps::run(&function, &arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert!(message.contains("svc_clone"), "{message}");
@@ -388,7 +387,7 @@ async fn a_master_without_privileges(engine: &str) {
             "GRANT ALL PRIVILEGES ON *.* TO '{weak}'@'%' WITH GRANT OPTION"
         ));
     }
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,
@@ -420,7 +419,7 @@ async fn test_secret_checks_the_clones_access(engine: &str) {
     db.grant_items_not_vault("svc");
     let t = token();
     let arn = staged_secret(&store, &db.secret("svc", &old, json!({})), &[], &t).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
     let expected = if engine == "postgres" {
         db.admin("REVOKE svc FROM svc_clone; ALTER ROLE svc_clone RESET role");
         "acts as \"svc_clone\""
@@ -429,7 +428,7 @@ async fn test_secret_checks_the_clones_access(engine: &str) {
         "lacks"
     };
 
-    let (kind, message) = run_step(&function, &arn, &t, Step::TestSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::TestSecret)
         .await
         .unwrap_err();
 
@@ -442,7 +441,7 @@ async fn test_secret_checks_the_clones_access(engine: &str) {
     }
     assert_no_stored_secret_in(&store, &arn, &format!("{message}{}", function.output())).await;
     // The retried setSecret converges it again.
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,

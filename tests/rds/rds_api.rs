@@ -10,8 +10,8 @@ use rotor_core::{ExposeSecret, SecretString, Step};
 use rotor_tests::db::{TlsMode, random_password};
 use rotor_tests::target_db::{Db, field, my_account, my_literal, password, pg_ident, pg_literal};
 use rotor_tests::{
-    moto_rds, moto_store, replay, run_step, same, staged_secret, start_function_resolving, token,
-    unique, value,
+    moto_rds, moto_store, same, staged_secret, start_function_resolving, steps, token, unique,
+    value,
 };
 use serde_json::json;
 
@@ -143,7 +143,7 @@ async fn an_rds_managed_master_secret_serves_as_masterarn(engine: &str) {
     let arn = staged_secret(&store, &stored, &[], &t).await;
     let function = function_resolving(&db, &[&host], &master).await;
 
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
 
     let new = password(&store, &arn, AWSCURRENT).await;
     assert_eq!(
@@ -218,7 +218,7 @@ async fn an_rds_managed_cluster_master_rotates_a_user_of_the_reader_endpoint() {
     let arn = staged_secret(&store, &stored, &[], &t).await;
     let function = function_resolving(&db, &[&writer, &reader], &master).await;
 
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
 
     assert_eq!(
         field(&store, &arn, AWSCURRENT, "username").await.as_deref(),
@@ -242,11 +242,11 @@ async fn an_rds_managed_master_logs_in_only_to_its_own_database() {
     let stored = db.secret("svc", &old, json!({"masterarn": master}));
     let arn = staged_secret(&store, &stored, &[], &t).await;
     let function = function_resolving(&db, &[&host], &master).await;
-    run_step(&function, &arn, &t, Step::CreateSecret)
+    steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .expect("createSecret");
 
-    let (kind, message) = run_step(&function, &arn, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .expect_err("setSecret must refuse");
 

@@ -8,8 +8,8 @@ use rotor_core::{ExposeSecret, SecretStore, SecretString, Step};
 use rotor_tests::db::{TlsMode, random_password};
 use rotor_tests::target_db::{Db, field, my_literal, password};
 use rotor_tests::{
-    assert_no_stored_secret_in, moto_store, replay, run_step, same, staged_secret,
-    staged_secret_named, token, unique, value,
+    assert_no_stored_secret_in, moto_store, same, staged_secret, staged_secret_named, steps, token,
+    unique, value,
 };
 use serde_json::json;
 
@@ -28,9 +28,9 @@ async fn single_user_rotation(engine: &str) {
     let arn = staged_secret(&store, &value_before, &[], &t).await;
     let function = function(&db, "single", &[]).await;
 
-    replay(&function, &arn, &t, &[Step::CreateSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret]).await;
     let staged = value(&store, &arn, AWSPENDING).await;
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,
@@ -162,7 +162,7 @@ async fn a_broken_previous_value_does_not_block_the_master() {
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
 
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
 
     assert!(db.logs_in("lost", &password(&store, &arn, AWSCURRENT).await));
     let output = function.output();
@@ -256,7 +256,7 @@ async fn mariadb_every_account_of_a_user_gets_the_new_password() {
         .unwrap();
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let new = password(&store, &arn, AWSCURRENT).await;
     assert_eq!(
         accounts_without(&db, "multi", &new),
@@ -267,7 +267,7 @@ async fn mariadb_every_account_of_a_user_gets_the_new_password() {
     // A first attempt that changed only the account it logs in as.
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
-    run_step(&function, &arn, &t, Step::CreateSecret)
+    steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap();
     let pending = password(&store, &arn, AWSPENDING).await;
@@ -275,7 +275,7 @@ async fn mariadb_every_account_of_a_user_gets_the_new_password() {
         "ALTER USER 'multi'@'127.0.0.1' IDENTIFIED BY {}",
         my_literal(pending.expose_secret())
     ));
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,
@@ -315,10 +315,10 @@ async fn mariadb_several_accounts_are_refused_or_checked() {
     let t = token();
     let name = format!("{team}{}", unique("seer"));
     let alone = staged_secret_named(&store, &name, &seer(json!({})), &[], &t).await;
-    run_step(&function, &alone, &t, Step::CreateSecret)
+    steps::run(&function, &alone, &t, Step::CreateSecret)
         .await
         .unwrap();
-    let (kind, message) = run_step(&function, &alone, &t, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &alone, &t, Step::SetSecret)
         .await
         .expect_err("several accounts and no master");
     assert_eq!(
@@ -335,7 +335,7 @@ async fn mariadb_several_accounts_are_refused_or_checked() {
     let name = format!("{team}{}", unique("seer"));
     let served_value = seer(json!({"masterarn": master}));
     let served = staged_secret_named(&store, &name, &served_value, &[], &t).await;
-    replay(
+    steps::replay(
         &function,
         &served,
         &t,
@@ -349,7 +349,7 @@ async fn mariadb_several_accounts_are_refused_or_checked() {
         "ALTER USER 'seer'@'localhost' IDENTIFIED BY {}",
         my_literal(random_password().expose_secret())
     ));
-    let (kind, message) = run_step(&function, &served, &t, Step::TestSecret)
+    let (kind, message) = steps::run(&function, &served, &t, Step::TestSecret)
         .await
         .expect_err("testSecret sees the account with another password");
     assert_eq!(kind, "NotRetryable.DatabaseMismatch", "{message}");
@@ -357,7 +357,7 @@ async fn mariadb_several_accounts_are_refused_or_checked() {
         message.contains("'seer'@'localhost'") && message.contains("setSecret again"),
         "{message}"
     );
-    replay(
+    steps::replay(
         &function,
         &served,
         &t,
@@ -411,7 +411,7 @@ async fn mariadb_sessions_use_utf8mb4_whatever_the_server_sets() {
     let stored = db.secret(user, &random_password(), json!({"masterarn": master}));
     let arn = staged_secret_named(&store, &format!("{team}zofie"), &stored, &[], &t).await;
 
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
 
     assert!(db.logs_in(user, &password(&store, &arn, AWSCURRENT).await));
 }

@@ -10,7 +10,7 @@ use rotor_tests::db::{
 };
 use rotor_tests::target_db::{Db, password};
 use rotor_tests::{
-    labels, moto_store, replay, run_step, same, staged_secret, start_function, token, unique, value,
+    labels, moto_store, same, staged_secret, start_function, steps, token, unique, value,
 };
 use serde_json::{Value, json};
 
@@ -115,11 +115,11 @@ async fn dns_and_a_server_without_tls_are_told_apart() {
         for (stored, kind, expected) in cases {
             let t = token();
             let arn = staged_secret(&store, &stored, &[], &t).await;
-            run_step(&function, &arn, &t, Step::CreateSecret)
+            steps::run(&function, &arn, &t, Step::CreateSecret)
                 .await
                 .unwrap();
 
-            let (got, message) = run_step(&function, &arn, &t, Step::SetSecret)
+            let (got, message) = steps::run(&function, &arn, &t, Step::SetSecret)
                 .await
                 .unwrap_err();
 
@@ -245,7 +245,7 @@ async fn an_unparsable_certificate_in_the_bundle_is_skipped() {
         ];
         let function = start_function("rds-rotation", &env).await;
 
-        replay(&function, &arn, &t, &Step::ALL).await;
+        steps::replay(&function, &arn, &t, &Step::ALL).await;
 
         let new = password(&store, &arn, AWSCURRENT).await;
         assert!(

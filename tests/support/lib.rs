@@ -17,7 +17,7 @@ use std::time::Duration;
 use rotor_cli::function::{LocalFunction, function_binary};
 use rotor_cli::runtime_api::Outcome;
 use rotor_core::store::{RotationService, VersionSelector};
-use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString, Step};
+use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_testbed::moto::{Moto, local_env};
 use serde_json::{Value, json};
 
@@ -153,29 +153,6 @@ pub async fn replay_steps(function: &LocalFunction, arn: &str, t: &str, steps: &
             function.output()
         );
     }
-}
-
-/// The event of `step` for the rotation `token` of secret `arn`.
-pub fn step_event(arn: &str, token: &str, step: Step) -> Value {
-    event(arn, token, step.as_str())
-}
-
-/// Invokes `step` of the rotation `token` of secret `arn`; Ok(outcome
-/// field) or Err((error type, message)).
-pub async fn run_step(
-    function: &LocalFunction,
-    arn: &str,
-    token: &str,
-    step: Step,
-) -> Result<String, (String, String)> {
-    self::step(function, &step_event(arn, token, step)).await
-}
-
-/// [`replay_steps`] with `Step` values: each of `steps` runs twice in a row,
-/// as Secrets Manager's retries may; both runs must succeed.
-pub async fn replay(function: &LocalFunction, arn: &str, token: &str, steps: &[Step]) {
-    let names: Vec<&str> = steps.iter().map(|step| step.as_str()).collect();
-    replay_steps(function, arn, token, &names).await;
 }
 
 /// [`step`] with the invocation's deadline `timeout` from now. The function
