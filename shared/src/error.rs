@@ -427,6 +427,16 @@ impl Error {
     /// caller knows of the likely cause); any other error as it is.
     pub fn map_target_problem(self, more: impl FnOnce(String) -> String) -> Error {
         match self {
+            Error::Target { .. } => self.map_problem(more),
+            other => other,
+        }
+    }
+
+    /// The same error with its `problem` (a target failure's, an invalid
+    /// value's or an invalid setting's) rewritten by `more`, to add what the
+    /// caller did or did not do because of it; any other error as it is.
+    pub fn map_problem(self, more: impl FnOnce(String) -> String) -> Error {
+        match self {
             Error::Target {
                 kind,
                 cause,
@@ -436,6 +446,24 @@ impl Error {
                 kind,
                 cause,
                 target,
+                problem: more(problem),
+            },
+            Error::InvalidSecretValue {
+                secret,
+                label,
+                problem,
+            } => Error::InvalidSecretValue {
+                secret,
+                label,
+                problem: more(problem),
+            },
+            Error::InvalidSettings {
+                secret,
+                setting,
+                problem,
+            } => Error::InvalidSettings {
+                secret,
+                setting,
                 problem: more(problem),
             },
             other => other,

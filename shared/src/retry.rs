@@ -51,6 +51,7 @@ pub struct Backoff {
     cap: Duration,
     attempts: Option<u32>,
     until: Option<Instant>,
+    margin: Duration,
 }
 
 /// A call that still failed when the schedule ran out, or failed in a way a
@@ -73,7 +74,15 @@ impl Backoff {
             cap,
             attempts: None,
             until: None,
+            margin: DEADLINE_MARGIN,
         }
+    }
+
+    /// Stops retrying `margin` before the step's deadline (500 ms unless
+    /// set): the time the step needs after the last attempt to report.
+    pub const fn margin(mut self, margin: Duration) -> Backoff {
+        self.margin = margin;
+        self
     }
 
     /// Makes at most `attempts` attempts (at least one).
@@ -94,7 +103,7 @@ impl Backoff {
         let deadline = crate::progress::deadline().map(|d| {
             let now = now();
             let left = d.saturating_duration_since(now);
-            now + left.saturating_sub(DEADLINE_MARGIN).max(left / 2)
+            now + left.saturating_sub(self.margin).max(left / 2)
         });
         match (self.until, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -102,3 +102,22 @@ impl RevokePrevious {
         }
     }
 }
+
+/// The entries of a comma-separated variable (`MANAGEMENT_SECRET_ARNS`,
+/// `ROTOR_WEBHOOK_ALLOWED_PREFIXES`, ...): trimmed, blanks dropped; none when
+/// it is unset.
+///
+/// ```
+/// let env = |v: &str| (v == "LIST").then(|| " a, ,b ,".to_owned());
+/// assert_eq!(rotor_core::settings::list(env, "LIST"), ["a", "b"]);
+/// assert!(rotor_core::settings::list(env, "OTHER").is_empty());
+/// ```
+pub fn list(lookup: impl Fn(&str) -> Option<String>, variable: &str) -> Vec<String> {
+    lookup(variable)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -106,6 +106,17 @@ fn read_bundle(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, p
     CertificateDer::pem_file_iter(path.as_ref())?.collect()
 }
 
+/// The roots that parse as certificates: for a library that refuses every
+/// root if one does not (mysql_async), where rustls itself skips it.
+pub fn parsable_roots() -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    Ok(roots()?
+        .certs
+        .iter()
+        .filter(|c| RootCertStore::empty().add((*c).clone()).is_ok())
+        .cloned()
+        .collect())
+}
+
 /// The cryptography under every TLS connection rotor makes: ring, never
 /// aws-lc (whose first handshake costs a cold start ~27 ms seeding its
 /// generator from CPU jitter).

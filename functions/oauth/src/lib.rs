@@ -63,13 +63,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let keep_previous =
             RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)? == RevokePrevious::NextRotation;
-        let management_secrets = lookup(MANAGEMENT_SECRETS_VAR)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let management_secrets = rotor_core::settings::list(&lookup, MANAGEMENT_SECRETS_VAR);
         Ok(Config {
             keep_previous,
             management_secrets,
@@ -110,12 +104,8 @@ impl OAuthRotator {
 /// 32 random bytes from the OS CSPRNG, base64url: what rotor chooses where
 /// the provider lets it.
 fn new_client_secret<S: SecretStore>(ctx: &StepContext<'_, S>) -> Result<SecretString, Error> {
-    rotor_core::password::random_text(32, |bytes| {
+    ctx.random_text(32, |bytes| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    })
-    .map_err(|source| Error::PasswordPolicy {
-        secret: ctx.secret_arn().to_owned(),
-        source,
     })
 }
 

@@ -232,20 +232,11 @@ async fn kept_previous<S: SecretStore>(
 ) -> Result<Option<RedisSecret>, Error> {
     match ctx.read_label_as::<UserSecret>(AWSPREVIOUS).await {
         Ok(previous) => Ok(same_user(previous, current)),
-        Err(Error::InvalidSecretValue {
-            secret,
-            label,
-            problem,
-        }) => {
-            let problem = format!(
+        Err(unparsable @ Error::InvalidSecretValue { .. }) => Err(unparsable.map_problem(|problem| {
+            format!(
                 "{problem}; no password was removed: REVOKE_PREVIOUS=next-rotation keeps AWSPREVIOUS's password, and the function cannot tell which one that is. The rotation itself is complete (AWSCURRENT holds the new password). Restore that version's value and run finishSecret again, or leave it: the next rotation makes the current value AWSPREVIOUS and removes the old passwords then"
-            );
-            Err(Error::InvalidSecretValue {
-                secret,
-                label,
-                problem,
-            })
-        }
+            )
+        })),
         Err(other) => Err(other),
     }
 }

@@ -184,6 +184,32 @@ impl<'a, S: SecretStore> StepContext<'a, S> {
         }
     }
 
+    /// The refusal of the value under `label` for `problem` (a predicate
+    /// naming the field and the fix, never a value): for a shape that only
+    /// the function's settings can check, where [`SecretValue::parse`]
+    /// cannot.
+    pub fn invalid_value(&self, label: &str, problem: impl Into<String>) -> Error {
+        Error::InvalidSecretValue {
+            secret: self.secret.arn.clone(),
+            label: label.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// `bytes` random bytes from the OS's source, encoded by `encode` (a
+    /// client secret, a key), or [`Error::PasswordPolicy`] naming the secret
+    /// when the source fails.
+    pub fn random_text(
+        &self,
+        bytes: usize,
+        encode: impl FnOnce(&[u8]) -> String,
+    ) -> Result<SecretString, Error> {
+        crate::password::random_text(bytes, encode).map_err(|source| Error::PasswordPolicy {
+            secret: self.secret.arn.clone(),
+            source,
+        })
+    }
+
     /// A new password under `policy`, or [`Error::PasswordPolicy`] naming
     /// the secret when the policy cannot make one.
     pub fn generate_password(&self, policy: &PasswordPolicy) -> Result<SecretString, Error> {

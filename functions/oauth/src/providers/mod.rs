@@ -118,22 +118,17 @@ pub async fn retire(
 /// retire a secret the deployer keeps (REVOKE_PREVIOUS=next-rotation) or
 /// miss one it retires.
 pub(crate) fn previous_unreadable(error: Error, stopped: &str) -> Error {
-    let Error::InvalidSecretValue {
-        secret,
-        label,
-        problem,
-    } = error
-    else {
+    let Error::InvalidSecretValue { secret, label, .. } = &error else {
         return error;
     };
-    let problem = format!(
-        "{problem}. rotor tells this secret's client secrets at the provider from others by what its versions hold, so {stopped}. Put {label} back on the version that holds the previous client secret (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --move-to-version-id <that version> --remove-from-version-id <the version that has it now>), then retry"
+    let put_back = format!(
+        "Put {label} back on the version that holds the previous client secret (aws secretsmanager update-secret-version-stage --secret-id {secret} --version-stage {label} --move-to-version-id <that version> --remove-from-version-id <the version that has it now>), then retry"
     );
-    Error::InvalidSecretValue {
-        secret,
-        label,
-        problem,
-    }
+    error.map_problem(|problem| {
+        format!(
+            "{problem}. rotor tells this secret's client secrets at the provider from others by what its versions hold, so {stopped}. {put_back}"
+        )
+    })
 }
 
 /// The error for a field the provider's calls need that the client's secret

@@ -61,15 +61,11 @@ pub struct Session {
 fn verified_tls() -> Result<&'static Opts, TlsSetupError> {
     static OPTS: OnceLock<Result<Opts, TlsSetupError>> = OnceLock::new();
     OPTS.get_or_init(|| {
-        let roots = tls::roots()?;
-        // mysql_async builds its rustls configuration on the process's default.
+        // mysql_async builds its rustls configuration on the process's default,
+        // and refuses every root if one does not parse: it gets those that do.
         tls::install_default_provider();
-        // mysql_async refuses every root if one does not parse; the PostgreSQL
-        // path skips such a certificate, and so does this one.
-        let certs = roots
-            .certs
+        let certs = tls::parsable_roots()?
             .iter()
-            .filter(|c| rustls::RootCertStore::empty().add((*c).clone()).is_ok())
             .map(|c| c.to_vec().into())
             .collect();
         let ssl = SslOpts::default()

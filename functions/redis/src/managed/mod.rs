@@ -149,8 +149,11 @@ impl Bound<'_> {
         let interval = self.settings.interval;
         let started = Instant::now();
         let bound = self;
+        // Two seconds before the deadline leave room for the call that
+        // reports the user's last status.
         let waited = Backoff::new(interval, interval)
             .until(started + self.settings.max_wait)
+            .margin(Duration::from_secs(2))
             .run(
                 move |_| async move { bound.active().await },
                 |not_yet| matches!(not_yet, NotYet::Busy(_)),
