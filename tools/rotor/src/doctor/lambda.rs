@@ -53,6 +53,11 @@ impl Kind {
         }
     }
 
+    /// Whether it runs a rotation's steps (every function but the scheduler).
+    pub fn runs_rotations(self) -> bool {
+        self != Kind::Scheduler
+    }
+
     /// From a binary name, or its first word (`rds`, `redis`...).
     pub fn parse(text: &str) -> Option<Kind> {
         Kind::ALL
