@@ -115,20 +115,6 @@ impl Clients {
             subject,
         }
     }
-
-    /// How a call to Lambda is described when it fails.
-    pub fn lambda_call<'a>(
-        &'a self,
-        operation: &'static str,
-        subject: Option<&'a str>,
-    ) -> Call<'a> {
-        Call {
-            service: Service::Lambda,
-            endpoint: self.endpoint.as_deref(),
-            operation,
-            subject,
-        }
-    }
 }
 
 /// The SDK configuration for an emulator at `endpoint` (moto, LocalStack,

@@ -10,12 +10,13 @@ use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rotor_core::AwsStore;
 use rotor_core::labels::AWSPENDING;
 
 use super::findings::{self, Examination, Repair};
 use crate::clients::Clients;
+use crate::endpoint::explain;
 use crate::function::{LocalFunction, locate_function};
 use crate::rotate::{LambdaFunction, RotateOptions, report, rotate};
 use crate::status::health::{Health, human};
@@ -127,8 +128,9 @@ async fn apply(
                 .remove_from_version_id(version)
                 .send()
                 .await
-                .with_context(|| {
-                    format!("removing AWSPENDING from version {version} of {}", exam.arn)
+                .map_err(|e| {
+                    let call = clients.secrets_call("UpdateSecretVersionStage", Some(&exam.arn));
+                    explain(&call, &e)
                 })?;
             Ok(format!("  done: AWSPENDING removed from {version}\n"))
         }
@@ -180,7 +182,7 @@ async fn resume(
                 .client_request_token(version)
                 .send()
                 .await
-                .with_context(|| format!("RotateSecret {} with token {version}", exam.arn))?;
+                .map_err(|e| explain(&clients.secrets_call("RotateSecret", Some(&exam.arn)), &e))?;
             let commands = crate::commands::Commands::new(clients.endpoint.as_deref());
             let again = commands.rotor(["doctor", exam.arn.as_str()]);
             return Ok(format!(

@@ -164,10 +164,11 @@ pub async fn collect(
     let mut tasks = tokio::task::JoinSet::new();
     for arn in arns {
         let client = clients.lambda.clone();
+        let endpoint = clients.endpoint.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let function = lambda::inspect(&client, &arn).await;
+            let function = lambda::inspect(&client, endpoint.as_deref(), &arn).await;
             (arn, function)
         });
     }

@@ -100,8 +100,9 @@ fn function_problems(exam: &mut Examination, options: &Options) {
     }
 }
 
-/// `kind` is the function the secret is read as: the function's own, or one
-/// of its candidates chosen by the value's shape.
+/// The findings of a function that exists, for the secret read as
+/// `exam.kind`: the function's own, or one of its candidates chosen by the
+/// value's shape.
 pub(super) fn function_findings(exam: &mut Examination, options: &Options, f: &FunctionFacts) {
     let commands = &options.commands;
     let kind = exam.kind;

@@ -258,7 +258,7 @@ pub async fn examine(
         crate::status::fill_in_flight(&clients.secrets, &arn, flight).await;
     }
     let function = match &facts.function {
-        Some(f) => Some(lambda::inspect(&clients.lambda, f).await),
+        Some(f) => Some(lambda::inspect(&clients.lambda, clients.endpoint.as_deref(), f).await),
         None => None,
     };
     let mut exam = Examination {
@@ -289,13 +289,11 @@ pub async fn examine(
     Ok(exam)
 }
 
-/// Why GetSecretValue gave no value: the service's error code and message.
+/// Why GetSecretValue gave no value: the endpoint's failure, or the
+/// service's error code and message.
 #[derive(Debug, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct Unreadable {
-    code: String,
-    message: String,
-}
+#[error(transparent)]
+pub struct Unreadable(crate::endpoint::EndpointError);
 
 /// Why a secret that another one points at may not be used.
 #[derive(Debug, thiserror::Error)]
@@ -331,10 +329,10 @@ pub(super) async fn read(
             .secret_string()
             .map(|s| SecretString::from(s.to_owned()))),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(Unreadable {
-            code: e.code().unwrap_or("error").to_owned(),
-            message: e.message().unwrap_or("GetSecretValue failed").to_owned(),
-        }),
+        Err(e) => {
+            let call = clients.secrets_call("GetSecretValue", None);
+            Err(Unreadable(crate::endpoint::explain(&call, &e)))
+        }
     }
 }
 
