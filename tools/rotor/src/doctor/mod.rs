@@ -77,6 +77,10 @@ fn parse_kind(text: &str) -> Result<Kind, UnknownKind> {
 /// repairs).
 pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
     let clients = Clients::new(args.endpoint.as_deref()).await?;
+    if let Some(function) = &args.function {
+        // A mistyped binary is said before anything is examined or repaired.
+        crate::function::locate_function(function)?;
+    }
     let options = Options {
         kind: args.kind,
         stuck_after: Duration::from_secs(args.stuck_after_minutes * 60),
