@@ -18,6 +18,7 @@ use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, SecretStore, SecretString};
 use rotor_testbed::db::{TlsMode, random_password};
 use rotor_testbed::redis_server::{ADMIN_USER, RedisServer};
+use rotor_tests::commands::{aws_cli_available, printed_commands, run_printed};
 use rotor_tests::target_db::Db;
 use rotor_tests::*;
 use serde_json::{Value, json};
@@ -196,6 +197,11 @@ async fn deploy_described(
 /// function to invoke (the test deploys it afterwards), stops there: the
 /// state a function that crashed before createSecret's PutSecretValue leaves.
 async fn start_rotation(arn: &str, function: &str, token: &str) {
+    start_rotation_every(arn, function, token, 30).await;
+}
+
+/// [`start_rotation`] with a schedule of `days`.
+async fn start_rotation_every(arn: &str, function: &str, token: &str, days: i64) {
     let sent = moto()
         .client()
         .rotate_secret()
@@ -204,7 +210,7 @@ async fn start_rotation(arn: &str, function: &str, token: &str) {
         .rotation_lambda_arn(function)
         .rotation_rules(
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .automatically_after_days(30)
+                .automatically_after_days(days)
                 .build(),
         )
         .send()
@@ -368,8 +374,14 @@ async fn a_missing_function_is_reported() {
     let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0"]).await;
     assert_eq!(code, 1);
     assert_eq!(codes(&doc), ["function-missing", "pending-without-value"]);
+    // Against an emulator, the function is set by the local runner (which
+    // tests it with the function's binary); RotateSecret would leave the
+    // emulator's copy of the value AWSPENDING.
     let fix = doc["findings"][0]["fix"].to_string();
-    assert!(fix.contains("--rotation-lambda-arn"), "{fix}");
+    assert!(
+        fix.contains("--rotation-function FUNCTION_ARN --test-only"),
+        "{fix}"
+    );
 
     let (code, doc) = doctor(&arn, &["--stuck-after-minutes", "0", "--fix", "--yes"]).await;
     assert_eq!(code, 1);
@@ -1299,4 +1311,373 @@ async fn an_rfc7592_value_that_was_not_stored_is_resumed_never_cancelled() {
     assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
     assert_eq!(code, 0);
     assert_eq!(labels(&store, &arn).await[&pending], [AWSCURRENT]);
+}
+
+/// Takes AWSPENDING off `version`.
+async fn unstage(store: &AwsStore, arn: &str, version: &str) {
+    store
+        .move_label(
+            arn,
+            &rotor_core::labels::LabelMove {
+                label: AWSPENDING.into(),
+                to: None,
+                from: Some(version.to_owned()),
+            },
+        )
+        .await
+        .expect("unstage");
+}
+
+/// The secret's rotation settings: on or off, the function, the schedule.
+async fn settings(arn: &str) -> (bool, Option<String>, Option<i64>) {
+    let out = moto()
+        .client()
+        .describe_secret()
+        .secret_id(arn)
+        .send()
+        .await
+        .expect("describe");
+    (
+        out.rotation_enabled().unwrap_or(false),
+        out.rotation_lambda_arn()
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned),
+        out.rotation_rules()
+            .and_then(|r| r.automatically_after_days())
+            .filter(|days| *days > 0),
+    )
+}
+
+/// `rotor rotate` (a rotation, and --test-only) leaves the secret's rotation
+/// settings as it found them: the function, deployed in the emulator or not,
+/// the schedule, on or off; status and doctor still find nothing wrong. A
+/// secret without rotation keeps rotation off, and the runner says what the
+/// emulator records of its staging.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_keeps_the_rotation_settings_it_found() {
+    let store = moto_store();
+    for deployed in [true, false] {
+        for extra in [&["--test-only"][..], &[]] {
+            let name = unique("keep");
+            let arn = store
+                .create_secret(&name, &SecretString::from("v1"), &[])
+                .await
+                .expect("create");
+            let function = unique("fn");
+            let staged = token();
+            start_rotation_every(&arn, &function_arn(&function), &staged, 7).await;
+            unstage(&store, &arn, &staged).await;
+            if deployed {
+                deploy(&function, "generic-rotation", &[], 60, true).await;
+            }
+            let before = settings(&arn).await;
+            assert_eq!(before, (true, Some(function_arn(&function)), Some(7)));
+            let mut args = vec!["rotate", name.as_str()];
+            args.extend_from_slice(extra);
+            let (code, out) = rotor(&args).await;
+            assert_eq!(code, 0, "{out}");
+            assert_eq!(
+                settings(&arn).await,
+                before,
+                "deployed {deployed}, {extra:?}: {out}"
+            );
+            assert!(out.contains("rotation settings unchanged"), "{out}");
+            if deployed {
+                let (code, doc) = doctor(&arn, &[]).await;
+                assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
+                assert_eq!(code, 0);
+                let (code, out) = rotor(&["status", "--prefix", &name]).await;
+                assert_eq!(code, 0, "{out}");
+            }
+        }
+    }
+    for extra in [&["--test-only"][..], &[]] {
+        let name = unique("off");
+        let arn = store
+            .create_secret(&name, &SecretString::from("v1"), &[])
+            .await
+            .expect("create");
+        let mut args = vec!["rotate", name.as_str()];
+        args.extend_from_slice(extra);
+        let (code, out) = rotor(&args).await;
+        assert_eq!(code, 0, "{out}");
+        let (enabled, _, _) = settings(&arn).await;
+        assert!(!enabled, "{extra:?}: {out}");
+        assert!(out.contains("rotation stays off"), "{out}");
+        let (code, out) = rotor(&["status", "--prefix", &name]).await;
+        assert_eq!(code, 0, "{out}");
+        let (code, doc) = doctor(&arn, &[]).await;
+        assert_eq!(code, 0, "{doc}");
+    }
+}
+
+/// A rotation in flight for less than --stuck-after-minutes may still be
+/// running: doctor says when --fix may touch it and how to override, and
+/// --fix says why it did not act, rather than "nothing to repair".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_young_rotation_says_when_fix_may_touch_it() {
+    let pending = token();
+    let (store, arn, _) = generic_secret(Some(&pending)).await;
+    let (code, doc) = doctor(&arn, &[]).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(codes(&doc), ["pending-without-value"]);
+    assert_eq!(doc["findings"][0]["health"], "warning", "{doc}");
+    let finding = doc["findings"][0].to_string();
+    assert!(
+        finding.contains("60 minutes") && finding.contains("UTC"),
+        "{finding}"
+    );
+    assert!(finding.contains("--stuck-after-minutes 0"), "{finding}");
+
+    let (code, out) = rotor(&["doctor", &arn, "--fix", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("not repaired") && out.contains("--stuck-after-minutes 0"),
+        "{out}"
+    );
+    assert!(labels(&store, &arn).await[&pending].contains(&AWSPENDING.to_owned()));
+}
+
+/// The findings in `status --json`'s one secret.
+fn status_codes(status: &Value) -> Vec<String> {
+    status["secrets"][0]["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// status and doctor describe a secret in the same terms: the same finding
+/// codes, `attention` a boolean in both, and a warning is "warning", never
+/// "ok".
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_doctor_json_use_the_same_terms() {
+    let stuck = ["--stuck-after-minutes", "0"];
+    // A stuck rotation, a missing function, and nothing wrong.
+    let pending = token();
+    let (_, in_flight, in_flight_name) = generic_secret(Some(&pending)).await;
+    let store = moto_store();
+    let missing_name = unique("doctor");
+    let missing = store
+        .create_secret(&missing_name, &SecretString::from("v"), &[])
+        .await
+        .expect("create");
+    let staged = token();
+    start_rotation(&missing, &function_arn(&unique("gone")), &staged).await;
+    unstage(&store, &missing, &staged).await;
+    let (_, healthy, healthy_name) = generic_secret(None).await;
+    for (arn, name, attention) in [
+        (&in_flight, &in_flight_name, true),
+        (&missing, &missing_name, true),
+        (&healthy, &healthy_name, false),
+    ] {
+        let (_, doc) = doctor(arn, &stuck).await;
+        let mut args = vec!["status", "--prefix", name.as_str(), "--json"];
+        args.extend_from_slice(&stuck);
+        let (_, out) = rotor(&args).await;
+        let status: Value = serde_json::from_str(&out).expect("status --json");
+        assert_eq!(status_codes(&status), codes(&doc), "{status}\n{doc}");
+        assert_eq!(doc["attention"], json!(attention), "{doc}");
+        assert_eq!(status["attention"], json!(attention), "{status}");
+    }
+    // Young: a warning in doctor, in its JSON too.
+    let (_, doc) = doctor(&in_flight, &[]).await;
+    assert_eq!(doc["findings"][0]["health"], "warning", "{doc}");
+    assert_eq!(doc["attention"], json!(false), "{doc}");
+}
+
+/// A stuck or misconfigured state to make afresh for each command tried.
+#[derive(Clone, Copy, Debug)]
+enum Situation {
+    /// A rotation without a value, younger than --stuck-after-minutes.
+    YoungWithoutValue,
+    /// The same, stuck.
+    StuckWithoutValue,
+    /// createSecret stored a value, then the rotation stopped.
+    StuckWithValue,
+    /// AWSPENDING left on the AWSCURRENT version.
+    PendingOnCurrent,
+    /// The rotation function does not exist.
+    FunctionMissing,
+    /// rds-rotation that Secrets Manager may not invoke, with a short
+    /// timeout, settings it refuses and a value it cannot parse.
+    BrokenFunctionAndValue,
+}
+
+impl Situation {
+    const ALL: [Situation; 6] = [
+        Situation::YoungWithoutValue,
+        Situation::StuckWithoutValue,
+        Situation::StuckWithValue,
+        Situation::PendingOnCurrent,
+        Situation::FunctionMissing,
+        Situation::BrokenFunctionAndValue,
+    ];
+
+    /// Whether a rotation is in flight (which each repair must end).
+    fn in_flight(self) -> bool {
+        matches!(
+            self,
+            Situation::YoungWithoutValue
+                | Situation::StuckWithoutValue
+                | Situation::StuckWithValue
+                | Situation::PendingOnCurrent
+        )
+    }
+
+    /// The doctor (and status) options that find it.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Situation::YoungWithoutValue => &[],
+            _ => &["--stuck-after-minutes", "0"],
+        }
+    }
+
+    /// Makes it; the secret's ARN and name.
+    async fn make(self) -> (String, String) {
+        let store = moto_store();
+        match self {
+            Situation::YoungWithoutValue | Situation::StuckWithoutValue => {
+                let (_, arn, name) = generic_secret(Some(&token())).await;
+                (arn, name)
+            }
+            Situation::StuckWithValue => {
+                let pending = token();
+                let (_, arn, name) = generic_secret(Some(&pending)).await;
+                let local = start_function("generic-rotation", &[]).await;
+                step(&local, &event(&arn, &pending, "createSecret"))
+                    .await
+                    .unwrap_or_else(|(kind, _)| panic!("createSecret: {kind}"));
+                (arn, name)
+            }
+            Situation::PendingOnCurrent => {
+                let (_, arn, name) = generic_secret(None).await;
+                store
+                    .put_value(
+                        &arn,
+                        NewVersion {
+                            version_id: &token(),
+                            value: &SecretString::from("newer"),
+                            labels: &[AWSCURRENT, AWSPENDING],
+                            rotation_token: None,
+                        },
+                    )
+                    .await
+                    .expect("put");
+                (arn, name)
+            }
+            Situation::FunctionMissing => {
+                let name = unique("doctor");
+                let arn = secret_for(&store, &name, "v", &[], &unique("gone"), None).await;
+                (arn, name)
+            }
+            Situation::BrokenFunctionAndValue => {
+                let name = unique("doctor");
+                let function = unique("fn");
+                let arn = secret_for(&store, &name, "v", &[], &function, None).await;
+                let env = [("ROTATION_STRATEGY", "sideways")];
+                deploy(&function, "rds-rotation", &env, 3, false).await;
+                (arn, name)
+            }
+        }
+    }
+
+    /// The commands doctor (its JSON, checked against its text) and status
+    /// print for it.
+    async fn commands(self, arn: &str, name: &str) -> Vec<String> {
+        let (_, doc) = doctor(arn, self.options()).await;
+        let from_json: Vec<String> = doc["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| f["fix"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c.as_str().map(printed_commands))
+            .flatten()
+            .collect();
+        let mut args = vec!["doctor", arn];
+        args.extend_from_slice(self.options());
+        let (_, text) = rotor(&args).await;
+        assert_eq!(printed_commands(&text), from_json, "{text}");
+        let mut args = vec!["status", "--prefix", name];
+        args.extend_from_slice(self.options());
+        let (_, table) = rotor(&args).await;
+        let mut all = from_json;
+        all.extend(printed_commands(&table));
+        all
+    }
+}
+
+/// Every `rotor` and `aws` command doctor and status suggest runs as printed
+/// against moto (in `sh`, a "y" on stdin for --fix's question), each on a
+/// fresh copy of the state it was suggested for: it carries --endpoint (or
+/// --endpoint-url and --region), the function binary and its settings where
+/// it resumes, and the options that made doctor call the rotation stuck. A
+/// repair leaves the rotation finished or cancelled. Placeholders that a
+/// person fills in (FUNCTION_ARN, file://fixed.json) are filled in the same
+/// way here.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_suggested_command_runs_as_printed() {
+    let dir = std::env::temp_dir().join(unique("suggested"));
+    std::fs::create_dir_all(&dir).expect("a working directory");
+    let fixed =
+        json!({"engine": "postgres", "host": "db.example", "username": "u", "password": "p"});
+    std::fs::write(dir.join("fixed.json"), fixed.to_string()).expect("fixed.json");
+    std::fs::write(dir.join("value.json"), fixed.to_string()).expect("value.json");
+    let some_function = unique("fn");
+    deploy(&some_function, "generic-rotation", &[], 60, true).await;
+    let aws = aws_cli_available();
+    for situation in Situation::ALL {
+        let (arn, name) = situation.make().await;
+        let suggested = situation.commands(&arn, &name).await;
+        let count = suggested.len();
+        assert!(count > 0, "{situation:?}: no command suggested");
+        if situation.in_flight() {
+            assert!(
+                suggested.iter().any(|c| c.contains(" --fix")),
+                "{situation:?}: no --fix among {suggested:?}"
+            );
+        }
+        for index in 0..count {
+            let (arn, name) = situation.make().await;
+            let command = situation.commands(&arn, &name).await[index]
+                .replace("ROTATION_FUNCTION_ARN", &function_arn(&some_function))
+                .replace("FUNCTION_ARN", &function_arn(&some_function));
+            if command.starts_with("aws ") {
+                assert!(
+                    command.contains(&format!("--endpoint-url {}", moto().endpoint()))
+                        && command.contains("--region us-east-1"),
+                    "{situation:?}: {command}"
+                );
+                if !aws {
+                    continue;
+                }
+            } else {
+                assert!(
+                    command.contains(&format!("--endpoint {}", moto().endpoint())),
+                    "{situation:?}: {command}"
+                );
+            }
+            let out = run_printed(&command, &dir, "y\ny\ny\n").await;
+            let code = out.status.code().unwrap_or(-1);
+            let acts = command.starts_with("aws ")
+                || command.contains(" --fix")
+                || command.contains(" rotate ");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if acts {
+                assert_eq!(code, 0, "{situation:?}: {command}\n{stdout}\n{stderr}");
+            } else {
+                assert!(code == 0 || code == 1, "{situation:?}: {command}\n{stderr}");
+            }
+            if acts && situation.in_flight() {
+                let (_, doc) = doctor(&arn, &["--stuck-after-minutes", "0"]).await;
+                assert!(
+                    codes(&doc).iter().all(|c| !c.starts_with("pending-")),
+                    "{situation:?}: after {command}: {doc}"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,3 +114,86 @@ impl RecordingListener {
             .len()
     }
 }
+
+/// A TCP listener on 127.0.0.1 that accepts every connection and never
+/// answers, nor closes one: an endpoint that hangs its clients. Stops (and
+/// drops the connections it holds) when dropped.
+pub struct SilentListener {
+    port: u16,
+    server: JoinHandle<()>,
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl SilentListener {
+    /// Listens on 127.0.0.1 at a free port.
+    pub async fn start() -> SilentListener {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local listener");
+        let port = listener.local_addr().expect("its address").port();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentListener { port, server }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with 404 and a
+/// page of HTML: something that listens where Secrets Manager was expected
+/// but is not it. Stops when dropped.
+pub struct NotFoundServer {
+    port: u16,
+    server: JoinHandle<()>,
+}
+
+impl Drop for NotFoundServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl NotFoundServer {
+    /// Listens on 127.0.0.1 at a free port.
+    pub async fn start() -> NotFoundServer {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local listener");
+        let port = listener.local_addr().expect("its address").port();
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // Read the request (headers and a small body), then answer.
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    let _ = tokio::time::timeout(IDLE, stream.read(&mut buffer)).await;
+                    let page = "<html><body>Not Found</body></html>";
+                    let answer = format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                        page.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        NotFoundServer { port, server }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}

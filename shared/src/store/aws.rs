@@ -7,6 +7,8 @@
 
 #[cfg(feature = "testing")]
 mod service;
+#[cfg(feature = "testing")]
+pub use service::STAGING_ONLY_FUNCTION;
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};

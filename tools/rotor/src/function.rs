@@ -45,6 +45,67 @@ pub fn function_binary(name: &str) -> PathBuf {
         .unwrap_or(fallback)
 }
 
+/// A `--function` that names no binary.
+#[derive(Debug, thiserror::Error)]
+pub enum NoSuchFunction {
+    /// A name, not found where rotor looks for its functions.
+    #[error(
+        "no function binary named {name:?} in {dir} ({where_}): rotor's functions are {known}; give one of them, or a path to a binary"
+    )]
+    Name {
+        /// What was given.
+        name: String,
+        /// Where it was looked for.
+        dir: String,
+        /// Why there.
+        where_: &'static str,
+        /// The names rotor knows.
+        known: String,
+    },
+    /// A path with no file at it.
+    #[error("no function binary at {0}")]
+    Path(String),
+}
+
+/// The binary `--function` names: a path as given, or a name looked up in
+/// `ROTOR_FUNCTION_DIR`, else beside this executable. Unlike
+/// [`function_binary`], never in the directory the binary was built in: an
+/// installed rotor must not report a path of the machine that built it.
+pub fn locate_function(given: &str) -> Result<PathBuf, NoSuchFunction> {
+    if given.contains('/') {
+        let path = PathBuf::from(given);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(NoSuchFunction::Path(given.to_owned()))
+        };
+    }
+    let (dir, where_) = match std::env::var_os("ROTOR_FUNCTION_DIR") {
+        Some(dir) => (PathBuf::from(dir), "ROTOR_FUNCTION_DIR"),
+        None => {
+            let exe = std::env::current_exe().unwrap_or_default();
+            let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+            (dir, "beside rotor")
+        }
+    };
+    let path = dir.join(given);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let known = crate::doctor::lambda::Kind::ALL
+        .iter()
+        .filter(|k| k.runs_rotations())
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(NoSuchFunction::Name {
+        name: given.to_owned(),
+        dir: dir.display().to_string(),
+        where_,
+        known,
+    })
+}
+
 impl LocalFunction {
     /// Spawns `binary` with the given extra environment and waits until it polls
     /// for its first invocation.

@@ -9,9 +9,11 @@
 #[cfg(feature = "testbed")]
 pub mod bench;
 pub mod clients;
+pub mod commands;
 #[cfg(feature = "testbed")]
 pub mod demo;
 pub mod doctor;
+pub mod endpoint;
 pub mod function;
 pub mod rotate;
 pub mod runtime_api;

@@ -65,17 +65,7 @@ fn not_built(command: &str) -> anyhow::Result<bool> {
 #[cfg(feature = "testbed")]
 fn command_line() -> String {
     std::env::args()
-        .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
+        .map(|arg| rotor_cli::commands::quote(&arg))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -10,14 +10,16 @@ use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rotor_core::AwsStore;
 use rotor_core::labels::AWSPENDING;
 
 use super::findings::{self, Examination, Repair};
 use crate::clients::Clients;
-use crate::function::{LocalFunction, function_binary};
+use crate::endpoint::explain;
+use crate::function::{LocalFunction, locate_function};
 use crate::rotate::{LambdaFunction, RotateOptions, report, rotate};
+use crate::status::health::{Health, human};
 
 /// How the repairs run.
 #[derive(Clone, Debug)]
@@ -52,10 +54,21 @@ pub async fn apply_all(
     let repairs: Vec<Repair> = exam
         .findings
         .iter()
-        .filter(|f| f.health != crate::status::health::Health::Ok)
+        .filter(|f| f.health.needs_attention())
         .filter_map(|f| f.repair.clone())
         .collect();
-    if repairs.is_empty() {
+    // A rotation younger than --stuck-after-minutes may still be running:
+    // say so, and when --fix will act, rather than nothing at all.
+    let young: Vec<&Repair> = exam
+        .findings
+        .iter()
+        .filter(|f| f.health == Health::Warning)
+        .filter_map(|f| f.repair.as_ref())
+        .collect();
+    for repair in &young {
+        done.push_str(&young_rotation(exam, options, repair));
+    }
+    if repairs.is_empty() && young.is_empty() {
         done.push_str("nothing that --fix may repair\n");
     }
     for repair in repairs {
@@ -77,6 +90,28 @@ pub async fn apply_all(
     Ok(done)
 }
 
+/// Why --fix leaves a young rotation alone, when it will act, and the
+/// command that acts now.
+fn young_rotation(exam: &Examination, options: &findings::Options, repair: &Repair) -> String {
+    let now = std::time::SystemTime::now();
+    let age = exam
+        .facts
+        .in_flight
+        .as_ref()
+        .and_then(|f| f.since)
+        .and_then(|t| now.duration_since(t).ok())
+        .map(human)
+        .unwrap_or_else(|| "?".into());
+    let minutes = options.stuck_after.as_secs() / 60;
+    let override_ = options
+        .fix_command(exam, true, matches!(repair, Repair::Resume { .. }))
+        .map(|c| format!(" If nothing is running it: `{c}`"))
+        .unwrap_or_default();
+    format!(
+        "not repaired: {repair}: it has been in flight for {age}, and --fix acts on a rotation once it has been in flight {minutes} minutes, in case it is still running.{override_}\n"
+    )
+}
+
 async fn apply(
     clients: &Clients,
     exam: &Examination,
@@ -93,8 +128,9 @@ async fn apply(
                 .remove_from_version_id(version)
                 .send()
                 .await
-                .with_context(|| {
-                    format!("removing AWSPENDING from version {version} of {}", exam.arn)
+                .map_err(|e| {
+                    let call = clients.secrets_call("UpdateSecretVersionStage", Some(&exam.arn));
+                    explain(&call, &e)
                 })?;
             Ok(format!("  done: AWSPENDING removed from {version}\n"))
         }
@@ -120,11 +156,7 @@ async fn resume(
     let store = AwsStore::new(clients.secrets.clone());
     let run = match (&fix.function, &clients.endpoint) {
         (Some(function), Some(endpoint)) => {
-            let binary = if function.contains('/') {
-                PathBuf::from(function)
-            } else {
-                function_binary(function)
-            };
+            let binary: PathBuf = locate_function(function)?;
             let mut env = rotor_testbed::moto::local_env(endpoint);
             env.extend(fix.env.iter().cloned());
             let local = LocalFunction::start(&binary, &env).await?;
@@ -150,10 +182,11 @@ async fn resume(
                 .client_request_token(version)
                 .send()
                 .await
-                .with_context(|| format!("RotateSecret {} with token {version}", exam.arn))?;
+                .map_err(|e| explain(&clients.secrets_call("RotateSecret", Some(&exam.arn)), &e))?;
+            let commands = crate::commands::Commands::new(clients.endpoint.as_deref());
+            let again = commands.rotor(["doctor", exam.arn.as_str()]);
             return Ok(format!(
-                "  started: Secrets Manager resumes the rotation to {version}; run rotor doctor {} again in a minute\n",
-                exam.arn
+                "  started: Secrets Manager resumes the rotation to {version}; run `{again}` again in a minute\n"
             ));
         }
     };

@@ -53,6 +53,11 @@ impl Kind {
         }
     }
 
+    /// Whether it runs a rotation's steps (every function but the scheduler).
+    pub fn runs_rotations(self) -> bool {
+        self != Kind::Scheduler
+    }
+
     /// From a binary name, or its first word (`rds`, `redis`...).
     pub fn parse(text: &str) -> Option<Kind> {
         Kind::ALL
@@ -175,8 +180,13 @@ pub struct FunctionFacts {
     pub invocable: Option<bool>,
 }
 
-/// Reads a function's configuration and policy (two calls).
-pub async fn inspect(client: &aws_sdk_lambda::Client, arn: &str) -> Function {
+/// Reads a function's configuration and policy (two calls) from Lambda at
+/// `endpoint` (AWS's when `None`).
+pub async fn inspect(
+    client: &aws_sdk_lambda::Client,
+    endpoint: Option<&str>,
+    arn: &str,
+) -> Function {
     let config = match client
         .get_function_configuration()
         .function_name(arn)
@@ -186,12 +196,13 @@ pub async fn inspect(client: &aws_sdk_lambda::Client, arn: &str) -> Function {
         Ok(config) => config,
         Err(e) if e.code() == Some("ResourceNotFoundException") => return Function::Missing,
         Err(e) => {
-            return Function::Unknown(format!(
-                "GetFunctionConfiguration: {}",
-                e.message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| aws_sdk_lambda::error::DisplayErrorContext(&e).to_string())
-            ));
+            let call = crate::endpoint::Call {
+                service: crate::endpoint::Service::Lambda,
+                endpoint,
+                operation: "GetFunctionConfiguration",
+                subject: Some(arn),
+            };
+            return Function::Unknown(crate::endpoint::explain(&call, &e).to_string());
         }
     };
     let env: BTreeMap<String, String> = config

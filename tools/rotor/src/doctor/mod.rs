@@ -13,6 +13,9 @@ use rotor_core::labels::AWSCURRENT;
 use serde_json::json;
 
 use crate::clients::Clients;
+use crate::commands::Commands;
+use crate::endpoint::parse_endpoint;
+use crate::status::STUCK_AFTER_MINUTES;
 use crate::status::health::{Health, human};
 use connect::Checked;
 use findings::{Examination, Finding, Options};
@@ -39,7 +42,7 @@ pub struct DoctorArgs {
     pub yes: bool,
     /// The Secrets Manager and Lambda endpoint (an emulator such as moto);
     /// AWS's, with the default credential chain, when absent.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_endpoint)]
     pub endpoint: Option<String>,
     /// Which rotor function the secret is for, when its Lambda metadata does
     /// not say: rds, oauth, redis or generic.
@@ -54,7 +57,7 @@ pub struct DoctorArgs {
     pub env: Vec<(String, String)>,
     /// How many minutes a rotation may be in flight before doctor treats it
     /// as stuck (and --fix may touch it).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = STUCK_AFTER_MINUTES)]
     pub stuck_after_minutes: u64,
     /// One JSON document instead of text.
     #[arg(long)]
@@ -73,10 +76,15 @@ fn parse_kind(text: &str) -> Result<Kind, UnknownKind> {
 /// Runs `rotor doctor`; `Ok(true)` when nothing needs attention (after any
 /// repairs).
 pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
-    let clients = Clients::new(args.endpoint.as_deref()).await;
+    let clients = Clients::new(args.endpoint.as_deref()).await?;
+    if let Some(function) = &args.function {
+        // A mistyped binary is said before anything is examined or repaired.
+        crate::function::locate_function(function)?;
+    }
     let options = Options {
         kind: args.kind,
         stuck_after: Duration::from_secs(args.stuck_after_minutes * 60),
+        commands: Commands::new(clients.endpoint.as_deref()),
     };
     let mut exam = findings::examine(&clients, &args.secret_id, &options).await?;
     let mut out = String::new();
@@ -240,11 +248,7 @@ pub fn text(exam: &Examination) -> String {
             out,
             "{}. [{}] {}\n   why: {}",
             n + 1,
-            if finding.health == Health::Ok {
-                "warning"
-            } else {
-                finding.health.word()
-            },
+            finding.health.word(),
             finding.what,
             finding.why
         );
@@ -255,7 +259,10 @@ pub fn text(exam: &Examination) -> String {
     out
 }
 
-/// The document for scripts.
+/// The document for scripts (README: "JSON output"): the secret, its
+/// versions, the notes, the findings (code, health word, what, why, fix, and
+/// the repair --fix would apply), the worst health word, and whether anything
+/// needs attention (the exit code).
 pub fn to_json(exam: &Examination) -> serde_json::Value {
     json!({
         "arn": exam.arn,
@@ -266,6 +273,7 @@ pub fn to_json(exam: &Examination) -> serde_json::Value {
         "versions": exam.facts.versions.iter().collect::<std::collections::BTreeMap<_, _>>(),
         "notes": exam.notes,
         "findings": exam.findings,
+        "health": findings::health(exam),
         "attention": findings::needs_attention(exam),
     })
 }

@@ -8,12 +8,18 @@ use serde::Serialize;
 
 use crate::doctor::lambda::{Function, Kind, read_settings};
 
-/// The one word `rotor status` gives each secret.
+/// The one word `rotor status` gives each secret, and doctor each finding.
+/// Worse words sort after better ones; anything worse than `Warning` needs
+/// attention (exit code 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Nothing needs attention.
     Ok,
+    /// Worth knowing, needs nothing now: a rotation in flight that may still
+    /// be running, a timeout shorter than the template's, a function that is
+    /// missing while rotation is off.
+    Warning,
     /// Rotation is on, and the next rotation is well past due.
     Overdue,
     /// A rotation has been in flight too long, or left a label behind.
@@ -25,10 +31,16 @@ pub enum Health {
 }
 
 impl Health {
+    /// Whether it needs attention: worse than a warning.
+    pub fn needs_attention(self) -> bool {
+        self > Health::Warning
+    }
+
     /// The word.
     pub fn word(self) -> &'static str {
         match self {
             Health::Ok => "ok",
+            Health::Warning => "warning",
             Health::Overdue => "overdue",
             Health::Stuck => "stuck",
             Health::Misconfigured => "misconfigured",
@@ -86,51 +98,78 @@ pub fn in_flight(versions: &Versions) -> Option<InFlight> {
     })
 }
 
-/// The health word and the reasons for it.
+/// One reason for a health word: the code doctor's finding of the same
+/// problem has, how bad, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// The finding's code, as doctor names it.
+    pub code: &'static str,
+    /// How bad.
+    pub health: Health,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// How late the rotation is, when it is overdue: rotation on, and the next
+/// rotation (planned, or the last one plus the interval) more than
+/// [`OVERDUE_GRACE`] ago.
+pub fn overdue(facts: &Facts, now: SystemTime) -> Option<Duration> {
+    if !facts.rotation_enabled {
+        return None;
+    }
+    let due = facts.next_rotation.or_else(|| {
+        let days = u64::try_from(facts.every_days?).ok()?;
+        Some(facts.last_rotated? + Duration::from_secs(days * 86_400))
+    })?;
+    now.duration_since(due)
+        .ok()
+        .filter(|late| *late > OVERDUE_GRACE)
+}
+
+/// The health word (the worst of the reasons', `Ok` without any) and the
+/// reasons for it.
 pub fn assess(
     facts: &Facts,
     function: Option<&Function>,
     now: SystemTime,
     stuck_after: Duration,
-) -> (Health, Vec<String>) {
+) -> (Health, Vec<Reason>) {
     let mut reasons = Vec::new();
-    let mut health = Health::Ok;
-    let mut worse = |h: Health, reason: String, reasons: &mut Vec<String>| {
-        health = health.max(h);
-        reasons.push(reason);
+    let mut worse = |code: &'static str, health: Health, what: String| {
+        reasons.push(Reason { code, health, what });
     };
     if facts.rotation_enabled {
         match (&facts.function, function) {
             (None, _) => worse(
+                "no-function",
                 Health::Misconfigured,
                 "rotation is on but no function is set".into(),
-                &mut reasons,
             ),
             (Some(_), Some(Function::Missing)) => worse(
+                "function-missing",
                 Health::Misconfigured,
                 "the rotation function does not exist".into(),
-                &mut reasons,
             ),
             (Some(_), Some(Function::Found(f))) => {
                 if f.invocable == Some(false) {
                     worse(
+                        "not-invocable",
                         Health::Misconfigured,
                         "Secrets Manager may not invoke the rotation function".into(),
-                        &mut reasons,
                     );
                 }
                 match f.kind {
                     Some(Kind::Scheduler) => worse(
+                        "scheduler-as-rotation",
                         Health::Misconfigured,
                         "the rotation function is rotation-scheduler, which starts rotations but cannot run one".into(),
-                        &mut reasons,
                     ),
                     Some(kind) => {
                         if let Err(problem) = read_settings(kind, &f.env) {
                             worse(
+                                "function-settings",
                                 Health::Misconfigured,
                                 format!("the rotation function's settings are invalid ({}): {problem}", kind.name()),
-                                &mut reasons,
                             );
                         }
                     }
@@ -142,30 +181,31 @@ pub fn assess(
     }
     if facts.versions.current().is_none() {
         worse(
+            "no-current",
             Health::Misconfigured,
             "no version is AWSCURRENT".into(),
-            &mut reasons,
         );
     }
     if let Some(flight) = &facts.in_flight {
         if flight.on_current {
             worse(
+                "pending-on-current",
                 Health::Stuck,
                 format!(
                     "AWSPENDING left on the AWSCURRENT version {}",
                     flight.version
                 ),
-                &mut reasons,
             );
         } else {
             let age = flight.since.and_then(|t| now.duration_since(t).ok());
             if age.is_none_or(|age| age >= stuck_after) {
-                let value = match flight.has_value {
-                    Some(true) => "with a value",
-                    Some(false) => "without a value",
-                    None => "value unknown",
+                let (code, value) = match flight.has_value {
+                    Some(true) => ("pending-with-value", "with a value"),
+                    Some(false) => ("pending-without-value", "without a value"),
+                    None => ("pending-unknown", "value unknown"),
                 };
                 worse(
+                    code,
                     Health::Stuck,
                     format!(
                         "version {} pending {}{value}",
@@ -173,26 +213,18 @@ pub fn assess(
                         age.map(|a| format!("for {} ", human(a)))
                             .unwrap_or_default()
                     ),
-                    &mut reasons,
                 );
             }
         }
     }
-    if facts.rotation_enabled {
-        let due = facts.next_rotation.or_else(|| {
-            let days = u64::try_from(facts.every_days?).ok()?;
-            Some(facts.last_rotated? + Duration::from_secs(days * 86_400))
-        });
-        if let Some(late) = due.and_then(|due| now.duration_since(due).ok())
-            && late > OVERDUE_GRACE
-        {
-            worse(
-                Health::Overdue,
-                format!("rotation due {} ago", human(late)),
-                &mut reasons,
-            );
-        }
+    if let Some(late) = overdue(facts, now) {
+        worse(
+            "overdue",
+            Health::Overdue,
+            format!("rotation due {} ago", human(late)),
+        );
     }
+    let health = reasons.iter().map(|r| r.health).max().unwrap_or(Health::Ok);
     (health, reasons)
 }
 
@@ -248,7 +280,8 @@ mod tests {
         let missing = facts(&[("a", &[AWSCURRENT])]);
         let (health, reasons) = assess(&missing, Some(&Function::Missing), now, HOUR);
         assert_eq!(health, Health::Misconfigured);
-        assert!(reasons[0].contains("does not exist"));
+        assert!(reasons[0].what.contains("does not exist"));
+        assert_eq!(reasons[0].code, "function-missing");
 
         let function = |kind: Kind, env: &[(&str, &str)]| {
             Function::Found(Box::new(crate::doctor::lambda::FunctionFacts {
@@ -269,7 +302,7 @@ mod tests {
         let refused = function(Kind::Redis, &[("REVOKE_PREVIOUS", "sometimes")]);
         let (health, reasons) = assess(&ok, Some(&refused), now, HOUR);
         assert_eq!(health, Health::Misconfigured);
-        assert!(reasons[0].contains("REVOKE_PREVIOUS"), "{reasons:?}");
+        assert!(reasons[0].what.contains("REVOKE_PREVIOUS"), "{reasons:?}");
         let scheduler = function(Kind::Scheduler, &[]);
         assert_eq!(
             assess(&ok, Some(&scheduler), now, HOUR).0,
@@ -279,7 +312,9 @@ mod tests {
         let mut late = facts(&[("a", &[AWSCURRENT])]);
         late.last_rotated = Some(now - 40 * 24 * HOUR);
         assert_eq!(assess(&late, None, now, HOUR).0, Health::Overdue);
+        assert_eq!(assess(&late, None, now, HOUR).1[0].code, "overdue");
         late.rotation_enabled = false;
         assert_eq!(assess(&late, None, now, HOUR).0, Health::Ok);
+        assert!(Health::Warning < Health::Overdue && !Health::Warning.needs_attention());
     }
 }

@@ -24,8 +24,10 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
+use crate::commands::Commands;
 use crate::doctor::lambda;
-use health::{Facts, Health, InFlight};
+use crate::endpoint::parse_endpoint;
+use health::{Facts, Health, InFlight, Reason};
 
 /// `rotor status`: one line per secret, and an exit code that says whether
 /// anything needs attention.
@@ -42,13 +44,13 @@ pub struct StatusArgs {
     pub json: bool,
     /// The Secrets Manager and Lambda endpoint (an emulator such as moto);
     /// AWS's, with the default credential chain, when absent.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_endpoint)]
     pub endpoint: Option<String>,
     /// How many calls may be in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
     /// How many minutes a rotation may be in flight before it counts as stuck.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = STUCK_AFTER_MINUTES)]
     pub stuck_after_minutes: u64,
     /// Afterwards, print on stderr how long it took and the API calls it made.
     #[arg(long)]
@@ -70,13 +72,16 @@ pub struct Line {
     pub kind: Option<lambda::Kind>,
     /// The health word and why.
     pub health: Health,
-    /// The reasons for the word.
-    pub reasons: Vec<String>,
+    /// The reasons for the word, by doctor's finding codes.
+    pub reasons: Vec<Reason>,
 }
+
+/// The minutes doctor and status wait before calling a rotation stuck.
+pub const STUCK_AFTER_MINUTES: u64 = 60;
 
 /// Runs `rotor status`; `Ok(true)` when every secret is ok.
 pub async fn run(args: &StatusArgs) -> anyhow::Result<bool> {
-    let clients = Clients::new(args.endpoint.as_deref()).await;
+    let clients = Clients::new(args.endpoint.as_deref()).await?;
     let progress = std::io::stderr().is_terminal() && !args.json;
     let started = std::time::Instant::now();
     let lines = collect(&clients, args, progress).await?;
@@ -95,12 +100,17 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<bool> {
                 .join(", ")
         );
     }
-    let healthy = lines.iter().all(|l| l.health == Health::Ok);
+    let healthy = !lines.iter().any(|l| l.health.needs_attention());
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", to_json(&lines))?;
     } else {
-        write!(out, "{}", table(&lines))?;
+        let commands = Commands::new(clients.endpoint.as_deref());
+        write!(
+            out,
+            "{}",
+            table(&lines, &commands, args.stuck_after_minutes)
+        )?;
     }
     Ok(healthy)
 }
@@ -123,11 +133,7 @@ pub async fn collect(
     let mut pages = list(clients, args.prefix.as_deref(), tag.as_ref()).send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            anyhow::anyhow!(
-                "ListSecrets: {}",
-                e.message()
-                    .unwrap_or("the call failed; check credentials and region")
-            )
+            crate::endpoint::explain(&clients.secrets_call("ListSecrets", None), &e)
         })?;
         entries.extend(
             page.secret_list
@@ -158,10 +164,11 @@ pub async fn collect(
     let mut tasks = tokio::task::JoinSet::new();
     for arn in arns {
         let client = clients.lambda.clone();
+        let endpoint = clients.endpoint.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let function = lambda::inspect(&client, &arn).await;
+            let function = lambda::inspect(&client, endpoint.as_deref(), &arn).await;
             (arn, function)
         });
     }
@@ -253,7 +260,8 @@ fn list(
     request.into_paginator()
 }
 
-fn schedule(rules: &aws_sdk_secretsmanager::types::RotationRulesType) -> Option<String> {
+/// A schedule as people read it: `every 30 days`, or the expression and its window.
+pub(crate) fn schedule(rules: &aws_sdk_secretsmanager::types::RotationRulesType) -> Option<String> {
     if let Some(expression) = rules.schedule_expression() {
         let window = rules
             .duration()
@@ -261,8 +269,10 @@ fn schedule(rules: &aws_sdk_secretsmanager::types::RotationRulesType) -> Option<
             .unwrap_or_default();
         Some(format!("{expression}{window}"))
     } else {
+        // An emulator reports 0 days for a secret RotateSecret gave no schedule.
         rules
             .automatically_after_days()
+            .filter(|days| *days > 0)
             .map(|days| format!("every {days} days"))
     }
 }
@@ -378,8 +388,9 @@ fn in_flight_text(flight: Option<&InFlight>, now: SystemTime) -> String {
     }
 }
 
-/// The table for people.
-pub fn table(lines: &[Line]) -> String {
+/// The table for people, and for each secret that needs attention the
+/// doctor command that says more (with the options that made it stuck).
+pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> String {
     let now = SystemTime::now();
     let rows: Vec<[String; 8]> = lines
         .iter()
@@ -436,15 +447,23 @@ pub fn table(lines: &[Line]) -> String {
     for row in &rows {
         put(row.iter().map(String::as_str).collect());
     }
-    for l in lines.iter().filter(|l| l.health != Health::Ok) {
+    for l in lines.iter().filter(|l| l.health.needs_attention()) {
+        let mut doctor = vec!["doctor".to_owned(), l.name.clone()];
+        if stuck_after_minutes != STUCK_AFTER_MINUTES {
+            doctor.extend([
+                "--stuck-after-minutes".to_owned(),
+                stuck_after_minutes.to_string(),
+            ]);
+        }
+        let reasons: Vec<&str> = l.reasons.iter().map(|r| r.what.as_str()).collect();
         out.push_str(&format!(
-            "{}: {}; see `rotor doctor {}`\n",
+            "{}: {}; see `{}`\n",
             l.name,
-            l.reasons.join("; "),
-            l.name
+            reasons.join("; "),
+            commands.rotor(&doctor)
         ));
     }
-    let attention = lines.iter().filter(|l| l.health != Health::Ok).count();
+    let attention = lines.iter().filter(|l| l.health.needs_attention()).count();
     out.push_str(&format!(
         "{} secrets, {attention} needing attention\n",
         lines.len()
@@ -452,17 +471,31 @@ pub fn table(lines: &[Line]) -> String {
     out
 }
 
-/// The document for scripts.
+/// The document for scripts (README: "JSON output"): per secret, its health
+/// word and the findings behind it, by the codes doctor uses; `attention`
+/// says whether any secret needs it (the exit code), `counts` how many
+/// secrets have each word.
 pub fn to_json(lines: &[Line]) -> serde_json::Value {
     let rfc = |t: Option<SystemTime>| {
         t.and_then(|t| DateTime::from(t).fmt(DateTimeFormat::DateTime).ok())
     };
+    let mut counts = serde_json::Map::new();
+    for health in [
+        Health::Ok,
+        Health::Warning,
+        Health::Overdue,
+        Health::Stuck,
+        Health::Misconfigured,
+    ] {
+        let n = lines.iter().filter(|l| l.health == health).count();
+        counts.insert(health.word().to_owned(), json!(n));
+    }
     json!({
         "secrets": lines.iter().map(|l| json!({
             "arn": l.arn,
             "name": l.name,
             "health": l.health,
-            "reasons": l.reasons,
+            "findings": l.reasons,
             "rotation_enabled": l.facts.rotation_enabled,
             "function": l.facts.function,
             "kind": l.kind.map(lambda::Kind::name),
@@ -476,6 +509,7 @@ pub fn to_json(lines: &[Line]) -> serde_json::Value {
                 "since": rfc(f.since),
             })),
         })).collect::<Vec<_>>(),
-        "attention": lines.iter().filter(|l| l.health != Health::Ok).count(),
+        "attention": lines.iter().any(|l| l.health.needs_attention()),
+        "counts": counts,
     })
 }

@@ -20,6 +20,7 @@ pub(super) fn label_findings(
     options: &Options,
     current: Option<&SecretString>,
 ) {
+    let commands = &options.commands;
     let arn = exam.arn.clone();
     if exam.facts.versions.current().is_none() {
         exam.findings.push(Finding::new(
@@ -27,35 +28,38 @@ pub(super) fn label_findings(
             Health::Misconfigured,
             "no version is AWSCURRENT",
             "readers of the secret get nothing, and a rotation has nothing to start from",
-            vec![format!(
-                "aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://value.json"
-            )],
+            vec![commands.aws([
+                "secretsmanager",
+                "put-secret-value",
+                "--secret-id",
+                &arn,
+                "--secret-string",
+                "file://value.json",
+            ])],
         ));
     }
     let Some(flight) = exam.facts.in_flight.clone() else {
         return;
     };
     let version = flight.version.clone();
-    let resume_by_hand = match &exam.facts.function {
-        Some(function) => format!(
-            "rotor rotate {arn} --token {version} --invoke {function}   (or: aws secretsmanager rotate-secret --secret-id {arn} --client-request-token {version})"
-        ),
-        None => format!(
-            "aws secretsmanager rotate-secret --secret-id {arn} --client-request-token {version}"
-        ),
-    };
+    let cancel = commands.aws([
+        "secretsmanager",
+        "update-secret-version-stage",
+        "--secret-id",
+        &arn,
+        "--version-stage",
+        AWSPENDING,
+        "--remove-from-version-id",
+        &version,
+    ]);
     if flight.on_current {
+        let fix = options.fix_command(exam, false, false);
         exam.findings.push(Finding::new(
             "pending-on-current",
             Health::Stuck,
             format!("AWSPENDING is still on version {version}, which is AWSCURRENT"),
             "a finishSecret moved AWSCURRENT and stopped before removing AWSPENDING; AWS's own functions and some tools then refuse to rotate",
-            vec![
-                format!("rotor doctor {arn} --fix"),
-                format!(
-                    "aws secretsmanager update-secret-version-stage --secret-id {arn} --version-stage AWSPENDING --remove-from-version-id {version}"
-                ),
-            ],
+            fix.into_iter().chain([cancel]).collect(),
         )
             .with_repair(Repair::DropStalePending { version }));
         return;
@@ -65,8 +69,32 @@ pub(super) fn label_findings(
     let age_text = age
         .map(|a| format!(" for {}", health::human(a)))
         .unwrap_or_default();
-    let stuck = age.is_none_or(|a| a >= options.stuck_after);
-    let health = if stuck { Health::Stuck } else { Health::Ok };
+    let young = age.is_some_and(|a| a < options.stuck_after);
+    let health = if young {
+        Health::Warning
+    } else {
+        Health::Stuck
+    };
+    // A rotation that young may still be running: say when --fix will act.
+    let wait = match (young, flight.since) {
+        (true, Some(since)) => format!(
+            " It may still be running: --fix acts on a rotation once it has been in flight {} minutes, from {}; to act sooner, if nothing is running it, give --stuck-after-minutes 0.",
+            options.stuck_after.as_secs() / 60,
+            utc(since + options.stuck_after)
+        ),
+        _ => String::new(),
+    };
+    let comment = |what: &str| {
+        if young {
+            format!("  # only if nothing is running this rotation now: {what}")
+        } else {
+            format!("  # {what}")
+        }
+    };
+    let resume_fix = options
+        .fix_command(exam, young, true)
+        .map(|c| c + &comment("resumes it"));
+    let resume = options.resume_command(exam, &version);
     match flight.has_value {
         // createSecret may have failed with ValueNotStored: the server issued
         // the new secret and retired the old one, and the function keeps the
@@ -75,41 +103,64 @@ pub(super) fn label_findings(
             "pending-without-value",
             health,
             format!("version {version} has been AWSPENDING{age_text} without a value"),
-            concat!(
-                "the authorization server makes the new secret itself and retires the old one (RFC 7592), so createSecret may have got one that Secrets Manager did not store (NotRetryable.ValueNotStored); ",
-                "the function keeps it for this version, and only a retry with this version stores it. ",
-                "Cancelling would lose it, so doctor only resumes the rotation with its own token"
+            format!(
+                "{}{wait}",
+                concat!(
+                    "the authorization server makes the new secret itself and retires the old one (RFC 7592), so createSecret may have got one that Secrets Manager did not store (NotRetryable.ValueNotStored); ",
+                    "the function keeps it for this version, and only a retry with this version stores it. ",
+                    "Cancelling would lose it, so doctor only resumes the rotation with its own token"
+                )
             ),
-            vec![format!("rotor doctor {arn} --fix   (resumes it)"), resume_by_hand],
+            resume_fix.into_iter().chain(resume).collect(),
         )
             .with_repair(Repair::Resume { version })),
-        Some(false) => exam.findings.push(Finding::new(
-            "pending-without-value",
-            health,
-            format!("version {version} has been AWSPENDING{age_text} without a value"),
-            "createSecret never stored a new credential; until the label goes, Secrets Manager answers every rotation with \"A previous rotation isn't complete\"",
-            vec![
-                format!("rotor doctor {arn} --fix   (cancels it: nothing was made, so nothing is lost)"),
+        Some(false) => {
+            let fix = options
+                .fix_command(exam, young, false)
+                .map(|c| c + &comment("cancels it (nothing was made, so nothing is lost)"));
+            exam.findings.push(Finding::new(
+                "pending-without-value",
+                health,
+                format!("version {version} has been AWSPENDING{age_text} without a value"),
                 format!(
-                    "aws secretsmanager update-secret-version-stage --secret-id {arn} --version-stage AWSPENDING --remove-from-version-id {version}"
+                    "createSecret never stored a new credential; until the label goes, Secrets Manager answers every rotation with \"A previous rotation isn't complete\".{wait}"
                 ),
-            ],
-        )
-            .with_repair(Repair::Cancel { version })),
+                fix.into_iter().chain([cancel]).collect(),
+            )
+                .with_repair(Repair::Cancel { version }))
+        }
         Some(true) => exam.findings.push(Finding::new(
             "pending-with-value",
             health,
             format!("version {version} has been AWSPENDING{age_text} with a value"),
-            "the new credential may already be set on the target; deleting it could strand the only one that works, so doctor only finishes the rotation with its own token",
-            vec![format!("rotor doctor {arn} --fix   (resumes it)"), resume_by_hand],
+            format!(
+                "the new credential may already be set on the target; deleting it could strand the only one that works, so doctor only finishes the rotation with its own token.{wait}"
+            ),
+            resume_fix.into_iter().chain(resume).collect(),
         )
             .with_repair(Repair::Resume { version })),
         None => exam.findings.push(Finding::new(
             "pending-unknown",
             health,
             format!("version {version} is AWSPENDING{age_text}; its value could not be read"),
-            "doctor cannot tell whether a credential was made, so it changes nothing",
-            vec![resume_by_hand],
+            format!(
+                "doctor cannot tell whether a credential was made, so it changes nothing.{wait}"
+            ),
+            resume.into_iter().collect(),
         )),
     }
+}
+
+/// `2026-01-31 12:34 UTC`.
+fn utc(t: SystemTime) -> String {
+    use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+    DateTime::from(t)
+        .fmt(DateTimeFormat::DateTime)
+        .map(|s| {
+            format!(
+                "{} UTC",
+                s.chars().take(16).collect::<String>().replace('T', " ")
+            )
+        })
+        .unwrap_or_else(|_| "?".into())
 }

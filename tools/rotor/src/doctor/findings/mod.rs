@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use super::lambda::{self, Function, FunctionFacts, Kind};
 use crate::clients::Clients;
+use crate::commands::Commands;
+use crate::status::STUCK_AFTER_MINUTES;
 use crate::status::health::{self, Facts, Health};
 
 mod function;
@@ -57,7 +59,8 @@ pub struct Finding {
     pub what: String,
     /// Why it matters.
     pub why: String,
-    /// The commands that fix it.
+    /// What fixes it: commands (`rotor …`, `aws …`) that run as printed, a
+    /// shell comment after some, and instructions in words.
     pub fix: Vec<String>,
     /// The repair `--fix` applies, when one is safe.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +123,103 @@ pub struct Options {
     pub kind: Option<Kind>,
     /// How long a rotation may be in flight before it counts as stuck.
     pub stuck_after: Duration,
+    /// The commands the findings suggest: for this endpoint.
+    pub commands: Commands,
+}
+
+impl Options {
+    /// `rotor doctor ARN --fix` with what makes --fix see what this doctor
+    /// saw: `--stuck-after-minutes` (0 for a rotation younger than the
+    /// limit), `--kind` when it was given, and for a resume against an
+    /// emulator the function binary and its deployed settings. `None` when
+    /// no such command would work (a resume on an emulator for an unknown
+    /// function).
+    pub(super) fn fix_command(
+        &self,
+        exam: &Examination,
+        young: bool,
+        resume: bool,
+    ) -> Option<String> {
+        let mut args = vec!["doctor".to_owned(), exam.arn.clone(), "--fix".into()];
+        let minutes = self.stuck_after.as_secs() / 60;
+        if young {
+            args.extend(["--stuck-after-minutes".into(), "0".into()]);
+        } else if minutes != STUCK_AFTER_MINUTES {
+            args.extend(["--stuck-after-minutes".into(), minutes.to_string()]);
+        }
+        if let Some(kind) = self.kind {
+            args.extend(["--kind".into(), kind.name().to_owned()]);
+        }
+        if resume && self.commands.emulator().is_some() {
+            args.extend(local_function(exam)?);
+        }
+        Some(self.commands.rotor(&args))
+    }
+
+    /// The command that resumes the rotation to `version` by hand: RotateSecret
+    /// with its token on AWS; against an emulator, which would not run the
+    /// function, `rotor rotate --token` with the function's binary.
+    pub(super) fn resume_command(&self, exam: &Examination, version: &str) -> Option<String> {
+        if self.commands.emulator().is_none() {
+            return Some(self.commands.aws([
+                "secretsmanager",
+                "rotate-secret",
+                "--secret-id",
+                &exam.arn,
+                "--client-request-token",
+                version,
+            ]));
+        }
+        let mut args = vec![
+            "rotate".to_owned(),
+            exam.arn.clone(),
+            "--token".into(),
+            version.to_owned(),
+        ];
+        args.extend(local_function(exam)?);
+        Some(self.commands.rotor(&args))
+    }
+
+    /// The command that makes `function` (a placeholder) the secret's rotation
+    /// function: RotateSecret on AWS (which tests it, RotateImmediately=false);
+    /// against an emulator, `rotor rotate --rotation-function --test-only`, which
+    /// tests it with the function's binary.
+    pub(super) fn set_function_command(&self, exam: &Examination, function: &str) -> String {
+        if self.commands.emulator().is_none() {
+            return self.commands.aws([
+                "secretsmanager",
+                "rotate-secret",
+                "--secret-id",
+                &exam.arn,
+                "--rotation-lambda-arn",
+                function,
+                "--no-rotate-immediately",
+            ]);
+        }
+        let mut args = vec![
+            "rotate".to_owned(),
+            exam.arn.clone(),
+            "--rotation-function".into(),
+            function.to_owned(),
+            "--test-only".into(),
+        ];
+        args.extend(local_function(exam).unwrap_or_default());
+        self.commands.rotor(&args)
+    }
+}
+
+/// `--function BINARY` and an `--env` for each of the deployed function's
+/// settings: what runs the secret's rotation function locally as deployed.
+/// `None` when which function it is is unknown.
+fn local_function(exam: &Examination) -> Option<Vec<String>> {
+    let kind = exam.kind.filter(|k| k.runs_rotations())?;
+    let mut args = vec!["--function".to_owned(), kind.name().to_owned()];
+    if let Some(Function::Found(f)) = &exam.function {
+        for (name, value) in &f.env {
+            args.extend(["--env".to_owned(), format!("{name}={value}")]);
+        }
+    }
+    Some(args)
 }
 
 /// Examines one secret. Errors only when the secret cannot be described.
@@ -135,11 +235,7 @@ pub async fn examine(
         .send()
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "DescribeSecret {secret_id}: {}",
-                e.message()
-                    .unwrap_or("the call failed; check the name, credentials and region")
-            )
+            crate::endpoint::explain(&clients.secrets_call("DescribeSecret", Some(secret_id)), &e)
         })?;
     let arn = described.arn().unwrap_or(secret_id).to_owned();
     let name = described.name().unwrap_or(secret_id).to_owned();
@@ -162,7 +258,7 @@ pub async fn examine(
         crate::status::fill_in_flight(&clients.secrets, &arn, flight).await;
     }
     let function = match &facts.function {
-        Some(f) => Some(lambda::inspect(&clients.lambda, f).await),
+        Some(f) => Some(lambda::inspect(&clients.lambda, clients.endpoint.as_deref(), f).await),
         None => None,
     };
     let mut exam = Examination {
@@ -186,20 +282,18 @@ pub async fn examine(
     let (kind, how) = which_function(exam.function.as_ref(), options.kind, value);
     exam.kind = kind;
     exam.notes.extend(how);
-    rotation_findings(&mut exam);
+    rotation_findings(&mut exam, options);
     label_findings(&mut exam, options, value);
-    value_findings(clients, &mut exam, &current, pending.as_ref()).await;
+    value_findings(clients, options, &mut exam, &current, pending.as_ref()).await;
     exam.findings.sort_by_key(|f| std::cmp::Reverse(f.health));
     Ok(exam)
 }
 
-/// Why GetSecretValue gave no value: the service's error code and message.
+/// Why GetSecretValue gave no value: the endpoint's failure, or the
+/// service's error code and message.
 #[derive(Debug, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct Unreadable {
-    code: String,
-    message: String,
-}
+#[error(transparent)]
+pub struct Unreadable(crate::endpoint::EndpointError);
 
 /// Why a secret that another one points at may not be used.
 #[derive(Debug, thiserror::Error)]
@@ -235,10 +329,10 @@ pub(super) async fn read(
             .secret_string()
             .map(|s| SecretString::from(s.to_owned()))),
         Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(Unreadable {
-            code: e.code().unwrap_or("error").to_owned(),
-            message: e.message().unwrap_or("GetSecretValue failed").to_owned(),
-        }),
+        Err(e) => {
+            let call = clients.secrets_call("GetSecretValue", None);
+            Err(Unreadable(crate::endpoint::explain(&call, &e)))
+        }
     }
 }
 
@@ -310,9 +404,18 @@ fn shape_of(value: &SecretString) -> Option<Kind> {
     })
 }
 
-/// Whether anything needs attention.
+/// Whether anything needs attention (a warning does not).
 pub fn needs_attention(exam: &Examination) -> bool {
-    exam.findings.iter().any(|f| f.health != Health::Ok)
+    exam.findings.iter().any(|f| f.health.needs_attention())
+}
+
+/// The worst health among the findings: the secret's word.
+pub fn health(exam: &Examination) -> Health {
+    exam.findings
+        .iter()
+        .map(|f| f.health)
+        .max()
+        .unwrap_or(Health::Ok)
 }
 
 /// Re-reads the state and checks a repair still applies, so a repair never

@@ -6,9 +6,6 @@ use rotor_core::admin::{ADMIN_VAR, Names};
 
 use super::*;
 
-/// What the repair command adds to store a fixed pending value.
-const PENDING_STAGE: &str = " --version-stages AWSPENDING --client-request-token VERSION";
-
 /// How a function reads its secrets, for the one secret examined: the
 /// per-secret settings generic-rotation resolves from its tags.
 enum Reader {
@@ -51,6 +48,7 @@ fn redis_problem(value: &SecretString) -> Option<String> {
 
 pub(super) async fn value_findings(
     clients: &Clients,
+    options: &Options,
     exam: &mut Examination,
     current: &Result<Option<SecretString>, Unreadable>,
     pending: Option<&Result<Option<SecretString>, Unreadable>>,
@@ -77,12 +75,13 @@ pub(super) async fn value_findings(
         Kind::Rds => Reader::Rds,
         Kind::Oauth => Reader::Oauth,
         Kind::Redis => Reader::Redis,
-        Kind::Generic => match generic_settings(exam) {
+        Kind::Generic => match generic_settings(options, exam) {
             Some(settings) => Reader::Generic(Box::new(settings)),
             None => return,
         },
         Kind::Scheduler => return,
     };
+    let pending_version = exam.facts.in_flight.as_ref().map(|f| f.version.clone());
     let mut check = |label: &str, value: &SecretString| -> bool {
         let Some(problem) = reader.problem(&arn, label, value) else {
             return true;
@@ -94,12 +93,12 @@ pub(super) async fn value_findings(
                 "pending-unparsable"
             },
             Health::Misconfigured,
-            format!("{label}'s value is not a valid {} secret: {problem}", kind.name()),
+            format!(
+                "{label}'s value is not a valid {} secret: {problem}",
+                kind.name()
+            ),
             "the function refuses to rotate a value it cannot parse",
-            vec![format!(
-                "aws secretsmanager put-secret-value --secret-id {arn} --secret-string file://fixed.json{}",
-                if label == AWSCURRENT { "" } else { PENDING_STAGE }
-            )],
+            vec![put_fixed(options, &arn, label, pending_version.as_deref())],
         ));
         false
     };
@@ -111,11 +110,33 @@ pub(super) async fn value_findings(
         return;
     }
     match reader {
-        Reader::Rds => rds_links(clients, exam, current).await,
-        Reader::Redis => redis_links(clients, exam, current).await,
+        Reader::Rds => rds_links(clients, options, exam, current).await,
+        Reader::Redis => redis_links(clients, options, exam, current).await,
         Reader::Generic(settings) => webhook_key(clients, exam, &settings).await,
         Reader::Oauth => {}
     }
+}
+
+/// PutSecretValue of a fixed value (`fixed.json`, which the person writes),
+/// as AWSCURRENT, or under AWSPENDING with the pending version's token.
+fn put_fixed(options: &Options, arn: &str, label: &str, pending: Option<&str>) -> String {
+    let mut args = vec![
+        "secretsmanager",
+        "put-secret-value",
+        "--secret-id",
+        arn,
+        "--secret-string",
+        "file://fixed.json",
+    ];
+    if label != AWSCURRENT {
+        args.extend([
+            "--version-stages",
+            AWSPENDING,
+            "--client-request-token",
+            pending.unwrap_or("VERSION"),
+        ]);
+    }
+    options.commands.aws(args)
 }
 
 pub(super) fn env_lookup(exam: &Examination) -> impl Fn(&str) -> Option<String> + '_ {
@@ -135,7 +156,12 @@ fn deployer_admin(exam: &Examination, variable: &str) -> Option<String> {
 /// `masterarn`, else the deployment's MASTER_SECRET_ARN) must agree to serve
 /// it (the core's rule, `rotor_core::linked`), be readable, and parse. Without
 /// the function's metadata the strategy is unknown, so a `masterarn` is checked.
-pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
+pub(super) async fn rds_links(
+    clients: &Clients,
+    options: &Options,
+    exam: &mut Examination,
+    current: &SecretString,
+) {
     let Ok(secret) = rds_rotation::secret::DbSecret::parse(current) else {
         return;
     };
@@ -171,7 +197,7 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
         why: "setSecret logs in with the master credentials to manage the alternate user; without them every rotation fails at that step",
     };
     let arn = exam.arn.clone();
-    admin_link(clients, exam, admin, |master| {
+    admin_link(clients, options, exam, admin, |master| {
         let value = &master.secret.value;
         // A master secret that RDS manages holds only a user name and password.
         let admin_user = match rds_rotation::secret::DbSecret::parse(value) {
@@ -197,7 +223,12 @@ pub(super) async fn rds_links(clients: &Clients, exam: &mut Examination, current
 /// deployment's MASTER_SECRET_ARN), when one is named: it must agree to serve
 /// the secret, be readable, and parse as redis-rotation parses it. Without
 /// one the user changes its own password, which needs nothing else.
-pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, current: &SecretString) {
+pub(super) async fn redis_links(
+    clients: &Clients,
+    options: &Options,
+    exam: &mut Examination,
+    current: &SecretString,
+) {
     use redis_rotation::secret::{RedisSecret, UserSecret};
     use rotor_core::SecretValue;
     let secret = match UserSecret::parse(current) {
@@ -215,7 +246,7 @@ pub(super) async fn redis_links(clients: &Clients, exam: &mut Examination, curre
         why: "setSecret and finishSecret log in as the admin to add and remove the user's passwords; without it every rotation fails at setSecret",
     };
     let arn = exam.arn.clone();
-    admin_link(clients, exam, admin, |master| {
+    admin_link(clients, options, exam, admin, |master| {
         let parsed = match RedisSecret::parse(&master.secret.value) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -291,6 +322,7 @@ struct Admin {
 /// user the admin may not manage); a finding when any of it fails.
 async fn admin_link(
     clients: &Clients,
+    options: &Options,
     exam: &mut Examination,
     admin: Admin,
     check: impl Fn(&rotor_core::admin::Admin) -> Option<String>,
@@ -326,16 +358,25 @@ async fn admin_link(
             Health::Misconfigured,
             format!("the master secret {target} cannot be used: {problem}"),
             admin.why,
-            vec![format!(
-                "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {target} (and kms:Decrypt on its key), and run rotor doctor {target} for its own state"
-            )],
+            vec![
+                format!(
+                    "the message names the fix; then grant the function's role secretsmanager:GetSecretValue on {target} (and kms:Decrypt on its key)"
+                ),
+                format!(
+                    "its own state: `{}`",
+                    options.commands.rotor(["doctor", target.as_str()])
+                ),
+            ],
         ));
     }
 }
 
 /// generic-rotation's per-secret settings (tags over the deployment's), or
 /// `None` after a finding when they do not resolve.
-fn generic_settings(exam: &mut Examination) -> Option<generic_rotation::settings::Settings> {
+fn generic_settings(
+    options: &Options,
+    exam: &mut Examination,
+) -> Option<generic_rotation::settings::Settings> {
     use generic_rotation::settings::Defaults;
     // Invalid defaults are reported as function-settings.
     let defaults = Defaults::from_lookup(env_lookup(exam)).ok()?;
@@ -347,10 +388,14 @@ fn generic_settings(exam: &mut Examination) -> Option<generic_rotation::settings
                 Health::Misconfigured,
                 format!("the secret's rotation settings are invalid: {problem}"),
                 "generic-rotation refuses the secret until its rotor:* tags are fixed",
-                vec![format!(
-                    "aws secretsmanager tag-resource --secret-id {} --tags Key=TAG,Value=VALUE",
-                    exam.arn
-                )],
+                vec![options.commands.aws([
+                    "secretsmanager",
+                    "tag-resource",
+                    "--secret-id",
+                    &exam.arn,
+                    "--tags",
+                    "Key=TAG,Value=VALUE",
+                ])],
             ));
             None
         }

@@ -5,110 +5,36 @@
 //! finished version is a success with nothing done; a token that names the
 //! pending version resumes that rotation (every step is idempotent); a rotation
 //! in flight on another version is refused rather than stranded.
+//!
+//! It leaves the secret's rotation settings as it found them (its function,
+//! its schedule, rotation on or off) unless `--rotation-function` asks for
+//! another function, and says what the emulator recorded of its staging. It
+//! checks what it can before it stages (the function binary, its settings,
+//! the endpoint and the secret), and after a run that did not finish it
+//! prints the commands that resume it and cancel it.
+
+mod cli;
+mod lambda;
+mod settings;
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rotor_core::labels::{AWSPENDING, LabelMove};
-use rotor_core::store::{NewVersion, RotationService, SecretDescription, VersionSelector};
+use rotor_core::store::{NewVersion, SecretDescription, VersionSelector};
 use rotor_core::{AwsStore, SecretStore, Step};
 use serde_json::{Value, json};
 
-use crate::function::{LocalFunction, function_binary};
+pub(crate) use cli::parse_env;
+pub use cli::{DEFAULT_FUNCTION, NotNameValue, RotateArgs};
+pub use lambda::LambdaFunction;
+pub use settings::{RotationSettings, SettingsReport, Staging, rotation_settings};
+
+use crate::endpoint::{Call, Service, explain};
+use crate::function::LocalFunction;
 use crate::runtime_api::Outcome;
-
-/// `rotor rotate`'s command line.
-#[derive(Clone, Debug, clap::Args)]
-pub struct RotateArgs {
-    /// The secret's ARN or name.
-    pub secret_id: String,
-    /// The ClientRequestToken (version id); a new one when absent. Repeating
-    /// a finished token does nothing; repeating a pending one resumes it.
-    #[arg(long)]
-    pub token: Option<String>,
-    /// The function binary, or the name of one beside rotor.
-    #[arg(long, default_value = "generic-rotation")]
-    pub function: String,
-    /// Invoke this function (name or ARN) through the Lambda Invoke API
-    /// instead of running a binary: one served by `sam local start-lambda`
-    /// or `cargo lambda watch`, or deployed in AWS.
-    #[arg(long, value_name = "FUNCTION")]
-    pub invoke: Option<String>,
-    /// The Lambda Invoke endpoint for --invoke, such as http://127.0.0.1:3001
-    /// for `sam local start-lambda`; AWS's when absent.
-    #[arg(long, requires = "invoke")]
-    pub lambda_endpoint: Option<String>,
-    /// The Secrets Manager endpoint (an emulator such as moto); passed to the
-    /// function too. Without it, AWS_ENDPOINT_URL_SECRETS_MANAGER is used.
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Run only testSecret, as RotateSecret with RotateImmediately=false.
-    #[arg(long)]
-    pub test_only: bool,
-    /// Extra environment for the function, as NAME=VALUE (repeatable).
-    #[arg(long = "env", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
-    /// Seconds each step may take.
-    #[arg(long, default_value_t = 30)]
-    pub step_timeout: u64,
-}
-
-/// An `--env` argument without `=`.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not NAME=VALUE")]
-pub struct NotNameValue(String);
-
-/// clap's value parser for `--env NAME=VALUE` (rotate and doctor).
-pub(crate) fn parse_env(text: &str) -> Result<(String, String), NotNameValue> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| NotNameValue(text.to_owned()))
-}
-
-impl RotateArgs {
-    /// Rotates the secret and prints the report; `Ok(false)` when the
-    /// rotation did not complete.
-    pub async fn run(self) -> anyhow::Result<bool> {
-        let endpoint = self
-            .endpoint
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok());
-        let Some(endpoint) = endpoint else {
-            bail!(
-                "give --endpoint (or AWS_ENDPOINT_URL_SECRETS_MANAGER): the local runner stages rotations the way an emulator allows; against AWS, use RotateSecret with the deployed function"
-            );
-        };
-        let store = AwsStore::new(rotor_testbed::moto::local_client(&endpoint));
-        let options = RotateOptions {
-            secret_id: self.secret_id,
-            token: self.token,
-            test_only: self.test_only,
-            step_timeout: Duration::from_secs(self.step_timeout),
-        };
-        let run = if let Some(name) = self.invoke {
-            let remote = match self.lambda_endpoint {
-                Some(url) => LambdaFunction::local(&url, &name),
-                None => LambdaFunction::from_env(&name).await,
-            };
-            rotate(&store, &remote, &options).await?
-        } else {
-            let binary = if self.function.contains('/') {
-                std::path::PathBuf::from(self.function)
-            } else {
-                function_binary(&self.function)
-            };
-            let mut function_env = rotor_testbed::moto::local_env(&endpoint);
-            function_env.extend(self.env);
-            let function = LocalFunction::start(&binary, &function_env).await?;
-            let outcome = rotate(&store, &function, &options).await;
-            // The function's own log lines, then our account of the rotation.
-            eprint!("{}", function.output());
-            outcome?
-        };
-        print!("{}", report(&run));
-        Ok(run.succeeded())
-    }
-}
+use settings::{settings_text, staging_function};
 
 /// What to rotate and how.
 #[derive(Clone, Debug)]
@@ -147,6 +73,9 @@ pub struct RotationRun {
     pub steps: Vec<StepRun>,
     /// The secret's versions and labels afterwards.
     pub after: SecretDescription,
+    /// The secret's rotation settings before and after, when a version was
+    /// staged or a function restored.
+    pub settings: Option<SettingsReport>,
 }
 
 impl RotationRun {
@@ -177,107 +106,39 @@ impl<'a> From<&'a LambdaFunction> for Invoker<'a> {
     }
 }
 
-/// A function reached through the Lambda Invoke API: one served by
-/// `sam local start-lambda` or `cargo lambda watch`, or deployed in AWS.
-pub struct LambdaFunction {
-    client: aws_sdk_lambda::Client,
-    name: String,
+/// A rotation already in flight on another version: refused, never
+/// stranded.
+#[derive(Debug, thiserror::Error)]
+#[error("a rotation of {secret} is already in progress: version {version} is AWSPENDING")]
+pub struct InProgress {
+    /// The secret's ARN.
+    pub secret: String,
+    /// The version in flight.
+    pub version: String,
+    /// Whether it has a value (createSecret stored one); `None` when unknown.
+    pub has_value: Option<bool>,
 }
 
-impl LambdaFunction {
-    /// The function `name` (or ARN) at a local Invoke endpoint, with throwaway credentials.
-    pub fn local(endpoint: &str, name: &str) -> Self {
-        let config = rotor_testbed::moto::local_sdk_config(endpoint);
-        LambdaFunction {
-            client: aws_sdk_lambda::Client::new(&config),
-            name: name.to_owned(),
-        }
-    }
-
-    /// The function `name` (or ARN) in AWS, with the environment's credentials and region.
-    pub async fn from_env(name: &str) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(rotor_core::store::aws::https_client())
-            .load()
-            .await;
-        LambdaFunction {
-            client: aws_sdk_lambda::Client::new(&config),
-            name: name.to_owned(),
-        }
-    }
-
-    async fn invoke(
-        &self,
-        event: &Value,
-        timeout: Duration,
-    ) -> (Result<Value, (String, String)>, Duration) {
-        let started = std::time::Instant::now();
-        let payload = aws_sdk_lambda::primitives::Blob::new(event.to_string());
-        let call = self
-            .client
-            .invoke()
-            .function_name(&self.name)
-            .payload(payload)
-            .send();
-        let result = match tokio::time::timeout(timeout, call).await {
-            Err(_) => Err((
-                "Lambda.Timeout".into(),
-                format!("{} did not answer within {timeout:?}", self.name),
-            )),
-            // AWS answers a function error with 200 and X-Amz-Function-Error;
-            // cargo lambda's emulator answers 500 with the same error body.
-            Ok(Err(e)) => match e
-                .raw_response()
-                .and_then(|raw| raw.body().bytes())
-                .and_then(function_error)
-            {
-                Some(error) => Err(error),
-                None => Err((
-                    "Lambda.InvokeFailed".into(),
-                    format!(
-                        "invoking {}: {}",
-                        self.name,
-                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                    ),
-                )),
-            },
-            Ok(Ok(out)) => {
-                let body: Value = out
-                    .payload()
-                    .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
-                    .unwrap_or(Value::Null);
-                match out.function_error() {
-                    None => Ok(body),
-                    Some(kind) => Err(function_error(
-                        &serde_json::to_vec(&body).unwrap_or_default(),
-                    )
-                    .unwrap_or_else(|| {
-                        (
-                            kind.to_owned(),
-                            "the function failed without a message".to_owned(),
-                        )
-                    })),
-                }
-            }
-        };
-        (result, started.elapsed())
-    }
-}
-
-/// A function error body, `{"errorType": ..., "errorMessage": ...}`.
-fn function_error(body: &[u8]) -> Option<(String, String)> {
-    let body: Value = serde_json::from_slice(body).ok()?;
-    Some((
-        body["errorType"].as_str()?.to_owned(),
-        body["errorMessage"].as_str().unwrap_or("").to_owned(),
-    ))
-}
-
-/// Plays one RotateSecret request against `store` with `function`.
+/// Plays one RotateSecret request against `store` with `function`, as the
+/// service does: rotation is on afterwards. The function and schedule stay
+/// (see [`rotate_with`]); the emulator's Lambda API is unknown.
 pub async fn rotate<'a>(
     store: &AwsStore,
     function: impl Into<Invoker<'a>>,
     options: &RotateOptions,
+) -> anyhow::Result<RotationRun> {
+    rotate_with(store, function, options, &Staging::default()).await
+}
+
+/// Plays one RotateSecret request against `store` with `function`, leaving
+/// the secret's rotation function and schedule as they were (or naming
+/// `staging.rotation_function`); rotation off afterwards if it was off and
+/// `staging.restore_rotation_off` says so.
+pub async fn rotate_with<'a>(
+    store: &AwsStore,
+    function: impl Into<Invoker<'a>>,
+    options: &RotateOptions,
+    staging: &Staging,
 ) -> anyhow::Result<RotationRun> {
     let function = function.into();
     let secret = store
@@ -294,10 +155,13 @@ pub async fn rotate<'a>(
         nothing_to_do: None,
         steps: Vec::new(),
         after: secret.clone(),
+        settings: None,
     };
-    match secret.versions.labels_of(&token) {
+    let mut staged_with = None;
+    let before = match secret.versions.labels_of(&token) {
         Some(labels) if labels.iter().any(|l| l == AWSPENDING) && !options.test_only => {
             // The same request again after a failure: resume the rotation.
+            rotation_settings(store, &secret.arn).await?
         }
         Some(labels) => {
             run.nothing_to_do = Some(format!(
@@ -312,17 +176,32 @@ pub async fn rotate<'a>(
         }
         None => {
             if let Some(other) = secret.versions.rotation_in_progress(&token, AWSPENDING) {
-                bail!(
-                    "a rotation of {} is already in progress: version {other} is AWSPENDING. Finish it by rotating again with --token {other}, or cancel it by removing AWSPENDING from that version",
-                    secret.arn
-                );
+                let has_value = store
+                    .get_value(&secret.arn, VersionSelector::Id(other, Some(AWSPENDING)))
+                    .await
+                    .ok()
+                    .map(|v| v.is_some());
+                return Err(InProgress {
+                    secret: secret.arn.clone(),
+                    version: other.to_owned(),
+                    has_value,
+                }
+                .into());
             }
+            let before = rotation_settings(store, &secret.arn).await?;
+            let wanted = staging
+                .rotation_function
+                .as_deref()
+                .or(before.function.as_deref());
+            let (name, why) = staging_function(staging, wanted).await;
+            staged_with = why;
             store
-                .begin_rotation(&secret.arn, &token)
+                .stage_rotation(&secret.arn, &token, &name)
                 .await
                 .with_context(|| format!("staging version {token} of {}", secret.arn))?;
+            before
         }
-    }
+    };
 
     if options.test_only {
         // RotateImmediately=false: testSecret runs against a pending copy of the
@@ -376,6 +255,56 @@ pub async fn rotate<'a>(
         }
     }
     run.after = store.describe(&secret.arn).await?;
+    let wanted_function = staging
+        .rotation_function
+        .clone()
+        .or(before.function.clone());
+    let mut after = rotation_settings(store, &secret.arn).await?;
+    let ended = run.after.versions.with_label(AWSPENDING).is_none();
+    if let Some(wanted) = &wanted_function
+        && ended
+        && after.function.as_ref() != Some(wanted)
+    {
+        let copy = uuid::Uuid::new_v4().to_string();
+        store
+            .point_rotation_at(&secret.arn, &copy, wanted)
+            .await
+            .with_context(|| {
+                format!(
+                    "making {wanted} the rotation function of {} again",
+                    secret.arn
+                )
+            })?;
+        run.after = store.describe(&secret.arn).await?;
+        after = rotation_settings(store, &secret.arn).await?;
+    }
+    // The steps need rotation on; once the rotation has ended, it goes back
+    // off if it was off (or the run was told to leave it off).
+    let turn_off = (staging.restore_rotation_off && !before.enabled) || staging.leave_rotation_off;
+    if ended && after.enabled && turn_off {
+        store
+            .client()
+            .cancel_rotate_secret()
+            .secret_id(&secret.arn)
+            .send()
+            .await
+            .map_err(|e| {
+                let call = Call {
+                    service: Service::SecretsManager,
+                    endpoint: None,
+                    operation: "CancelRotateSecret",
+                    subject: Some(&secret.arn),
+                };
+                explain(&call, &e)
+            })?;
+        after = rotation_settings(store, &secret.arn).await?;
+    }
+    run.settings = Some(SettingsReport {
+        before,
+        after,
+        wanted_function,
+        staged_with,
+    });
     Ok(run)
 }
 
@@ -454,5 +383,8 @@ pub fn report(run: &RotationRun) -> String {
     }
     let _ = writeln!(out, "  labels:");
     out.push_str(&label_table(&run.after));
+    if let Some(settings) = &run.settings {
+        out.push_str(&settings_text(settings));
+    }
     out
 }
