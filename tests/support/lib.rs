@@ -4,6 +4,7 @@
 
 pub use rotor_testbed::db;
 
+pub mod emf;
 pub mod leaks;
 pub mod listener;
 pub mod providers;
