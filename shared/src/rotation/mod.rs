@@ -589,9 +589,10 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         let was_current = ctx.secret.versions.current() == Some(ctx.event.version_id.as_str());
         // Read before the labels move, for the rotation's metrics: in a warm
         // process both values are cached from createSecret, and cost no call.
-        let times = match was_current {
-            true => None,
-            false => Some(self.rotation_times(ctx).await),
+        let times = if was_current {
+            None
+        } else {
+            Some(self.rotation_times(ctx).await)
         };
         for change in &plan {
             self.store
@@ -603,7 +604,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             crate::metrics::record_completion(Completion {
                 pending_created,
                 replaced_created,
-                completed_at: std::time::SystemTime::now(),
+                completed_at: SystemTime::now(),
             });
         }
         // Also on a replay: if retiring the old value failed after AWSCURRENT
