@@ -10,6 +10,7 @@ mod faults;
 mod generic;
 mod hostile;
 mod library;
+mod metrics;
 mod oauth;
 mod oauth_providers;
 mod races;

@@ -1,6 +1,7 @@
 //! The Lambda edge: turns an invocation into a [`Driver`] step and a failure into
 //! a Lambda error whose type says whether a retry can help and whose message
-//! names the step, the secret and the fix.
+//! names the step, the secret and the fix. After each step it prints the
+//! step's metrics ([`crate::metrics`]).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,6 +11,7 @@ use tracing::{error, warn};
 
 use crate::error::Error;
 use crate::event::RotationEvent;
+use crate::metrics::{self, Metrics, Recorder, StepRecord};
 use crate::progress::Progress;
 use crate::rotation::{Driver, Rotator, StepReport};
 use crate::store::SecretStore;
@@ -94,17 +96,57 @@ fn usable_deadline(deadline: SystemTime) -> Option<SystemTime> {
 }
 
 /// Parses and runs one invocation, giving up before `deadline` (the Lambda
-/// context's) with an error that says what the step was waiting for.
+/// context's) with an error that says what the step was waiting for, and
+/// prints the step's metrics ([`Metrics::step`]), whatever its outcome.
 pub async fn handle<S: SecretStore, R: Rotator>(
     driver: &Driver<S, R>,
+    metrics: &Metrics,
     payload: &Value,
     deadline: Option<SystemTime>,
 ) -> Result<StepReport, Failure> {
-    let event = RotationEvent::from_json(payload).map_err(|e| {
-        error!(error = %e, "rejected the invocation");
-        Failure::new(None, &e)
-    })?;
     let started = Instant::now();
+    let event = match RotationEvent::from_json(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            error!(error = %e, "rejected the invocation");
+            emit_step(metrics, None, started, Err(&e), None);
+            return Err(Failure::new(None, &e));
+        }
+    };
+    let recorder = Recorder::default();
+    let result = match metrics.problem() {
+        Some(problem) => Err(Error::InvalidSettings {
+            secret: event.secret_id.clone(),
+            setting: metrics::SECRET_DIMENSION_VAR.to_owned(),
+            problem: problem.to_owned(),
+        }),
+        None => {
+            recorder
+                .track(run_step(driver, &event, started, deadline))
+                .await
+        }
+    };
+    emit_step(
+        metrics,
+        Some(&event),
+        started,
+        result.as_ref(),
+        recorder.completion(),
+    );
+    result.map_err(|e| {
+        error!(secret = %event.secret_id, step = %event.step, version = %event.version_id,
+            error_type = %e.error_type(), error = %e, "step failed");
+        Failure::new(Some(&event), &e)
+    })
+}
+
+/// Runs the event's step within the time `deadline` leaves.
+async fn run_step<S: SecretStore, R: Rotator>(
+    driver: &Driver<S, R>,
+    event: &RotationEvent,
+    started: Instant,
+    deadline: Option<SystemTime>,
+) -> Result<StepReport, Error> {
     let budget = deadline.map(|deadline| step_budget(deadline, SystemTime::now()));
     let progress = match budget {
         Some(budget) => Progress::with_deadline(started + budget),
@@ -112,8 +154,8 @@ pub async fn handle<S: SecretStore, R: Rotator>(
     };
     // Boxed: a step's future is deep enough to overflow the compiler's layout
     // depth limit in a function's `main` otherwise.
-    let step = progress.track(Box::pin(driver.run(&event)));
-    let result = match (deadline, budget) {
+    let step = progress.track(Box::pin(driver.run(event)));
+    match (deadline, budget) {
         (Some(deadline), Some(budget)) => match tokio::time::timeout(budget, step).await {
             Ok(result) => result,
             Err(_) => Err(Error::DeadlineReached {
@@ -129,16 +171,30 @@ pub async fn handle<S: SecretStore, R: Rotator>(
             }),
         },
         _ => step.await,
+    }
+}
+
+/// Prints one step's metrics document.
+fn emit_step(
+    metrics: &Metrics,
+    event: Option<&RotationEvent>,
+    started: Instant,
+    result: Result<&StepReport, &Error>,
+    completion: Option<metrics::Completion>,
+) {
+    let record = StepRecord {
+        step: event.map(|e| e.step),
+        secret_id: event.map(|e| e.secret_id.as_str()),
+        duration: started.elapsed(),
+        result,
+        completion,
     };
-    result.map_err(|e| {
-        error!(secret = %event.secret_id, step = %event.step, version = %event.version_id,
-            error_type = %e.error_type(), error = %e, "step failed");
-        Failure::new(Some(&event), &e)
-    })
+    metrics::emit(&[metrics.step(&record, SystemTime::now())]);
 }
 
 /// Serves rotation steps over the Lambda Runtime API until the process ends.
-/// Call it once from `main`, with clients built once.
+/// Call it once from `main`, with clients built once. The metric settings are
+/// read from the environment here, once ([`Metrics::from_env`]).
 pub async fn serve<S: SecretStore, R: Rotator>(
     driver: Driver<S, R>,
 ) -> Result<(), lambda_runtime::Error> {
@@ -147,9 +203,11 @@ pub async fn serve<S: SecretStore, R: Rotator>(
         _ => driver,
     };
     let driver = &driver;
+    let metrics = &Metrics::from_env();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle(
             driver,
+            metrics,
             &event.payload,
             usable_deadline(event.context.deadline()),
         )

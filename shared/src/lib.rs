@@ -6,8 +6,9 @@
 //! ([`labels`]), the secret store port and its adapters ([`store`]), the step
 //! driver ([`rotation`]), the rule for reading a secret that another secret
 //! points at ([`linked`]) and the limits on an admin secret that acts for
-//! others ([`admin`]), password generation ([`password`]), errors ([`error`])
-//! and the Lambda edge ([`lambda`]). It knows no database or identity provider.
+//! others ([`admin`]), password generation ([`password`]), errors ([`error`]),
+//! the Lambda edge ([`lambda`]) and the metrics it prints after every step
+//! ([`metrics`]). It knows no database or identity provider.
 //!
 //! It also owns the target toolkit every function builds on, so that each
 //! function says only what its secret looks like and how it talks to its
@@ -121,6 +122,7 @@ pub mod http;
 pub mod labels;
 pub mod lambda;
 pub mod linked;
+pub mod metrics;
 pub mod password;
 pub mod progress;
 pub mod retry;

@@ -155,7 +155,7 @@ pub fn names_secret(id: &str, secret: &SecretDescription) -> bool {
 
 /// Whether `text` ends in `-` and six ASCII letters or digits, as every full
 /// secret ARN does.
-fn has_random_suffix(text: &str) -> bool {
+pub(crate) fn has_random_suffix(text: &str) -> bool {
     text.len() >= 7
         && text.as_bytes()[text.len() - 7] == b'-'
         && text.as_bytes()[text.len() - 6..]

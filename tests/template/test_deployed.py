@@ -102,7 +102,11 @@ ENV_PARAMETERS = {
     "ratePerSecond": ("RATE_PER_SECOND", "0.5", ["RotationSchedulerFunction"]),
     "schedulerRotationLambdaArn": ("ROTATION_LAMBDA_ARN", OTHER_ROTATION_FUNCTION, ["RotationSchedulerFunction"]),
     "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", ALLOWED_SECRETS, ["RotationSchedulerFunction"]),
+    "metricsSecretDimension": ("ROTOR_METRICS_SECRET_DIMENSION", "true", ROTATION_FUNCTIONS),
 }
+
+# The notice topic on, for the secrets under a prefix, with a subscriber.
+NOTICES = {"rotationNotices": "true", "noticeSecretPrefix": "team-a/", "noticeSubscriberEndpoint": "ops@example.com"}
 
 
 # Variables the functions read that the template never sets: the test bed's
@@ -256,8 +260,9 @@ PARAMETER_SETS = {
     "managed cache users": MANAGED_USERS,
     "scheduler rotation function": SCHEDULER_ARN,
     "no RDS API": {"rdsDescribeDatabases": "false"},
+    "notices": NOTICES,
     "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
-                   "fleetScheduleState": "ENABLED"},
+                   **NOTICES, "fleetScheduleState": "ENABLED"},
 }
 
 
@@ -338,7 +343,8 @@ class Environment(unittest.TestCase):
         # The variables the functions' code reads (its *_VAR constants and
         # lookup names), less the SDK's own and rotor's test-only ones.
         sources = "\n".join(p.read_text() for p in (ROOT / "functions").glob("*/src/**/*.rs"))
-        for path in ["shared/src/password/mod.rs", "shared/src/lambda.rs", "shared/src/store/aws.rs"]:
+        for path in ["shared/src/password/mod.rs", "shared/src/lambda.rs", "shared/src/store/aws.rs",
+                     "shared/src/metrics.rs"]:
             sources += (ROOT / path).read_text()
         read = set(re.findall(r'_VAR: &str = "([A-Z0-9_]+)"', sources))
         read |= set(re.findall(r'lookup\("([A-Z0-9_]+)"\)', sources))
@@ -353,7 +359,9 @@ class Environment(unittest.TestCase):
         # active user, and MANAGED_USER_ARNS binds it to users).
         from_aws_function = {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS", "WAITING_RETRY_INTERVAL_IN_SECONDS",
                              "SECRET_ARN", "USER_NAME"}
-        self.assertEqual(sorted(read - set_by_template - from_aws_function - not_deployed), [])
+        # Lambda sets its own.
+        set_by_lambda = {"AWS_LAMBDA_FUNCTION_NAME"}
+        self.assertEqual(sorted(read - set_by_template - from_aws_function - not_deployed - set_by_lambda), [])
 
     def test_test_only_variables_are_never_deployed(self):
         # ROTOR_ALLOW_LOOPBACK_URLS would let a secret's writer send requests

@@ -18,7 +18,10 @@
 //!    secret ([`Rotation`]);
 //! 4. answers with a [`Report`] of what it started, skipped (and why), could
 //!    not start, and, for a RotateSecret the deadline cut short, could not
-//!    tell, and logs the same as structured events.
+//!    tell, and logs the same as structured events, then prints the run's
+//!    metrics (embedded metric format: started, skipped by reason, overdue,
+//!    RotateSecret calls and the share of the rate they used; see
+//!    [`lambda::run_metrics`]). A dry run prints none.
 //!
 //! The run stops [`DEADLINE_MARGIN`] before the function's deadline: every
 //! call, with its retries, backoff and wait for the rate limit, ends there.

@@ -300,6 +300,29 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
     }
 }
 
+/// How long past its due date a secret the scheduler rotates counts as
+/// overdue: a day. A run (hourly by default) starts a due rotation at once,
+/// and the rotation finishes within minutes, moving `LastRotatedDate`; a
+/// secret still past its due date a day later has a rotation that failed, is
+/// stuck in progress, or could not be started.
+pub const OVERDUE_AFTER_SECS: i64 = 86_400;
+
+/// Whether a secret is overdue at `now`: [`evaluate`] would find it due (it is
+/// selected, the deployer configured its rotation, it has a valid policy and
+/// a date to count from) had it no rotation in progress, and its due date
+/// passed more than [`OVERDUE_AFTER_SECS`] ago. A rotation in progress does
+/// not excuse it: one started on time would have finished by then.
+pub fn is_overdue(facts: &SecretFacts, config: &Config, now: i64) -> bool {
+    let settled = SecretFacts {
+        versions: Versions::default(),
+        ..facts.clone()
+    };
+    match evaluate(&settled, config, now) {
+        Decision::Due { due_at, .. } => now.saturating_sub(due_at.0) > OVERDUE_AFTER_SECS,
+        Decision::Skip(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,5 +555,28 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(1_750_000_000).to_string(), "2025-06-15T15:06:40Z");
         assert!(!Timestamp(i64::MAX).to_string().is_empty());
+    }
+
+    #[test]
+    fn overdue_a_day_after_the_due_date_even_with_a_rotation_in_progress() {
+        let c = config(None);
+        // Due 30 days after creation: 30 days and a day ago is not yet overdue.
+        assert!(!is_overdue(&facts(Some("30d"), 30), &c, NOW));
+        assert!(!is_overdue(&facts(Some("30d"), 31), &c, NOW));
+        assert!(is_overdue(&facts(Some("30d"), 32), &c, NOW));
+        // A rotation stuck in progress does not excuse it.
+        let mut stuck = facts(Some("30d"), 40);
+        stuck.versions = Versions::new([
+            ("v1".to_owned(), vec![AWSCURRENT.to_owned()]),
+            ("v2".to_owned(), vec![AWSPENDING.to_owned()]),
+        ]);
+        assert_eq!(skip_code(&evaluate(&stuck, &c, NOW)), Some("in_progress"));
+        assert!(is_overdue(&stuck, &c, NOW));
+        // Nor is it overdue for the scheduler when the scheduler would not
+        // rotate it: no policy, or rotated recently.
+        assert!(!is_overdue(&facts(None, 400), &c, NOW));
+        let mut recent = facts(Some("30d"), 400);
+        recent.last_rotated = Some(NOW - 2 * DAY);
+        assert!(!is_overdue(&recent, &c, NOW));
     }
 }

@@ -1,6 +1,7 @@
 //! What a run did: the function's JSON response.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -87,6 +88,13 @@ pub struct Report {
     pub unknown: Vec<Unknown>,
     /// Calls retried after throttling or a server error, over the whole run.
     pub retries: u32,
+    /// Selected secrets whose due date passed more than a day ago
+    /// ([`crate::plan::is_overdue`]), whatever this run did with them.
+    pub overdue: usize,
+    /// RotateSecret attempts made, retries included.
+    pub rotate_secret_calls: u32,
+    /// How long those attempts waited for the rate limit, in all.
+    pub rate_limit_wait: Duration,
 }
 
 impl Report {
@@ -181,9 +189,12 @@ impl Report {
                 "skipped": skipped.len(),
                 "failed": failed.len(),
                 "unknown": unknown.len(),
+                "overdue": self.overdue,
                 "skipped_by_reason": by_reason,
             },
             "retries": self.retries,
+            "rotate_secret_calls": self.rotate_secret_calls,
+            "rate_limit_wait_ms": self.rate_limit_wait.as_millis() as u64,
             "started": started,
             "would_start": would_start,
             "skipped": skipped,
@@ -230,6 +241,9 @@ mod tests {
                 detail: "not known".into(),
             }],
             retries: 7,
+            overdue: 1,
+            rotate_secret_calls: 2,
+            rate_limit_wait: Duration::from_millis(250),
         }
     }
 
@@ -252,6 +266,9 @@ mod tests {
         assert_eq!(value["unknown"][0]["version"], "w");
         assert_eq!(value["unknown"][0]["detail"], "not known");
         assert_eq!(value["counts"]["unknown"], 1);
+        assert_eq!(value["counts"]["overdue"], 1);
+        assert_eq!(value["rotate_secret_calls"], 2);
+        assert_eq!(value["rate_limit_wait_ms"], 250);
     }
 
     #[test]

@@ -120,8 +120,9 @@ impl RateLimiter {
         self.interval
     }
 
-    /// Waits until this caller may make its call.
-    pub async fn acquire(&self) {
+    /// Waits until this caller may make its call; returns how long it waited.
+    pub async fn acquire(&self) -> Duration {
+        let arrived = Instant::now();
         loop {
             let wait = {
                 let mut recent = self.recent.lock().await;
@@ -140,7 +141,7 @@ impl RateLimiter {
                 let slot = spaced.max(windowed);
                 if slot <= now {
                     recent.push_back(now);
-                    return;
+                    return now.duration_since(arrived);
                 }
                 slot - now
             };

@@ -6,18 +6,19 @@
 //! instant lives here: createSecret never regenerates a value already stored for
 //! the token, finishSecret only moves labels, and every step can run twice.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::event::{RotationEvent, Step};
-use crate::labels::{AWSPENDING, Precheck, Refusal};
+use crate::labels::{AWSCURRENT, AWSPENDING, Precheck, Refusal};
+use crate::metrics::Completion;
 use crate::retry::Backoff;
-use crate::store::{NewVersion, SecretStore, StoreError, StoredValue};
+use crate::store::{NewVersion, SecretStore, StoreError, StoredValue, VersionSelector};
 use crate::value::SecretValue;
 
 /// How many values createSecret draws before giving up on one that differs from
@@ -586,11 +587,25 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             .versions
             .finish_plan(&ctx.event.version_id, &self.pending_label);
         let was_current = ctx.secret.versions.current() == Some(ctx.event.version_id.as_str());
+        // Read before the labels move, for the rotation's metrics: in a warm
+        // process both values are cached from createSecret, and cost no call.
+        let times = if was_current {
+            None
+        } else {
+            Some(self.rotation_times(ctx).await)
+        };
         for change in &plan {
             self.store
                 .move_label(&ctx.secret.arn, change)
                 .await
                 .map_err(|source| ctx.store_error("UpdateSecretVersionStage", source))?;
+        }
+        if let Some((pending_created, replaced_created)) = times {
+            crate::metrics::record_completion(Completion {
+                pending_created,
+                replaced_created,
+                completed_at: SystemTime::now(),
+            });
         }
         // Also on a replay: if retiring the old value failed after AWSCURRENT
         // moved, the service's retry of finishSecret gets to finish the job.
@@ -600,6 +615,42 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         } else {
             Outcome::Done
         })
+    }
+
+    /// When the pending version and the current one (the credential the
+    /// rotation replaces) were created, where the store says. Never fails the
+    /// step: a time that cannot be read is left out of the metrics.
+    async fn rotation_times(
+        &self,
+        ctx: &StepContext<'_, S>,
+    ) -> (Option<SystemTime>, Option<SystemTime>) {
+        let token = ctx.event.version_id.as_str();
+        let pending = VersionSelector::Id(token, Some(ctx.pending_label));
+        let pending_created = self.created(ctx, token, pending).await;
+        let replaced_created = match ctx.secret.versions.current() {
+            Some(id) => {
+                let current = VersionSelector::Id(id, Some(AWSCURRENT));
+                self.created(ctx, id, current).await
+            }
+            None => None,
+        };
+        (pending_created, replaced_created)
+    }
+
+    async fn created(
+        &self,
+        ctx: &StepContext<'_, S>,
+        id: &str,
+        selector: VersionSelector<'_>,
+    ) -> Option<SystemTime> {
+        match ctx.cached_or_read(id, selector).await {
+            Ok(stored) => stored.and_then(|s| s.created),
+            Err(e) => {
+                debug!(secret = %ctx.secret.arn, version = %id, error = %e,
+                    "could not read when the version was created; its metric is left out");
+                None
+            }
+        }
     }
 }
 

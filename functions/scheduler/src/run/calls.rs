@@ -208,7 +208,9 @@ impl Run {
     ) -> Result<(), CallError> {
         let function = rotation.function();
         self.call("RotateSecret", arn, || async move {
-            self.scheduler.limiter.acquire().await;
+            let waited = self.scheduler.limiter.acquire().await;
+            self.rotate_calls.fetch_add(1, Ordering::Relaxed);
+            *super::lock(&self.rate_limit_wait) += waited;
             sent.store(true, Ordering::Relaxed);
             self.client()
                 .rotate_secret()

@@ -82,6 +82,20 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// Whether a later run may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RunError::List { source, .. } if source.source.is_retryable())
+    }
+
+    /// The failure's kind: the error type without its class.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Config(_) => "InvalidSettings",
+            RunError::InvalidEvent { .. } => "InvalidEvent",
+            RunError::List { .. } => "SecretsManager",
+        }
+    }
+
     /// The Lambda error type: `Retryable.<Kind>` or `NotRetryable.<Kind>`, as the
     /// rotation functions report theirs.
     pub fn error_type(&self) -> &'static str {

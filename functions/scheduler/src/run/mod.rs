@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info};
 
+use crate::plan::is_overdue;
 use crate::retry;
 use crate::{Config, Decision, Report, evaluate};
 
@@ -125,6 +126,8 @@ impl Scheduler {
                 Instant::now() + left
             }),
             retries: AtomicU32::new(0),
+            rotate_calls: AtomicU32::new(0),
+            rate_limit_wait: Mutex::new(Duration::ZERO),
         });
         let filter = self.config.tag_filter.to_string();
         info!(tag_filter = %filter, dry_run = options.dry_run, "run started");
@@ -144,6 +147,9 @@ impl Scheduler {
                 continue;
             }
             report.selected += 1;
+            if is_overdue(&facts, &self.config, now) {
+                report.overdue += 1;
+            }
             match evaluate(&facts, &self.config, now) {
                 Decision::Due { due_at, .. } => due.push((due_at, facts)),
                 Decision::Skip(reason) => {
@@ -181,6 +187,8 @@ impl Scheduler {
             }
         }
         report.retries = run.retries.load(Ordering::Relaxed);
+        report.rotate_secret_calls = run.rotate_calls.load(Ordering::Relaxed);
+        report.rate_limit_wait = *lock(&run.rate_limit_wait);
         report.sort();
         info!(
             selected = report.selected,
@@ -198,6 +206,7 @@ impl Scheduler {
             failed = report.failed.len(),
             unknown = report.unknown.len(),
             retries = report.retries,
+            overdue = report.overdue,
             dry_run = report.dry_run,
             "run finished"
         );
@@ -213,6 +222,9 @@ struct Run {
     /// The deadline less [`DEADLINE_MARGIN`]: nothing goes on after it.
     stop_at: Option<Instant>,
     retries: AtomicU32,
+    /// RotateSecret attempts, and their waits for the rate limit.
+    rotate_calls: AtomicU32,
+    rate_limit_wait: Mutex<Duration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -294,6 +306,39 @@ mod tests {
             cut.to_string().contains("before the function's deadline"),
             "{cut}"
         );
+    }
+
+    #[test]
+    fn the_error_type_is_the_class_and_the_kind() {
+        let errors = [
+            RunError::InvalidEvent {
+                field: "dry_run",
+                problem: "x".into(),
+            },
+            RunError::List {
+                filter: "a=b".into(),
+                source: CallError {
+                    operation: "ListSecrets",
+                    attempts: 6,
+                    source: StoreError::Throttled("Rate exceeded".into()).into(),
+                },
+            },
+            RunError::List {
+                filter: "a=b".into(),
+                source: CallError {
+                    operation: "ListSecrets",
+                    attempts: 1,
+                    source: StoreError::AccessDenied("no".into()).into(),
+                },
+            },
+        ];
+        for error in errors {
+            let class = match error.is_retryable() {
+                true => "Retryable",
+                false => "NotRetryable",
+            };
+            assert_eq!(error.error_type(), format!("{class}.{}", error.kind()));
+        }
     }
 
     #[test]
