@@ -3,8 +3,9 @@
 # the Rust components (rustfmt, clippy) and the aarch64 target, a Python venv
 # with moto's server, cargo-lambda and Zig, the template's checkers (SAM CLI,
 # cfn-lint, checkov, parliament) in venvs under .venv-iac, and, when missing, the
-# PostgreSQL 15 and MariaDB packages the database tests use and the glewlwyd
-# package the OAuth tests use.
+# PostgreSQL 15 and MariaDB packages the database tests use, the glewlwyd
+# package the OAuth tests use, and Samba's AD domain controller, OpenLDAP's
+# slapd and their clients (ldapsearch, kinit) the directory tests use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -165,4 +166,21 @@ if [ ${#oauth_missing[@]} -gt 0 ]; then
   say "installing glewlwyd (missing: ${oauth_missing[*]})"
   echo "$preseed" | $as_root debconf-set-selections
   install_without_services "glewlwyd:glewlwyd" glewlwyd
+fi
+
+# Samba's Active Directory domain controller, OpenLDAP's slapd, and the clients
+# that check passwords independently (ldapsearch, ldapmodify, kinit), for
+# ldap-rotation's tests, which provision and start their own throwaway servers
+# (tools/testbed/src/samba_dc.rs, openldap.rs). The packaged services (smbd,
+# nmbd, winbind, samba-ad-dc, slapd) are neither started nor enabled.
+ldap_missing=()
+for path in /usr/sbin/samba /usr/bin/samba-tool /usr/share/samba/setup/ad-schema /usr/sbin/slapd /usr/bin/ldapsearch /usr/bin/ldapmodify /usr/bin/kinit; do
+  [ -e "$path" ] || ldap_missing+=("$path")
+done
+if [ ${#ldap_missing[@]} -gt 0 ]; then
+  ldap_packages="samba samba-ad-dc samba-ad-provision winbind slapd ldap-utils krb5-user"
+  root_or_explain "${ldap_missing[*]}" "$ldap_packages" "echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections"
+  say "installing $ldap_packages (missing: ${ldap_missing[*]})"
+  echo "slapd slapd/no_configuration boolean true" | $as_root debconf-set-selections
+  install_without_services "samba:smbd samba:nmbd samba-ad-dc:samba-ad-dc winbind:winbind slapd:slapd" $ldap_packages
 fi

@@ -310,6 +310,17 @@ impl Manages {
         }
     }
 
+    /// Whether the tag names `user` itself (an exact entry, not a prefix):
+    /// how an owner lets its admin act on an account the function would
+    /// otherwise refuse as privileged. `false` without the tag.
+    pub fn names_exactly(&self, user: &str, names: Names) -> bool {
+        self.0.as_ref().is_some_and(|patterns| {
+            patterns
+                .iter()
+                .any(|p| matches!(p, Pattern::Exact(name) if names.eq(user, name)))
+        })
+    }
+
     /// Whether `user` is one of them.
     pub fn admits(&self, user: &str, names: Names) -> bool {
         match &self.0 {
@@ -440,6 +451,9 @@ mod tests {
         assert!(m.admits("App_x", Names::CaseInsensitive));
         assert!(!Manages::from_tags(&tags("  ")).admits("orders", Names::CaseSensitive));
         assert!(Manages::from_tags(&BTreeMap::new()).admits("anyone", Names::CaseSensitive));
+        assert!(m.names_exactly("Orders", Names::CaseInsensitive));
+        assert!(!m.names_exactly("app_x", Names::CaseSensitive));
+        assert!(!Manages::ANY.names_exactly("orders", Names::CaseSensitive));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub use rotor_testbed::db;
 
 pub mod commands;
+pub mod directories;
 pub mod emf;
 pub mod leaks;
 pub mod listener;

@@ -26,12 +26,14 @@ FUNCTIONS = {
     "RdsRotationFunction": "rds-rotation",
     "OauthRotationFunction": "oauth-rotation",
     "RedisRotationFunction": "redis-rotation",
+    "LdapRotationFunction": "ldap-rotation",
     "RotationSchedulerFunction": "rotation-scheduler",
 }
-ROTATION_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "OauthRotationFunction", "RedisRotationFunction"]
+ROTATION_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "OauthRotationFunction", "RedisRotationFunction",
+                      "LdapRotationFunction"]
 # Placed in the VPC whenever subnets are given: they must reach their servers.
-VPC_FUNCTIONS = ["RdsRotationFunction", "RedisRotationFunction"]
-PASSWORD_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "RedisRotationFunction"]
+VPC_FUNCTIONS = ["RdsRotationFunction", "RedisRotationFunction", "LdapRotationFunction"]
+PASSWORD_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "RedisRotationFunction", "LdapRotationFunction"]
 ROLES = {f: f.replace("Function", "Role") for f in FUNCTIONS}
 ENI_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
@@ -56,6 +58,12 @@ READ_SECRETS = {
     "webhookKeySecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hook-key-AbCdEf",
     "redisMasterSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cache-admin-AbCdEf",
     "redisAdditionalMasterSecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cache-admins/*",
+    "ldapMasterSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ad-admin-AbCdEf",
+    "ldapAdditionalMasterSecretArns": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ad-admins/*",
+}
+MANAGED_DIRECTORIES = {
+    "ldapManagedDirectoryArns": f"arn:aws:ds:{REGION}:{ACCOUNT}:directory/d-1234567890,"
+                                f"arn:aws:ds:{REGION}:{ACCOUNT}:directory/d-abcdef0123",
 }
 MANAGED_USERS = {
     "redisManagedUserArns": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:orders-*,"
@@ -94,6 +102,10 @@ ENV_PARAMETERS = {
     "redisRevokePrevious": ("REVOKE_PREVIOUS", "at-finish", ["RedisRotationFunction"]),
     "redisManagedUserArns": ("MANAGED_USER_ARNS", MANAGED_USERS["redisManagedUserArns"], ["RedisRotationFunction"]),
     "redisManagedUsersTrustAllWriters": ("MANAGED_USERS_TRUST_ALL_WRITERS", "true", ["RedisRotationFunction"]),
+    "ldapMasterSecretArn": ("MASTER_SECRET_ARN", READ_SECRETS["ldapMasterSecretArn"], ["LdapRotationFunction"]),
+    "ldapDictKeyDirectory": ("DICT_KEY_DIRECTORY", "DirectoryId", ["LdapRotationFunction"]),
+    "ldapDictKeyUsername": ("DICT_KEY_USERNAME", "Username", ["LdapRotationFunction"]),
+    "ldapDictKeyPassword": ("DICT_KEY_PASSWORD", "Password", ["LdapRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
@@ -205,6 +217,18 @@ def expected_statements(logical_id, parameters):
                                      "elasticache:ModifyUser", "memorydb:DescribeUsers",
                                      "memorydb:ListTags", "memorydb:UpdateUser"],
                           "Resource": p["redisManagedUserArns"].split(",")})
+    if logical_id == "LdapRotationFunction":
+        if p.get("ldapMasterSecretArn"):
+            found.append({"Sid": "MasterSecret", "Effect": "Allow", "Action": read,
+                          "Resource": p["ldapMasterSecretArn"]})
+        if p.get("ldapAdditionalMasterSecretArns"):
+            found.append({"Sid": "AdditionalMasterSecrets", "Effect": "Allow", "Action": read,
+                          "Resource": p["ldapAdditionalMasterSecretArns"].split(",")})
+        if p.get("ldapManagedDirectoryArns"):
+            found.append({"Sid": "ManagedDirectoryResets", "Effect": "Allow", "Action": "ds:ResetUserPassword",
+                          "Resource": p["ldapManagedDirectoryArns"].split(",")})
+            found.append({"Sid": "DescribeDirectoriesHasNoResourceScope", "Effect": "Allow",
+                          "Action": "ds:DescribeDirectories", "Resource": "*"})
     if logical_id in ROTATION_FUNCTIONS and p.get("kmsKeyArn"):
         found.append({"Sid": "SecretKeysThroughSecretsManager", "Effect": "Allow",
                       "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -258,10 +282,11 @@ PARAMETER_SETS = {
     "VPC for all": {**VPC_ALL, **ENDPOINT},
     "KMS keys and read secrets": {**KMS, **READ_SECRETS},
     "managed cache users": MANAGED_USERS,
+    "managed directories": MANAGED_DIRECTORIES,
     "scheduler rotation function": SCHEDULER_ARN,
     "no RDS API": {"rdsDescribeDatabases": "false"},
     "notices": NOTICES,
-    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
+    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **MANAGED_DIRECTORIES, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
                    **NOTICES, "fleetScheduleState": "ENABLED"},
 }
 
@@ -589,7 +614,8 @@ class Deployment(unittest.TestCase):
     def test_first_deploy_does_not_rotate_at_once(self):
         secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf"
         template = deployed(genericRotationSecretArn=secret, rdsRotationSecretArn=secret,
-                            oauthRotationSecretArn=secret, redisRotationSecretArn=secret)
+                            oauthRotationSecretArn=secret, redisRotationSecretArn=secret,
+                            ldapRotationSecretArn=secret)
         schedules = resources_of_type(template, "AWS::SecretsManager::RotationSchedule")
         self.assertEqual(len(schedules), len(ROTATION_FUNCTIONS))
         for logical_id, schedule in schedules.items():

@@ -143,6 +143,53 @@ pub fn oauth_client(data: &[u8]) {
     );
 }
 
+/// ldap-rotation's secrets (either shape, AWS's field names and renamed
+/// ones) on any text: never panics; an accepted self-managed secret only
+/// names `ldap://` or `ldaps://` servers with a host and a port, a
+/// non-empty password and a bind name, plaintext only where it says
+/// `"ssl": false`; written back with a new password, either shape parses
+/// again to the same target.
+pub fn ldap_secret(data: &[u8]) {
+    use ldap_rotation::secret::{AccountSecret, ManagedKeys, Transport};
+    use rotor_core::SecretValue;
+    let text = String::from_utf8_lossy(data);
+    let value = SecretString::from(text.as_ref());
+    let renamed = ManagedKeys::from_lookup(|var| match var {
+        "DICT_KEY_DIRECTORY" => Some("DirectoryId".into()),
+        "DICT_KEY_USERNAME" => Some("Username".into()),
+        "DICT_KEY_PASSWORD" => Some("Password".into()),
+        _ => None,
+    });
+    for keys in [ManagedKeys::default(), renamed] {
+        let Ok(secret) = AccountSecret::parse_with(&value, &keys) else {
+            continue;
+        };
+        let target = secret.target();
+        let rewritten = match &secret {
+            AccountSecret::Directory(s) => {
+                assert!(!s.servers.is_empty() && !s.username.trim().is_empty());
+                assert!(!s.password.expose_secret().is_empty());
+                let says_plaintext = text.contains("false");
+                for server in &s.servers {
+                    assert!(server.endpoint.port > 0 && !server.endpoint.host.is_empty());
+                    assert!(server.url().starts_with("ldap"));
+                    if server.transport == Transport::Plaintext {
+                        assert!(says_plaintext && server.url().starts_with("ldap://"));
+                    }
+                }
+                s.next_value(&SecretString::from("N3w-password!"))
+            }
+            AccountSecret::Managed(m) => {
+                assert!(m.directory_id.starts_with("d-") && m.directory_id.len() == 12);
+                m.with_password(&SecretString::from("N3w-password!"))
+            }
+        };
+        let again = AccountSecret::parse_with(&rewritten, &keys)
+            .expect("a parsed secret, written back, parses again");
+        assert_eq!(again.target(), target);
+    }
+}
+
 /// An accepted generator is usable: a password generator's policy validates,
 /// and a byte generator makes 1 to 4096 bytes.
 fn check_generator(generator: &Generator) {

@@ -51,6 +51,7 @@ targets!(
     generic_settings,
     password_policy,
     scheduler_policy,
+    ldap_secret,
 );
 
 /// The fuzz workspace's directory, which holds the inputs.

@@ -3,7 +3,8 @@
 //! `rds-rotation` and `oauth-rotation` binaries run as warm Lambda processes
 //! behind our Runtime API; a local webhook receiver plays the external system of
 //! a multi-call rotation; throwaway PostgreSQL and MariaDB servers (TLS
-//! required) hold database users, and a local glewlwyd (HTTPS) an OAuth client.
+//! required) hold database users, a local glewlwyd (HTTPS) an OAuth client,
+//! and OpenLDAP (StartTLS) a directory service account (`ldap-rotation`).
 //! The report shows steps, timings, labels, what changed and what an independent
 //! client could log in with afterwards, never a secret value.
 //!
@@ -11,6 +12,7 @@
 //! `oauth` run the other functions, and `report` words each rotation.
 
 mod databases;
+mod directory;
 mod oauth;
 mod report;
 
@@ -27,6 +29,7 @@ use rotor_testbed::webhook_receiver::{Behaviour, WebhookReceiver};
 use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
 use databases::rotate_databases;
+use directory::rotate_directory_account;
 use oauth::rotate_oauth_client;
 use report::{describe_change, summary};
 
@@ -157,9 +160,10 @@ pub async fn run() -> anyhow::Result<String> {
         || generic_logs.contains(hook_key.expose_secret());
     let databases = rotate_databases(&moto, &store, &mut out).await?;
     let oauth = rotate_oauth_client(&moto, &store, &mut out).await?;
-    completed += databases.completed + oauth.completed;
-    leaked |= databases.leaked || oauth.leaked;
-    let total = samples.len() + databases.total + oauth.total;
+    let directory = rotate_directory_account(&moto, &store, &mut out).await?;
+    completed += databases.completed + oauth.completed + directory.completed;
+    leaked |= databases.leaked || oauth.leaked || directory.leaked;
+    let total = samples.len() + databases.total + oauth.total + directory.total;
     let _ = writeln!(
         out,
         "\n{completed} of {total} rotations completed; function logs searched for every value used: {}",

@@ -1,6 +1,6 @@
 //! `rotor doctor --connect`: testSecret's check against AWSCURRENT, changing
 //! nothing: a database login (and the query AWS's functions use), a Redis
-//! login (`AUTH` and `PING`), or a client_credentials grant at the provider's
+//! login (`AUTH` and `PING`), a directory bind, or a client_credentials grant at the provider's
 //! token endpoint. Where a function has nothing to log in to, or the secret
 //! names nowhere to log in, it says so rather than pass or fail.
 
@@ -39,6 +39,16 @@ pub enum CheckError {
         /// What the endpoint said.
         cause: TargetError,
     },
+    /// The directory server could not be reached, or refused the bind.
+    #[error("{server}, account {user:?}: {cause}")]
+    Directory {
+        /// `Active Directory at host:port`, `LDAP at host:port`.
+        server: String,
+        /// The bind name.
+        user: String,
+        /// What failed.
+        cause: TargetError,
+    },
     /// The Redis server could not be reached, refused the password, or
     /// refused the user a PING.
     #[error("Redis at {address}, user {user:?}: {cause}")]
@@ -58,6 +68,7 @@ pub async fn check(kind: Kind, value: &SecretString) -> Result<Checked, CheckErr
         Kind::Rds => database(value).await,
         Kind::Oauth => provider(value).await,
         Kind::Redis => cache(value).await,
+        Kind::Ldap => directory(value).await,
         Kind::Generic => Ok(Checked::NotChecked(
             "generic-rotation's value has nothing to log in to: the function generates it, and whatever reads the secret uses it. A webhook, where the settings name one, validates new values during a rotation; doctor does not call it".into(),
         )),
@@ -119,6 +130,45 @@ async fn provider(value: &SecretString) -> Result<Checked, CheckError> {
             cause,
         }),
     }
+}
+
+/// ldap-rotation's secrets: a self-managed account binds (a simple bind,
+/// as testSecret makes) at every server its secret lists; a Managed AD
+/// account binds at the directory's DNS name, which only Directory Service
+/// tells, so it is not checked from here.
+async fn directory(value: &SecretString) -> Result<Checked, CheckError> {
+    use ldap_rotation::secret::{AccountSecret, ManagedKeys};
+    let secret = AccountSecret::parse_with(value, ManagedKeys::from_env())
+        .map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    let secret = match secret {
+        AccountSecret::Directory(secret) => secret,
+        AccountSecret::Managed(m) => {
+            return Ok(Checked::NotChecked(format!(
+                "account {:?} of AWS Managed Microsoft AD directory {} binds at the directory's DNS name, which Directory Service's DescribeDirectories gives; doctor does not call it (the function's testSecret does)",
+                m.username, m.directory_id
+            )));
+        }
+    };
+    let mut bound = Vec::new();
+    for server in &secret.servers {
+        let failed = |cause: TargetError| CheckError::Directory {
+            server: ldap_rotation::directory::target(secret.directory, server),
+            user: secret.username.clone(),
+            cause,
+        };
+        let mut conn = ldap_rotation::client::connect(server)
+            .await
+            .map_err(|f| failed(f.error))?;
+        let result = conn.try_bind(&secret.username, &secret.password).await;
+        conn.close().await;
+        result.map_err(|f| failed(f.error))?;
+        bound.push(server.to_string());
+    }
+    Ok(Checked::Works(format!(
+        "{} binds at {}",
+        secret.username,
+        bound.join(", ")
+    )))
 }
 
 /// redis-rotation's secrets: a self-managed user logs in where the secret

@@ -28,17 +28,20 @@ pub enum Kind {
     Redis,
     /// generic-rotation.
     Generic,
+    /// ldap-rotation (self-managed AD and LDAP, AWS Managed Microsoft AD).
+    Ldap,
     /// rotation-scheduler (not a rotation function).
     Scheduler,
 }
 
 impl Kind {
     /// Every function the template deploys.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Rds,
         Kind::Oauth,
         Kind::Redis,
         Kind::Generic,
+        Kind::Ldap,
         Kind::Scheduler,
     ];
 
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Oauth => "oauth-rotation",
             Kind::Redis => "redis-rotation",
             Kind::Generic => "generic-rotation",
+            Kind::Ldap => "ldap-rotation",
             Kind::Scheduler => "rotation-scheduler",
         }
     }
@@ -97,6 +101,12 @@ impl Kind {
                 generic::VALIDATION_WINDOW_VAR,
                 generic::WEBHOOK_PREFIXES_VAR,
             ],
+            Kind::Ldap => &[
+                rotor_core::admin::ADMIN_VAR,
+                ldap_rotation::secret::KEY_VARS[0],
+                ldap_rotation::secret::KEY_VARS[1],
+                ldap_rotation::secret::KEY_VARS[2],
+            ],
             Kind::Scheduler => &[
                 "TAG_FILTER",
                 "POLICY_TAG",
@@ -114,7 +124,7 @@ impl Kind {
         match self {
             Kind::Oauth => 120,
             Kind::Scheduler => 600,
-            Kind::Rds | Kind::Redis | Kind::Generic => 60,
+            Kind::Rds | Kind::Redis | Kind::Generic | Kind::Ldap => 60,
         }
     }
 }
@@ -142,6 +152,9 @@ pub fn read_settings(kind: Kind, env: &BTreeMap<String, String>) -> Result<Strin
             .map(|_| kind.name().to_owned())
             .map_err(|e| e.to_string()),
         Kind::Generic => generic_rotation::settings::Defaults::from_lookup(lookup)
+            .map(|_| kind.name().to_owned())
+            .map_err(|e| e.to_string()),
+        Kind::Ldap => ldap_rotation::Config::from_lookup(lookup)
             .map(|_| kind.name().to_owned())
             .map_err(|e| e.to_string()),
         Kind::Scheduler => Ok(kind.name().to_owned()),
@@ -349,7 +362,11 @@ mod tests {
         };
         assert_eq!(
             kinds_from_env(&env(&["MASTER_SECRET_ARN"])),
-            [Kind::Rds, Kind::Redis]
+            [Kind::Rds, Kind::Redis, Kind::Ldap]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["MASTER_SECRET_ARN", "DICT_KEY_USERNAME"])),
+            [Kind::Ldap]
         );
         assert_eq!(
             kinds_from_env(&env(&["REVOKE_PREVIOUS"])),

@@ -387,7 +387,8 @@ fn which_function(
 
 /// The function whose secrets look like `value`, by the fields only its
 /// format has: `engine` (rds), `client_id` or `token_endpoint` (oauth),
-/// `user_arn` or `host` (redis); any other value is generic-rotation's.
+/// `user_arn` or `host` (redis), `directory` and `url` or AWS's
+/// `awsSeamlessDomainDirectoryId` (ldap); any other value is generic-rotation's.
 fn shape_of(value: &SecretString) -> Option<Kind> {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(value.expose_secret()) else {
         return Some(Kind::Generic);
@@ -395,6 +396,8 @@ fn shape_of(value: &SecretString) -> Option<Kind> {
     let has = |field: &str| fields.contains_key(field);
     Some(if has("engine") {
         Kind::Rds
+    } else if (has("directory") && has("url")) || has("awsSeamlessDomainDirectoryId") {
+        Kind::Ldap
     } else if has("client_id") || has("token_endpoint") {
         Kind::Oauth
     } else if has("user_arn") || has("host") {
@@ -493,5 +496,11 @@ mod tests {
         );
         assert_eq!(kind_of(None, None, MANAGED), Some(Kind::Redis));
         assert_eq!(kind_of(None, None, RDS), Some(Kind::Rds));
+        // ldap-rotation's two shapes, among the MASTER_SECRET_ARN readers.
+        let three = found(None, &[Kind::Rds, Kind::Redis, Kind::Ldap]);
+        let ad = r#"{"directory":"ad","url":"ldaps://dc","username":"u@r","host":"x"}"#;
+        assert_eq!(kind_of(Some(&three), None, ad), Some(Kind::Ldap));
+        let aws = r#"{"awsSeamlessDomainDirectoryId":"d-1234567890"}"#;
+        assert_eq!(kind_of(None, None, aws), Some(Kind::Ldap));
     }
 }

@@ -12,6 +12,7 @@ enum Reader {
     Rds,
     Oauth,
     Redis,
+    Ldap(ldap_rotation::secret::ManagedKeys),
     Generic(Box<generic_rotation::settings::Settings>),
 }
 
@@ -26,6 +27,9 @@ impl Reader {
                 .err()
                 .map(|e| e.to_string()),
             Reader::Redis => redis_problem(value),
+            Reader::Ldap(keys) => ldap_rotation::secret::AccountSecret::parse_with(value, keys)
+                .err()
+                .map(|e| e.0),
             Reader::Generic(settings) => {
                 match generic_rotation::check_value(arn, label, value, settings) {
                     Ok(()) => None,
@@ -75,6 +79,9 @@ pub(super) async fn value_findings(
         Kind::Rds => Reader::Rds,
         Kind::Oauth => Reader::Oauth,
         Kind::Redis => Reader::Redis,
+        Kind::Ldap => Reader::Ldap(ldap_rotation::secret::ManagedKeys::from_lookup(env_lookup(
+            exam,
+        ))),
         Kind::Generic => match generic_settings(options, exam) {
             Some(settings) => Reader::Generic(Box::new(settings)),
             None => return,
@@ -112,6 +119,7 @@ pub(super) async fn value_findings(
     match reader {
         Reader::Rds => rds_links(clients, options, exam, current).await,
         Reader::Redis => redis_links(clients, options, exam, current).await,
+        Reader::Ldap(keys) => ldap_links(clients, options, exam, current, &keys).await,
         Reader::Generic(settings) => webhook_key(clients, exam, &settings).await,
         Reader::Oauth => {}
     }
@@ -265,6 +273,54 @@ pub(super) async fn redis_links(
                     &secret.username,
                     Names::CaseSensitive,
                 )
+            })
+            .err()
+            .map(|e| e.to_string())
+    })
+    .await;
+}
+
+/// A self-managed directory account's admin secret (its `masterarn`, else
+/// the deployment's MASTER_SECRET_ARN), when one is named: it must agree to
+/// serve the secret, be readable, parse as ldap-rotation parses it, name the
+/// same directory server and may act on the account (checks that need the
+/// directory itself, privileged groups and the proof bind, are setSecret's).
+pub(super) async fn ldap_links(
+    clients: &Clients,
+    options: &Options,
+    exam: &mut Examination,
+    current: &SecretString,
+    keys: &ldap_rotation::secret::ManagedKeys,
+) {
+    use ldap_rotation::secret::{AccountSecret, DirectorySecret};
+    let Ok(AccountSecret::Directory(secret)) = AccountSecret::parse_with(current, keys) else {
+        return;
+    };
+    let deployer = deployer_admin(exam, ADMIN_VAR);
+    if secret.masterarn.is_none() && deployer.is_none() {
+        return;
+    }
+    let admin = Admin {
+        named: secret.masterarn.clone(),
+        deployer,
+        why: "setSecret binds as the admin to reset the account's password; without it every rotation fails at setSecret",
+    };
+    let arn = exam.arn.clone();
+    admin_link(clients, options, exam, admin, |master| {
+        let parsed = match DirectorySecret::parse(&master.secret.value) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Some(format!(
+                    "the master secret {} does not parse: {}",
+                    master.secret.arn, e.0
+                ));
+            }
+        };
+        let name = |s: &DirectorySecret| ldap_rotation::directory::account_name(s);
+        master
+            .require_same_endpoint(&arn, &parsed.primary().endpoint, &secret.primary().endpoint)
+            .and_then(|()| {
+                master.require_manages(&arn, &name(&parsed), &name(&secret), Names::CaseInsensitive)
             })
             .err()
             .map(|e| e.to_string())
