@@ -5,6 +5,7 @@
 
 mod contract;
 mod crash;
+mod demo;
 mod doctor;
 mod faults;
 mod generic;

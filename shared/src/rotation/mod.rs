@@ -667,21 +667,24 @@ async fn same_target<S: SecretStore, T: SecretValue>(
 
 /// A new version id, as Secrets Manager's own: a random (v4) UUID.
 fn new_version_id() -> Result<String, crate::password::PolicyError> {
-    let id = crate::password::random_text(16, |b| {
-        let mut b = b.to_vec();
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        )
-    })?;
+    let id = crate::password::random_text(16, uuid_text)?;
     Ok(id.expose_secret().to_owned())
+}
+
+/// 16 random bytes as the text of a version 4 (random) UUID.
+pub(crate) fn uuid_text(random: &[u8]) -> String {
+    let mut b = random.to_vec();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The error for a version the service's pre-checks refuse.

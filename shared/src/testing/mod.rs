@@ -82,18 +82,7 @@ pub fn token() -> String {
     OsRng
         .try_fill_bytes(&mut bytes)
         .expect("the operating system's random source failed");
-    // Version 4, variant 1, as a random UUID.
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    crate::rotation::uuid_text(&bytes)
 }
 
 /// A secret name no other test uses: `prefix` and 32 random hex digits.

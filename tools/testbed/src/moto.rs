@@ -105,6 +105,39 @@ impl Moto {
     pub fn client(&self) -> aws_sdk_secretsmanager::Client {
         local_client(&self.endpoint)
     }
+
+    /// An IAM role named `name` in moto's account, as Lambda's CreateFunction
+    /// there wants one; its ARN. IAM's CreateRole by hand (one query-protocol
+    /// POST: the test bed has no IAM client); a role that exists already is
+    /// fine.
+    pub fn lambda_role(&self, name: &str) -> anyhow::Result<String> {
+        use std::io::Read;
+        let address = self
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let body = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+        );
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {address}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=rotor-local/20260101/us-east-1/iam/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(address).context("connect to moto")?;
+        stream
+            .write_all(request.as_bytes())
+            .context("send CreateRole")?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        if !(answer.contains("<Arn>") || answer.contains("EntityAlreadyExists")) {
+            bail!("moto's CreateRole answered: {answer}");
+        }
+        Ok(format!("arn:aws:iam::123456789012:role/{name}"))
+    }
 }
 
 /// The environment a function process needs to talk to a local endpoint.

@@ -75,6 +75,15 @@ impl RotationService for AwsStore {
             Ok(_) | Err(StoreError::NotFound(_)) => {}
             Err(other) => return Err(other),
         }
+        self.require_staged(secret_id, token).await
+    }
+}
+
+impl AwsStore {
+    /// After RotateSecret on an emulator: the version `token` must now be
+    /// AWSPENDING, else the emulator did not stage it (an error, not a silent
+    /// half-start).
+    async fn require_staged(&self, secret_id: &str, token: &str) -> Result<(), StoreError> {
         let staged = self.describe(secret_id).await?;
         if staged.versions.has_label(token, AWSPENDING) {
             Ok(())
@@ -84,9 +93,7 @@ impl RotationService for AwsStore {
             )))
         }
     }
-}
 
-impl AwsStore {
     /// RotateSecret's staging on an emulator, naming `function`: the emulator
     /// stages the value-less AWSPENDING version `token`, records `function` as
     /// the secret's rotation function (name the secret's own, so that nothing
@@ -124,14 +131,7 @@ impl AwsStore {
         });
         self.rotate_secret_naming(secret_id, token, function, true, schedule)
             .await?;
-        let staged = self.describe(secret_id).await?;
-        if staged.versions.has_label(token, AWSPENDING) {
-            Ok(())
-        } else {
-            Err(StoreError::Rejected(format!(
-                "RotateSecret did not stage version {token} as AWSPENDING on this endpoint"
-            )))
-        }
+        self.require_staged(secret_id, token).await
     }
 
     /// Makes `function` the secret's rotation function on an emulator, without

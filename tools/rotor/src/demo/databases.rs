@@ -13,6 +13,7 @@ use rotor_testbed::db::{ClientLogin, ClientTls, MariaDb, Postgres, TlsMode, rand
 use rotor_testbed::moto::{Moto, local_env};
 
 use super::Checked;
+use super::metrics::Tally;
 use super::report::summary;
 use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
@@ -23,6 +24,7 @@ pub(super) async fn rotate_databases(
     moto: &Moto,
     store: &AwsStore,
     out: &mut String,
+    tally: &mut Tally,
 ) -> anyhow::Result<Checked> {
     let postgres = Postgres::start(TlsMode::Required)?;
     let mariadb = MariaDb::start(TlsMode::Required)?;
@@ -175,6 +177,7 @@ pub(super) async fn rotate_databases(
             runs.completed += 1;
         }
         let logs = function.output();
+        tally.add("rds-rotation", &logs);
         runs.leaked |= [&new_password, &old_password]
             .iter()
             .any(|p| logs.contains(p.expose_secret()));

@@ -16,6 +16,7 @@ use rotor_testbed::moto::{Moto, local_env};
 use rotor_testbed::openldap::OpenLdap;
 
 use super::Checked;
+use super::metrics::Tally;
 use super::report::summary;
 use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
@@ -25,6 +26,7 @@ pub(super) async fn rotate_directory_account(
     moto: &Moto,
     store: &AwsStore,
     out: &mut String,
+    tally: &mut Tally,
 ) -> anyhow::Result<Checked> {
     let ldap = OpenLdap::start()?;
     let dn = ldap.user_dn("svc-app", "people");
@@ -85,6 +87,7 @@ pub(super) async fn rotate_directory_account(
         checked.completed = 1;
     }
     let logs = function.output();
+    tally.add("ldap-rotation", &logs);
     checked.leaked = [&current, &previous]
         .iter()
         .any(|p| logs.contains(p.expose_secret()));

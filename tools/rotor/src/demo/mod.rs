@@ -4,17 +4,25 @@
 //! behind our Runtime API; a local webhook receiver plays the external system of
 //! a multi-call rotation; throwaway PostgreSQL and MariaDB servers (TLS
 //! required) hold database users, a local glewlwyd (HTTPS) an OAuth client,
-//! and OpenLDAP (StartTLS) a directory service account (`ldap-rotation`).
+//! OpenLDAP (StartTLS) a directory service account (`ldap-rotation`) and
+//! Redis 7 (TLS) an ACL user (`redis-rotation`). A rotation left stuck is
+//! diagnosed and repaired by `rotor doctor`, and the metrics every function
+//! printed are read back as CloudWatch would read them.
 //! The report shows steps, timings, labels, what changed and what an independent
 //! client could log in with afterwards, never a secret value.
 //!
-//! This module runs generic-rotation's samples and sums up; `databases` and
-//! `oauth` run the other functions, and `report` words each rotation.
+//! This module runs generic-rotation's samples and sums up; `databases`,
+//! `oauth`, `cache` and `directory` run the other functions, `stuck` the
+//! doctor's repair, `metrics` reads the metric documents and `report` words
+//! each rotation.
 
+mod cache;
 mod databases;
 mod directory;
+mod metrics;
 mod oauth;
 mod report;
+mod stuck;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -28,10 +36,13 @@ use rotor_testbed::webhook_receiver::{Behaviour, WebhookReceiver};
 
 use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
+use cache::rotate_cache_user;
 use databases::rotate_databases;
 use directory::rotate_directory_account;
+use metrics::Tally;
 use oauth::rotate_oauth_client;
 use report::{describe_change, summary};
+use stuck::stuck_rotation;
 
 /// `rotor demo`'s command line: it takes no options.
 #[derive(Clone, Debug, clap::Args)]
@@ -64,7 +75,7 @@ pub async fn run() -> anyhow::Result<String> {
         .create_secret(
             "demo/webhook-signing-key",
             &hook_key,
-            &[("rotor:serves", "demo/partner-credential")],
+            &[("rotor:serves", "demo/partner-credential demo/partner-stuck")],
         )
         .await?;
 
@@ -155,15 +166,25 @@ pub async fn run() -> anyhow::Result<String> {
             completed += 1;
         }
     }
+    let mut tally = Tally::default();
+    let others = [
+        rotate_databases(&moto, &store, &mut out, &mut tally).await?,
+        rotate_oauth_client(&moto, &store, &mut out, &mut tally).await?,
+        rotate_cache_user(&moto, &store, &mut out, &mut tally).await?,
+        rotate_directory_account(&moto, &store, &mut out, &mut tally).await?,
+        stuck_rotation(&moto, &store, &receiver, &function, &mut out).await?,
+    ];
     let generic_logs = function.output();
+    tally.add("generic-rotation", &generic_logs);
     let mut leaked = samples.iter().any(|s| generic_logs.contains(s.value))
         || generic_logs.contains(hook_key.expose_secret());
-    let databases = rotate_databases(&moto, &store, &mut out).await?;
-    let oauth = rotate_oauth_client(&moto, &store, &mut out).await?;
-    let directory = rotate_directory_account(&moto, &store, &mut out).await?;
-    completed += databases.completed + oauth.completed + directory.completed;
-    leaked |= databases.leaked || oauth.leaked || directory.leaked;
-    let total = samples.len() + databases.total + oauth.total + directory.total;
+    let mut total = samples.len();
+    for checked in &others {
+        completed += checked.completed;
+        total += checked.total;
+        leaked |= checked.leaked;
+    }
+    out.push_str(&tally.report());
     let _ = writeln!(
         out,
         "\n{completed} of {total} rotations completed; function logs searched for every value used: {}",
@@ -174,6 +195,10 @@ pub async fn run() -> anyhow::Result<String> {
         }
     );
     ensure!(completed == total && !leaked, "the demo failed:\n{out}");
+    ensure!(
+        !tally.is_empty(),
+        "no function printed a metric document:\n{out}"
+    );
     Ok(out)
 }
 

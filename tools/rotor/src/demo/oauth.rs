@@ -12,6 +12,7 @@ use serde_json::Value;
 use rotor_testbed::moto::{Moto, local_env};
 
 use super::Checked;
+use super::metrics::Tally;
 use super::report::summary;
 use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
@@ -22,6 +23,7 @@ pub(super) async fn rotate_oauth_client(
     moto: &Moto,
     store: &AwsStore,
     out: &mut String,
+    tally: &mut Tally,
 ) -> anyhow::Result<Checked> {
     use rotor_testbed::oauth_server::{AuthMethod, CLIENT_SCOPE, OAuthServer};
     let server = OAuthServer::start()?;
@@ -97,6 +99,7 @@ pub(super) async fn rotate_oauth_client(
         verdict(old_ok)
     );
     let logs = function.output();
+    tally.add("oauth-rotation", &logs);
     Ok(Checked {
         completed: usize::from(run.succeeded() && new_ok && !old_ok),
         total: 1,
