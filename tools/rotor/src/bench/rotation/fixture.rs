@@ -23,6 +23,9 @@ pub(super) struct Fixture {
 /// The login user the database targets rotate.
 const DB_USER: &str = "bench_app";
 
+/// The organisational unit of the directory target's account.
+const LDAP_OU: &str = "people";
+
 impl Fixture {
     /// generic-rotation's secrets: a plain string, and JSON with other fields.
     pub(super) async fn generic(store: &AwsStore, endpoint: &str) -> anyhow::Result<Fixture> {
@@ -85,13 +88,22 @@ impl Fixture {
                 .context("creating bench/redis-admin")?;
             env.push(("MASTER_SECRET_ARN".into(), "bench/redis-admin".into()));
         }
-        let value = serde_json::json!({
-            "engine": database.engine(),
-            "host": "127.0.0.1",
-            "port": database.port(),
-            "username": DB_USER,
-            "password": password.expose_secret(),
-        });
+        let value = match &database {
+            // A directory account: the URL and the account's DN, no engine.
+            Database::Ldap(ldap) => serde_json::json!({
+                "directory": "ldap",
+                "url": ldap.ldap_url(),
+                "username": ldap.user_dn(DB_USER, LDAP_OU),
+                "password": password.expose_secret(),
+            }),
+            _ => serde_json::json!({
+                "engine": database.engine(),
+                "host": "127.0.0.1",
+                "port": database.port(),
+                "username": DB_USER,
+                "password": password.expose_secret(),
+            }),
+        };
         let kind = match database {
             Database::Postgres(_) => Kind {
                 secret: "bench/postgres-app",
@@ -107,6 +119,11 @@ impl Fixture {
                 secret: "bench/redis-app",
                 label: "Redis",
                 noun: "a secret for a Redis ACL user",
+            },
+            Database::Ldap(_) => Kind {
+                secret: "bench/ldap-app",
+                label: "OpenLDAP",
+                noun: "a secret for an OpenLDAP account",
             },
         };
         store
@@ -177,6 +194,7 @@ pub(super) enum Database {
     Postgres(Postgres),
     MariaDb(MariaDb),
     Redis(rotor_testbed::redis_server::RedisServer),
+    Ldap(rotor_testbed::openldap::OpenLdap),
 }
 
 impl Database {
@@ -185,6 +203,7 @@ impl Database {
             Target::RdsPostgres => Database::Postgres(Postgres::start(TlsMode::Required)?),
             Target::RdsMariaDb => Database::MariaDb(MariaDb::start(TlsMode::Required)?),
             Target::Redis => Database::Redis(rotor_testbed::redis_server::RedisServer::start()?),
+            Target::Ldap => Database::Ldap(rotor_testbed::openldap::OpenLdap::start()?),
             Target::Generic | Target::Fleet => bail!("this target has no database"),
         })
     }
@@ -195,6 +214,7 @@ impl Database {
             Database::Postgres(_) => "postgres",
             Database::MariaDb(_) => "mariadb",
             Database::Redis(_) => "redis",
+            Database::Ldap(_) => "ldap",
         }
     }
 
@@ -203,6 +223,7 @@ impl Database {
             Database::Postgres(db) => db.port(),
             Database::MariaDb(db) => db.port(),
             Database::Redis(db) => db.tls_port(),
+            Database::Ldap(db) => db.ldap_port(),
         }
     }
 
@@ -211,6 +232,7 @@ impl Database {
             Database::Postgres(db) => db.ca_path(),
             Database::MariaDb(db) => db.ca_path(),
             Database::Redis(db) => db.ca_path(),
+            Database::Ldap(db) => db.ca_path(),
         }
     }
 
@@ -220,6 +242,7 @@ impl Database {
             Database::Postgres(_) => "psql",
             Database::MariaDb(_) => "the mariadb client",
             Database::Redis(_) => "redis-cli",
+            Database::Ldap(_) => "ldapsearch",
         }
     }
 
@@ -235,6 +258,9 @@ impl Database {
                 password.expose_secret()
             )),
             Database::Redis(db) => db.create_user(user, password, &[]).map(|()| String::new()),
+            Database::Ldap(db) => db
+                .create_user(user, LDAP_OU, password)
+                .map(|()| String::new()),
         }
         .with_context(|| format!("creating the database user {user}"))?;
         Ok(())
@@ -257,6 +283,14 @@ impl Database {
                 );
                 Ok(String::new())
             }
+            // The secret's username is the account's DN.
+            Database::Ldap(db) => {
+                ensure!(
+                    db.binds(user, password),
+                    "ldapsearch could not bind as {user}"
+                );
+                Ok(String::new())
+            }
         }
         .map(drop)
     }
@@ -272,11 +306,25 @@ impl Database {
                     .unwrap_or("?")
                     .to_owned()
             }),
+            // slapd names its version on stderr: "@(#) $OpenLDAP: slapd 2.5.13+dfsg-5 ...".
+            Database::Ldap(_) => std::process::Command::new("/usr/sbin/slapd")
+                .arg("-VV")
+                .output()
+                .map_err(anyhow::Error::from)
+                .and_then(|out| {
+                    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+                    text.split_whitespace()
+                        .skip_while(|w| *w != "slapd")
+                        .nth(1)
+                        .map(str::to_owned)
+                        .context("slapd -VV named no version")
+                }),
         };
         let name = match self {
             Database::Postgres(_) => "PostgreSQL",
             Database::MariaDb(_) => "MariaDB",
             Database::Redis(_) => "Redis",
+            Database::Ldap(_) => "OpenLDAP",
         };
         match reported {
             Ok(version) => format!("{name} {}", version.trim()),

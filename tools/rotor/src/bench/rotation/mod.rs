@@ -1,5 +1,6 @@
 //! The rotation targets of `rotor bench` (`generic`, `rds-postgres`,
-//! `rds-mariadb`): one secret rotated per run, by a fresh function process.
+//! `rds-mariadb`, `redis`, `ldap`): one secret rotated per run, by a fresh
+//! function process.
 //!
 //! The fixtures (secrets, environment, database) are in `fixture`, the
 //! Markdown report in `render`; this module measures.

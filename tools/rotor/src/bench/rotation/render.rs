@@ -32,11 +32,12 @@ pub(super) fn render(
             String::new(),
         ),
         Some(database) => (
-            if matches!(database, Database::Redis(_)) {
-                " (the admin secret named by `MASTER_SECRET_ARN`)".to_owned()
-            } else {
-                " (`ROTATION_STRATEGY=single`)".to_owned()
-            },
+            match database {
+                Database::Redis(_) => " (the admin secret named by `MASTER_SECRET_ARN`)",
+                Database::Ldap(_) => " (the account changes its own password over StartTLS)",
+                _ => " (`ROTATION_STRATEGY=single`)",
+            }
+            .to_owned(),
             format!(
                 "against moto {} and a throwaway {} server on 127.0.0.1 with TLS required (the function verifies its certificate against the server's test CA, given as `SSL_CERT_FILE`)",
                 moto_version(),
