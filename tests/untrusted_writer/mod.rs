@@ -22,12 +22,13 @@ use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_testbed::sm_proxy::SmProxy;
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::providers::{Case, setup};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto, moto_store, staged_secret, staged_secret_named,
+    start_function, start_function_at, steps, token, unique, value,
+};
 use serde_json::{Value, json};
 
 use Provider::{Auth0, Entra, Keycloak, Okta, Rfc7592};
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// Runs the steps in order, as Secrets Manager does, until one fails; returns
 /// that failure, or None when the rotation completed.
@@ -36,12 +37,9 @@ async fn rotate_until_refused(
     arn: &str,
     t: &str,
 ) -> Option<(String, String)> {
-    for name in STEPS {
-        if let Err(failure) = step(function, &event(arn, t, name)).await {
-            return Some(failure);
-        }
-    }
-    None
+    steps::until_refused(function, arn, t)
+        .await
+        .map(|(_, failure)| failure)
 }
 
 /// The client secret's field that names the provider's base URL.
