@@ -423,7 +423,7 @@ const FLEET_TAG: &str = "rotor:fleet";
 const POLICY_TAG: &str = "rotor:rotation-policy";
 /// A rotation function moto does not know: its RotateSecret stages
 /// AWSPENDING and answers an error, which the scheduler reports as started
-/// (see tests/scheduler.rs).
+/// (see tests/scheduler/mod.rs).
 const NOWHERE: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-metrics-nowhere";
 
 async fn start_scheduler(endpoint: &str, extra: &[(&str, &str)]) -> LocalFunction {
