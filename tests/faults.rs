@@ -281,7 +281,8 @@ async fn a_slow_link_everywhere_still_rotates() {
 
 fn aws_error(status: &str, body: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: \
+        {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -666,7 +667,10 @@ async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
         }
     }
     eprintln!(
-        "target fault matrix {name}: {} chunks to the database in setSecret; {} faults ({} cuts, {} kills, {} kill points without an answer to kill after): {} failed clearly, {} came after the work was done, {} killed; every retry completed with the original's access; {:.1?}",
+        "target fault matrix {name}: {} chunks to the database in setSecret; {} faults ({} \
+        cuts, {} kills, {} kill points without an answer to kill after): {} failed \
+        clearly, {} came after the work was done, {} killed; every retry completed with \
+        the original's access; {:.1?}",
         matrix.round_trips,
         matrix.cut + matrix.killed,
         matrix.cut,

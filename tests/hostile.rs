@@ -119,19 +119,28 @@ async fn secrets_built_to_break_a_parser_change_nothing() {
         (
             "rds-rotation",
             &[],
-            json!({"engine": "postgres", "host": "127.0.0.1", "port": "5432; DROP", "username": "u", "password": "p"})
+            json!({
+                "engine": "postgres", "host": "127.0.0.1", "port": "5432; DROP",
+                "username": "u", "password": "p"
+            })
+            .to_string(),
+        ),
+        (
+            "rds-rotation",
+            &[],
+            json!({"engine": "mysql", "host": "db\"; --", "username": ["u"], "password": 7})
                 .to_string(),
         ),
         (
             "rds-rotation",
             &[],
-            json!({"engine": "mysql", "host": "db\"; --", "username": ["u"], "password": 7}).to_string(),
+            "[\"not\", \"an\", \"object\"]".to_owned(),
         ),
-        ("rds-rotation", &[], "[\"not\", \"an\", \"object\"]".to_owned()),
         (
             "oauth-rotation",
             &[],
-            json!({"provider": "keycloak", "client_id": "c", "client_secret": {"a": 1}}).to_string(),
+            json!({"provider": "keycloak", "client_id": "c", "client_secret": {"a": 1}})
+                .to_string(),
         ),
         (
             "generic-rotation",

@@ -198,7 +198,8 @@ async fn matrix(directory: &dyn Directory, proxy: &FaultProxy, admin: Option<&st
         }
     }
     eprintln!(
-        "ldap fault matrix {} {}: {} chunks in setSecret; {} cuts, {} kills: {} failed clearly (retryable), {} came after the work; every retry completed; {:.1?}",
+        "ldap fault matrix {} {}: {} chunks in setSecret; {} cuts, {} kills: {} failed \
+        clearly (retryable), {} came after the work; every retry completed; {:.1?}",
         directory.kind(),
         if admin.is_some() {
             "admin reset"

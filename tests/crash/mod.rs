@@ -27,8 +27,9 @@ use rotor_testbed::provider_emulator::{Provider, ProviderEmulator};
 use rotor_testbed::webhook_receiver::WebhookReceiver;
 use rotor_tests::target_db::Db;
 use rotor_tests::{moto_store, token, unique};
-use scenario::{Matrix, Scenario, Target};
 use serde_json::json;
+
+use scenario::{Matrix, Scenario, Target};
 
 async fn database(engine: &str, strategy: &'static str) -> Matrix {
     let db = Db::start(engine, TlsMode::Required);

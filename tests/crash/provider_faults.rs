@@ -80,7 +80,9 @@ impl Scenario {
         }
         let total: u32 = tally.injected.values().sum();
         eprintln!(
-            "provider faults {}: {} fault points, {total} faults ({:?}); {} rotations complete after the retry, {} of them after the administrator's new registration access token; {:.1?}",
+            "provider faults {}: {} fault points, {total} faults ({:?}); {} rotations \
+            complete after the retry, {} of them after the administrator's new \
+            registration access token; {:.1?}",
             self.name,
             tally.points,
             tally.injected,

@@ -594,7 +594,11 @@ impl Scenario {
         let total: u32 = matrix.survived.values().sum();
         let leaks = matrix.leaks();
         eprintln!(
-            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived (before {}, after {}), {} recovered through the registration access token, {} left no working stored credential and {} needed the administrator's new registration access token; {} credentials searched for in {} bytes of output and errors: {leaks} found; {:.1?}",
+            "crash matrix {}: {} calls per rotation ({:?}), {total} crashes survived \
+            (before {}, after {}), {} recovered through the registration access token, {} \
+            left no working stored credential and {} needed the administrator's new \
+            registration access token; {} credentials searched for in {} bytes of output \
+            and errors: {leaks} found; {:.1?}",
             self.name,
             matrix.calls.values().sum::<u64>(),
             matrix.calls,

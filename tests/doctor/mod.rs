@@ -107,9 +107,14 @@ fn role() -> &'static str {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let body = "Action=CreateRole&Version=2010-05-08&RoleName=rotor-doctor-test&AssumeRolePolicyDocument=%7B%7D";
+        let body = "Action=CreateRole&Version=2010-05-08&RoleName=rotor-doctor-test&\
+            AssumeRolePolicyDocument=%7B%7D";
         let request = format!(
-            "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=rotor-local/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: \
+            application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+            Credential=rotor-local/20260101/us-east-1/iam/aws4_request, \
+            SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\
+            \r\n{body}",
             body.len()
         );
         let mut stream = std::net::TcpStream::connect(&address).expect("connect to moto");

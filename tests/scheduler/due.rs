@@ -312,7 +312,8 @@ async fn starts_exactly_the_due_rotations_among_300_secrets() {
     }
     assert_eq!(fleet.state().await, after);
     eprintln!(
-        "300 secrets: setup {setup:.1?}, dry run {dry_time:.1?}, run {run_time:.1?} (120 started), second run {again_time:.1?}"
+        "300 secrets: setup {setup:.1?}, dry run {dry_time:.1?}, run {run_time:.1?} (120 \
+        started), second run {again_time:.1?}"
     );
 }
 

@@ -135,7 +135,9 @@ async fn survives_throttling_with_bounded_retries() {
         "{busiest} RotateSecret calls within one second"
     );
     eprintln!(
-        "throttling: {} secrets, run {run_time:.1?} with {injected} injected failures {:?}, {} RotateSecret calls, busiest second {busiest}, at most {} at once; whole test {:.1?}",
+        "throttling: {} secrets, run {run_time:.1?} with {injected} injected failures \
+        {:?}, {} RotateSecret calls, busiest second {busiest}, at most {} at once; whole \
+        test {:.1?}",
         fleet.secrets.len(),
         log.injected,
         times.len(),

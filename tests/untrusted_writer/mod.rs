@@ -113,7 +113,8 @@ async fn a_client_secret_cannot_send_the_management_credential_to_its_own_host()
         assert_eq!(
             (listener.connections(), listener.bytes_received()),
             (0, 0),
-            "{provider:?}: a request reached the client's own host (it carried the management credential: {})",
+            "{provider:?}: a request reached the client's own host (it carried the \
+            management credential: {})",
             listener.received_contains(case.management_credential.expose_secret())
         );
         let (kind, message) = refused.expect("the rotation is refused");
@@ -125,7 +126,8 @@ async fn a_client_secret_cannot_send_the_management_credential_to_its_own_host()
             message.contains(field)
                 && message.contains(&case.management_arn)
                 && message.contains("endpoint"),
-            "{provider:?}: the error names the field, the management secret and its endpoint: {message}"
+            "{provider:?}: the error names the field, the management secret and its \
+            endpoint: {message}"
         );
         assert_eq!(
             emulator.seen().len(),
