@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rotor_cli::function::LocalFunction;
 use rotor_cli::runtime_api::Outcome;
+use rotor_core::Step;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
@@ -17,7 +18,10 @@ use rotor_testbed::db::{TlsMode, random_password};
 use rotor_testbed::fault_proxy::{CrashPlan, FaultProxy, Mode, When};
 use rotor_testbed::oauth_server::{AuthMethod, OAuthServer};
 use rotor_tests::target_db::Db;
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto, moto_store, rfc7592_secret, staged_secret, start_function,
+    start_function_at, step_within, steps, token, unique, value,
+};
 use serde_json::{Value, json};
 
 /// A database reached through one proxy, Secrets Manager through another.
@@ -88,12 +92,11 @@ async fn moto_proxy() -> FaultProxy {
         .unwrap()
 }
 
-async fn finish_rotation(function: &LocalFunction, arn: &str, token: &str, from: &str) {
-    let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-    let start = steps.iter().position(|s| *s == from).unwrap();
-    for name in &steps[start..] {
-        let result = step(function, &event(arn, token, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+/// Runs the rotation's steps from `from` on; each must succeed.
+async fn finish_rotation(function: &LocalFunction, arn: &str, token: &str, from: Step) {
+    for &step in steps::from(from) {
+        let result = steps::run(function, arn, token, step).await;
+        assert!(result.is_ok(), "{step}: {result:?}\n{}", function.output());
     }
 }
 
@@ -102,15 +105,19 @@ async fn black_holed_database(engine: &str) {
     let function = bed.function().await;
     let t = token();
     let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
-    step(&function, &event(&arn, &t, "createSecret"))
+    steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap();
 
     bed.db_proxy.set_mode(Mode::BlackHole);
     let deadline = Duration::from_secs(4);
-    let (kind, message) = step_within(&function, &event(&arn, &t, "setSecret"), deadline)
-        .await
-        .unwrap_err();
+    let (kind, message) = step_within(
+        &function,
+        &steps::event(&arn, &t, Step::SetSecret),
+        deadline,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
     let address = format!("127.0.0.1:{}", bed.db_proxy.port());
     for expected in [
@@ -127,7 +134,7 @@ async fn black_holed_database(engine: &str) {
     );
 
     bed.db_proxy.set_mode(Mode::Pass);
-    finish_rotation(&function, &arn, &t, "setSecret").await;
+    finish_rotation(&function, &arn, &t, Step::SetSecret).await;
     assert!(bed.works(&arn, AWSCURRENT).await);
     assert_no_stored_secret_in(&bed.store, &arn, &format!("{message}{}", function.output())).await;
 }
@@ -151,7 +158,7 @@ async fn a_black_holed_secrets_manager_fails_the_step_before_the_deadline() {
     bed.sm_proxy.set_mode(Mode::BlackHole);
     let (kind, message) = step_within(
         &function,
-        &event(&arn, &t, "createSecret"),
+        &steps::event(&arn, &t, Step::CreateSecret),
         Duration::from_secs(4),
     )
     .await
@@ -162,7 +169,7 @@ async fn a_black_holed_secrets_manager_fails_the_step_before_the_deadline() {
         "{message}"
     );
     bed.sm_proxy.set_mode(Mode::Pass);
-    finish_rotation(&function, &arn, &t, "createSecret").await;
+    finish_rotation(&function, &arn, &t, Step::CreateSecret).await;
     assert!(bed.works(&arn, AWSCURRENT).await);
 }
 
@@ -175,10 +182,10 @@ async fn a_database_that_goes_down_mid_rotation_loses_nothing() {
     let function = bed.function().await;
     let t = token();
     let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
-    finish_rotation_until(&function, &arn, &t, "testSecret").await;
+    finish_rotation_until(&function, &arn, &t, Step::TestSecret).await;
 
     bed.db_proxy.set_mode(Mode::Down);
-    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+    let (kind, message) = steps::run(&function, &arn, &t, Step::TestSecret)
         .await
         .unwrap_err();
     assert!(kind.starts_with("Retryable."), "{kind}: {message}");
@@ -188,18 +195,16 @@ async fn a_database_that_goes_down_mid_rotation_loses_nothing() {
     assert!(bed.a_stored_credential_works(&arn).await);
 
     bed.db_proxy.set_mode(Mode::Pass);
-    finish_rotation(&function, &arn, &t, "testSecret").await;
+    finish_rotation(&function, &arn, &t, Step::TestSecret).await;
     assert!(bed.works(&arn, AWSCURRENT).await);
     assert_no_stored_secret_in(&bed.store, &arn, &format!("{message}{}", function.output())).await;
 }
 
-async fn finish_rotation_until(function: &LocalFunction, arn: &str, token: &str, until: &str) {
-    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        if name == until {
-            return;
-        }
-        let result = step(function, &event(arn, token, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+/// Runs the rotation's steps before `until`; each must succeed.
+async fn finish_rotation_until(function: &LocalFunction, arn: &str, token: &str, until: Step) {
+    for step in Step::ALL.into_iter().take_while(|s| *s != until) {
+        let result = steps::run(function, arn, token, step).await;
+        assert!(result.is_ok(), "{step}: {result:?}\n{}", function.output());
     }
 }
 
@@ -217,10 +222,10 @@ async fn a_connection_cut_at_every_point_of_set_secret_loses_nothing() {
     loop {
         let t = token();
         let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
-        finish_rotation_until(&function, &arn, &t, "setSecret").await;
+        finish_rotation_until(&function, &arn, &t, Step::SetSecret).await;
         let before = bed.db_proxy.chunks();
         bed.db_proxy.cut_after(cut_at);
-        let result = step(&function, &event(&arn, &t, "setSecret")).await;
+        let result = steps::run(&function, &arn, &t, Step::SetSecret).await;
         let cut = bed.db_proxy.chunks() - before >= cut_at;
         bed.db_proxy.cancel_cut();
         if let Err((kind, message)) = &result {
@@ -239,7 +244,7 @@ async fn a_connection_cut_at_every_point_of_set_secret_loses_nothing() {
             bed.a_stored_credential_works(&arn).await,
             "cut after {cut_at}: no stored credential logs in"
         );
-        finish_rotation(&function, &arn, &t, "setSecret").await;
+        finish_rotation(&function, &arn, &t, Step::SetSecret).await;
         assert!(bed.works(&arn, AWSCURRENT).await);
         assert_no_stored_secret_in(
             &bed.store,
@@ -269,14 +274,15 @@ async fn a_slow_link_everywhere_still_rotates() {
         .set_mode(Mode::Delay(Duration::from_millis(40)));
     bed.sm_proxy
         .set_mode(Mode::Delay(Duration::from_millis(40)));
-    finish_rotation(&function, &arn, &t, "createSecret").await;
+    finish_rotation(&function, &arn, &t, Step::CreateSecret).await;
     assert!(bed.works(&arn, AWSCURRENT).await);
     assert!(bed.db_proxy.chunks() > 10 && bed.sm_proxy.chunks() > 5);
 }
 
 fn aws_error(status: &str, body: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: \
+        {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -301,19 +307,19 @@ async fn secrets_manager_throttling_and_5xx_are_retried_within_bounds() {
     let t = token();
     let arn = bed.secret("127.0.0.1", &bed.db_proxy, &t).await;
 
-    for (name, fault) in [
-        ("createSecret", &throttled),
-        ("setSecret", &internal),
-        ("testSecret", &unavailable),
+    for (step, fault) in [
+        (Step::CreateSecret, &throttled),
+        (Step::SetSecret, &internal),
+        (Step::TestSecret, &unavailable),
     ] {
         bed.sm_proxy.answer_next(2, fault);
-        let result = step(&function, &event(&arn, &t, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
+        let result = steps::run(&function, &arn, &t, step).await;
+        assert!(result.is_ok(), "{step}: {result:?}\n{}", function.output());
     }
 
     bed.sm_proxy.answer_next(1000, &throttled);
     let before = bed.sm_proxy.chunks();
-    let (kind, message) = step(&function, &event(&arn, &t, "finishSecret"))
+    let (kind, message) = steps::run(&function, &arn, &t, Step::FinishSecret)
         .await
         .unwrap_err();
     let attempts = bed.sm_proxy.chunks() - before;
@@ -327,7 +333,7 @@ async fn secrets_manager_throttling_and_5xx_are_retried_within_bounds() {
         attempts, 3,
         "the SDK's standard retry mode makes 3 attempts"
     );
-    finish_rotation(&function, &arn, &t, "finishSecret").await;
+    finish_rotation(&function, &arn, &t, Step::FinishSecret).await;
     assert!(bed.works(&arn, AWSCURRENT).await);
 }
 
@@ -348,10 +354,10 @@ async fn a_certificate_for_another_name_is_refused() {
         let function = bed.function().await;
         let t = token();
         let arn = bed.secret("127.0.0.2", &other_name, &t).await;
-        step(&function, &event(&arn, &t, "createSecret"))
+        steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap();
-        let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+        let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
             .await
             .unwrap_err();
         assert!(
@@ -417,7 +423,7 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
         &t,
     )
     .await;
-    let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+    let (kind, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert!(
@@ -435,13 +441,13 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
         .unwrap();
     let t = token();
     let arn = staged_secret(&store, &secret_via(&proxy, "127.0.0.1", &client), &[], &t).await;
-    for name in ["createSecret", "setSecret"] {
-        step(&function, &event(&arn, &t, name)).await.unwrap();
+    for step in [Step::CreateSecret, Step::SetSecret] {
+        steps::run(&function, &arn, &t, step).await.unwrap();
     }
     proxy.set_mode(Mode::BlackHole);
     let (kind, message) = step_within(
         &function,
-        &event(&arn, &t, "testSecret"),
+        &steps::event(&arn, &t, Step::TestSecret),
         Duration::from_secs(4),
     )
     .await
@@ -449,7 +455,7 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
     assert_eq!(kind, "Retryable.DeadlineReached", "{message}");
     assert!(message.contains("token endpoint"), "{message}");
     proxy.set_mode(Mode::Down);
-    let (kind, message) = step(&function, &event(&arn, &t, "testSecret"))
+    let (kind, message) = steps::run(&function, &arn, &t, Step::TestSecret)
         .await
         .unwrap_err();
     assert!(kind.starts_with("Retryable."), "{kind}: {message}");
@@ -457,10 +463,7 @@ async fn an_authorization_server_that_hangs_or_goes_down() {
     // The server issued the new secret at createSecret, and it is stored.
     assert!(gets_token(&server, &store, &arn, AWSPENDING).await);
     proxy.set_mode(Mode::Pass);
-    for name in ["testSecret", "finishSecret"] {
-        let result = step(&function, &event(&arn, &t, name)).await;
-        assert!(result.is_ok(), "{name}: {result:?}\n{}", function.output());
-    }
+    finish_rotation(&function, &arn, &t, Step::TestSecret).await;
     assert!(gets_token(&server, &store, &arn, AWSCURRENT).await);
 }
 
@@ -569,7 +572,7 @@ async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
             )
             .await;
             let function = start_function("rds-rotation", &env).await;
-            step(&function, &event(&arn, &t, "createSecret"))
+            steps::run(&function, &arn, &t, Step::CreateSecret)
                 .await
                 .unwrap();
             let before = proxy.chunks();
@@ -581,7 +584,7 @@ async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
                     proxy.set_plan(Some(plan.clone()));
                 }
             }
-            let payload = bytes::Bytes::from(event(&arn, &t, "setSecret").to_string());
+            let payload = bytes::Bytes::from(steps::event(&arn, &t, Step::SetSecret).to_string());
             let result = function.invoke_raw(payload, Duration::from_secs(30)).await;
             let sent = proxy.chunks() - before;
             proxy.cancel_cut();
@@ -640,11 +643,11 @@ async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
 
             // The retry, by a fresh process, completes the rotation.
             let retry = start_function("rds-rotation", &env).await;
-            for name in ["setSecret", "testSecret", "finishSecret"] {
-                let result = step(&retry, &event(&arn, &t, name)).await;
+            for &step in steps::from(Step::SetSecret) {
+                let result = steps::run(&retry, &arn, &t, step).await;
                 assert!(
                     result.is_ok(),
-                    "{point}: the retried {name} failed: {result:?}\n{}",
+                    "{point}: the retried {step} failed: {result:?}\n{}",
                     retry.output()
                 );
             }
@@ -664,7 +667,10 @@ async fn target_fault_matrix(engine: &str, strategy: &str) -> TargetMatrix {
         }
     }
     eprintln!(
-        "target fault matrix {name}: {} chunks to the database in setSecret; {} faults ({} cuts, {} kills, {} kill points without an answer to kill after): {} failed clearly, {} came after the work was done, {} killed; every retry completed with the original's access; {:.1?}",
+        "target fault matrix {name}: {} chunks to the database in setSecret; {} faults ({} \
+        cuts, {} kills, {} kill points without an answer to kill after): {} failed \
+        clearly, {} came after the work was done, {} killed; every retry completed with \
+        the original's access; {:.1?}",
         matrix.round_trips,
         matrix.cut + matrix.killed,
         matrix.cut,

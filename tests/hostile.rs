@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rotor_core::ExposeSecret;
+use rotor_core::Step;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
-use rotor_tests::*;
+use rotor_tests::{
+    answer, assert_no_stored_secret_in, moto_store, providers, staged_secret, staged_secret_named,
+    start_function, steps, token, unique, value,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -81,8 +85,8 @@ async fn payloads_that_are_not_rotation_events_are_refused_and_the_process_keeps
         if name == "generic-rotation" {
             let t = token();
             let arn = staged_secret(&store, "before", &[], &t).await;
-            for step_name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-                step(&function, &event(&arn, &t, step_name)).await.unwrap();
+            for step in Step::ALL {
+                steps::run(&function, &arn, &t, step).await.unwrap();
             }
             let current = value(&store, &arn, AWSCURRENT).await.unwrap();
             assert!(current.expose_secret() != "before");
@@ -115,19 +119,28 @@ async fn secrets_built_to_break_a_parser_change_nothing() {
         (
             "rds-rotation",
             &[],
-            json!({"engine": "postgres", "host": "127.0.0.1", "port": "5432; DROP", "username": "u", "password": "p"})
+            json!({
+                "engine": "postgres", "host": "127.0.0.1", "port": "5432; DROP",
+                "username": "u", "password": "p"
+            })
+            .to_string(),
+        ),
+        (
+            "rds-rotation",
+            &[],
+            json!({"engine": "mysql", "host": "db\"; --", "username": ["u"], "password": 7})
                 .to_string(),
         ),
         (
             "rds-rotation",
             &[],
-            json!({"engine": "mysql", "host": "db\"; --", "username": ["u"], "password": 7}).to_string(),
+            "[\"not\", \"an\", \"object\"]".to_owned(),
         ),
-        ("rds-rotation", &[], "[\"not\", \"an\", \"object\"]".to_owned()),
         (
             "oauth-rotation",
             &[],
-            json!({"provider": "keycloak", "client_id": "c", "client_secret": {"a": 1}}).to_string(),
+            json!({"provider": "keycloak", "client_id": "c", "client_secret": {"a": 1}})
+                .to_string(),
         ),
         (
             "generic-rotation",
@@ -139,7 +152,7 @@ async fn secrets_built_to_break_a_parser_change_nothing() {
         let function = start_function(name, &[]).await;
         let t = token();
         let arn = staged_secret(&store, &value_text, tags, &t).await;
-        let (kind, message) = step(&function, &event(&arn, &t, "createSecret"))
+        let (kind, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
             .await
             .unwrap_err();
         assert!(
@@ -223,15 +236,9 @@ async fn an_id_field_cannot_climb_to_another_client() {
         .await;
         let seen_before = emulator.seen().len();
 
-        let mut refused = None;
-        for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            if let Err(failure) = step(&function, &event(&arn, &t, name)).await {
-                refused = Some(failure);
-                break;
-            }
-        }
-
-        let (kind, message) = refused.expect("the rotation is refused");
+        let (_, (kind, message)) = steps::until_refused(&function, &arn, &t)
+            .await
+            .expect("the rotation is refused");
         assert!(
             kind.starts_with("NotRetryable."),
             "{provider:?}: {kind}: {message}"

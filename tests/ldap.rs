@@ -21,26 +21,10 @@ use rotor_tests::directories::{
 };
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::{
-    assert_no_stored_secret_in, event, moto_store, replay_steps, staged_secret,
-    staged_secret_named, start_function, start_function_resolving, step, token, unique, value,
+    assert_no_stored_secret_in, moto_store, staged_secret, staged_secret_named, start_function,
+    start_function_resolving, steps, token, unique, value,
 };
 use serde_json::{Value, json};
-
-/// Runs each of `steps` twice in a row, as Secrets Manager's retries may.
-pub(crate) async fn replay(function: &LocalFunction, arn: &str, t: &str, steps: &[Step]) {
-    let names: Vec<&str> = steps.iter().map(|s| s.as_str()).collect();
-    replay_steps(function, arn, t, &names).await;
-}
-
-/// One step; Ok(outcome) or Err((error type, message)).
-pub(crate) async fn run(
-    function: &LocalFunction,
-    arn: &str,
-    t: &str,
-    s: Step,
-) -> Result<String, (String, String)> {
-    step(function, &event(arn, t, s.as_str())).await
-}
 
 /// ldap-rotation trusting `ca`, with extra environment.
 pub(crate) async fn start(ca: &std::path::Path, extra: &[(&str, &str)]) -> LocalFunction {
@@ -102,7 +86,7 @@ async fn ad_account_changes_its_own_password_twice() {
     );
     let arn = staged_secret(&store, &secret, &[], &t).await;
     let function = start(dc.ca_path(), &[]).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let second = stored(&store, &arn, AWSCURRENT).await;
     assert!(dc.binds(&dc.principal(&name), &second), "AWSCURRENT binds");
     assert!(dc.kinit(&name, &second), "AWSCURRENT gets a ticket");
@@ -122,7 +106,7 @@ async fn ad_account_changes_its_own_password_twice() {
 
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(&function, &arn, &t2, &Step::ALL).await;
+    steps::replay(&function, &arn, &t2, &Step::ALL).await;
     let third = stored(&store, &arn, AWSCURRENT).await;
     assert!(dc.binds(&format!("{NETBIOS}\\{name}"), &third));
     assert!(!dc.binds(&dc.principal(&name), &second));
@@ -158,8 +142,10 @@ async fn policy_refusals_name_the_policy_and_change_nothing() {
     )
     .await;
     let function = start(dc.ca_path(), &[]).await;
-    run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-    let refused = run(&function, &arn, &t, Step::SetSecret).await;
+    steps::run(&function, &arn, &t, Step::CreateSecret)
+        .await
+        .unwrap();
+    let refused = steps::run(&function, &arn, &t, Step::SetSecret).await;
     // Within the same minimum age, an admin's reset of the account works.
     let (admin, team) = samba_admin(&store, &dc, &[]).await;
     let by_admin = json!({"masterarn": admin});
@@ -174,7 +160,7 @@ async fn policy_refusals_name_the_policy_and_change_nothing() {
     let reset = staged_secret_named(&store, &format!("{team}{name}"), &value, &[], &t0).await;
     let mut admin_steps = Vec::new();
     for s in Step::ALL {
-        admin_steps.push(run(&function, &reset, &t0, s).await);
+        admin_steps.push(steps::run(&function, &reset, &t0, s).await);
     }
     let reset_to = stored(&store, &reset, AWSCURRENT).await;
     let reset_worked = dc.binds(&dc.principal(&name), &reset_to);
@@ -209,7 +195,7 @@ async fn policy_refusals_name_the_policy_and_change_nothing() {
         json!({}),
     );
     let arn3 = staged_secret(&store, &value, &[], &t3).await;
-    run(&function, &arn3, &t3, Step::CreateSecret)
+    steps::run(&function, &arn3, &t3, Step::CreateSecret)
         .await
         .unwrap();
     let pending = stored(&store, &arn3, AWSPENDING).await;
@@ -217,7 +203,7 @@ async fn policy_refusals_name_the_policy_and_change_nothing() {
         .unwrap();
     dc.reset_password(&dc.user_dn(&reused, None), &first)
         .unwrap();
-    let (kind, message) = run(&function, &arn3, &t3, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn3, &t3, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.ServiceRejected", "{message}");
@@ -251,8 +237,12 @@ async fn policy_refusals_name_the_policy_and_change_nothing() {
         &t2,
     )
     .await;
-    run(&weak, &arn2, &t2, Step::CreateSecret).await.unwrap();
-    let (kind, message) = run(&weak, &arn2, &t2, Step::SetSecret).await.unwrap_err();
+    steps::run(&weak, &arn2, &t2, Step::CreateSecret)
+        .await
+        .unwrap();
+    let (kind, message) = steps::run(&weak, &arn2, &t2, Step::SetSecret)
+        .await
+        .unwrap_err();
     assert_eq!(kind, "NotRetryable.ServiceRejected", "{message}");
     assert!(
         message.contains("complexity required") && message.contains("EXCLUDE_"),
@@ -294,7 +284,7 @@ async fn an_admin_resets_an_account_it_serves() {
     )
     .await;
     let function = start(dc.ca_path(), &[]).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let new = stored(&store, &arn, AWSCURRENT).await;
     assert!(dc.binds(&dc.user_dn(&name, Some("Services")), &new));
     assert!(!dc.binds(&dc.principal(&name), &first));
@@ -330,11 +320,13 @@ async fn a_pending_password_already_set_converges() {
     )
     .await;
     let function = start(dc.ca_path(), &[]).await;
-    run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
+    steps::run(&function, &arn, &t, Step::CreateSecret)
+        .await
+        .unwrap();
     let pending = stored(&store, &arn, AWSPENDING).await;
     dc.reset_password(&dc.user_dn(&name, None), &pending)
         .unwrap();
-    replay(
+    steps::replay(
         &function,
         &arn,
         &t,
@@ -375,7 +367,7 @@ async fn every_listed_domain_controller_is_tested() {
     )
     .await;
     let function = start(dc.ca_path(), &[]).await;
-    replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::CreateSecret, Step::SetSecret]).await;
     second.set_mode(rotor_testbed::fault_proxy::Mode::Down);
     // It comes up once the function has found it down.
     let before = second.connections();
@@ -392,14 +384,14 @@ async fn every_listed_domain_controller_is_tested() {
             proxy.set_mode(rotor_testbed::fault_proxy::Mode::Pass);
         }
     };
-    let (tested, ()) = tokio::join!(run(&function, &arn, &t, Step::TestSecret), up);
+    let (tested, ()) = tokio::join!(steps::run(&function, &arn, &t, Step::TestSecret), up);
     assert!(tested.is_ok(), "{tested:?}\n{}", function.output());
     assert!(
         second.connections() >= before + 2,
         "the second server was asked again"
     );
     assert!(function.output().contains("does not bind yet"));
-    replay(&function, &arn, &t, &[Step::FinishSecret]).await;
+    steps::replay(&function, &arn, &t, &[Step::FinishSecret]).await;
 }
 
 /// Certificates are verified: another CA, or a host name the certificate
@@ -438,8 +430,12 @@ async fn a_wrong_ca_or_host_name_is_refused() {
         )
         .await;
         let function = start(&ca, &[]).await;
-        run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-        let (kind, message) = run(&function, &arn, &t, Step::SetSecret).await.unwrap_err();
+        steps::run(&function, &arn, &t, Step::CreateSecret)
+            .await
+            .unwrap();
+        let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
+            .await
+            .unwrap_err();
         assert_eq!(kind, "NotRetryable.ServiceTls", "{url}: {message}");
         assert!(message.contains("SSL_CERT_FILE"), "{message}");
         assert!(dc.binds(&dc.principal(&name), &first));
@@ -458,8 +454,12 @@ async fn a_wrong_ca_or_host_name_is_refused() {
     );
     let arn = staged_secret(&store, &value, &[], &t).await;
     let function = start(dc.ca_path(), &[]).await;
-    run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-    let (kind, message) = run(&function, &arn, &t, Step::SetSecret).await.unwrap_err();
+    steps::run(&function, &arn, &t, Step::CreateSecret)
+        .await
+        .unwrap();
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
+        .await
+        .unwrap_err();
     assert_eq!(kind, "NotRetryable.ServiceTls", "{message}");
     assert!(
         message.contains("ssl") && message.contains("StartTLS"),
@@ -489,8 +489,12 @@ async fn plaintext_only_when_the_secret_says_so() {
     )
     .await;
     let function = start(ldap.ca_path(), &[]).await;
-    run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-    let refused = run(&function, &arn, &t, Step::SetSecret).await.unwrap_err();
+    steps::run(&function, &arn, &t, Step::CreateSecret)
+        .await
+        .unwrap();
+    let refused = steps::run(&function, &arn, &t, Step::SetSecret)
+        .await
+        .unwrap_err();
     assert_eq!(refused.0, "Retryable.ServiceUnreachable", "{}", refused.1);
     let pending = stored(&store, &arn, AWSPENDING).await;
     assert!(
@@ -507,7 +511,7 @@ async fn plaintext_only_when_the_secret_says_so() {
         json!({"ssl": false}),
     );
     let arn2 = staged_secret(&store, &plain, &[], &t2).await;
-    replay(&function, &arn2, &t2, &Step::ALL).await;
+    steps::replay(&function, &arn2, &t2, &Step::ALL).await;
     assert!(ldap.binds(&dn, &stored(&store, &arn2, AWSCURRENT).await));
     assert!(!ldap.binds(&dn, &first));
 }
@@ -531,12 +535,12 @@ async fn openldap_self_change_and_admin_reset() {
         &t,
     )
     .await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let second = stored(&store, &arn, AWSCURRENT).await;
     assert!(ldap.binds(&dn, &second) && !ldap.binds(&dn, &first));
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(&function, &arn, &t2, &Step::ALL).await;
+    steps::replay(&function, &arn, &t2, &Step::ALL).await;
     assert!(ldap.binds(&dn, &stored(&store, &arn, AWSCURRENT).await) && !ldap.binds(&dn, &second));
 
     let team = format!("{}/", unique("team"));
@@ -565,7 +569,7 @@ async fn openldap_self_change_and_admin_reset() {
         json!({"masterarn": admin}),
     );
     let arn3 = staged_secret_named(&store, &format!("{team}svc-b"), &value, &[], &t3).await;
-    replay(&function, &arn3, &t3, &Step::ALL).await;
+    steps::replay(&function, &arn3, &t3, &Step::ALL).await;
     assert!(
         ldap.binds(&other, &stored(&store, &arn3, AWSCURRENT).await) && !ldap.binds(&other, &first)
     );
@@ -606,7 +610,7 @@ async fn managed_ad_in_aws_shape() {
     });
     let t = token();
     let arn = staged_secret(&store, &aws.to_string(), &[], &t).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let new = stored(&store, &arn, AWSCURRENT).await;
     assert!(dc.binds(&dc.principal(&name), &new) && dc.kinit(&name, &new));
     assert!(!dc.binds(&dc.principal(&name), &first));
@@ -622,10 +626,10 @@ async fn managed_ad_in_aws_shape() {
     let mut wrong = aws.clone();
     wrong["awsSeamlessDomainPassword"] = json!(ad_password().expose_secret());
     let arn2 = staged_secret(&store, &wrong.to_string(), &[], &t2).await;
-    run(&function, &arn2, &t2, Step::CreateSecret)
+    steps::run(&function, &arn2, &t2, Step::CreateSecret)
         .await
         .unwrap();
-    let (kind, message) = run(&function, &arn2, &t2, Step::SetSecret)
+    let (kind, message) = steps::run(&function, &arn2, &t2, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.ServiceAuth", "{message}");
@@ -645,7 +649,7 @@ async fn managed_ad_in_aws_shape() {
     let mut fresh = aws.clone();
     fresh["awsSeamlessDomainUsername"] = json!(other);
     let arn4 = staged_secret(&store, &fresh.to_string(), &[], &t4).await;
-    run(&function, &arn4, &t4, Step::CreateSecret)
+    steps::run(&function, &arn4, &t4, Step::CreateSecret)
         .await
         .unwrap();
     for (code, status, expected) in [
@@ -660,7 +664,7 @@ async fn managed_ad_in_aws_shape() {
         for _ in 0..if status == 500 { 3 } else { 1 } {
             ds.fail_next("ResetUserPassword", code, status);
         }
-        let refused = run(&function, &arn4, &t4, Step::SetSecret).await;
+        let refused = steps::run(&function, &arn4, &t4, Step::SetSecret).await;
         let (kind, message) = match refused {
             Err(refused) => refused,
             Ok(ok) => panic!("{code}: {ok}\n{:?}\n{}", ds.calls(), function.output()),
@@ -675,9 +679,9 @@ async fn managed_ad_in_aws_shape() {
             "{code}: nothing changed"
         );
     }
-    let retried = run(&function, &arn4, &t4, Step::SetSecret).await;
+    let retried = steps::run(&function, &arn4, &t4, Step::SetSecret).await;
     assert!(retried.is_ok(), "the retry converges: {retried:?}");
-    replay(
+    steps::replay(
         &function,
         &arn4,
         &t4,
@@ -700,7 +704,7 @@ async fn managed_ad_in_aws_shape() {
     let value =
         json!({"DirectoryId": DIRECTORY_ID, "Username": other, "Password": first.expose_secret()});
     let arn3 = staged_secret(&store, &value.to_string(), &[], &t3).await;
-    replay(&function2, &arn3, &t3, &Step::ALL).await;
+    steps::replay(&function2, &arn3, &t3, &Step::ALL).await;
     assert!(dc.binds(
         &dc.principal(&other),
         &stored(&store, &arn3, AWSCURRENT).await
@@ -730,7 +734,7 @@ async fn alternating_accounts_keep_the_previous_one_working() {
     let t = token();
     let arn = staged_secret(&store, &value, &[], &t).await;
     let function = start(dc.ca_path(), &[]).await;
-    replay(&function, &arn, &t, &Step::ALL).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let current: Value =
         serde_json::from_str(value_of(&store, &arn, AWSCURRENT).await.expose_secret()).unwrap();
     assert_eq!(current["username"], dc.principal(&b));
@@ -744,7 +748,7 @@ async fn alternating_accounts_keep_the_previous_one_working() {
 
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay(&function, &arn, &t2, &Step::ALL).await;
+    steps::replay(&function, &arn, &t2, &Step::ALL).await;
     let a_new = stored(&store, &arn, AWSCURRENT).await;
     assert!(dc.binds(&dc.principal(&a), &a_new) && !dc.binds(&dc.principal(&a), &pa));
     assert!(

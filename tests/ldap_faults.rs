@@ -19,11 +19,11 @@ use rotor_tests::directories::{
     account, ad_password, directory_secret, domain_policy, password_of, samba,
 };
 use rotor_tests::{
-    assert_no_stored_secret_in, event, moto_store, staged_secret_named, token, unique, value,
+    assert_no_stored_secret_in, moto_store, staged_secret_named, steps, token, unique, value,
 };
 use serde_json::json;
 
-use crate::ldap::{run, start};
+use crate::ldap::start;
 
 /// The prefix of the matrices' secrets, which the admin secret serves.
 const TEAM: &str = "ldap-faults/";
@@ -111,7 +111,9 @@ async fn matrix(directory: &dyn Directory, proxy: &FaultProxy, admin: Option<&st
             let secret = directory_secret(directory.kind(), json!(url), &name, &old, extra);
             let arn = staged_secret_named(&store, &unique(TEAM), &secret, &[], &t).await;
             let function = start(&ca, &[]).await;
-            run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
+            steps::run(&function, &arn, &t, Step::CreateSecret)
+                .await
+                .unwrap();
             let before = proxy.chunks();
             let plan = CrashPlan::new(at, When::After);
             match fault {
@@ -121,7 +123,7 @@ async fn matrix(directory: &dyn Directory, proxy: &FaultProxy, admin: Option<&st
                     proxy.set_plan(Some(plan.clone()));
                 }
             }
-            let payload = bytes::Bytes::from(event(&arn, &t, Step::SetSecret.as_str()).to_string());
+            let payload = bytes::Bytes::from(steps::event(&arn, &t, Step::SetSecret).to_string());
             let invoked = function.invoke_raw(payload, Duration::from_secs(30)).await;
             let sent = proxy.chunks() - before;
             proxy.cancel_cut();
@@ -170,7 +172,7 @@ async fn matrix(directory: &dyn Directory, proxy: &FaultProxy, admin: Option<&st
 
             let retry = start(&ca, &[]).await;
             for s in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
-                let done = run(&retry, &arn, &t, s).await;
+                let done = steps::run(&retry, &arn, &t, s).await;
                 assert!(
                     done.is_ok(),
                     "{point}: the retried {s:?} failed: {done:?}\n{}",
@@ -196,7 +198,8 @@ async fn matrix(directory: &dyn Directory, proxy: &FaultProxy, admin: Option<&st
         }
     }
     eprintln!(
-        "ldap fault matrix {} {}: {} chunks in setSecret; {} cuts, {} kills: {} failed clearly (retryable), {} came after the work; every retry completed; {:.1?}",
+        "ldap fault matrix {} {}: {} chunks in setSecret; {} cuts, {} kills: {} failed \
+        clearly (retryable), {} came after the work; every retry completed; {:.1?}",
         directory.kind(),
         if admin.is_some() {
             "admin reset"

@@ -13,15 +13,14 @@ use std::path::{Path, PathBuf};
 use rotor_cli::function::function_binary;
 use rotor_core::labels::{AWSCURRENT, AWSPREVIOUS};
 use rotor_core::store::RotationService;
-use rotor_core::{ExposeSecret, SecretString};
+use rotor_core::{ExposeSecret, SecretString, Step};
 use rotor_testbed::moto::{local_env, workspace_root};
 use rotor_tests::{
-    assert_no_stored_secret_in, labels, moto, moto_store, replay_steps, staged_secret_named,
-    start_function, token, unique, value,
+    assert_no_stored_secret_in, labels, moto, moto_store, staged_secret_named, start_function,
+    steps, token, unique, value,
 };
 use sha2::{Digest, Sha256};
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 const EXAMPLE: &str = "examples/key_file_rotation";
 
 /// The packages whose binaries template.yaml deploys.
@@ -76,7 +75,7 @@ async fn the_example_function_rotates_over_the_runtime_api() {
     let function = start_function(EXAMPLE, &[("KEY_FILE", file.to_str().unwrap())]).await;
     let t1 = token();
     let arn = staged_secret_named(&store, &name, first.expose_secret(), &[], &t1).await;
-    replay_steps(&function, &arn, &t1, &STEPS).await;
+    steps::replay(&function, &arn, &t1, &Step::ALL).await;
     let second = value(&store, &arn, AWSCURRENT).await.unwrap();
     assert_eq!(
         labels(&store, &arn).await.get(&t1),
@@ -91,7 +90,7 @@ async fn the_example_function_rotates_over_the_runtime_api() {
 
     let t2 = token();
     store.begin_rotation(&arn, &t2).await.unwrap();
-    replay_steps(&function, &arn, &t2, &STEPS).await;
+    steps::replay(&function, &arn, &t2, &Step::ALL).await;
     let third = value(&store, &arn, AWSCURRENT).await.unwrap();
     let previous = value(&store, &arn, AWSPREVIOUS).await.unwrap();
     assert!(previous.expose_secret() == second.expose_secret());

@@ -21,17 +21,13 @@ use rotor_tests::db::random_password;
 use rotor_tests::emf::{Emitted, await_emitted, set, sets, unit};
 use rotor_tests::target_db::Db;
 use rotor_tests::{
-    assert_no_stored_secret_in, event, labels, moto_store, providers, replay_steps, staged_secret,
-    staged_secret_named, start_function, start_function_at, step, step_within, token, unique,
+    assert_no_stored_secret_in, labels, moto_store, providers, staged_secret, staged_secret_named,
+    start_function, start_function_at, step_within, steps, token, unique,
 };
 use serde_json::{Value, json};
 
 /// Both formats Lambda sets.
 const FORMATS: [&str; 2] = ["text", "json"];
-
-fn steps() -> [&'static str; 4] {
-    Step::ALL.map(Step::as_str)
-}
 
 fn log_format(format: &str) -> (&'static str, &str) {
     ("AWS_LAMBDA_LOG_FORMAT", format)
@@ -45,7 +41,7 @@ fn closed_port() -> u16 {
         .expect("a free port")
 }
 
-/// The documents of a rotation whose every step ran twice (`replay_steps`):
+/// The documents of a rotation whose every step ran twice (`steps::replay`):
 /// one per invocation, in order, each a success counted by function, step and
 /// outcome; the first finishSecret alone counts the completed rotation, with
 /// its time and the replaced credential's age.
@@ -124,7 +120,7 @@ async fn until_failure(function: &LocalFunction, arn: &str, t: &str) -> (Step, S
     for (i, step_) in Step::ALL.into_iter().enumerate() {
         let answer = step_within(
             function,
-            &event(arn, t, step_.as_str()),
+            &steps::event(arn, t, step_),
             Duration::from_secs(20),
         )
         .await;
@@ -164,8 +160,8 @@ async fn generic_rotation_metrics_in_both_log_formats() {
         let t = token();
         let initial = json!({"username": "svc", "password": random_password().expose_secret()});
         let arn = staged_secret(&store, &initial.to_string(), &[], &t).await;
-        replay_steps(&function, &arn, &t, &steps()).await;
-        let refused = step(&function, &event(&arn, "not-a-version", "testSecret"))
+        steps::replay(&function, &arn, &t, &Step::ALL).await;
+        let refused = steps::run(&function, &arn, "not-a-version", Step::TestSecret)
             .await
             .unwrap_err();
         let emitted = await_emitted(&function, 9).await;
@@ -185,7 +181,7 @@ async fn generic_rotation_metrics_in_both_log_formats() {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
     let function = start_function_at("generic-rotation", &endpoint, &[]).await;
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf";
-    let failed = step(&function, &event(arn, &token(), "createSecret"))
+    let failed = steps::run(&function, arn, &token(), Step::CreateSecret)
         .await
         .unwrap_err();
     let emitted = await_emitted(&function, 1).await;
@@ -199,7 +195,7 @@ async fn the_secret_name_is_a_dimension_only_when_the_deployer_opts_in() {
     let name = unique("team-a/opted-in");
     let t = token();
     let arn = staged_secret_named(&store, &name, "initial-value", &[], &t).await;
-    replay_steps(&function, &arn, &t, &steps()).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let emitted = await_emitted(&function, 8).await;
     for doc in &emitted.docs {
         assert_eq!(doc["Secret"], name.as_str(), "{doc}");
@@ -219,7 +215,7 @@ async fn the_secret_name_is_a_dimension_only_when_the_deployer_opts_in() {
     let t = token();
     let arn = staged_secret(&store, "initial-value", &[], &t).await;
     let before = labels(&store, &arn).await;
-    let (error_type, message) = step(&function, &event(&arn, &t, "createSecret"))
+    let (error_type, message) = steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap_err();
     assert_eq!(error_type, "NotRetryable.InvalidSettings");
@@ -253,7 +249,7 @@ async fn rds_rotation_metrics() {
     db.create_user("app", &first);
     let t = token();
     let arn = staged_secret(&store, &db.secret("app", &first, json!({})), &[], &t).await;
-    replay_steps(&function, &arn, &t, &steps()).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let mut invocations = 8;
 
     // Retryable: nothing listens on the database's port. Not retryable: TLS
@@ -293,7 +289,7 @@ async fn oauth_rotation_metrics() {
     let function = start_function("oauth-rotation", &[log_format("json")]).await;
     let (case, t) =
         providers::setup(&emulator, &store, Provider::Okta, TokenAuth::Basic, true).await;
-    replay_steps(&function, &case.arn, &t, &steps()).await;
+    steps::replay(&function, &case.arn, &t, &Step::ALL).await;
     let mut invocations = 8;
 
     // Not retryable: the provider refuses the management token. Retryable:
@@ -386,7 +382,7 @@ async fn redis_rotation_metrics() {
     let t = token();
     let value = redis_secret(&redis, port, "app", &first, json!({"masterarn": admin}));
     let arn = staged_secret_named(&store, &format!("{team}app"), &value, &[], &t).await;
-    replay_steps(&function, &arn, &t, &steps()).await;
+    steps::replay(&function, &arn, &t, &Step::ALL).await;
     let mut invocations = 8;
 
     // Not retryable: the admin's password is wrong. Retryable: nothing
@@ -427,7 +423,7 @@ const FLEET_TAG: &str = "rotor:fleet";
 const POLICY_TAG: &str = "rotor:rotation-policy";
 /// A rotation function moto does not know: its RotateSecret stages
 /// AWSPENDING and answers an error, which the scheduler reports as started
-/// (see tests/scheduler.rs).
+/// (see tests/scheduler/mod.rs).
 const NOWHERE: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotor-metrics-nowhere";
 
 async fn start_scheduler(endpoint: &str, extra: &[(&str, &str)]) -> LocalFunction {

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use rotor_cli::function::LocalFunction;
 use rotor_cli::rotate::{RotateOptions, RotationRun, rotate};
+use rotor_core::Step;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, LabelMove};
 use rotor_core::store::{NewVersion, RotationService};
 use rotor_core::{AwsStore, ExposeSecret, SecretStore, SecretString};
 use rotor_testbed::db::{TlsMode, random_password};
 use rotor_tests::target_db::Db;
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, labels, moto_store, start_function, steps, token, unique, value,
+};
 use serde_json::{Value, json};
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 async fn function(db: &Db) -> LocalFunction {
     let ca = db.ca_path();
@@ -135,8 +136,8 @@ async fn all_steps(
     token: &str,
 ) -> Vec<Result<String, (String, String)>> {
     let mut results = Vec::new();
-    for name in STEPS {
-        results.push(step(function, &event(arn, token, name)).await);
+    for step in Step::ALL {
+        results.push(steps::run(function, arn, token, step).await);
     }
     results
 }
@@ -153,7 +154,7 @@ async fn a_put_secret_value_during_a_rotation_is_not_undone() {
     let arn = user_secret(&db, &store).await;
     let t = token();
     store.begin_rotation(&arn, &t).await.unwrap();
-    step(&function, &event(&arn, &t, "createSecret"))
+    steps::run(&function, &arn, &t, Step::CreateSecret)
         .await
         .unwrap();
 
@@ -183,7 +184,7 @@ async fn a_put_secret_value_during_a_rotation_is_not_undone() {
         .await
         .unwrap();
 
-    let (kind, message) = step(&function, &event(&arn, &t, "setSecret"))
+    let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
         .await
         .unwrap_err();
     assert_eq!(kind, "NotRetryable.CurrentChanged", "{message}");

@@ -5,12 +5,16 @@ use std::time::Duration;
 use rotor_cli::function::function_binary;
 use rotor_cli::rotate::{RotateOptions, rotate};
 use rotor_core::SecretStore as _;
+use rotor_core::Step;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING};
 use rotor_core::store::RotationService;
 use rotor_core::{ExposeSecret, SecretString};
 use rotor_tests::commands::{aws_cli_available, printed_commands, rotor_path, run_printed};
 use rotor_tests::listener::{NotFoundServer, SilentListener};
-use rotor_tests::*;
+use rotor_tests::{
+    CargoLambda, labels, moto, moto_store, same, staged_secret, start_function, token, unique,
+    value,
+};
 
 fn options(secret_id: &str, token: Option<String>) -> RotateOptions {
     RotateOptions {
@@ -82,7 +86,7 @@ async fn test_only_runs_test_secret_and_leaves_the_secret_as_it_was() {
     opts.test_only = true;
     let run = rotate(&store, &function, &opts).await.unwrap();
     assert_eq!(run.steps.len(), 1);
-    assert_eq!(run.steps[0].step.as_str(), "testSecret");
+    assert_eq!(run.steps[0].step, Step::TestSecret);
     assert!(run.succeeded(), "{:?}", run.steps[0].result);
     assert!(same(&value(&store, &arn, AWSCURRENT).await, &before));
     assert_eq!(store.describe_versions_pending(&arn).await, None);

@@ -9,6 +9,7 @@
 //! statements.
 
 use rotor_cli::function::LocalFunction;
+use rotor_core::Step;
 use rotor_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::store::RotationService;
 use rotor_core::{AwsStore, ExposeSecret, SecretString};
@@ -19,10 +20,10 @@ use rotor_testbed::webhook_receiver::WebhookReceiver;
 use rotor_tests::db::random_password;
 use rotor_tests::leaks::credentials_in;
 use rotor_tests::target_db::Db;
-use rotor_tests::*;
+use rotor_tests::{
+    assert_none_in, moto_store, providers, start_function, steps, token, unique, value,
+};
 use serde_json::json;
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// Both formats Lambda sets: text and JSON.
 const FORMATS: [&str; 2] = ["text", "json"];
@@ -53,15 +54,15 @@ async fn two_rotations(
                 t
             }
         };
-        for name in STEPS {
+        for step in Step::ALL {
             for attempt in 0..2 {
-                match step(function, &event(arn, &t, name)).await {
+                match steps::run(function, arn, &t, step).await {
                     Ok(_) => {}
                     Err((kind, message)) if attempt > 0 => {
                         errors.push_str(&format!("{kind}: {message}\n"))
                     }
                     Err((kind, message)) => {
-                        panic!("{name} failed: {kind}: {message}\n{}", function.output())
+                        panic!("{step} failed: {kind}: {message}\n{}", function.output())
                     }
                 }
             }

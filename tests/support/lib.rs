@@ -134,28 +134,10 @@ pub fn moto_rds() -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::from_conf(config)
 }
 
-/// A rotation event.
-pub fn event(secret: &str, token: &str, step: &str) -> Value {
-    json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step })
-}
-
-/// Invokes a step; Ok(outcome field) or Err((error type, message)).
+/// Invokes a step with `event` (see [`steps`] for the events of [`rotor_core::Step`]s);
+/// Ok(outcome field) or Err((error type, message)).
 pub async fn step(function: &LocalFunction, event: &Value) -> Result<String, (String, String)> {
     step_within(function, event, Duration::from_secs(30)).await
-}
-
-/// Runs each of `steps` twice in a row, as Secrets Manager's retries may;
-/// both runs must succeed.
-pub async fn replay_steps(function: &LocalFunction, arn: &str, t: &str, steps: &[&str]) {
-    for name in steps {
-        let first = step(function, &event(arn, t, name)).await;
-        let second = step(function, &event(arn, t, name)).await;
-        assert!(
-            first.is_ok() && second.is_ok(),
-            "{name}: {first:?} / {second:?}\n{}",
-            function.output()
-        );
-    }
 }
 
 /// [`step`] with the invocation's deadline `timeout` from now. The function

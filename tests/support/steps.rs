@@ -1,14 +1,15 @@
 //! Rotation steps as the functions know them ([`Step`]), not as their names:
-//! the [`Step`]-taking forms of [`crate::event`], [`crate::step`] and
-//! [`crate::replay_steps`], and "run the steps until one is refused".
+//! a step's event, running a step ([`crate::step`] for any other event),
+//! replaying steps as Secrets Manager's retries may, and "run the steps until
+//! one is refused".
 
 use rotor_cli::function::LocalFunction;
 use rotor_core::Step;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The event of `step` of the rotation of `secret` to version `token`.
 pub fn event(secret: &str, token: &str, step: Step) -> Value {
-    crate::event(secret, token, step.as_str())
+    json!({ "SecretId": secret, "ClientRequestToken": token, "Step": step.as_str() })
 }
 
 /// Invokes `step` of the rotation of `secret` to version `token`; Ok(outcome

@@ -12,11 +12,11 @@ use rotor_testbed::samba_dc::SambaDc;
 use rotor_tests::directories::{account, ad_password, directory_secret, domain_policy, samba};
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::{
-    assert_no_stored_secret_in, moto_store, staged_secret_named, token, unique, value,
+    assert_no_stored_secret_in, moto_store, staged_secret_named, steps, token, unique, value,
 };
 use serde_json::json;
 
-use crate::ldap::{run, samba_admin, start};
+use crate::ldap::{samba_admin, start};
 
 /// The writer's attempt: its own secret (under the prefix the admin
 /// serves) naming `username` with `password`, at `url`. Returns the
@@ -40,7 +40,7 @@ async fn attempt(
     let arn = staged_secret_named(store, &format!("{team}{}", unique("w")), &value, &[], &t).await;
     let function = start(dc.ca_path(), &[]).await;
     for s in Step::ALL {
-        if let Err(refused) = run(&function, &arn, &t, s).await {
+        if let Err(refused) = steps::run(&function, &arn, &t, s).await {
             return (refused, function, arn);
         }
     }
@@ -139,7 +139,7 @@ async fn a_served_writer_cannot_have_a_domain_admin_reset() {
     );
     let arn2 = staged_secret_named(&store, &format!("{team2}{name}"), &value, &[], &t).await;
     for s in Step::ALL {
-        let result = run(&function, &arn2, &t, s).await;
+        let result = steps::run(&function, &arn2, &t, s).await;
         assert!(result.is_ok(), "{s:?}: {result:?}");
     }
     let new = rotor_tests::directories::password_of(&value_of(&store, &arn2).await);
@@ -215,8 +215,12 @@ async fn a_served_writer_cannot_send_the_admins_password_elsewhere() {
         let arn =
             staged_secret_named(&store, &format!("{team}{}", unique("w")), &value, &[], &t).await;
         let function = start(dc.ca_path(), &[]).await;
-        run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-        let (kind, message) = run(&function, &arn, &t, Step::SetSecret).await.unwrap_err();
+        steps::run(&function, &arn, &t, Step::CreateSecret)
+            .await
+            .unwrap();
+        let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
+            .await
+            .unwrap_err();
         assert!(
             kind.starts_with("Retryable.Service") || kind == "NotRetryable.InvalidSettings",
             "{kind}: {message}"
@@ -311,8 +315,12 @@ async fn a_served_writer_cannot_name_another_account_as_its_alternate() {
         let t = token();
         let arn =
             staged_secret_named(&store, &format!("{team}{}", unique("w")), &value, &[], &t).await;
-        run(&function, &arn, &t, Step::CreateSecret).await.unwrap();
-        let (kind, message) = run(&function, &arn, &t, Step::SetSecret).await.unwrap_err();
+        steps::run(&function, &arn, &t, Step::CreateSecret)
+            .await
+            .unwrap();
+        let (kind, message) = steps::run(&function, &arn, &t, Step::SetSecret)
+            .await
+            .unwrap_err();
         assert_eq!(kind, expected, "{target}: {message}");
         let text = format!("{message}\n{}", function.output());
         nothing_changed(&store, &dc, &arn, &dc.principal(&own), &first, &text).await;

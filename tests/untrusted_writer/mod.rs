@@ -22,12 +22,13 @@ use rotor_testbed::provider_emulator::{Provider, ProviderEmulator, TokenAuth};
 use rotor_testbed::sm_proxy::SmProxy;
 use rotor_tests::listener::RecordingListener;
 use rotor_tests::providers::{Case, setup};
-use rotor_tests::*;
+use rotor_tests::{
+    assert_no_stored_secret_in, moto, moto_store, staged_secret, staged_secret_named,
+    start_function, start_function_at, steps, token, unique, value,
+};
 use serde_json::{Value, json};
 
 use Provider::{Auth0, Entra, Keycloak, Okta, Rfc7592};
-
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 /// Runs the steps in order, as Secrets Manager does, until one fails; returns
 /// that failure, or None when the rotation completed.
@@ -36,12 +37,9 @@ async fn rotate_until_refused(
     arn: &str,
     t: &str,
 ) -> Option<(String, String)> {
-    for name in STEPS {
-        if let Err(failure) = step(function, &event(arn, t, name)).await {
-            return Some(failure);
-        }
-    }
-    None
+    steps::until_refused(function, arn, t)
+        .await
+        .map(|(_, failure)| failure)
 }
 
 /// The client secret's field that names the provider's base URL.
@@ -115,7 +113,8 @@ async fn a_client_secret_cannot_send_the_management_credential_to_its_own_host()
         assert_eq!(
             (listener.connections(), listener.bytes_received()),
             (0, 0),
-            "{provider:?}: a request reached the client's own host (it carried the management credential: {})",
+            "{provider:?}: a request reached the client's own host (it carried the \
+            management credential: {})",
             listener.received_contains(case.management_credential.expose_secret())
         );
         let (kind, message) = refused.expect("the rotation is refused");
@@ -127,7 +126,8 @@ async fn a_client_secret_cannot_send_the_management_credential_to_its_own_host()
             message.contains(field)
                 && message.contains(&case.management_arn)
                 && message.contains("endpoint"),
-            "{provider:?}: the error names the field, the management secret and its endpoint: {message}"
+            "{provider:?}: the error names the field, the management secret and its \
+            endpoint: {message}"
         );
         assert_eq!(
             emulator.seen().len(),
