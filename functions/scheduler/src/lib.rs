@@ -74,6 +74,7 @@ pub mod policy;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod window;
 
 pub use authority::{AllowedSecret, Authority, FunctionArn, Rotation};
 pub use config::{Config, ConfigError, TagFilter};
