@@ -113,7 +113,11 @@ impl Bed {
 /// Configures a secret's rotation with [`NOWHERE`] as a deployer does, with a
 /// schedule (a ScheduleExpression, else 30 days) and a window Duration, and
 /// unstages the version moto stages on the way (see `configure_rotation`).
-async fn configure(client: &Client, arn: &str, (expression, duration): (Option<&str>, Option<&str>)) {
+async fn configure(
+    client: &Client,
+    arn: &str,
+    (expression, duration): (Option<&str>, Option<&str>),
+) {
     let rules = match expression {
         Some(expression) => RotationRulesType::builder()
             .schedule_expression(expression)
@@ -228,8 +232,12 @@ async fn due_rotations_start_only_inside_their_windows() {
     let none = (None, None);
 
     let tag_open = bed.secret("tag-open", due, &[(WINDOW, &open)], none).await;
-    let tag_closed = bed.secret("tag-closed", due, &[(WINDOW, &closed)], none).await;
-    let malformed = bed.secret("malformed", due, &[(WINDOW, "2am-4am")], none).await;
+    let tag_closed = bed
+        .secret("tag-closed", due, &[(WINDOW, &closed)], none)
+        .await;
+    let malformed = bed
+        .secret("malformed", due, &[(WINDOW, "2am-4am")], none)
+        .await;
     // A schedule in days with no Duration: open all day, every day.
     let rules_open = bed
         .secret("rules-open", due, &[], (Some("cron(0 0 * * ? *)"), None))
@@ -241,7 +249,12 @@ async fn due_rotations_start_only_inside_their_windows() {
         .secret("both-closed", due, &[(WINDOW, &open)], (Some(&later), None))
         .await;
     let rules_refused = bed
-        .secret("rules-refused", due, &[], (Some("cron(30 2 ? * SUN *)"), None))
+        .secret(
+            "rules-refused",
+            due,
+            &[],
+            (Some("cron(30 2 ? * SUN *)"), None),
+        )
         .await;
     let not_due = bed.secret("not-due", DAY, &[(WINDOW, &closed)], none).await;
     let never = bed
@@ -275,8 +288,18 @@ async fn due_rotations_start_only_inside_their_windows() {
     assert_eq!(started(&report, "started"), expected, "{report}");
 
     let skips = skipped(&report);
-    let reason = |name: &str| skips[name]["reason"].as_str().unwrap_or_default().to_owned();
-    let detail = |name: &str| skips[name]["detail"].as_str().unwrap_or_default().to_owned();
+    let reason = |name: &str| {
+        skips[name]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let detail = |name: &str| {
+        skips[name]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     let opens = |name: &str| skips[name]["window_opens_at"].as_str().map(str::to_owned);
     for name in [&tag_closed, &rules_closed, &both_closed] {
         assert_eq!(reason(name), "outside_window", "{name}: {}", skips[name]);
@@ -326,7 +349,11 @@ async fn due_rotations_start_only_inside_their_windows() {
         "{}",
         detail(&rules_refused)
     );
-    assert!(detail(&never).contains("never overlap"), "{}", detail(&never));
+    assert!(
+        detail(&never).contains("never overlap"),
+        "{}",
+        detail(&never)
+    );
 
     // Nothing outside its window was touched in moto.
     for name in [&tag_open, &rules_open] {
@@ -386,7 +413,11 @@ async fn the_window_tag_is_the_deployers_setting() {
     ];
     let function = start_scheduler(bed.moto.endpoint(), &env).await;
     let report = run(&function, json!({"dry_run": true})).await;
-    assert_eq!(started(&report, "would_start"), vec![default_tag], "{report}");
+    assert_eq!(
+        started(&report, "would_start"),
+        vec![default_tag],
+        "{report}"
+    );
     assert_eq!(
         skipped(&report)[&team]["reason"],
         "outside_window",
@@ -430,10 +461,20 @@ async fn rotor_status_shows_the_next_window() {
         .secret(&format!("{prefix}-tagged"), DAY, &[(WINDOW, &closed)], none)
         .await;
     let rules = bed
-        .secret(&format!("{prefix}-rules"), DAY, &[], (Some(&sunday_like), Some("3h")))
+        .secret(
+            &format!("{prefix}-rules"),
+            DAY,
+            &[],
+            (Some(&sunday_like), Some("3h")),
+        )
         .await;
     let malformed = bed
-        .secret(&format!("{prefix}-malformed"), DAY, &[(WINDOW, "soon")], none)
+        .secret(
+            &format!("{prefix}-malformed"),
+            DAY,
+            &[(WINDOW, "soon")],
+            none,
+        )
         .await;
     let plain = bed.secret(&format!("{prefix}-plain"), DAY, &[], none).await;
 
@@ -443,7 +484,12 @@ async fn rotor_status_shows_the_next_window() {
         .as_array()
         .expect("secrets")
         .iter()
-        .map(|s| (s["name"].as_str().unwrap_or_default().to_owned(), s["window"].clone()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["window"].clone(),
+            )
+        })
         .collect();
     assert_eq!(by_name.len(), 4, "{doc}");
     let tag_window = &by_name[&tagged];
@@ -452,8 +498,14 @@ async fn rotor_status_shows_the_next_window() {
     assert_eq!(tag_window["closes_at"], rfc3339(this_hour + 5 * HOUR));
     assert_eq!(tag_window["window"], format!("tag {WINDOW}={closed}"));
     let rules_window = &by_name[&rules];
-    assert_eq!(rules_window["opens_at"], rfc3339((today + 3) * DAY + 2 * HOUR));
-    assert_eq!(rules_window["closes_at"], rfc3339((today + 3) * DAY + 5 * HOUR));
+    assert_eq!(
+        rules_window["opens_at"],
+        rfc3339((today + 3) * DAY + 2 * HOUR)
+    );
+    assert_eq!(
+        rules_window["closes_at"],
+        rfc3339((today + 3) * DAY + 5 * HOUR)
+    );
     assert_eq!(
         rules_window["window"],
         format!("RotationRules {sunday_like} for 3h")

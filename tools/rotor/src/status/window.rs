@@ -36,7 +36,12 @@ pub fn of(tag: &str, entry: &SecretListEntry, now: SystemTime) -> Option<WindowS
     let tags: BTreeMap<String, String> = entry
         .tags()
         .iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
         .collect();
     let rules = entry.rotation_rules();
     let window = Window::of(
@@ -89,7 +94,10 @@ pub fn cell(state: Option<&WindowState>) -> String {
             // The closing time alone when it is the same day (24:00 its end).
             if closes.div_euclid(86_400) == opens.div_euclid(86_400) {
                 let to = minutes(*closes);
-                format!("{from}-{}", to.split_once(' ').map_or(to.as_str(), |(_, t)| t))
+                format!(
+                    "{from}-{}",
+                    to.split_once(' ').map_or(to.as_str(), |(_, t)| t)
+                )
             } else if *closes == (opens.div_euclid(86_400) + 1) * 86_400 {
                 format!("{from}-24:00")
             } else {
@@ -191,7 +199,7 @@ mod tests {
             error.contains("tag rotor:window=\"2am-4am\"") && error.contains("02:00-04:00"),
             "{error}"
         );
-        let never = state(Some("10:00-11:00"), Some("cron(0 2 ? * SUN *)"));
+        let never = state(Some("00:00-01:00"), Some("cron(0 2 ? * SUN *)"));
         assert!(
             matches!(&never, Some(WindowState::Invalid(e)) if e.contains("never overlap")),
             "{never:?}"
