@@ -135,7 +135,7 @@ impl RulesWindow {
                     None if in_hours => HOUR,
                     None => DAY,
                 };
-                (opens, (opens + length).min(end))
+                (opens, opens.saturating_add(length).min(end))
             })
             .collect()
     }

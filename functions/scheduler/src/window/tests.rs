@@ -191,9 +191,20 @@ fn extreme_moments_do_not_panic() {
         window(Some("22:00-02:00"), None, None),
         window(None, Some("cron(0 2 ? * SUN *)"), None),
         window(Some("01:00-05:00"), Some("rate(4 hours)"), Some("2h")),
+        window(None, Some("cron(0 23 * * ? *)"), Some("24h")),
+        window(Some("23:00-22:00"), Some("cron(0 0/2 * * ? *)"), None),
     ];
     for w in &windows {
-        for now in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - DAY, i64::MAX] {
+        for now in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            i64::MAX - 3 * DAY,
+            i64::MAX - DAY,
+            i64::MAX - HOUR,
+            i64::MAX,
+        ] {
             let _ = w.next_opening(now);
         }
     }
