@@ -198,7 +198,10 @@ impl TagHours {
         }
         let mut ranges = Vec::new();
         for range in trimmed.split_whitespace() {
-            let malformed = || format!("has {range:?}, not a range of times such as 02:00-04:00");
+            let malformed = || match range == trimmed {
+                true => "is not a range of times".to_owned(),
+                false => format!("has {range:?}, which is not a range of times"),
+            };
             let (opens, closes) = range.split_once('-').ok_or_else(malformed)?;
             let opens = minute_of_day(opens).ok_or_else(malformed)?;
             let closes = minute_of_day(closes).ok_or_else(malformed)?;
