@@ -4,7 +4,7 @@ Prints the port on the first line of stdout, then serves until its standard
 input closes, so that the process that started it (a test binary, the rotor
 CLI) stops it simply by exiting, even when it dies without cleaning up.
 
-Five changes to moto. Two for tests of time-based behaviour:
+Six changes to moto. Two for tests of time-based behaviour:
 - a clock the parent can shift: the line `offset N` on stdin sets moto's time
   to the real time plus N seconds and answers `ok`, so that secrets created
   while it is set back have a CreatedDate in the past (offset 0, the default,
@@ -28,6 +28,11 @@ a secret's rotation:
   promotes a value-less version at once. A secret with no function keeps
   moto's behaviour (AWS would refuse the call), which some tests use to give
   a secret a LastRotatedDate.
+One where moto drops what AWS keeps, so that rotation windows can be tested:
+- RotateSecret keeps RotationRules' ScheduleExpression and Duration, turns
+  rotation on for a ScheduleExpression (moto 5.2 does only for
+  AutomaticallyAfterDays), and DescribeSecret and ListSecrets answer them, as
+  on AWS.
 """
 
 import json
@@ -102,10 +107,34 @@ def rotate_secret(self, secret_id, client_request_token=None, rotation_lambda_ar
                 )
         if not rotation_lambda_arn and secret is not None:
             rotation_lambda_arn = getattr(secret, "rotation_lambda_arn", None) or None
-        return _rotate(self, secret_id, client_request_token, rotation_lambda_arn, rotation_rules, rotate_immediately)
+        try:
+            return _rotate(self, secret_id, client_request_token, rotation_lambda_arn, rotation_rules, rotate_immediately)
+        finally:
+            # Also when the function could not be invoked: the settings stay.
+            if secret is not None and rotation_rules:
+                secret.schedule_expression = rotation_rules.get("ScheduleExpression")
+                secret.window_duration = rotation_rules.get("Duration")
+                if secret.schedule_expression:
+                    secret.rotation_enabled = True
 
 
 models.SecretsManagerBackend.rotate_secret = rotate_secret
+
+_to_dict = models.FakeSecret.to_dict
+
+
+def to_dict(self):
+    answer = _to_dict(self)
+    rules = answer.get("RotationRules")
+    if rules is not None:
+        for key, kept in (("ScheduleExpression", "schedule_expression"), ("Duration", "window_duration")):
+            value = getattr(self, kept, None)
+            if value:
+                rules[key] = value
+    return answer
+
+
+models.FakeSecret.to_dict = to_dict
 
 
 def main() -> None:

@@ -24,5 +24,6 @@ mod redis_elasticache;
 mod redis_managed;
 mod runner;
 mod scheduler;
+mod scheduler_windows;
 mod trace_logs;
 mod untrusted_writer;

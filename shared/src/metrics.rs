@@ -87,7 +87,9 @@ pub mod names {
     /// for all; `Function, Reason` per reason.
     pub const SKIPPED: &str = "Skipped";
     /// rotation-scheduler: selected secrets whose due date passed more than a
-    /// day ago (count): see the scheduler's `plan::is_overdue`.
+    /// day ago (count): see the scheduler's `plan::is_overdue`. A secret kept
+    /// waiting by its rotation window (skipped as `outside_window`) or whose
+    /// window cannot be read (`bad_window`) counts too.
     pub const OVERDUE: &str = "Overdue";
     /// rotation-scheduler: calls retried after throttling or a server error (count).
     pub const RETRIES: &str = "Retries";
@@ -114,7 +116,8 @@ pub mod dimensions {
     pub const ERROR_TYPE: &str = "ErrorType";
     /// The secret's name, only with [`super::SECRET_DIMENSION_VAR`]`=true`.
     pub const SECRET: &str = "Secret";
-    /// rotation-scheduler: why secrets were skipped (`not_due`, `in_progress`, ...).
+    /// rotation-scheduler: why secrets were skipped (`not_due`, `in_progress`,
+    /// `outside_window`, `bad_window`, ...: the scheduler's `Skip::code`).
     pub const REASON: &str = "Reason";
     /// Reserved for after-rotation actions: the action (`ecs`, `sns`, `webhook`).
     pub const ACTION: &str = "Action";

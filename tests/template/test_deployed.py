@@ -108,6 +108,7 @@ ENV_PARAMETERS = {
     "ldapDictKeyPassword": ("DICT_KEY_PASSWORD", "Password", ["LdapRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
+    "windowTag": ("WINDOW_TAG", "team:window", ["RotationSchedulerFunction"]),
     "defaultPolicy": ("DEFAULT_POLICY", "90d", ["RotationSchedulerFunction"]),
     "maxRotationsPerSecretPerHour": ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "3", ["RotationSchedulerFunction"]),
     "maxConcurrency": ("MAX_CONCURRENCY", "8", ["RotationSchedulerFunction"]),

@@ -6,11 +6,14 @@ use std::fmt;
 use crate::authority::{AllowedSecret, Authority, FunctionArn};
 use crate::hourly::DEFAULT_MAX_PER_HOUR;
 use crate::policy::Policy;
+use crate::window::DEFAULT_WINDOW_TAG;
 
 /// The tag that selects secrets: `TAG_FILTER`.
 pub const TAG_FILTER_VAR: &str = "TAG_FILTER";
 /// The tag on each secret that holds its policy: `POLICY_TAG`.
 pub const POLICY_TAG_VAR: &str = "POLICY_TAG";
+/// The tag on each secret that holds its rotation window: `WINDOW_TAG`.
+pub const WINDOW_TAG_VAR: &str = "WINDOW_TAG";
 /// The policy of secrets without the policy tag: `DEFAULT_POLICY`.
 pub const DEFAULT_POLICY_VAR: &str = "DEFAULT_POLICY";
 /// The hourly limit per secret: `MAX_ROTATIONS_PER_SECRET_PER_HOUR`.
@@ -45,6 +48,9 @@ pub struct Config {
     pub tag_filter: TagFilter,
     /// The tag on a secret that holds its policy.
     pub policy_tag: String,
+    /// The tag on a secret that holds its rotation window (UTC hours such as
+    /// `02:00-04:00`, see [`crate::window`]).
+    pub window_tag: String,
     /// The policy of a secret without the policy tag; without one, such a
     /// secret is skipped.
     pub default_policy: Option<Policy>,
@@ -175,6 +181,24 @@ impl Config {
             }
         };
         let policy_tag = get(POLICY_TAG_VAR).unwrap_or_else(|| DEFAULT_POLICY_TAG.to_owned());
+        let window_tag = match get(WINDOW_TAG_VAR) {
+            None => DEFAULT_WINDOW_TAG.to_owned(),
+            Some(text) => {
+                let filter = TagFilter::parse(text.trim())
+                    .ok()
+                    .filter(|f| f.value.is_none())
+                    .ok_or_else(|| {
+                        error(
+                            WINDOW_TAG_VAR,
+                            format!(
+                                "{text:?} is not a tag key (up to 128 letters, digits, spaces \
+                                 and _ . : / + - @, no =); set it such as {DEFAULT_WINDOW_TAG}"
+                            ),
+                        )
+                    })?;
+                filter.key
+            }
+        };
         let default_policy = get(DEFAULT_POLICY_VAR)
             .map(|text| Policy::parse(&text))
             .transpose()
@@ -263,6 +287,7 @@ impl Config {
         Ok(Config {
             tag_filter,
             policy_tag,
+            window_tag,
             default_policy,
             max_per_hour,
             max_concurrency,
@@ -309,6 +334,7 @@ mod tests {
             }
         );
         assert_eq!(c.policy_tag, "rotor:rotation-policy");
+        assert_eq!(c.window_tag, "rotor:window");
         assert_eq!(c.default_policy, None);
         assert_eq!(c.max_per_hour, 50);
         assert_eq!(c.max_concurrency, 4);
@@ -321,6 +347,7 @@ mod tests {
         let c = config(&[
             ("TAG_FILTER", "team"),
             ("POLICY_TAG", "policy"),
+            ("WINDOW_TAG", " team:window "),
             ("DEFAULT_POLICY", "90d"),
             ("MAX_ROTATIONS_PER_SECRET_PER_HOUR", "3"),
             ("MAX_CONCURRENCY", "8"),
@@ -341,6 +368,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.tag_filter.value, None);
         assert_eq!(c.policy_tag, "policy");
+        assert_eq!(c.window_tag, "team:window");
         assert_eq!(c.default_policy.unwrap().interval_secs(), 90 * 86_400);
         assert_eq!((c.max_per_hour, c.max_concurrency), (3, 8));
         assert_eq!(c.rate_per_second, 0.5);
@@ -356,8 +384,18 @@ mod tests {
     #[test]
     fn bad_settings_name_their_variable() {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-        let cases: [Case; 14] = [
+        let cases: [Case; 16] = [
             (&[], "TAG_FILTER", "is not set"),
+            (
+                &[("TAG_FILTER", "a"), ("WINDOW_TAG", "rotor:window=02:00")],
+                "WINDOW_TAG",
+                "not a tag key",
+            ),
+            (
+                &[("TAG_FILTER", "a"), ("WINDOW_TAG", "window(utc)")],
+                "WINDOW_TAG",
+                "such as rotor:window",
+            ),
             (&[("TAG_FILTER", "=payments")], "TAG_FILTER", "no tag key"),
             (&[("TAG_FILTER", "fleet!=x")], "TAG_FILTER", "'!'"),
             (

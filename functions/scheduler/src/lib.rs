@@ -7,8 +7,12 @@
 //! 2. decides about each one from the listing ([`plan::evaluate`]): whether the
 //!    deployer configured its rotation ([`authority`]: a tag alone never starts
 //!    one), its policy (the `POLICY_TAG` tag, else `DEFAULT_POLICY`), whether a
-//!    rotation is in progress, and whether it is due (last rotation plus the
-//!    policy's interval);
+//!    rotation is in progress, whether it is due (last rotation plus the
+//!    policy's interval), and whether its rotation window is open ([`window`]:
+//!    the `WINDOW_TAG` tag, such as `02:00-04:00` in UTC, and the secret's own
+//!    `RotationRules` cron or rate expression and `Duration`; a due secret
+//!    outside its window is skipped as `outside_window` and still counts as
+//!    overdue; a window that cannot be read skips it as `bad_window`);
 //! 3. for each due secret, at most `MAX_CONCURRENCY` at a time: looks again
 //!    (DescribeSecret, since ListSecrets is eventually consistent), counts the
 //!    rotations started in the last hour (ListSecretVersionIds, see [`hourly`]),
@@ -42,6 +46,7 @@
 //! | --- | --- | --- |
 //! | `TAG_FILTER` | required | `key=value` or `key`: the tag that selects secrets |
 //! | `POLICY_TAG` | `rotor:rotation-policy` | the tag holding a secret's policy, such as `30d` |
+//! | `WINDOW_TAG` | `rotor:window` | the tag holding a secret's rotation window, such as `02:00-04:00` (UTC) |
 //! | `DEFAULT_POLICY` | none | the policy of a secret without the tag; none: it is skipped |
 //! | `MAX_ROTATIONS_PER_SECRET_PER_HOUR` | 50 | rotations of one secret that may start in an hour |
 //! | `MAX_CONCURRENCY` | 4 | secrets worked on at once |
@@ -74,6 +79,7 @@ pub mod policy;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod window;
 
 pub use authority::{AllowedSecret, Authority, FunctionArn, Rotation};
 pub use config::{Config, ConfigError, TagFilter};

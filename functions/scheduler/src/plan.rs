@@ -12,6 +12,7 @@ use rotor_core::labels::{AWSPENDING, Versions};
 use crate::authority::{Refusal, Rotation};
 use crate::config::Config;
 use crate::policy::{Policy, PolicyError, is_due, last_rotation};
+use crate::window::{Window, WindowError};
 
 /// What the scheduler knows about a secret, from ListSecrets or DescribeSecret.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +33,11 @@ pub struct SecretFacts {
     pub rotation_enabled: bool,
     /// `RotationLambdaARN`, as the service gives it.
     pub rotation_function: Option<String>,
+    /// `RotationRules.ScheduleExpression`: with `window_duration`, Secrets
+    /// Manager's own window for the secret ([`crate::window`]).
+    pub schedule_expression: Option<String>,
+    /// `RotationRules.Duration`.
+    pub window_duration: Option<String>,
 }
 
 impl SecretFacts {
@@ -159,6 +165,36 @@ pub enum Skip {
         /// The deployment's functions, as the message shows them.
         functions: String,
     },
+    /// The window tag or the rotation rules give no usable window. The secret
+    /// is not rotated until they do: an unreadable window never means "any time".
+    #[error(
+        "invalid rotation window for secret {secret}: {source}; until then the scheduler does not \
+         rotate it"
+    )]
+    BadWindow {
+        /// The secret's name.
+        secret: String,
+        /// What is wrong, naming the tag or the field.
+        #[source]
+        source: WindowError,
+    },
+    /// The rotation is due, and its window is closed.
+    #[error(
+        "secret {secret} is due since {due_at} (policy {policy}) but outside its rotation window \
+         ({window}); the window opens at {opens_at}, and a run then starts the rotation"
+    )]
+    OutsideWindow {
+        /// The secret's name.
+        secret: String,
+        /// Its policy.
+        policy: String,
+        /// When it became due.
+        due_at: Timestamp,
+        /// The window, as [`Window::describe`] gives it.
+        window: String,
+        /// When the window opens next.
+        opens_at: Timestamp,
+    },
     /// The function's deadline came first.
     #[error(
         "secret {secret} was not reached before the function's deadline; the next run picks it up (raise the function's timeout or RATE_PER_SECOND if this repeats)"
@@ -183,6 +219,8 @@ impl Skip {
             Skip::NotConfigured { .. } => "not_configured",
             Skip::ForeignFunction { .. } => "foreign_function",
             Skip::Deadline { .. } => "deadline",
+            Skip::BadWindow { .. } => "bad_window",
+            Skip::OutsideWindow { .. } => "outside_window",
         }
     }
 }
@@ -221,9 +259,21 @@ pub enum Decision {
 
 /// Decides about one secret at `now`. In order: it must carry the tag filter's
 /// tag, be one the deployer lets the scheduler rotate ([`crate::authority`]),
-/// have a valid policy (its tag, else `DEFAULT_POLICY`), have no rotation in
-/// progress, and be due.
+/// have a valid policy (its tag, else `DEFAULT_POLICY`) and a readable window
+/// (the window tag, its `RotationRules`: [`crate::window`]), have no rotation
+/// in progress, be due, and be inside its window, if it has one.
 pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
+    decide(facts, config, now, Windows::Honour)
+}
+
+/// Whether [`decide`] looks at the secret's window.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Windows {
+    Honour,
+    Ignore,
+}
+
+fn decide(facts: &SecretFacts, config: &Config, now: i64, windows: Windows) -> Decision {
     let secret = facts.label().to_owned();
     if !config.tag_filter.matches(&facts.tags) {
         return Decision::Skip(Skip::NotSelected {
@@ -277,6 +327,18 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
             }
         },
     };
+    let window = match windows {
+        Windows::Ignore => None,
+        Windows::Honour => match Window::of(
+            &config.window_tag,
+            &facts.tags,
+            facts.schedule_expression.as_deref(),
+            facts.window_duration.as_deref(),
+        ) {
+            Ok(window) => window,
+            Err(source) => return Decision::Skip(Skip::BadWindow { secret, source }),
+        },
+    };
     if let Some(version) = facts.versions.rotation_in_progress("", AWSPENDING) {
         return Decision::Skip(Skip::InProgress {
             secret,
@@ -286,17 +348,35 @@ pub fn evaluate(facts: &SecretFacts, config: &Config, now: i64) -> Decision {
     let Some(last) = last_rotation(facts.last_rotated, facts.created) else {
         return Decision::Skip(Skip::NoDates { secret });
     };
-    match policy.due_at(last) {
-        Some(due_at) if is_due(due_at, now) => Decision::Due {
-            policy,
-            due_at: Timestamp(due_at),
-            rotation,
-        },
-        due_at => Decision::Skip(Skip::NotDue {
-            secret,
-            policy: policy.to_string(),
-            due_at: Timestamp(due_at.unwrap_or(i64::MAX)),
-        }),
+    let due_at = match policy.due_at(last) {
+        Some(due_at) if is_due(due_at, now) => Timestamp(due_at),
+        due_at => {
+            return Decision::Skip(Skip::NotDue {
+                secret,
+                policy: policy.to_string(),
+                due_at: Timestamp(due_at.unwrap_or(i64::MAX)),
+            });
+        }
+    };
+    if let Some(window) = window {
+        match window.next_opening(now) {
+            Ok(opening) if opening.is_open_at(now) => {}
+            Ok(opening) => {
+                return Decision::Skip(Skip::OutsideWindow {
+                    secret,
+                    policy: policy.to_string(),
+                    due_at,
+                    window: window.describe(),
+                    opens_at: Timestamp(opening.opens),
+                });
+            }
+            Err(source) => return Decision::Skip(Skip::BadWindow { secret, source }),
+        }
+    }
+    Decision::Due {
+        policy,
+        due_at,
+        rotation,
     }
 }
 
@@ -309,15 +389,17 @@ pub const OVERDUE_AFTER_SECS: i64 = 86_400;
 
 /// Whether a secret is overdue at `now`: [`evaluate`] would find it due (it is
 /// selected, the deployer configured its rotation, it has a valid policy and
-/// a date to count from) had it no rotation in progress, and its due date
-/// passed more than [`OVERDUE_AFTER_SECS`] ago. A rotation in progress does
-/// not excuse it: one started on time would have finished by then.
+/// a date to count from) had it no rotation in progress and no window, and
+/// its due date passed more than [`OVERDUE_AFTER_SECS`] ago. Neither a
+/// rotation in progress nor a window excuses it: one started on time would
+/// have finished by then, and a window that keeps a due secret waiting more
+/// than a day (or cannot be read) is worth an alarm too.
 pub fn is_overdue(facts: &SecretFacts, config: &Config, now: i64) -> bool {
     let settled = SecretFacts {
         versions: Versions::default(),
         ..facts.clone()
     };
-    match evaluate(&settled, config, now) {
+    match decide(&settled, config, now, Windows::Ignore) {
         Decision::Due { due_at, .. } => now.saturating_sub(due_at.0) > OVERDUE_AFTER_SECS,
         Decision::Skip(_) => false,
     }
@@ -337,6 +419,7 @@ mod tests {
         Config {
             tag_filter: TagFilter::parse("rotor:fleet=payments").unwrap(),
             policy_tag: "rotor:rotation-policy".into(),
+            window_tag: "rotor:window".into(),
             default_policy: default_policy.map(|p| Policy::parse(p).unwrap()),
             max_per_hour: 50,
             max_concurrency: 4,
@@ -361,6 +444,8 @@ mod tests {
             rotation_function: Some(
                 "arn:aws:lambda:us-east-1:123456789012:function:generic-rotation".into(),
             ),
+            schedule_expression: None,
+            window_duration: None,
         }
     }
 
@@ -578,5 +663,111 @@ mod tests {
         let mut recent = facts(Some("30d"), 400);
         recent.last_rotated = Some(NOW - 2 * DAY);
         assert!(!is_overdue(&recent, &c, NOW));
+    }
+
+    /// `NOW` is 2025-06-15T15:06:40Z.
+    const WINDOW: &str = "rotor:window";
+
+    fn windowed(policy_age_days: i64, window: &str) -> SecretFacts {
+        let mut f = facts(Some("30d"), policy_age_days);
+        f.tags.insert(WINDOW.into(), window.into());
+        f
+    }
+
+    #[test]
+    fn a_due_secret_waits_for_its_window_and_still_counts_as_overdue() {
+        let c = config(None);
+        let open = windowed(40, "14:00-16:00");
+        assert!(matches!(evaluate(&open, &c, NOW), Decision::Due { .. }));
+        let closed = windowed(40, "02:00-04:00");
+        let decision = evaluate(&closed, &c, NOW);
+        assert_eq!(skip_code(&decision), Some("outside_window"));
+        let Decision::Skip(Skip::OutsideWindow { opens_at, .. }) = &decision else {
+            unreachable!()
+        };
+        let tomorrow_2am = (NOW / DAY + 1) * DAY + 2 * 3600;
+        assert_eq!(*opens_at, Timestamp(tomorrow_2am));
+        let Decision::Skip(skip) = decision else {
+            unreachable!()
+        };
+        let message = skip.to_string();
+        for part in [
+            "secret app",
+            "tag rotor:window=02:00-04:00",
+            &Timestamp(tomorrow_2am).to_string(),
+            "policy 30d",
+        ] {
+            assert!(message.contains(part), "{part}: {message}");
+        }
+        // Outside its window, ten days past due: overdue all the same.
+        assert!(is_overdue(&closed, &c, NOW));
+        assert!(is_overdue(&open, &c, NOW));
+        // Not due: not due, whatever the window.
+        assert_eq!(
+            skip_code(&evaluate(&windowed(10, "02:00-04:00"), &c, NOW)),
+            Some("not_due")
+        );
+        assert!(!is_overdue(&windowed(10, "02:00-04:00"), &c, NOW));
+    }
+
+    #[test]
+    fn a_malformed_window_is_never_taken_for_any_time() {
+        let c = config(None);
+        for (age, value) in [(40, "2am-4am"), (10, "02:00"), (40, "")] {
+            let Decision::Skip(skip) = evaluate(&windowed(age, value), &c, NOW) else {
+                panic!("{value:?} started")
+            };
+            assert_eq!(skip.code(), "bad_window", "{value:?}");
+            let message = skip.to_string();
+            assert!(
+                message.contains("secret app")
+                    && message.contains("tag rotor:window=")
+                    && message.contains("02:00-04:00")
+                    && message.contains("does not rotate it"),
+                "{message}"
+            );
+        }
+        // Due, but its window cannot be read: overdue.
+        assert!(is_overdue(&windowed(40, "2am-4am"), &c, NOW));
+        // The window tag is a setting.
+        let mut custom = config(None);
+        custom.window_tag = "team:window".into();
+        assert!(matches!(
+            evaluate(&windowed(40, "2am-4am"), &custom, NOW),
+            Decision::Due { .. }
+        ));
+    }
+
+    #[test]
+    fn the_rotation_rules_window_is_honoured_with_the_tag() {
+        let c = config(None);
+        let mut f = facts(Some("30d"), 40);
+        // 2025-06-15 is a Sunday: 15:00-17:00 on Sundays is open.
+        f.schedule_expression = Some("cron(0 15 ? * SUN *)".into());
+        f.window_duration = Some("2h".into());
+        assert!(matches!(evaluate(&f, &c, NOW), Decision::Due { .. }));
+        f.schedule_expression = Some("cron(0 15 ? * MON *)".into());
+        assert_eq!(skip_code(&evaluate(&f, &c, NOW)), Some("outside_window"));
+        // Both: Sundays 15:00-17:00 and 16:00-18:00 every day: not before 16:00.
+        f.schedule_expression = Some("cron(0 15 ? * SUN *)".into());
+        f.tags.insert(WINDOW.into(), "16:00-18:00".into());
+        let Decision::Skip(Skip::OutsideWindow { opens_at, .. }) = evaluate(&f, &c, NOW) else {
+            panic!("not outside its window")
+        };
+        assert_eq!(opens_at, Timestamp(NOW / DAY * DAY + 16 * 3600));
+        // Windows that never overlap, and a schedule Secrets Manager refuses.
+        f.tags.insert(WINDOW.into(), "01:00-02:00".into());
+        assert_eq!(skip_code(&evaluate(&f, &c, NOW)), Some("bad_window"));
+        f.tags.remove(WINDOW);
+        f.schedule_expression = Some("cron(30 15 ? * SUN *)".into());
+        let Decision::Skip(skip) = evaluate(&f, &c, NOW) else {
+            panic!("started")
+        };
+        assert_eq!(skip.code(), "bad_window");
+        assert!(
+            skip.to_string()
+                .contains("RotationRules.ScheduleExpression \"cron(30 15 ? * SUN *)\""),
+            "{skip}"
+        );
     }
 }

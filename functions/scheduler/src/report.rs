@@ -136,12 +136,16 @@ impl Report {
             .skipped
             .iter()
             .map(|s| {
-                json!({
+                let mut entry = json!({
                     "secret": s.arn,
                     "name": s.name,
                     "reason": s.reason.code(),
                     "detail": s.reason.to_string(),
-                })
+                });
+                if let Skip::OutsideWindow { opens_at, .. } = &s.reason {
+                    entry["window_opens_at"] = json!(opens_at.to_string());
+                }
+                entry
             })
             .collect();
         let failed: Vec<Value> = self
@@ -221,11 +225,24 @@ mod tests {
                 due_at: Timestamp(0),
                 note: None,
             }],
-            skipped: vec![Skipped {
-                arn: "arn:a".into(),
-                name: "a".into(),
-                reason: Skip::NoDates { secret: "a".into() },
-            }],
+            skipped: vec![
+                Skipped {
+                    arn: "arn:a".into(),
+                    name: "a".into(),
+                    reason: Skip::NoDates { secret: "a".into() },
+                },
+                Skipped {
+                    arn: "arn:e".into(),
+                    name: "e".into(),
+                    reason: Skip::OutsideWindow {
+                        secret: "e".into(),
+                        policy: "30d".into(),
+                        due_at: Timestamp(0),
+                        window: "tag rotor:window=02:00-04:00".into(),
+                        opens_at: Timestamp(7200),
+                    },
+                },
+            ],
             failed: vec![Failed {
                 arn: "arn:c".into(),
                 name: "c".into(),
@@ -262,6 +279,13 @@ mod tests {
         );
         assert_eq!(value["failed"][0]["attempts"], 6);
         assert_eq!(value["counts"]["skipped_by_reason"]["no_dates"], 1);
+        assert_eq!(value["skipped"][1]["reason"], "outside_window");
+        assert_eq!(
+            value["skipped"][1]["window_opens_at"],
+            "1970-01-01T02:00:00Z"
+        );
+        assert!(value["skipped"][0].get("window_opens_at").is_none());
+        assert_eq!(value["counts"]["skipped_by_reason"]["outside_window"], 1);
         assert_eq!(value["retries"], 7);
         assert_eq!(value["unknown"][0]["version"], "w");
         assert_eq!(value["unknown"][0]["detail"], "not known");

@@ -20,6 +20,7 @@ use oauth_rotation::secret::ClientSecret;
 use rds_rotation::secret::{DbSecret, alternate_username, base_username};
 use redis_rotation::secret::UserSecret;
 use rotation_scheduler::policy::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, Policy, describe_secs};
+use rotation_scheduler::window::Window;
 use rotor_core::ExposeSecret;
 use rotor_core::event::{RotationEvent, Step};
 use rotor_core::password::{PUNCTUATION, PasswordPolicy};
@@ -342,4 +343,45 @@ pub fn scheduler_policy(data: &[u8]) {
             let _ = error.to_string();
         }
     }
+}
+
+/// A rotation window from any input: its lines are the window tag (an empty line:
+/// no tag), `RotationRules.ScheduleExpression` and `Duration` (empty: absent), and
+/// the moment, in seconds since the epoch. Never panics; an opening closes after
+/// it opens and after the moment, is open at the later of the two, and asking
+/// again from there finds an opening that holds it.
+pub fn scheduler_window(data: &[u8]) {
+    const TAG: &str = "rotor:window";
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let mut field = || lines.next().filter(|line| !line.is_empty());
+    let tags: BTreeMap<String, String> = field()
+        .map(|tag| (TAG.to_owned(), tag.to_owned()))
+        .into_iter()
+        .collect();
+    let (expression, duration) = (field(), field());
+    let now = field()
+        .and_then(|line| line.trim().parse::<i64>().ok())
+        .unwrap_or(1_750_000_000);
+    let window = match Window::of(TAG, &tags, expression, duration) {
+        Ok(Some(window)) => window,
+        Ok(None) => return,
+        Err(error) => {
+            let _ = error.to_string();
+            return;
+        }
+    };
+    let opening = match window.next_opening(now) {
+        Ok(opening) => opening,
+        Err(error) => {
+            let _ = error.to_string();
+            return;
+        }
+    };
+    assert!(opening.opens < opening.closes, "{opening:?}");
+    assert!(opening.closes > now, "{opening:?} at {now}");
+    let at = opening.opens.max(now);
+    assert!(opening.is_open_at(at), "{opening:?} at {at}");
+    let again = window.next_opening(at).expect("open at the moment found");
+    assert!(again.is_open_at(at), "{again:?} at {at}");
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::DateTime;
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
 use rotor_core::labels::{AWSPENDING, Versions};
 use rotor_core::store::StoreError;
 use rotor_core::store::aws::classify;
@@ -130,6 +130,8 @@ impl Run {
                 versions: versions(entry.secret_versions_to_stages()),
                 rotation_enabled: entry.rotation_enabled().unwrap_or(false),
                 rotation_function: function(entry.rotation_lambda_arn()),
+                schedule_expression: rule(entry.rotation_rules(), |r| r.schedule_expression()),
+                window_duration: rule(entry.rotation_rules(), |r| r.duration()),
             });
             Ok((secrets.collect(), page.next_token().map(str::to_owned)))
         })
@@ -156,6 +158,8 @@ impl Run {
             versions: versions(out.version_ids_to_stages()),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             rotation_function: function(out.rotation_lambda_arn()),
+            schedule_expression: rule(out.rotation_rules(), |r| r.schedule_expression()),
+            window_duration: rule(out.rotation_rules(), |r| r.duration()),
         })
     }
 
@@ -268,6 +272,18 @@ pub(super) fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String
             ))
         })
         .collect()
+}
+
+/// A field of RotationRules, `None` when absent or empty.
+pub(super) fn rule(
+    rules: Option<&RotationRulesType>,
+    field: impl Fn(&RotationRulesType) -> Option<&str>,
+) -> Option<String> {
+    rules
+        .and_then(field)
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
 }
 
 /// A RotationLambdaARN, `None` when absent or empty.

@@ -1,6 +1,7 @@
 //! One due secret, looked at again and started if it still is due.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use rotor_core::labels::AWSPENDING;
 
@@ -26,8 +27,10 @@ impl Run {
             Err(e) => return Outcome::failed(&listed, &e),
         };
         // Decided again from DescribeSecret: ListSecrets may be stale, and the
-        // rotation settings decide which call, if any, is made.
-        let (policy, due_at, rotation) = match evaluate(&facts, self.config(), self.now) {
+        // rotation settings decide which call, if any, is made. On the clock
+        // of now, not of the run's start: a window may have closed meanwhile.
+        let now = super::epoch_secs(SystemTime::now()).max(self.now);
+        let (policy, due_at, rotation) = match evaluate(&facts, self.config(), now) {
             Decision::Due {
                 policy,
                 due_at,

@@ -7,6 +7,7 @@
 //! (GetFunctionConfiguration, GetPolicy). Those run with bounded concurrency.
 
 pub mod health;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write as _};
@@ -52,6 +53,10 @@ pub struct StatusArgs {
     /// How many minutes a rotation may be in flight before it counts as stuck.
     #[arg(long, default_value_t = STUCK_AFTER_MINUTES)]
     pub stuck_after_minutes: u64,
+    /// The tag holding each secret's rotation window (rotation-scheduler's
+    /// WINDOW_TAG), for the WINDOW column.
+    #[arg(long, value_name = "KEY", default_value = rotation_scheduler::window::DEFAULT_WINDOW_TAG)]
+    pub window_tag: String,
     /// Afterwards, print on stderr how long it took and the API calls it made.
     #[arg(long)]
     pub stats: bool,
@@ -74,6 +79,9 @@ pub struct Line {
     pub health: Health,
     /// The reasons for the word, by doctor's finding codes.
     pub reasons: Vec<Reason>,
+    /// When rotation-scheduler may next start its rotation (its window tag
+    /// and `RotationRules`), `None` without a window.
+    pub window: Option<window::WindowState>,
 }
 
 /// The minutes doctor and status wait before calling a rotation stuck.
@@ -208,6 +216,7 @@ pub async fn collect(
                 arn: entry.arn().unwrap_or_default().to_owned(),
                 name: entry.name().unwrap_or_default().to_owned(),
                 schedule: entry.rotation_rules().and_then(schedule),
+                window: window::of(&args.window_tag, &entry, now),
                 kind: match function {
                     Some(lambda::Function::Found(f)) => f.kind,
                     _ => None,
@@ -392,7 +401,7 @@ fn in_flight_text(flight: Option<&InFlight>, now: SystemTime) -> String {
 /// doctor command that says more (with the options that made it stuck).
 pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> String {
     let now = SystemTime::now();
-    let rows: Vec<[String; 8]> = lines
+    let rows: Vec<[String; 9]> = lines
         .iter()
         .map(|l| {
             [
@@ -413,6 +422,7 @@ pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> S
                 l.schedule.clone().unwrap_or_else(|| "-".into()),
                 date(l.facts.last_rotated),
                 date(l.facts.next_rotation),
+                window::cell(l.window.as_ref()),
                 in_flight_text(l.facts.in_flight.as_ref(), now),
             ]
         })
@@ -425,6 +435,7 @@ pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> S
         "SCHEDULE",
         "LAST ROTATED",
         "NEXT",
+        "WINDOW",
         "IN FLIGHT",
     ];
     let mut widths = head.map(|h| h.chars().count());
@@ -462,6 +473,14 @@ pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> S
             reasons.join("; "),
             commands.rotor(&doctor)
         ));
+    }
+    for l in lines {
+        if let Some(window::WindowState::Invalid(why)) = &l.window {
+            out.push_str(&format!(
+                "{}: its rotation window cannot be used, so rotation-scheduler skips it: {why}\n",
+                l.name
+            ));
+        }
     }
     let attention = lines.iter().filter(|l| l.health.needs_attention()).count();
     out.push_str(&format!(
@@ -502,6 +521,7 @@ pub fn to_json(lines: &[Line]) -> serde_json::Value {
             "schedule": l.schedule,
             "last_rotated": rfc(l.facts.last_rotated),
             "next_rotation": rfc(l.facts.next_rotation),
+            "window": window::to_json(l.window.as_ref()),
             "in_flight": l.facts.in_flight.as_ref().map(|f| json!({
                 "version": f.version,
                 "on_current": f.on_current,
