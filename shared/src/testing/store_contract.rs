@@ -650,6 +650,9 @@ mod tests {
         async fn move_label(&self, id: &str, change: &LabelMove) -> Result<(), StoreError> {
             self.0.move_label(id, change).await
         }
+        async fn set_tag(&self, id: &str, key: &str, value: &str) -> Result<(), StoreError> {
+            self.0.set_tag(id, key, value).await
+        }
     }
 
     impl RotationService for Overwriting {
