@@ -34,6 +34,11 @@ pub use context::{StepContext, ValueCache};
 /// a value the target issued, to leave time to report what to do.
 const REPORT_MARGIN: Duration = Duration::from_millis(500);
 
+/// How long before the step's deadline the after-rotation actions stop, so
+/// that finishSecret still answers (and `after_finish` still runs).
+#[cfg(feature = "after")]
+const AFTER_MARGIN: Duration = Duration::from_secs(2);
+
 /// How long that write is retried when the step has no deadline (a CLI run).
 const RETRY_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -640,7 +645,22 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
     async fn after_rotation(&self, ctx: &StepContext<'_, S>) {
         #[cfg(feature = "after")]
         if let Some(actions) = &self.actions {
-            actions.run(ctx).await;
+            // Stopped short of the step's deadline, so that the step still
+            // succeeds: what did not run is recorded as not run, and a
+            // replayed finishSecret runs it.
+            let left = crate::progress::deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map(|left| left.saturating_sub(AFTER_MARGIN).max(left / 2));
+            match left {
+                Some(left) => {
+                    if tokio::time::timeout(left, actions.run(ctx)).await.is_err() {
+                        warn!(secret = %ctx.secret.arn, version = %ctx.event.version_id,
+                            "the after-rotation actions ran out of the step's time; \
+                             a replayed finishSecret runs those not recorded as run");
+                    }
+                }
+                None => actions.run(ctx).await,
+            }
             return;
         }
         if ctx.secret.tags.contains_key(crate::after::AFTER_TAG) {
