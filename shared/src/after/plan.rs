@@ -361,4 +361,28 @@ mod tests {
             assert!(EcsService::parse(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Any tag value (tag values are printable text) is planned entry by
+        /// entry without a panic, and only the allowed targets are allowed.
+        #[test]
+        fn any_tag_value_is_planned_entry_by_entry(value in "[ -~]{0,300}") {
+            let plan = allow().plan(&value);
+            proptest::prop_assert_eq!(plan.len(), super::super::entries(&value).len());
+            for planned in &plan {
+                match planned {
+                    Planned::Allowed(Action::Ecs(service)) => {
+                        proptest::prop_assert_eq!(service.arn.as_str(), WEB)
+                    }
+                    Planned::Allowed(Action::Sns(topic)) => {
+                        proptest::prop_assert_eq!(topic.as_str(), TOPIC)
+                    }
+                    Planned::Allowed(Action::Webhook(url)) => {
+                        proptest::prop_assert!(url.as_str().starts_with("https://hooks.example.com/rotor"))
+                    }
+                    Planned::Refused(reason) => proptest::prop_assert!(!reason.is_empty()),
+                }
+            }
+        }
+    }
 }
