@@ -315,7 +315,7 @@ def expected_after_statements(logical_id, p):
         found.append({"Sid": "AfterActionsWebhookKeySecret", "Effect": "Allow",
                       "Action": "secretsmanager:GetSecretValue", "Resource": p["afterWebhookKeySecret"]})
     if has_after_actions(p) and p.get("rotationNotices") == "true":
-        key = p.get("alarmTopicKmsKeyArn") or f"arn:aws:kms:{REGION}:{ACCOUNT}:<AlarmTopicKey>"
+        key = p.get("alarmTopicKmsKeyArn") or f"arn:aws:kms:{REGION}:{ACCOUNT}:key/<AlarmTopicKey>"
         found.append({"Sid": "AfterActionsNoticeTopic", "Effect": "Allow", "Action": "sns:Publish",
                       "Resource": NOTICE_TOPIC})
         found.append({"Sid": "AfterActionsNoticeTopicKeyThroughSns", "Effect": "Allow",
