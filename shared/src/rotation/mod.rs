@@ -646,8 +646,9 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         #[cfg(feature = "after")]
         if let Some(actions) = &self.actions {
             // Stopped short of the step's deadline, so that the step still
-            // succeeds: what did not run is recorded as not run, and a
-            // replayed finishSecret runs it.
+            // succeeds: an action cut short has no outcome recorded, so
+            // `rotor status` shows it as not run (and a replayed finishSecret,
+            // if Secrets Manager sends one, runs it).
             let left = crate::progress::deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .map(|left| left.saturating_sub(AFTER_MARGIN).max(left / 2));
@@ -656,7 +657,7 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                     if tokio::time::timeout(left, actions.run(ctx)).await.is_err() {
                         warn!(secret = %ctx.secret.arn, version = %ctx.event.version_id,
                             "the after-rotation actions ran out of the step's time; \
-                             a replayed finishSecret runs those not recorded as run");
+                             those with no outcome recorded did not run (rotor status)");
                     }
                 }
                 None => actions.run(ctx).await,
