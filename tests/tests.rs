@@ -3,6 +3,7 @@
 //! a local webhook receiver. Build the binaries first (`cargo build --workspace`);
 //! `scripts/test.sh` does.
 
+mod after;
 mod contract;
 mod crash;
 mod demo;

@@ -133,6 +133,11 @@ pub async fn handle<S: SecretStore, R: Rotator>(
         result.as_ref(),
         recorder.completion(),
     );
+    let actions = recorder.actions();
+    if !actions.is_empty() {
+        let at = SystemTime::now();
+        metrics::emit(&crate::after::documents(metrics.function(), &actions, at));
+    }
     result.map_err(|e| {
         error!(secret = %event.secret_id, step = %event.step, version = %event.version_id,
             error_type = %e.error_type(), error = %e, "step failed");
@@ -202,6 +207,8 @@ pub async fn serve<S: SecretStore, R: Rotator>(
         Ok(label) if !label.is_empty() => driver.with_pending_label(label),
         _ => driver,
     };
+    #[cfg(feature = "after")]
+    let driver = driver.with_actions(crate::after::Actions::from_env());
     let driver = &driver;
     let metrics = &Metrics::from_env();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

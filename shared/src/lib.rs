@@ -106,7 +106,10 @@
 //!
 //! # Features
 //! * `http`: the `http` module, one HTTPS client per process with rotor's TLS
-//!   and URL rules, for functions that call web APIs.
+//!   and URL rules, for functions that call web APIs, and the webhook
+//!   signature (`signature`).
+//! * `after`: after-rotation actions at finishSecret ([`after`]: ECS, SNS,
+//!   signed webhooks), which [`lambda::serve`] sets up from the environment.
 //! * `testing`: for tests, local runners and emulators, never for a deployed
 //!   function: the in-memory store `MemoryStore`, the service's side of a
 //!   rotation (`store::RotationService`) and the contract suites that prove a
@@ -115,6 +118,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod after;
 pub mod error;
 pub mod event;
 #[cfg(feature = "http")]
@@ -128,6 +132,8 @@ pub mod progress;
 pub mod retry;
 pub mod rotation;
 pub mod settings;
+#[cfg(feature = "http")]
+pub mod signature;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

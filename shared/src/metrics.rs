@@ -65,8 +65,9 @@ pub mod names {
     /// version that was AWSCURRENT until the rotation completed (seconds).
     /// Dimension: `Function`.
     pub const REPLACED_CREDENTIAL_AGE: &str = "ReplacedCredentialAge";
-    /// Reserved for after-rotation actions (issue 25, item 3): one per action
-    /// attempted at finishSecret (count). Dimensions: `Function, Action, Outcome`.
+    /// After-rotation actions ([`crate::after`]): one per action a
+    /// finishSecret ran or refused (count). Dimensions: `Function, Outcome`;
+    /// `Function, Action, Outcome` (`Outcome`: `Success`, `Failed`, `Refused`).
     pub const ACTIONS: &str = "Actions";
 
     /// rotation-scheduler: one per run (count). Dimensions: `Function`;
@@ -119,7 +120,7 @@ pub mod dimensions {
     /// rotation-scheduler: why secrets were skipped (`not_due`, `in_progress`,
     /// `outside_window`, `bad_window`, ...: the scheduler's `Skip::code`).
     pub const REASON: &str = "Reason";
-    /// Reserved for after-rotation actions: the action (`ecs`, `sns`, `webhook`).
+    /// After-rotation actions: the action (`ecs`, `sns`, `webhook`, `unknown`).
     pub const ACTION: &str = "Action";
 }
 
@@ -370,9 +371,26 @@ tokio::task_local! {
 /// Carries what a step completed from the driver to the Lambda edge, whether
 /// the step then succeeds or fails: a finishSecret that moved AWSCURRENT and
 /// then failed in `after_finish` still completed the rotation (its replay
-/// finds the version current and does not count it again).
+/// finds the version current and does not count it again). It also carries
+/// the outcomes of the after-rotation actions the step ran ([`crate::after`]).
 #[derive(Clone, Debug, Default)]
-pub struct Recorder(Arc<Mutex<Option<Completion>>>);
+pub struct Recorder(Arc<Mutex<Recorded>>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    completion: Option<Completion>,
+    actions: Vec<ActionRun>,
+}
+
+/// One after-rotation action a step ran or refused: its kind (`ecs`, `sns`,
+/// `webhook`, `unknown`) and outcome, the `Action` and `Outcome` dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionRun {
+    /// The action's kind.
+    pub action: &'static str,
+    /// Its outcome ([`crate::after::ActionOutcome::metric_name`]).
+    pub outcome: &'static str,
+}
 
 impl Recorder {
     /// Runs `step` with this recorder as the one [`record_completion`] writes to.
@@ -382,7 +400,16 @@ impl Recorder {
 
     /// The rotation the step completed, if it completed one.
     pub fn completion(&self) -> Option<Completion> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .completion
+    }
+
+    /// The after-rotation actions the step ran, in order.
+    pub fn actions(&self) -> Vec<ActionRun> {
+        let recorded = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        recorded.actions.clone()
     }
 }
 
@@ -390,7 +417,20 @@ impl Recorder {
 /// (the CLI, tests calling the driver) it does nothing.
 pub fn record_completion(completion: Completion) {
     let _ = RECORDER.try_with(|recorder| {
-        *recorder.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(completion);
+        recorder
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .completion = Some(completion);
+    });
+}
+
+/// Records an after-rotation action the running step ran or refused; outside
+/// a tracked step it does nothing.
+pub fn record_action(run: ActionRun) {
+    let _ = RECORDER.try_with(|recorder| {
+        let mut recorded = recorder.0.lock().unwrap_or_else(PoisonError::into_inner);
+        recorded.actions.push(run);
     });
 }
 

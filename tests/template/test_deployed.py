@@ -69,6 +69,18 @@ MANAGED_USERS = {
     "redisManagedUserArns": f"arn:aws:elasticache:{REGION}:{ACCOUNT}:user:orders-*,"
                             f"arn:aws:memorydb:{REGION}:{ACCOUNT}:user/billing",
 }
+# After-rotation actions: the targets the deployer allows (README,
+# "After-rotation actions").
+AFTER = {
+    "afterEcsServices": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/web,arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/api",
+    "afterSnsTopics": f"arn:aws:sns:{REGION}:{ACCOUNT}:rotated",
+    "afterTopicKmsKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/topic",
+    "afterWebhookPrefixes": "https://hooks.example/rotated",
+    "afterWebhookKeySecret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:after-key-AbCdEf",
+}
+AFTER_PARAMETERS = ["afterEcsServices", "afterSnsTopics", "afterWebhookPrefixes"]
+VIA_SNS = {"StringEquals": {"kms:ViaService": f"sns.{REGION}.amazonaws.com"}}
+NOTICE_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:<NoticeTopic>"
 OTHER_ROTATION_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:legacy-rotation"
 SCHEDULER_ARN = {"schedulerRotationLambdaArn": OTHER_ROTATION_FUNCTION}
 ALLOWED_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/orders-AbCdEf,arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db/billing-GhIjKl"
@@ -116,6 +128,10 @@ ENV_PARAMETERS = {
     "schedulerRotationLambdaArn": ("ROTATION_LAMBDA_ARN", OTHER_ROTATION_FUNCTION, ["RotationSchedulerFunction"]),
     "schedulerAllowedSecrets": ("ROTATION_ALLOWED_SECRETS", ALLOWED_SECRETS, ["RotationSchedulerFunction"]),
     "metricsSecretDimension": ("ROTOR_METRICS_SECRET_DIMENSION", "true", ROTATION_FUNCTIONS),
+    "afterEcsServices": ("ROTOR_AFTER_ECS_SERVICES", AFTER["afterEcsServices"], ROTATION_FUNCTIONS),
+    "afterSnsTopics": ("ROTOR_AFTER_SNS_TOPICS", AFTER["afterSnsTopics"], ROTATION_FUNCTIONS),
+    "afterWebhookPrefixes": ("ROTOR_AFTER_WEBHOOK_PREFIXES", AFTER["afterWebhookPrefixes"], ROTATION_FUNCTIONS),
+    "afterWebhookKeySecret": ("ROTOR_AFTER_WEBHOOK_KEY_SECRET", AFTER["afterWebhookKeySecret"], ROTATION_FUNCTIONS),
 }
 
 # The notice topic on, for the secrets under a prefix, with a subscriber.
@@ -270,9 +286,48 @@ def expected_statements(logical_id, parameters):
                           }})
         found.append({"Sid": "InvokeTheseRotationFunctions", "Effect": "Allow",
                       "Action": "lambda:InvokeFunction", "Resource": arns})
+    if logical_id in ROTATION_FUNCTIONS:
+        found += expected_after_statements(logical_id, p)
     if logical_id in in_vpc(p):
         found.append({"Sid": "NetworkInterfacesHaveNoResourceScope", "Effect": "Allow",
                       "Action": ENI_ACTIONS, "Resource": "*"})
+    return found
+
+
+def has_after_actions(p):
+    return any(p.get(name) for name in AFTER_PARAMETERS)
+
+
+def expected_after_statements(logical_id, p):
+    """A rotation function's after-rotation actions: exactly the listed
+    targets, and only the result tag on the secrets it rotates."""
+    found = []
+    if p.get("afterEcsServices"):
+        found.append({"Sid": "AfterActionsEcsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
+                      "Resource": p["afterEcsServices"].split(",")})
+    if p.get("afterSnsTopics"):
+        found.append({"Sid": "AfterActionsSnsTopics", "Effect": "Allow", "Action": "sns:Publish",
+                      "Resource": p["afterSnsTopics"].split(",")})
+    if p.get("afterTopicKmsKeyArns"):
+        found.append({"Sid": "AfterActionsTopicKeysThroughSns", "Effect": "Allow",
+                      "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                      "Resource": p["afterTopicKmsKeyArns"].split(","), "Condition": VIA_SNS})
+    if p.get("afterWebhookKeySecret"):
+        found.append({"Sid": "AfterActionsWebhookKeySecret", "Effect": "Allow",
+                      "Action": "secretsmanager:GetSecretValue", "Resource": p["afterWebhookKeySecret"]})
+    if has_after_actions(p) and p.get("rotationNotices") == "true":
+        key = p.get("alarmTopicKmsKeyArn") or f"arn:aws:kms:{REGION}:{ACCOUNT}:key/<AlarmTopicKey>"
+        found.append({"Sid": "AfterActionsNoticeTopic", "Effect": "Allow", "Action": "sns:Publish",
+                      "Resource": NOTICE_TOPIC})
+        found.append({"Sid": "AfterActionsNoticeTopicKeyThroughSns", "Effect": "Allow",
+                      "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": key, "Condition": VIA_SNS})
+    if has_after_actions(p):
+        found.append({"Sid": "AfterActionsResultTag", "Effect": "Allow", "Action": "secretsmanager:TagResource",
+                      "Resource": SECRETS,
+                      "Condition": {
+                          "ArnEquals": {"secretsmanager:resource/AllowRotationLambdaArn": function_arn(logical_id)},
+                          "ForAllValues:StringEquals": {"aws:TagKeys": ["rotor:after-result"]},
+                      }})
     return found
 
 
@@ -287,8 +342,11 @@ PARAMETER_SETS = {
     "scheduler rotation function": SCHEDULER_ARN,
     "no RDS API": {"rdsDescribeDatabases": "false"},
     "notices": NOTICES,
+    "after-rotation actions": AFTER,
+    "after-rotation ECS only": {"afterEcsServices": AFTER["afterEcsServices"]},
+    "after-rotation actions with notices": {**AFTER, **NOTICES},
     "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **MANAGED_DIRECTORIES, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
-                   **NOTICES, "fleetScheduleState": "ENABLED"},
+                   **NOTICES, **AFTER, "fleetScheduleState": "ENABLED"},
 }
 
 
@@ -343,6 +401,9 @@ class Environment(unittest.TestCase):
                 want[variable] = parameters[parameter]
         if logical_id == "RdsRotationFunction":
             want.setdefault("ROTATION_STRATEGY", "single")
+        if logical_id in ROTATION_FUNCTIONS and has_after_actions(parameters) \
+                and parameters.get("rotationNotices") == "true":
+            want["ROTOR_AFTER_NOTICE_TOPIC"] = NOTICE_TOPIC
         if logical_id == "RotationSchedulerFunction":
             want["ROTATION_FUNCTION_ARNS"] = ",".join(scheduler_function_arns(parameters))
         return want
@@ -376,7 +437,10 @@ class Environment(unittest.TestCase):
         read |= set(re.findall(r'lookup\("([A-Z0-9_]+)"\)', sources))
         read |= set(re.findall(r'\("((?:EXCLUDE|INCLUDE|REQUIRE)_[A-Z_]+)",', sources))
         read |= {"REQUIRE_EACH_INCLUDED_TYPE"}
-        set_by_template = {v[0] for v in ENV_PARAMETERS.values()} | {"ROTATION_FUNCTION_ARNS"}
+        # The after-rotation actions' variables (rotor_core::after::vars).
+        read |= set(re.findall(r': &str = "(ROTOR_AFTER_[A-Z_]+)"', (ROOT / "shared/src/after/mod.rs").read_text()))
+        set_by_template = {v[0] for v in ENV_PARAMETERS.values()} | {"ROTATION_FUNCTION_ARNS",
+                                                                       "ROTOR_AFTER_NOTICE_TOPIC"}
         # Deliberately not deployed (see the test below).
         not_deployed = set(NEVER_DEPLOYED)
         # redis-rotation also reads AWS's ElastiCache function's own variables,

@@ -1,24 +1,17 @@
 //! The webhook that registers a new value with an external system (setSecret)
 //! and reports whether that system has validated it (testSecret).
 //!
-//! Every request is signed so its receiver can authenticate rotor:
+//! Every request is signed so its receiver can authenticate rotor, as
+//! [`rotor_core::signature`] says (the after-rotation webhook signs alike):
 //! `X-Rotor-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>` with the
 //! Unix time in `X-Rotor-Timestamp`; receivers should refuse stale timestamps.
 //! The key is the AWSCURRENT value of the secret the settings name. Messages name
 //! the webhook's origin and path, never the secret value or the query string.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use hmac::{Hmac, Mac};
 use rotor_core::http::{client, display_url, send_error, status_cause};
+pub use rotor_core::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use rotor_core::{Cause, Error, TargetError, TargetKind};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
-
-/// Header with the request's Unix time.
-pub const TIMESTAMP_HEADER: &str = "X-Rotor-Timestamp";
-/// Header with the request's signature.
-pub const SIGNATURE_HEADER: &str = "X-Rotor-Signature";
 
 /// What the receiver said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,16 +20,6 @@ pub enum Reply {
     Done,
     /// 202: accepted, but not validated yet.
     NotYet,
-}
-
-/// The signature of a body at a time under a key.
-pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A failure of the webhook at `url`, named by its origin and path.
@@ -52,10 +35,7 @@ fn target(url: &str) -> String {
 /// POSTs a signed JSON body and sorts the answer.
 pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<Reply, Error> {
     rotor_core::progress::waiting_for(|| target(url));
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let timestamp = rotor_core::signature::now();
     let signature = sign(
         key.expose_secret().as_bytes(),
         timestamp,
@@ -83,19 +63,4 @@ pub async fn call(url: &str, key: &SecretString, body: SecretString) -> Result<R
         _ => format!("refused the new value (HTTP {status}); see the receiver's logs"),
     };
     Err(failure(url, cause, problem))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
-        // RFC 4231 test case 2 shape: key "Jefe"; we check a fixed known value of our format.
-        let a = sign(b"Jefe", 1, b"{}");
-        assert!(a.starts_with("v1=") && a.len() == 3 + 64);
-        assert_eq!(a, sign(b"Jefe", 1, b"{}"));
-        assert_ne!(a, sign(b"Jefe", 2, b"{}"));
-        assert_ne!(a, sign(b"Jeff", 1, b"{}"));
-    }
 }

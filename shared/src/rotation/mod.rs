@@ -34,6 +34,11 @@ pub use context::{StepContext, ValueCache};
 /// a value the target issued, to leave time to report what to do.
 const REPORT_MARGIN: Duration = Duration::from_millis(500);
 
+/// How long before the step's deadline the after-rotation actions stop, so
+/// that finishSecret still answers (and `after_finish` still runs).
+#[cfg(feature = "after")]
+const AFTER_MARGIN: Duration = Duration::from_secs(2);
+
 /// How long that write is retried when the step has no deadline (a CLI run).
 const RETRY_WITHOUT_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -234,6 +239,9 @@ pub struct Driver<S, R> {
     cache: ValueCache,
     /// Values the target issued that could not be stored yet, kept for a retry.
     issued: ValueCache,
+    /// The after-rotation actions finishSecret runs ([`crate::after`]).
+    #[cfg(feature = "after")]
+    actions: Option<crate::after::Actions>,
 }
 
 impl<S: SecretStore, R: Rotator> Driver<S, R> {
@@ -245,7 +253,19 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
             pending_label: AWSPENDING.to_owned(),
             cache: ValueCache::default(),
             issued: ValueCache::default(),
+            #[cfg(feature = "after")]
+            actions: None,
         }
+    }
+
+    /// Runs the after-rotation actions a secret's `rotor:after` tag asks
+    /// for and `actions` allows, at each finishSecret once the version is
+    /// AWSCURRENT ([`crate::after`]). [`crate::lambda::serve`] sets them up
+    /// from the environment.
+    #[cfg(feature = "after")]
+    pub fn with_actions(mut self, actions: crate::after::Actions) -> Self {
+        self.actions = Some(actions);
+        self
     }
 
     /// Stages rotations under another label, such as `MyPendingLabel`, for
@@ -607,6 +627,9 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
                 completed_at: SystemTime::now(),
             });
         }
+        // Before retiring the old value, and never failing the step: the
+        // rotation is complete, whatever becomes of its consumers' actions.
+        self.after_rotation(ctx).await;
         // Also on a replay: if retiring the old value failed after AWSCURRENT
         // moved, the service's retry of finishSecret gets to finish the job.
         self.rotator.after_finish(ctx).await?;
@@ -615,6 +638,37 @@ impl<S: SecretStore, R: Rotator> Driver<S, R> {
         } else {
             Outcome::Done
         })
+    }
+
+    /// The secret's after-rotation actions, each at most once per version.
+    /// A function without them says that a `rotor:after` tag is ignored.
+    async fn after_rotation(&self, ctx: &StepContext<'_, S>) {
+        #[cfg(feature = "after")]
+        if let Some(actions) = &self.actions {
+            // Stopped short of the step's deadline, so that the step still
+            // succeeds: an action cut short has no outcome recorded, so
+            // `rotor status` shows it as not run (and a replayed finishSecret,
+            // if Secrets Manager sends one, runs it).
+            let left = crate::progress::deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map(|left| left.saturating_sub(AFTER_MARGIN).max(left / 2));
+            match left {
+                Some(left) => {
+                    if tokio::time::timeout(left, actions.run(ctx)).await.is_err() {
+                        warn!(secret = %ctx.secret.arn, version = %ctx.event.version_id,
+                            "the after-rotation actions ran out of the step's time; \
+                             those with no outcome recorded did not run (rotor status)");
+                    }
+                }
+                None => actions.run(ctx).await,
+            }
+            return;
+        }
+        if ctx.secret.tags.contains_key(crate::after::AFTER_TAG) {
+            warn!(secret = %ctx.secret.arn, version = %ctx.event.version_id,
+                "the secret's {} tag is ignored: this function runs no after-rotation actions",
+                crate::after::AFTER_TAG);
+        }
     }
 
     /// When the pending version and the current one (the credential the

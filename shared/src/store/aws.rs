@@ -298,6 +298,22 @@ impl SecretStore for AwsStore {
             .map_err(classify)?;
         Ok(())
     }
+
+    async fn set_tag(&self, secret_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        waiting("TagResource", secret_id);
+        let tag = aws_sdk_secretsmanager::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build();
+        self.client
+            .tag_resource()
+            .secret_id(secret_id)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

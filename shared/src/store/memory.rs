@@ -260,6 +260,13 @@ impl SecretStore for MemoryStore {
             }
         })
     }
+
+    async fn set_tag(&self, secret_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with_secret(secret_id, |s| {
+            s.tags.insert(key.to_owned(), value.to_owned());
+            Ok(())
+        })
+    }
 }
 
 impl RotationService for MemoryStore {

@@ -142,6 +142,21 @@ pub trait SecretStore: Send + Sync {
         secret_id: &str,
         change: &LabelMove,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// TagResource of one tag, replacing its value: the records rotor keeps
+    /// on a secret, such as the after-rotation actions' results
+    /// ([`crate::after::RESULT_TAG`]). A store that keeps no tags refuses
+    /// (the default); the caller then only loses the record.
+    fn set_tag(
+        &self,
+        secret_id: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (secret_id, value);
+        let problem = format!("this store keeps no tags, so the tag {key} was not written");
+        async move { Err(StoreError::Unsupported(problem)) }
+    }
 }
 
 /// A shared store is a store: several drivers (or a test and a driver) can use
@@ -176,6 +191,15 @@ impl<S: SecretStore + ?Sized> SecretStore for &S {
         change: &LabelMove,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).move_label(secret_id, change)
+    }
+
+    fn set_tag(
+        &self,
+        secret_id: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_tag(secret_id, key, value)
     }
 }
 

@@ -73,11 +73,13 @@ pub enum Check {
     ASecondRotationMovesPreviousOn,
     /// Moving a label to a version that does not exist is refused.
     UnknownVersionsAreNotFound,
+    /// TagResource adds one tag, then replaces its value, and leaves the others.
+    SetTagReplacesOneTag,
 }
 
 impl Check {
     /// Every check, in the order [`run_all`] runs them.
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::DescribeShowsCurrentLabelsAndTags,
         Check::UnknownSecretsAreNotFound,
         Check::BeginRotationStagesAPendingVersionWithoutValue,
@@ -86,6 +88,7 @@ impl Check {
         Check::MovingCurrentLeavesPreviousBehind,
         Check::ASecondRotationMovesPreviousOn,
         Check::UnknownVersionsAreNotFound,
+        Check::SetTagReplacesOneTag,
     ];
 
     /// The check's name, as [`store_contract_tests!`](crate::store_contract_tests)
@@ -106,6 +109,7 @@ impl Check {
             Check::MovingCurrentLeavesPreviousBehind => "moving_current_leaves_previous_behind",
             Check::ASecondRotationMovesPreviousOn => "a_second_rotation_moves_previous_on",
             Check::UnknownVersionsAreNotFound => "unknown_versions_are_not_found",
+            Check::SetTagReplacesOneTag => "set_tag_replaces_one_tag",
         }
     }
 
@@ -124,6 +128,7 @@ impl Check {
             Check::MovingCurrentLeavesPreviousBehind => moving_current(store).await,
             Check::ASecondRotationMovesPreviousOn => second_rotation(store).await,
             Check::UnknownVersionsAreNotFound => unknown_versions(store).await,
+            Check::SetTagReplacesOneTag => set_tag(store).await,
         };
         result.map_err(|problem| Failure {
             check: self.name(),
@@ -191,6 +196,7 @@ macro_rules! store_contract_tests {
             moving_current_leaves_previous_behind = MovingCurrentLeavesPreviousBehind,
             a_second_rotation_moves_previous_on = ASecondRotationMovesPreviousOn,
             unknown_versions_are_not_found = UnknownVersionsAreNotFound,
+            set_tag_replaces_one_tag = SetTagReplacesOneTag,
         );
     };
 }
@@ -243,6 +249,26 @@ async fn read<S: RotationService>(
         .get_value(arn, selector)
         .await
         .or_fail(&format!("GetSecretValue ({selector:?})"))
+}
+
+async fn set_tag<S: RotationService>(store: &S) -> Result<(), String> {
+    let arn = secret(store, "v1").await?;
+    for value in ["v1 ok", "v2 ok failed"] {
+        store
+            .set_tag(&arn, "rotor:after-result", value)
+            .await
+            .or_fail("TagResource")?;
+        let tags = store.describe(&arn).await.or_fail("DescribeSecret")?.tags;
+        let read = tags.get("rotor:after-result").map(String::as_str);
+        ensure(read == Some(value), || {
+            format!("the tag reads {read:?} after TagResource wrote {value:?}")
+        })?;
+        let team = tags.get("team").map(String::as_str);
+        ensure(team == Some("payments"), || {
+            format!("TagResource of another key changed tag team to {team:?}")
+        })?;
+    }
+    Ok(())
 }
 
 async fn describe_shows_current<S: RotationService>(store: &S) -> Result<(), String> {
@@ -649,6 +675,9 @@ mod tests {
         }
         async fn move_label(&self, id: &str, change: &LabelMove) -> Result<(), StoreError> {
             self.0.move_label(id, change).await
+        }
+        async fn set_tag(&self, id: &str, key: &str, value: &str) -> Result<(), StoreError> {
+            self.0.set_tag(id, key, value).await
         }
     }
 

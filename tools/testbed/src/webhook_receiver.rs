@@ -1,4 +1,5 @@
-//! A local receiver for generic-rotation's webhook, for the demo and the tests:
+//! A local receiver for generic-rotation's webhook (and the after-rotation
+//! actions' `finished` call), for the demo and the tests:
 //! it checks each request's signature, remembers what was registered, and can be
 //! told to refuse a step or to hold validation back (multi-call rotation).
 
@@ -38,6 +39,8 @@ pub struct Seen {
     pub version_id: String,
     /// Whether the signature verified.
     pub signature_ok: bool,
+    /// Whether the body carried a `secretString` field (a value).
+    pub carried_value: bool,
     /// The status answered.
     pub status: u16,
 }
@@ -150,12 +153,16 @@ async fn handle(
         },
         (_, "testSecret", Behaviour::Accept) if state.registered.contains_key(&version_id) => 200,
         (_, "testSecret", Behaviour::Accept) => 409,
+        // After-rotation actions' call: the rotation is over, nothing to register.
+        (_, "finished", Behaviour::Accept) => 200,
         _ => 400,
     };
+    let carried_value = parsed.get("secretString").is_some();
     state.seen.push(Seen {
         action,
         version_id,
         signature_ok,
+        carried_value,
         status,
     });
     Ok(reply(status))

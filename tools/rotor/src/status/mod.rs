@@ -82,6 +82,40 @@ pub struct Line {
     /// When rotation-scheduler may next start its rotation (its window tag
     /// and `RotationRules`), `None` without a window.
     pub window: Option<window::WindowState>,
+    /// Its after-rotation actions and their last outcomes, if it has any.
+    pub after: Option<AfterActions>,
+}
+
+/// A secret's after-rotation actions (its `rotor:after` tag) and what the
+/// last rotation's finishSecret recorded of them (`rotor:after-result`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AfterActions {
+    /// The version the record names (the rotation that ran them).
+    pub version: Option<String>,
+    /// Each entry, and its outcome (`ok`, `failed`, `refused`, `not run`).
+    pub actions: Vec<(String, String)>,
+}
+
+/// The after-rotation actions of a listed secret, from its tags.
+pub fn after_of(entry: &SecretListEntry) -> Option<AfterActions> {
+    use rotor_core::after::{AFTER_TAG, RESULT_TAG, Record, last_outcomes};
+    let tag = |key: &str| {
+        entry
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+    };
+    let after = tag(AFTER_TAG)?;
+    let record = tag(RESULT_TAG).and_then(Record::parse);
+    let actions = last_outcomes(after, record.as_ref())
+        .into_iter()
+        .map(|(entry, outcome)| (entry.to_owned(), outcome.to_owned()))
+        .collect();
+    Some(AfterActions {
+        version: record.map(|r| r.version_id),
+        actions,
+    })
 }
 
 /// The minutes doctor and status wait before calling a rotation stuck.
@@ -221,6 +255,7 @@ pub async fn collect(
                     Some(lambda::Function::Found(f)) => f.kind,
                     _ => None,
                 },
+                after: after_of(&entry),
                 facts,
                 health,
                 reasons,
@@ -481,6 +516,18 @@ pub fn table(lines: &[Line], commands: &Commands, stuck_after_minutes: u64) -> S
                 l.name
             ));
         }
+        let Some(after) = &l.after else { continue };
+        let actions: Vec<String> = after
+            .actions
+            .iter()
+            .map(|(entry, outcome)| format!("{entry} {outcome}"))
+            .collect();
+        let version = after.version.as_deref().unwrap_or("none yet");
+        out.push_str(&format!(
+            "{}: after-rotation actions (last run for version {version}): {}\n",
+            l.name,
+            actions.join(", ")
+        ));
     }
     let attention = lines.iter().filter(|l| l.health.needs_attention()).count();
     out.push_str(&format!(
@@ -527,6 +574,13 @@ pub fn to_json(lines: &[Line]) -> serde_json::Value {
                 "on_current": f.on_current,
                 "has_value": f.has_value,
                 "since": rfc(f.since),
+            })),
+            "after_actions": l.after.as_ref().map(|a| json!({
+                "version": a.version,
+                "actions": a.actions.iter().map(|(entry, outcome)| json!({
+                    "entry": entry,
+                    "outcome": outcome,
+                })).collect::<Vec<_>>(),
             })),
         })).collect::<Vec<_>>(),
         "attention": lines.iter().any(|l| l.health.needs_attention()),
