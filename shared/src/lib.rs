@@ -115,6 +115,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod arn;
 pub mod error;
 pub mod event;
 #[cfg(feature = "http")]
