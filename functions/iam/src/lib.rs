@@ -31,6 +31,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 pub mod api;
+pub mod doctor;
 pub mod keys;
 pub mod secret;
 pub mod ses;

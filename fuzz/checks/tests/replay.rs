@@ -52,6 +52,7 @@ targets!(
     password_policy,
     scheduler_policy,
     ldap_secret,
+    iam_secret,
 );
 
 /// The fuzz workspace's directory, which holds the inputs.
