@@ -58,7 +58,11 @@ impl Case {
     pub async fn assert_sound(&self) -> Key {
         let current = self.key(AWSCURRENT).await.expect("an AWSCURRENT value");
         let arn = iam::signs_in_as(&current.id, &current.secret).await;
-        assert_eq!(arn, Some(iam::user_arn(&self.user)), "AWSCURRENT's key signs in as the user");
+        assert_eq!(
+            arn,
+            Some(iam::user_arn(&self.user)),
+            "AWSCURRENT's key signs in as the user"
+        );
         let keys = iam::keys(&self.user).await;
         assert!(keys.len() <= 2, "{keys:?}");
         assert!(keys.contains(&(current.id.clone(), true)), "{keys:?}");
@@ -69,8 +73,23 @@ impl Case {
     pub async fn next(&mut self) {
         use rotor_core::store::RotationService;
         self.token = token();
-        self.store.begin_rotation(&self.arn, &self.token).await.expect("stage");
+        self.store
+            .begin_rotation(&self.arn, &self.token)
+            .await
+            .expect("stage");
     }
+}
+
+/// Waits for the wall clock's next whole second: Secrets Manager dates
+/// versions to the second, so a key made before it is older than a rotation
+/// staged after it.
+async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_secs(1)
+        - std::time::Duration::from_nanos(now.subsec_nanos().into());
+    tokio::time::sleep(left + std::time::Duration::from_millis(20)).await;
 }
 
 /// Every stored secret access key, for the leak search.
@@ -103,8 +122,16 @@ async fn every_step_replayed_then_a_second_rotation_deletes_the_first_key() {
     let third = case.assert_sound().await;
     let mut expected = vec![(second.id.clone(), true), (third.id.clone(), true)];
     expected.sort();
-    assert_eq!(iam::keys(&case.user).await, expected, "the first key is gone, never a third");
-    assert!(iam::signs_in_as(&case.first.id, &case.first.secret).await.is_none());
+    assert_eq!(
+        iam::keys(&case.user).await,
+        expected,
+        "the first key is gone, never a third"
+    );
+    assert!(
+        iam::signs_in_as(&case.first.id, &case.first.secret)
+            .await
+            .is_none()
+    );
     let leaks = stored_keys(&case).await;
     rotor_tests::assert_none_in(&leaks, "a secret access key", &function.output());
 }
@@ -129,7 +156,10 @@ async fn at_finish_deactivates_the_previous_key_or_deletes_it() {
 
     let deleting = Case::new().await;
     let function = deleting
-        .function(&[("REVOKE_PREVIOUS", "at-finish"), ("REVOKE_PREVIOUS_ACTION", "delete")])
+        .function(&[
+            ("REVOKE_PREVIOUS", "at-finish"),
+            ("REVOKE_PREVIOUS_ACTION", "delete"),
+        ])
         .await;
     steps::replay(&function, &deleting.arn, &deleting.token, &Step::ALL).await;
     let current = deleting.assert_sound().await;
@@ -142,7 +172,11 @@ async fn a_rotation_resumed_by_a_new_process_after_each_step() {
     for step in Step::ALL {
         let mut function = case.function(&[]).await;
         let outcome = steps::run(&function, &case.arn, &case.token, step).await;
-        assert!(outcome.is_ok(), "{step}: {outcome:?}\n{}", function.output());
+        assert!(
+            outcome.is_ok(),
+            "{step}: {outcome:?}\n{}",
+            function.output()
+        );
         function.kill().await;
     }
     let current = case.assert_sound().await;
@@ -153,9 +187,10 @@ async fn a_rotation_resumed_by_a_new_process_after_each_step() {
 #[tokio::test]
 async fn a_user_with_a_key_of_another_origin_is_refused_naming_it() {
     let case = Case::new().await;
-    // Made outside rotation, before this rotation's version was staged? No:
-    // after. So stage a fresh rotation after it, making it older than the rotation.
+    // A key made outside rotation, older than the rotation: the rotation is
+    // staged in a later second (the dates compared are whole seconds).
     let theirs = iam::create_key(&case.user).await;
+    next_second().await;
     let store = moto_store();
     let t = token();
     let arn = staged_secret(&store, &iam::secret_value(&case.user, &case.first), &[], &t).await;
@@ -166,7 +201,10 @@ async fn a_user_with_a_key_of_another_origin_is_refused_naming_it() {
         panic!("createSecret passed: {}", function.output());
     };
     assert_eq!(kind, "NotRetryable.ServiceRejected", "{message}");
-    assert!(message.contains(&theirs.id) && message.contains("delete-access-key"), "{message}");
+    assert!(
+        message.contains(&theirs.id) && message.contains("delete-access-key"),
+        "{message}"
+    );
     assert_eq!(iam::keys(&case.user).await, before, "nothing changed");
     assert!(value(&store, &arn, AWSPENDING).await.is_none());
     assert!(!message.contains(theirs.secret.expose_secret()));
@@ -187,6 +225,21 @@ async fn the_rotations_own_orphan_is_removed_and_replaced() {
     assert!(!keys.iter().any(|(id, _)| *id == orphan.id), "{keys:?}");
     assert_ne!(current.id, orphan.id);
     assert!(function.output().contains("never stored"));
+
+    // A key made after the rotation was staged that someone has used is not
+    // the rotation's own (that one existed only in a process that died).
+    let case = Case::new().await;
+    let theirs = iam::create_key(&case.user).await;
+    assert!(iam::signs_in_as(&theirs.id, &theirs.secret).await.is_some());
+    let before = iam::keys(&case.user).await;
+    let function = case.function(&[]).await;
+    let refused = steps::run(&function, &case.arn, &case.token, Step::CreateSecret).await;
+    let Err((kind, message)) = refused else {
+        panic!("createSecret passed: {}", function.output());
+    };
+    assert_eq!(kind, "NotRetryable.ServiceRejected", "{message}");
+    assert!(message.contains(&theirs.id), "{message}");
+    assert_eq!(iam::keys(&case.user).await, before, "nothing changed");
 }
 
 #[tokio::test]
@@ -208,11 +261,18 @@ async fn iam_refusing_changes_nothing_and_says_what_to_grant() {
     };
     assert_eq!(kind, "NotRetryable.ServicePermission", "{message}");
     assert!(message.contains("iam:CreateAccessKey"), "{message}");
-    assert_eq!(iam::keys(&case.user).await, vec![(case.first.id.clone(), true)]);
+    assert_eq!(
+        iam::keys(&case.user).await,
+        vec![(case.first.id.clone(), true)]
+    );
     case.assert_sound().await;
     // With the grant, the same rotation completes.
     let function = case.function(&[]).await;
-    assert!(steps::until_refused(&function, &case.arn, &case.token).await.is_none());
+    assert!(
+        steps::until_refused(&function, &case.arn, &case.token)
+            .await
+            .is_none()
+    );
     case.assert_sound().await;
 }
 
@@ -233,7 +293,11 @@ async fn the_ses_smtp_password_follows_the_key() {
         token: t,
     };
     let function = case.function(&[]).await;
-    assert!(steps::until_refused(&function, &case.arn, &case.token).await.is_none());
+    assert!(
+        steps::until_refused(&function, &case.arn, &case.token)
+            .await
+            .is_none()
+    );
     let current = case.assert_sound().await;
     let stored = value(&case.store, &case.arn, AWSCURRENT).await.unwrap();
     let v: serde_json::Value = serde_json::from_str(stored.expose_secret()).unwrap();

@@ -27,14 +27,21 @@ use rotor_tests::{moto, steps, value};
 use crate::iam::Case;
 
 fn address(endpoint: &str) -> SocketAddr {
-    endpoint.trim_start_matches("http://").parse().expect("an address")
+    endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address")
 }
 
 #[tokio::test]
 async fn crash_matrix_iam() {
     let started = Instant::now();
-    let sm = FaultProxy::start("secretsmanager", address(moto().endpoint())).await.unwrap();
-    let iam_proxy = FaultProxy::start("iam", address(iam::iam_moto().endpoint())).await.unwrap();
+    let sm = FaultProxy::start("secretsmanager", address(moto().endpoint()))
+        .await
+        .unwrap();
+    let iam_proxy = FaultProxy::start("iam", address(iam::iam_moto().endpoint()))
+        .await
+        .unwrap();
     let fn_key = iam::function_user(&FUNCTION_ACTIONS).await;
     let (bystander, _) = iam::user_with_key("bystander").await;
     let bystander_keys = iam::keys(&bystander).await;
@@ -49,7 +56,13 @@ async fn crash_matrix_iam() {
             secrets.push(case.first.secret.expose_secret().to_owned());
             let allowed = iam::user_arn(&case.user);
             let env = [("IAM_USER_ARNS", allowed.as_str())];
-            let function = iam::start(&sm.http_endpoint(), &iam_proxy.http_endpoint(), &fn_key, &env).await;
+            let function = iam::start(
+                &sm.http_endpoint(),
+                &iam_proxy.http_endpoint(),
+                &fn_key,
+                &env,
+            )
+            .await;
             let plan = CrashPlan::new(at, when);
             plan.set_victim(function.pid().expect("pid"));
             sm.set_plan(Some(plan.clone()));
@@ -60,7 +73,10 @@ async fn crash_matrix_iam() {
             output.push_str(&function.output());
             output.push_str(&format!("{failed:?}"));
             let Some(point) = plan.fired() else {
-                assert!(failed.is_none(), "a rotation without a crash failed: {failed:?}");
+                assert!(
+                    failed.is_none(),
+                    "a rotation without a crash failed: {failed:?}"
+                );
                 calls = plan.calls();
                 case.assert_sound().await;
                 continue;
@@ -70,19 +86,28 @@ async fn crash_matrix_iam() {
             case.assert_sound().await;
             assert_eq!(iam::keys(&bystander).await, bystander_keys, "{point}");
             // 2. Secrets Manager retries with the same token, in a new process.
-            let retry = iam::start(moto().endpoint(), iam::iam_moto().endpoint(), &fn_key, &env).await;
+            let retry =
+                iam::start(moto().endpoint(), iam::iam_moto().endpoint(), &fn_key, &env).await;
             for step in Step::ALL {
                 let result = steps::run(&retry, &case.arn, &case.token, step).await;
-                assert!(result.is_ok(), "{point}: the retried {step} failed: {result:?}\n{}", retry.output());
+                assert!(
+                    result.is_ok(),
+                    "{point}: the retried {step} failed: {result:?}\n{}",
+                    retry.output()
+                );
             }
             output.push_str(&retry.output());
             // 3. Finished exactly: the token is current, its key works, the
             // first key stays (default REVOKE_PREVIOUS), no leftover key.
             let current = case.assert_sound().await;
-            assert!(value(&case.store, &case.arn, AWSPENDING).await.is_none() || {
-                let labels = rotor_tests::labels(&case.store, &case.arn).await;
-                labels.get(&case.token).is_some_and(|l| l.iter().any(|x| x == AWSCURRENT))
-            });
+            assert!(
+                value(&case.store, &case.arn, AWSPENDING).await.is_none() || {
+                    let labels = rotor_tests::labels(&case.store, &case.arn).await;
+                    labels
+                        .get(&case.token)
+                        .is_some_and(|l| l.iter().any(|x| x == AWSCURRENT))
+                }
+            );
             let mut expected = vec![(case.first.id.clone(), true), (current.id.clone(), true)];
             expected.sort();
             assert_eq!(iam::keys(&case.user).await, expected, "{point}");
@@ -126,7 +151,8 @@ async fn put_secret_value_throttled_past_the_sdks_retries() {
         let allowed = iam::user_arn(&case.user);
         let fn_key = iam::function_user(&FUNCTION_ACTIONS).await;
         let env = [("IAM_USER_ARNS", allowed.as_str())];
-        let function = iam::start(proxy.endpoint(), iam::iam_moto().endpoint(), &fn_key, &env).await;
+        let function =
+            iam::start(proxy.endpoint(), iam::iam_moto().endpoint(), &fn_key, &env).await;
         let timeout = std::time::Duration::from_secs(if completes_in_step { 30 } else { 4 });
         let event = steps::event(&case.arn, &case.token, Step::CreateSecret);
         let first = rotor_tests::step_within(&function, &event, timeout).await;
@@ -144,7 +170,11 @@ async fn put_secret_value_throttled_past_the_sdks_retries() {
             let kept = steps::run(&function, &case.arn, &case.token, Step::CreateSecret).await;
             assert!(kept.is_ok(), "{kept:?}\n{}", function.output());
         }
-        assert_eq!(iam::keys(&case.user).await.len(), 2, "exactly one key was made");
+        assert_eq!(
+            iam::keys(&case.user).await.len(),
+            2,
+            "exactly one key was made"
+        );
         for step in steps::from(Step::SetSecret) {
             let result = steps::run(&function, &case.arn, &case.token, *step).await;
             assert!(result.is_ok(), "{step}: {result:?}");

@@ -66,7 +66,11 @@ pub fn iam_moto() -> &'static IamMoto {
 async fn bootstrap(endpoint: &str) -> (String, String) {
     let iam = client(endpoint, "bootstrap", "bootstrap");
     let name = "rotor-test-admin";
-    iam.create_user().user_name(name).send().await.expect("CreateUser");
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateUser");
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"}]});
     iam.put_user_policy()
@@ -76,7 +80,12 @@ async fn bootstrap(endpoint: &str) -> (String, String) {
         .send()
         .await
         .expect("PutUserPolicy");
-    let key = iam.create_access_key().user_name(name).send().await.expect("CreateAccessKey");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateAccessKey");
     let key = key.access_key.expect("a key");
     (key.access_key_id, key.secret_access_key)
 }
@@ -90,7 +99,11 @@ fn sdk_config(endpoint: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            id, secret, None, None, "rotor-tests",
+            id,
+            secret,
+            None,
+            None,
+            "rotor-tests",
         )))
         .build()
 }
@@ -117,13 +130,22 @@ pub struct Key {
 pub async fn user_with_key(prefix: &str) -> (String, Key) {
     let name = crate::unique(prefix);
     let iam = admin();
-    iam.create_user().user_name(&name).send().await.expect("CreateUser");
+    iam.create_user()
+        .user_name(&name)
+        .send()
+        .await
+        .expect("CreateUser");
     (name.clone(), create_key(&name).await)
 }
 
 /// A new key for `user`, made by the administrator.
 pub async fn create_key(user: &str) -> Key {
-    let out = admin().create_access_key().user_name(user).send().await.expect("CreateAccessKey");
+    let out = admin()
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .expect("CreateAccessKey");
     let key = out.access_key.expect("a key");
     Key {
         id: key.access_key_id,
@@ -133,7 +155,12 @@ pub async fn create_key(user: &str) -> Key {
 
 /// The user's keys (id, active), read with the administrator's key.
 pub async fn keys(user: &str) -> Vec<(String, bool)> {
-    let out = admin().list_access_keys().user_name(user).send().await.expect("ListAccessKeys");
+    let out = admin()
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .expect("ListAccessKeys");
     let mut keys: Vec<(String, bool)> = out
         .access_key_metadata()
         .iter()

@@ -18,7 +18,12 @@ use rotor_tests::{moto, moto_store, staged_secret, steps, token, value};
 
 /// The team's secret naming `user` with `key`, rotated by a function with
 /// `env`: the refusal of createSecret, after checking that nothing changed.
-async fn attempt(user: &str, key: &Key, env: &[(&str, &str)], bystanders: &[&str]) -> (String, String) {
+async fn attempt(
+    user: &str,
+    key: &Key,
+    env: &[(&str, &str)],
+    bystanders: &[&str],
+) -> (String, String) {
     let store = moto_store();
     let t = token();
     let arn = staged_secret(&store, &iam::secret_value(user, key), &[], &t).await;
@@ -47,10 +52,18 @@ async fn a_user_outside_the_allow_list_is_refused() {
     let (team, _) = iam::user_with_key("team").await;
     let (victim, victim_key) = iam::user_with_key("victim").await;
     let allowed = iam::user_arn(&team);
-    let (kind, message) =
-        attempt(&victim, &victim_key, &[("IAM_USER_ARNS", &allowed)], &[&victim, &team]).await;
+    let (kind, message) = attempt(
+        &victim,
+        &victim_key,
+        &[("IAM_USER_ARNS", &allowed)],
+        &[&victim, &team],
+    )
+    .await;
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
-    assert!(message.contains("IAM_USER_ARNS") && message.contains(&victim), "{message}");
+    assert!(
+        message.contains("IAM_USER_ARNS") && message.contains(&victim),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -59,8 +72,13 @@ async fn another_accounts_user_is_refused() {
     // The deployer lists a user of another account by that name; IAM here
     // answers for the function's own account, whose user it is not.
     let other = format!("arn:aws:iam::210987654321:user/{victim}");
-    let (kind, message) =
-        attempt(&victim, &victim_key, &[("IAM_USER_ARNS", &other)], &[&victim]).await;
+    let (kind, message) = attempt(
+        &victim,
+        &victim_key,
+        &[("IAM_USER_ARNS", &other)],
+        &[&victim],
+    )
+    .await;
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
     assert!(message.contains(&iam::user_arn(&victim)), "{message}");
 }
@@ -69,10 +87,18 @@ async fn another_accounts_user_is_refused() {
 async fn another_teams_listed_user_needs_its_owners_tag() {
     let (victim, victim_key) = iam::user_with_key("team-b").await;
     let wide = format!("arn:aws:iam::{}:user/team-*", iam::ACCOUNT);
-    let (kind, message) =
-        attempt(&victim, &victim_key, &[("IAM_USER_ARNS", &wide)], &[&victim]).await;
+    let (kind, message) = attempt(
+        &victim,
+        &victim_key,
+        &[("IAM_USER_ARNS", &wide)],
+        &[&victim],
+    )
+    .await;
     assert_eq!(kind, "NotRetryable.InvalidSettings", "{message}");
-    assert!(message.contains("rotor:secret") && message.contains("tag-user"), "{message}");
+    assert!(
+        message.contains("rotor:secret") && message.contains("tag-user"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -82,8 +108,16 @@ async fn an_access_key_of_another_user_is_refused() {
     let allowed = iam::user_arn(&team);
     // The team's own user, with the victim's key: the function must not
     // treat the victim's key as the team's current one.
-    let (kind, message) =
-        attempt(&team, &victim_key, &[("IAM_USER_ARNS", &allowed)], &[&victim, &team]).await;
+    let (kind, message) = attempt(
+        &team,
+        &victim_key,
+        &[("IAM_USER_ARNS", &allowed)],
+        &[&victim, &team],
+    )
+    .await;
     assert_eq!(kind, "NotRetryable.InvalidSecretValue", "{message}");
-    assert!(message.contains("AccessKeyId") && message.contains(&victim_key.id), "{message}");
+    assert!(
+        message.contains("AccessKeyId") && message.contains(&victim_key.id),
+        "{message}"
+    );
 }

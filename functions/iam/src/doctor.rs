@@ -88,7 +88,8 @@ pub async fn inspect(
             });
         }
     }
-    let previous = previous.filter(|p| p.user_name == *user && p.access_key_id != current.access_key_id);
+    let previous =
+        previous.filter(|p| p.user_name == *user && p.access_key_id != current.access_key_id);
     if let Some(previous) = previous
         && let Some(key) = keys.iter().find(|k| k.id == previous.access_key_id)
     {

@@ -151,6 +151,15 @@ impl IamRotator {
         })
     }
 
+    /// Whether IAM records a use of key `id` (GetAccessKeyLastUsed).
+    async fn was_used(&self, user: &Bound<'_>, id: &str) -> Result<bool, Error> {
+        waiting(user.name, "GetAccessKeyLastUsed");
+        let used = api::last_used(user.iam, user.name, id)
+            .await
+            .map_err(|e| user.at(e))?;
+        Ok(used.at.is_some())
+    }
+
     /// The secret's region, for the SES SMTP password: the secret ARN's, or
     /// the function's.
     async fn region<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> String {
@@ -235,6 +244,20 @@ impl Rotator for IamRotator {
                 return Err(user.at(TargetError::new(Cause::Rejected, problem)));
             }
         };
+        // A key made in the same second as the rotation began counts as its
+        // own (the dates are whole seconds); one that was ever used cannot be
+        // a key that existed only in a process that died before storing it.
+        for (id, why) in &removals {
+            if *why == Removal::Orphan && self.was_used(&user, id).await? {
+                let key = listed
+                    .iter()
+                    .filter(|k| k.id == *id)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let problem = foreign_keys(&current.user_name, &key);
+                return Err(user.at(TargetError::new(Cause::Rejected, problem)));
+            }
+        }
         for (id, why) in &removals {
             user.delete(id).await?;
             match why {

@@ -207,7 +207,10 @@ pub fn iam_secret(data: &[u8]) {
                 && let Some(serde_json::Value::String(key)) = fields.get("SecretAccessKey")
                 && key.len() >= 8
             {
-                assert!(!refusal.0.contains(key.as_str()), "a refusal quotes the key");
+                assert!(
+                    !refusal.0.contains(key.as_str()),
+                    "a refusal quotes the key"
+                );
             }
             return;
         }
@@ -220,7 +223,11 @@ pub fn iam_secret(data: &[u8]) {
         assert!(!format!("{secret:?}").contains(&key), "Debug shows the key");
     }
     let password = iam_rotation::ses::smtp_password(&SecretString::from("n3w/K3y"), "eu-west-1");
-    let rewritten = secret.with_key("AKIANEWKEY0123456789", &SecretString::from("n3w/K3y"), Some(&password));
+    let rewritten = secret.with_key(
+        "AKIANEWKEY0123456789",
+        &SecretString::from("n3w/K3y"),
+        Some(&password),
+    );
     let again = KeySecret::parse(&rewritten).expect("a parsed secret, written back, parses again");
     assert_eq!(again.target(), secret.target());
     assert_eq!(again.access_key_id, "AKIANEWKEY0123456789");

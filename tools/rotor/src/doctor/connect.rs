@@ -93,7 +93,8 @@ pub async fn check(kind: Kind, value: &SecretString) -> Result<Checked, CheckErr
 /// (GetCallerIdentity, which needs no permission) as the secret's user.
 async fn access_key(value: &SecretString) -> Result<Checked, CheckError> {
     use iam_rotation::secret::KeySecret;
-    let secret = KeySecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    let secret =
+        KeySecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
     let config = rotor_core::store::aws::sdk_loader().load().await;
     let failed = |cause| CheckError::Iam {
         user: secret.user_name.clone(),
@@ -110,8 +111,14 @@ async fn access_key(value: &SecretString) -> Result<Checked, CheckError> {
     .map_err(failed)?;
     let name = arn.rsplit('/').next().unwrap_or_default();
     if !arn.contains(":user/") || name != secret.user_name {
-        let problem = format!("the key signs in as {arn}, not as IAM user {:?}", secret.user_name);
-        return Err(failed(TargetError::new(rotor_core::Cause::Mismatch, problem)));
+        let problem = format!(
+            "the key signs in as {arn}, not as IAM user {:?}",
+            secret.user_name
+        );
+        return Err(failed(TargetError::new(
+            rotor_core::Cause::Mismatch,
+            problem,
+        )));
     }
     Ok(Checked::Works(format!(
         "access key {} signs in at STS as {arn}",
