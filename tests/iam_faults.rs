@@ -33,6 +33,30 @@ fn address(endpoint: &str) -> SocketAddr {
         .expect("an address")
 }
 
+/// Runs the steps in order until one fails or the process dies: that
+/// failure (an error type, or how the invocation ended), or None.
+async fn until_killed_or_refused(
+    function: &rotor_cli::function::LocalFunction,
+    arn: &str,
+    token: &str,
+) -> Option<String> {
+    use rotor_cli::runtime_api::Outcome;
+    for step in Step::ALL {
+        let payload = bytes::Bytes::from(steps::event(arn, token, step).to_string());
+        match function
+            .invoke_raw(payload, std::time::Duration::from_secs(30))
+            .await
+        {
+            Err(e) => return Some(format!("{step}: {e}")),
+            Ok(invocation) => match invocation.outcome {
+                Outcome::Response(_) => {}
+                Outcome::Error { error_type, .. } => return Some(format!("{step}: {error_type}")),
+            },
+        }
+    }
+    None
+}
+
 #[tokio::test]
 async fn crash_matrix_iam() {
     let started = Instant::now();
@@ -47,7 +71,7 @@ async fn crash_matrix_iam() {
     let bystander_keys = iam::keys(&bystander).await;
     let mut output = String::new();
     let mut secrets = Vec::new();
-    let (mut survived, mut calls) = ([0u32; 2], 0);
+    let (mut survived, mut calls, mut split) = ([0u32; 2], 0, (0, 0));
     let mut at = 1;
     loop {
         let mut crashed = false;
@@ -67,7 +91,8 @@ async fn crash_matrix_iam() {
             plan.set_victim(function.pid().expect("pid"));
             sm.set_plan(Some(plan.clone()));
             iam_proxy.set_plan(Some(plan.clone()));
-            let failed = steps::until_refused(&function, &case.arn, &case.token).await;
+            let before = (sm.chunks(), iam_proxy.chunks());
+            let failed = until_killed_or_refused(&function, &case.arn, &case.token).await;
             sm.set_plan(None);
             iam_proxy.set_plan(None);
             output.push_str(&function.output());
@@ -78,6 +103,7 @@ async fn crash_matrix_iam() {
                     "a rotation without a crash failed: {failed:?}"
                 );
                 calls = plan.calls();
+                split = (sm.chunks() - before.0, iam_proxy.chunks() - before.1);
                 case.assert_sound().await;
                 continue;
             };
@@ -121,7 +147,9 @@ async fn crash_matrix_iam() {
     }
     let total = survived[0] + survived[1];
     eprintln!(
-        "crash matrix iam-rotation: {calls} calls per rotation (Secrets Manager + IAM/STS), {total} crashes survived (before {}, after {}); {} secret access keys searched for in {} bytes of output and errors; {:.1?}",
+        "crash matrix iam-rotation: {calls} calls per rotation ({} Secrets Manager + {} IAM/STS), {total} crashes survived (before {}, after {}); {} secret access keys searched for in {} bytes of output and errors; {:.1?}",
+        split.0,
+        split.1,
         survived[0],
         survived[1],
         secrets.len(),
