@@ -94,6 +94,9 @@ pub enum Target {
     /// redis-rotation: a Redis 7 ACL user on a throwaway server (TLS, ACL file),
     /// its admin secret named by MASTER_SECRET_ARN.
     Redis,
+    /// iam-rotation: an IAM user's access key, in moto's IAM with
+    /// authentication on (a second moto server).
+    Iam,
     /// rotation-scheduler: one run starting rotations for a fleet of due secrets
     /// (1,000 by default) at `--rate` a second.
     Fleet,
@@ -106,6 +109,7 @@ impl Target {
             Target::Generic => "generic-rotation",
             Target::RdsPostgres | Target::RdsMariaDb => "rds-rotation",
             Target::Redis => "redis-rotation",
+            Target::Iam => "iam-rotation",
             Target::Fleet => "rotation-scheduler",
         }
     }

@@ -4,7 +4,9 @@
 //! behind our Runtime API; a local webhook receiver plays the external system of
 //! a multi-call rotation; throwaway PostgreSQL and MariaDB servers (TLS
 //! required) hold database users, a local glewlwyd (HTTPS) an OAuth client,
-//! and OpenLDAP (StartTLS) a directory service account (`ldap-rotation`).
+//! OpenLDAP (StartTLS) a directory service account (`ldap-rotation`), and a
+//! second moto with IAM authentication on an IAM user's access key
+//! (`iam-rotation`).
 //! The report shows steps, timings, labels, what changed and what an independent
 //! client could log in with afterwards, never a secret value.
 //!
@@ -13,6 +15,7 @@
 
 mod databases;
 mod directory;
+mod keys;
 mod oauth;
 mod report;
 
@@ -30,6 +33,7 @@ use crate::function::{LocalFunction, function_binary};
 use crate::rotate::{RotateOptions, rotate};
 use databases::rotate_databases;
 use directory::rotate_directory_account;
+use keys::rotate_access_key;
 use oauth::rotate_oauth_client;
 use report::{describe_change, summary};
 
@@ -161,9 +165,10 @@ pub async fn run() -> anyhow::Result<String> {
     let databases = rotate_databases(&moto, &store, &mut out).await?;
     let oauth = rotate_oauth_client(&moto, &store, &mut out).await?;
     let directory = rotate_directory_account(&moto, &store, &mut out).await?;
-    completed += databases.completed + oauth.completed + directory.completed;
-    leaked |= databases.leaked || oauth.leaked || directory.leaked;
-    let total = samples.len() + databases.total + oauth.total + directory.total;
+    let keys = rotate_access_key(&moto, &store, &mut out).await?;
+    completed += databases.completed + oauth.completed + directory.completed + keys.completed;
+    leaked |= databases.leaked || oauth.leaked || directory.leaked || keys.leaked;
+    let total = samples.len() + databases.total + oauth.total + directory.total + keys.total;
     let _ = writeln!(
         out,
         "\n{completed} of {total} rotations completed; function logs searched for every value used: {}",
