@@ -383,7 +383,11 @@ mod tests {
         );
         assert_eq!(
             kinds_from_env(&env(&["REVOKE_PREVIOUS"])),
-            [Kind::Oauth, Kind::Redis]
+            [Kind::Oauth, Kind::Redis, Kind::Iam]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["IAM_USER_ARNS", "REVOKE_PREVIOUS"])),
+            [Kind::Iam]
         );
         assert_eq!(
             kinds_from_env(&env(&["MASTER_SECRET_ARN", "REVOKE_PREVIOUS"])),

@@ -505,5 +505,10 @@ mod tests {
         assert_eq!(kind_of(Some(&three), None, ad), Some(Kind::Ldap));
         let aws = r#"{"awsSeamlessDomainDirectoryId":"d-1234567890"}"#;
         assert_eq!(kind_of(None, None, aws), Some(Kind::Ldap));
+        // iam-rotation's shape, among the REVOKE_PREVIOUS readers.
+        let revokers = found(None, &[Kind::Oauth, Kind::Redis, Kind::Iam]);
+        let key = r#"{"Version":1,"UserName":"ci","AccessKeyId":"AKIAIOSFODNN7EXAMPLE"}"#;
+        assert_eq!(kind_of(Some(&revokers), None, key), Some(Kind::Iam));
+        assert_eq!(kind_of(None, None, key), Some(Kind::Iam));
     }
 }
