@@ -306,3 +306,79 @@ async fn the_ses_smtp_password_follows_the_key() {
     let leaks = [expected.expose_secret().to_owned()];
     rotor_tests::assert_none_in(&leaks, "an SES SMTP password", &function.output());
 }
+
+/// `rotor doctor --kind iam --connect`, asking IAM with the administrator's
+/// key: AWSCURRENT's key signs in; the previous key used after the switch,
+/// and a key made outside rotation, are findings; nothing is changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_keys_outside_rotation_and_a_previous_key_in_use() {
+    let case = Case::new().await;
+    let function = case.function(&[]).await;
+    assert!(
+        steps::until_refused(&function, &case.arn, &case.token)
+            .await
+            .is_none()
+    );
+    // A consumer still signs with the first key after the switch.
+    assert!(
+        iam::signs_in_as(&case.first.id, &case.first.secret)
+            .await
+            .is_some()
+    );
+    let found = doctor(&case.arn).await;
+    assert!(
+        found.contains(&"iam-previous-key-in-use".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        !found.contains(&"current-does-not-work".to_owned()),
+        "{found:?}"
+    );
+
+    let other = Case::new().await;
+    let extra = iam::create_key(&other.user).await;
+    let before = iam::keys(&other.user).await;
+    let found = doctor(&other.arn).await;
+    assert!(
+        found.contains(&"iam-key-outside-rotation".to_owned()),
+        "{found:?}"
+    );
+    assert_eq!(
+        iam::keys(&other.user).await,
+        before,
+        "doctor changed nothing"
+    );
+    let _ = extra;
+}
+
+/// The finding codes of `rotor doctor SECRET --kind iam --connect --json`.
+async fn doctor(arn: &str) -> Vec<String> {
+    let (id, secret) = iam::admin_key();
+    let endpoint = iam::iam_moto().endpoint();
+    let out = tokio::process::Command::new(rotor_cli::function::function_binary("rotor"))
+        .args(["doctor", arn, "--kind", "iam", "--connect", "--json"])
+        .args(["--endpoint", moto().endpoint()])
+        .env("AWS_ENDPOINT_URL_IAM", endpoint)
+        .env("AWS_ENDPOINT_URL_STS", endpoint)
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret.expose_secret())
+        .env("AWS_REGION", "us-east-1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run rotor; build it first with cargo build --workspace --bins");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("doctor's --json is not JSON ({e}): {stdout}"));
+    let text = doc.to_string();
+    assert!(
+        !text.contains("SecretAccessKey\":\""),
+        "doctor prints no value"
+    );
+    doc["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str().map(str::to_owned))
+        .collect()
+}

@@ -118,6 +118,15 @@ pub fn admin() -> aws_sdk_iam::Client {
     client(moto.endpoint(), &moto.admin.0, &moto.admin.1)
 }
 
+/// The tests' administrator's key (id, secret), for a process of the test's.
+pub fn admin_key() -> (String, SecretString) {
+    let moto = iam_moto();
+    (
+        moto.admin.0.clone(),
+        SecretString::from(moto.admin.1.as_str()),
+    )
+}
+
 /// An access key, as the tests hold it.
 pub struct Key {
     /// Its id.
