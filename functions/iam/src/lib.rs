@@ -213,18 +213,26 @@ impl Rotator for IamRotator {
             }
         };
         let token = &ctx.event.version_id;
-        let staged = ctx
-            .store()
-            .version_created(ctx.secret_arn(), token)
-            .await
-            .map_err(|source| Error::Store {
-                secret: ctx.secret_arn().to_owned(),
-                operation: "ListSecretVersionIds",
-                source,
-            })?;
         let held = Held {
             current: current.access_key_id.clone(),
             previous,
+        };
+        // When the rotation began matters only for a key no version holds:
+        // a steady-state rotation (current and previous keys) skips the call.
+        let unheld = listed
+            .iter()
+            .any(|k| k.id != held.current && held.previous.as_deref() != Some(k.id.as_str()));
+        let staged = if unheld {
+            ctx.store()
+                .version_created(ctx.secret_arn(), token)
+                .await
+                .map_err(|source| Error::Store {
+                    secret: ctx.secret_arn().to_owned(),
+                    operation: "ListSecretVersionIds",
+                    source,
+                })?
+        } else {
+            None
         };
         let removals = match keys::make_room(&listed, &held, staged) {
             Ok(removals) => removals,
