@@ -2,8 +2,9 @@
 # Benchmarks the rotation functions on this machine and prints a Markdown table
 # for each target, for the README: generic-rotation, then rds-rotation (single
 # user) on a throwaway PostgreSQL and on a throwaway MariaDB server,
-# redis-rotation on a throwaway Redis and ldap-rotation on a throwaway
-# OpenLDAP. Each table
+# redis-rotation on a throwaway Redis, ldap-rotation on a throwaway OpenLDAP,
+# and iam-rotation on moto's IAM with authentication on (a second moto
+# server). Each table
 # has cold start, step latencies, peak RSS, Secrets Manager calls per rotation
 # and binary size. Then the fleet target: one rotation-scheduler run starting
 # rotations for 1,000 due secrets at RATE_PER_SECOND=${RATE:-20}, with the achieved
@@ -18,14 +19,15 @@ cd "$root"
 
 scripts/setup.sh
 printf '==> %s\n' "building release binaries" >&2
-cargo build --release -p generic-rotation -p rds-rotation -p redis-rotation -p ldap-rotation -p rotation-scheduler -p rotor-cli --features rotor-cli/testbed
+cargo build --release -p generic-rotation -p rds-rotation -p redis-rotation -p ldap-rotation -p iam-rotation -p rotation-scheduler -p rotor-cli --features rotor-cli/testbed
 
 first=1
-for target in generic rds-postgres rds-mariadb redis ldap; do
+for target in generic rds-postgres rds-mariadb redis ldap iam; do
   case $target in
     generic) function=generic-rotation ;;
     redis) function=redis-rotation ;;
     ldap) function=ldap-rotation ;;
+    iam) function=iam-rotation ;;
     *) function=rds-rotation ;;
   esac
   [ "$first" = 1 ] || printf '\n'
@@ -43,7 +45,7 @@ target/release/rotor bench --target fleet --function target/release/rotation-sch
 [ "${PACKAGES:-1}" = 0 ] && exit 0
 printf '\n'
 printf '==> %s\n' "packaging each function for arm64 (cargo lambda build --release --arm64 --output-format zip)" >&2
-functions=(generic-rotation rds-rotation oauth-rotation redis-rotation ldap-rotation rotation-scheduler)
+functions=(generic-rotation rds-rotation oauth-rotation redis-rotation ldap-rotation iam-rotation rotation-scheduler)
 for function in "${functions[@]}"; do
   PATH="$root/.venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip --bin "$function" >&2
 done

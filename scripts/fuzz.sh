@@ -22,7 +22,7 @@ cd "$root"
 
 seconds=${FUZZ_SECONDS:-30}
 sanitizer=${FUZZ_SANITIZER:-address}
-read -r -a targets <<<"${FUZZ_TARGETS:-rotation_event rds_secret redis_secret oauth_client generic_settings password_policy scheduler_policy ldap_secret scheduler_window}"
+read -r -a targets <<<"${FUZZ_TARGETS:-rotation_event rds_secret redis_secret oauth_client generic_settings password_policy scheduler_policy ldap_secret scheduler_window iam_secret}"
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

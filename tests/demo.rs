@@ -25,6 +25,7 @@ async fn the_demo_rotates_with_every_function_repairs_a_stuck_rotation_and_shows
         "oauth-rotation",
         "redis-rotation",
         "ldap-rotation",
+        "iam-rotation",
     ] {
         assert!(
             report.contains(&format!("\n{function}")),

@@ -11,6 +11,8 @@ mod doctor;
 mod faults;
 mod generic;
 mod hostile;
+mod iam;
+mod iam_faults;
 mod ldap;
 mod ldap_cli;
 mod ldap_faults;

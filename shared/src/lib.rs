@@ -119,6 +119,7 @@
 
 pub mod admin;
 pub mod after;
+pub mod arn;
 pub mod error;
 pub mod event;
 #[cfg(feature = "http")]

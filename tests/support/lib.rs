@@ -7,6 +7,7 @@ pub use rotor_testbed::db;
 pub mod commands;
 pub mod directories;
 pub mod emf;
+pub mod iam;
 pub mod leaks;
 pub mod listener;
 pub mod providers;

@@ -27,10 +27,11 @@ FUNCTIONS = {
     "OauthRotationFunction": "oauth-rotation",
     "RedisRotationFunction": "redis-rotation",
     "LdapRotationFunction": "ldap-rotation",
+    "IamRotationFunction": "iam-rotation",
     "RotationSchedulerFunction": "rotation-scheduler",
 }
 ROTATION_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "OauthRotationFunction", "RedisRotationFunction",
-                      "LdapRotationFunction"]
+                      "LdapRotationFunction", "IamRotationFunction"]
 # Placed in the VPC whenever subnets are given: they must reach their servers.
 VPC_FUNCTIONS = ["RdsRotationFunction", "RedisRotationFunction", "LdapRotationFunction"]
 PASSWORD_FUNCTIONS = ["GenericRotationFunction", "RdsRotationFunction", "RedisRotationFunction", "LdapRotationFunction"]
@@ -81,6 +82,12 @@ AFTER = {
 AFTER_PARAMETERS = ["afterEcsServices", "afterSnsTopics", "afterWebhookPrefixes"]
 VIA_SNS = {"StringEquals": {"kms:ViaService": f"sns.{REGION}.amazonaws.com"}}
 NOTICE_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:<NoticeTopic>"
+IAM_USERS = {
+    "iamUserArns": f"arn:aws:iam::{ACCOUNT}:user/ci/*,arn:aws:iam::{ACCOUNT}:user/smtp-sender",
+}
+# iam-rotation's actions, on exactly the listed users (issue 23).
+IAM_KEY_ACTIONS = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:GetUser",
+                   "iam:ListAccessKeys", "iam:UpdateAccessKey"]
 OTHER_ROTATION_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:legacy-rotation"
 SCHEDULER_ARN = {"schedulerRotationLambdaArn": OTHER_ROTATION_FUNCTION}
 ALLOWED_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/orders-AbCdEf,arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db/billing-GhIjKl"
@@ -118,6 +125,10 @@ ENV_PARAMETERS = {
     "ldapDictKeyDirectory": ("DICT_KEY_DIRECTORY", "DirectoryId", ["LdapRotationFunction"]),
     "ldapDictKeyUsername": ("DICT_KEY_USERNAME", "Username", ["LdapRotationFunction"]),
     "ldapDictKeyPassword": ("DICT_KEY_PASSWORD", "Password", ["LdapRotationFunction"]),
+    "iamUserArns": ("IAM_USER_ARNS", IAM_USERS["iamUserArns"], ["IamRotationFunction"]),
+    "iamUsersTrustAllWriters": ("IAM_USERS_TRUST_ALL_WRITERS", "true", ["IamRotationFunction"]),
+    "iamRevokePrevious": ("REVOKE_PREVIOUS", "at-finish", ["IamRotationFunction"]),
+    "iamRevokePreviousAction": ("REVOKE_PREVIOUS_ACTION", "delete", ["IamRotationFunction"]),
     "tagFilter": ("TAG_FILTER", "rotor:fleet=payments", ["RotationSchedulerFunction"]),
     "policyTag": ("POLICY_TAG", "policy", ["RotationSchedulerFunction"]),
     "windowTag": ("WINDOW_TAG", "team:window", ["RotationSchedulerFunction"]),
@@ -196,6 +207,9 @@ def expected_statements(logical_id, parameters):
         "Resource": log_group_arn(logical_id),
     }]
     if logical_id in ROTATION_FUNCTIONS:
+        # iam-rotation also reads when the rotation's version was staged, to
+        # tell its own orphan key from anyone else's.
+        staging = ["secretsmanager:ListSecretVersionIds"] if logical_id == "IamRotationFunction" else []
         found.append({
             "Sid": "SecretsRotatedByThisFunction",
             "Effect": "Allow",
@@ -204,7 +218,7 @@ def expected_statements(logical_id, parameters):
                 "secretsmanager:GetSecretValue",
                 "secretsmanager:PutSecretValue",
                 "secretsmanager:UpdateSecretVersionStage",
-            ],
+            ] + staging,
             "Resource": SECRETS,
             "Condition": {"ArnEquals": {"secretsmanager:resource/AllowRotationLambdaArn": function_arn(logical_id)}},
         })
@@ -246,6 +260,9 @@ def expected_statements(logical_id, parameters):
                           "Resource": p["ldapManagedDirectoryArns"].split(",")})
             found.append({"Sid": "DescribeDirectoriesHasNoResourceScope", "Effect": "Allow",
                           "Action": "ds:DescribeDirectories", "Resource": "*"})
+    if logical_id == "IamRotationFunction" and p.get("iamUserArns"):
+        found.append({"Sid": "AccessKeysOfListedUsers", "Effect": "Allow", "Action": IAM_KEY_ACTIONS,
+                      "Resource": p["iamUserArns"].split(",")})
     if logical_id in ROTATION_FUNCTIONS and p.get("kmsKeyArn"):
         found.append({"Sid": "SecretKeysThroughSecretsManager", "Effect": "Allow",
                       "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -339,13 +356,14 @@ PARAMETER_SETS = {
     "KMS keys and read secrets": {**KMS, **READ_SECRETS},
     "managed cache users": MANAGED_USERS,
     "managed directories": MANAGED_DIRECTORIES,
+    "IAM users": IAM_USERS,
     "scheduler rotation function": SCHEDULER_ARN,
     "no RDS API": {"rdsDescribeDatabases": "false"},
     "notices": NOTICES,
     "after-rotation actions": AFTER,
     "after-rotation ECS only": {"afterEcsServices": AFTER["afterEcsServices"]},
     "after-rotation actions with notices": {**AFTER, **NOTICES},
-    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **MANAGED_DIRECTORIES, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
+    "everything": {**VPC_ALL, **KMS, **READ_SECRETS, **MANAGED_USERS, **MANAGED_DIRECTORIES, **IAM_USERS, **{k: v[1] for k, v in ENV_PARAMETERS.items()},
                    **NOTICES, **AFTER, "fleetScheduleState": "ENABLED"},
 }
 
@@ -680,7 +698,7 @@ class Deployment(unittest.TestCase):
         secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app-AbCdEf"
         template = deployed(genericRotationSecretArn=secret, rdsRotationSecretArn=secret,
                             oauthRotationSecretArn=secret, redisRotationSecretArn=secret,
-                            ldapRotationSecretArn=secret)
+                            ldapRotationSecretArn=secret, iamRotationSecretArn=secret)
         schedules = resources_of_type(template, "AWS::SecretsManager::RotationSchedule")
         self.assertEqual(len(schedules), len(ROTATION_FUNCTIONS))
         for logical_id, schedule in schedules.items():

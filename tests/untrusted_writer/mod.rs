@@ -10,6 +10,7 @@
 //! file keeps the OAuth management and webhook key cases of issue 12.
 
 mod generic;
+mod iam;
 mod ldap;
 mod oauth;
 mod rds;

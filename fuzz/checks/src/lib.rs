@@ -191,6 +191,49 @@ pub fn ldap_secret(data: &[u8]) {
     }
 }
 
+/// iam-rotation's secret on any text: never panics, and never quotes the
+/// secret access key in a refusal or in Debug; an accepted secret names an
+/// IAM user name and a key id of IAM's shapes and a non-empty key; written
+/// back with a new key (and SES password), it parses again to the same user.
+pub fn iam_secret(data: &[u8]) {
+    use iam_rotation::secret::KeySecret;
+    let text = String::from_utf8_lossy(data);
+    let value = SecretString::from(text.as_ref());
+    let secret = match KeySecret::parse(&value) {
+        Ok(secret) => secret,
+        Err(refusal) => {
+            // A refusal names fields, never a value: no string the input
+            // holds under SecretAccessKey appears in it.
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&text)
+                && let Some(serde_json::Value::String(key)) = fields.get("SecretAccessKey")
+                && key.len() >= 8
+            {
+                assert!(
+                    !refusal.0.contains(key.as_str()),
+                    "a refusal quotes the key"
+                );
+            }
+            return;
+        }
+    };
+    let key = secret.secret_access_key.expose_secret().to_owned();
+    assert!(!key.is_empty());
+    assert!((1..=64).contains(&secret.user_name.len()));
+    assert!((16..=128).contains(&secret.access_key_id.len()));
+    if key.len() >= 8 {
+        assert!(!format!("{secret:?}").contains(&key), "Debug shows the key");
+    }
+    let password = iam_rotation::ses::smtp_password(&SecretString::from("n3w/K3y"), "eu-west-1");
+    let rewritten = secret.with_key(
+        "AKIANEWKEY0123456789",
+        &SecretString::from("n3w/K3y"),
+        Some(&password),
+    );
+    let again = KeySecret::parse(&rewritten).expect("a parsed secret, written back, parses again");
+    assert_eq!(again.target(), secret.target());
+    assert_eq!(again.access_key_id, "AKIANEWKEY0123456789");
+}
+
 /// An accepted generator is usable: a password generator's policy validates,
 /// and a byte generator makes 1 to 4096 bytes.
 fn check_generator(generator: &Generator) {

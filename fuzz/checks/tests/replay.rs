@@ -53,6 +53,7 @@ targets!(
     scheduler_policy,
     ldap_secret,
     scheduler_window,
+    iam_secret,
 );
 
 /// The fuzz workspace's directory, which holds the inputs.

@@ -314,6 +314,33 @@ impl SecretStore for AwsStore {
             .map_err(classify)?;
         Ok(())
     }
+
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        waiting("ListSecretVersionIds", secret_id);
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            if let Some(found) = page
+                .versions()
+                .iter()
+                .find(|v| v.version_id() == Some(version_id))
+            {
+                return Ok(found
+                    .created_date()
+                    .and_then(|d| SystemTime::try_from(*d).ok()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

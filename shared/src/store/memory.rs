@@ -267,6 +267,23 @@ impl SecretStore for MemoryStore {
             Ok(())
         })
     }
+
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let found = self.with_secret(secret_id, |s| {
+            Ok(s.versions
+                .iter()
+                .find(|v| v.id == version_id)
+                .map(|v| v.created))
+        });
+        match found {
+            Err(StoreError::NotFound(_)) => Ok(None),
+            other => other,
+        }
+    }
 }
 
 impl RotationService for MemoryStore {

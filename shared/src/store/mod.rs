@@ -157,6 +157,20 @@ pub trait SecretStore: Send + Sync {
         let problem = format!("this store keeps no tags, so the tag {key} was not written");
         async move { Err(StoreError::Unsupported(problem)) }
     }
+
+    /// When version `version_id` was created (ListSecretVersionIds'
+    /// `CreatedDate`): for a version RotateSecret staged, when the rotation
+    /// began, before createSecret stored a value. `Ok(None)` when the store
+    /// does not say (the default) or has no such version. A target whose
+    /// createSecret makes something the store must then hold (an IAM access
+    /// key) tells its own leftovers by it.
+    fn version_created(
+        &self,
+        _secret_id: &str,
+        _version_id: &str,
+    ) -> impl Future<Output = Result<Option<SystemTime>, StoreError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// A shared store is a store: several drivers (or a test and a driver) can use
@@ -200,6 +214,14 @@ impl<S: SecretStore + ?Sized> SecretStore for &S {
         value: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).set_tag(secret_id, key, value)
+    }
+
+    fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<Option<SystemTime>, StoreError>> + Send {
+        (**self).version_created(secret_id, version_id)
     }
 }
 

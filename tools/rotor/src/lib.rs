@@ -15,6 +15,8 @@ pub mod demo;
 pub mod doctor;
 pub mod endpoint;
 pub mod function;
+#[cfg(feature = "testbed")]
+pub mod iam_bed;
 pub mod rotate;
 pub mod runtime_api;
 pub mod status;

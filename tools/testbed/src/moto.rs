@@ -39,6 +39,20 @@ impl Moto {
     /// is started with std's process API so that a handle kept in a static (one
     /// server shared by a test binary) does not depend on any async runtime.
     pub fn start() -> anyhow::Result<Moto> {
+        Moto::start_with(&[])
+    }
+
+    /// Starts moto with IAM authentication on after its first
+    /// `free_actions` requests (moto's `INITIAL_NO_AUTH_ACTION_COUNT`): those
+    /// set up a user with a key, and from then on every request must be
+    /// signed with a key moto issued and be allowed by that user's policies.
+    /// For IAM and STS; a separate instance from the Secrets Manager one,
+    /// whose callers sign with throwaway keys.
+    pub fn start_with_auth(free_actions: u32) -> anyhow::Result<Moto> {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free_actions.to_string())])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Moto> {
         let root = workspace_root();
         let python = std::env::var_os("ROTOR_PYTHON")
             .map(PathBuf::from)
@@ -51,6 +65,7 @@ impl Moto {
         }
         let mut child = Command::new(&python)
             .arg(root.join("scripts/moto_server.py"))
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

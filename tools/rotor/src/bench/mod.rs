@@ -97,6 +97,9 @@ pub enum Target {
     /// ldap-rotation: an OpenLDAP 2.5 account on a throwaway server (StartTLS,
     /// verified), which changes its own password.
     Ldap,
+    /// iam-rotation: an IAM user's access key, in moto's IAM with
+    /// authentication on (a second moto server).
+    Iam,
     /// rotation-scheduler: one run starting rotations for a fleet of due secrets
     /// (1,000 by default) at `--rate` a second.
     Fleet,
@@ -110,6 +113,7 @@ impl Target {
             Target::RdsPostgres | Target::RdsMariaDb => "rds-rotation",
             Target::Redis => "redis-rotation",
             Target::Ldap => "ldap-rotation",
+            Target::Iam => "iam-rotation",
             Target::Fleet => "rotation-scheduler",
         }
     }

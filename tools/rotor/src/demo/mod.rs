@@ -4,10 +4,11 @@
 //! behind our Runtime API; a local webhook receiver plays the external system of
 //! a multi-call rotation; throwaway PostgreSQL and MariaDB servers (TLS
 //! required) hold database users, a local glewlwyd (HTTPS) an OAuth client,
-//! OpenLDAP (StartTLS) a directory service account (`ldap-rotation`) and
-//! Redis 7 (TLS) an ACL user (`redis-rotation`). A rotation left stuck is
-//! diagnosed and repaired by `rotor doctor`, and the metrics every function
-//! printed are read back as CloudWatch would read them.
+//! OpenLDAP (StartTLS) a directory service account (`ldap-rotation`),
+//! Redis 7 (TLS) an ACL user (`redis-rotation`), and a second moto with IAM
+//! authentication on an IAM user's access key (`iam-rotation`). A rotation
+//! left stuck is diagnosed and repaired by `rotor doctor`, and the metrics
+//! every function printed are read back as CloudWatch would read them.
 //! The report shows steps, timings, labels, what changed and what an independent
 //! client could log in with afterwards, never a secret value.
 //!
@@ -19,6 +20,7 @@
 mod cache;
 mod databases;
 mod directory;
+mod keys;
 mod metrics;
 mod oauth;
 mod report;
@@ -39,6 +41,7 @@ use crate::rotate::{RotateOptions, rotate};
 use cache::rotate_cache_user;
 use databases::rotate_databases;
 use directory::rotate_directory_account;
+use keys::rotate_access_key;
 use metrics::Tally;
 use oauth::rotate_oauth_client;
 use report::{describe_change, summary};
@@ -172,6 +175,7 @@ pub async fn run() -> anyhow::Result<String> {
         rotate_oauth_client(&moto, &store, &mut out, &mut tally).await?,
         rotate_cache_user(&moto, &store, &mut out, &mut tally).await?,
         rotate_directory_account(&moto, &store, &mut out, &mut tally).await?,
+        rotate_access_key(&moto, &store, &mut out, &mut tally).await?,
         stuck_rotation(&moto, &store, &receiver, &function, &mut out).await?,
     ];
     let generic_logs = function.output();

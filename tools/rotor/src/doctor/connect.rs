@@ -49,6 +49,16 @@ pub enum CheckError {
         /// What failed.
         cause: TargetError,
     },
+    /// STS refused the access key, or it signs in as someone else.
+    #[error("IAM user {user:?}, access key {key}: {cause}")]
+    Iam {
+        /// The secret's UserName.
+        user: String,
+        /// The access key id (never its secret).
+        key: String,
+        /// What failed.
+        cause: TargetError,
+    },
     /// The Redis server could not be reached, refused the password, or
     /// refused the user a PING.
     #[error("Redis at {address}, user {user:?}: {cause}")]
@@ -69,6 +79,7 @@ pub async fn check(kind: Kind, value: &SecretString) -> Result<Checked, CheckErr
         Kind::Oauth => provider(value).await,
         Kind::Redis => cache(value).await,
         Kind::Ldap => directory(value).await,
+        Kind::Iam => access_key(value).await,
         Kind::Generic => Ok(Checked::NotChecked(
             "generic-rotation's value has nothing to log in to: the function generates it, and whatever reads the secret uses it. A webhook, where the settings name one, validates new values during a rotation; doctor does not call it".into(),
         )),
@@ -76,6 +87,43 @@ pub async fn check(kind: Kind, value: &SecretString) -> Result<Checked, CheckErr
             "rotation-scheduler starts rotations and holds no credential".into(),
         )),
     }
+}
+
+/// iam-rotation's secrets: the access key signs in at STS
+/// (GetCallerIdentity, which needs no permission) as the secret's user.
+async fn access_key(value: &SecretString) -> Result<Checked, CheckError> {
+    use iam_rotation::secret::KeySecret;
+    let secret =
+        KeySecret::parse(value).map_err(|problem| CheckError::Unparsable(problem.into()))?;
+    let config = rotor_core::store::aws::sdk_loader().load().await;
+    let failed = |cause| CheckError::Iam {
+        user: secret.user_name.clone(),
+        key: secret.access_key_id.clone(),
+        cause,
+    };
+    let arn = iam_rotation::api::caller(
+        &config,
+        &secret.access_key_id,
+        &secret.secret_access_key,
+        &secret.user_name,
+    )
+    .await
+    .map_err(failed)?;
+    let name = arn.rsplit('/').next().unwrap_or_default();
+    if !arn.contains(":user/") || name != secret.user_name {
+        let problem = format!(
+            "the key signs in as {arn}, not as IAM user {:?}",
+            secret.user_name
+        );
+        return Err(failed(TargetError::new(
+            rotor_core::Cause::Mismatch,
+            problem,
+        )));
+    }
+    Ok(Checked::Works(format!(
+        "access key {} signs in at STS as {arn}",
+        secret.access_key_id
+    )))
 }
 
 async fn database(value: &SecretString) -> Result<Checked, CheckError> {

@@ -30,18 +30,21 @@ pub enum Kind {
     Generic,
     /// ldap-rotation (self-managed AD and LDAP, AWS Managed Microsoft AD).
     Ldap,
+    /// iam-rotation (IAM users' access keys).
+    Iam,
     /// rotation-scheduler (not a rotation function).
     Scheduler,
 }
 
 impl Kind {
     /// Every function the template deploys.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Rds,
         Kind::Oauth,
         Kind::Redis,
         Kind::Generic,
         Kind::Ldap,
+        Kind::Iam,
         Kind::Scheduler,
     ];
 
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Redis => "redis-rotation",
             Kind::Generic => "generic-rotation",
             Kind::Ldap => "ldap-rotation",
+            Kind::Iam => "iam-rotation",
             Kind::Scheduler => "rotation-scheduler",
         }
     }
@@ -107,6 +111,12 @@ impl Kind {
                 ldap_rotation::secret::KEY_VARS[1],
                 ldap_rotation::secret::KEY_VARS[2],
             ],
+            Kind::Iam => &[
+                iam_rotation::settings::USER_ARNS_VAR,
+                iam_rotation::settings::TRUST_ALL_WRITERS_VAR,
+                rotor_core::settings::REVOKE_VAR,
+                iam_rotation::settings::REVOKE_ACTION_VAR,
+            ],
             Kind::Scheduler => &[
                 "TAG_FILTER",
                 "POLICY_TAG",
@@ -124,7 +134,7 @@ impl Kind {
         match self {
             Kind::Oauth => 120,
             Kind::Scheduler => 600,
-            Kind::Rds | Kind::Redis | Kind::Generic | Kind::Ldap => 60,
+            Kind::Rds | Kind::Redis | Kind::Generic | Kind::Ldap | Kind::Iam => 60,
         }
     }
 }
@@ -155,6 +165,9 @@ pub fn read_settings(kind: Kind, env: &BTreeMap<String, String>) -> Result<Strin
             .map(|_| kind.name().to_owned())
             .map_err(|e| e.to_string()),
         Kind::Ldap => ldap_rotation::Config::from_lookup(lookup)
+            .map(|_| kind.name().to_owned())
+            .map_err(|e| e.to_string()),
+        Kind::Iam => iam_rotation::settings::Settings::from_lookup(lookup)
             .map(|_| kind.name().to_owned())
             .map_err(|e| e.to_string()),
         Kind::Scheduler => Ok(kind.name().to_owned()),
@@ -370,7 +383,11 @@ mod tests {
         );
         assert_eq!(
             kinds_from_env(&env(&["REVOKE_PREVIOUS"])),
-            [Kind::Oauth, Kind::Redis]
+            [Kind::Oauth, Kind::Redis, Kind::Iam]
+        );
+        assert_eq!(
+            kinds_from_env(&env(&["IAM_USER_ARNS", "REVOKE_PREVIOUS"])),
+            [Kind::Iam]
         );
         assert_eq!(
             kinds_from_env(&env(&["MASTER_SECRET_ARN", "REVOKE_PREVIOUS"])),

@@ -18,6 +18,7 @@ pub(super) struct Fixture {
     pub(super) kinds: Vec<Kind>,
     pub(super) env: Vec<(String, String)>,
     pub(super) database: Option<Database>,
+    pub(super) iam: Option<crate::iam_bed::IamBed>,
 }
 
 /// The login user the database targets rotate.
@@ -57,6 +58,7 @@ impl Fixture {
             kinds,
             env,
             database: None,
+            iam: None,
         })
     }
 
@@ -140,6 +142,26 @@ impl Fixture {
             kinds: vec![kind],
             env,
             database: Some(database),
+            iam: None,
+        })
+    }
+
+    /// iam-rotation's: a second moto with IAM authentication on, a user with
+    /// one key, the function's own IAM user, and the secret (`iam_bed`).
+    pub(super) async fn iam(store: &AwsStore, endpoint: &str) -> anyhow::Result<Fixture> {
+        let secret = "bench/iam-ci";
+        let (bed, mut env) =
+            crate::iam_bed::IamBed::start(store, endpoint, secret, "bench-ci").await?;
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+        Ok(Fixture {
+            kinds: vec![Kind {
+                secret,
+                label: "IAM key",
+                noun: "a secret holding an IAM user's access key",
+            }],
+            env,
+            database: None,
+            iam: Some(bed),
         })
     }
 
@@ -152,6 +174,9 @@ impl Fixture {
         secret: &str,
         output: &str,
     ) -> anyhow::Result<()> {
+        if let Some(iam) = &self.iam {
+            return iam.check(store, secret, output).await;
+        }
         let Some(database) = &self.database else {
             return Ok(());
         };
@@ -204,7 +229,7 @@ impl Database {
             Target::RdsMariaDb => Database::MariaDb(MariaDb::start(TlsMode::Required)?),
             Target::Redis => Database::Redis(rotor_testbed::redis_server::RedisServer::start()?),
             Target::Ldap => Database::Ldap(rotor_testbed::openldap::OpenLdap::start()?),
-            Target::Generic | Target::Fleet => bail!("this target has no database"),
+            Target::Generic | Target::Iam | Target::Fleet => bail!("this target has no database"),
         })
     }
 

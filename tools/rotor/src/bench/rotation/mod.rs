@@ -42,6 +42,7 @@ pub(super) async fn run(options: &BenchOptions) -> anyhow::Result<String> {
     let proxy = SmProxy::start(moto.endpoint()).await?;
     let fixture = match options.target {
         Target::Generic => Fixture::generic(&store, proxy.endpoint()).await?,
+        Target::Iam => Fixture::iam(&store, proxy.endpoint()).await?,
         target => Fixture::rds(&store, proxy.endpoint(), target).await?,
     };
 

@@ -26,6 +26,14 @@ pub(super) fn render(
         }
     };
     let (strategy, against, checked) = match &fixture.database {
+        None if fixture.iam.is_some() => (
+            String::new(),
+            format!(
+                "against moto {} on 127.0.0.1 for Secrets Manager, and a second moto server for IAM and STS with authentication on (it verifies signatures against the keys it issued)",
+                moto_version()
+            ),
+            " After each run, AWSCURRENT's key signs in at STS as the user, and the user holds at most two keys; IAM and STS calls (6 a rotation) are not in the calls table.".to_owned(),
+        ),
         None => (
             String::new(),
             format!("against moto {} on 127.0.0.1", moto_version()),

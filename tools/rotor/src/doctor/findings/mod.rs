@@ -388,7 +388,8 @@ fn which_function(
 /// The function whose secrets look like `value`, by the fields only its
 /// format has: `engine` (rds), `client_id` or `token_endpoint` (oauth),
 /// `user_arn` or `host` (redis), `directory` and `url` or AWS's
-/// `awsSeamlessDomainDirectoryId` (ldap); any other value is generic-rotation's.
+/// `awsSeamlessDomainDirectoryId` (ldap), `AccessKeyId` and `UserName` (iam);
+/// any other value is generic-rotation's.
 fn shape_of(value: &SecretString) -> Option<Kind> {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(value.expose_secret()) else {
         return Some(Kind::Generic);
@@ -396,6 +397,8 @@ fn shape_of(value: &SecretString) -> Option<Kind> {
     let has = |field: &str| fields.contains_key(field);
     Some(if has("engine") {
         Kind::Rds
+    } else if has("AccessKeyId") && has("UserName") {
+        Kind::Iam
     } else if (has("directory") && has("url")) || has("awsSeamlessDomainDirectoryId") {
         Kind::Ldap
     } else if has("client_id") || has("token_endpoint") {
@@ -502,5 +505,10 @@ mod tests {
         assert_eq!(kind_of(Some(&three), None, ad), Some(Kind::Ldap));
         let aws = r#"{"awsSeamlessDomainDirectoryId":"d-1234567890"}"#;
         assert_eq!(kind_of(None, None, aws), Some(Kind::Ldap));
+        // iam-rotation's shape, among the REVOKE_PREVIOUS readers.
+        let revokers = found(None, &[Kind::Oauth, Kind::Redis, Kind::Iam]);
+        let key = r#"{"Version":1,"UserName":"ci","AccessKeyId":"AKIAIOSFODNN7EXAMPLE"}"#;
+        assert_eq!(kind_of(Some(&revokers), None, key), Some(Kind::Iam));
+        assert_eq!(kind_of(None, None, key), Some(Kind::Iam));
     }
 }

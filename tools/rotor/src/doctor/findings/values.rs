@@ -13,6 +13,7 @@ enum Reader {
     Oauth,
     Redis,
     Ldap(ldap_rotation::secret::ManagedKeys),
+    Iam,
     Generic(Box<generic_rotation::settings::Settings>),
 }
 
@@ -28,6 +29,9 @@ impl Reader {
                 .map(|e| e.to_string()),
             Reader::Redis => redis_problem(value),
             Reader::Ldap(keys) => ldap_rotation::secret::AccountSecret::parse_with(value, keys)
+                .err()
+                .map(|e| e.0),
+            Reader::Iam => iam_rotation::secret::KeySecret::parse(value)
                 .err()
                 .map(|e| e.0),
             Reader::Generic(settings) => {
@@ -82,6 +86,7 @@ pub(super) async fn value_findings(
         Kind::Ldap => Reader::Ldap(ldap_rotation::secret::ManagedKeys::from_lookup(env_lookup(
             exam,
         ))),
+        Kind::Iam => Reader::Iam,
         Kind::Generic => match generic_settings(options, exam) {
             Some(settings) => Reader::Generic(Box::new(settings)),
             None => return,
@@ -121,6 +126,7 @@ pub(super) async fn value_findings(
         Reader::Redis => redis_links(clients, options, exam, current).await,
         Reader::Ldap(keys) => ldap_links(clients, options, exam, current, &keys).await,
         Reader::Generic(settings) => webhook_key(clients, exam, &settings).await,
+        Reader::Iam => iam_keys(clients, exam, current, pending).await,
         Reader::Oauth => {}
     }
 }
@@ -515,4 +521,104 @@ pub(super) async fn linked(
     rotor_core::linked::read(&store, &pointing, link)
         .await
         .map_err(LinkError::Refused)
+}
+
+/// iam-rotation's secrets: what IAM says about the user's keys, asked with
+/// the caller's own credentials (`AWS_ENDPOINT_URL_IAM` where set), read-only.
+pub(super) async fn iam_keys(
+    clients: &Clients,
+    exam: &mut Examination,
+    current: &SecretString,
+    pending: Option<&Result<Option<SecretString>, Unreadable>>,
+) {
+    use iam_rotation::doctor::KeyFinding;
+    use iam_rotation::secret::KeySecret;
+    let Ok(current) = KeySecret::parse(current) else {
+        return;
+    };
+    let previous = match read(clients, &exam.arn, rotor_core::labels::AWSPREVIOUS).await {
+        Ok(Some(value)) => KeySecret::parse(&value).ok(),
+        _ => None,
+    };
+    let pending = match pending {
+        Some(Ok(Some(value))) => KeySecret::parse(value).ok(),
+        _ => None,
+    };
+    let config = rotor_core::store::aws::sdk_loader().load().await;
+    let user = current.user_name.clone();
+    let found = iam_rotation::doctor::inspect(
+        &config,
+        &current,
+        previous.as_ref(),
+        pending.as_ref(),
+        exam.facts.every_days,
+    )
+    .await;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            exam.notes.push(format!(
+                "IAM user {user}'s keys were not read ({}); doctor needs iam:ListAccessKeys and iam:GetAccessKeyLastUsed on the user to report them",
+                e.problem
+            ));
+            return;
+        }
+    };
+    for finding in found {
+        exam.findings.push(match finding {
+            KeyFinding::Foreign { id, active } => Finding::new(
+                "iam-key-outside-rotation",
+                Health::Warning,
+                format!(
+                    "IAM user {user} holds access key {id} ({}), which no version of the secret holds",
+                    if active { "active" } else { "inactive" }
+                ),
+                "it was made outside rotation; while it and AWSCURRENT's key take the user's two places, iam-rotation refuses to make a new key (it never removes a key it did not make)",
+                vec![
+                    format!("aws iam get-access-key-last-used --access-key-id {id}"),
+                    format!("aws iam delete-access-key --user-name {user} --access-key-id {id}"),
+                ],
+            ),
+            KeyFinding::Old { id, days } => Finding::new(
+                "iam-key-old",
+                Health::Warning,
+                format!("AWSCURRENT's access key {id} is {days} days old, older than the rotation period"),
+                "rotations have not been replacing it",
+                vec![format!("aws secretsmanager rotate-secret --secret-id {}", exam.arn)],
+            ),
+            KeyFinding::PreviousInUse { id, at, service } => Finding::new(
+                "iam-previous-key-in-use",
+                Health::Warning,
+                format!(
+                    "AWSPREVIOUS's access key {id} was used (with {service}) {} after AWSCURRENT's key was made",
+                    ago(at)
+                ),
+                "a consumer still uses the old key; it fails once the key is retired (REVOKE_PREVIOUS=at-finish, or the next rotation)",
+                vec![format!(
+                    "make the consumers read the secret again (aws secretsmanager get-secret-value --secret-id {})",
+                    exam.arn
+                )],
+            ),
+            KeyFinding::PreviousDeactivated { id } => {
+                exam.notes.push(format!(
+                    "AWSPREVIOUS's access key {id} is inactive (REVOKE_PREVIOUS=at-finish); the next rotation deletes it"
+                ));
+                continue;
+            }
+            _ => continue,
+        });
+    }
+}
+
+/// "3 hours ago", for a finding.
+fn ago(at: std::time::SystemTime) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(at)
+        .map_or(0, |d| d.as_secs());
+    match secs {
+        0..120 => format!("{secs} s ago"),
+        120..7200 => format!("{} min ago", secs / 60),
+        7200..172_800 => format!("{} hours ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
 }
