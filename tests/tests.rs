@@ -9,6 +9,8 @@ mod doctor;
 mod faults;
 mod generic;
 mod hostile;
+mod issuer;
+mod keypairs;
 mod ldap;
 mod ldap_cli;
 mod ldap_faults;

@@ -99,7 +99,16 @@ impl KeyPairSpec {
             (KeyAlgorithm::Ed25519, format) => {
                 let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
                 match format {
-                    KeyFormat::Pem => pem(&key, &key.verifying_key()).map_err(fail),
+                    KeyFormat::Pem => {
+                        // PKCS#8 version 1 (RFC 8410's form, the private key
+                        // alone): OpenSSL 3.0 refuses the version 2 that
+                        // ed25519-dalek writes, with the public key inside.
+                        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+                            secret_key: key.to_bytes(),
+                            public_key: None,
+                        };
+                        pem(&v1, &key.verifying_key()).map_err(fail)
+                    }
                     KeyFormat::OpenSsh => openssh(Ed25519Keypair::from(&key).into()).map_err(fail),
                 }
             }

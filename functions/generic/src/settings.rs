@@ -737,6 +737,135 @@ mod tests {
     }
 
     #[test]
+    fn issuer_mode_needs_a_webhook_fields_and_a_key_id_field_of_its_own() {
+        let d = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+        ]);
+        let ok = d
+            .resolve(
+                "s",
+                &tags(&[("rotor:mode", "issue"), ("rotor:fields", "api_key")]),
+            )
+            .unwrap();
+        assert_eq!(ok.mode, Mode::Issue);
+        assert_eq!(ok.key_id_field, "key_id");
+        assert_eq!(ok.revoke, Some(RevokePrevious::AtFinish));
+        assert!(!ok.issuer_sends_current);
+        let issue = ("rotor:mode", "issue");
+        for (tags, setting, says) in [
+            (tags(&[issue]), "rotor:fields", "fields the issuer fills"),
+            (
+                tags(&[issue, ("rotor:fields", "api_key key_id")]),
+                "rotor:key-id-field",
+                "also listed",
+            ),
+            (
+                tags(&[
+                    issue,
+                    ("rotor:fields", "api_key"),
+                    ("rotor:format", "plain"),
+                ]),
+                "rotor:format",
+                "is plain",
+            ),
+        ] {
+            let text = d.resolve("my-secret", &tags).unwrap_err().to_string();
+            assert!(text.contains(setting) && text.contains(says), "{text}");
+        }
+        let without = defaults(&[]).resolve("s", &tags(&[issue, ("rotor:fields", "api_key")]));
+        assert!(
+            without
+                .unwrap_err()
+                .to_string()
+                .contains("issuer's webhook")
+        );
+        // The deployer's variables.
+        let d = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+            ("REVOKE_PREVIOUS", "next-rotation"),
+            ("ROTOR_ISSUER_SENDS_CURRENT", "true"),
+            ("ROTOR_KEY_ID_FIELD", "access_key_id"),
+        ]);
+        let s = d
+            .resolve("s", &tags(&[issue, ("rotor:fields", "api_key")]))
+            .unwrap();
+        assert_eq!(s.revoke, Some(RevokePrevious::NextRotation));
+        assert!(s.issuer_sends_current);
+        assert_eq!(s.key_id_field, "access_key_id");
+        // Without REVOKE_PREVIOUS, a registering webhook is never told to revoke.
+        let plain_hook = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+        ]);
+        assert_eq!(plain_hook.resolve("s", &tags(&[])).unwrap().revoke, None);
+        let bad = Defaults::from_lookup(|v| (v == "REVOKE_PREVIOUS").then(|| "never".into()));
+        assert!(bad.unwrap_err().to_string().contains("REVOKE_PREVIOUS"));
+    }
+
+    #[test]
+    fn key_pair_generators_and_their_public_fields() {
+        let d = defaults(&[]);
+        let s = d
+            .resolve(
+                "s",
+                &tags(&[
+                    ("rotor:fields", "private_key signing_key"),
+                    (
+                        "rotor:generate:private_key",
+                        "ed25519 format=openssh public=public_key",
+                    ),
+                    (
+                        "rotor:generate:signing_key",
+                        "rsa bits=2048 public=signing_public",
+                    ),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(s.private_key_fields(), ["private_key", "signing_key"]);
+        match s.generator_for("private_key") {
+            Generator::KeyPair(spec) => {
+                assert_eq!(spec.format, crate::keypair::KeyFormat::OpenSsh);
+                assert_eq!(spec.public_field.as_deref(), Some("public_key"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for (tags, setting) in [
+            (
+                tags(&[
+                    ("rotor:fields", "a b"),
+                    ("rotor:generate:a", "ed25519 public=b"),
+                ]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[
+                    ("rotor:fields", "a b"),
+                    ("rotor:generate:a", "ed25519 public=p"),
+                    ("rotor:generate:b", "ecdsa-p256 public=p"),
+                ]),
+                "rotor:generate:b",
+            ),
+            (
+                tags(&[("rotor:generate:a", "rsa bits=1024")]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[("rotor:generate:a", "ed25519 bits=2048")]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[("rotor:generate:a", "ed25519 format=der")]),
+                "rotor:generate:a",
+            ),
+        ] {
+            let text = d.resolve("my-secret", &tags).unwrap_err().to_string();
+            assert!(text.contains(setting), "{text}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(
