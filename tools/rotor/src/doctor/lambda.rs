@@ -100,6 +100,9 @@ impl Kind {
                 generic::WEBHOOK_KEY_VAR,
                 generic::VALIDATION_WINDOW_VAR,
                 generic::WEBHOOK_PREFIXES_VAR,
+                generic::KEY_ID_FIELD_VAR,
+                generic::ISSUER_SENDS_CURRENT_VAR,
+                rotor_core::settings::REVOKE_VAR,
             ],
             Kind::Ldap => &[
                 rotor_core::admin::ADMIN_VAR,
