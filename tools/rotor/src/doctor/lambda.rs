@@ -371,9 +371,10 @@ mod tests {
             kinds_from_env(&env(&["MASTER_SECRET_ARN", "DICT_KEY_USERNAME"])),
             [Kind::Ldap]
         );
+        // generic-rotation reads it too (its webhook's and issuer's revoke).
         assert_eq!(
             kinds_from_env(&env(&["REVOKE_PREVIOUS"])),
-            [Kind::Oauth, Kind::Redis]
+            [Kind::Oauth, Kind::Redis, Kind::Generic]
         );
         assert_eq!(
             kinds_from_env(&env(&["MASTER_SECRET_ARN", "REVOKE_PREVIOUS"])),
