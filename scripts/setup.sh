@@ -184,3 +184,17 @@ if [ ${#ldap_missing[@]} -gt 0 ]; then
   echo "slapd slapd/no_configuration boolean true" | $as_root debconf-set-selections
   install_without_services "samba:smbd samba:nmbd samba-ad-dc:samba-ad-dc winbind:winbind slapd:slapd" $ldap_packages
 fi
+
+# OpenSSH's server, which generic-rotation's key-pair test starts as a throwaway
+# sshd on 127.0.0.1 (its own host key, config and authorized_keys file) to log
+# in with a rotated key and to see the revoked one refused. The packaged ssh
+# service is neither started nor enabled.
+ssh_missing=()
+for path in /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen; do
+  [ -e "$path" ] || ssh_missing+=("$path")
+done
+if [ ${#ssh_missing[@]} -gt 0 ]; then
+  root_or_explain "${ssh_missing[*]}" "openssh-server openssh-client"
+  say "installing openssh-server openssh-client (missing: ${ssh_missing[*]})"
+  install_without_services "openssh-server:ssh" openssh-server openssh-client
+fi

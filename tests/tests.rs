@@ -13,6 +13,8 @@ mod generic;
 mod hostile;
 mod iam;
 mod iam_faults;
+mod issuer;
+mod keypairs;
 mod ldap;
 mod ldap_cli;
 mod ldap_faults;

@@ -1,9 +1,12 @@
 //! How one value is made: the generator spec a setting or tag names
-//! (`password length=40`, `hex bytes=32`...), parsed, and the value drawn.
+//! (`password length=40`, `hex bytes=32`, `ed25519 format=openssh public=public_key`...),
+//! parsed, and the value drawn.
 
 use base64::Engine;
 use rotor_core::password::{PasswordPolicy, PolicyError, parse_bool, random_text};
 use rotor_core::{Error, SecretStore, SecretString, StepContext};
+
+use crate::keypair::{KeyAlgorithm, KeyFormat, KeyPair, KeyPairSpec, RSA_BITS};
 
 /// How one value is generated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +19,8 @@ pub enum Generator {
     Base64(usize),
     /// N random bytes, URL-safe base64 without padding.
     Base64Url(usize),
+    /// A private key, and its public key for another field.
+    KeyPair(KeyPairSpec),
 }
 
 /// The most random bytes a token may have: 4 KiB of entropy is far past any use.
@@ -51,9 +56,21 @@ pub enum GeneratorError {
     Policy(#[from] PolicyError),
     /// The kind is none of the generators.
     #[error(
-        "{0:?} is not a generator; use password, hex, base64 or base64url (for example \"hex bytes=32\")"
+        "{0:?} is not a generator; use password, hex, base64, base64url, ed25519, ecdsa-p256 or rsa (for example \"hex bytes=32\")"
     )]
     Kind(String),
+    /// A key-pair option rotor does not know, or a bad value of one.
+    #[error(
+        "{kind} takes format=pem or format=openssh, public=FIELD{rsa}; {option} is not one of them"
+    )]
+    KeyOption {
+        /// The generator.
+        kind: String,
+        /// The option refused, as written.
+        option: String,
+        /// `, bits=...` for RSA.
+        rsa: &'static str,
+    },
 }
 
 /// Parses `password [length=N] [numbers=false] ...`, `hex bytes=N`, `base64 bytes=N`
@@ -92,6 +109,7 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, G
         "hex" => Ok(Generator::Hex(bytes()?)),
         "base64" => Ok(Generator::Base64(bytes()?)),
         "base64url" => Ok(Generator::Base64Url(bytes()?)),
+        "ed25519" | "ecdsa-p256" | "rsa" => parse_key_pair(kind, &options).map(Generator::KeyPair),
         "password" => {
             let mut policy = base.clone();
             for (key, value) in options {
@@ -121,12 +139,48 @@ pub fn parse_generator(spec: &str, base: &PasswordPolicy) -> Result<Generator, G
     }
 }
 
+/// `ed25519|ecdsa-p256|rsa [bits=2048|3072|4096] [format=pem|openssh] [public=FIELD]`.
+fn parse_key_pair(kind: &str, options: &[(&str, &str)]) -> Result<KeyPairSpec, GeneratorError> {
+    let mut spec = KeyPairSpec {
+        algorithm: match kind {
+            "ed25519" => KeyAlgorithm::Ed25519,
+            "ecdsa-p256" => KeyAlgorithm::EcdsaP256,
+            _ => KeyAlgorithm::Rsa(3072),
+        },
+        format: KeyFormat::Pem,
+        public_field: None,
+    };
+    let refused = |key: &str, value: &str| GeneratorError::KeyOption {
+        kind: kind.to_owned(),
+        option: format!("{key}={value}"),
+        rsa: if kind == "rsa" {
+            ", bits=2048, 3072 or 4096"
+        } else {
+            ""
+        },
+    };
+    for (key, value) in options {
+        match (*key, *value) {
+            ("format", "pem") => spec.format = KeyFormat::Pem,
+            ("format", "openssh") => spec.format = KeyFormat::OpenSsh,
+            ("public", field) if !field.is_empty() => spec.public_field = Some(field.to_owned()),
+            ("bits", bits) if kind == "rsa" => match bits.parse() {
+                Ok(bits) if RSA_BITS.contains(&bits) => spec.algorithm = KeyAlgorithm::Rsa(bits),
+                _ => return Err(refused(key, value)),
+            },
+            _ => return Err(refused(key, value)),
+        }
+    }
+    Ok(spec)
+}
+
 impl Generator {
     /// A fresh value for the secret `ctx` rotates, or
     /// [`Error::PasswordPolicy`] naming it when none can be made.
     pub fn draw<S: SecretStore>(&self, ctx: &StepContext<'_, S>) -> Result<SecretString, Error> {
         let bytes = match self {
             Generator::Password(policy) => return ctx.generate_password(policy),
+            Generator::KeyPair(spec) => return Self::key_pair(ctx, spec).map(|pair| pair.private),
             Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => *n,
         };
         let encode = |raw: &[u8]| match self {
@@ -138,6 +192,24 @@ impl Generator {
         random_text(bytes, encode).map_err(|source| Error::PasswordPolicy {
             secret: ctx.secret_arn().to_owned(),
             source,
+        })
+    }
+}
+
+impl Generator {
+    /// A fresh key pair for the secret `ctx` rotates; a failure names the
+    /// secret and what failed, never any key.
+    pub fn key_pair<S: SecretStore>(
+        ctx: &StepContext<'_, S>,
+        spec: &KeyPairSpec,
+    ) -> Result<KeyPair, Error> {
+        spec.generate().map_err(|e| {
+            Error::target(
+                rotor_core::TargetKind::Service,
+                rotor_core::Cause::Unavailable,
+                format!("the key generator of secret {}", ctx.secret_arn()),
+                e.to_string(),
+            )
         })
     }
 }

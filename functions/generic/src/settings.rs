@@ -14,8 +14,10 @@ use std::time::Duration;
 use rotor_core::Error;
 use rotor_core::http::UrlPrefix;
 use rotor_core::password::PasswordPolicy;
+use rotor_core::settings::{REVOKE_VAR, RevokePrevious};
 
 pub use crate::generator::{Generator, GeneratorError, parse_generator};
+use crate::keypair::KeyPairSpec;
 
 /// Tag and variable names.
 pub mod names {
@@ -25,8 +27,11 @@ pub mod names {
     pub const GENERATE_TAG: &str = "rotor:generate";
     /// Prefix of a per-field generator tag: `rotor:generate:<field>`.
     pub const GENERATE_FIELD_TAG_PREFIX: &str = "rotor:generate:";
-    /// `single` (default) or `multi`.
+    /// `single` (default), `multi` or `issue`.
     pub const MODE_TAG: &str = "rotor:mode";
+    /// Issuer mode: the JSON field that holds the id the issuer reported for
+    /// the key in the other fields (default `key_id`).
+    pub const KEY_ID_FIELD_TAG: &str = "rotor:key-id-field";
     /// The webhook URL.
     pub const WEBHOOK_TAG: &str = "rotor:webhook";
     /// The secret (ARN or name) whose value is the webhook's signing key; it
@@ -53,6 +58,14 @@ pub mod names {
     pub const VALIDATION_WINDOW_VAR: &str = "ROTOR_VALIDATION_WINDOW";
     /// Comma-separated URL prefixes that a `rotor:webhook` tag may name.
     pub const WEBHOOK_PREFIXES_VAR: &str = "ROTOR_WEBHOOK_ALLOWED_PREFIXES";
+    /// Default key id field.
+    pub const KEY_ID_FIELD_VAR: &str = "ROTOR_KEY_ID_FIELD";
+    /// `true`: the issuer's `issue` request carries AWSCURRENT's value (for
+    /// issuers that mint a new key with the old one). The deployer's choice
+    /// only: no tag can turn it on.
+    pub const ISSUER_SENDS_CURRENT_VAR: &str = "ROTOR_ISSUER_SENDS_CURRENT";
+    /// The key id field when none is set.
+    pub const DEFAULT_KEY_ID_FIELD: &str = "key_id";
 }
 
 use names::*;
@@ -65,6 +78,9 @@ pub enum Mode {
     Single,
     /// Generate, store, register with the webhook, wait for its validation, promote.
     Multi,
+    /// The webhook issues the new credential (an API key the provider mints),
+    /// tests it, and revokes the old one; rotor generates nothing.
+    Issue,
 }
 
 /// What a secret's value is, as far as rotation is concerned: the
@@ -108,6 +124,14 @@ pub struct Settings {
     pub validation_window: Duration,
     /// What the value is.
     pub format: Format,
+    /// Issuer mode: the field that holds the issuer's key id.
+    pub key_id_field: String,
+    /// Whether the issuer's `issue` request carries AWSCURRENT's value.
+    pub issuer_sends_current: bool,
+    /// When the webhook is told to revoke AWSPREVIOUS: always set in issuer
+    /// mode (`at-finish` by default); with a registering webhook only when
+    /// the deployer sets `REVOKE_PREVIOUS`.
+    pub revoke: Option<RevokePrevious>,
 }
 
 /// The deployment's defaults, read from the environment once per process.
@@ -116,6 +140,8 @@ pub struct Defaults {
     policy: PasswordPolicy,
     values: BTreeMap<&'static str, String>,
     allowed_webhook_prefixes: Vec<UrlPrefix>,
+    issuer_sends_current: bool,
+    revoke: Option<RevokePrevious>,
 }
 
 /// The characters AWS's rotation template (SecretsManagerRotationTemplate)
@@ -146,6 +172,7 @@ impl Defaults {
             WEBHOOK_VAR,
             WEBHOOK_KEY_VAR,
             VALIDATION_WINDOW_VAR,
+            KEY_ID_FIELD_VAR,
         ]
         .into_iter()
         .filter_map(|var| Some((var, lookup(var).filter(|v| !v.trim().is_empty())?)))
@@ -162,10 +189,29 @@ impl Defaults {
                 setting: WEBHOOK_PREFIXES_VAR.into(),
                 problem: problem.to_string(),
             })?;
+        let environment = |setting: &str, problem: String| Error::InvalidSettings {
+            secret: "(every secret: environment)".into(),
+            setting: setting.to_owned(),
+            problem,
+        };
+        let issuer_sends_current = match lookup(ISSUER_SENDS_CURRENT_VAR) {
+            None => false,
+            Some(text) => rotor_core::password::parse_bool(ISSUER_SENDS_CURRENT_VAR, &text)
+                .map_err(|e| environment(ISSUER_SENDS_CURRENT_VAR, e.to_string()))?,
+        };
+        let revoke = match lookup(REVOKE_VAR).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(_) => Some(
+                RevokePrevious::from_lookup(&lookup, RevokePrevious::AtFinish)
+                    .map_err(|e| environment(REVOKE_VAR, e.to_string()))?,
+            ),
+        };
         Ok(Defaults {
             policy,
             values,
             allowed_webhook_prefixes,
+            issuer_sends_current,
+            revoke,
         })
     }
 
@@ -259,10 +305,11 @@ impl Defaults {
             None => Mode::Single,
             Some((_, "single")) => Mode::Single,
             Some((_, "multi")) => Mode::Multi,
+            Some((_, "issue")) => Mode::Issue,
             Some((name, other)) => {
                 return Err(invalid(
                     name,
-                    format!("{other:?} is not a mode; use single or multi"),
+                    format!("{other:?} is not a mode; use single, multi or issue"),
                 ));
             }
         };
@@ -314,6 +361,19 @@ impl Defaults {
                 ),
             ));
         }
+        let key_id_field = setting(KEY_ID_FIELD_TAG, KEY_ID_FIELD_VAR)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| DEFAULT_KEY_ID_FIELD.to_owned());
+        if mode == Mode::Issue {
+            issuer_settings(
+                &invalid,
+                webhook.is_some(),
+                format,
+                fields.as_deref(),
+                &key_id_field,
+            )?;
+        }
+        public_fields(&invalid, fields.as_deref(), &field_generators, &generator)?;
 
         let validation_window = match setting(VALIDATION_WINDOW_TAG, VALIDATION_WINDOW_VAR) {
             None => DEFAULT_VALIDATION_WINDOW,
@@ -328,14 +388,116 @@ impl Defaults {
             webhook,
             validation_window,
             format,
+            key_id_field,
+            issuer_sends_current: self.issuer_sends_current,
+            revoke: match mode {
+                Mode::Issue => Some(self.revoke.unwrap_or(RevokePrevious::AtFinish)),
+                Mode::Single | Mode::Multi => self.revoke,
+            },
         })
     }
+}
+
+/// Issuer mode needs a webhook, a JSON secret, the fields the issuer fills
+/// (which it owns, with the key id field), and a key id field of its own.
+fn issuer_settings(
+    invalid: &impl Fn(&str, String) -> Error,
+    webhook: bool,
+    format: Format,
+    fields: Option<&[String]>,
+    key_id_field: &str,
+) -> Result<(), Error> {
+    if !webhook {
+        let problem = format!(
+            "issuer mode needs the issuer's webhook; set the {WEBHOOK_TAG} tag or {WEBHOOK_VAR}"
+        );
+        return Err(invalid(MODE_TAG, problem));
+    }
+    if format == Format::Plain {
+        let problem = concat!(
+            "is plain, but issuer mode stores the issuer's fields and key id in a JSON object; ",
+            "remove the tag or set it to json"
+        )
+        .to_owned();
+        return Err(invalid(FORMAT_TAG, problem));
+    }
+    let Some(fields) = fields else {
+        let problem = format!(
+            "issuer mode needs the JSON fields the issuer fills, such as api_key; list them in the {FIELDS_TAG} tag or {FIELDS_VAR}"
+        );
+        return Err(invalid(FIELDS_TAG, problem));
+    };
+    if key_id_field.is_empty() || key_id_field.contains(' ') {
+        let problem = "names no field; name the one JSON field for the issuer's key id".into();
+        return Err(invalid(KEY_ID_FIELD_TAG, problem));
+    }
+    if fields.iter().any(|f| f == key_id_field) {
+        let problem = format!(
+            "{key_id_field} is also listed in {FIELDS_TAG}; the key id is not one of the issuer's fields: choose another key id field or remove it from the list"
+        );
+        return Err(invalid(KEY_ID_FIELD_TAG, problem));
+    }
+    Ok(())
+}
+
+/// A key pair's public key goes to a field of its own: not one regenerated
+/// by another generator, and not another key pair's.
+fn public_fields(
+    invalid: &impl Fn(&str, String) -> Error,
+    fields: Option<&[String]>,
+    field_generators: &BTreeMap<String, Generator>,
+    generator: &Generator,
+) -> Result<(), Error> {
+    let listed = fields.unwrap_or_default();
+    let mut taken: Vec<&str> = listed.iter().map(String::as_str).collect();
+    for field in listed {
+        let (setting, chosen) = match field_generators.get(field) {
+            Some(own) => (format!("{GENERATE_FIELD_TAG_PREFIX}{field}"), own),
+            None => (GENERATE_TAG.to_owned(), generator),
+        };
+        let Generator::KeyPair(KeyPairSpec {
+            public_field: Some(public),
+            ..
+        }) = chosen
+        else {
+            continue;
+        };
+        if taken.contains(&public.as_str()) {
+            let problem = format!(
+                "writes the public key of field {field} to field {public}, which another setting also writes; give each key pair a public field of its own"
+            );
+            return Err(invalid(&setting, problem));
+        }
+        taken.push(public);
+    }
+    Ok(())
 }
 
 impl Settings {
     /// The generator of a field.
     pub fn generator_for(&self, field: &str) -> &Generator {
         self.field_generators.get(field).unwrap_or(&self.generator)
+    }
+
+    /// The fields that hold a private key: never sent to a webhook. For a
+    /// plain secret made by a key-pair generator, the empty name stands for
+    /// the whole value.
+    pub fn private_key_fields(&self) -> Vec<String> {
+        if self.mode == Mode::Issue {
+            return Vec::new();
+        }
+        match &self.fields {
+            Some(fields) => fields
+                .iter()
+                .filter(|f| matches!(self.generator_for(f), Generator::KeyPair(_)))
+                .cloned()
+                .collect(),
+            // The default: the whole plain value, or a JSON value's password.
+            None if matches!(self.generator_for("password"), Generator::KeyPair(_)) => {
+                vec![String::new(), "password".to_owned()]
+            }
+            None => Vec::new(),
+        }
     }
 }
 
@@ -572,6 +734,135 @@ mod tests {
                 .to_string()
                 .contains("ROTOR_WEBHOOK_ALLOWED_PREFIXES")
         );
+    }
+
+    #[test]
+    fn issuer_mode_needs_a_webhook_fields_and_a_key_id_field_of_its_own() {
+        let d = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+        ]);
+        let ok = d
+            .resolve(
+                "s",
+                &tags(&[("rotor:mode", "issue"), ("rotor:fields", "api_key")]),
+            )
+            .unwrap();
+        assert_eq!(ok.mode, Mode::Issue);
+        assert_eq!(ok.key_id_field, "key_id");
+        assert_eq!(ok.revoke, Some(RevokePrevious::AtFinish));
+        assert!(!ok.issuer_sends_current);
+        let issue = ("rotor:mode", "issue");
+        for (tags, setting, says) in [
+            (tags(&[issue]), "rotor:fields", "fields the issuer fills"),
+            (
+                tags(&[issue, ("rotor:fields", "api_key key_id")]),
+                "rotor:key-id-field",
+                "also listed",
+            ),
+            (
+                tags(&[
+                    issue,
+                    ("rotor:fields", "api_key"),
+                    ("rotor:format", "plain"),
+                ]),
+                "rotor:format",
+                "is plain",
+            ),
+        ] {
+            let text = d.resolve("my-secret", &tags).unwrap_err().to_string();
+            assert!(text.contains(setting) && text.contains(says), "{text}");
+        }
+        let without = defaults(&[]).resolve("s", &tags(&[issue, ("rotor:fields", "api_key")]));
+        assert!(
+            without
+                .unwrap_err()
+                .to_string()
+                .contains("issuer's webhook")
+        );
+        // The deployer's variables.
+        let d = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+            ("REVOKE_PREVIOUS", "next-rotation"),
+            ("ROTOR_ISSUER_SENDS_CURRENT", "true"),
+            ("ROTOR_KEY_ID_FIELD", "access_key_id"),
+        ]);
+        let s = d
+            .resolve("s", &tags(&[issue, ("rotor:fields", "api_key")]))
+            .unwrap();
+        assert_eq!(s.revoke, Some(RevokePrevious::NextRotation));
+        assert!(s.issuer_sends_current);
+        assert_eq!(s.key_id_field, "access_key_id");
+        // Without REVOKE_PREVIOUS, a registering webhook is never told to revoke.
+        let plain_hook = defaults(&[
+            ("ROTOR_WEBHOOK_URL", "https://issuer.example.com/rotor"),
+            ("ROTOR_WEBHOOK_KEY_SECRET", "issuer-key"),
+        ]);
+        assert_eq!(plain_hook.resolve("s", &tags(&[])).unwrap().revoke, None);
+        let bad = Defaults::from_lookup(|v| (v == "REVOKE_PREVIOUS").then(|| "never".into()));
+        assert!(bad.unwrap_err().to_string().contains("REVOKE_PREVIOUS"));
+    }
+
+    #[test]
+    fn key_pair_generators_and_their_public_fields() {
+        let d = defaults(&[]);
+        let s = d
+            .resolve(
+                "s",
+                &tags(&[
+                    ("rotor:fields", "private_key signing_key"),
+                    (
+                        "rotor:generate:private_key",
+                        "ed25519 format=openssh public=public_key",
+                    ),
+                    (
+                        "rotor:generate:signing_key",
+                        "rsa bits=2048 public=signing_public",
+                    ),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(s.private_key_fields(), ["private_key", "signing_key"]);
+        match s.generator_for("private_key") {
+            Generator::KeyPair(spec) => {
+                assert_eq!(spec.format, crate::keypair::KeyFormat::OpenSsh);
+                assert_eq!(spec.public_field.as_deref(), Some("public_key"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for (tags, setting) in [
+            (
+                tags(&[
+                    ("rotor:fields", "a b"),
+                    ("rotor:generate:a", "ed25519 public=b"),
+                ]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[
+                    ("rotor:fields", "a b"),
+                    ("rotor:generate:a", "ed25519 public=p"),
+                    ("rotor:generate:b", "ecdsa-p256 public=p"),
+                ]),
+                "rotor:generate:b",
+            ),
+            (
+                tags(&[("rotor:generate:a", "rsa bits=1024")]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[("rotor:generate:a", "ed25519 bits=2048")]),
+                "rotor:generate:a",
+            ),
+            (
+                tags(&[("rotor:generate:a", "ed25519 format=der")]),
+                "rotor:generate:a",
+            ),
+        ] {
+            let text = d.resolve("my-secret", &tags).unwrap_err().to_string();
+            assert!(text.contains(setting), "{text}");
+        }
     }
 
     #[test]

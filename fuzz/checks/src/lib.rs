@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use generic_rotation::keypair::{KeyAlgorithm, RSA_BITS};
 use generic_rotation::settings::{Defaults, Generator, parse_duration, parse_generator};
 use oauth_rotation::secret::ClientSecret;
 use rds_rotation::secret::{DbSecret, alternate_username, base_username};
@@ -242,6 +243,12 @@ fn check_generator(generator: &Generator) {
         Generator::Hex(n) | Generator::Base64(n) | Generator::Base64Url(n) => {
             assert!((1..=4096).contains(n))
         }
+        Generator::KeyPair(spec) => {
+            if let KeyAlgorithm::Rsa(bits) = spec.algorithm {
+                assert!(RSA_BITS.contains(&bits));
+            }
+            assert!(spec.public_field.as_ref().is_none_or(|f| !f.is_empty()));
+        }
     }
 }
 
@@ -256,6 +263,18 @@ pub fn generic_settings(data: &[u8]) {
     }
     if let Ok(duration) = parse_duration(&text) {
         assert!(!duration.is_zero());
+    }
+    // An issuer's answer: accepted only with a valid key id and exactly the
+    // fields it owns, each a non-empty string.
+    let owned = ["api_key".to_owned(), "api_secret".to_owned()];
+    if let Ok(issued) = generic_rotation::issuer::parse_issued(&text, &owned) {
+        assert!(generic_rotation::issuer::valid_key_id(&issued.key_id));
+        assert_eq!(issued.fields.len(), owned.len());
+        assert!(
+            owned
+                .iter()
+                .all(|f| issued.fields[f].as_str().is_some_and(|v| !v.is_empty()))
+        );
     }
 
     let pairs: BTreeMap<String, String> = text
@@ -288,6 +307,11 @@ pub fn generic_settings(data: &[u8]) {
         }
         if let Some(fields) = &settings.fields {
             assert!(!fields.is_empty() && fields.iter().all(|f| !f.is_empty()));
+        }
+        if settings.mode == generic_rotation::settings::Mode::Issue {
+            let fields = settings.fields.as_deref().unwrap_or_default();
+            assert!(!fields.is_empty() && settings.webhook.is_some());
+            assert!(!fields.contains(&settings.key_id_field));
         }
     }
 }

@@ -2,6 +2,12 @@
 //! actions' `finished` call), for the demo and the tests:
 //! it checks each request's signature, remembers what was registered, and can be
 //! told to refuse a step or to hold validation back (multi-call rotation).
+//!
+//! It is also an issuer (generic-rotation's issuer mode): it mints API keys
+//! (`issue`), keeps its own record of which are live and for which version
+//! (`list`), says whether a key works (`test`; a revoked one does not) and
+//! revokes them (`revoke`). Any action can be told to fail or to answer
+//! something hostile ([`Behaviour`]).
 
 use crate::loopback::{self, Loopback};
 use std::collections::BTreeMap;
@@ -28,6 +34,26 @@ pub enum Behaviour {
     Defer,
     /// This HTTP status.
     Refuse(u16),
+    /// `issue`: mints a key, then answers 200 with a body that is no JSON.
+    Malformed,
+    /// `issue`: mints a key, then answers 200 with a body of 1 MiB.
+    Oversized,
+    /// `issue`: mints a key, then answers with an extra field, `password`,
+    /// that the secret does not give the issuer.
+    ForeignField,
+    /// 307 to another URL on the same receiver.
+    Redirect,
+}
+
+/// A key the issuer minted.
+#[derive(Clone, Debug)]
+pub struct IssuedKey {
+    /// The version it was issued for.
+    pub version_id: String,
+    /// Whether it has been revoked.
+    pub revoked: bool,
+    /// The field values minted, by field.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// One request the receiver saw.
@@ -43,6 +69,9 @@ pub struct Seen {
     pub carried_value: bool,
     /// The status answered.
     pub status: u16,
+    /// Whether the request carried a value the receiver did not issue or
+    /// is not to register (`currentSecretString`).
+    pub carried_current: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +79,31 @@ struct State {
     behaviour: BTreeMap<String, Behaviour>,
     registered: BTreeMap<String, SecretString>,
     seen: Vec<Seen>,
+    keys: BTreeMap<String, IssuedKey>,
+    minted: u32,
+}
+
+impl State {
+    /// Mints a key for `version` with a random value in each of `fields`.
+    fn mint(&mut self, version: &str, fields: &[String]) -> String {
+        self.minted += 1;
+        let key_id = format!(
+            "key-{:04}-{}",
+            self.minted,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let fields = fields
+            .iter()
+            .map(|f| (f.clone(), uuid::Uuid::new_v4().simple().to_string()))
+            .collect();
+        let key = IssuedKey {
+            version_id: version.to_owned(),
+            revoked: false,
+            fields,
+        };
+        self.keys.insert(key_id.clone(), key);
+        key_id
+    }
 }
 
 /// A running receiver; dropping it stops the server.
@@ -97,6 +151,72 @@ impl WebhookReceiver {
             .map(|v| SecretString::from(v.expose_secret()))
     }
 
+    /// Issuer role: mints a key outside any rotation (the first one, stored
+    /// by hand): its id and its fields as a JSON object.
+    pub fn mint(
+        &self,
+        version_id: &str,
+        fields: &[&str],
+    ) -> (String, serde_json::Map<String, Value>) {
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        let Ok(mut state) = self.state.lock() else {
+            return (String::new(), serde_json::Map::new());
+        };
+        let id = state.mint(version_id, &fields);
+        let values = state.keys[&id]
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        (id, values)
+    }
+
+    /// Issuer role: every key minted, by id.
+    pub fn keys(&self) -> BTreeMap<String, IssuedKey> {
+        self.state
+            .lock()
+            .map(|s| s.keys.clone())
+            .unwrap_or_default()
+    }
+
+    /// Issuer role: the ids of the keys not revoked.
+    pub fn live_keys(&self) -> Vec<String> {
+        self.keys()
+            .into_iter()
+            .filter(|(_, key)| !key.revoked)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Issuer role: whether a live key has `value` in `field` (an API call
+    /// made with it would be accepted).
+    pub fn accepts(&self, field: &str, value: &str) -> bool {
+        self.keys()
+            .values()
+            .any(|key| !key.revoked && key.fields.get(field).is_some_and(|v| v == value))
+    }
+
+    /// Registers a value for a version by hand (the one in place before the
+    /// first rotation).
+    pub fn register(&self, version_id: &str, value: SecretString) {
+        if let Ok(mut state) = self.state.lock() {
+            state.registered.insert(version_id.to_owned(), value);
+        }
+    }
+
+    /// Every value registered and not revoked, by version.
+    pub fn registrations(&self) -> BTreeMap<String, SecretString> {
+        self.state
+            .lock()
+            .map(|s| {
+                s.registered
+                    .iter()
+                    .map(|(k, v)| (k.clone(), SecretString::from(v.expose_secret())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state
@@ -138,10 +258,65 @@ async fn handle(
         .get(&action)
         .copied()
         .unwrap_or(Behaviour::Accept);
+    let mut answer = None;
     let status = match (signature_ok, action.as_str(), behaviour) {
         (false, _, _) => 401,
         (_, _, Behaviour::Refuse(status)) => status,
+        (_, _, Behaviour::Redirect) => 307,
+        (
+            _,
+            "issue",
+            hostile @ (Behaviour::Malformed | Behaviour::Oversized | Behaviour::ForeignField),
+        ) => {
+            let (key_id, fields) = issue(&mut state, &parsed, &version_id);
+            answer = Some(match hostile {
+                Behaviour::Malformed => "{\"keyId\": \"cut short".to_owned(),
+                Behaviour::Oversized => format!(
+                    "{{\"keyId\":\"{key_id}\",\"pad\":\"{}\"}}",
+                    "x".repeat(1 << 20)
+                ),
+                _ => {
+                    let mut fields = fields;
+                    fields.insert("password".into(), Value::String("taken-over".into()));
+                    serde_json::json!({"keyId": key_id, "fields": fields}).to_string()
+                }
+            });
+            200
+        }
         (_, _, Behaviour::Defer) => 202,
+        (_, "issue", _) => {
+            let (key_id, fields) = issue(&mut state, &parsed, &version_id);
+            answer = Some(serde_json::json!({"keyId": key_id, "fields": fields}).to_string());
+            200
+        }
+        (_, "list", _) => {
+            let ids: Vec<&String> = state
+                .keys
+                .iter()
+                .filter(|(_, k)| !k.revoked && k.version_id == version_id)
+                .map(|(id, _)| id)
+                .collect();
+            answer = Some(serde_json::json!({ "keyIds": ids }).to_string());
+            200
+        }
+        (_, "test", _) => match parsed["keyId"].as_str().and_then(|id| state.keys.get(id)) {
+            Some(key) if !key.revoked && key.version_id == version_id => 200,
+            Some(_) => 409,
+            None => 404,
+        },
+        (_, "revoke", _) => match parsed["keyId"].as_str() {
+            Some(id) => match state.keys.get_mut(id) {
+                Some(key) => {
+                    key.revoked = true;
+                    200
+                }
+                None => 404,
+            },
+            None => {
+                state.registered.remove(&version_id);
+                200
+            }
+        },
         (_, "setSecret", Behaviour::Accept) => match parsed["secretString"].as_str() {
             Some(value) => {
                 state
@@ -164,8 +339,42 @@ async fn handle(
         signature_ok,
         carried_value,
         status,
+        carried_current: parsed.get("currentSecretString").is_some(),
     });
-    Ok(reply(status))
+    let mut response = reply(status);
+    if let Some(answer) = answer {
+        *response.body_mut() = Full::new(Bytes::from(answer));
+    }
+    if status == 307 {
+        response.headers_mut().insert(
+            hyper::header::LOCATION,
+            hyper::header::HeaderValue::from_static("/elsewhere"),
+        );
+    }
+    Ok(response)
+}
+
+/// Mints a key for an `issue` request: its id, and its fields as JSON.
+fn issue(
+    state: &mut State,
+    request: &Value,
+    version: &str,
+) -> (String, serde_json::Map<String, Value>) {
+    let fields: Vec<String> = request["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let id = state.mint(version, &fields);
+    let values = state.keys[&id]
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    (id, values)
 }
 
 /// Checks `v1=hex(HMAC-SHA256(key, timestamp + "." + body))` and that the

@@ -78,7 +78,10 @@ pub async fn run() -> anyhow::Result<String> {
         .create_secret(
             "demo/webhook-signing-key",
             &hook_key,
-            &[("rotor:serves", "demo/partner-credential demo/partner-stuck")],
+            &[(
+                "rotor:serves",
+                "demo/partner-credential demo/partner-stuck demo/issued-api-key demo/deploy-ssh-key",
+            )],
         )
         .await?;
 
@@ -114,6 +117,37 @@ pub async fn run() -> anyhow::Result<String> {
             value: r#"{"partner":"acme","password":"initial"}"#,
             tags: vec![
                 ("rotor:mode", "multi".into()),
+                ("rotor:webhook", receiver.url()),
+                (
+                    "rotor:webhook-key-secret",
+                    "demo/webhook-signing-key".into(),
+                ),
+            ],
+        },
+        Sample {
+            name: "demo/issued-api-key",
+            what: "issuer mode: the issuer mints the key, revokes the old one",
+            value: r#"{"service":"billing","api_key":"initial"}"#,
+            tags: vec![
+                ("rotor:mode", "issue".into()),
+                ("rotor:fields", "api_key".into()),
+                ("rotor:webhook", receiver.url()),
+                (
+                    "rotor:webhook-key-secret",
+                    "demo/webhook-signing-key".into(),
+                ),
+            ],
+        },
+        Sample {
+            name: "demo/deploy-ssh-key",
+            what: "Ed25519 key pair (OpenSSH); the webhook registers the public key",
+            value: r#"{"user":"deploy","private_key":"(none yet)"}"#,
+            tags: vec![
+                ("rotor:fields", "private_key".into()),
+                (
+                    "rotor:generate:private_key",
+                    "ed25519 format=openssh public=public_key".into(),
+                ),
                 ("rotor:webhook", receiver.url()),
                 (
                     "rotor:webhook-key-secret",

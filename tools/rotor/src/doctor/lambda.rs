@@ -104,6 +104,9 @@ impl Kind {
                 generic::WEBHOOK_KEY_VAR,
                 generic::VALIDATION_WINDOW_VAR,
                 generic::WEBHOOK_PREFIXES_VAR,
+                generic::KEY_ID_FIELD_VAR,
+                generic::ISSUER_SENDS_CURRENT_VAR,
+                rotor_core::settings::REVOKE_VAR,
             ],
             Kind::Ldap => &[
                 rotor_core::admin::ADMIN_VAR,
@@ -381,9 +384,10 @@ mod tests {
             kinds_from_env(&env(&["MASTER_SECRET_ARN", "DICT_KEY_USERNAME"])),
             [Kind::Ldap]
         );
+        // generic-rotation reads it too (its webhook's and issuer's revoke).
         assert_eq!(
             kinds_from_env(&env(&["REVOKE_PREVIOUS"])),
-            [Kind::Oauth, Kind::Redis, Kind::Iam]
+            [Kind::Oauth, Kind::Redis, Kind::Generic, Kind::Iam]
         );
         assert_eq!(
             kinds_from_env(&env(&["IAM_USER_ARNS", "REVOKE_PREVIOUS"])),
