@@ -13,7 +13,7 @@ use rotor_core::value::SecretValue;
 use rotor_core::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use crate::managed::arn::ArnError;
+use crate::managed::arn::{ArnError, UserArnError};
 pub use crate::managed::secret::ManagedSecret;
 
 /// The port used when the secret has none.
@@ -129,7 +129,16 @@ impl From<ArnError> for SecretError {
         match error {
             ArnError::Shape(_) => SecretError::UserArnShape,
             ArnError::Empty { part, .. } => SecretError::UserArnPart(part),
-            ArnError::NotAUser(_) => SecretError::NotACacheUser,
+            _ => SecretError::UserArnShape,
+        }
+    }
+}
+
+impl From<UserArnError> for SecretError {
+    fn from(error: UserArnError) -> Self {
+        match error {
+            UserArnError::Arn(e) => e.into(),
+            UserArnError::NotAUser(_) => SecretError::NotACacheUser,
         }
     }
 }

@@ -69,6 +69,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::managed::arn::CacheUserArn;
 
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/billing-AbCdEf";
 

@@ -8,7 +8,7 @@ use rotor_core::SecretString;
 use rotor_core::value::SecretValue;
 use serde_json::{Map, Value};
 
-use super::arn::{Arn, CacheUser};
+use super::arn::{Arn, CacheUser, CacheUserArn};
 use crate::secret::{self, Endpoint, SecretError, Shape, USER_ARN_FIELD, User};
 
 /// A parsed managed-user secret.
