@@ -147,6 +147,100 @@ impl ArnPattern {
     }
 }
 
+/// A variable naming a deployer's allow-list that the function cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllowListError {
+    /// An entry of the list is not an ARN.
+    #[error("{var}: {source}; list full ARNs (wildcards allowed within a part), comma-separated")]
+    Arn {
+        /// The list's variable.
+        var: &'static str,
+        /// Why the entry is not an ARN.
+        source: ArnError,
+    },
+    /// The trust variable is neither `true` nor `false`.
+    #[error("{var}={value:?}; use true or false (the default)")]
+    Trust {
+        /// The trust variable.
+        var: &'static str,
+        /// Its value (no secret).
+        value: String,
+    },
+}
+
+/// The deployer's allow-list of the target ARNs a function may change (a
+/// comma-separated variable, wildcards allowed), and whether every writer of
+/// every secret the function rotates is trusted with every target it admits.
+/// When the list admits more than one target and that trust is not given, a
+/// target is changed only for the secret its owner's tag names: otherwise one
+/// team's writer could name another team's listed target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowList {
+    /// The list's variable, for messages.
+    pub var: &'static str,
+    /// Its entries.
+    pub patterns: Vec<ArnPattern>,
+    /// The trust variable's value (`false` unless set to `true`).
+    pub trust_all_writers: bool,
+}
+
+impl AllowList {
+    /// Reads the list from `var` and the trust from `trust_var`.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        var: &'static str,
+        trust_var: &'static str,
+    ) -> Result<AllowList, AllowListError> {
+        let patterns = crate::settings::list(&lookup, var)
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|source| AllowListError::Arn { var, source })
+            })
+            .collect::<Result<Vec<ArnPattern>, _>>()?;
+        let trust_all_writers = match lookup(trust_var).as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(AllowListError::Trust {
+                    var: trust_var,
+                    value: other.to_owned(),
+                });
+            }
+        };
+        Ok(AllowList {
+            var,
+            patterns,
+            trust_all_writers,
+        })
+    }
+
+    /// Whether a target must carry its owner's tag naming the secret: when
+    /// the list admits more than one target (several entries, or a
+    /// wildcard). A single exact ARN is the deployer's own binding; trusting
+    /// all writers waives the tag.
+    pub fn owner_tag_required(&self) -> bool {
+        let single = matches!(self.patterns.as_slice(), [only] if only.is_exact());
+        !single && !self.trust_all_writers
+    }
+
+    /// The list as the deployer wrote it, for messages (`empty` when empty).
+    pub fn describe(&self) -> String {
+        if self.patterns.is_empty() {
+            return "empty".to_owned();
+        }
+        let all: Vec<String> = self.patterns.iter().map(ToString::to_string).collect();
+        all.join(",")
+    }
+
+    /// Whether an entry matches `arn`.
+    pub fn admits(&self, arn: &Arn) -> bool {
+        self.patterns.iter().any(|p| p.matches(arn))
+    }
+}
+
 /// IAM-style matching of one part: `*` any run (also empty), `?` one character.
 fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -222,5 +316,41 @@ mod tests {
         assert!(p("arn:aws:iam::123456789012:user/ci/deploy").is_exact());
         assert!(!p("arn:aws:iam::123456789012:user/ci/*").is_exact());
         assert!(!p("arn:aws:iam::*:user/ci/deploy").is_exact());
+    }
+
+    #[test]
+    fn an_allow_list_binds_owners_unless_one_exact_target_or_trust() {
+        let list = |vars: &[(&str, &str)]| {
+            let vars = vars.to_vec();
+            AllowList::from_lookup(
+                move |v| {
+                    vars.iter()
+                        .find(|(k, _)| *k == v)
+                        .map(|(_, x)| x.to_string())
+                },
+                "LIST",
+                "TRUST",
+            )
+        };
+        let one = list(&[("LIST", "arn:aws:iam::123456789012:user/ci/deploy")]).unwrap();
+        assert!(!one.owner_tag_required());
+        assert!(one.admits(&arn("arn:aws:iam::123456789012:user/ci/deploy")));
+        assert!(!one.admits(&arn("arn:aws:iam::123456789012:user/ci/other")));
+        let wide = list(&[("LIST", " arn:aws:iam::123456789012:user/ci/* ,")]).unwrap();
+        assert!(wide.owner_tag_required());
+        assert_eq!(wide.describe(), "arn:aws:iam::123456789012:user/ci/*");
+        let trusted = list(&[
+            ("LIST", "arn:aws:iam::123456789012:user/ci/*"),
+            ("TRUST", " true "),
+        ])
+        .unwrap();
+        assert!(!trusted.owner_tag_required());
+        let empty = list(&[]).unwrap();
+        assert!(empty.owner_tag_required() && empty.describe() == "empty");
+        assert!(!empty.admits(&arn("arn:aws:iam::123456789012:user/ci/deploy")));
+        let e = list(&[("LIST", "*")]).unwrap_err().to_string();
+        assert!(e.contains("LIST") && e.contains("comma-separated"), "{e}");
+        let e = list(&[("TRUST", "yes")]).unwrap_err().to_string();
+        assert!(e.contains("TRUST") && e.contains("true or false"), "{e}");
     }
 }

@@ -9,7 +9,7 @@
 //! team's writer cannot name another team's listed user.
 
 use rotor_core::Error;
-use rotor_core::arn::{Arn, ArnError, ArnPattern};
+use rotor_core::arn::{AllowList, AllowListError, Arn};
 use rotor_core::linked::names_secret;
 use rotor_core::settings::{RevokePrevious, UnknownRevoke};
 use rotor_core::store::SecretDescription;
@@ -45,17 +45,13 @@ pub enum RevokeAction {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SettingsError {
-    /// An entry of `IAM_USER_ARNS` is not an ARN.
-    #[error(
-        "{USER_ARNS_VAR}: {0}; list IAM user ARNs (wildcards allowed within a part), comma-separated"
-    )]
-    Arn(#[from] ArnError),
+    /// An entry of `IAM_USER_ARNS` is not an ARN, or
+    /// `IAM_USERS_TRUST_ALL_WRITERS` is neither `true` nor `false`.
+    #[error(transparent)]
+    List(#[from] AllowListError),
     /// An entry is an ARN, but not of an IAM user.
     #[error("{USER_ARNS_VAR}: {0} is not an IAM user's ARN (arn:aws:iam::ACCOUNT:user/PATH/NAME)")]
     NotAUser(String),
-    /// `IAM_USERS_TRUST_ALL_WRITERS` is neither word.
-    #[error("{TRUST_ALL_WRITERS_VAR}={0:?}; use true or false (the default)")]
-    Trust(String),
     /// `REVOKE_PREVIOUS`.
     #[error(transparent)]
     Revoke(#[from] UnknownRevoke),
@@ -67,10 +63,8 @@ pub enum SettingsError {
 /// The deployment's settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `IAM_USER_ARNS`.
-    pub allowed: Vec<ArnPattern>,
-    /// `IAM_USERS_TRUST_ALL_WRITERS`.
-    pub trust_all_writers: bool,
+    /// `IAM_USER_ARNS` and `IAM_USERS_TRUST_ALL_WRITERS`.
+    pub allowed: AllowList,
     /// `REVOKE_PREVIOUS`.
     pub revoke: RevokePrevious,
     /// `REVOKE_PREVIOUS_ACTION`.
@@ -80,20 +74,13 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let mut allowed = Vec::new();
-        for entry in rotor_core::settings::list(&lookup, USER_ARNS_VAR) {
-            let pattern: ArnPattern = entry.parse()?;
+        let allowed = AllowList::from_lookup(&lookup, USER_ARNS_VAR, TRUST_ALL_WRITERS_VAR)?;
+        for pattern in &allowed.patterns {
             let p = pattern.parts();
             if p.service != "iam" || !p.region.is_empty() || !p.resource.starts_with("user/") {
-                return Err(SettingsError::NotAUser(entry));
+                return Err(SettingsError::NotAUser(pattern.to_string()));
             }
-            allowed.push(pattern);
         }
-        let trust_all_writers = match lookup(TRUST_ALL_WRITERS_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(SettingsError::Trust(other.to_owned())),
-        };
         let action = match lookup(REVOKE_ACTION_VAR).as_deref().map(str::trim) {
             None | Some("") | Some("deactivate") => RevokeAction::Deactivate,
             Some("delete") => RevokeAction::Delete,
@@ -101,29 +88,9 @@ impl Settings {
         };
         Ok(Settings {
             allowed,
-            trust_all_writers,
             revoke: RevokePrevious::from_lookup(&lookup, DEFAULT_REVOKE)?,
             action,
         })
-    }
-
-    /// Whether a user must carry its owner's `rotor:secret` tag naming the
-    /// secret: when `IAM_USER_ARNS` admits more than one user (several
-    /// entries, or a wildcard), any writer could otherwise name another
-    /// team's listed user. A single exact ARN is the deployer's own binding;
-    /// `IAM_USERS_TRUST_ALL_WRITERS=true` waives the tag.
-    pub fn owner_tag_required(&self) -> bool {
-        let single = matches!(self.allowed.as_slice(), [only] if only.is_exact());
-        !single && !self.trust_all_writers
-    }
-
-    /// `IAM_USER_ARNS` as the deployer wrote it, for messages.
-    pub fn allowed_list(&self) -> String {
-        if self.allowed.is_empty() {
-            return "empty".to_owned();
-        }
-        let all: Vec<String> = self.allowed.iter().map(ToString::to_string).collect();
-        all.join(",")
     }
 
     /// Whether the deployer lets the function change the keys of the user
@@ -141,12 +108,12 @@ impl Settings {
             setting,
             problem,
         };
-        if !self.allowed.iter().any(|p| p.matches(user)) {
+        if !self.allowed.admits(user) {
             return Err(refuse(
                 USER_ARNS_VAR.to_owned(),
                 format!(
                     "the {label} value's UserName is {user}, which is not in the deployer's {USER_ARNS_VAR} ({}), so the function may not change its keys; nothing was changed. If this secret should rotate that user, add its ARN to {USER_ARNS_VAR} (template parameter iamUserArns, which also grants the role the key actions on it)",
-                    self.allowed_list()
+                    self.allowed.describe()
                 ),
             ));
         }
@@ -163,7 +130,7 @@ impl Settings {
                 ),
             });
         }
-        if !self.owner_tag_required() || tag.is_some_and(|t| names(t, secret)) {
+        if !self.allowed.owner_tag_required() || tag.is_some_and(|t| names(t, secret)) {
             return Ok(());
         }
         let found = match tag {
@@ -176,7 +143,7 @@ impl Settings {
             format!("{SECRET_TAG} tag of {user}"),
             format!(
                 "{USER_ARNS_VAR} ({}) admits more than one user, so whoever writes one of this function's secrets could name another team's; a user's keys are changed only for the secret its owner names, and {found}. Nothing was changed. If this secret should rotate the user's keys, its owner tags it: aws iam tag-user --user-name {name} --tags Key={SECRET_TAG},Value={}. Or the deployer lists only this user in {USER_ARNS_VAR}, or sets {TRUST_ALL_WRITERS_VAR}=true if every writer may rotate every listed user",
-                self.allowed_list(),
+                self.allowed.describe(),
                 secret.arn
             ),
         ))
@@ -220,7 +187,7 @@ mod tests {
     #[test]
     fn only_listed_users_of_the_secrets_account() {
         let s = settings(&[(USER_ARNS_VAR, USER)]).unwrap();
-        assert!(!s.owner_tag_required());
+        assert!(!s.allowed.owner_tag_required());
         assert!(
             s.authorize(&secret(), "AWSCURRENT", &arn(USER), None)
                 .is_ok()
@@ -257,7 +224,7 @@ mod tests {
     #[test]
     fn a_list_of_several_users_binds_each_to_the_secret_its_tag_names() {
         let s = settings(&[(USER_ARNS_VAR, "arn:aws:iam::123456789012:user/ci/*")]).unwrap();
-        assert!(s.owner_tag_required());
+        assert!(s.allowed.owner_tag_required());
         let user = arn(USER);
         assert!(
             s.authorize(&secret(), "AWSCURRENT", &user, Some(SECRET))

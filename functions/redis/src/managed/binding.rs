@@ -28,7 +28,7 @@ pub fn names(tag: &str, secret: &SecretDescription) -> bool {
 
 /// Refuses `secret` for the user `arn` unless the user's [`SECRET_TAG`]
 /// (`tag`: its value, `None` when the user has none) names it. Call only
-/// where [`ManagedSettings::owner_tag_required`] says so.
+/// where [`rotor_core::arn::AllowList::owner_tag_required`] says so.
 pub fn require_bound(
     secret: &SecretDescription,
     arn: &Arn,
@@ -59,7 +59,7 @@ pub fn require_bound(
         setting: format!("{SECRET_TAG} tag of {arn}"),
         problem: format!(
             "{MANAGED_USER_ARNS_VAR} ({}) admits more than one user, so whoever writes one of this function's secrets could name another team's; a user is changed only for the secret its owner names, and {found}. Nothing was changed. If this secret should rotate the user, its owner tags it: {tag_it}. Or the deployer lists only this user in {MANAGED_USER_ARNS_VAR}, or sets {TRUST_ALL_WRITERS_VAR}=true if every writer may rotate every listed user",
-            settings.allowed_list()
+            settings.allowed.describe()
         ),
     })
 }

@@ -260,7 +260,7 @@ impl Clients {
             username: &s.username,
             settings,
         };
-        if settings.owner_tag_required() {
+        if settings.allowed.owner_tag_required() {
             let tag = bound.owner_tag().await?;
             binding::require_bound(secret, &s.user_arn, &s.user, settings, tag.as_deref())?;
         }
@@ -279,7 +279,7 @@ pub(crate) async fn create<S: SecretStore>(
 ) -> Result<SecretString, Error> {
     let settings = &config.managed;
     settings.authorize(ctx.secret_arn(), AWSCURRENT, &current)?;
-    if settings.owner_tag_required() {
+    if settings.allowed.owner_tag_required() {
         clients
             .bind(settings, ctx.secret, AWSCURRENT, &current)
             .await?;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rotor_core::Error;
 use rotor_core::password::{PasswordPolicy, PolicyError};
 
-use super::arn::{Arn, ArnError, ArnPattern};
+use rotor_core::arn::{AllowList, AllowListError};
+
+use super::arn::{Arn, ArnError};
 use super::secret::ManagedSecret;
 
 /// The users the function may change: comma-separated ARNs, wildcards allowed.
@@ -31,7 +33,11 @@ pub const DEFAULT_EXCLUDED: &str = "/@\"'\\";
 /// A variable the function cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// An entry of `MANAGED_USER_ARNS` or `SECRET_ARN` is not an ARN.
+    /// An entry of `MANAGED_USER_ARNS` is not an ARN, or
+    /// `MANAGED_USERS_TRUST_ALL_WRITERS` is neither `true` nor `false`.
+    #[error(transparent)]
+    List(#[from] AllowListError),
+    /// `SECRET_ARN` is not an ARN.
     #[error("{var}: {source}; list full ARNs (wildcards allowed within a part), comma-separated")]
     Arn {
         /// The variable.
@@ -39,9 +45,6 @@ pub enum SettingsError {
         /// Why the entry is not an ARN.
         source: ArnError,
     },
-    /// `MANAGED_USERS_TRUST_ALL_WRITERS` is neither `true` nor `false`.
-    #[error("{TRUST_ALL_WRITERS_VAR}={0:?}; use true or false (the default)")]
-    Trust(String),
     /// A number of seconds is not one.
     #[error("{var}={value:?} is not a whole number of seconds")]
     Seconds {
@@ -63,8 +66,8 @@ pub enum SettingsError {
 /// The deployer's settings for managed users.
 #[derive(Clone, Debug)]
 pub struct ManagedSettings {
-    /// `MANAGED_USER_ARNS`.
-    pub allowed: Vec<ArnPattern>,
+    /// `MANAGED_USER_ARNS` and `MANAGED_USERS_TRUST_ALL_WRITERS`.
+    pub allowed: AllowList,
     /// `MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS` (600 unless given).
     pub max_wait: Duration,
     /// `WAITING_RETRY_INTERVAL_IN_SECONDS` (10 unless given, at least 1).
@@ -73,8 +76,6 @@ pub struct ManagedSettings {
     pub secret_arn: Option<Arn>,
     /// `USER_NAME`.
     pub user_name: Option<String>,
-    /// `MANAGED_USERS_TRUST_ALL_WRITERS`.
-    pub trust_all_writers: bool,
     /// The password policy, with AWS's function's excluded characters unless
     /// `EXCLUDE_CHARACTERS` is set; a length of 32 unless given.
     pub policy: PasswordPolicy,
@@ -97,29 +98,14 @@ fn seconds(
 impl ManagedSettings {
     /// Reads the settings from any lookup (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let allowed = lookup(MANAGED_USER_ARNS_VAR)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                a.parse().map_err(|source| SettingsError::Arn {
-                    var: MANAGED_USER_ARNS_VAR,
-                    source,
-                })
-            })
-            .collect::<Result<Vec<ArnPattern>, _>>()?;
+        let allowed =
+            AllowList::from_lookup(&lookup, MANAGED_USER_ARNS_VAR, TRUST_ALL_WRITERS_VAR)?;
         let secret_arn = match lookup(SECRET_ARN_VAR).as_deref().map(str::trim) {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|source| SettingsError::Arn {
                 var: SECRET_ARN_VAR,
                 source,
             })?),
-        };
-        let trust_all_writers = match lookup(TRUST_ALL_WRITERS_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(SettingsError::Trust(other.to_owned())),
         };
         let defaults = PasswordPolicy {
             exclude_characters: DEFAULT_EXCLUDED.into(),
@@ -135,31 +121,8 @@ impl ManagedSettings {
             interval: Duration::from_secs(seconds(&lookup, WAIT_INTERVAL_VAR, 10)?.max(1)),
             secret_arn,
             user_name: lookup(USER_NAME_VAR).filter(|u| !u.trim().is_empty()),
-            trust_all_writers,
             policy,
         })
-    }
-
-    /// Whether a user must carry its owner's `rotor:secret` tag naming the
-    /// secret: when `MANAGED_USER_ARNS` admits more than one user (several
-    /// entries, or a wildcard), any writer could otherwise name another
-    /// team's listed user. A single exact ARN is the deployer's own binding;
-    /// `MANAGED_USERS_TRUST_ALL_WRITERS=true` waives the tag.
-    pub fn owner_tag_required(&self) -> bool {
-        let single = matches!(self.allowed.as_slice(), [only] if only.is_exact());
-        !single && !self.trust_all_writers
-    }
-
-    /// `MANAGED_USER_ARNS` as the deployer wrote it, for messages.
-    pub fn allowed_list(&self) -> String {
-        if self.allowed.is_empty() {
-            return "empty".to_owned();
-        }
-        self.allowed
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
     }
 
     /// Whether the deployer lets the function change `s`'s user for secret
@@ -193,13 +156,13 @@ impl ManagedSettings {
                 ),
             ));
         }
-        if !self.allowed.iter().any(|p| p.matches(&s.user_arn)) {
+        if !self.allowed.admits(&s.user_arn) {
             return Err(refuse(
                 MANAGED_USER_ARNS_VAR,
                 format!(
                     "the {label} value's user_arn {} is not in the deployer's {MANAGED_USER_ARNS_VAR} ({}), so the function may not change its password; nothing was changed. If this secret should rotate that user, add the ARN to {MANAGED_USER_ARNS_VAR} (template parameter redisManagedUserArns, which also grants the role ModifyUser/UpdateUser on it)",
                     s.user_arn,
-                    self.allowed_list()
+                    self.allowed.describe()
                 ),
             ));
         }
@@ -313,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_owner_tag_is_required_unless_one_exact_user_or_trust() {
-        let required = |vars: &[(&str, &str)]| settings(vars).unwrap().owner_tag_required();
+        let required = |vars: &[(&str, &str)]| settings(vars).unwrap().allowed.owner_tag_required();
         assert!(!required(&[(MANAGED_USER_ARNS_VAR, USER)]));
         assert!(required(&[(
             MANAGED_USER_ARNS_VAR,
