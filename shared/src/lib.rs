@@ -132,6 +132,7 @@ pub mod password;
 pub mod progress;
 pub mod retry;
 pub mod rotation;
+pub mod sdk;
 pub mod settings;
 #[cfg(feature = "http")]
 pub mod signature;

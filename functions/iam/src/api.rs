@@ -10,7 +10,7 @@
 use std::time::SystemTime;
 
 use aws_sdk_iam::config::http::HttpResponse;
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::StatusType;
 use rotor_core::arn::Arn;
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
@@ -83,30 +83,7 @@ pub fn failure<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (cause, detail) = match error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            (Cause::Unreachable, DisplayErrorContext(error).to_string())
-        }
-        SdkError::ServiceError(service_error) => {
-            let err = service_error.err();
-            let status = service_error.raw().status().as_u16();
-            let code = err.code();
-            let mut detail = format!("{} (HTTP {status})", code.unwrap_or("an unnamed error"));
-            if echo && let Some(message) = err.message() {
-                detail.push_str(": ");
-                detail.push_str(message);
-            }
-            (classify(code, status), detail)
-        }
-        SdkError::ResponseError(_) => (
-            Cause::Protocol,
-            "an answer the SDK could not read".to_owned(),
-        ),
-        _ => (
-            Cause::Rejected,
-            "a request the SDK could not build".to_owned(),
-        ),
-    };
+    let (cause, detail) = rotor_core::sdk::failure_detail(error, echo, classify);
     let fix = match cause {
         Cause::Permission => format!(
             "; the function's role needs iam:{operation} on user {user} (template parameter iamUserArns lists the users it may change)"

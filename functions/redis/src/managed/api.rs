@@ -3,7 +3,7 @@
 //! classification of an API failure into a target cause.
 
 use aws_sdk_memorydb::config::http::HttpResponse;
-use aws_sdk_memorydb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_memorydb::error::{ProvideErrorMetadata, SdkError};
 use rotor_core::{Cause, ExposeSecret, SecretString, TargetError};
 
 use super::arn::CacheUser;
@@ -158,31 +158,7 @@ pub fn failure<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (cause, detail) = match error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            (Cause::Unreachable, DisplayErrorContext(error).to_string())
-        }
-        SdkError::ServiceError(service_error) => {
-            let err = service_error.err();
-            let status = service_error.raw().status().as_u16();
-            let code = err.code();
-            let cause = classify(code, status);
-            let mut detail = format!("{} (HTTP {status})", code.unwrap_or("an unnamed error"));
-            if echo && let Some(message) = err.message() {
-                detail.push_str(": ");
-                detail.push_str(message);
-            }
-            (cause, detail)
-        }
-        SdkError::ResponseError(_) => (
-            Cause::Protocol,
-            "an answer the SDK could not read".to_owned(),
-        ),
-        _ => (
-            Cause::Rejected,
-            "a request the SDK could not build".to_owned(),
-        ),
-    };
+    let (cause, detail) = rotor_core::sdk::failure_detail(error, echo, classify);
     let fix = fix(cause, service, operation, user);
     TargetError::new(
         cause,
