@@ -45,3 +45,14 @@ where
         ),
     }
 }
+
+/// The cause of a failure whose error code a function's table does not
+/// know, from its HTTP status alone.
+pub fn status_cause(status: u16) -> Cause {
+    match status {
+        401 | 403 => Cause::Permission,
+        404 => Cause::NotFound,
+        429 | 500..=599 => Cause::Unavailable,
+        _ => Cause::Rejected,
+    }
+}

@@ -63,12 +63,7 @@ pub fn classify(code: Option<&str>, status: u16) -> Cause {
         | "ExpiredToken"
         | "AuthFailure" => Cause::Auth,
         "LimitExceeded" | "InvalidInput" => Cause::Rejected,
-        _ => match status {
-            401 | 403 => Cause::Permission,
-            404 => Cause::NotFound,
-            429 | 500..=599 => Cause::Unavailable,
-            _ => Cause::Rejected,
-        },
+        _ => rotor_core::sdk::status_cause(status),
     }
 }
 

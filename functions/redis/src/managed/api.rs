@@ -116,12 +116,7 @@ pub fn classify(code: Option<&str>, status: u16) -> Cause {
         | "ExpiredTokenException"
         | "SignatureDoesNotMatch"
         | "IncompleteSignature" => Cause::Auth,
-        _ => match status {
-            401 | 403 => Cause::Permission,
-            404 => Cause::NotFound,
-            429 | 500..=599 => Cause::Unavailable,
-            _ => Cause::Rejected,
-        },
+        _ => rotor_core::sdk::status_cause(status),
     }
 }
 
