@@ -19,6 +19,7 @@ use generic_rotation::keypair::{KeyAlgorithm, RSA_BITS};
 use generic_rotation::settings::{Defaults, Generator, parse_duration, parse_generator};
 use oauth_rotation::secret::ClientSecret;
 use rds_rotation::secret::{DbSecret, alternate_username, base_username};
+use redis_rotation::managed::arn::CacheUserArn;
 use redis_rotation::secret::UserSecret;
 use rotation_scheduler::policy::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, Policy, describe_secs};
 use rotation_scheduler::window::Window;
