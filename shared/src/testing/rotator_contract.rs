@@ -15,6 +15,7 @@
 //! reaches. Each check makes its own secrets ([`Subject::new_secret`]).
 //!
 //! ```
+//! # #![recursion_limit = "256"]
 //! use rotor_core::testing::rotator_contract::{NewSecret, Subject, run_all};
 //! use rotor_core::testing::unique;
 //! use rotor_core::{Error, MemoryStore, Rotator, SecretStore, SecretString, StepContext};
