@@ -316,12 +316,7 @@ fn sort(error: LdapError, doing: &str) -> Failure {
                 OPERATION_TIMEOUT.as_secs()
             ),
         ),
-        LdapError::Rustls { source } => (
-            Cause::Tls,
-            format!(
-                "{doing}: TLS failed ({source}); check that the server's certificate is issued for this host name by a CA in SSL_CERT_FILE or the system's bundle"
-            ),
-        ),
+        LdapError::Rustls { source } => (Cause::Tls, format!("{doing}: {}", tls_failed(source))),
         LdapError::DNSName { .. } => (
             Cause::Tls,
             format!("{doing}: the host is not a name a certificate can be checked against"),
@@ -349,9 +344,7 @@ fn io_problem(error: &std::io::Error) -> String {
     if let Some(inner) = error.get_ref()
         && let Some(tls) = inner.downcast_ref::<rustls::Error>()
     {
-        return format!(
-            "TLS failed ({tls}); check that the server's certificate is issued for this host name by a CA in SSL_CERT_FILE or the system's bundle"
-        );
+        return tls_failed(tls);
     }
     match error.kind() {
         ConnectionRefused => "connection refused".into(),
@@ -367,6 +360,14 @@ fn io_problem(error: &std::io::Error) -> String {
 /// RFC 4515's escaping of a value in a search filter.
 pub fn escape(value: &str) -> String {
     ldap3::ldap_escape(value).into_owned()
+}
+
+/// A failed TLS handshake, and what to check.
+fn tls_failed(error: &rustls::Error) -> String {
+    format!(
+        "TLS failed ({error}); check that the server's certificate is issued for this host name \
+         by a CA in SSL_CERT_FILE or the system's bundle"
+    )
 }
 
 #[cfg(test)]
